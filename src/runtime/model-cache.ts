@@ -1,0 +1,108 @@
+/**
+ * Resolves what the user gave (a weight file in any layout, a converted .onnx, or nothing) to an ONNX file
+ * ready for the engine. Conversions are cached under <cache>/models, keyed by the source file's sha256,
+ * the preprocessing and the builder version, so the second load of the same weights skips conversion.
+ */
+import { mkdir, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { VggFaceError } from '../errors.js';
+import { BUILDER_VERSION, META, MODEL_INPUT, MODEL_OUTPUTS, type Preprocessing } from '../onnx/builder.js';
+import { convertWeightsToOnnx } from '../onnx/convert.js';
+import { readOnnxInfo, type OnnxInfo } from '../onnx/inspect.js';
+import { sha256File } from '../util/hash.js';
+import { detectFormat } from '../weights/formats.js';
+import type { FormatId, ReadOptions } from '../weights/types.js';
+
+export interface ModelInfo {
+  readonly preprocessing: Preprocessing;
+  readonly precision: string;
+  /** Width of fc7, i.e. of the descriptor. */
+  readonly descriptorSize: number;
+  readonly topology: { conv: number[]; fc6: number; fc7: number; fc8: number };
+  readonly metadata: Readonly<Record<string, string>>;
+}
+
+export interface ResolvedModel {
+  readonly modelPath: string;
+  readonly info: ModelInfo;
+  /** 'onnx': the user gave a model; 'cached': a previous conversion was reused; 'converted': converted now. */
+  readonly origin: 'onnx' | 'cached' | 'converted';
+  readonly sourceFormat: FormatId;
+}
+
+export interface ResolveOptions {
+  readonly weights: string;
+  readonly cacheDir: string;
+  readonly format?: FormatId;
+  readonly preprocessing?: Preprocessing;
+  readonly readOptions?: ReadOptions;
+}
+
+/** Checks that an ONNX file has the vggface interface and reads its metadata. */
+export function modelInfoFromOnnx(path: string, onnx: OnnxInfo = readOnnxInfo(path)): ModelInfo {
+  const missing = [...MODEL_OUTPUTS].filter((o) => !onnx.outputs.includes(o));
+  if (!onnx.inputs.includes(MODEL_INPUT) || missing.length > 0) {
+    throw new VggFaceError(
+      'E_MODEL',
+      `${path}: not a vggface model: expected input "${MODEL_INPUT}" and outputs ${MODEL_OUTPUTS.join(', ')}; it has inputs ${onnx.inputs.join(', ') || 'none'} and outputs ${onnx.outputs.join(', ') || 'none'} (convert weights with vggface convert)`,
+      { input: path },
+    );
+  }
+  const m = onnx.metadata;
+  let topology: ModelInfo['topology'];
+  try {
+    topology = JSON.parse(m[META.topology] ?? 'null') as ModelInfo['topology'];
+  } catch {
+    throw new VggFaceError('E_MODEL', `${path}: metadata ${META.topology} is not valid JSON`, { input: path });
+  }
+  if (!topology || typeof topology.fc7 !== 'number') {
+    throw new VggFaceError('E_MODEL', `${path}: missing ${META.topology} metadata; convert the weights with vggface convert`, { input: path });
+  }
+  const preprocessing = m[META.preprocessing];
+  if (preprocessing !== 'caffe' && preprocessing !== 'deepface') {
+    throw new VggFaceError('E_MODEL', `${path}: unknown preprocessing "${preprocessing}" in metadata`, { input: path });
+  }
+  return { preprocessing, precision: m[META.precision] ?? 'fp32', descriptorSize: topology.fc7, topology, metadata: m };
+}
+
+export function cachedModelPath(cacheDir: string, sha256: string, preprocessing: Preprocessing): string {
+  return join(cacheDir, 'models', `${sha256}-${preprocessing}-b${BUILDER_VERSION}.onnx`);
+}
+
+export async function resolveModel(options: ResolveOptions): Promise<ResolvedModel> {
+  const format = options.format ?? detectFormat(options.weights);
+  if (format === 'onnx') {
+    const info = modelInfoFromOnnx(options.weights);
+    if (options.preprocessing && options.preprocessing !== info.preprocessing) {
+      throw new VggFaceError(
+        'E_USAGE',
+        `${options.weights}: this model was converted with ${info.preprocessing} preprocessing, ${options.preprocessing} was asked for; convert the weights again with --preprocessing ${options.preprocessing}`,
+        { input: options.weights },
+      );
+    }
+    return { modelPath: options.weights, info, origin: 'onnx', sourceFormat: 'onnx' };
+  }
+  const preprocessing = options.preprocessing ?? 'caffe';
+  const sha256 = await sha256File(options.weights);
+  const cached = cachedModelPath(options.cacheDir, sha256, preprocessing);
+  if (await isFile(cached)) {
+    try {
+      return { modelPath: cached, info: modelInfoFromOnnx(cached), origin: 'cached', sourceFormat: format };
+    } catch {
+      // A damaged cache entry (disk full, killed writer on a filesystem without atomic rename): convert again.
+    }
+  }
+  await mkdir(join(options.cacheDir, 'models'), { recursive: true }).catch((err: unknown) => {
+    throw new VggFaceError('E_IO', `${options.cacheDir}: cannot create the model cache: ${(err as Error).message}`, { input: options.cacheDir, cause: err });
+  });
+  await convertWeightsToOnnx(options.weights, cached, { preprocessing, format, sha256, readOptions: options.readOptions });
+  return { modelPath: cached, info: modelInfoFromOnnx(cached), origin: 'converted', sourceFormat: format };
+}
+
+async function isFile(path: string): Promise<boolean> {
+  try {
+    return (await stat(path)).isFile();
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,71 @@
+/**
+ * The one module that talks to ONNX Runtime (onnxruntime-node). Everything else sees `InferenceEngine`,
+ * so a browser build can swap in onnxruntime-web here and nowhere else.
+ */
+import { availableParallelism } from 'node:os';
+import * as ort from 'onnxruntime-node';
+import { VggFaceError } from '../errors.js';
+
+export interface EngineOptions {
+  /** Intra-op threads; defaults to the number of cores. */
+  threads?: number;
+  /** Full graph optimisation by default; 'basic' keeps the graph closer to the file (used to check fidelity). */
+  optimization?: 'all' | 'basic' | 'disabled';
+}
+
+export interface TensorData {
+  readonly data: Float32Array | Uint8Array | Int8Array;
+  readonly dims: readonly number[];
+}
+
+export interface InferenceEngine {
+  readonly inputNames: readonly string[];
+  readonly outputNames: readonly string[];
+  run(feeds: Record<string, TensorData>, outputs: readonly string[]): Promise<Record<string, { data: Float32Array; dims: readonly number[] }>>;
+  close(): Promise<void>;
+}
+
+function tensorType(data: TensorData['data']): 'float32' | 'uint8' | 'int8' {
+  if (data instanceof Float32Array) return 'float32';
+  if (data instanceof Uint8Array) return 'uint8';
+  return 'int8';
+}
+
+export function defaultThreads(): number {
+  return availableParallelism();
+}
+
+/** Opens an ONNX model file. ONNX Runtime reads the file itself, so its bytes are never held by JavaScript. */
+export async function openEngine(modelPath: string, options: EngineOptions = {}): Promise<InferenceEngine> {
+  let session: ort.InferenceSession;
+  try {
+    session = await ort.InferenceSession.create(modelPath, {
+      intraOpNumThreads: options.threads ?? defaultThreads(),
+      interOpNumThreads: 1,
+      executionMode: 'sequential',
+      graphOptimizationLevel: options.optimization ?? 'all',
+      executionProviders: ['cpu'],
+    });
+  } catch (err) {
+    throw new VggFaceError('E_MODEL', `${modelPath}: ONNX Runtime cannot load this model: ${(err as Error).message}`, { input: modelPath, cause: err });
+  }
+  return {
+    inputNames: session.inputNames,
+    outputNames: session.outputNames,
+    async run(feeds, outputs) {
+      const ortFeeds: Record<string, ort.Tensor> = {};
+      for (const [name, t] of Object.entries(feeds)) ortFeeds[name] = new ort.Tensor(tensorType(t.data), t.data, t.dims);
+      const result = await session.run(ortFeeds, outputs as string[]);
+      const out: Record<string, { data: Float32Array; dims: readonly number[] }> = {};
+      for (const name of outputs) {
+        const t = result[name];
+        if (!(t.data instanceof Float32Array)) throw new VggFaceError('E_MODEL', `output ${name} is ${t.type}, expected float32`);
+        out[name] = { data: t.data, dims: t.dims };
+      }
+      return out;
+    },
+    async close() {
+      await session.release();
+    },
+  };
+}

@@ -1,0 +1,18 @@
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { fileError } from '../errors.js';
+
+/** sha256 of a file, streamed (about 2 GB/s here: 0.3 s for the 553 MB caffemodel). */
+export async function sha256File(path: string): Promise<string> {
+  const hash = createHash('sha256');
+  try {
+    for await (const chunk of createReadStream(path, { highWaterMark: 1 << 22 })) hash.update(chunk as Buffer);
+  } catch (err) {
+    throw fileError(path, err);
+  }
+  return hash.digest('hex');
+}
+
+export function sha256(data: Uint8Array | string): string {
+  return createHash('sha256').update(data).digest('hex');
+}

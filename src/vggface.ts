@@ -1,0 +1,220 @@
+/**
+ * The library entry point: load weights once, describe many images.
+ *
+ * ```ts
+ * const model = await VggFace.load({ weights: 'VGG_FACE.caffemodel' });
+ * const [a, b] = await model.describe(['a.jpg', 'b.jpg']);
+ * await model.close();
+ * ```
+ */
+import { VggFaceError, invalidParameterError } from './errors.js';
+import { decodeBatch, type DecodedItem } from './image/batch.js';
+import { FITS, inputLabel, type Fit, type ImageInput } from './image/decode.js';
+import { INPUT_SIZE } from './weights/topology.js';
+import { MODEL_INPUT, PREPROCESSING, type ModelOutput, type Preprocessing } from './onnx/builder.js';
+import { openEngine, type InferenceEngine } from './runtime/onnxruntime.js';
+import { resolveModel, type ModelInfo, type ResolvedModel } from './runtime/model-cache.js';
+import { defaultCacheDir } from './util/paths.js';
+import { ensureOfficialWeights } from './weights/official.js';
+import type { DownloadProgress } from './util/download.js';
+import type { FormatId, ReadOptions } from './weights/types.js';
+import { formatIds } from './weights/formats.js';
+import * as check from './validate.js';
+
+export type Layer = 'fc6' | 'fc7' | 'fc8';
+export const LAYERS: readonly Layer[] = ['fc6', 'fc7', 'fc8'];
+
+export interface LoadOptions {
+  /**
+   * Weights in any supported layout (detected by content), or a model converted by `vggface convert`.
+   * Defaults to $VGGFACE_WEIGHTS, else the official Caffe release, downloaded into the cache on first use.
+   */
+  readonly weights?: string;
+  /** Force a layout instead of detecting it. */
+  readonly format?: FormatId;
+  /** `caffe` (default): RGB 0-255 minus the training mean, as the original. `deepface`: pixels scaled to 0-1, no mean. */
+  readonly preprocessing?: Preprocessing;
+  /** Where converted models and downloads go; defaults to $VGGFACE_CACHE or ~/.cache/vggface. */
+  readonly cacheDir?: string;
+  /** ONNX Runtime intra-op threads; defaults to the number of cores. */
+  readonly threads?: number;
+  readonly readOptions?: ReadOptions;
+  /** Called while the official weights download. */
+  readonly onDownloadProgress?: (p: DownloadProgress) => void;
+}
+
+export interface DescribeOptions {
+  /** Which layer to return; default fc7 (the VGG-Face descriptor). */
+  readonly layer?: Layer;
+  /** L2-normalise the vector (default true). */
+  readonly normalize?: boolean;
+  /** How non-square images become 224x224; default `crop`. Images already 224x224 are used untouched. */
+  readonly fit?: Fit;
+  /** Images per inference call; default 8. */
+  readonly batchSize?: number;
+  /** Refuse images with more pixels than this (default 100 MP). */
+  readonly maxPixels?: number;
+  /** Called after each batch with the number of images done. */
+  readonly onProgress?: (done: number, total: number) => void;
+}
+
+/** One input's outcome in {@link VggFace.describeEach}. */
+export type DescribeResult =
+  | { readonly index: number; readonly label: string; readonly descriptor: Float32Array; readonly error?: undefined }
+  | { readonly index: number; readonly label: string; readonly descriptor?: undefined; readonly error: VggFaceError };
+
+export class VggFace {
+  private closed = false;
+
+  private constructor(
+    private readonly engine: InferenceEngine,
+    /** The ONNX file in use (a cached conversion, or the file given). */
+    readonly modelPath: string,
+    /** Preprocessing, precision and widths of the loaded model. */
+    readonly info: ModelInfo,
+    /** Whether the model was given as ONNX, reused from the cache, or converted by this load. */
+    readonly origin: ResolvedModel['origin'],
+  ) {}
+
+  /** Loads weights (converting and caching them on first use) and opens an ONNX Runtime session. */
+  static async load(options: LoadOptions = {}): Promise<VggFace> {
+    if (!check.isPlainObject(options)) throw invalidParameterError('options', 'an object', options);
+    if (options.format !== undefined) check.oneOf('format', options.format, formatIds());
+    if (options.preprocessing !== undefined) check.oneOf('preprocessing', options.preprocessing, PREPROCESSING);
+    if (options.threads !== undefined) check.integer('threads', options.threads, 1, 1024);
+    const cacheDir = options.cacheDir ?? defaultCacheDir();
+    const weights =
+      options.weights ??
+      (process.env.VGGFACE_WEIGHTS || undefined) ??
+      (await ensureOfficialWeights({ cacheDir, onProgress: options.onDownloadProgress }));
+    check.nonEmptyString('weights', weights);
+    const resolved = await resolveModel({
+      weights,
+      cacheDir,
+      format: options.format,
+      preprocessing: options.preprocessing,
+      readOptions: options.readOptions,
+    });
+    const engine = await openEngine(resolved.modelPath, { threads: options.threads });
+    return new VggFace(engine, resolved.modelPath, resolved.info, resolved.origin);
+  }
+
+  /** Length of the vectors `describe` returns for `layer`. */
+  dimension(layer: Layer = 'fc7'): number {
+    return this.info.topology[layer];
+  }
+
+  /** Describes one image. */
+  describe(input: ImageInput, options?: DescribeOptions): Promise<Float32Array>;
+  /** Describes many images, batched; resolves in input order. Rejects on the first input that fails. */
+  describe(inputs: readonly ImageInput[], options?: DescribeOptions): Promise<Float32Array[]>;
+  async describe(inputs: ImageInput | readonly ImageInput[], options: DescribeOptions = {}): Promise<Float32Array | Float32Array[]> {
+    const list = Array.isArray(inputs) ? (inputs as readonly ImageInput[]) : [inputs as ImageInput];
+    const out: Float32Array[] = [];
+    for await (const r of this.describeEach(list, options)) {
+      if (r.error) throw r.error;
+      out.push(r.descriptor);
+    }
+    return Array.isArray(inputs) ? out : out[0];
+  }
+
+  /**
+   * Describes many images as a stream of results in input order: an input that cannot be decoded yields its
+   * error and the others go on. The next batch is decoded while the current one runs.
+   */
+  async *describeEach(inputs: Iterable<ImageInput>, options: DescribeOptions = {}): AsyncGenerator<DescribeResult> {
+    this.assertOpen();
+    const o = normalizeDescribeOptions(options);
+    const list = [...inputs];
+    const batches: { start: number; items: ImageInput[] }[] = [];
+    for (let i = 0; i < list.length; i += o.batchSize) batches.push({ start: i, items: list.slice(i, i + o.batchSize) });
+    const decode = (b: (typeof batches)[number]) =>
+      decodeBatch(b.items.map((input, k) => ({ input, label: inputLabel(input, b.start + k) })), INPUT_SIZE, { fit: o.fit, maxPixels: o.maxPixels });
+    let next = batches.length > 0 ? decode(batches[0]) : undefined;
+    let done = 0;
+    for (let bi = 0; bi < batches.length; bi++) {
+      const decoded = await next!;
+      next = bi + 1 < batches.length ? decode(batches[bi + 1]) : undefined;
+      const vectors = await this.runDecoded(decoded, o.layer, o.normalize);
+      for (let k = 0; k < decoded.length; k++) {
+        const item = decoded[k];
+        const index = batches[bi].start + k;
+        yield item.error ? { index, label: item.label, error: item.error } : { index, label: item.label, descriptor: vectors.get(k)! };
+      }
+      done += decoded.length;
+      o.onProgress?.(done, list.length);
+    }
+  }
+
+  /**
+   * Runs the network on `count` images of 224x224 RGB already packed in `pixels` (count*224*224*3 bytes)
+   * and returns the requested outputs, each a [count, width] row-major array.
+   */
+  async run(pixels: Uint8Array, count: number, outputs: readonly ModelOutput[]): Promise<Record<string, Float32Array>> {
+    this.assertOpen();
+    const per = INPUT_SIZE * INPUT_SIZE * 3;
+    if (pixels.length !== count * per) throw invalidParameterError('pixels', `${count * per} bytes (${count} x 224x224x3)`, pixels);
+    const res = await this.engine.run({ [MODEL_INPUT]: { data: pixels, dims: [count, INPUT_SIZE, INPUT_SIZE, 3] } }, outputs);
+    const out: Record<string, Float32Array> = {};
+    for (const name of outputs) out[name] = res[name].data;
+    return out;
+  }
+
+  private async runDecoded(decoded: DecodedItem[], layer: Layer, normalize: boolean): Promise<Map<number, Float32Array>> {
+    const ok = decoded.map((d, k) => ({ d, k })).filter((x) => x.d.image);
+    const result = new Map<number, Float32Array>();
+    if (ok.length === 0) return result;
+    const per = INPUT_SIZE * INPUT_SIZE * 3;
+    const pixels = new Uint8Array(ok.length * per);
+    ok.forEach((x, i) => pixels.set(x.d.image!.data, i * per));
+    const output: ModelOutput = layer === 'fc7' && normalize ? 'descriptor' : layer;
+    const data = (await this.run(pixels, ok.length, [output]))[output];
+    const width = this.dimension(layer);
+    ok.forEach((x, i) => {
+      const v = data.slice(i * width, (i + 1) * width);
+      result.set(x.k, normalize && output !== 'descriptor' ? l2normalize(v) : v);
+    });
+    return result;
+  }
+
+  /** Releases the ONNX Runtime session. The instance cannot be used afterwards. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.engine.close();
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new VggFaceError('E_USAGE', 'this VggFace model was closed');
+  }
+}
+
+interface NormalizedDescribeOptions {
+  layer: Layer;
+  normalize: boolean;
+  fit: Fit;
+  batchSize: number;
+  maxPixels: number | undefined;
+  onProgress: DescribeOptions['onProgress'];
+}
+
+function normalizeDescribeOptions(options: DescribeOptions): NormalizedDescribeOptions {
+  if (!check.isPlainObject(options)) throw invalidParameterError('options', 'an object', options);
+  return {
+    layer: options.layer === undefined ? 'fc7' : check.oneOf('layer', options.layer, LAYERS),
+    normalize: options.normalize === undefined ? true : check.bool('normalize', options.normalize),
+    fit: options.fit === undefined ? 'crop' : check.oneOf('fit', options.fit, FITS),
+    batchSize: options.batchSize === undefined ? 8 : check.integer('batchSize', options.batchSize, 1, 256),
+    maxPixels: options.maxPixels === undefined ? undefined : check.integer('maxPixels', options.maxPixels, 1, Number.MAX_SAFE_INTEGER),
+    onProgress: options.onProgress,
+  };
+}
+
+/** Divides by the L2 norm (a zero vector stays zero). Returns the same array. */
+export function l2normalize(v: Float32Array): Float32Array {
+  let s = 0;
+  for (let i = 0; i < v.length; i++) s += v[i] * v[i];
+  const n = Math.sqrt(s);
+  if (n > 0) for (let i = 0; i < v.length; i++) v[i] /= n;
+  return v;
+}

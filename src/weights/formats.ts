@@ -1,0 +1,70 @@
+/**
+ * The registry of weight readers and format detection by content (magic bytes and structure, never the extension).
+ * Adding a layout means adding its reader to READERS.
+ */
+import { closeSync, openSync, readSync, statSync } from 'node:fs';
+import { fileError, formatError, VggFaceError } from '../errors.js';
+import { sniffOnnx } from '../onnx/inspect.js';
+import { caffeReader } from './caffe.js';
+import { validateTopology, type Topology } from './topology.js';
+import type { FormatId, ReadOptions, WeightReader, WeightSet } from './types.js';
+
+export const READERS: readonly WeightReader[] = [caffeReader];
+
+/** Every id `--format` accepts. */
+export function formatIds(): FormatId[] {
+  return ['onnx', ...READERS.map((r) => r.id)];
+}
+
+const HEAD_BYTES = 64 * 1024;
+
+/** Checks that `path` is a non-empty regular file and returns its first bytes and size. */
+export function readHead(path: string): { head: Uint8Array; size: number } {
+  let size: number;
+  try {
+    const st = statSync(path);
+    if (st.isDirectory()) throw Object.assign(new Error('is a directory'), { code: 'EISDIR' });
+    size = st.size;
+  } catch (err) {
+    throw fileError(path, err);
+  }
+  if (size === 0) throw formatError(path, 'empty file (0 bytes), expected model weights');
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch (err) {
+    throw fileError(path, err);
+  }
+  try {
+    const head = Buffer.alloc(Math.min(HEAD_BYTES, size));
+    const n = readSync(fd, head, 0, head.length, 0);
+    return { head: head.subarray(0, n), size };
+  } finally {
+    closeSync(fd);
+  }
+}
+
+export function detectFormat(path: string): FormatId {
+  const { head, size } = readHead(path);
+  if (sniffOnnx(head)) return 'onnx';
+  for (const reader of READERS) if (reader.sniff(head, size)) return reader.id;
+  const magic = Buffer.from(head.subarray(0, 8)).toString('hex').replace(/(..)/g, '$1 ').trim();
+  throw formatError(
+    path,
+    `unrecognised weight format (first bytes: ${magic}); expected one of: ${formatIds().join(', ')}. Use --format to force one.`,
+  );
+}
+
+export function readerFor(format: FormatId): WeightReader {
+  const reader = READERS.find((r) => r.id === format);
+  if (!reader) throw new VggFaceError('E_USAGE', `format ${format} has no weight reader; expected one of: ${READERS.map((r) => r.id).join(', ')}`, { input: format });
+  return reader;
+}
+
+/** Reads any supported weight file into the canonical weight set and checks its topology. */
+export async function readWeights(path: string, format?: FormatId, options: ReadOptions = {}): Promise<{ weights: WeightSet; topology: Topology; format: FormatId }> {
+  const id = format ?? detectFormat(path);
+  if (format) readHead(path); // same file checks (missing, directory, empty) when the format is forced
+  const weights = await readerFor(id).read(path, options);
+  return { weights, topology: validateTopology(weights, path), format: id };
+}

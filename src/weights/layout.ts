@@ -1,0 +1,101 @@
+/**
+ * Layout conversions every reader shares: each source layout is turned into the canonical one here,
+ * so a transpose is written (and tested) once.
+ */
+import { formatError } from '../errors.js';
+import type { Tensor } from './types.js';
+
+export function tensor(shape: readonly number[], data: Float32Array): Tensor {
+  return { shape: [...shape], data };
+}
+
+/** (kh, kw, in, out) -> (out, in, kh, kw). Keras / HDF5 conv kernels, and MatConvNet after column-major reading. */
+export function hwioToOihw(data: Float32Array, kh: number, kw: number, cin: number, cout: number): Tensor {
+  const out = new Float32Array(data.length);
+  for (let y = 0; y < kh; y++) {
+    for (let x = 0; x < kw; x++) {
+      for (let i = 0; i < cin; i++) {
+        const src = ((y * kw + x) * cin + i) * cout;
+        for (let o = 0; o < cout; o++) {
+          out[((o * cin + i) * kh + y) * kw + x] = data[src + o];
+        }
+      }
+    }
+  }
+  return tensor([cout, cin, kh, kw], out);
+}
+
+/** (in, out) -> (out, in). Dense kernels. */
+export function transpose2d(data: Float32Array, rows: number, cols: number): Float32Array {
+  const out = new Float32Array(data.length);
+  const block = 64; // tile for cache locality: fc6 is 25088x4096
+  for (let r0 = 0; r0 < rows; r0 += block) {
+    const r1 = Math.min(rows, r0 + block);
+    for (let c0 = 0; c0 < cols; c0 += block) {
+      const c1 = Math.min(cols, c0 + block);
+      for (let r = r0; r < r1; r++) {
+        const base = r * cols;
+        for (let c = c0; c < c1; c++) out[c * rows + r] = data[base + c];
+      }
+    }
+  }
+  return out;
+}
+
+/**
+ * Re-orders the inputs of an fc weight (out, in) whose inputs are read H,W,C into C,H,W order (returns a new array).
+ * Used for fc6 stored as a 7x7 conv (HWIO) or as a Dense over a channels-last Flatten.
+ */
+export function fcInputsHwcToChw(weight: Float32Array, out: number, c: number, h: number, w: number): Float32Array {
+  const inputs = c * h * w;
+  const result = new Float32Array(weight.length);
+  for (let o = 0; o < out; o++) {
+    const base = o * inputs;
+    for (let y = 0; y < h; y++) {
+      for (let x = 0; x < w; x++) {
+        const hwc = (y * w + x) * c;
+        for (let ch = 0; ch < c; ch++) result[base + (ch * h + y) * w + x] = weight[base + hwc + ch];
+      }
+    }
+  }
+  return result;
+}
+
+/** Reverses the input channels of an OIHW conv kernel (RGB <-> BGR). Returns a new tensor. */
+export function reverseInputChannels(t: Tensor): Tensor {
+  const [o, i, kh, kw] = t.shape;
+  const k = kh * kw;
+  const out = new Float32Array(t.data.length);
+  for (let a = 0; a < o; a++) {
+    for (let b = 0; b < i; b++) {
+      out.set(t.data.subarray((a * i + b) * k, (a * i + b + 1) * k), (a * i + (i - 1 - b)) * k);
+    }
+  }
+  return tensor(t.shape, out);
+}
+
+/**
+ * A float32 view of little-endian bytes: no copy when the offset is 4-byte aligned, one copy otherwise.
+ * Node Buffers from fs reads are aligned at their start; protobuf fields often are not.
+ */
+export function float32View(bytes: Uint8Array, offset: number, count: number, path = 'file'): Float32Array {
+  const start = bytes.byteOffset + offset;
+  if (offset < 0 || offset + count * 4 > bytes.byteLength) {
+    throw formatError(path, `truncated: ${count} float32 values at byte ${offset} run past the end (${bytes.byteLength} bytes)`);
+  }
+  if (start % 4 === 0) return new Float32Array(bytes.buffer, start, count);
+  const copy = new Float32Array(count);
+  new Uint8Array(copy.buffer).set(bytes.subarray(offset, offset + count * 4));
+  return copy;
+}
+
+/** float64 little-endian bytes -> float32 (always a copy: the dtype changes). */
+export function float64ToFloat32(bytes: Uint8Array, offset: number, count: number, path = 'file'): Float32Array {
+  if (offset < 0 || offset + count * 8 > bytes.byteLength) {
+    throw formatError(path, `truncated: ${count} float64 values at byte ${offset} run past the end (${bytes.byteLength} bytes)`);
+  }
+  const dv = new DataView(bytes.buffer, bytes.byteOffset + offset, count * 8);
+  const out = new Float32Array(count);
+  for (let i = 0; i < count; i++) out[i] = dv.getFloat64(i * 8, true);
+  return out;
+}
