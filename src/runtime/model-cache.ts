@@ -7,7 +7,7 @@ import { mkdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { VggFaceError } from '../errors.js';
 import { BUILDER_VERSION, META, MODEL_INPUT, MODEL_OUTPUTS, type Preprocessing } from '../onnx/builder.js';
-import { convertWeightsToOnnx } from '../onnx/convert.js';
+import { convertInWorker } from '../onnx/convert-worker.js';
 import { readOnnxInfo, type OnnxInfo } from '../onnx/inspect.js';
 import { sha256File } from '../util/hash.js';
 import { detectFormat } from '../weights/formats.js';
@@ -95,7 +95,7 @@ export async function resolveModel(options: ResolveOptions): Promise<ResolvedMod
   await mkdir(join(options.cacheDir, 'models'), { recursive: true }).catch((err: unknown) => {
     throw new VggFaceError('E_IO', `${options.cacheDir}: cannot create the model cache: ${(err as Error).message}`, { input: options.cacheDir, cause: err });
   });
-  await convertWeightsToOnnx(options.weights, cached, { preprocessing, format, sha256, readOptions: options.readOptions });
+  await convertInWorker(options.weights, cached, { preprocessing, format, sha256, readOptions: options.readOptions });
   return { modelPath: cached, info: modelInfoFromOnnx(cached), origin: 'converted', sourceFormat: format };
 }
 
