@@ -119,9 +119,18 @@ export class ProtoMessage {
       renameSync(tmp, path);
     } catch (err) {
       if (fd !== undefined) closeSync(fd);
-      rmSync(tmp, { force: true });
+      removeIfPresent(tmp);
       throw fileError(path, err, 'write');
     }
+  }
+}
+
+/** Cleanup after a failed write: the temporary may not exist (ENOENT) or its folder may not (ENOTDIR). */
+function removeIfPresent(path: string): void {
+  try {
+    rmSync(path, { force: true });
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOTDIR') throw err;
   }
 }
 

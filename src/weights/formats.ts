@@ -6,7 +6,7 @@ import { closeSync, openSync, readSync, statSync } from 'node:fs';
 import { fileError, formatError, VggFaceError } from '../errors.js';
 import { sniffOnnx } from '../onnx/inspect.js';
 import { caffeReader } from './caffe.js';
-import { validateTopology, type Topology } from './topology.js';
+import { assertFiniteWeights, validateTopology, type Topology } from './topology.js';
 import type { FormatId, ReadOptions, WeightReader, WeightSet } from './types.js';
 
 export const READERS: readonly WeightReader[] = [caffeReader];
@@ -66,5 +66,7 @@ export async function readWeights(path: string, format?: FormatId, options: Read
   const id = format ?? detectFormat(path);
   if (format) readHead(path); // same file checks (missing, directory, empty) when the format is forced
   const weights = await readerFor(id).read(path, options);
-  return { weights, topology: validateTopology(weights, path), format: id };
+  const topology = validateTopology(weights, path);
+  assertFiniteWeights(weights, path);
+  return { weights, topology, format: id };
 }

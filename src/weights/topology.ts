@@ -98,6 +98,23 @@ export function validateTopology(weights: Pick<WeightSet, 'layers'>, source = 'w
   return { conv, fc6: fcOut('fc6'), fc7: fcOut('fc7'), fc8: fcOut('fc8'), parameters };
 }
 
+/**
+ * NaN or infinite weights mean a corrupt file (a flipped bit inside a float is otherwise invisible).
+ * One pass over all weights (about 0.1 s for the full model), done once per read by `readWeights`.
+ */
+export function assertFiniteWeights(weights: Pick<WeightSet, 'layers'>, source: string): void {
+  for (const layer of weights.layers) {
+    for (const [what, t] of [['weight', layer.weight], ['bias', layer.bias]] as const) {
+      let bad = 0;
+      const d = t.data;
+      for (let i = 0; i < d.length; i++) if (d[i] - d[i] !== 0) bad++; // false only for NaN and +-Infinity
+      if (bad > 0) {
+        throw new VggFaceError('E_FORMAT', `${source}: ${layer.name} ${what} has ${bad} non-finite values (NaN or infinity): the file is corrupt`, { input: source });
+      }
+    }
+  }
+}
+
 function checkTensorSizes(layer: LayerWeights): void {
   for (const [what, t] of [['weight', layer.weight], ['bias', layer.bias]] as const) {
     const n = t.shape.reduce((a, b) => a * b, 1);
