@@ -3,7 +3,10 @@
  *
  * ```ts
  * const model = await VggFace.load({ weights: 'VGG_FACE.caffemodel' });
- * const [a, b] = await model.describe(['a.jpg', 'b.jpg']);
+ * const [a, b] = await model.describe(['a.jpg', 'b.jpg']);          // 224x224 face crops, as given
+ * for await (const photo of model.describeFaces(['group.jpg'])) {     // whole photos: every face found
+ *   for (const { face, descriptor } of photo.faces ?? []) console.log(face.box, descriptor.length);
+ * }
  * await model.close();
  * ```
  */
@@ -20,6 +23,10 @@ import type { DownloadProgress } from './util/download.js';
 import type { FormatId, ReadOptions } from './weights/types.js';
 import { formatIds } from './weights/formats.js';
 import * as check from './validate.js';
+import { FaceDetector, resolveDetectOptions, type DetectOptions } from './face/detector.js';
+import { resolveAlignOptions, type AlignOptions } from './face/align.js';
+import { extractFacesSettled } from './face/pipeline.js';
+import type { DetectedFace } from './face/types.js';
 
 export type Layer = 'fc6' | 'fc7' | 'fc8';
 export const LAYERS: readonly Layer[] = ['fc6', 'fc7', 'fc8'];
@@ -41,6 +48,13 @@ export interface LoadOptions {
   readonly readOptions?: ReadOptions;
   /** Called while the official weights download. */
   readonly onDownloadProgress?: (p: DownloadProgress) => void;
+  /**
+   * The YuNet face detector {@link VggFace.describeFaces} opens on first use: an ONNX file, default
+   * $VGGFACE_DETECTOR_MODEL, else the published model downloaded into the cache.
+   */
+  readonly detectorModel?: string;
+  /** Called while the detector model downloads. */
+  readonly onDetectorDownloadProgress?: (p: DownloadProgress) => void;
 }
 
 export interface DescribeOptions {
@@ -63,8 +77,27 @@ export type DescribeResult =
   | { readonly index: number; readonly label: string; readonly descriptor: Float32Array; readonly error?: undefined }
   | { readonly index: number; readonly label: string; readonly descriptor?: undefined; readonly error: VggFaceError };
 
+/** Options of {@link VggFace.describeFaces}: what to describe, how to detect and how to align. */
+export interface DescribeFacesOptions extends Omit<DescribeOptions, 'fit'>, DetectOptions, Omit<AlignOptions, 'size'> {
+  /** A detector you opened; by default the model opens its own on first use and closes it with itself. */
+  readonly detector?: FaceDetector;
+}
+
+/** One face of a photo and its descriptor. */
+export interface FaceDescription {
+  readonly face: DetectedFace;
+  readonly descriptor: Float32Array;
+}
+
+/** One photo's outcome in {@link VggFace.describeFaces}: its faces (largest first, possibly none) or its error. */
+export type DescribeFacesResult =
+  | { readonly index: number; readonly label: string; readonly faces: readonly FaceDescription[]; readonly error?: undefined }
+  | { readonly index: number; readonly label: string; readonly faces?: undefined; readonly error: VggFaceError };
+
 export class VggFace {
   private closed = false;
+  /** The detector describeFaces opened for itself (closed with the model). */
+  private ownDetector: Promise<FaceDetector> | undefined;
 
   private constructor(
     private readonly engine: InferenceEngine,
@@ -74,6 +107,7 @@ export class VggFace {
     readonly info: ModelInfo,
     /** Whether the model was given as ONNX, reused from the cache, or converted by this load. */
     readonly origin: ResolvedModel['origin'],
+    private readonly detectorOptions: { model?: string; cacheDir: string; threads?: number; onDownloadProgress?: (p: DownloadProgress) => void },
   ) {}
 
   /** Loads weights (converting and caching them on first use) and opens an ONNX Runtime session. */
@@ -95,8 +129,14 @@ export class VggFace {
       preprocessing: options.preprocessing,
       readOptions: options.readOptions,
     });
+    if (options.detectorModel !== undefined) check.nonEmptyString('detectorModel', options.detectorModel);
     const engine = await openEngine(resolved.modelPath, { threads: options.threads });
-    return new VggFace(engine, resolved.modelPath, resolved.info, resolved.origin);
+    return new VggFace(engine, resolved.modelPath, resolved.info, resolved.origin, {
+      model: options.detectorModel,
+      cacheDir,
+      threads: options.threads,
+      onDownloadProgress: options.onDetectorDownloadProgress,
+    });
   }
 
   /** Length of the vectors `describe` returns for `layer`. */
@@ -147,6 +187,65 @@ export class VggFace {
   }
 
   /**
+   * Describes every face in whole photos: each photo is decoded once (EXIF orientation applied), its faces found by
+   * YuNet, aligned upright from the original pixels and described. Yields one result per photo, in input order;
+   * a photo with no face yields `faces: []`, one that cannot be decoded yields its error and the others go on.
+   * Photos are processed `batchSize` at a time, the next batch detected while the current one is described.
+   */
+  async *describeFaces(inputs: Iterable<ImageInput>, options: DescribeFacesOptions = {}): AsyncGenerator<DescribeFacesResult> {
+    this.assertOpen();
+    if (!check.isPlainObject(options)) throw invalidParameterError('options', 'an object', options);
+    const { detector: given, align, margin, minScore, nmsThreshold, detectionSize, minFaceSize, maxFaces, ...describeOptions } = options;
+    const o = normalizeDescribeOptions(describeOptions);
+    const detect = resolveDetectOptions({ minScore, nmsThreshold, detectionSize, minFaceSize, maxFaces, maxPixels: o.maxPixels });
+    const alignment = resolveAlignOptions({ align, margin, size: INPUT_SIZE });
+    if (given !== undefined && !(given instanceof FaceDetector)) throw invalidParameterError('detector', 'a FaceDetector', given);
+    const detector = given ?? (await this.detector());
+    const list = [...inputs];
+    const chunks: { start: number; items: { input: ImageInput; label: string }[] }[] = [];
+    for (let i = 0; i < list.length; i += o.batchSize) {
+      chunks.push({ start: i, items: list.slice(i, i + o.batchSize).map((input, k) => ({ input, label: inputLabel(input, i + k) })) });
+    }
+    const extract = (c: (typeof chunks)[number]) => extractFacesSettled(detector, c.items, detect, alignment);
+    let next = chunks.length > 0 ? extract(chunks[0]) : undefined;
+    let done = 0;
+    for (let ci = 0; ci < chunks.length; ci++) {
+      const photos = await next!;
+      next = ci + 1 < chunks.length ? extract(chunks[ci + 1]) : undefined;
+      const crops = photos.flatMap((p) => p.photo?.faces.map((f) => f.crop) ?? []);
+      const vectors: Float32Array[] = [];
+      for (let i = 0; i < crops.length; i += o.batchSize) {
+        const batch = crops.slice(i, i + o.batchSize).map((image, k) => ({ label: `face #${i + k + 1}`, image }));
+        const got = await this.runDecoded(batch, o.layer, o.normalize);
+        batch.forEach((_, k) => vectors.push(got.get(k)!));
+      }
+      let v = 0;
+      for (let k = 0; k < photos.length; k++) {
+        const p = photos[k];
+        const index = chunks[ci].start + k;
+        const label = chunks[ci].items[k].label;
+        if (p.error) yield { index, label, error: p.error };
+        else yield { index, label, faces: p.photo.faces.map((f) => ({ face: f.face, descriptor: vectors[v++] })) };
+      }
+      done += photos.length;
+      o.onProgress?.(done, list.length);
+    }
+  }
+
+  /** The detector describeFaces uses when none is given: opened once, on first use. */
+  private detector(): Promise<FaceDetector> {
+    if (!this.ownDetector) {
+      const opening = FaceDetector.open(this.detectorOptions);
+      this.ownDetector = opening;
+      // A failed open is not kept, so a later call (e.g. once the network is back) tries again.
+      opening.catch(() => {
+        if (this.ownDetector === opening) this.ownDetector = undefined;
+      });
+    }
+    return this.ownDetector;
+  }
+
+  /**
    * Runs the network on `count` images of 224x224 RGB already packed in `pixels` (count*224*224*3 bytes)
    * and returns the requested outputs, each a [count, width] row-major array.
    */
@@ -181,7 +280,10 @@ export class VggFace {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    const detector = this.ownDetector;
+    this.ownDetector = undefined;
     await this.engine.close();
+    if (detector) await (await detector.catch(() => undefined))?.close();
   }
 
   private assertOpen(): void {

@@ -1,0 +1,112 @@
+import { mkdir, rename, rm } from 'node:fs/promises';
+import { basename, extname, join } from 'node:path';
+import { Command } from 'commander';
+import sharp from 'sharp';
+import { fileError, usageError } from '../../errors.js';
+import { resolveAlignOptions } from '../../face/align.js';
+import { FaceDetector, resolveDetectOptions } from '../../face/detector.js';
+import { extractFacesSettled } from '../../face/pipeline.js';
+import * as check from '../../validate.js';
+import { reportItemError, type CommandContext } from '../context.js';
+import { addFaceOptions, detectorDownloadProgress, faceOptions, threadsOption, type FaceFlags } from '../face-options.js';
+import { faceJson, writeLine } from '../format.js';
+import { progressBar } from '../progress.js';
+
+interface FacesFlags extends FaceFlags {
+  output?: string;
+  size: string;
+  threads?: string;
+  cacheDir?: string;
+  maxPixels?: string;
+}
+
+/** Photos decoded and detected at once. */
+const CONCURRENCY = 4;
+
+/** File stems unique across the inputs: a second "x.jpg" from another folder becomes "x_2". */
+function uniqueStems(images: readonly string[]): string[] {
+  const seen = new Map<string, number>();
+  return images.map((path) => {
+    const stem = basename(path, extname(path)) || 'image';
+    const n = (seen.get(stem) ?? 0) + 1;
+    seen.set(stem, n);
+    return n === 1 ? stem : `${stem}_${n}`;
+  });
+}
+
+async function writePngAtomic(path: string, crop: { data: Uint8Array; width: number; height: number }): Promise<void> {
+  const tmp = `${path}.tmp-${process.pid}`;
+  try {
+    await sharp(crop.data, { raw: { width: crop.width, height: crop.height, channels: 3 } }).png().toFile(tmp);
+    await rename(tmp, path);
+  } catch (err) {
+    await rm(tmp, { force: true });
+    throw fileError(path, err, 'write');
+  }
+}
+
+export function facesCommand(ctx: CommandContext): Command {
+  const cmd = new Command('faces')
+    .summary('find the faces in photos and write their aligned crops as PNG')
+    .description(
+      'Finds every face in each photo (YuNet), aligns it upright as describe does and writes the crop to\n' +
+        'DIR/<photo name>-<n>.png (n = 1 for the largest face). Prints one JSON object per face:\n' +
+        '  {"image": "<path as given>", "face": {"box", "score", "landmarks"}, "crop": "<png path>"}\n' +
+        'and {"image": "<path>", "faces": 0} for a photo with no face. No descriptor model is needed.',
+    )
+    .argument('<images...>', 'photos (JPEG, PNG, WebP, TIFF, GIF, AVIF)')
+    .requiredOption('-o, --output <dir>', 'folder for the crops (created if missing)')
+    .option('--size <px>', 'side of the square crops', '224')
+    .option('--threads <n>', 'ONNX Runtime threads (default: number of cores)')
+    .option('--cache-dir <dir>', 'cache for the downloaded detector (default: $VGGFACE_CACHE or ~/.cache/vggface)')
+    .option('--max-pixels <n>', 'refuse photos with more pixels than this (default 100000000)');
+  addFaceOptions(cmd, { detectorChoice: false });
+  return cmd.action(async (images: string[], flags: FacesFlags) => {
+    if (!flags.output) throw usageError('--output is required');
+    const faces = faceOptions(flags);
+    const detect = resolveDetectOptions({
+      minScore: faces.minScore,
+      minFaceSize: faces.minFaceSize,
+      maxFaces: faces.maxFaces,
+      maxPixels: flags.maxPixels === undefined ? undefined : check.integer('--max-pixels', flags.maxPixels, 1, Number.MAX_SAFE_INTEGER),
+    });
+    const align = resolveAlignOptions({ align: faces.align, margin: faces.margin, size: check.integer('--size', flags.size, 16, 4096) });
+    const threads = threadsOption(flags);
+    const out = flags.output;
+    try {
+      await mkdir(out, { recursive: true });
+    } catch (err) {
+      throw fileError(out, err, 'create');
+    }
+    const detector = await FaceDetector.open({ model: faces.detectorModel, cacheDir: flags.cacheDir, threads, onDownloadProgress: detectorDownloadProgress() });
+    const stems = uniqueStems(images);
+    const bar = progressBar('Finding faces', images.length, { threshold: 16 });
+    try {
+      for (let start = 0; start < images.length; start += CONCURRENCY) {
+        const items = images.slice(start, start + CONCURRENCY).map((path) => ({ input: path, label: path }));
+        const results = await extractFacesSettled(detector, items, detect, align);
+        for (let k = 0; k < results.length; k++) {
+          const r = results[k];
+          const label = JSON.stringify(items[k].label);
+          if (r.error) {
+            reportItemError(ctx, r.error);
+          } else if (r.photo.faces.length === 0) {
+            ctx.stderr.write(`vggface: ${items[k].label}: no face found\n`);
+            await writeLine(ctx.stdout, `{"image":${label},"faces":0}`);
+          } else {
+            for (let n = 0; n < r.photo.faces.length; n++) {
+              const f = r.photo.faces[n];
+              const file = join(out, `${stems[start + k]}-${n + 1}.png`);
+              await writePngAtomic(file, f.crop);
+              await writeLine(ctx.stdout, `{"image":${label},"face":${faceJson(f.face)},"crop":${JSON.stringify(file)}}`);
+            }
+          }
+        }
+        bar.update(Math.min(images.length, start + CONCURRENCY));
+      }
+    } finally {
+      bar.stop();
+      await detector.close();
+    }
+  });
+}
