@@ -17,3 +17,7 @@ export type { Preprocessing, ModelOutput } from './onnx/builder.js';
 export { readOnnxInfo } from './onnx/inspect.js';
 export type { ModelInfo } from './runtime/model-cache.js';
 export { ensureOfficialWeights, OFFICIAL_WEIGHTS_URL } from './weights/official.js';
+export { FaceDetector } from './face/detector.js';
+export type { FaceDetectorOptions, DetectOptions } from './face/detector.js';
+export type { DetectedFace, Box, Landmarks, Point } from './face/types.js';
+export type { PhotoFaces, AlignedFace } from './face/pipeline.js';

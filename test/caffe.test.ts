@@ -45,12 +45,12 @@ for (const file of CAFFE_FILES) {
   test(`${file}: CLI describe --weights reproduces golden fc7_l2 on the four PNGs, and --raw gives fc7`, async (t) => {
     const env = { VGGFACE_CACHE: tempDir(t) };
     const paths = GOLDEN_IMAGES.map((f) => join(GOLDEN_DIR, f));
-    const res = await runCli(['describe', '--weights', join(GOLDEN_DIR, file), ...paths], { env });
+    const res = await runCli(['describe', '--detector', 'none', '--weights', join(GOLDEN_DIR, file), ...paths], { env });
     assert.equal(res.code, 0, res.stderr);
     const lines = jsonLines<{ image: string; descriptor: number[] }>(res.stdout);
     assert.deepEqual(lines.map((l) => l.image), paths);
     lines.forEach((l, i) => assertClose(l.descriptor, golden.images[GOLDEN_IMAGES[i]].fc7_l2, 1e-4, `${GOLDEN_IMAGES[i]} via CLI`));
-    const raw = await runCli(['describe', '--weights', join(GOLDEN_DIR, file), '--raw', '--layer', 'fc7', paths[0]], { env });
+    const raw = await runCli(['describe', '--detector', 'none', '--weights', join(GOLDEN_DIR, file), '--raw', '--layer', 'fc7', paths[0]], { env });
     assert.equal(raw.code, 0, raw.stderr);
     assertClose(jsonLines<{ descriptor: number[] }>(raw.stdout)[0].descriptor, golden.images['img1.png'].fc7, 1e-4, 'fc7 raw');
   });
@@ -148,13 +148,13 @@ test('bad weight files: truncated, corrupt, not a NetParameter, empty, directory
   const img = join(GOLDEN_DIR, 'img1.png');
 
   await expectCliError(['convert', truncated, '-o', join(dir, 'a.onnx')], 1, /truncated\.caffemodel: truncated protobuf/, env);
-  await expectCliError(['describe', '--weights', corrupt, img], 1, /corrupt\.caffemodel: (corrupt|truncated) protobuf/, env);
+  await expectCliError(['describe', '--detector', 'none', '--weights', corrupt, img], 1, /corrupt\.caffemodel: (corrupt|truncated) protobuf/, env);
   await expectCliError(['convert', nan, '-o', join(dir, 'e.onnx')], 1, /nan\.caffemodel: conv\d_\d weight has 100 non-finite values \(NaN or infinity\): the file is corrupt/, env);
   await expectCliError(['inspect', notNet], 1, /other\.pb: unrecognised weight format/, env);
   await expectCliError(['convert', notNet, '--format', 'caffe', '-o', join(dir, 'b.onnx')], 1, /other\.pb: not a Caffe model: a protobuf with no NetParameter layers/, env);
   await expectCliError(['convert', empty, '-o', join(dir, 'c.onnx')], 1, /empty\.caffemodel: empty file \(0 bytes\)/, env);
   await expectCliError(['convert', dir, '-o', join(dir, 'd.onnx')], 1, /is a directory, expected a file/, env);
-  await expectCliError(['describe', '--weights', join(dir, 'missing.caffemodel'), img], 1, /missing\.caffemodel: no such file or directory/, env);
+  await expectCliError(['describe', '--detector', 'none', '--weights', join(dir, 'missing.caffemodel'), img], 1, /missing\.caffemodel: no such file or directory/, env);
   for (const f of ['a.onnx', 'b.onnx', 'c.onnx', 'd.onnx', 'e.onnx']) assert.equal(existsSync(join(dir, f)), false, `${f} must not exist`);
   assert.deepEqual(readdirSync(dir).filter((f) => f.includes('.tmp-')), [], 'no temporary files left');
 });
@@ -194,7 +194,7 @@ test('bad images: not an image, empty, too many pixels, unsupported format; the 
   writeFileSync(svg, '<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><rect width="10" height="10"/></svg>');
   const weights = join(GOLDEN_DIR, 'VGG_FACE.caffemodel');
   const good = join(GOLDEN_DIR, 'img1.png');
-  const res = await runCli(['describe', '--weights', weights, text, good, empty, svg], { env });
+  const res = await runCli(['describe', '--detector', 'none', '--weights', weights, text, good, empty, svg], { env });
   assert.equal(res.code, 1);
   assert.match(res.stderr, /notes\.jpg: not a decodable image/);
   assert.match(res.stderr, /empty\.png: empty file \(0 bytes\), not an image/);
@@ -202,7 +202,7 @@ test('bad images: not an image, empty, too many pixels, unsupported format; the 
   const lines = jsonLines<{ image: string }>(res.stdout);
   assert.deepEqual(lines.map((l) => l.image), [good], 'the good image is still described');
 
-  const big = await runCli(['describe', '--weights', weights, '--max-pixels', '40000', good], { env });
+  const big = await runCli(['describe', '--detector', 'none', '--weights', weights, '--max-pixels', '40000', good], { env });
   assert.equal(big.code, 1);
   assert.match(big.stderr, /img1\.png: image is 224x224 = 50176 pixels, over the limit of 40000/);
 });

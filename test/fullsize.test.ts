@@ -13,6 +13,7 @@ import { FULL_WIDTHS } from '../src/weights/topology.js';
 import { randomWeights } from './fixtures/random-weights.js';
 import { writeCaffeModel } from './fixtures/caffe-writer.js';
 import { FACES_DIR, jsonLines, runCli, tempDir } from './helpers.js';
+import { YUNET_MODEL } from './fixtures/faces.js';
 import { serveFile } from './http-fixture.js';
 
 test('full-size caffemodel: download with no --weights, convert, describe (4096-d unit norm), then a cache hit', async (t) => {
@@ -29,7 +30,7 @@ test('full-size caffemodel: download with no --weights, convert, describe (4096-
   t.after(() => server.close());
 
   const cacheDir = join(dir, 'cache');
-  const env = { VGGFACE_CACHE: cacheDir, VGGFACE_WEIGHTS: '', VGGFACE_WEIGHTS_URL: server.url };
+  const env = { VGGFACE_CACHE: cacheDir, VGGFACE_WEIGHTS: '', VGGFACE_WEIGHTS_URL: server.url, VGGFACE_DETECTOR_MODEL: YUNET_MODEL };
   const photos = [join(FACES_DIR, 'img1.jpg'), join(FACES_DIR, 'img2.jpg')];
   const r = await runCli(['describe', ...photos], { env });
   assert.equal(r.code, 0, r.stderr);
@@ -45,13 +46,15 @@ test('full-size caffemodel: download with no --weights, convert, describe (4096-
   assert.equal(statSync(join(cacheDir, 'weights', 'VGG_FACE.caffemodel')).size, modelBytes);
   assert.equal(readdirSync(join(cacheDir, 'models')).length, 1);
 
-  const model = await VggFace.load({ cacheDir });
+  const model = await VggFace.load({ cacheDir, detectorModel: YUNET_MODEL });
   t.after(() => model.close());
   assert.equal(model.origin, 'cached', 'the second load reuses the conversion');
   assert.equal(server.requests.length, 1, 'and does not download again');
   assert.equal(model.dimension(), 4096);
   assert.deepEqual(model.info.topology, { conv: [...FULL_WIDTHS.conv], fc6: 4096, fc7: 4096, fc8: 2622 });
-  const again = await model.describe(photos[0]);
+  let again: Float32Array | undefined;
+  for await (const photo of model.describeFaces([photos[0]])) again = photo.faces?.[0]?.descriptor;
+  assert.ok(again, 'a face in img1.jpg');
   const first = Float32Array.from(lines[0].descriptor);
   let dot = 0;
   for (let i = 0; i < 4096; i++) dot += again[i] * first[i];

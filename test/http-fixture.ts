@@ -5,7 +5,10 @@ import type { AddressInfo } from 'node:net';
 export interface ServedFile {
   body: Buffer | (() => Buffer);
   etag: string;
-  /** Destroy the socket after this many bytes of the next response (then reset). */
+  /**
+   * Send only this many bytes of the next response, then hold the connection until `cut()` is called
+   * (the test calls it once the client reports the bytes), and drop it.
+   */
   cutAfter?: number;
   status?: number;
 }
@@ -14,11 +17,14 @@ export interface FixtureServer {
   readonly url: string;
   readonly requests: IncomingHttpHeaders[];
   readonly file: ServedFile;
+  /** Drops the connection held by `cutAfter`. */
+  cut(): void;
   close(): Promise<void>;
 }
 
 export async function serveFile(file: ServedFile, path = '/vgg_face_caffe.tar.gz'): Promise<FixtureServer> {
   const requests: IncomingHttpHeaders[] = [];
+  let held: (() => void) | undefined;
   const server: Server = createServer((req, res) => {
     requests.push(req.headers);
     if (req.url !== path) {
@@ -45,7 +51,8 @@ export async function serveFile(file: ServedFile, path = '/vgg_face_caffe.tar.gz
     if (file.cutAfter !== undefined) {
       const n = file.cutAfter;
       file.cutAfter = undefined;
-      res.write(slice.subarray(0, n), () => setTimeout(() => res.socket?.destroy(), 20));
+      res.write(slice.subarray(0, n));
+      held = () => res.socket?.destroy();
       return;
     }
     res.end(slice);
@@ -56,6 +63,10 @@ export async function serveFile(file: ServedFile, path = '/vgg_face_caffe.tar.gz
     url: `http://127.0.0.1:${port}${path}`,
     requests,
     file,
+    cut: () => {
+      // A moment for the client to hand the bytes it has to the file system before the connection drops.
+      setTimeout(() => held?.(), 100);
+    },
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();
