@@ -215,6 +215,11 @@ async function inflateElement(path: string, start: number, length: number, littl
   const head = Buffer.alloc(8);
   let headFilled = 0;
   if (length === 0) throw formatError(path, `${where} is empty`);
+  let failure: VggFaceError | undefined; // pipeline reports its own abort instead of the error that caused it
+  const fail = (err: VggFaceError) => {
+    failure = err;
+    return err;
+  };
   try {
     await pipeline(
       createReadStream(path, { start, end: start + length - 1, highWaterMark: 1 << 20 }),
@@ -230,13 +235,15 @@ async function inflateElement(path: string, start: number, length: number, littl
             if (headFilled < 8) continue;
             const type = littleEndian ? head.readUInt32LE(0) : head.readUInt32BE(0);
             const n = littleEndian ? head.readUInt32LE(4) : head.readUInt32BE(4);
-            if (type !== MI.MATRIX) throw formatError(path, `${where} holds ${TYPE_NAMES[type] ?? `element type ${type}`}, expected miMATRIX`);
+            if (type !== MI.MATRIX) throw fail(formatError(path, `${where} holds ${TYPE_NAMES[type] ?? `element type ${type}`}, expected miMATRIX`));
             const total = 8 + n;
             if (total > MAX_INFLATE_RATIO * length + 1024) {
-              throw new VggFaceError(
-                'E_UNSAFE',
-                `${path}: ${where} declares ${total} bytes from ${length} compressed bytes, more than zlib can produce (zlib bomb or corrupt file)`,
-                { input: path },
+              throw fail(
+                new VggFaceError(
+                  'E_UNSAFE',
+                  `${path}: ${where} declares ${total} bytes from ${length} compressed bytes, more than zlib can produce (zlib bomb or corrupt file)`,
+                  { input: path },
+                ),
               );
             }
             out = Buffer.allocUnsafe(total); // pages are only touched as data arrives
@@ -244,7 +251,7 @@ async function inflateElement(path: string, start: number, length: number, littl
             filled = 8;
           }
           if (filled + c.length > out.length) {
-            throw new VggFaceError('E_UNSAFE', `${path}: ${where} inflates past its declared ${out.length} bytes (zlib bomb or corrupt file)`, { input: path });
+            throw fail(new VggFaceError('E_UNSAFE', `${path}: ${where} inflates past its declared ${out.length} bytes (zlib bomb or corrupt file)`, { input: path }));
           }
           c.copy(out, filled);
           filled += c.length;
@@ -252,6 +259,7 @@ async function inflateElement(path: string, start: number, length: number, littl
       },
     );
   } catch (err) {
+    if (failure) throw failure;
     if (err instanceof VggFaceError) throw err;
     throw formatError(path, `${where}: zlib: ${(err as Error).message} (truncated or corrupt file)`, err);
   }

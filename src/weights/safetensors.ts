@@ -154,9 +154,12 @@ export function parseSafetensors(bytes: Uint8Array, path: string): { weights: We
   // A weight-bearing layer is a `<prefix>.weight` with its `<prefix>.bias`; other tensors are not weights of the network.
   const prefixes = entries.filter((e) => e.name.endsWith('.weight')).map((e) => e.name.slice(0, -'.weight'.length));
   const vggNames = new Set<string>(LAYER_NAMES);
+  // vgg_face_dag names sort by network position; others (torchvision's features.N / classifier.N, ...) put the
+  // conv weights (4-D) before the fc weights (2-D), each group in natural order: VGG-Face is 13 convs then 3 fcs.
+  const rank = (p: string) => (byName.get(`${p}.weight`)!.shape.length === 4 ? 0 : 1);
   const order = prefixes.every((p) => vggNames.has(p))
     ? prefixes.sort((a, b) => LAYER_NAMES.indexOf(a as never) - LAYER_NAMES.indexOf(b as never))
-    : prefixes.sort(naturalCompare);
+    : prefixes.sort((a, b) => rank(a) - rank(b) || naturalCompare(a, b));
   const dtypes = new Set<string>();
   const found: FoundLayer[] = order.map((prefix) => {
     const w = byName.get(`${prefix}.weight`)!;
