@@ -22,11 +22,14 @@ const images = GOLDEN_IMAGES.map((name) => join(GOLDEN_DIR, name));
 
 for (const g of GOLDEN_FILES) {
   describe(`golden ${g.file}`, () => {
-    it('is detected by content, also without its extension', (t) => {
+    it('is detected by content, also without its extension (library and vggface inspect)', async (t) => {
       assert.equal(detectFormat(join(GOLDEN_DIR, g.file)), g.format);
       const bare = join(tempDir(t), 'weights');
       copyFileSync(join(GOLDEN_DIR, g.file), bare);
       assert.equal(detectFormat(bare), g.format);
+      const r = await runCli(['inspect', bare]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, new RegExp(`^format: +${g.format} \\(`, 'm'));
     });
 
     it('holds the same weights as the Caffe release, in its own channel order', async () => {
@@ -61,8 +64,10 @@ for (const g of GOLDEN_FILES) {
       }
     });
 
-    it('gives the golden descriptors through `vggface describe --weights`', async (t) => {
-      const r = await runCli(['describe', '--weights', join(GOLDEN_DIR, g.file), '--cache-dir', tempDir(t), ...images]);
+    it('gives the golden descriptors through `vggface describe --weights`, on a copy without extension', async (t) => {
+      const bare = join(tempDir(t), 'weights');
+      copyFileSync(join(GOLDEN_DIR, g.file), bare);
+      const r = await runCli(['describe', '--weights', bare, '--cache-dir', tempDir(t), ...images]);
       assert.equal(r.code, 0, r.stderr);
       const lines = jsonLines<{ image: string; descriptor: number[] }>(r.stdout);
       assert.deepEqual(lines.map((l) => l.image), images);

@@ -115,10 +115,10 @@ export function isMat5(head: Uint8Array): boolean {
   return endian === 'IM' || endian === 'MI';
 }
 
-/** The advice given for v7.3 files, which are HDF5 underneath. */
-export function mat73Message(path: string): string {
+/** What is wrong with a v7.3 file (HDF5 underneath: cells become object references) and the command that converts it. */
+export function mat73Problem(path: string): string {
   return (
-    `${path}: MATLAB v7.3 MAT-file (HDF5 inside) is not supported; save it again as a v7 MAT-file, e.g. in MATLAB or Octave: ` +
+    'MATLAB v7.3 MAT-file (HDF5 inside) is not supported; save it again as a v7 MAT-file, e.g. in MATLAB or Octave: ' +
     `s = load('${path.replace(/'/g, "''")}'); save('converted.mat', '-struct', 's', '-v7')`
   );
 }
@@ -135,7 +135,7 @@ export async function readMatFile(path: string): Promise<MatFile> {
     const size = (await fh.stat()).size;
     const header = Buffer.alloc(Math.min(HEADER_BYTES, size));
     await readExactly(fh, header, 0, path);
-    if (isMat73(header)) throw formatError(path, mat73Message(path).slice(path.length + 2));
+    if (isMat73(header)) throw formatError(path, mat73Problem(path));
     if (size < HEADER_BYTES) throw formatError(path, `truncated: ${size} bytes, a MAT-file starts with a ${HEADER_BYTES}-byte header`);
     const headerText = matHeaderText(header);
     if (!headerText.startsWith('MATLAB 5.0 MAT-file')) {
@@ -455,16 +455,20 @@ export class MatParser {
         throw this.fail(`${label}: character data of ${TYPE_NAMES[t.type] ?? `type ${t.type}`}`, t.at);
     }
     const rows = dims[0] ?? 0;
-    if (rows <= 1) return String.fromCodePoint(...codes.filter((c) => c <= 0x10ffff));
+    if (rows <= 1) return text(codes);
+    if (codes.length % rows !== 0) throw this.fail(`${label}: ${codes.length} characters do not fill ${rows} rows`, t.at);
     const cols = codes.length / rows;
     const lines: string[] = [];
-    for (let r = 0; r < rows; r++) {
-      let line = '';
-      for (let c = 0; c < cols; c++) line += String.fromCodePoint(Math.min(codes[r + c * rows] ?? 32, 0x10ffff));
-      lines.push(line);
-    }
+    for (let r = 0; r < rows; r++) lines.push(text(Array.from({ length: cols }, (_, c) => codes[r + c * rows]))); // column-major
     return lines.join('\n');
   }
+}
+
+/** Code points -> string, in slices (spreading a long array overflows the stack); invalid ones become U+FFFD. */
+function text(codes: readonly number[]): string {
+  let s = '';
+  for (let i = 0; i < codes.length; i += 4096) s += String.fromCodePoint(...codes.slice(i, i + 4096).map((c) => (c <= 0x10ffff ? c : 0xfffd)));
+  return s;
 }
 
 /** Numeric data as float32 (column-major, as stored): a view when it is little-endian single and aligned. */

@@ -4,7 +4,7 @@
  * layouts are PyTorch's (conv OIHW, fc (out, in) reading C,H,W) and conv1_1 expects RGB.
  * F32 tensors are viewed in place (the header is padded so the data is aligned); F16, BF16 and F64 are converted.
  */
-import { readFile } from 'node:fs/promises';
+import { open, readFile } from 'node:fs/promises';
 import { fileError, formatError, VggFaceError } from '../errors.js';
 import { assembleWeightSet, type FoundLayer } from './canonical.js';
 import { bfloat16ToFloat32, float16ToFloat32 } from './half.js';
@@ -41,8 +41,18 @@ export const safetensorsReader: WeightReader = {
   async read(path) {
     let bytes: Buffer;
     try {
+      // The header length is checked before the file is read whole: a hostile one fails fast on any file size.
+      const fh = await open(path, 'r');
+      try {
+        const prefix = Buffer.alloc(8);
+        const { bytesRead } = await fh.read(prefix, 0, 8, 0);
+        checkHeaderLength(prefix.subarray(0, bytesRead), (await fh.stat()).size, path);
+      } finally {
+        await fh.close();
+      }
       bytes = await readFile(path);
     } catch (err) {
+      if (err instanceof VggFaceError) throw err;
       throw fileError(path, err);
     }
     return parseSafetensors(bytes, path).weights;
@@ -64,16 +74,22 @@ export function sniffSafetensors(head: Uint8Array, size: number): boolean {
 }
 
 /** Reads and validates the header: every tensor's range lies in the data and no two overlap. */
-export function parseSafetensorsHeader(bytes: Uint8Array, path: string): { entries: SafetensorsEntry[]; dataStart: number } {
-  if (bytes.byteLength < 8) throw formatError(path, `truncated: ${bytes.byteLength} bytes, a safetensors file starts with an 8-byte header length`);
-  const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+/** Checks the 8-byte header length against the limit and the file size; returns it. */
+function checkHeaderLength(prefix: Uint8Array, fileSize: number, path: string): number {
+  if (prefix.byteLength < 8) throw formatError(path, `truncated: ${fileSize} bytes, a safetensors file starts with an 8-byte header length`);
+  const dv = new DataView(prefix.buffer, prefix.byteOffset, 8);
   const length = dv.getUint32(0, true) + dv.getUint32(4, true) * 2 ** 32;
   if (length > MAX_HEADER_BYTES) {
     throw new VggFaceError('E_UNSAFE', `${path}: safetensors header length ${length} exceeds the ${MAX_HEADER_BYTES}-byte limit (corrupt or hostile file)`, { input: path });
   }
-  if (8 + length > bytes.byteLength) {
-    throw formatError(path, `truncated: safetensors header length ${length} runs past the end of the file (${bytes.byteLength} bytes)`);
+  if (8 + length > fileSize) {
+    throw formatError(path, `truncated: safetensors header length ${length} runs past the end of the file (${fileSize} bytes)`);
   }
+  return length;
+}
+
+export function parseSafetensorsHeader(bytes: Uint8Array, path: string): { entries: SafetensorsEntry[]; dataStart: number } {
+  const length = checkHeaderLength(bytes.subarray(0, 8), bytes.byteLength, path);
   const dataStart = 8 + length;
   const dataSize = bytes.byteLength - dataStart;
   let header: unknown;
