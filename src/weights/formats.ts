@@ -6,10 +6,14 @@ import { closeSync, openSync, readSync, statSync } from 'node:fs';
 import { fileError, formatError, VggFaceError } from '../errors.js';
 import { sniffOnnx } from '../onnx/inspect.js';
 import { caffeReader } from './caffe.js';
+import { matconvnetReader } from './matconvnet.js';
+import { safetensorsReader } from './safetensors.js';
+import { torch7Reader } from './torch7.js';
 import { assertFiniteWeights, validateTopology, type Topology } from './topology.js';
 import type { FormatId, ReadOptions, WeightReader, WeightSet } from './types.js';
 
-export const READERS: readonly WeightReader[] = [caffeReader];
+// matconvnet before any HDF5 reader: a MAT v7.3 file is HDF5 too, and gets its own message.
+export const READERS: readonly WeightReader[] = [caffeReader, torch7Reader, matconvnetReader, safetensorsReader];
 
 /** Every id `--format` accepts. */
 export function formatIds(): FormatId[] {

@@ -25,6 +25,22 @@ export function hwioToOihw(data: Float32Array, kh: number, kw: number, cin: numb
   return tensor([cout, cin, kh, kw], out);
 }
 
+/**
+ * Column-major (h, w, in, out) -> (out, in, h, w), in place. MatConvNet kernels: read row-major, the MATLAB array is
+ * (out, in, w, h), so only each h x w plane needs transposing, and the 411 MB fc6 kernel is not copied.
+ */
+export function colMajorHwioToOihwInPlace(data: Float32Array, kh: number, kw: number, cin: number, cout: number): Tensor {
+  const area = kh * kw;
+  if (kh > 1 && kw > 1) {
+    const plane = new Float32Array(area);
+    for (let base = 0; base < cin * cout * area; base += area) {
+      plane.set(data.subarray(base, base + area)); // plane[x * kh + y] holds (y, x)
+      for (let y = 0; y < kh; y++) for (let x = 0; x < kw; x++) data[base + y * kw + x] = plane[x * kh + y];
+    }
+  }
+  return tensor([cout, cin, kh, kw], data);
+}
+
 /** (in, out) -> (out, in). Dense kernels. */
 export function transpose2d(data: Float32Array, rows: number, cols: number): Float32Array {
   const out = new Float32Array(data.length);
