@@ -67,7 +67,7 @@ for (const g of GOLDEN_FILES) {
     it('gives the golden descriptors through `vggface describe --weights`, on a copy without extension', async (t) => {
       const bare = join(tempDir(t), 'weights');
       copyFileSync(join(GOLDEN_DIR, g.file), bare);
-      const r = await runCli(['describe', '--weights', bare, '--cache-dir', tempDir(t), ...images]);
+      const r = await runCli(['describe', '--detector', 'none', '--weights', bare, '--cache-dir', tempDir(t), ...images]);
       assert.equal(r.code, 0, r.stderr);
       const lines = jsonLines<{ image: string; descriptor: number[] }>(r.stdout);
       assert.deepEqual(lines.map((l) => l.image), images);
