@@ -2,6 +2,7 @@
 import { VggFaceError } from '../errors.js';
 
 export interface CommandContext {
+  readonly stdin: NodeJS.ReadableStream;
   readonly stdout: NodeJS.WritableStream;
   readonly stderr: NodeJS.WritableStream;
   /** Set when some items of a batch failed: the process exits 1 after finishing the others. */

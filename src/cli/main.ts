@@ -48,7 +48,7 @@ export async function main(argv: string[], ctx: CommandContext): Promise<number>
   }
 }
 
-const ctx: CommandContext = { stdout: process.stdout, stderr: process.stderr, failures: 0 };
+const ctx: CommandContext = { stdin: process.stdin, stdout: process.stdout, stderr: process.stderr, failures: 0 };
 main(process.argv.slice(2), ctx).then((code) => {
   process.exitCode = code;
 });

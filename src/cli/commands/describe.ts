@@ -6,7 +6,8 @@ import * as check from '../../validate.js';
 import { addImageOptions, addModelOptions, imageOptions, modelOptions, type ModelFlags } from '../options.js';
 import { addFaceOptions, detectorDownloadProgress, faceOptions, threadsOption, type FaceFlags } from '../face-options.js';
 import { progressBar } from '../progress.js';
-import { faceJson, vectorJson, writeLine } from '../format.js';
+import { collectImages } from '../inputs.js';
+import { checkOutputTarget, openDescriptorSink, outputFormatFor, OUTPUT_FORMATS, type DescriptorSink } from '../../output/descriptor-sink.js';
 import { reportItemError, type CommandContext } from '../context.js';
 
 interface DescribeFlags extends ModelFlags, FaceFlags {
@@ -15,6 +16,11 @@ interface DescribeFlags extends ModelFlags, FaceFlags {
   batch: string;
   fit?: string;
   maxPixels?: string;
+  list?: string;
+  output?: string;
+  outputFormat?: string;
+  resume?: boolean;
+  overwrite?: boolean;
 }
 
 export function describeCommand(ctx: CommandContext): Command {
@@ -28,21 +34,33 @@ export function describeCommand(ctx: CommandContext): Command {
         'gives {"image": "<path>", "faces": 0} (and a note on stderr); it is not an error.\n' +
         'With --detector none each image is described as given (expected: a face crop):\n' +
         '  {"image": "<path as given>", "descriptor": [numbers]}\n' +
-        'Images that cannot be read are reported on stderr; the others go on, and the exit code is 1.',
+        'Images that cannot be read are reported on stderr; the others go on, and the exit code is 1.\n' +
+        'With -o FILE.npy or FILE.f32 the descriptors go to a float32 matrix, one row per face, and FILE.index.jsonl\n' +
+        'says which rows belong to which image; --resume continues a stopped run without writing any image twice.',
     )
-    .argument('<images...>', 'image files (JPEG, PNG, WebP, TIFF, GIF, AVIF)')
+    .argument('[images...]', 'image files (JPEG, PNG, WebP, TIFF, GIF, AVIF) or folders (searched recursively)')
+    .option('--list <file>', 'read image paths from a file, one per line (- for stdin)')
     .option('--layer <layer>', `which layer: ${LAYERS.join(', ')}`, 'fc7')
     .option('--raw', 'do not L2-normalise the vector')
-    .option('--batch <n>', 'images per inference call', '8');
+    .option('--batch <n>', 'images per inference call', '8')
+    .option('-o, --output <file>', 'write to this file instead of stdout: .jsonl (JSON lines), .npy or .f32 (matrix + index)')
+    .option('--output-format <format>', `${OUTPUT_FORMATS.join(', ')} (default: from the extension)`)
+    .option('--resume', 'continue an output a stopped run left: skip the images it holds, redo the last one')
+    .option('--overwrite', 'replace an existing output file');
   addModelOptions(cmd);
   addImageOptions(cmd);
   addFaceOptions(cmd, { detectorChoice: true });
-  return cmd.action(async (images: string[], flags: DescribeFlags) => {
+  return cmd.action(async (args: string[], flags: DescribeFlags) => {
     const layer = check.oneOf('--layer', flags.layer, LAYERS) as Layer;
     const batchSize = check.integer('--batch', flags.batch, 1, 256);
     const image = imageOptions(flags);
     const faces = faceOptions(flags);
     if (faces.detector !== 'none' && flags.fit !== undefined) throw usageError('--fit: only with --detector none (detected faces are cropped square around the face)', '--fit');
+    if (flags.resume && flags.overwrite) throw usageError('--resume and --overwrite: choose one', '--resume');
+    if ((flags.resume || flags.overwrite || flags.outputFormat) && !flags.output) throw usageError(`${flags.resume ? '--resume' : flags.overwrite ? '--overwrite' : '--output-format'} needs --output FILE`, '--output');
+    const format = flags.output ? outputFormatFor(flags.output, flags.outputFormat) : 'jsonl';
+    const all = await collectImages(args, flags.list, ctx.stdin);
+    if (flags.output) await checkOutputTarget(flags.output, flags.resume ?? false, flags.overwrite ?? false);
     // The detector first: it is small, and a missing one should fail before the large model loads.
     const detector =
       faces.detector === 'none'
@@ -55,30 +73,45 @@ export function describeCommand(ctx: CommandContext): Command {
       await detector?.close();
       throw err;
     }
+    let sink: DescriptorSink;
+    try {
+      sink = await openDescriptorSink({
+        path: flags.output,
+        format,
+        resume: flags.resume ?? false,
+        overwrite: flags.overwrite ?? false,
+        settings: { dimension: model.dimension(layer), layer, normalized: !flags.raw, detector: faces.detector },
+        stdout: ctx.stdout,
+      });
+    } catch (err) {
+      await model.close();
+      await detector?.close();
+      throw err;
+    }
+    const images = sink.done.size > 0 ? all.filter((p) => !sink.done.has(p)) : all;
+    if (sink.done.size > 0) ctx.stderr.write(`vggface: resuming ${flags.output}: ${all.length - images.length} images already done, ${images.length} to go\n`);
     const bar = progressBar('Describing', images.length, { threshold: 16 });
     const options = { layer, normalize: !flags.raw, batchSize, ...image, onProgress: (d: number) => bar.update(d) };
     try {
       if (!detector) {
         for await (const r of model.describeEach(images, options)) {
           if (r.error) reportItemError(ctx, r.error);
-          else await writeLine(ctx.stdout, `{"image":${JSON.stringify(r.label)},"descriptor":${vectorJson(r.descriptor)}}`);
+          else await sink.write({ image: r.label, detected: false, rows: [{ descriptor: r.descriptor }] });
         }
       } else {
         const { align, margin, maxFaces, minFaceSize, minScore } = faces;
         for await (const r of model.describeFaces(images, { ...options, detector, align, margin, maxFaces, minFaceSize, minScore })) {
-          const label = JSON.stringify(r.label);
           if (r.error) {
             reportItemError(ctx, r.error);
-          } else if (r.faces.length === 0) {
-            ctx.stderr.write(`vggface: ${r.label}: no face found\n`);
-            await writeLine(ctx.stdout, `{"image":${label},"faces":0}`);
-          } else {
-            for (const f of r.faces) await writeLine(ctx.stdout, `{"image":${label},"face":${faceJson(f.face)},"descriptor":${vectorJson(f.descriptor)}}`);
+            continue;
           }
+          if (r.faces.length === 0) ctx.stderr.write(`vggface: ${r.label}: no face found\n`);
+          await sink.write({ image: r.label, detected: true, rows: r.faces });
         }
       }
     } finally {
       bar.stop();
+      await sink.close();
       await model.close();
       await detector?.close();
     }
