@@ -48,7 +48,10 @@ export interface DescribeOptions {
   readonly layer?: Layer;
   /** L2-normalise the vector (default true). */
   readonly normalize?: boolean;
-  /** How non-square images become 224x224; default `crop`. Images already 224x224 are used untouched. */
+  /**
+   * How non-square images become 224x224: default `deepface` for a model with deepface preprocessing (its resize
+   * and zero padding), else `crop`. Images already 224x224 are used untouched.
+   */
   readonly fit?: Fit;
   /** Images per inference call; default 8. */
   readonly batchSize?: number;
@@ -124,7 +127,7 @@ export class VggFace {
    */
   async *describeEach(inputs: Iterable<ImageInput>, options: DescribeOptions = {}): AsyncGenerator<DescribeResult> {
     this.assertOpen();
-    const o = normalizeDescribeOptions(options);
+    const o = normalizeDescribeOptions(options, this.info.preprocessing === 'deepface' ? 'deepface' : 'crop');
     const list = [...inputs];
     const batches: { start: number; items: ImageInput[] }[] = [];
     for (let i = 0; i < list.length; i += o.batchSize) batches.push({ start: i, items: list.slice(i, i + o.batchSize) });
@@ -198,12 +201,12 @@ interface NormalizedDescribeOptions {
   onProgress: DescribeOptions['onProgress'];
 }
 
-function normalizeDescribeOptions(options: DescribeOptions): NormalizedDescribeOptions {
+function normalizeDescribeOptions(options: DescribeOptions, defaultFit: Fit): NormalizedDescribeOptions {
   if (!check.isPlainObject(options)) throw invalidParameterError('options', 'an object', options);
   return {
     layer: options.layer === undefined ? 'fc7' : check.oneOf('layer', options.layer, LAYERS),
     normalize: options.normalize === undefined ? true : check.bool('normalize', options.normalize),
-    fit: options.fit === undefined ? 'crop' : check.oneOf('fit', options.fit, FITS),
+    fit: options.fit === undefined ? defaultFit : check.oneOf('fit', options.fit, FITS),
     batchSize: options.batchSize === undefined ? 8 : check.integer('batchSize', options.batchSize, 1, 256),
     maxPixels: options.maxPixels === undefined ? undefined : check.integer('maxPixels', options.maxPixels, 1, Number.MAX_SAFE_INTEGER),
     onProgress: options.onProgress,

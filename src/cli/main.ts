@@ -7,8 +7,20 @@ import type { CommandContext } from './context.js';
 import { describeCommand } from './commands/describe.js';
 import { convertCommand } from './commands/convert.js';
 import { inspectCommand } from './commands/inspect.js';
+import { verifyCommand } from './commands/verify.js';
+import { evalCommand } from './commands/eval.js';
+import { calibrateCommand } from './commands/calibrate.js';
+import { galleryCommand } from './commands/gallery.js';
 
-const COMMANDS: readonly ((ctx: CommandContext) => Command)[] = [describeCommand, convertCommand, inspectCommand];
+const COMMANDS: readonly ((ctx: CommandContext) => Command)[] = [
+  describeCommand,
+  convertCommand,
+  inspectCommand,
+  verifyCommand,
+  evalCommand,
+  calibrateCommand,
+  galleryCommand,
+];
 
 export function createProgram(ctx: CommandContext): Command {
   const program = new Command('vggface')
