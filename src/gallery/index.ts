@@ -9,8 +9,12 @@ import { distanceFromSums, type Metric } from '../metrics/distance.js';
 import { decodeHalf, encodeHalf } from './fp16.js';
 import { openScorer, type Precision, type Scorer } from './scorer.js';
 
-/** Rows per block: 16,384 x 4096 floats = 256 MiB (fp32), 128 MiB (fp16). */
-export const BLOCK_ROWS = 16384;
+/**
+ * Rows per block: 65,536 x 4096 floats = 1 GiB (fp32), 512 MiB (fp16); a block grows by doubling up to that.
+ * Fewer, larger products are faster (measured at 100,000 rows: one product ~65 ms, 16,384-row blocks ~95 ms).
+ */
+export const BLOCK_ROWS = 65536;
+const FIRST_BLOCK_ROWS = 1024;
 
 /**
  * Bound on |computed - exact| dot product, relative to |query| |row|: float32 accumulation over 4096 terms
@@ -36,6 +40,10 @@ export class DescriptorIndex {
   private readonly blocks: (Float32Array | Uint16Array)[] = [];
   private norms = new Float64Array(1024);
   private faces: IndexedFace[] = [];
+  /** Per row, the number of its identity in identityNames (so a search never hashes strings per row). */
+  private identityOf = new Int32Array(1024);
+  private readonly identityNames: string[] = [];
+  private readonly identityNumbers = new Map<string, number>();
   private scorer: Scorer | undefined;
 
   constructor(
@@ -58,19 +66,38 @@ export class DescriptorIndex {
     if (stored.length !== this.dim) throw new Error(`internal: descriptor of ${stored.length}, index of ${this.dim}`);
     const row = this.faces.length;
     const b = Math.floor(row / BLOCK_ROWS);
-    if (b === this.blocks.length) this.blocks.push(this.precision === 'fp16' ? new Uint16Array(BLOCK_ROWS * this.dim) : new Float32Array(BLOCK_ROWS * this.dim));
-    const off = (row % BLOCK_ROWS) * this.dim;
-    (this.blocks[b] as Float32Array | Uint16Array).set(stored as never, off);
+    const within = row % BLOCK_ROWS;
+    if (b === this.blocks.length) this.blocks.push(this.newBlock(FIRST_BLOCK_ROWS));
+    if ((within + 1) * this.dim > this.blocks[b].length) {
+      const grown = this.newBlock(Math.min(BLOCK_ROWS, (this.blocks[b].length / this.dim) * 2));
+      grown.set(this.blocks[b] as never);
+      this.blocks[b] = grown;
+    }
+    (this.blocks[b] as Float32Array | Uint16Array).set(stored as never, within * this.dim);
     if (row === this.norms.length) {
       const grown = new Float64Array(this.norms.length * 2);
       grown.set(this.norms);
       this.norms = grown;
+      const ids = new Int32Array(this.identityOf.length * 2);
+      ids.set(this.identityOf);
+      this.identityOf = ids;
     }
+    let idn = this.identityNumbers.get(face.identity);
+    if (idn === undefined) {
+      idn = this.identityNames.length;
+      this.identityNames.push(face.identity);
+      this.identityNumbers.set(face.identity, idn);
+    }
+    this.identityOf[row] = idn;
     const v = this.rowValues(row);
     let s = 0;
     for (let i = 0; i < v.length; i++) s += v[i] * v[i];
     this.norms[row] = s;
     this.faces.push(face);
+  }
+
+  private newBlock(rows: number): Float32Array | Uint16Array {
+    return this.precision === 'fp16' ? new Uint16Array(rows * this.dim) : new Float32Array(rows * this.dim);
   }
 
   /** The stored form of a descriptor in this index's precision. */
@@ -90,6 +117,7 @@ export class DescriptorIndex {
         const so = (r % BLOCK_ROWS) * this.dim;
         dst.set(src.subarray(so, so + this.dim) as never, (w % BLOCK_ROWS) * this.dim);
         this.norms[w] = this.norms[r];
+        this.identityOf[w] = this.identityOf[r];
         this.faces[w] = this.faces[r];
       }
       w++;
@@ -129,27 +157,36 @@ export class DescriptorIndex {
       const block = this.blocks[b].subarray(0, rows * this.dim);
       dots.set(await this.scorer.scores(block, rows, q), b * BLOCK_ROWS);
     }
-    // Bounds on each row's distance from the bound on its dot product (every metric falls as the dot grows).
-    // |computed - q.m| <= err |q_stored| |m| + |q_stored - q| |m|.
+    // |computed dot - q.m| <= perNorm |m|. Rank rows by a key that every metric's distance grows with:
+    // -cos for the angle-based metrics, |m|^2 - 2 q.m for euclidean; bound each key from the dot's bound.
     const perNorm = DOT_ERROR[this.precision] * Math.sqrt(qhqh) + Math.sqrt(qdiff);
-    const upper = new Float64Array(n);
-    const lower = new Float64Array(n);
+    const qn = Math.sqrt(qq);
+    const euclid = metric === 'euclidean';
+    const key = new Float64Array(n);
+    const err = new Float64Array(n);
     for (let r = 0; r < n; r++) {
-      const delta = perNorm * Math.sqrt(this.norms[r]);
-      lower[r] = distanceFromSums({ dot: dots[r] + delta, aa: qq, bb: this.norms[r] }, metric);
-      upper[r] = distanceFromSums({ dot: dots[r] - delta, aa: qq, bb: this.norms[r] }, metric);
+      const m2 = this.norms[r];
+      const mn = Math.sqrt(m2);
+      if (euclid) {
+        key[r] = m2 - 2 * dots[r];
+        err[r] = 2 * perNorm * mn;
+      } else {
+        key[r] = mn > 0 && qn > 0 ? -dots[r] / (qn * mn) : 0;
+        err[r] = qn > 0 ? perNorm / qn : 0;
+      }
     }
     // The k-th best identity's upper bound: no row whose lower bound exceeds it can be among the best k.
-    const bestUpper = new Map<string, number>();
+    const bestUpper = new Float64Array(this.identityNames.length).fill(Infinity);
     for (let r = 0; r < n; r++) {
-      const id = this.faces[r].identity;
-      const u = bestUpper.get(id);
-      if (u === undefined || upper[r] < u) bestUpper.set(id, upper[r]);
+      const id = this.identityOf[r];
+      const u = key[r] + err[r];
+      if (u < bestUpper[id]) bestUpper[id] = u;
     }
-    const cut = [...bestUpper.values()].sort((a, b) => a - b)[Math.min(k, bestUpper.size) - 1];
+    const uppers = bestUpper.filter((u) => u !== Infinity).sort();
+    const cut = uppers[Math.min(k, uppers.length) - 1];
     const best = new Map<string, { distance: number; row: number }>();
     for (let r = 0; r < n; r++) {
-      if (lower[r] > cut) continue;
+      if (key[r] - err[r] > cut) continue;
       const d = distanceFromSums(exactSums(query, this.rowValues(r)), metric);
       const id = this.faces[r].identity;
       const cur = best.get(id);

@@ -6,8 +6,8 @@
  * proposes candidates that are re-ranked by their exact distance.
  */
 import pg from 'pg';
-import pgvector from 'pgvector';
 import { VggFaceError } from '../errors.js';
+import { encodeHalf } from './fp16.js';
 import { distanceFromSums, type Metric } from '../metrics/distance.js';
 import type { IdentityMatch } from './index.js';
 import type { AddOutcome, GalleryMeta, GalleryStore, IdentitySummary, NewFace, StoreSearchOptions } from './types.js';
@@ -44,6 +44,25 @@ export function redactUrl(url: string): string {
   } catch {
     return url.replace(/:[^:@/]*@/, ':***@');
   }
+}
+
+/**
+ * A descriptor as a binary query parameter in pgvector's wire format (vector_recv / halfvec_recv: int16 dimension,
+ * int16 unused, then big-endian float32 or float16 values): 8 KiB for a 4096-d halfvec instead of ~80 KB of text,
+ * and no float parsing on the server (measured 10x faster loading into PGlite than the text form).
+ */
+export function vectorParam(v: Float32Array, precision: 'fp32' | 'fp16'): Buffer {
+  const half = precision === 'fp16';
+  const b = Buffer.alloc(4 + v.length * (half ? 2 : 4));
+  b.writeInt16BE(v.length, 0);
+  b.writeInt16BE(0, 2);
+  if (half) {
+    const h = encodeHalf(v);
+    for (let i = 0; i < h.length; i++) b.writeUInt16BE(h[i], 4 + 2 * i);
+  } else {
+    for (let i = 0; i < v.length; i++) b.writeFloatBE(v[i], 4 + 4 * i);
+  }
+  return b;
 }
 
 export function isPostgresUrl(db: string): boolean {
@@ -116,7 +135,7 @@ export class PostgresStore implements GalleryStore {
     for (const c of ['id', 'identity', 'content_hash', 'source', 'embedding']) {
       if (!names.includes(c)) throw this.error(`wrong schema: table vggface_faces has no column ${c}`);
     }
-    if (version < PG_SCHEMA_VERSION) await this.migrate(version, Number(meta.dimension), meta.precision === 'fp16' ? 'halfvec' : 'vector');
+    if (version < PG_SCHEMA_VERSION) await this.migrate(Number(meta.dimension), meta.precision === 'fp16' ? 'halfvec' : 'vector');
   }
 
   private async readMetaRows(): Promise<Record<string, string>> {
@@ -136,14 +155,13 @@ export class PostgresStore implements GalleryStore {
     }
   }
 
-  private async migrate(from: number, dim: number, type: string): Promise<void> {
+  private async migrate(dim: number, type: string): Promise<void> {
     await this.transaction(async () => {
       await this.query('SELECT pg_advisory_xact_lock($1)', [SCHEMA_LOCK]);
       const current = Number((await this.readMetaRows()).schema_version);
       for (let v = current; v < PG_SCHEMA_VERSION; v++) for (const sql of MIGRATIONS[v](dim, type)) await this.query(sql);
       await this.query(`UPDATE vggface_meta SET value = $1 WHERE key = 'schema_version'`, [String(PG_SCHEMA_VERSION)]);
     });
-    void from;
   }
 
   async meta(): Promise<GalleryMeta | undefined> {
@@ -195,7 +213,7 @@ export class PostgresStore implements GalleryStore {
         const r = await this.query<{ id: string }>(
           `INSERT INTO vggface_faces (identity, content_hash, source, embedding) VALUES ($1, $2, $3, $4::${type})
            ON CONFLICT (content_hash) DO NOTHING RETURNING id`,
-          [f.identity, f.contentHash, f.source, pgvector.toSql(Array.from(f.descriptor))],
+          [f.identity, f.contentHash, f.source, vectorParam(f.descriptor, meta.precision)],
         );
         if (r.rows.length === 1) {
           out.push({ status: 'added', id: Number(r.rows[0].id) });
@@ -212,10 +230,11 @@ export class PostgresStore implements GalleryStore {
   async addMany(faces: readonly NewFace[]): Promise<void> {
     const meta = (await this.meta())!;
     const type = this.vectorType(meta);
+    if (faces.length === 0) return;
+    const values = faces.map((_, i) => `($${4 * i + 1}, $${4 * i + 2}, $${4 * i + 3}, $${4 * i + 4}::${type})`).join(', ');
     await this.query(
-      `INSERT INTO vggface_faces (identity, content_hash, source, embedding)
-       SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::${type.replace(/\(.*/, '')}[]) ON CONFLICT (content_hash) DO NOTHING`,
-      [faces.map((f) => f.identity), faces.map((f) => f.contentHash), faces.map((f) => f.source), faces.map((f) => pgvector.toSql(Array.from(f.descriptor)))],
+      `INSERT INTO vggface_faces (identity, content_hash, source, embedding) VALUES ${values} ON CONFLICT (content_hash) DO NOTHING`,
+      faces.flatMap((f) => [f.identity, f.contentHash, f.source, vectorParam(f.descriptor, meta.precision)]),
     );
   }
 
@@ -243,7 +262,7 @@ export class PostgresStore implements GalleryStore {
     const meta = await this.requireMeta();
     const type = this.vectorType(meta);
     const op = options.metric === 'euclidean' ? '<->' : '<=>';
-    const q = pgvector.toSql(Array.from(query));
+    const q = vectorParam(query, meta.precision);
     const rows = await this.withCandidates(options, async (candidates) => {
       const from = candidates
         ? `(SELECT id, identity, source, embedding FROM vggface_faces
@@ -254,7 +273,7 @@ export class PostgresStore implements GalleryStore {
         [q, options.k],
       );
     });
-    return rows.rows.map((r) => ({ id: Number(r.id), identity: r.identity, source: r.source, distance: mapDistance(Number(r.d), options.metric, query) }));
+    return rows.rows.map((r) => ({ id: Number(r.id), identity: r.identity, source: r.source, distance: mapDistance(Number(r.d), options.metric) }));
   }
 
   private async withCandidates<T>(options: { approximate?: boolean; candidates?: number }, run: (candidates: number | undefined) => Promise<T>): Promise<T> {
@@ -272,7 +291,7 @@ export class PostgresStore implements GalleryStore {
     const meta = await this.requireMeta();
     const type = this.vectorType(meta);
     const op = options.metric === 'euclidean' ? '<->' : '<=>';
-    const q = pgvector.toSql(Array.from(query));
+    const q = vectorParam(query, meta.precision);
     const r = await this.withCandidates(options, async (candidates) => {
       const from = candidates
         ? `(SELECT id, identity, source, embedding FROM vggface_faces
@@ -284,7 +303,7 @@ export class PostgresStore implements GalleryStore {
         [q, options.k],
       );
     });
-    return r.rows.map((x) => ({ identity: x.identity, distance: mapDistance(Number(x.d), options.metric, query), face: { id: Number(x.id), identity: x.identity, source: x.source } }));
+    return r.rows.map((x) => ({ identity: x.identity, distance: mapDistance(Number(x.d), options.metric), face: { id: Number(x.id), identity: x.identity, source: x.source } }));
   }
 
   private async requireMeta(): Promise<GalleryMeta> {
@@ -299,7 +318,7 @@ export class PostgresStore implements GalleryStore {
 }
 
 /** pgvector gives cosine distance (or L2 for euclidean); the other metrics follow from the cosine. */
-function mapDistance(d: number, metric: Metric, _query: Float32Array): number {
+function mapDistance(d: number, metric: Metric): number {
   if (metric === 'cosine' || metric === 'euclidean') return d;
   return distanceFromSums({ dot: 1 - d, aa: 1, bb: 1 }, metric);
 }
