@@ -20,7 +20,7 @@ import { sha256 } from '../util/hash.js';
 import * as check from '../validate.js';
 import type { DescribeOptions, VggFace } from '../vggface.js';
 import { modelIdentity, type ModelIdentity } from '../verify/thresholds.js';
-import type { IdentityMatch } from './index.js';
+import type { IdentityMatch } from './descriptor-index.js';
 import { isPostgresUrl, PostgresStore } from './postgres-store.js';
 import { PRECISIONS, type Precision } from './scorer.js';
 import { SqliteStore } from './sqlite-store.js';

@@ -9,7 +9,7 @@ import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { VggFaceError } from '../errors.js';
-import { DescriptorIndex, type IdentityMatch } from './index.js';
+import { DescriptorIndex, type IdentityMatch } from './descriptor-index.js';
 import { decodeHalf, encodeHalf } from './fp16.js';
 import type { AddOutcome, GalleryMeta, GalleryStore, IdentitySummary, NewFace, StoreSearchOptions } from './types.js';
 

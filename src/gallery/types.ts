@@ -1,6 +1,6 @@
 /** What every gallery store (embedded SQLite, PostgreSQL) offers; the Gallery class is built on it. */
 import type { Metric } from '../metrics/distance.js';
-import type { IdentityMatch } from './index.js';
+import type { IdentityMatch } from './descriptor-index.js';
 import type { Precision } from './scorer.js';
 
 /** Which model a gallery's descriptors come from: a gallery never mixes models. */

@@ -1,0 +1,42 @@
+/** The package's public API: a thin re-export of the modules that define it. */
+export { VggFace, LAYERS, l2normalize, type Layer, type LoadOptions, type DescribeOptions, type DescribeResult } from './vggface.js';
+export { VggFaceError, type ErrorCode } from './errors.js';
+export { FITS, type Fit, type ImageInput, type RawImage } from './image/decode.js';
+export { PREPROCESSING, type Preprocessing } from './onnx/builder.js';
+
+// Distances, thresholds, verification and evaluation.
+export { distance, distanceFromSums, METRICS, DEFAULT_METRIC, type Metric } from './metrics/distance.js';
+export { rocCurve, rocAuc, equalErrorRate, tarAtFar, accuracyAt, bestThreshold, type RocPoint, type ScoredPair } from './metrics/roc.js';
+export { evaluatePairs, assignFolds, FARS, type EvaluationReport, type FoldResult, type FoldedPair } from './metrics/protocol.js';
+export { rocSvg, writeRocPlot } from './metrics/roc-plot.js';
+export { verifyDescriptors, describeDistinct, type Verification } from './verify/verify.js';
+export { readPairList, checkPairImages, type ImagePair, type PairList } from './verify/pairs.js';
+export { measurePairs, evaluateMetric, type PairDistances } from './verify/evaluate.js';
+export {
+  DEEPFACE_THRESHOLDS,
+  modelIdentity,
+  resolveThreshold,
+  loadCalibrations,
+  saveCalibrations,
+  calibrationPath,
+  type ModelIdentity,
+  type Calibration,
+  type ResolvedThreshold,
+} from './verify/thresholds.js';
+
+// Galleries.
+export {
+  Gallery,
+  openGalleryStore,
+  removeIdentity,
+  defaultGalleryPath,
+  type GalleryOpenOptions,
+  type GallerySearchOptions,
+  type GallerySearchResult,
+  type AddedImage,
+} from './gallery/gallery.js';
+export { SqliteStore } from './gallery/sqlite-store.js';
+export { PostgresStore } from './gallery/postgres-store.js';
+export { DescriptorIndex, type IdentityMatch, type IndexedFace } from './gallery/descriptor-index.js';
+export { PRECISIONS, type Precision } from './gallery/scorer.js';
+export { UNKNOWN, type GalleryStore, type GalleryMeta, type NewFace, type AddOutcome, type IdentitySummary } from './gallery/types.js';
