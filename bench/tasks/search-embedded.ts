@@ -1,5 +1,5 @@
 /** Exact search latency of the embedded gallery's in-memory index (what SqliteStore.search uses) on synthetic descriptors. */
-import { DescriptorIndex } from '../../src/gallery/index.js';
+import { DescriptorIndex } from '../../src/gallery/descriptor-index.js';
 import type { Precision } from '../../src/gallery/scorer.js';
 import { finishTask, median, taskArgs } from '../harness.js';
 import { FACES_PER_IDENTITY, syntheticFace, syntheticQuery } from '../synthetic.js';
