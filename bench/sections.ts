@@ -2,5 +2,6 @@
 import type { Section } from './harness.js';
 import { modelSection } from './sections/model.js';
 import { facesSection } from './sections/faces.js';
+import { searchSection } from './sections/search.js';
 
-export const SECTIONS: readonly Section[] = [modelSection, facesSection];
+export const SECTIONS: readonly Section[] = [modelSection, facesSection, searchSection];

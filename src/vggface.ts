@@ -62,7 +62,10 @@ export interface DescribeOptions {
   readonly layer?: Layer;
   /** L2-normalise the vector (default true). */
   readonly normalize?: boolean;
-  /** How non-square images become 224x224; default `crop`. Images already 224x224 are used untouched. */
+  /**
+   * How non-square images become 224x224: default `deepface` for a model with deepface preprocessing (its resize
+   * and zero padding), else `crop`. Images already 224x224 are used untouched.
+   */
   readonly fit?: Fit;
   /** Images per inference call; default 8. */
   readonly batchSize?: number;
@@ -164,7 +167,7 @@ export class VggFace {
    */
   async *describeEach(inputs: Iterable<ImageInput>, options: DescribeOptions = {}): AsyncGenerator<DescribeResult> {
     this.assertOpen();
-    const o = normalizeDescribeOptions(options);
+    const o = normalizeDescribeOptions(options, this.info.preprocessing === 'deepface' ? 'deepface' : 'crop');
     const list = [...inputs];
     const batches: { start: number; items: ImageInput[] }[] = [];
     for (let i = 0; i < list.length; i += o.batchSize) batches.push({ start: i, items: list.slice(i, i + o.batchSize) });
@@ -196,7 +199,7 @@ export class VggFace {
     this.assertOpen();
     if (!check.isPlainObject(options)) throw invalidParameterError('options', 'an object', options);
     const { detector: given, align, margin, minScore, nmsThreshold, detectionSize, minFaceSize, maxFaces, ...describeOptions } = options;
-    const o = normalizeDescribeOptions(describeOptions);
+    const o = normalizeDescribeOptions(describeOptions, 'crop'); // fit is unused: aligned crops are already 224x224
     const detect = resolveDetectOptions({ minScore, nmsThreshold, detectionSize, minFaceSize, maxFaces, maxPixels: o.maxPixels });
     const alignment = resolveAlignOptions({ align, margin, size: INPUT_SIZE });
     if (given !== undefined && !(given instanceof FaceDetector)) throw invalidParameterError('detector', 'a FaceDetector', given);
@@ -300,12 +303,12 @@ interface NormalizedDescribeOptions {
   onProgress: DescribeOptions['onProgress'];
 }
 
-function normalizeDescribeOptions(options: DescribeOptions): NormalizedDescribeOptions {
+function normalizeDescribeOptions(options: DescribeOptions, defaultFit: Fit): NormalizedDescribeOptions {
   if (!check.isPlainObject(options)) throw invalidParameterError('options', 'an object', options);
   return {
     layer: options.layer === undefined ? 'fc7' : check.oneOf('layer', options.layer, LAYERS),
     normalize: options.normalize === undefined ? true : check.bool('normalize', options.normalize),
-    fit: options.fit === undefined ? 'crop' : check.oneOf('fit', options.fit, FITS),
+    fit: options.fit === undefined ? defaultFit : check.oneOf('fit', options.fit, FITS),
     batchSize: options.batchSize === undefined ? 8 : check.integer('batchSize', options.batchSize, 1, 256),
     maxPixels: options.maxPixels === undefined ? undefined : check.integer('maxPixels', options.maxPixels, 1, Number.MAX_SAFE_INTEGER),
     onProgress: options.onProgress,

@@ -8,8 +8,21 @@ import { describeCommand } from './commands/describe.js';
 import { convertCommand } from './commands/convert.js';
 import { inspectCommand } from './commands/inspect.js';
 import { facesCommand } from './commands/faces.js';
+import { verifyCommand } from './commands/verify.js';
+import { evalCommand } from './commands/eval.js';
+import { calibrateCommand } from './commands/calibrate.js';
+import { galleryCommand } from './commands/gallery.js';
 
-const COMMANDS: readonly ((ctx: CommandContext) => Command)[] = [describeCommand, convertCommand, inspectCommand, facesCommand];
+const COMMANDS: readonly ((ctx: CommandContext) => Command)[] = [
+  describeCommand,
+  facesCommand,
+  verifyCommand,
+  evalCommand,
+  calibrateCommand,
+  galleryCommand,
+  convertCommand,
+  inspectCommand,
+];
 
 export function createProgram(ctx: CommandContext): Command {
   const program = new Command('vggface')

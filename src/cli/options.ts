@@ -28,7 +28,7 @@ export function addModelOptions(cmd: Command): Command {
 
 export function addImageOptions(cmd: Command): Command {
   return cmd
-    .option('--fit <mode>', 'how non-square images become 224x224: crop (centre, default), pad (black borders) or stretch; 224x224 images are used as they are')
+    .option('--fit <mode>', 'how non-square images become 224x224: crop (centre; the default with caffe preprocessing), pad (black borders), stretch, or deepface (its resize and zero padding; the default with deepface preprocessing); 224x224 images are used as they are')
     .option('--max-pixels <n>', 'refuse images with more pixels than this (default 100000000)');
 }
 

@@ -7,6 +7,7 @@ import { stat } from 'node:fs/promises';
 import sharp, { type Metadata, type Sharp } from 'sharp';
 import { fileError, invalidParameterError, VggFaceError } from '../errors.js';
 import { isPlainObject } from '../validate.js';
+import { deepfaceResize } from './deepface-resize.js';
 
 /** A decoded image: 8-bit RGB, row-major HWC. */
 export interface RawImage {
@@ -23,10 +24,12 @@ export type ImageInput = string | Uint8Array | RawImage;
  * How a non-square image is brought to the model's square input:
  * - `crop` (default): scale so the shorter side fits, then cut the centre (no distortion, no borders);
  * - `pad`: scale so the longer side fits and pad with black (deepface's behaviour);
- * - `stretch`: scale each side independently (distorts faces).
+ * - `stretch`: scale each side independently (distorts faces);
+ * - `deepface`: deepface's own resize (bilinear as OpenCV, truncated size, zero padding; see deepface-resize.ts),
+ *   the default for models converted with deepface preprocessing.
  */
-export type Fit = 'crop' | 'pad' | 'stretch';
-export const FITS: readonly Fit[] = ['crop', 'pad', 'stretch'];
+export type Fit = 'crop' | 'pad' | 'stretch' | 'deepface';
+export const FITS: readonly Fit[] = ['crop', 'pad', 'stretch', 'deepface'];
 
 /** 100 megapixels: above any camera photo, below what would exhaust memory. */
 export const DEFAULT_MAX_PIXELS = 100_000_000;
@@ -41,7 +44,7 @@ export interface ResizeOptions extends DecodeOptions {
   readonly fit?: Fit;
 }
 
-const SHARP_FIT = { crop: 'cover', pad: 'contain', stretch: 'fill' } as const;
+const SHARP_FIT = { crop: 'cover', pad: 'contain', stretch: 'fill' } as const satisfies Record<Exclude<Fit, 'deepface'>, string>;
 
 export function isRawImage(value: unknown): value is RawImage {
   if (!isPlainObject(value)) return false;
@@ -144,8 +147,10 @@ export async function loadSquare(input: ImageInput, label: string, size: number,
     if (input.width === size && input.height === size) return input;
   }
   const { img, width, height } = await openImage(input, label, options.maxPixels ?? DEFAULT_MAX_PIXELS);
+  const fit = options.fit ?? 'crop';
+  if (fit === 'deepface') return deepfaceResize(isRawImage(input) ? input : await toRgb(img, label), size);
   if (width !== size || height !== size) {
-    img.resize(size, size, { fit: SHARP_FIT[options.fit ?? 'crop'], position: 'centre', background: { r: 0, g: 0, b: 0 } });
+    img.resize(size, size, { fit: SHARP_FIT[fit], position: 'centre', background: { r: 0, g: 0, b: 0 } });
   }
   return toRgb(img, label);
 }

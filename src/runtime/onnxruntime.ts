@@ -14,7 +14,8 @@ export interface EngineOptions {
 }
 
 export interface TensorData {
-  readonly data: Float32Array | Uint8Array | Int8Array;
+  /** A Uint16Array holds float16 values (IEEE half, as bits). */
+  readonly data: Float32Array | Uint8Array | Int8Array | Uint16Array;
   readonly dims: readonly number[];
 }
 
@@ -25,9 +26,10 @@ export interface InferenceEngine {
   close(): Promise<void>;
 }
 
-function tensorType(data: TensorData['data']): 'float32' | 'uint8' | 'int8' {
+function tensorType(data: TensorData['data']): 'float32' | 'uint8' | 'int8' | 'float16' {
   if (data instanceof Float32Array) return 'float32';
   if (data instanceof Uint8Array) return 'uint8';
+  if (data instanceof Uint16Array) return 'float16';
   return 'int8';
 }
 
@@ -35,17 +37,22 @@ export function defaultThreads(): number {
   return availableParallelism();
 }
 
-/** Opens an ONNX model file. ONNX Runtime reads the file itself, so its bytes are never held by JavaScript. */
-export async function openEngine(modelPath: string, options: EngineOptions = {}): Promise<InferenceEngine> {
+/**
+ * Opens an ONNX model file (ONNX Runtime reads the file itself, so its bytes are never held by JavaScript),
+ * or a small model built in memory (the gallery's matrix-product graph).
+ */
+export async function openEngine(model: string | Uint8Array, options: EngineOptions = {}): Promise<InferenceEngine> {
+  const modelPath = typeof model === 'string' ? model : 'in-memory model';
   let session: ort.InferenceSession;
   try {
-    session = await ort.InferenceSession.create(modelPath, {
+    const sessionOptions: ort.InferenceSession.SessionOptions = {
       intraOpNumThreads: options.threads ?? defaultThreads(),
       interOpNumThreads: 1,
       executionMode: 'sequential',
       graphOptimizationLevel: options.optimization ?? 'all',
       executionProviders: ['cpu'],
-    });
+    };
+    session = typeof model === 'string' ? await ort.InferenceSession.create(model, sessionOptions) : await ort.InferenceSession.create(model, sessionOptions);
   } catch (err) {
     throw new VggFaceError('E_MODEL', `${modelPath}: ONNX Runtime cannot load this model: ${(err as Error).message}`, { input: modelPath, cause: err });
   }

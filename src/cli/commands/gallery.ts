@@ -1,0 +1,147 @@
+import { Command } from 'commander';
+import { usageError } from '../../errors.js';
+import { defaultGalleryPath, Gallery, openGalleryStore, removeIdentity } from '../../gallery/gallery.js';
+import { PRECISIONS, type Precision } from '../../gallery/scorer.js';
+import { defaultCacheDir } from '../../util/paths.js';
+import { VggFace } from '../../vggface.js';
+import { modelIdentity, resolveThreshold } from '../../verify/thresholds.js';
+import * as check from '../../validate.js';
+import { float32ToString, writeLine } from '../format.js';
+import { reportItemError, type CommandContext } from '../context.js';
+import { addImageOptions, addModelOptions, imageOptions, modelOptions, type ModelFlags } from '../options.js';
+import { progressBar } from '../progress.js';
+import { addThresholdOptions, thresholdFlags } from './verify.js';
+
+interface DbFlags {
+  db?: string;
+}
+
+function addDbOption(cmd: Command): Command {
+  return cmd.option('--db <location>', 'gallery: a SQLite file, or postgres://user:pass@host/db (default: $VGGFACE_GALLERY, else ~/.local/share/vggface/gallery.db)');
+}
+
+const num = (x: number) => float32ToString(Math.fround(x));
+
+function addSubcommand(ctx: CommandContext): Command {
+  const cmd = new Command('add')
+    .summary('describe images and store them under an identity')
+    .description('Stores each image\'s descriptor under --id, one transaction per batch. An image already in the gallery (same content) is not stored again.\nPrints one JSON line per image: {"image", "status": "added"|"duplicate", "identity"}.')
+    .requiredOption('--id <name>', 'the identity (person) the images show')
+    .argument('<images...>', 'images of that person')
+    .option('--precision <p>', `storage of a new gallery: ${PRECISIONS.join(' or ')} (half the memory)`, 'fp32')
+    .option('--batch <n>', 'images per inference call and per transaction', '8');
+  addDbOption(cmd);
+  addModelOptions(cmd);
+  addImageOptions(cmd);
+  return cmd.action(async (images: string[], flags: ModelFlags & DbFlags & { id: string; precision: string; batch: string; fit?: string; maxPixels?: string }) => {
+    const precision = check.oneOf('--precision', flags.precision, PRECISIONS) as Precision;
+    const batchSize = check.integer('--batch', flags.batch, 1, 256);
+    const image = imageOptions(flags);
+    const model = await VggFace.load(modelOptions(flags));
+    try {
+      const gallery = await Gallery.open(model, { db: flags.db, precision, create: true });
+      const bar = progressBar('Adding', images.length, { threshold: 16 });
+      try {
+        const results = await gallery.add(flags.id, images, { batchSize, ...image, onProgress: (d) => bar.update(d) });
+        for (const r of results) {
+          if (r.status === 'failed') reportItemError(ctx, r.error!);
+          else await writeLine(ctx.stdout, JSON.stringify({ image: r.label, status: r.status, identity: r.status === 'added' ? flags.id : r.identity }));
+        }
+      } finally {
+        bar.stop();
+        await gallery.close();
+      }
+    } finally {
+      await model.close();
+    }
+  });
+}
+
+function searchSubcommand(ctx: CommandContext): Command {
+  const cmd = new Command('search')
+    .summary('find the best matching identities for images')
+    .description(
+      'For each image prints {"image", "identity", "distance", "threshold", "metric", "matches": [{"identity", "distance", "verified", "face"}]}:\n' +
+        'the k best identities, each by the smallest distance over its faces; "identity" is the best one if its distance\n' +
+        'is <= threshold, else "unknown".',
+    )
+    .argument('<images...>', 'images to identify')
+    .option('-k, --top <k>', 'identities to return', '5')
+    .option('--approximate', 'PostgreSQL: search the binary-quantized HNSW index and re-rank its candidates exactly')
+    .option('--candidates <n>', 'with --approximate: candidates to re-rank (1-1000)', '200');
+  addThresholdOptions(cmd);
+  addDbOption(cmd);
+  addModelOptions(cmd);
+  addImageOptions(cmd);
+  return cmd.action(async (images: string[], flags: ModelFlags & DbFlags & { top: string; metric: string; threshold?: string; approximate?: boolean; candidates: string; fit?: string; maxPixels?: string }) => {
+    const k = check.integer('-k', flags.top, 1, 1000);
+    const candidates = check.integer('--candidates', flags.candidates, 1, 1000);
+    const { metric, explicit } = thresholdFlags(flags);
+    const image = imageOptions(flags);
+    const load = modelOptions(flags);
+    const model = await VggFace.load(load);
+    try {
+      const { threshold } = await resolveThreshold({ metric, explicit, cacheDir: load.cacheDir ?? defaultCacheDir(), identity: await modelIdentity(model) });
+      const gallery = await Gallery.open(model, { db: flags.db });
+      try {
+        for await (const r of model.describeEach(images, image)) {
+          if (r.error) {
+            reportItemError(ctx, r.error);
+            continue;
+          }
+          const res = await gallery.searchDescriptor(r.descriptor, { k, metric, threshold, approximate: flags.approximate, candidates });
+          const matches = res.matches.map((m) => `{"identity":${JSON.stringify(m.identity)},"distance":${num(m.distance)},"verified":${m.verified},"face":${JSON.stringify(m.face.source)}}`);
+          await writeLine(
+            ctx.stdout,
+            `{"image":${JSON.stringify(r.label)},"identity":${JSON.stringify(res.identity)},"distance":${num(res.distance)},"threshold":${res.threshold},"metric":"${res.metric}","matches":[${matches.join(',')}]}`,
+          );
+        }
+      } finally {
+        await gallery.close();
+      }
+    } finally {
+      await model.close();
+    }
+  });
+}
+
+function listSubcommand(ctx: CommandContext): Command {
+  const cmd = new Command('list').summary('list identities and their number of faces').description('Prints one JSON line per identity: {"identity", "faces"}.');
+  addDbOption(cmd);
+  return cmd.action(async (flags: DbFlags) => {
+    const store = await openGalleryStore(flags.db ?? defaultGalleryPath());
+    try {
+      for (const s of await store.list()) await writeLine(ctx.stdout, JSON.stringify(s));
+    } finally {
+      await store.close();
+    }
+  });
+}
+
+function removeSubcommand(ctx: CommandContext): Command {
+  const cmd = new Command('remove').summary('remove an identity and all its faces').argument('<identity>', 'the identity to remove');
+  addDbOption(cmd);
+  return cmd.action(async (identity: string, flags: DbFlags) => {
+    const store = await openGalleryStore(flags.db ?? defaultGalleryPath());
+    try {
+      const removed = await removeIdentity(store, identity);
+      await writeLine(ctx.stdout, JSON.stringify({ identity, removed }));
+    } finally {
+      await store.close();
+    }
+  });
+}
+
+export function galleryCommand(ctx: CommandContext): Command {
+  const cmd = new Command('gallery')
+    .summary('a gallery of known faces: add, search, list, remove')
+    .description('Known faces by identity, in one SQLite file (default) or PostgreSQL + pgvector (--db postgres://...).')
+    .addCommand(addSubcommand(ctx))
+    .addCommand(searchSubcommand(ctx))
+    .addCommand(listSubcommand(ctx))
+    .addCommand(removeSubcommand(ctx));
+  cmd.action(() => {
+    throw usageError('gallery needs a subcommand: add, search, list or remove');
+  });
+  return cmd;
+}

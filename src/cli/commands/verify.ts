@@ -1,0 +1,100 @@
+import { Command } from 'commander';
+import { dirname } from 'node:path';
+import { usageError, VggFaceError } from '../../errors.js';
+import { METRICS, type Metric } from '../../metrics/distance.js';
+import { defaultCacheDir } from '../../util/paths.js';
+import { VggFace } from '../../vggface.js';
+import { checkPairImages, readPairList, type ImagePair } from '../../verify/pairs.js';
+import { modelIdentity, resolveThreshold } from '../../verify/thresholds.js';
+import { describeDistinct, verifyDescriptors } from '../../verify/verify.js';
+import * as check from '../../validate.js';
+import { float32ToString, writeLine } from '../format.js';
+import { reportItemError, type CommandContext } from '../context.js';
+import { addImageOptions, addModelOptions, imageOptions, modelOptions, type ModelFlags } from '../options.js';
+
+interface VerifyFlags extends ModelFlags {
+  pairs?: string;
+  images?: string;
+  metric: string;
+  threshold?: string;
+  batch: string;
+  fit?: string;
+  maxPixels?: string;
+}
+
+/** --metric and --threshold, shared by verify and gallery search. */
+export function addThresholdOptions(cmd: Command): Command {
+  return cmd
+    .option('--metric <metric>', `distance: ${METRICS.join(', ')}`, 'cosine')
+    .option('--threshold <t>', 'same person when distance <= t (default: the calibrated threshold for this model, or deepface\'s in deepface mode)');
+}
+
+export function thresholdFlags(flags: { metric: string; threshold?: string }): { metric: Metric; explicit?: number } {
+  const metric = check.oneOf('--metric', flags.metric, METRICS) as Metric;
+  const explicit = flags.threshold === undefined ? undefined : check.number('--threshold', flags.threshold, 0, Number.MAX_VALUE);
+  return { metric, explicit };
+}
+
+const num = (x: number) => float32ToString(Math.fround(x));
+
+export function verifyCommand(ctx: CommandContext): Command {
+  const cmd = new Command('verify')
+    .summary('same person? compare two images, or every pair of a pairs file')
+    .description(
+      'Prints {"verified", "distance", "threshold", "metric"} as JSON for the pair A B, or one line per pair of --pairs\n' +
+        '(a CSV with file_x,file_y[,Decision] or an LFW pairs.txt), with the pair\'s line and images. Each distinct image\n' +
+        'is described once. A pair matches when distance <= threshold.',
+    )
+    .argument('[images...]', 'two images: A B')
+    .option('--pairs <file>', 'verify every pair of this file instead')
+    .option('--images <dir>', 'folder the pairs file names images in (default: the pairs file\'s folder)')
+    .option('--batch <n>', 'images per inference call', '8');
+  addThresholdOptions(cmd);
+  addModelOptions(cmd);
+  addImageOptions(cmd);
+  return cmd.action(async (images: string[], flags: VerifyFlags) => {
+    const { metric, explicit } = thresholdFlags(flags);
+    const batchSize = check.integer('--batch', flags.batch, 1, 256);
+    const image = imageOptions(flags);
+    let pairs: readonly ImagePair[];
+    if (flags.pairs !== undefined) {
+      if (images.length > 0) throw usageError('give either two images or --pairs, not both');
+      const list = await readPairList(flags.pairs, flags.images ?? dirname(flags.pairs));
+      await checkPairImages(list);
+      pairs = list.pairs;
+    } else {
+      if (images.length !== 2) throw usageError(`verify needs exactly two images (or --pairs FILE), got ${images.length}`);
+      pairs = [{ a: images[0], b: images[1], line: 0 }];
+    }
+    const load = modelOptions(flags);
+    const model = await VggFace.load(load);
+    try {
+      const { threshold } = await resolveThreshold({ metric, explicit, cacheDir: load.cacheDir ?? defaultCacheDir(), identity: await modelIdentity(model) });
+      const described = await describeDistinct(model, pairs.flatMap((p) => [p.a, p.b]), { batchSize, ...image });
+      if (flags.pairs === undefined) {
+        const [a, b] = [described.get(pairs[0].a)!, described.get(pairs[0].b)!];
+        if (a.error) throw a.error;
+        if (b.error) throw b.error;
+        const v = verifyDescriptors(a.descriptor, b.descriptor, metric, threshold);
+        await writeLine(ctx.stdout, `{"verified":${v.verified},"distance":${num(v.distance)},"threshold":${v.threshold},"metric":"${v.metric}"}`);
+        return;
+      }
+      for (const p of pairs) {
+        const [a, b] = [described.get(p.a)!, described.get(p.b)!];
+        const failed = a.error ?? b.error;
+        if (failed) {
+          reportItemError(ctx, new VggFaceError(failed.code, `${flags.pairs}: line ${p.line}: ${failed.message}`, { input: flags.pairs }));
+          continue;
+        }
+        const v = verifyDescriptors(a.descriptor!, b.descriptor!, metric, threshold);
+        const same = p.same === undefined ? '' : `,"same":${p.same}`;
+        await writeLine(
+          ctx.stdout,
+          `{"line":${p.line},"image1":${JSON.stringify(p.a)},"image2":${JSON.stringify(p.b)},"verified":${v.verified},"distance":${num(v.distance)},"threshold":${v.threshold},"metric":"${v.metric}"${same}}`,
+        );
+      }
+    } finally {
+      await model.close();
+    }
+  });
+}

@@ -1,0 +1,234 @@
+/**
+ * A gallery of known faces bound to one model: add images under an identity, search an image for the best
+ * matching identities (each by the smallest distance over its faces; "unknown" when none is under the threshold),
+ * list, remove. Stored in one SQLite file by default, or in PostgreSQL + pgvector for a `postgres://` location.
+ *
+ * ```ts
+ * const model = await VggFace.load({ weights });
+ * const gallery = await Gallery.open(model, { db: 'faces.db' });
+ * await gallery.add('alice', ['alice1.jpg', 'alice2.jpg']);
+ * const result = await gallery.search('who.jpg', { k: 5, threshold: 0.3 });
+ * ```
+ */
+import { readFile } from 'node:fs/promises';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { fileError, invalidParameterError, VggFaceError } from '../errors.js';
+import { inputLabel, isRawImage, type ImageInput } from '../image/decode.js';
+import { DEFAULT_METRIC, METRICS, type Metric } from '../metrics/distance.js';
+import { sha256 } from '../util/hash.js';
+import * as check from '../validate.js';
+import type { DescribeOptions, VggFace } from '../vggface.js';
+import { modelIdentity, type ModelIdentity } from '../verify/thresholds.js';
+import type { IdentityMatch } from './descriptor-index.js';
+import { isPostgresUrl, PostgresStore } from './postgres-store.js';
+import { PRECISIONS, type Precision } from './scorer.js';
+import { SqliteStore } from './sqlite-store.js';
+import { UNKNOWN, type GalleryMeta, type GalleryStore, type IdentitySummary } from './types.js';
+
+/** $VGGFACE_GALLERY, else $XDG_DATA_HOME/vggface/gallery.db, else ~/.local/share/vggface/gallery.db. */
+export function defaultGalleryPath(env: NodeJS.ProcessEnv = process.env): string {
+  if (env.VGGFACE_GALLERY) return env.VGGFACE_GALLERY;
+  return join(env.XDG_DATA_HOME || join(homedir(), '.local', 'share'), 'vggface', 'gallery.db');
+}
+
+export interface GalleryOpenOptions {
+  /** A SQLite file path, or a postgres:// URL. Default: {@link defaultGalleryPath}. */
+  readonly db?: string;
+  /** Storage of a new gallery's descriptors: fp32 (default) or fp16 (half the memory). An existing gallery keeps its own. */
+  readonly precision?: Precision;
+  /** Create the gallery when it does not exist (default false: searching a missing gallery is an error). */
+  readonly create?: boolean;
+  /** ONNX Runtime threads for the embedded search. */
+  readonly threads?: number;
+}
+
+export interface AddedImage {
+  readonly index: number;
+  readonly label: string;
+  readonly status: 'added' | 'duplicate' | 'failed';
+  /** For duplicates: the identity the image is stored under. */
+  readonly identity?: string;
+  readonly error?: VggFaceError;
+}
+
+export interface GallerySearchOptions {
+  /** Identities to return (default 5). */
+  readonly k?: number;
+  readonly metric?: Metric;
+  /** Same person when distance <= threshold. */
+  readonly threshold: number;
+  /** PostgreSQL: approximate search through the binary-quantized HNSW index. */
+  readonly approximate?: boolean;
+  readonly candidates?: number;
+}
+
+export interface GallerySearchResult {
+  /** The best identity under the threshold, or "unknown". */
+  readonly identity: string;
+  /** The best identity's distance (whether or not under the threshold); undefined for an empty result. */
+  readonly distance: number;
+  readonly threshold: number;
+  readonly metric: Metric;
+  /** The best k identities, closest first, each with the face that matched best. */
+  readonly matches: readonly (IdentityMatch & { readonly verified: boolean })[];
+}
+
+export function checkIdentity(identity: unknown): string {
+  if (typeof identity !== 'string' || identity.trim() === '' || identity.length > 256 || /[\u0000-\u001f\u007f]/.test(identity)) {
+    throw invalidParameterError('identity', 'a name of 1 to 256 printable characters', identity);
+  }
+  if (identity === UNKNOWN) throw invalidParameterError('identity', `a name other than "${UNKNOWN}" (search answers it when nothing matches)`, identity);
+  return identity;
+}
+
+/** sha256 of what identifies an image: a file's bytes, a buffer, or raw pixels with their size. */
+export async function contentHash(input: ImageInput, label: string): Promise<string> {
+  if (typeof input === 'string') {
+    try {
+      return sha256(await readFile(input));
+    } catch (err) {
+      throw fileError(label, err);
+    }
+  }
+  if (isRawImage(input)) return sha256(Buffer.concat([Buffer.from(`raw:${input.width}x${input.height}:`), input.data]));
+  return sha256(input);
+}
+
+/** Opens the store behind a location (SQLite file or postgres:// URL) without a model: enough to list and remove. */
+export async function openGalleryStore(db: string, options: { create?: boolean; threads?: number } = {}): Promise<GalleryStore> {
+  check.nonEmptyString('db', db);
+  return isPostgresUrl(db) ? PostgresStore.open(db) : SqliteStore.open(db, { create: options.create ?? false, threads: options.threads });
+}
+
+/** Removes an identity from a store; an identity the gallery does not hold is an error. */
+export async function removeIdentity(store: GalleryStore, identity: string): Promise<number> {
+  checkIdentity(identity);
+  const n = await store.remove(identity);
+  if (n === 0) throw new VggFaceError('E_GALLERY', `${store.location}: no identity "${identity}" in the gallery`, { input: identity });
+  return n;
+}
+
+export class Gallery {
+  private constructor(
+    readonly store: GalleryStore,
+    private readonly model: VggFace,
+    private readonly identity: ModelIdentity,
+    private readonly precision: Precision,
+  ) {}
+
+  static async open(model: VggFace, options: GalleryOpenOptions = {}): Promise<Gallery> {
+    if (!check.isPlainObject(options)) throw invalidParameterError('options', 'an object', options);
+    const db = options.db ?? defaultGalleryPath();
+    check.nonEmptyString('db', db);
+    const precision = options.precision === undefined ? 'fp32' : check.oneOf('precision', options.precision, PRECISIONS);
+    const store = await openGalleryStore(db, options);
+    try {
+      const identity = await modelIdentity(model);
+      const gallery = new Gallery(store, model, identity, precision);
+      const meta = await store.meta();
+      if (meta) gallery.checkModel(meta);
+      return gallery;
+    } catch (err) {
+      await store.close();
+      throw err;
+    }
+  }
+
+  private checkModel(meta: GalleryMeta): void {
+    if (meta.modelKey !== this.identity.key || meta.dimension !== this.model.dimension()) {
+      throw new VggFaceError(
+        'E_GALLERY',
+        `${this.store.location}: this gallery holds descriptors of model ${meta.modelName} (${meta.modelKey.slice(0, 12)}..., ${meta.dimension}-d); ` +
+          `the loaded model is ${this.identity.name} (${this.identity.key.slice(0, 12)}..., ${this.model.dimension()}-d): descriptors of different models cannot be compared`,
+        { input: this.store.location },
+      );
+    }
+  }
+
+  /**
+   * Describes `images` and stores them under `identity`, one transaction per inference batch: a crash keeps every
+   * committed batch. An image already stored (same content) is reported as a duplicate, not stored again.
+   */
+  async add(identity: string, images: readonly ImageInput[], options: DescribeOptions = {}): Promise<AddedImage[]> {
+    checkIdentity(identity);
+    const meta = (await this.store.meta()) ?? (await this.store.initialize({ modelKey: this.identity.key, modelName: this.identity.name, dimension: this.model.dimension(), precision: this.precision }));
+    this.checkModel(meta);
+    const results: AddedImage[] = new Array(images.length);
+    const labels = images.map((img, i) => inputLabel(img, i));
+    const hashes: (string | undefined)[] = [];
+    for (let i = 0; i < images.length; i++) {
+      try {
+        hashes.push(await contentHash(images[i], labels[i]));
+      } catch (err) {
+        hashes.push(undefined);
+        results[i] = { index: i, label: labels[i], status: 'failed', error: err as VggFaceError };
+      }
+    }
+    // Images already stored, or repeated in this call, are not described at all.
+    const known = await this.store.existing(hashes.filter((h): h is string => h !== undefined));
+    const todo: number[] = [];
+    const firstOf = new Map<string, number>();
+    hashes.forEach((h, i) => {
+      if (h === undefined) return;
+      const prev = known.get(h);
+      if (prev) results[i] = { index: i, label: labels[i], status: 'duplicate', identity: prev.identity };
+      else if (firstOf.has(h)) results[i] = { index: i, label: labels[i], status: 'duplicate', identity };
+      else {
+        firstOf.set(h, i);
+        todo.push(i);
+      }
+    });
+    const batchSize = options.batchSize ?? 8;
+    for (let s = 0; s < todo.length; s += batchSize) {
+      const batch = todo.slice(s, s + batchSize);
+      const described: { i: number; descriptor: Float32Array }[] = [];
+      for await (const r of this.model.describeEach(batch.map((i) => images[i]), { ...options, batchSize, onProgress: undefined })) {
+        const i = batch[r.index];
+        if (r.error) results[i] = { index: i, label: labels[i], status: 'failed', error: new VggFaceError(r.error.code, r.error.message.replace(/^input #\d+/, labels[i]), { input: labels[i], cause: r.error }) };
+        else described.push({ i, descriptor: r.descriptor });
+      }
+      const outcomes = await this.store.add(described.map((d) => ({ identity, contentHash: hashes[d.i]!, source: labels[d.i], descriptor: d.descriptor })));
+      described.forEach((d, k) => {
+        const o = outcomes[k];
+        results[d.i] = o.status === 'added' ? { index: d.i, label: labels[d.i], status: 'added' } : { index: d.i, label: labels[d.i], status: 'duplicate', identity: o.identity };
+      });
+      options.onProgress?.(Math.min(s + batchSize, todo.length), todo.length);
+    }
+    return results;
+  }
+
+  /** Searches with an image. */
+  async search(image: ImageInput, options: GallerySearchOptions): Promise<GallerySearchResult> {
+    const descriptor = await this.model.describe(image);
+    return this.searchDescriptor(descriptor, options);
+  }
+
+  /** Searches with a descriptor of this gallery's model. */
+  async searchDescriptor(descriptor: Float32Array, options: GallerySearchOptions): Promise<GallerySearchResult> {
+    if (!check.isPlainObject(options)) throw invalidParameterError('options', 'an object', options);
+    const k = options.k === undefined ? 5 : check.integer('k', options.k, 1, 1000);
+    const metric = options.metric === undefined ? DEFAULT_METRIC : check.oneOf('metric', options.metric, METRICS);
+    const threshold = check.number('threshold', options.threshold, 0, Number.MAX_VALUE);
+    if ((await this.store.count()) === 0) {
+      throw new VggFaceError('E_GALLERY', `${this.store.location}: the gallery is empty: add faces first with "vggface gallery add"`, { input: this.store.location });
+    }
+    const found = await this.store.search(descriptor, { k, metric, approximate: options.approximate, candidates: options.candidates });
+    const matches = found.map((m) => ({ ...m, verified: m.distance <= threshold }));
+    const best = matches[0];
+    return { identity: best?.verified ? best.identity : UNKNOWN, distance: best?.distance ?? Number.NaN, threshold, metric, matches };
+  }
+
+  async list(): Promise<IdentitySummary[]> {
+    return this.store.list();
+  }
+
+  /** Removes an identity; an identity the gallery does not hold is an error. */
+  async remove(identity: string): Promise<number> {
+    return removeIdentity(this.store, identity);
+  }
+
+  async close(): Promise<void> {
+    await this.store.close();
+  }
+}

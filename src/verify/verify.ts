@@ -1,0 +1,33 @@
+/** Same person or not: distances against a threshold, for one pair or many, each distinct image described once. */
+import { VggFaceError } from '../errors.js';
+import type { ImageInput } from '../image/decode.js';
+import { distance, type Metric } from '../metrics/distance.js';
+import type { DescribeOptions, VggFace } from '../vggface.js';
+
+export interface Verification {
+  readonly verified: boolean;
+  readonly distance: number;
+  readonly threshold: number;
+  readonly metric: Metric;
+}
+
+/** Compares two descriptors: verified when distance <= threshold. */
+export function verifyDescriptors(a: Float32Array, b: Float32Array, metric: Metric, threshold: number): Verification {
+  const d = distance(a, b, metric);
+  return { verified: d <= threshold, distance: d, threshold, metric };
+}
+
+export type Described = { readonly descriptor: Float32Array; readonly error?: undefined } | { readonly descriptor?: undefined; readonly error: VggFaceError };
+
+/**
+ * Describes each distinct image once, batched, whatever the number of pairs it appears in.
+ * Returns the outcome per image (path, or the input itself for buffers).
+ */
+export async function describeDistinct<T extends ImageInput>(model: VggFace, images: Iterable<T>, options: DescribeOptions = {}): Promise<Map<T, Described>> {
+  const distinct = [...new Set(images)];
+  const out = new Map<T, Described>();
+  for await (const r of model.describeEach(distinct, options)) {
+    out.set(distinct[r.index], r.error ? { error: r.error } : { descriptor: r.descriptor });
+  }
+  return out;
+}
