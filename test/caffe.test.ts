@@ -243,7 +243,7 @@ test('unwritable output: clear error, exit 1, nothing left behind', async (t) =>
 test('usage errors exit 2', async () => {
   await expectCliError(['describe', '--layer', 'fc9', 'x.jpg'], 2, /Expected one of fc6, fc7, fc8 for --layer but received "fc9"/);
   await expectCliError(['describe', '--batch', '0', 'x.jpg'], 2, /Expected an integer between 1 and 256 for --batch but received "0"/);
-  await expectCliError(['describe', '--fit', 'zoom', 'x.jpg'], 2, /Expected one of crop, pad, stretch for --fit/);
+  await expectCliError(['describe', '--fit', 'zoom', 'x.jpg'], 2, /Expected one of crop, pad, stretch, deepface for --fit but received "zoom"/);
   await expectCliError(['convert', 'x'], 2, /required option '-o, --output <file>' not specified/);
   await expectCliError(['describe', '--detector', 'none'], 2, /no images: give image files, folders, or --list FILE/);
   await expectCliError(['frobnicate'], 2, /unknown command 'frobnicate'/);
