@@ -2,5 +2,6 @@
 import type { Section } from './harness.js';
 import { modelSection } from './sections/model.js';
 import { facesSection } from './sections/faces.js';
+import { readersSection } from './sections/readers.js';
 
-export const SECTIONS: readonly Section[] = [modelSection, facesSection];
+export const SECTIONS: readonly Section[] = [modelSection, facesSection, readersSection];
