@@ -75,7 +75,7 @@ export async function detectFormat(path: string): Promise<FormatId> {
     mismatches.push({ id: reader.id, found: match });
   }
   if (mismatches.length > 0) {
-    const found = [...new Set(mismatches.map((m) => m.found))].join('; ');
+    const found = [...new Set(mismatches.map((m) => m.found.replace(/\.+$/, '')))].join('; ');
     throw formatError(
       path,
       `its signature matches ${mismatches.map((m) => m.id).join(', ')} but its structure matches none of them: ${found}. Use --format to force one.`,

@@ -232,10 +232,10 @@ export function unpickle(bytes: Uint8Array, start: number, options: UnpickleOpti
         break;
       }
       case 0x55: stack.push(new TextDecoder('latin1').decode(take(u8()))); break; // SHORT_BINSTRING
-      case 0x42: stack.push(take(u32()).slice()); break; // BINBYTES
-      case 0x43: stack.push(take(u8()).slice()); break; // SHORT_BINBYTES
-      case 0x8e: stack.push(take(u64()).slice()); break; // BINBYTES8
-      case 0x96: stack.push(take(u64()).slice()); break; // BYTEARRAY8
+      case 0x42: stack.push(new Uint8Array(take(u32()))); break; // BINBYTES
+      case 0x43: stack.push(new Uint8Array(take(u8()))); break; // SHORT_BINBYTES
+      case 0x8e: stack.push(new Uint8Array(take(u64()))); break; // BINBYTES8
+      case 0x96: stack.push(new Uint8Array(take(u64()))); break; // BYTEARRAY8
       case 0x29: stack.push(tuple([])); break; // EMPTY_TUPLE
       case 0x85: stack.push(tuple([pop()])); break; // TUPLE1
       case 0x86: { // TUPLE2
