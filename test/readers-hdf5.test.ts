@@ -30,6 +30,21 @@ const LAYOUTS: readonly Layout[] = [
   { file: 'vgg_face.h5', format: 'hdf5-article', layout: /article's HDF5 layout/, write: writeHdf5Article },
 ];
 
+/** True when some dataset in the file goes through the deflate filter (HDF5 filter id 1). */
+async function hasDeflatedDatasets(path: string): Promise<boolean> {
+  const lib = await import('h5wasm/node');
+  await lib.ready;
+  const f = new lib.File(path, 'r');
+  try {
+    return f.paths().some((p) => {
+      const e = f.get(p);
+      return e instanceof lib.Dataset && e.filters.some((x) => x.id === 1);
+    });
+  } finally {
+    f.close();
+  }
+}
+
 for (const l of LAYOUTS) {
   const golden = join(GOLDEN_DIR, l.file);
 
@@ -53,12 +68,14 @@ for (const l of LAYOUTS) {
   for (const variant of [
     { name: 'float32, BGR weights', double: false, order: 'BGR' as const },
     { name: 'float64, RGB weights', double: true, order: 'RGB' as const },
+    { name: 'chunked gzip datasets', double: false, order: 'BGR' as const, gzip: true },
   ]) {
     test(`${l.format}: round trip through the fixture writer (${variant.name}), detected by content under another name`, async (t) => {
       const w = randomWeights(TINY_WIDTHS, 21, variant.order);
       const path = join(tempDir(t), 'weights.bin');
-      await l.write(path, w, { double: variant.double });
+      await l.write(path, w, { double: variant.double, gzip: variant.gzip });
       assert.equal(await detectFormat(path), l.format);
+      if (variant.gzip) assert.ok(await hasDeflatedDatasets(path), 'the writer made deflate-filtered datasets');
       const { weights, format, topology } = await readWeights(path);
       assert.equal(format, l.format);
       assert.equal(weights.sourceDtype, variant.double ? 'float64' : 'float32');
