@@ -11,6 +11,7 @@ import { test } from 'node:test';
 import { VggFaceError } from '../src/errors.js';
 import { detectFormat, readWeights } from '../src/weights/formats.js';
 import { FULL_WIDTHS } from '../src/weights/topology.js';
+import type { WeightSet } from '../src/weights/types.js';
 import { PickleWriter, pytorchZipEntries, writePytorch, writeZipEntries, type PytorchWriteOptions } from './fixtures/pytorch-writer.js';
 import { randomWeights, TINY_WIDTHS } from './fixtures/random-weights.js';
 import { GOLDEN_DIR, tempDir } from './helpers.js';
@@ -56,7 +57,30 @@ const VARIANTS: readonly { name: string; o: PytorchWriteOptions; dtype?: string;
   { name: 'legacy', o: { container: 'legacy' }, layout: /legacy/ },
   { name: 'legacy, float64, big-endian', o: { container: 'legacy', dtype: 'float64', byteOrder: 'big' }, dtype: 'float64', layout: /legacy.*big-endian/ },
   { name: 'legacy, shared storage, torchvision names', o: { container: 'legacy', sharedStorage: true, naming: 'torchvision' } },
+  { name: 'legacy, PyTorch < 0.4 _rebuild_tensor', o: { container: 'legacy', rebuildV1: true } },
 ];
+
+test('float16 and bfloat16 storages (HalfStorage, BFloat16Storage) convert to float32 exactly', async (t) => {
+  // Values on a 1/64 grid below 2 in magnitude fit both 16-bit formats exactly.
+  const w = randomWeights(TINY_WIDTHS, 33, 'RGB');
+  const grid: WeightSet = {
+    ...w,
+    layers: w.layers.map((l) => ({ ...l, weight: { shape: l.weight.shape, data: l.weight.data.map((x) => Math.round(x * 64) / 64) }, bias: { shape: l.bias.shape, data: l.bias.data.map((x) => Math.round(x * 64) / 64 + 1 / 64) } })),
+  };
+  const dir = tempDir(t);
+  for (const [dtype, container, byteOrder] of [['float16', 'zip', 'little'], ['bfloat16', 'zip', 'big'], ['float16', 'legacy', 'big']] as const) {
+    const path = join(dir, `${dtype}-${container}.pth`);
+    await writePytorch(path, grid, { dtype, container, byteOrder });
+    const { weights } = await readWeights(path);
+    assert.equal(weights.sourceDtype, dtype);
+    assertSameWeights(weights, grid, `${dtype} ${container} ${byteOrder}`);
+  }
+  // The file really holds 16-bit values: 1 + 2^-12 is not a half, and reads back as the nearest one, 1.
+  const odd: WeightSet = { ...grid, layers: grid.layers.map((l, i) => (i === 15 ? { ...l, bias: { shape: l.bias.shape, data: Float32Array.from(l.bias.data, () => 1 + 2 ** -12) } } : l)) };
+  const path = join(dir, 'rounded.pth');
+  await writePytorch(path, odd, { dtype: 'float16' });
+  assert.deepEqual([...(await readWeights(path)).weights.layers[15].bias.data], new Array(10).fill(1));
+});
 
 for (const v of VARIANTS) {
   test(`round trip: ${v.name}`, async (t) => {

@@ -52,7 +52,7 @@ function isIntArray(v: unknown): v is readonly number[] {
 export function torchGlobals(path: string, source: string): Map<string, GlobalHandler> {
   const bad = (what: string) => formatError(path, `${source}: ${what}`);
   const rebuildTensor = (args: readonly unknown[]) => {
-    // (storage, storage_offset, size, stride, requires_grad, backward_hooks[, metadata])
+    // v2: (storage, storage_offset, size, stride, requires_grad, backward_hooks[, metadata]); v1: the first four
     const [storage, offset, size, stride] = args;
     if (args.length < 4 || !(storage && typeof storage === 'object' && 'dtype' in storage)) throw bad('_rebuild_tensor_v2 without a storage');
     if (!Number.isSafeInteger(offset) || (offset as number) < 0) throw bad(`tensor with storage offset ${String(offset)}`);
@@ -75,6 +75,7 @@ export function torchGlobals(path: string, source: string): Map<string, GlobalHa
       },
     ],
     ['torch._utils._rebuild_tensor_v2', { call: rebuildTensor }],
+    ['torch._utils._rebuild_tensor', { call: rebuildTensor }], // PyTorch < 0.4: (storage, offset, size, stride)
     [
       'torch._utils._rebuild_parameter',
       {
