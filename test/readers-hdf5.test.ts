@@ -15,7 +15,8 @@ import type { WeightSet } from '../src/weights/types.js';
 import { writeHdf5Article, writeKerasDeepface, writeKerasVggface, type Hdf5WriteOptions } from './fixtures/hdf5-writers.js';
 import { randomWeights, TINY_WIDTHS } from './fixtures/random-weights.js';
 import { assertClose, golden, GOLDEN_DIR, GOLDEN_IMAGES, tempDir } from './helpers.js';
-import { assertGoldenCli, assertGoldenLibrary, assertInspect, assertSameWeights, expectCliError } from './weights-check.js';
+import { assertSameWeights } from './fixtures/compare-weights.js';
+import { assertGoldenCli, assertGoldenLibrary, assertInspect, expectCliError } from './weights-check.js';
 
 interface Layout {
   readonly file: string;
@@ -140,7 +141,7 @@ test('truncated and corrupt HDF5 files give clear errors, detected or forced', a
   const bad = Buffer.from(good);
   bad.fill(0, 8, 40); // superblock: version, sizes, addresses
   writeFileSync(corrupt, bad);
-  await expectCliError(['describe', '--weights', corrupt, join(GOLDEN_DIR, 'img1.png')], 1, /corrupt\.h5: its signature matches .* but its structure matches none of them: not a readable HDF5 file: /, {
+  await expectCliError(['describe', '--detector', 'none', '--weights', corrupt, join(GOLDEN_DIR, 'img1.png')], 1, /corrupt\.h5: its signature matches .* but its structure matches none of them: not a readable HDF5 file: /, {
     VGGFACE_CACHE: join(dir, 'cache'),
   });
   const onlySignature = join(dir, 'signature.h5');
@@ -181,7 +182,7 @@ test('wrong topology: a missing layer, and fc6 reading the wrong number of input
   await writeKerasDeepface(p('deepface-fc6-1x1.h5'), w, { replaceKernel: { layer: 'fc6', shape: [1, 1, 784, 32], data: new Float32Array(784 * 32) } });
   await expectCliError(['inspect', p('deepface-fc6-1x1.h5')], 1, /fc6 \(conv2d_14\): fc layer stored as a conv must be a 7x7x16xN conv over pool5, file has kernel 1x1x784x32/);
   await writeKerasVggface(p('vggface-fc6.h5'), w, { replaceKernel: { layer: 'fc6', shape: [4096, 32], data: new Float32Array(4096 * 32) } });
-  await expectCliError(['describe', '--weights', p('vggface-fc6.h5'), join(GOLDEN_DIR, 'img1.png')], 1, /vggface-fc6\.h5: fc6 \(fc6\): expects 784 inputs = 16x7x7 from pool5 \(conv5_3 has 16 channels\), file has 4096 \(kernel 4096x32\)/, env);
+  await expectCliError(['describe', '--detector', 'none', '--weights', p('vggface-fc6.h5'), join(GOLDEN_DIR, 'img1.png')], 1, /vggface-fc6\.h5: fc6 \(fc6\): expects 784 inputs = 16x7x7 from pool5 \(conv5_3 has 16 channels\), file has 4096 \(kernel 4096x32\)/, env);
   await writeHdf5Article(p('article-fc6.h5'), w, { replaceKernel: { layer: 'fc6', shape: [512, 32], data: new Float32Array(512 * 32) } });
   await expectCliError(['inspect', p('article-fc6.h5')], 1, /article-fc6\.h5: fc6 \(data\/fc6_w\): expects 784 inputs = 16x7x7 from pool5 \(conv5_3 has 16 channels\), file has 512 \(kernel 512x32\)/);
 

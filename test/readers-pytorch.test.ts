@@ -15,7 +15,8 @@ import type { WeightSet } from '../src/weights/types.js';
 import { PickleWriter, pytorchZipEntries, writePytorch, writeZipEntries, type PytorchWriteOptions } from './fixtures/pytorch-writer.js';
 import { randomWeights, TINY_WIDTHS } from './fixtures/random-weights.js';
 import { GOLDEN_DIR, tempDir } from './helpers.js';
-import { assertGoldenCli, assertGoldenLibrary, assertInspect, assertSameWeights, expectCliError } from './weights-check.js';
+import { assertSameWeights } from './fixtures/compare-weights.js';
+import { assertGoldenCli, assertGoldenLibrary, assertInspect, expectCliError } from './weights-check.js';
 
 const GOLDEN_PTH = join(GOLDEN_DIR, 'vgg_face_dag.pth');
 

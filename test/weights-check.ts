@@ -1,9 +1,7 @@
-/** Checks shared by the reader tests: golden numbers through the library and the CLI, weight equality, CLI errors. */
+/** Checks shared by the reader tests: golden numbers through the library and the CLI, inspect's report, CLI errors. */
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { VggFace } from '../src/vggface.js';
-import { reverseInputChannels } from '../src/weights/layout.js';
-import type { WeightSet } from '../src/weights/types.js';
 import { assertClose, golden, GOLDEN_DIR, GOLDEN_IMAGES, jsonLines, runCli, tempDir } from './helpers.js';
 
 type TestContext = { after(fn: () => void | Promise<void>): void };
@@ -28,10 +26,10 @@ export async function assertGoldenLibrary(t: TestContext, weights: string): Prom
   });
 }
 
-/** `vggface describe --weights FILE` on the four PNGs prints golden fc7_l2. */
+/** `vggface describe --detector none --weights FILE` on the four PNGs (face crops already) prints golden fc7_l2. */
 export async function assertGoldenCli(t: TestContext, weights: string): Promise<void> {
   const paths = images();
-  const res = await runCli(['describe', '--weights', weights, ...paths], { env: { VGGFACE_CACHE: tempDir(t) } });
+  const res = await runCli(['describe', '--detector', 'none', '--weights', weights, ...paths], { env: { VGGFACE_CACHE: tempDir(t) } });
   assert.equal(res.code, 0, res.stderr);
   const lines = jsonLines<{ image: string; descriptor: number[] }>(res.stdout);
   assert.deepEqual(lines.map((l) => l.image), paths);
@@ -52,24 +50,6 @@ export async function assertInspect(file: string, format: string, layout: RegExp
   assert.equal(text.code, 0, text.stderr);
   assert.match(text.stdout, new RegExp(`format: +${format} \\(`));
   assert.match(text.stdout, new RegExp(`channel order: ${channelOrder} \\(what conv1_1 expects\\)`));
-}
-
-/** The same network: equal shapes and values, conv1_1 compared in one channel order. */
-export function assertSameWeights(actual: WeightSet, expected: WeightSet, what = 'weights'): void {
-  assert.equal(actual.layers.length, 16, `${what}: 16 layers`);
-  actual.layers.forEach((l, i) => {
-    const e = expected.layers[i];
-    assert.equal(l.name, e.name);
-    assert.deepEqual(l.weight.shape, e.weight.shape, `${what} ${l.name} shape`);
-    const ew = i === 0 && actual.inputChannelOrder !== expected.inputChannelOrder ? reverseInputChannels(e.weight) : e.weight;
-    assert.ok(bytesEqual(l.weight.data, ew.data), `${what} ${l.name} weight differs`);
-    assert.ok(bytesEqual(l.bias.data, e.bias.data), `${what} ${l.name} bias differs`);
-  });
-}
-
-/** Exact equality of two float32 arrays (fast for the full-size fc6). */
-export function bytesEqual(a: Float32Array, b: Float32Array): boolean {
-  return Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
 }
 
 /** Runs the CLI and expects a failure with this exit code and message, and no stack trace. */
