@@ -77,7 +77,7 @@ describe('matconvnet round trip', () => {
     it(`reads back exactly what was written: ${name}`, async (t) => {
       const input = tiny();
       const { path } = await tinyFile(t, options, input);
-      assert.equal(detectFormat(path), 'matconvnet');
+      assert.equal(await detectFormat(path), 'matconvnet');
       const { weights } = await readWeights(path);
       assert.equal(weights.format, 'matconvnet');
       assert.equal(weights.inputChannelOrder, 'RGB');
@@ -154,7 +154,7 @@ describe('matconvnet bad files', () => {
     Buffer.from('\x89HDF\r\n\x1a\n', 'latin1').copy(v73, 512);
     const path = join(tempDir(t), 'vgg_face_v73.mat');
     writeFileSync(path, v73);
-    assert.equal(detectFormat(path), 'matconvnet');
+    assert.equal(await detectFormat(path), 'matconvnet');
     const err = await readWeights(path).then(() => assert.fail('expected an error'), (e: VggFaceError) => e);
     assert.equal(err.code, 'E_FORMAT');
     assert.equal(

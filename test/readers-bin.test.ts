@@ -23,10 +23,10 @@ const images = GOLDEN_IMAGES.map((name) => join(GOLDEN_DIR, name));
 for (const g of GOLDEN_FILES) {
   describe(`golden ${g.file}`, () => {
     it('is detected by content, also without its extension (library and vggface inspect)', async (t) => {
-      assert.equal(detectFormat(join(GOLDEN_DIR, g.file)), g.format);
+      assert.equal(await detectFormat(join(GOLDEN_DIR, g.file)), g.format);
       const bare = join(tempDir(t), 'weights');
       copyFileSync(join(GOLDEN_DIR, g.file), bare);
-      assert.equal(detectFormat(bare), g.format);
+      assert.equal(await detectFormat(bare), g.format);
       const r = await runCli(['inspect', bare]);
       assert.equal(r.code, 0, r.stderr);
       assert.match(r.stdout, new RegExp(`^format: +${g.format} \\(`, 'm'));

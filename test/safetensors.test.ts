@@ -54,7 +54,7 @@ describe('safetensors round trip', () => {
       const input = rounded(tiny(), dtype);
       const path = join(tempDir(t), 'model.safetensors');
       writeSafetensors(path, input, options);
-      assert.equal(detectFormat(path), 'safetensors');
+      assert.equal(await detectFormat(path), 'safetensors');
       const { weights } = await readWeights(path);
       assert.equal(weights.inputChannelOrder, 'RGB');
       assert.equal(weights.sourceDtype, { F32: 'float32', F16: 'float16', BF16: 'bfloat16', F64: 'float64' }[dtype]);

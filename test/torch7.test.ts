@@ -17,7 +17,7 @@ const tiny = (order: 'RGB' | 'BGR' = 'BGR', seed = 3) => randomWeights(TINY_WIDT
 async function roundTrip(t: { after(fn: () => void): void }, options: Torch7WriteOptions, weights = tiny()): Promise<WeightSet> {
   const path = join(tempDir(t), 'model.t7');
   writeTorch7(path, weights, options);
-  assert.equal(detectFormat(path), 'torch7');
+  assert.equal(await detectFormat(path), 'torch7');
   return (await readWeights(path)).weights;
 }
 

@@ -70,7 +70,7 @@ export function cachedModelPath(cacheDir: string, sha256: string, preprocessing:
 }
 
 export async function resolveModel(options: ResolveOptions): Promise<ResolvedModel> {
-  const format = options.format ?? detectFormat(options.weights);
+  const format = options.format ?? (await detectFormat(options.weights));
   if (format === 'onnx') {
     const info = modelInfoFromOnnx(options.weights);
     if (options.preprocessing && options.preprocessing !== info.preprocessing) {

@@ -6,14 +6,26 @@ import { closeSync, openSync, readSync, statSync } from 'node:fs';
 import { fileError, formatError, VggFaceError } from '../errors.js';
 import { sniffOnnx } from '../onnx/inspect.js';
 import { caffeReader } from './caffe.js';
+import { hdf5ArticleReader } from './hdf5-article.js';
+import { kerasDeepfaceReader, kerasVggfaceReader } from './keras.js';
 import { matconvnetReader } from './matconvnet.js';
+import { pytorchReader } from './pytorch.js';
 import { safetensorsReader } from './safetensors.js';
 import { torch7Reader } from './torch7.js';
 import { assertFiniteWeights, validateTopology, type Topology } from './topology.js';
 import type { FormatId, ReadOptions, WeightReader, WeightSet } from './types.js';
 
 // matconvnet before any HDF5 reader: a MAT v7.3 file is HDF5 too, and gets its own message.
-export const READERS: readonly WeightReader[] = [caffeReader, torch7Reader, matconvnetReader, safetensorsReader];
+export const READERS: readonly WeightReader[] = [
+  caffeReader,
+  torch7Reader,
+  matconvnetReader,
+  safetensorsReader,
+  kerasDeepfaceReader,
+  kerasVggfaceReader,
+  hdf5ArticleReader,
+  pytorchReader,
+];
 
 /** Every id `--format` accepts. */
 export function formatIds(): FormatId[] {
@@ -48,10 +60,27 @@ export function readHead(path: string): { head: Uint8Array; size: number } {
   }
 }
 
-export function detectFormat(path: string): FormatId {
+/**
+ * Detects the layout by content: magic bytes first; where several layouts share a container (HDF5, zip), the
+ * candidates' structure checks open the file to tell them apart.
+ */
+export async function detectFormat(path: string): Promise<FormatId> {
   const { head, size } = readHead(path);
   if (sniffOnnx(head)) return 'onnx';
-  for (const reader of READERS) if (reader.sniff(head, size)) return reader.id;
+  const mismatches: { id: FormatId; found: string }[] = [];
+  for (const reader of READERS) {
+    if (!reader.sniff(head, size)) continue;
+    const match = reader.matchStructure ? await reader.matchStructure(path) : true;
+    if (match === true) return reader.id;
+    mismatches.push({ id: reader.id, found: match });
+  }
+  if (mismatches.length > 0) {
+    const found = [...new Set(mismatches.map((m) => m.found.replace(/\.+$/, '')))].join('; ');
+    throw formatError(
+      path,
+      `its signature matches ${mismatches.map((m) => m.id).join(', ')} but its structure matches none of them: ${found}. Use --format to force one.`,
+    );
+  }
   const magic = Buffer.from(head.subarray(0, 8)).toString('hex').replace(/(..)/g, '$1 ').trim();
   throw formatError(
     path,
@@ -67,7 +96,7 @@ export function readerFor(format: FormatId): WeightReader {
 
 /** Reads any supported weight file into the canonical weight set and checks its topology. */
 export async function readWeights(path: string, format?: FormatId, options: ReadOptions = {}): Promise<{ weights: WeightSet; topology: Topology; format: FormatId }> {
-  const id = format ?? detectFormat(path);
+  const id = format ?? (await detectFormat(path));
   if (format) readHead(path); // same file checks (missing, directory, empty) when the format is forced
   const weights = await readerFor(id).read(path, options);
   const topology = validateTopology(weights, path);

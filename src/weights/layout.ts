@@ -115,3 +115,34 @@ export function float64ToFloat32(bytes: Uint8Array, offset: number, count: numbe
   for (let i = 0; i < count; i++) out[i] = dv.getFloat64(i * 8, true);
   return out;
 }
+
+/**
+ * Writes rows [firstRow, firstRow + rows) of an fc kernel stored transposed, (inputs, out) as Keras and the HDF5
+ * layouts store it, into the canonical (out, inputs) weight `dst`. With `hwc`, the stored inputs are in H,W,C order
+ * (a Dense over a channels-last Flatten, or fc6 stored as a 7x7 conv) and land in C,H,W order. Readers stream a
+ * 400 MB fc6 through a small buffer this way instead of holding both layouts whole.
+ */
+export function transposeRowsInto(
+  dst: Float32Array,
+  src: ArrayLike<number>,
+  firstRow: number,
+  rows: number,
+  out: number,
+  hwc?: { readonly c: number; readonly h: number; readonly w: number },
+): void {
+  const inputs = dst.length / out;
+  const plane = hwc ? hwc.h * hwc.w : 0;
+  const block = 64; // tiles keep both the rows read and the columns written in cache
+  for (let k0 = 0; k0 < rows; k0 += block) {
+    const k1 = Math.min(rows, k0 + block);
+    for (let o0 = 0; o0 < out; o0 += block) {
+      const o1 = Math.min(out, o0 + block);
+      for (let k = k0; k < k1; k++) {
+        const r = firstRow + k;
+        const col = hwc ? (r % hwc.c) * plane + Math.floor(r / hwc.c) : r;
+        const base = k * out;
+        for (let o = o0; o < o1; o++) dst[o * inputs + col] = src[base + o];
+      }
+    }
+  }
+}

@@ -82,5 +82,11 @@ export interface WeightReader {
    * Must be cheap and must not throw.
    */
   sniff(head: Uint8Array, fileSize: number): boolean;
+  /**
+   * For layouts that share a container signature (the three HDF5 layouts, zip): opens the file and checks its
+   * structure. Called only after `sniff` matched. Resolves to true when the file is this layout, otherwise to a
+   * short description of what the file holds instead (for the "no layout matches" message). Must not throw.
+   */
+  matchStructure?(path: string): Promise<true | string>;
   read(path: string, options: ReadOptions): Promise<WeightSet>;
 }

@@ -15,7 +15,7 @@ export function inspectCommand(ctx: CommandContext): Command {
     .option('--format <format>', `force the layout: ${formatIds().join(', ')}`)
     .option('--json', 'print JSON')
     .action(async (file: string, flags: { format?: string; json?: boolean }) => {
-      const format = flags.format === undefined ? detectFormat(file) : (check.oneOf('--format', flags.format, formatIds()) as FormatId);
+      const format = flags.format === undefined ? await detectFormat(file) : (check.oneOf('--format', flags.format, formatIds()) as FormatId);
       if (format === 'onnx') {
         const info = readOnnxInfo(file);
         if (flags.json) return void ctx.stdout.write(JSON.stringify({ file, format, ...info }) + '\n');

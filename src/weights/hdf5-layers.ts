@@ -1,0 +1,92 @@
+/**
+ * HDF5 kernels in the Keras convention -> canonical layers, shared by the Keras and the article's HDF5 readers.
+ * conv kernels are (kh, kw, in, out); fc kernels are stored transposed, as a Dense (in, out) or as a Conv2D
+ * (kh, kw, in, out), and fc6's inputs are H,W,C (channels-last Flatten, or a 7x7 conv) or C,H,W (the article).
+ */
+import { VggFaceError } from '../errors.js';
+import type { FoundLayer } from './canonical.js';
+import type { Hdf5Dataset, Hdf5File } from './hdf5.js';
+import { hwioToOihw, tensor, transposeRowsInto } from './layout.js';
+import { POOL5_SIZE } from './topology.js';
+import type { Tensor } from './types.js';
+
+/** One weight-bearing layer as stored: the canonical name it will get, the source name, and its two datasets. */
+export interface StoredLayer {
+  /** Canonical name by position (conv1_1 .. fc8), for messages. */
+  readonly canonical: string;
+  readonly sourceName: string;
+  readonly kernel: Hdf5Dataset;
+  readonly bias: Hdf5Dataset;
+}
+
+/** How fc6 reads pool5 in the file. */
+export type Fc6InputOrder = 'HWC' | 'CHW';
+
+function shapeText(shape: readonly number[]): string {
+  return shape.join('x');
+}
+
+function topologyError(file: Hdf5File, layer: StoredLayer, problem: string): VggFaceError {
+  return new VggFaceError('E_TOPOLOGY', `${file.path}: ${layer.canonical} (${layer.sourceName}): ${problem}`, { input: file.path });
+}
+
+function readBias(file: Hdf5File, layer: StoredLayer): Tensor {
+  if (layer.bias.shape.length !== 1) {
+    throw topologyError(file, layer, `bias ${layer.bias.path} must be 1-D, file has ${shapeText(layer.bias.shape)}`);
+  }
+  return tensor(layer.bias.shape, file.readAll(layer.bias));
+}
+
+/** A conv layer: (kh, kw, in, out) -> (out, in, kh, kw). */
+export function readConvLayer(file: Hdf5File, layer: StoredLayer): FoundLayer {
+  const k = layer.kernel.shape;
+  if (k.length !== 4) throw topologyError(file, layer, `conv kernel ${layer.kernel.path} must be 4-D (kh, kw, in, out), file has ${shapeText(k)}`);
+  const [kh, kw, cin, cout] = k;
+  return { sourceName: layer.sourceName, kind: 'conv', weight: hwioToOihw(file.readAll(layer.kernel), kh, kw, cin, cout), bias: readBias(file, layer) };
+}
+
+/**
+ * An fc layer stored transposed -> canonical (out, in), streamed through small blocks. `pool5Channels` is set for
+ * fc6 (the width of conv5_3): its kernel must read exactly 7x7 of those, and H,W,C inputs are re-ordered to C,H,W.
+ */
+export function readFcLayer(file: Hdf5File, layer: StoredLayer, fc6?: { pool5Channels: number; inputOrder: Fc6InputOrder }): FoundLayer {
+  const k = layer.kernel.shape;
+  let inputs: number;
+  let out: number;
+  if (k.length === 2) {
+    [inputs, out] = k;
+  } else if (k.length === 4) {
+    const [kh, kw, cin, cout] = k;
+    const want = fc6 ? POOL5_SIZE : 1;
+    if (kh !== want || kw !== want) {
+      const expected = fc6 ? `a ${POOL5_SIZE}x${POOL5_SIZE}x${fc6.pool5Channels}xN conv over pool5` : 'a 1x1xINxOUT conv';
+      throw topologyError(file, layer, `fc layer stored as a conv must be ${expected}, file has kernel ${shapeText(k)}`);
+    }
+    inputs = kh * kw * cin;
+    out = cout;
+  } else {
+    throw topologyError(file, layer, `fc kernel ${layer.kernel.path} must be (in, out) or (kh, kw, in, out), file has ${shapeText(k)}`);
+  }
+  let hwc: { c: number; h: number; w: number } | undefined;
+  if (fc6) {
+    const c = fc6.pool5Channels;
+    const expected = c * POOL5_SIZE * POOL5_SIZE;
+    if (inputs !== expected) {
+      throw topologyError(
+        file,
+        layer,
+        `expects ${expected} inputs = ${c}x${POOL5_SIZE}x${POOL5_SIZE} from pool5 (conv5_3 has ${c} channels), file has ${inputs} (kernel ${shapeText(k)})`,
+      );
+    }
+    // A kernel stored as a conv reads its input channels-last whatever the layout says.
+    if (fc6.inputOrder === 'HWC' || k.length === 4) hwc = { c, h: POOL5_SIZE, w: POOL5_SIZE };
+  }
+  const weight = new Float32Array(out * inputs);
+  file.readRows(layer.kernel, (rows, firstRow, rowCount) => transposeRowsInto(weight, rows, firstRow, rowCount, out, hwc));
+  return { sourceName: layer.sourceName, kind: 'fc', weight: tensor([out, inputs], weight), bias: readBias(file, layer) };
+}
+
+/** The dtypes of the layers' datasets, as WeightSet.sourceDtype. */
+export function storedDtype(layers: readonly StoredLayer[]): string {
+  return [...new Set(layers.flatMap((l) => [l.kernel.dtype, l.bias.dtype]))].join('+');
+}
