@@ -97,6 +97,19 @@ export type DescribeFacesResult =
   | { readonly index: number; readonly label: string; readonly faces: readonly FaceDescription[]; readonly error?: undefined }
   | { readonly index: number; readonly label: string; readonly faces?: undefined; readonly error: VggFaceError };
 
+/**
+ * Options of {@link VggFace.describePhotos}: with `faces: 'none'` each image is described as given (a face crop,
+ * brought to 224x224 by `fit`); otherwise the largest face of each photo is found, aligned and described.
+ */
+export interface DescribePhotosOptions extends DescribeFacesOptions {
+  readonly faces?: 'largest' | 'none';
+  /** Only with `faces: 'none'`. */
+  readonly fit?: Fit;
+}
+
+/** One photo's outcome in {@link VggFace.describePhotos}: its descriptor (and the face it is of), or its error. */
+export type DescribePhotoResult = DescribeResult & { readonly face?: DetectedFace };
+
 export class VggFace {
   private closed = false;
   /** The detector describeFaces opened for itself (closed with the model). */
@@ -232,6 +245,27 @@ export class VggFace {
       }
       done += photos.length;
       o.onProgress?.(done, list.length);
+    }
+  }
+
+  /**
+   * One descriptor per photo, the way verification and galleries need them: the largest face found in each photo
+   * (a photo with no face yields an error saying so), or with `faces: 'none'` the image as given.
+   */
+  async *describePhotos(inputs: Iterable<ImageInput>, options: DescribePhotosOptions = {}): AsyncGenerator<DescribePhotoResult> {
+    if (!check.isPlainObject(options)) throw invalidParameterError('options', 'an object', options);
+    const { faces = 'largest', fit, ...rest } = options;
+    check.oneOf('faces', faces, ['largest', 'none']);
+    if (faces === 'none') {
+      const { layer, normalize, batchSize, maxPixels, onProgress } = rest;
+      yield* this.describeEach(inputs, { layer, normalize, batchSize, maxPixels, onProgress, fit });
+      return;
+    }
+    if (fit !== undefined) throw invalidParameterError('fit', "undefined when faces are detected (use faces: 'none' for crops)", fit);
+    for await (const r of this.describeFaces(inputs, { ...rest, maxFaces: 1 })) {
+      if (r.error) yield { index: r.index, label: r.label, error: r.error };
+      else if (r.faces.length === 0) yield { index: r.index, label: r.label, error: new VggFaceError('E_IMAGE', `${r.label}: no face found`, { input: r.label }) };
+      else yield { index: r.index, label: r.label, descriptor: r.faces[0].descriptor, face: r.faces[0].face };
     }
   }
 

@@ -14,7 +14,11 @@ import pg from 'pg';
 import { distance } from '../src/metrics/distance.js';
 import { PostgresStore, redactUrl } from '../src/gallery/postgres-store.js';
 import { VggFace } from '../src/vggface.js';
-import { FACES_DIR, GOLDEN_DIR, jsonLines, runCli, tempDir } from './helpers.js';
+import { describeLargestFaces, FACES_DIR, GOLDEN_DIR, jsonLines, runCli, tempDir } from './helpers.js';
+import { YUNET_MODEL } from './fixtures/faces.js';
+
+// Whole photos go through face detection: use the shared YuNet copy, never the network.
+process.env.VGGFACE_DETECTOR_MODEL = YUNET_MODEL;
 
 const WEIGHTS = join(GOLDEN_DIR, 'VGG_FACE.caffemodel');
 const face = (n: string) => join(FACES_DIR, n);
@@ -61,7 +65,7 @@ test('postgres gallery from the CLI: schema created, add with duplicates, search
   assert.match(idx.rows[0].indexdef, /USING hnsw \(\(\(binary_quantize\(embedding\)\)::bit\(32\)\) bit_hamming_ops\)/);
 
   const model = await VggFace.load({ weights: WEIGHTS, cacheDir: cache });
-  const [q, a1, a2, b1] = await model.describe([face('img4.jpg'), face('img1.jpg'), face('img2.jpg'), face('img3.jpg')]);
+  const [q, a1, a2, b1] = await describeLargestFaces(model, [face('img4.jpg'), face('img1.jpg'), face('img2.jpg'), face('img3.jpg')]);
   await model.close();
   const expected = [
     ['alice', Math.min(distance(q, a1), distance(q, a2))],

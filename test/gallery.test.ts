@@ -12,7 +12,11 @@ import { BLOCK_ROWS, DescriptorIndex } from '../src/gallery/descriptor-index.js'
 import { Gallery } from '../src/gallery/gallery.js';
 import { SqliteStore } from '../src/gallery/sqlite-store.js';
 import { VggFace } from '../src/vggface.js';
-import { CLI, FACES_DIR, GOLDEN_DIR, jsonLines, runCli, tempDir } from './helpers.js';
+import { CLI, describeLargestFaces, FACES_DIR, GOLDEN_DIR, jsonLines, runCli, tempDir } from './helpers.js';
+import { YUNET_MODEL } from './fixtures/faces.js';
+
+// Whole photos go through face detection: use the shared YuNet copy, never the network.
+process.env.VGGFACE_DETECTOR_MODEL = YUNET_MODEL;
 
 const WEIGHTS = join(GOLDEN_DIR, 'VGG_FACE.caffemodel');
 const face = (n: string) => join(FACES_DIR, n);
@@ -96,7 +100,7 @@ test('gallery library API: add, duplicates, search with unknown, list, remove, m
     assert.deepEqual(bob.map((a) => [a.status, a.identity]), [['added', undefined], ['duplicate', 'alice'], ['failed', undefined]]);
     assert.match(bob[2].error!.message, /nope\.jpg: no such file or directory/);
     assert.deepEqual(await gallery.list(), [{ identity: 'alice', faces: 2 }, { identity: 'bob', faces: 1 }]);
-    const [q, a1, a2, b1] = await model.describe([face('img4.jpg'), face('img1.jpg'), face('img2.jpg'), face('img3.jpg')]);
+    const [q, a1, a2, b1] = await describeLargestFaces(model, [face('img4.jpg'), face('img1.jpg'), face('img2.jpg'), face('img3.jpg')]);
     const dAlice = Math.min(distance(q, a1), distance(q, a2));
     const dBob = distance(q, b1);
     const res = await gallery.search(face('img4.jpg'), { k: 5, threshold: Math.min(dAlice, dBob) + 1e-6 });
@@ -129,7 +133,7 @@ test('gallery CLI: add/search/list/remove on SQLite and fp16, with the errors na
   const common = ['-w', WEIGHTS, '--cache-dir', cache];
   for (const precision of ['fp32', 'fp16']) {
     const db = join(dir, `${precision}.db`);
-    const add = await runCli(['gallery', 'add', '--id', 'alice', face('img1.jpg'), face('img2.jpg'), face('img1.jpg'), '--db', db, '--precision', precision, ...common]);
+    const add = await runCli(['gallery', 'add', '--id', 'alice', face('img1.jpg'), face('img2.jpg'), face('img1.jpg'), '--db', db, '--storage', precision, ...common]);
     assert.equal(add.code, 0, add.stderr);
     assert.deepEqual(jsonLines(add.stdout).map((l) => l.status), ['added', 'added', 'duplicate']);
     assert.equal((await runCli(['gallery', 'add', '--id', 'bob', face('img3.jpg'), '--db', db, ...common])).code, 0);
@@ -214,8 +218,8 @@ test('a process killed in the middle of adding keeps every committed batch and n
   const cache = tempDir(t);
   const images = await noiseImages(dir, 240);
   const db = join(dir, 'crash.db');
-  const args = ['gallery', 'add', '--id', 'noise', ...images, '--db', db, '--batch', '4', '-w', WEIGHTS, '--cache-dir', cache];
-  await runCli(['gallery', 'add', '--id', 'seed', face('img1.jpg'), '--db', db, '-w', WEIGHTS, '--cache-dir', cache]); // converts the model once
+  const args = ['gallery', 'add', '--id', 'noise', ...images, '--db', db, '--batch', '4', '--detector', 'none', '-w', WEIGHTS, '--cache-dir', cache];
+  await runCli(['gallery', 'add', '--id', 'seed', face('img1.jpg'), '--db', db, '--detector', 'none', '-w', WEIGHTS, '--cache-dir', cache]); // converts the model once
   const child = spawn(process.execPath, [CLI, ...args], { stdio: 'ignore' });
   const exited = new Promise((r) => child.on('exit', r));
   // Kill as soon as some batches are committed (a reader sees them through the WAL).
@@ -245,11 +249,11 @@ test('two processes adding at once: every face stored once, the file intact', as
   const cache = tempDir(t);
   const images = await noiseImages(dir, 60);
   const db = join(dir, 'two.db');
-  await runCli(['gallery', 'add', '--id', 'seed', face('img1.jpg'), '--db', db, '-w', WEIGHTS, '--cache-dir', cache]);
+  await runCli(['gallery', 'add', '--id', 'seed', face('img1.jpg'), '--db', db, '--detector', 'none', '-w', WEIGHTS, '--cache-dir', cache]);
   // Overlapping sets: 0-39 and 20-59.
   const [a, b] = await Promise.all([
-    runCli(['gallery', 'add', '--id', 'x', ...images.slice(0, 40), '--db', db, '--batch', '2', '-w', WEIGHTS, '--cache-dir', cache]),
-    runCli(['gallery', 'add', '--id', 'x', ...images.slice(20), '--db', db, '--batch', '2', '-w', WEIGHTS, '--cache-dir', cache]),
+    runCli(['gallery', 'add', '--id', 'x', ...images.slice(0, 40), '--db', db, '--batch', '2', '--detector', 'none', '-w', WEIGHTS, '--cache-dir', cache]),
+    runCli(['gallery', 'add', '--id', 'x', ...images.slice(20), '--db', db, '--batch', '2', '--detector', 'none', '-w', WEIGHTS, '--cache-dir', cache]),
   ]);
   assert.equal(a.code, 0, a.stderr);
   assert.equal(b.code, 0, b.stderr);

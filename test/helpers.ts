@@ -75,3 +75,16 @@ export function jsonLines<T = Record<string, unknown>>(text: string): T[] {
     .filter((l) => l.trim() !== '')
     .map((l) => JSON.parse(l) as T);
 }
+
+/** The descriptor of the largest face of each photo, as verify and the gallery compute them. */
+export async function describeLargestFaces(
+  model: { describePhotos(inputs: Iterable<string>): AsyncGenerator<{ descriptor?: Float32Array; error?: Error }> },
+  photos: readonly string[],
+): Promise<Float32Array[]> {
+  const out: Float32Array[] = [];
+  for await (const r of model.describePhotos(photos)) {
+    if (r.error) throw r.error;
+    out.push(r.descriptor!);
+  }
+  return out;
+}

@@ -6,7 +6,11 @@ import { test } from 'node:test';
 import sharp from 'sharp';
 import { distance } from '../src/metrics/distance.js';
 import { VggFace } from '../src/vggface.js';
-import { FACES_DIR, GOLDEN_DIR, jsonLines, runCli, tempDir } from './helpers.js';
+import { describeLargestFaces, FACES_DIR, GOLDEN_DIR, jsonLines, runCli, tempDir } from './helpers.js';
+import { YUNET_MODEL } from './fixtures/faces.js';
+
+// Whole photos go through face detection: use the shared YuNet copy, never the network.
+process.env.VGGFACE_DETECTOR_MODEL = YUNET_MODEL;
 
 const WEIGHTS = join(GOLDEN_DIR, 'VGG_FACE.caffemodel');
 const face = (n: string) => join(FACES_DIR, n);
@@ -14,7 +18,7 @@ const face = (n: string) => join(FACES_DIR, n);
 async function reference(cacheDir: string, images: string[]): Promise<Float32Array[]> {
   const model = await VggFace.load({ weights: WEIGHTS, cacheDir });
   try {
-    return await model.describe(images);
+    return await describeLargestFaces(model, images);
   } finally {
     await model.close();
   }
@@ -28,7 +32,8 @@ test('verify A B: {verified, distance, threshold, metric} with an explicit thres
     const r = await runCli(['verify', face('img1.jpg'), face('img2.jpg'), '-w', WEIGHTS, '--cache-dir', cache, '--threshold', String(threshold)]);
     assert.equal(r.code, 0, r.stderr);
     const out = JSON.parse(r.stdout);
-    assert.deepEqual(Object.keys(out), ['verified', 'distance', 'threshold', 'metric']);
+    assert.deepEqual(Object.keys(out), ['verified', 'distance', 'threshold', 'metric', 'face1', 'face2']);
+    assert.ok(out.face1.box.width > 50 && out.face2.score > 0.75, 'the faces compared are reported');
     assert.equal(out.verified, verified);
     assert.ok(Math.abs(out.distance - d) < 1e-6, `${out.distance} vs ${d}`);
     assert.equal(out.threshold, threshold);

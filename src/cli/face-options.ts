@@ -2,10 +2,12 @@
 import type { Command } from 'commander';
 import { usageError } from '../errors.js';
 import { ALIGN_MODES, DEFAULT_MARGIN, type AlignMode } from '../face/align.js';
-import { DEFAULT_MIN_SCORE } from '../face/detector.js';
 import * as check from '../validate.js';
 import { progressBar, type Progress } from './progress.js';
 import type { DownloadProgress } from '../util/download.js';
+import { DEFAULT_MIN_SCORE, FaceDetector } from '../face/detector.js';
+import type { DescribePhotosOptions } from '../vggface.js';
+import { imageOptions } from './options.js';
 
 export const DETECTORS = ['yunet', 'none'] as const;
 export type DetectorName = (typeof DETECTORS)[number];
@@ -77,4 +79,25 @@ export function detectorDownloadProgress(): (p: DownloadProgress) => void {
 /** --threads for the detector (the model options parse it for the descriptor model). */
 export function threadsOption(flags: { threads?: string }): number | undefined {
   return flags.threads === undefined ? undefined : check.integer('--threads', flags.threads, 1, 1024);
+}
+
+/** What commands that need one descriptor per photo (verify, eval, calibrate, gallery) pass to `describePhotos`. */
+export interface PhotoHandling {
+  readonly options: Pick<DescribePhotosOptions, 'faces' | 'fit' | 'detector' | 'align' | 'margin' | 'minFaceSize' | 'minScore'>;
+  /** The detector this opened (the caller closes it), when faces are detected. */
+  readonly detector: FaceDetector | undefined;
+}
+
+/**
+ * Parses the face flags and opens the detector first: it is small, and a missing one should fail before the
+ * large model loads. With --detector none, images are described as given and --fit applies.
+ */
+export async function openPhotoHandling(flags: FaceFlags & { fit?: string; cacheDir?: string; threads?: string }): Promise<PhotoHandling> {
+  const faces = faceOptions(flags);
+  if (faces.detector === 'none') return { options: { faces: 'none', fit: imageOptions(flags).fit }, detector: undefined };
+  if (flags.fit !== undefined) throw usageError('--fit: only with --detector none (detected faces are cropped square around the face)', '--fit');
+  if (faces.maxFaces !== undefined) throw usageError('--max-faces: this command uses the largest face of each photo', '--max-faces');
+  const detector = await FaceDetector.open({ model: faces.detectorModel, cacheDir: flags.cacheDir, threads: threadsOption(flags), onDownloadProgress: detectorDownloadProgress() });
+  const { align, margin, minFaceSize, minScore } = faces;
+  return { options: { faces: 'largest', detector, align, margin, minFaceSize, minScore }, detector };
 }

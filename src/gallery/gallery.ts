@@ -18,7 +18,7 @@ import { inputLabel, isRawImage, type ImageInput } from '../image/decode.js';
 import { DEFAULT_METRIC, METRICS, type Metric } from '../metrics/distance.js';
 import { sha256 } from '../util/hash.js';
 import * as check from '../validate.js';
-import type { DescribeOptions, VggFace } from '../vggface.js';
+import type { DescribePhotosOptions, VggFace } from '../vggface.js';
 import { modelIdentity, type ModelIdentity } from '../verify/thresholds.js';
 import type { IdentityMatch } from './descriptor-index.js';
 import { isPostgresUrl, PostgresStore } from './postgres-store.js';
@@ -150,7 +150,7 @@ export class Gallery {
    * Describes `images` and stores them under `identity`, one transaction per inference batch: a crash keeps every
    * committed batch. An image already stored (same content) is reported as a duplicate, not stored again.
    */
-  async add(identity: string, images: readonly ImageInput[], options: DescribeOptions = {}): Promise<AddedImage[]> {
+  async add(identity: string, images: readonly ImageInput[], options: DescribePhotosOptions = {}): Promise<AddedImage[]> {
     checkIdentity(identity);
     const meta = (await this.store.meta()) ?? (await this.store.initialize({ modelKey: this.identity.key, modelName: this.identity.name, dimension: this.model.dimension(), precision: this.precision }));
     this.checkModel(meta);
@@ -183,7 +183,7 @@ export class Gallery {
     for (let s = 0; s < todo.length; s += batchSize) {
       const batch = todo.slice(s, s + batchSize);
       const described: { i: number; descriptor: Float32Array }[] = [];
-      for await (const r of this.model.describeEach(batch.map((i) => images[i]), { ...options, batchSize, onProgress: undefined })) {
+      for await (const r of this.model.describePhotos(batch.map((i) => images[i]), { ...options, batchSize, onProgress: undefined })) {
         const i = batch[r.index];
         if (r.error) results[i] = { index: i, label: labels[i], status: 'failed', error: new VggFaceError(r.error.code, r.error.message.replace(/^input #\d+/, labels[i]), { input: labels[i], cause: r.error }) };
         else described.push({ i, descriptor: r.descriptor });
@@ -198,10 +198,17 @@ export class Gallery {
     return results;
   }
 
-  /** Searches with an image. */
-  async search(image: ImageInput, options: GallerySearchOptions): Promise<GallerySearchResult> {
-    const descriptor = await this.model.describe(image);
-    return this.searchDescriptor(descriptor, options);
+  /**
+   * Searches with an image: its largest face, or with `faces: 'none'` the image as given (the same handling the
+   * gallery's faces were added with, for results that mean anything).
+   */
+  async search(image: ImageInput, options: GallerySearchOptions & DescribePhotosOptions): Promise<GallerySearchResult> {
+    const { k, metric, threshold, approximate, candidates, ...describe } = options;
+    for await (const r of this.model.describePhotos([image], describe)) {
+      if (r.error) throw r.error;
+      return this.searchDescriptor(r.descriptor, { k, metric, threshold, approximate, candidates });
+    }
+    throw new VggFaceError('E_INTERNAL', 'search: no result for the image');
   }
 
   /** Searches with a descriptor of this gallery's model. */

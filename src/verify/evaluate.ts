@@ -2,7 +2,7 @@
 import { VggFaceError } from '../errors.js';
 import { distance, type Metric } from '../metrics/distance.js';
 import { assignFolds, evaluatePairs, type EvaluationReport, type FoldedPair } from '../metrics/protocol.js';
-import type { DescribeOptions, VggFace } from '../vggface.js';
+import type { DescribePhotosOptions, VggFace } from '../vggface.js';
 import { describeDistinct } from './verify.js';
 import { checkPairImages, type PairList } from './pairs.js';
 
@@ -13,7 +13,7 @@ export interface PairDistances {
 }
 
 /** Describes every image of a labelled pair list (each once) and measures each pair under each metric. */
-export async function measurePairs(model: VggFace, list: PairList, metrics: readonly Metric[], options: DescribeOptions = {}): Promise<PairDistances> {
+export async function measurePairs(model: VggFace, list: PairList, metrics: readonly Metric[], options: DescribePhotosOptions = {}): Promise<PairDistances> {
   const unlabelled = list.pairs.find((p) => p.same === undefined);
   if (unlabelled) throw new VggFaceError('E_FORMAT', `${list.path}: line ${unlabelled.line}: no Decision (Yes/No): evaluation needs labelled pairs`, { input: list.path });
   await checkPairImages(list);

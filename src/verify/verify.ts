@@ -2,7 +2,8 @@
 import { VggFaceError } from '../errors.js';
 import type { ImageInput } from '../image/decode.js';
 import { distance, type Metric } from '../metrics/distance.js';
-import type { DescribeOptions, VggFace } from '../vggface.js';
+import type { DescribePhotosOptions, VggFace } from '../vggface.js';
+import type { DetectedFace } from '../face/types.js';
 
 export interface Verification {
   readonly verified: boolean;
@@ -17,17 +18,19 @@ export function verifyDescriptors(a: Float32Array, b: Float32Array, metric: Metr
   return { verified: d <= threshold, distance: d, threshold, metric };
 }
 
-export type Described = { readonly descriptor: Float32Array; readonly error?: undefined } | { readonly descriptor?: undefined; readonly error: VggFaceError };
+export type Described =
+  | { readonly descriptor: Float32Array; readonly face?: DetectedFace; readonly error?: undefined }
+  | { readonly descriptor?: undefined; readonly face?: undefined; readonly error: VggFaceError };
 
 /**
- * Describes each distinct image once, batched, whatever the number of pairs it appears in.
- * Returns the outcome per image (path, or the input itself for buffers).
+ * Describes each distinct image once, batched, whatever the number of pairs it appears in: the largest face of each
+ * photo, or with `faces: 'none'` the image as given. Returns the outcome per image (path, or the input itself for buffers).
  */
-export async function describeDistinct<T extends ImageInput>(model: VggFace, images: Iterable<T>, options: DescribeOptions = {}): Promise<Map<T, Described>> {
+export async function describeDistinct<T extends ImageInput>(model: VggFace, images: Iterable<T>, options: DescribePhotosOptions = {}): Promise<Map<T, Described>> {
   const distinct = [...new Set(images)];
   const out = new Map<T, Described>();
-  for await (const r of model.describeEach(distinct, options)) {
-    out.set(distinct[r.index], r.error ? { error: r.error } : { descriptor: r.descriptor });
+  for await (const r of model.describePhotos(distinct, options)) {
+    out.set(distinct[r.index], r.error ? { error: r.error } : { descriptor: r.descriptor, face: r.face });
   }
   return out;
 }

@@ -9,9 +9,10 @@ import { readPairList } from '../../verify/pairs.js';
 import * as check from '../../validate.js';
 import type { CommandContext } from '../context.js';
 import { addImageOptions, addModelOptions, imageOptions, modelOptions, type ModelFlags } from '../options.js';
+import { addFaceOptions, openPhotoHandling, type FaceFlags } from '../face-options.js';
 import { progressBar } from '../progress.js';
 
-export interface EvalFlags extends ModelFlags {
+export interface EvalFlags extends ModelFlags, FaceFlags {
   pairs: string;
   images?: string;
   metric: string;
@@ -31,24 +32,33 @@ export function addEvalOptions(cmd: Command, metricDefault: string, metricHelp: 
     .option('--json', 'print the report as JSON');
   addModelOptions(cmd);
   addImageOptions(cmd);
+  addFaceOptions(cmd, { detectorChoice: true });
   return cmd;
 }
 
 /** Loads the model, describes every image once and returns the model (still open) with the distances. */
 export async function measureFromFlags(flags: EvalFlags, metrics: readonly Metric[]) {
   const batchSize = check.integer('--batch', flags.batch, 1, 256);
-  const image = imageOptions(flags);
+  const maxPixels = imageOptions(flags).maxPixels;
   const list = await readPairList(flags.pairs, flags.images ?? dirname(flags.pairs));
   const load = modelOptions(flags);
-  const model = await VggFace.load(load);
+  const photos = await openPhotoHandling(flags);
+  let model: VggFace;
+  try {
+    model = await VggFace.load(load);
+  } catch (err) {
+    await photos.detector?.close();
+    throw err;
+  }
   try {
     const distinct = new Set(list.pairs.flatMap((p) => [p.a, p.b])).size;
     const bar = progressBar('Describing', distinct, { threshold: 16 });
     try {
-      const measured = await measurePairs(model, list, metrics, { batchSize, ...image, onProgress: (d) => bar.update(d) });
+      const measured = await measurePairs(model, list, metrics, { batchSize, maxPixels, ...photos.options, onProgress: (d) => bar.update(d) });
       return { model, measured, cacheDir: load.cacheDir };
     } finally {
       bar.stop();
+      await photos.detector?.close();
     }
   } catch (err) {
     await model.close();

@@ -9,6 +9,8 @@ import * as check from '../../validate.js';
 import { float32ToString, writeLine } from '../format.js';
 import { reportItemError, type CommandContext } from '../context.js';
 import { addImageOptions, addModelOptions, imageOptions, modelOptions, type ModelFlags } from '../options.js';
+import { addFaceOptions, openPhotoHandling, type FaceFlags, type PhotoHandling } from '../face-options.js';
+import { faceJson } from '../format.js';
 import { progressBar } from '../progress.js';
 import { addThresholdOptions, thresholdFlags } from './verify.js';
 
@@ -28,21 +30,22 @@ function addSubcommand(ctx: CommandContext): Command {
     .description('Stores each image\'s descriptor under --id, one transaction per batch. An image already in the gallery (same content) is not stored again.\nPrints one JSON line per image: {"image", "status": "added"|"duplicate", "identity"}.')
     .requiredOption('--id <name>', 'the identity (person) the images show')
     .argument('<images...>', 'images of that person')
-    .option('--precision <p>', `storage of a new gallery: ${PRECISIONS.join(' or ')} (half the memory)`, 'fp32')
+    .option('--storage <p>', `descriptor storage of a new gallery: ${PRECISIONS.join(' or ')} (half the memory)`, 'fp32')
     .option('--batch <n>', 'images per inference call and per transaction', '8');
   addDbOption(cmd);
   addModelOptions(cmd);
   addImageOptions(cmd);
-  return cmd.action(async (images: string[], flags: ModelFlags & DbFlags & { id: string; precision: string; batch: string; fit?: string; maxPixels?: string }) => {
-    const precision = check.oneOf('--precision', flags.precision, PRECISIONS) as Precision;
+  addFaceOptions(cmd, { detectorChoice: true });
+  return cmd.action(async (images: string[], flags: ModelFlags & DbFlags & FaceFlags & { id: string; storage: string; batch: string; fit?: string; maxPixels?: string }) => {
+    const precision = check.oneOf('--storage', flags.storage, PRECISIONS) as Precision;
     const batchSize = check.integer('--batch', flags.batch, 1, 256);
-    const image = imageOptions(flags);
-    const model = await VggFace.load(modelOptions(flags));
+    const maxPixels = imageOptions(flags).maxPixels;
+    const { photos, model } = await openPhotosAndModel(flags);
     try {
       const gallery = await Gallery.open(model, { db: flags.db, precision, create: true });
       const bar = progressBar('Adding', images.length, { threshold: 16 });
       try {
-        const results = await gallery.add(flags.id, images, { batchSize, ...image, onProgress: (d) => bar.update(d) });
+        const results = await gallery.add(flags.id, images, { batchSize, maxPixels, ...photos.options, onProgress: (d) => bar.update(d) });
         for (const r of results) {
           if (r.status === 'failed') reportItemError(ctx, r.error!);
           else await writeLine(ctx.stdout, JSON.stringify({ image: r.label, status: r.status, identity: r.status === 'added' ? flags.id : r.identity }));
@@ -53,8 +56,20 @@ function addSubcommand(ctx: CommandContext): Command {
       }
     } finally {
       await model.close();
+      await photos.detector?.close();
     }
   });
+}
+
+/** The detector first (small, fails fast), then the model; nothing left open if either fails. */
+async function openPhotosAndModel(flags: ModelFlags & FaceFlags & { fit?: string }): Promise<{ photos: PhotoHandling; model: VggFace }> {
+  const photos = await openPhotoHandling(flags);
+  try {
+    return { photos, model: await VggFace.load(modelOptions(flags)) };
+  } catch (err) {
+    await photos.detector?.close();
+    throw err;
+  }
 }
 
 function searchSubcommand(ctx: CommandContext): Command {
@@ -73,18 +88,18 @@ function searchSubcommand(ctx: CommandContext): Command {
   addDbOption(cmd);
   addModelOptions(cmd);
   addImageOptions(cmd);
-  return cmd.action(async (images: string[], flags: ModelFlags & DbFlags & { top: string; metric: string; threshold?: string; approximate?: boolean; candidates: string; fit?: string; maxPixels?: string }) => {
+  addFaceOptions(cmd, { detectorChoice: true });
+  return cmd.action(async (images: string[], flags: ModelFlags & DbFlags & FaceFlags & { top: string; metric: string; threshold?: string; approximate?: boolean; candidates: string; fit?: string; maxPixels?: string }) => {
     const k = check.integer('-k', flags.top, 1, 1000);
     const candidates = check.integer('--candidates', flags.candidates, 1, 1000);
     const { metric, explicit } = thresholdFlags(flags);
-    const image = imageOptions(flags);
-    const load = modelOptions(flags);
-    const model = await VggFace.load(load);
+    const maxPixels = imageOptions(flags).maxPixels;
+    const { photos, model } = await openPhotosAndModel(flags);
     try {
-      const { threshold } = await resolveThreshold({ metric, explicit, cacheDir: load.cacheDir ?? defaultCacheDir(), identity: await modelIdentity(model) });
+      const { threshold } = await resolveThreshold({ metric, explicit, cacheDir: flags.cacheDir ?? defaultCacheDir(), identity: await modelIdentity(model) });
       const gallery = await Gallery.open(model, { db: flags.db });
       try {
-        for await (const r of model.describeEach(images, image)) {
+        for await (const r of model.describePhotos(images, { maxPixels, ...photos.options })) {
           if (r.error) {
             reportItemError(ctx, r.error);
             continue;
@@ -93,7 +108,7 @@ function searchSubcommand(ctx: CommandContext): Command {
           const matches = res.matches.map((m) => `{"identity":${JSON.stringify(m.identity)},"distance":${num(m.distance)},"verified":${m.verified},"face":${JSON.stringify(m.face.source)}}`);
           await writeLine(
             ctx.stdout,
-            `{"image":${JSON.stringify(r.label)},"identity":${JSON.stringify(res.identity)},"distance":${num(res.distance)},"threshold":${res.threshold},"metric":"${res.metric}","matches":[${matches.join(',')}]}`,
+            `{"image":${JSON.stringify(r.label)},"identity":${JSON.stringify(res.identity)},"distance":${num(res.distance)},"threshold":${res.threshold},"metric":"${res.metric}","matches":[${matches.join(',')}]${r.face ? `,"face":${faceJson(r.face)}` : ''}}`,
           );
         }
       } finally {
@@ -101,6 +116,7 @@ function searchSubcommand(ctx: CommandContext): Command {
       }
     } finally {
       await model.close();
+      await photos.detector?.close();
     }
   });
 }

@@ -6,13 +6,15 @@ import { defaultCacheDir } from '../../util/paths.js';
 import { VggFace } from '../../vggface.js';
 import { checkPairImages, readPairList, type ImagePair } from '../../verify/pairs.js';
 import { modelIdentity, resolveThreshold } from '../../verify/thresholds.js';
-import { describeDistinct, verifyDescriptors } from '../../verify/verify.js';
+import { describeDistinct, verifyDescriptors, type Described } from '../../verify/verify.js';
 import * as check from '../../validate.js';
 import { float32ToString, writeLine } from '../format.js';
 import { reportItemError, type CommandContext } from '../context.js';
 import { addImageOptions, addModelOptions, imageOptions, modelOptions, type ModelFlags } from '../options.js';
+import { addFaceOptions, openPhotoHandling, type FaceFlags } from '../face-options.js';
+import { faceJson } from '../format.js';
 
-interface VerifyFlags extends ModelFlags {
+interface VerifyFlags extends ModelFlags, FaceFlags {
   pairs?: string;
   images?: string;
   metric: string;
@@ -43,7 +45,8 @@ export function verifyCommand(ctx: CommandContext): Command {
     .description(
       'Prints {"verified", "distance", "threshold", "metric"} as JSON for the pair A B, or one line per pair of --pairs\n' +
         '(a CSV with file_x,file_y[,Decision] or an LFW pairs.txt), with the pair\'s line and images. Each distinct image\n' +
-        'is described once. A pair matches when distance <= threshold.',
+        'is described once: the largest face found in each photo (its box is printed as face1/face2), or with\n' +
+        '--detector none the image as given. A pair matches when distance <= threshold.',
     )
     .argument('[images...]', 'two images: A B')
     .option('--pairs <file>', 'verify every pair of this file instead')
@@ -52,10 +55,11 @@ export function verifyCommand(ctx: CommandContext): Command {
   addThresholdOptions(cmd);
   addModelOptions(cmd);
   addImageOptions(cmd);
+  addFaceOptions(cmd, { detectorChoice: true });
   return cmd.action(async (images: string[], flags: VerifyFlags) => {
     const { metric, explicit } = thresholdFlags(flags);
     const batchSize = check.integer('--batch', flags.batch, 1, 256);
-    const image = imageOptions(flags);
+    const maxPixels = imageOptions(flags).maxPixels;
     let pairs: readonly ImagePair[];
     if (flags.pairs !== undefined) {
       if (images.length > 0) throw usageError('give either two images or --pairs, not both');
@@ -67,16 +71,24 @@ export function verifyCommand(ctx: CommandContext): Command {
       pairs = [{ a: images[0], b: images[1], line: 0 }];
     }
     const load = modelOptions(flags);
-    const model = await VggFace.load(load);
+    const photos = await openPhotoHandling(flags);
+    let model: VggFace;
+    try {
+      model = await VggFace.load(load);
+    } catch (err) {
+      await photos.detector?.close();
+      throw err;
+    }
+    const faces = (a: Described, b: Described) => (a.face && b.face ? `,"face1":${faceJson(a.face)},"face2":${faceJson(b.face)}` : '');
     try {
       const { threshold } = await resolveThreshold({ metric, explicit, cacheDir: load.cacheDir ?? defaultCacheDir(), identity: await modelIdentity(model) });
-      const described = await describeDistinct(model, pairs.flatMap((p) => [p.a, p.b]), { batchSize, ...image });
+      const described = await describeDistinct(model, pairs.flatMap((p) => [p.a, p.b]), { batchSize, maxPixels, ...photos.options });
       if (flags.pairs === undefined) {
         const [a, b] = [described.get(pairs[0].a)!, described.get(pairs[0].b)!];
         if (a.error) throw a.error;
         if (b.error) throw b.error;
         const v = verifyDescriptors(a.descriptor, b.descriptor, metric, threshold);
-        await writeLine(ctx.stdout, `{"verified":${v.verified},"distance":${num(v.distance)},"threshold":${v.threshold},"metric":"${v.metric}"}`);
+        await writeLine(ctx.stdout, `{"verified":${v.verified},"distance":${num(v.distance)},"threshold":${v.threshold},"metric":"${v.metric}"${faces(a, b)}}`);
         return;
       }
       for (const p of pairs) {
@@ -90,11 +102,12 @@ export function verifyCommand(ctx: CommandContext): Command {
         const same = p.same === undefined ? '' : `,"same":${p.same}`;
         await writeLine(
           ctx.stdout,
-          `{"line":${p.line},"image1":${JSON.stringify(p.a)},"image2":${JSON.stringify(p.b)},"verified":${v.verified},"distance":${num(v.distance)},"threshold":${v.threshold},"metric":"${v.metric}"${same}}`,
+          `{"line":${p.line},"image1":${JSON.stringify(p.a)},"image2":${JSON.stringify(p.b)},"verified":${v.verified},"distance":${num(v.distance)},"threshold":${v.threshold},"metric":"${v.metric}"${same}${faces(a, b)}}`,
         );
       }
     } finally {
       await model.close();
+      await photos.detector?.close();
     }
   });
 }
