@@ -7,8 +7,9 @@ import type { CommandContext } from './context.js';
 import { describeCommand } from './commands/describe.js';
 import { convertCommand } from './commands/convert.js';
 import { inspectCommand } from './commands/inspect.js';
+import { fidelityCommand } from './commands/fidelity.js';
 
-const COMMANDS: readonly ((ctx: CommandContext) => Command)[] = [describeCommand, convertCommand, inspectCommand];
+const COMMANDS: readonly ((ctx: CommandContext) => Command)[] = [describeCommand, convertCommand, inspectCommand, fidelityCommand];
 
 export function createProgram(ctx: CommandContext): Command {
   const program = new Command('vggface')
