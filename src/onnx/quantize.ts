@@ -32,7 +32,7 @@ import {
   type Preprocessing,
   type WeightSetInfo,
 } from './builder.js';
-import { DataType, type InitializerSpec, type ModelSpec, type NodeSpec } from './proto.js';
+import { DataType, type InitializerSpec, type ModelSpec } from './proto.js';
 
 /** The activations whose ranges are calibrated: every conv layer's and fc6/fc7's output after ReLU. */
 export function calibratedTensors(): string[] {
