@@ -128,8 +128,8 @@ test('model cache: the precision (and for int8 the calibration) is part of the k
   const a = await load('int8');
   assert.equal(a.origin, 'converted');
   assert.equal(a.info.precision, 'int8');
-  const builtin = await builtinCalibrationSet();
-  assert.match(a.modelPath, new RegExp(`-caffe-int8-minmax-${builtin.sha256.slice(0, 16)}-b\\d+\\.onnx$`));
+  assert.match(a.modelPath, /-caffe-int8-minmax-builtin1-b\d+\.onnx$/);
+  assert.equal(a.info.metadata['vggface.quantization.calibration.sha256'], (await builtinCalibrationSet()).sha256);
   assert.equal((await load('int8')).origin, 'cached');
   const b = await load('fp16');
   assert.equal(b.origin, 'converted');
@@ -137,7 +137,14 @@ test('model cache: the precision (and for int8 the calibration) is part of the k
   const c = await load();
   assert.equal(c.origin, 'converted');
   assert.equal(c.info.precision, 'fp32');
-  assert.equal(readdirSync(join(cacheDir, 'models')).filter((f) => f.endsWith('.onnx')).length, 3);
+  const calib = join(cacheDir, 'calib');
+  mkdirSync(calib);
+  copyFileSync(join(FACES_DIR, 'img1.jpg'), join(calib, 'img1.jpg'));
+  const d = await VggFace.load({ weights: CAFFEMODEL, cacheDir, precision: 'int8', calibration: calib });
+  await d.close();
+  assert.equal(d.origin, 'converted');
+  assert.ok(d.modelPath.includes(`-int8-minmax-${(await directoryCalibrationSet(calib)).sha256.slice(0, 16)}-`), d.modelPath);
+  assert.equal(readdirSync(join(cacheDir, 'models')).filter((f) => f.endsWith('.onnx')).length, 4);
   // The temporary calibration model is gone.
   assert.deepEqual(readdirSync(join(cacheDir, 'models')).filter((f) => f.includes('tmp')), []);
 });

@@ -12,8 +12,10 @@ import { INPUT_SIZE } from '../weights/topology.js';
 import { loadSquare, type Fit } from './decode.js';
 import { deadLeavesImage, SYNTHETIC_SET_NAME } from './synthetic.js';
 
-/** Size of the built-in set (the measured fidelity levels off well before: see the precision benchmark). */
+/** Size of the built-in set (measured fidelity was the same from 8 to 64 images: see README, Precision). */
 export const BUILTIN_CALIBRATION_IMAGES = 32;
+/** Names the built-in set in cache keys without generating it; change it whenever the generator or the size changes. */
+export const BUILTIN_CALIBRATION_ID = 'builtin1';
 
 export interface CalibrationSet {
   /** What the set is, for the model's metadata. */

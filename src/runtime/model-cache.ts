@@ -10,7 +10,7 @@ import { VggFaceError } from '../errors.js';
 import { BUILDER_VERSION, META, MODEL_INPUT, MODEL_OUTPUTS, PRECISIONS, type Precision, type Preprocessing } from '../onnx/builder.js';
 import { DEFAULT_CALIBRATION_METHOD, type CalibrationMethod } from '../onnx/calibrate.js';
 import { convertModel } from '../onnx/convert-model.js';
-import { builtinCalibrationSet, directoryCalibrationSet, type CalibrationSet } from '../image/calibration-set.js';
+import { BUILTIN_CALIBRATION_ID, directoryCalibrationSet, type CalibrationSet } from '../image/calibration-set.js';
 import { readOnnxInfo, type OnnxInfo } from '../onnx/inspect.js';
 import { sha256File } from '../util/hash.js';
 import { detectFormat } from '../weights/formats.js';
@@ -81,7 +81,8 @@ export function modelInfoFromOnnx(path: string, onnx: OnnxInfo = readOnnxInfo(pa
 
 /**
  * Where a conversion is cached. `variant` names what else the model depends on: the precision, and for int8
- * the calibration method and the first 16 hex digits of the calibration set's hash.
+ * the calibration method and the calibration set (the built-in set's version, or the first 16 hex digits of the
+ * directory's hash).
  */
 export function cachedModelPath(cacheDir: string, sha256: string, preprocessing: Preprocessing, variant = 'fp32'): string {
   return join(cacheDir, 'models', `${sha256}-${preprocessing}-${variant}-b${BUILDER_VERSION}.onnx`);
@@ -116,8 +117,10 @@ export async function resolveModel(options: ResolveOptions): Promise<ResolvedMod
   let calibrationSet: CalibrationSet | undefined;
   let variant: string = precision;
   if (precision === 'int8') {
-    calibrationSet = options.calibration === undefined ? await builtinCalibrationSet() : await directoryCalibrationSet(options.calibration);
-    variant = `int8-${options.calibrationMethod ?? DEFAULT_CALIBRATION_METHOD}-${calibrationSet.sha256.slice(0, 16)}`;
+    // The built-in set is named by its version, so a cached load does not generate it; a directory by its hash.
+    calibrationSet = options.calibration === undefined ? undefined : await directoryCalibrationSet(options.calibration);
+    const setId = calibrationSet ? calibrationSet.sha256.slice(0, 16) : BUILTIN_CALIBRATION_ID;
+    variant = `int8-${options.calibrationMethod ?? DEFAULT_CALIBRATION_METHOD}-${setId}`;
   } else if (options.calibration !== undefined) {
     throw new VggFaceError('E_USAGE', `calibration images are only used for int8 models, not ${precision}`, { input: options.calibration });
   }
