@@ -24,11 +24,11 @@ export function fidelityCommand(ctx: CommandContext): Command {
   const cmd = new Command('fidelity')
     .summary('compare two models on the same images: descriptor cosine, and verification decisions that change')
     .description(
-      'Describes every image with both models and reports, for each image, the cosine similarity of its two descriptors\n' +
-        '(1 = identical), their minimum, median and mean; and over all pairs of images, how far the pair distances move and,\n' +
-        'with --threshold, how many same/different decisions (distance <= threshold means the same person) change.\n' +
-        'Typical use: vggface fidelity --reference fp32.onnx --candidate int8.onnx faces/*.jpg\n' +
-        'Images that cannot be read are reported on stderr and left out; the exit code is then 1.',
+      'Describes every image with both models and reports, for each image, the cosine similarity of its two descriptors ' +
+        '(1 = identical), their minimum, median and mean; over all pairs of images, how far the pair distances move; and, ' +
+        'with --threshold, how many same/different decisions (distance <= threshold: the same person) change. ' +
+        'Images that cannot be read are reported on stderr and left out; the exit code is then 1.\n\n' +
+        'Example: vggface fidelity --reference fp32.onnx --candidate int8.onnx --threshold 0.4 faces/*.jpg',
     )
     .argument('<images...>', 'image files (at least one; two or more for pair decisions)')
     .requiredOption('--reference <model>', 'the reference model (a converted .onnx, or weights in any layout)')
