@@ -2,7 +2,8 @@
 import type { Section } from './harness.js';
 import { modelSection } from './sections/model.js';
 import { facesSection } from './sections/faces.js';
+import { precisionSection } from './sections/precision.js';
 import { readersSection } from './sections/readers.js';
 import { searchSection } from './sections/search.js';
 
-export const SECTIONS: readonly Section[] = [modelSection, readersSection, facesSection, searchSection];
+export const SECTIONS: readonly Section[] = [modelSection, readersSection, precisionSection, facesSection, searchSection];

@@ -12,6 +12,7 @@ import { verifyCommand } from './commands/verify.js';
 import { evalCommand } from './commands/eval.js';
 import { calibrateCommand } from './commands/calibrate.js';
 import { galleryCommand } from './commands/gallery.js';
+import { fidelityCommand } from './commands/fidelity.js';
 
 const COMMANDS: readonly ((ctx: CommandContext) => Command)[] = [
   describeCommand,
@@ -22,6 +23,7 @@ const COMMANDS: readonly ((ctx: CommandContext) => Command)[] = [
   galleryCommand,
   convertCommand,
   inspectCommand,
+  fidelityCommand,
 ];
 
 export function createProgram(ctx: CommandContext): Command {

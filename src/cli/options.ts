@@ -1,7 +1,7 @@
 /** Options shared by commands that load a model, parsed and validated in one place. */
 import type { Command } from 'commander';
 import { FITS, type Fit } from '../image/decode.js';
-import { PREPROCESSING, type Preprocessing } from '../onnx/builder.js';
+import { PRECISIONS, PREPROCESSING, type Precision, type Preprocessing } from '../onnx/builder.js';
 import { formatIds } from '../weights/formats.js';
 import type { FormatId } from '../weights/types.js';
 import type { LoadOptions } from '../vggface.js';
@@ -12,6 +12,7 @@ export interface ModelFlags {
   weights?: string;
   format?: string;
   preprocessing?: string;
+  precision?: string;
   threads?: string;
   cacheDir?: string;
   longSize?: string;
@@ -22,6 +23,7 @@ export function addModelOptions(cmd: Command): Command {
     .option('-w, --weights <file>', 'weights in any supported layout, or a converted .onnx (default: $VGGFACE_WEIGHTS, else the official release, downloaded on first use)')
     .option('--format <format>', `force the weight layout instead of detecting it: ${formatIds().join(', ')}`)
     .option('--preprocessing <mode>', `caffe (RGB 0-255 minus the training mean, as the original) or deepface (0-1, no mean)`)
+    .option('--precision <p>', `weight precision when converting weights: ${PRECISIONS.join(', ')} (default fp32; int8 calibrates on a built-in set, see vggface convert --help)`)
     .option('--threads <n>', 'ONNX Runtime threads (default: number of cores)')
     .option('--cache-dir <dir>', 'cache for converted models and downloads (default: $VGGFACE_CACHE or ~/.cache/vggface)');
 }
@@ -38,6 +40,7 @@ export function modelOptions(flags: ModelFlags): LoadOptions {
     weights: flags.weights,
     format: flags.format === undefined ? undefined : (check.oneOf('--format', flags.format, formatIds()) as FormatId),
     preprocessing: flags.preprocessing === undefined ? undefined : (check.oneOf('--preprocessing', flags.preprocessing, PREPROCESSING) as Preprocessing),
+    precision: flags.precision === undefined ? undefined : (check.oneOf('--precision', flags.precision, PRECISIONS) as Precision),
     threads: flags.threads === undefined ? undefined : check.integer('--threads', flags.threads, 1, 1024),
     cacheDir: flags.cacheDir,
     onDownloadProgress: (p) => {

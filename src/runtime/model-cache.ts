@@ -1,13 +1,16 @@
 /**
  * Resolves what the user gave (a weight file in any layout, a converted .onnx, or nothing) to an ONNX file
  * ready for the engine. Conversions are cached under <cache>/models, keyed by the source file's sha256,
- * the preprocessing and the builder version, so the second load of the same weights skips conversion.
+ * the preprocessing, the precision (for int8 also the calibration method and the calibration set's hash) and the
+ * builder version, so the second load of the same weights skips conversion.
  */
 import { mkdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { VggFaceError } from '../errors.js';
-import { BUILDER_VERSION, META, MODEL_INPUT, MODEL_OUTPUTS, type Preprocessing } from '../onnx/builder.js';
-import { convertInWorker } from '../onnx/convert-worker.js';
+import { BUILDER_VERSION, META, MODEL_INPUT, MODEL_OUTPUTS, PRECISIONS, type Precision, type Preprocessing } from '../onnx/builder.js';
+import { DEFAULT_CALIBRATION_METHOD, type CalibrationMethod } from '../onnx/calibrate.js';
+import { convertModel } from '../onnx/convert-model.js';
+import { BUILTIN_CALIBRATION_ID, directoryCalibrationSet, type CalibrationSet } from '../image/calibration-set.js';
 import { readOnnxInfo, type OnnxInfo } from '../onnx/inspect.js';
 import { sha256File } from '../util/hash.js';
 import { detectFormat } from '../weights/formats.js';
@@ -15,7 +18,7 @@ import type { FormatId, ReadOptions } from '../weights/types.js';
 
 export interface ModelInfo {
   readonly preprocessing: Preprocessing;
-  readonly precision: string;
+  readonly precision: Precision;
   /** Width of fc7, i.e. of the descriptor. */
   readonly descriptorSize: number;
   readonly topology: { conv: number[]; fc6: number; fc7: number; fc8: number };
@@ -36,6 +39,13 @@ export interface ResolveOptions {
   readonly format?: FormatId;
   readonly preprocessing?: Preprocessing;
   readonly readOptions?: ReadOptions;
+  /** Weight precision of the converted model (default fp32). */
+  readonly precision?: Precision;
+  /** int8: a directory of calibration images (default: the built-in synthetic set). */
+  readonly calibration?: string;
+  readonly calibrationMethod?: CalibrationMethod;
+  /** ONNX Runtime threads for an int8 conversion's calibration run. */
+  readonly threads?: number;
 }
 
 /** Checks that an ONNX file has the vggface interface and reads its metadata. */
@@ -62,17 +72,36 @@ export function modelInfoFromOnnx(path: string, onnx: OnnxInfo = readOnnxInfo(pa
   if (preprocessing !== 'caffe' && preprocessing !== 'deepface') {
     throw new VggFaceError('E_MODEL', `${path}: unknown preprocessing "${preprocessing}" in metadata`, { input: path });
   }
-  return { preprocessing, precision: m[META.precision] ?? 'fp32', descriptorSize: topology.fc7, topology, metadata: m };
+  const precision = m[META.precision] ?? 'fp32';
+  if (!(PRECISIONS as readonly string[]).includes(precision)) {
+    throw new VggFaceError('E_MODEL', `${path}: unknown precision "${precision}" in metadata`, { input: path });
+  }
+  return { preprocessing, precision: precision as Precision, descriptorSize: topology.fc7, topology, metadata: m };
 }
 
-export function cachedModelPath(cacheDir: string, sha256: string, preprocessing: Preprocessing): string {
-  return join(cacheDir, 'models', `${sha256}-${preprocessing}-b${BUILDER_VERSION}.onnx`);
+/**
+ * Where a conversion is cached. `variant` names what else the model depends on: the precision, and for int8
+ * the calibration method and the calibration set (the built-in set's version, or the first 16 hex digits of the
+ * directory's hash).
+ */
+export function cachedModelPath(cacheDir: string, sha256: string, preprocessing: Preprocessing, variant = 'fp32'): string {
+  return join(cacheDir, 'models', `${sha256}-${preprocessing}-${variant}-b${BUILDER_VERSION}.onnx`);
 }
 
 export async function resolveModel(options: ResolveOptions): Promise<ResolvedModel> {
   const format = options.format ?? (await detectFormat(options.weights));
   if (format === 'onnx') {
     const info = modelInfoFromOnnx(options.weights);
+    if (options.calibration !== undefined) {
+      throw new VggFaceError('E_USAGE', `${options.weights}: already a converted model; calibration images are used when converting weights to int8`, { input: options.calibration });
+    }
+    if (options.precision && options.precision !== info.precision) {
+      throw new VggFaceError(
+        'E_USAGE',
+        `${options.weights}: this model is ${info.precision}, ${options.precision} was asked for; convert the weights with vggface convert --precision ${options.precision}`,
+        { input: options.weights },
+      );
+    }
     if (options.preprocessing && options.preprocessing !== info.preprocessing) {
       throw new VggFaceError(
         'E_USAGE',
@@ -83,8 +112,19 @@ export async function resolveModel(options: ResolveOptions): Promise<ResolvedMod
     return { modelPath: options.weights, info, origin: 'onnx', sourceFormat: 'onnx' };
   }
   const preprocessing = options.preprocessing ?? 'caffe';
+  const precision = options.precision ?? 'fp32';
   const sha256 = await sha256File(options.weights);
-  const cached = cachedModelPath(options.cacheDir, sha256, preprocessing);
+  let calibrationSet: CalibrationSet | undefined;
+  let variant: string = precision;
+  if (precision === 'int8') {
+    // The built-in set is named by its version, so a cached load does not generate it; a directory by its hash.
+    calibrationSet = options.calibration === undefined ? undefined : await directoryCalibrationSet(options.calibration);
+    const setId = calibrationSet ? calibrationSet.sha256.slice(0, 16) : BUILTIN_CALIBRATION_ID;
+    variant = `int8-${options.calibrationMethod ?? DEFAULT_CALIBRATION_METHOD}-${setId}`;
+  } else if (options.calibration !== undefined) {
+    throw new VggFaceError('E_USAGE', `calibration images are only used for int8 models, not ${precision}`, { input: options.calibration });
+  }
+  const cached = cachedModelPath(options.cacheDir, sha256, preprocessing, variant);
   if (await isFile(cached)) {
     try {
       return { modelPath: cached, info: modelInfoFromOnnx(cached), origin: 'cached', sourceFormat: format };
@@ -95,7 +135,16 @@ export async function resolveModel(options: ResolveOptions): Promise<ResolvedMod
   await mkdir(join(options.cacheDir, 'models'), { recursive: true }).catch((err: unknown) => {
     throw new VggFaceError('E_IO', `${options.cacheDir}: cannot create the model cache: ${(err as Error).message}`, { input: options.cacheDir, cause: err });
   });
-  await convertInWorker(options.weights, cached, { preprocessing, format, sha256, readOptions: options.readOptions });
+  await convertModel(options.weights, cached, {
+    preprocessing,
+    format,
+    sha256,
+    readOptions: options.readOptions,
+    precision,
+    calibrationSet,
+    calibrationMethod: options.calibrationMethod,
+    threads: options.threads,
+  });
   return { modelPath: cached, info: modelInfoFromOnnx(cached), origin: 'converted', sourceFormat: format };
 }
 

@@ -19,6 +19,7 @@ export function inspectCommand(ctx: CommandContext): Command {
       if (format === 'onnx') {
         const info = readOnnxInfo(file);
         if (flags.json) return void ctx.stdout.write(JSON.stringify({ file, format, ...info }) + '\n');
+        const nameWidth = Math.max(16, ...info.initializers.map((i) => i.name.length + 1));
         const lines = [
           `file:        ${file}`,
           `format:      onnx (IR ${info.irVersion}, producer ${info.producer || 'unknown'}, opsets ${info.opsets.map((o) => `${o.domain || 'ai.onnx'} ${o.version}`).join(', ')})`,
@@ -27,7 +28,7 @@ export function inspectCommand(ctx: CommandContext): Command {
           'metadata:',
           ...Object.entries(info.metadata).map(([k, v]) => `  ${k} = ${v}`),
           'initializers:',
-          ...info.initializers.map((i) => `  ${i.name.padEnd(16)} ${(ONNX_TYPES[i.dataType] ?? `type ${i.dataType}`).padEnd(8)} ${i.dims.join('x')}`),
+          ...info.initializers.map((i) => `  ${i.name.padEnd(nameWidth)} ${(ONNX_TYPES[i.dataType] ?? `type ${i.dataType}`).padEnd(8)} ${i.dims.join('x')}`),
         ];
         return void ctx.stdout.write(lines.join('\n') + '\n');
       }

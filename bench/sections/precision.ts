@@ -1,0 +1,120 @@
+/**
+ * Issue 5: fp32, fp16 and int8 models of the full-size network (random weights of the real dimensions) side by side:
+ * file size, conversion, images/s at batch 1 and 8 (library and raw ONNX Runtime), peak RSS, and fidelity to fp32
+ * on the real photos of ../shared/data/faces (full-size and tiny golden networks).
+ */
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { mb, ROOT, runTask, WORK_DIR, type ChildResult, type Section } from '../harness.js';
+import { ensureFullCaffemodel } from '../fixtures.js';
+
+type Throughput = Record<string, { ours: number; raw: number; ratio: number }>;
+interface Converted {
+  ms: number;
+  bytes: number;
+  calibration?: { method: string; source: string; sha256: string; images: number };
+}
+interface FidelityRow {
+  cosine: { min: number; median: number; mean: number };
+  centredCosine: { min: number; median: number };
+  pairs: number;
+  changed: number;
+  maxDistanceChange: number;
+}
+type Fidelity = { images: number; threshold: number; referencePairDistance: { min: number; median: number; max: number } } & Record<string, FidelityRow>;
+
+const SHARED = join(ROOT, '..', 'shared');
+const FACES = join(SHARED, 'data', 'faces');
+const TINY = join(SHARED, 'golden', 'tiny', 'VGG_FACE.caffemodel');
+const PRECISIONS = ['fp32', 'fp16', 'int8'] as const;
+
+export const precisionSection: Section = {
+  name: 'precision',
+  title: 'Precision: fp32, fp16 and int8 models (speed, memory, size, fidelity)',
+  async run(ctx) {
+    const caffemodel = await ensureFullCaffemodel();
+    const dir = mkdtempSync(join(WORK_DIR, 'precision-'));
+    const faces = readdirSync(FACES).filter((f) => /\.(jpe?g|png)$/i.test(f)).sort().map((f) => join(FACES, f));
+    try {
+      const converted: Record<string, ChildResult<Converted>> = {};
+      const model = (p: string) => join(dir, `${p}.onnx`);
+      for (const p of PRECISIONS) {
+        ctx.log(`convert ${p}`);
+        converted[p] = await runTask<Converted>('convert', { source: caffemodel, output: model(p), precision: p });
+      }
+      ctx.log('fp16 computed in fp16 (for comparison, not shipped)');
+      await runTask('fp16-compute', { source: caffemodel, output: model('fp16-compute') });
+
+      const variants = [...PRECISIONS, 'fp16-compute'] as const;
+      const speed: Record<string, ChildResult<Throughput>> = {};
+      const run: Record<string, ChildResult<{ loadMs: number }>> = {};
+      for (const p of variants) {
+        ctx.log(`throughput ${p}`);
+        speed[p] = await runTask<Throughput>('throughput', { model: model(p), batches: [1, 8], rounds: ctx.quick ? 1 : 5, imagesPerRound: ctx.quick ? 8 : 32 });
+        ctx.log(`peak RSS ${p}`);
+        run[p] = await runTask<{ loadMs: number }>('run-model', { model: model(p), images: 16 });
+      }
+
+      ctx.log(`fidelity on ${faces.length} photos (full-size)`);
+      const full = await runTask<Fidelity>('fidelity', { reference: model('fp32'), candidates: { fp16: model('fp16'), int8: model('int8') }, images: faces });
+      ctx.log('fidelity (tiny golden network)');
+      const tiny = (p: string) => join(dir, `tiny-${p}.onnx`);
+      for (const p of PRECISIONS) await runTask('convert', { source: TINY, output: tiny(p), precision: p });
+      const small = await runTask<Fidelity>('fidelity', { reference: tiny('fp32'), candidates: { fp16: tiny('fp16'), int8: tiny('int8') }, images: faces });
+
+      const fp32b8 = speed.fp32.result.batch8.ours;
+      const label: Record<string, string> = {
+        fp32: 'fp32',
+        fp16: 'fp16 (float16 weights, computed in fp32: the shipped fp16)',
+        'fp16-compute': 'fp16 computed in fp16 (not shipped)',
+        int8: 'int8 (QDQ, calibrated on the built-in set)',
+      };
+      const speedRow = (p: string) => {
+        const s = speed[p].result;
+        const c = converted[p]?.result;
+        const conv = c ? `${(c.ms / 1000).toFixed(1)} s, ${mb(converted[p].maxRss)}` : '';
+        return `| ${label[p]} | ${c ? mb(c.bytes) : ''} | ${conv} | ${s.batch1.ours.toFixed(2)} / ${s.batch1.raw.toFixed(2)} | ${s.batch8.ours.toFixed(2)} / ${s.batch8.raw.toFixed(2)} | ${(s.batch8.ours / fp32b8).toFixed(2)}x | ${mb(run[p].maxRss)} |`;
+      };
+      const f = (x: number) => x.toFixed(5);
+      const fidelityRow = (net: string, fid: Fidelity, p: string) => {
+        const r = fid[p];
+        return `| ${net} | ${p} | ${f(r.cosine.min)} | ${f(r.cosine.median)} | ${f(r.centredCosine.min)} / ${f(r.centredCosine.median)} | ${r.changed} of ${r.pairs} | ${r.maxDistanceChange.toFixed(4)} |`;
+      };
+      const cal = converted.int8.result.calibration!;
+      const i8 = full.result.int8;
+      return [
+        `Weights: random, real dimensions (145,002,878 parameters). int8 calibration: ${cal.method} on the ${cal.source}.`,
+        '',
+        'Images/s on decoded 224x224 RGB, library `describe` / raw onnxruntime-node session on the same file (medians of interleaved rounds);',
+        'peak RSS of a process that loads the model and describes 16 images at batch 8:',
+        '',
+        '| model | file | convert: time, peak RSS | img/s batch 1 | img/s batch 8 | batch 8 vs fp32 | peak RSS |',
+        '| --- | --- | --- | --- | --- | --- | --- |',
+        ...variants.map(speedRow),
+        '',
+        `Fidelity to fp32 on the ${faces.length} photos of ../shared/data/faces (none used for calibration). "centred": cosine after`,
+        'subtracting the mean fp32 descriptor, i.e. on the part that tells images apart. Decisions: same/different over all pairs at',
+        'the median fp32 pair distance (the densest, most fragile point; random weights have no real same-person threshold):',
+        `full-size ${full.result.threshold.toFixed(4)} (fp32 pair distances ${full.result.referencePairDistance.min.toFixed(3)}-${full.result.referencePairDistance.max.toFixed(3)}),`,
+        `tiny ${small.result.threshold.toFixed(4)} (${small.result.referencePairDistance.min.toFixed(3)}-${small.result.referencePairDistance.max.toFixed(3)}).`,
+        '',
+        '| network | model | cosine min | cosine median | centred cosine min / median | decisions changed | max pair distance change |',
+        '| --- | --- | --- | --- | --- | --- | --- |',
+        fidelityRow('full-size', full.result, 'fp16'),
+        fidelityRow('full-size', full.result, 'int8'),
+        fidelityRow('tiny golden', small.result, 'fp16'),
+        fidelityRow('tiny golden', small.result, 'int8'),
+        '',
+        '| target | measured |',
+        '| --- | --- |',
+        `| int8 ≥ 3x fp32 images/s at batch 8 | ${(speed.int8.result.batch8.ours / fp32b8).toFixed(2)}x |`,
+        `| int8 median cosine to fp32 ≥ 0.99 | ${f(i8.cosine.median)} full-size, ${f(small.result.int8.cosine.median)} tiny |`,
+        `| int8 minimum cosine to fp32 ≥ 0.98 | ${f(i8.cosine.min)} full-size, ${f(small.result.int8.cosine.min)} tiny |`,
+        `| int8 peak RSS ≤ 600 MB | ${mb(run.int8.maxRss)} |`,
+        `| int8 file about 140 MB | ${mb(converted.int8.result.bytes)} |`,
+      ].join('\n');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  },
+};

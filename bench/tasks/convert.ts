@@ -1,0 +1,10 @@
+/** Converts a weight file at a precision (the library's convertModel, int8 calibrating on the built-in set). */
+import { statSync } from 'node:fs';
+import { convertModel } from '../../src/onnx/convert-model.js';
+import type { Precision } from '../../src/onnx/builder.js';
+import { finishTask, taskArgs } from '../harness.js';
+
+const { source, output, precision } = taskArgs<{ source: string; output: string; precision: Precision }>();
+const t0 = performance.now();
+const report = await convertModel(source, output, { preprocessing: 'caffe', precision });
+finishTask({ ms: performance.now() - t0, bytes: statSync(output).size, calibration: report.calibration });

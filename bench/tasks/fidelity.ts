@@ -1,0 +1,48 @@
+/**
+ * Fidelity of candidate models to a reference on real photos: per-image cosine of the descriptors, the same after
+ * removing the reference's mean descriptor (random weights give every image a large shared component, so this
+ * checks the part that tells images apart), and verification decisions that change over all pairs.
+ */
+import { VggFace } from '../../src/vggface.js';
+import { compareDescriptors, cosineSimilarity, descriptorDistance, median } from '../../src/fidelity.js';
+import { finishTask, taskArgs } from '../harness.js';
+
+const { reference, candidates, images } = taskArgs<{ reference: string; candidates: Record<string, string>; images: string[] }>();
+
+async function describeAll(weights: string): Promise<Float32Array[]> {
+  const m = await VggFace.load({ weights });
+  try {
+    return await m.describe(images);
+  } finally {
+    await m.close();
+  }
+}
+
+const ref = await describeAll(reference);
+// Threshold: the median reference distance over all pairs, where decisions are densest (so most fragile).
+// Random weights have no meaningful same-person threshold; a trained model's would see fewer changes.
+const distances: number[] = [];
+for (let i = 0; i < ref.length; i++) for (let j = i + 1; j < ref.length; j++) distances.push(descriptorDistance(ref[i], ref[j], 'cosine'));
+const threshold = median(distances);
+const mean = new Float32Array(ref[0].length);
+for (const d of ref) d.forEach((v, k) => (mean[k] += v / ref.length));
+const centred = (d: Float32Array) => d.map((v, k) => v - mean[k]);
+
+const result: Record<string, unknown> = {
+  images: images.length,
+  threshold,
+  referencePairDistance: { min: Math.min(...distances), median: threshold, max: Math.max(...distances) },
+};
+for (const [name, path] of Object.entries(candidates)) {
+  const cand = await describeAll(path);
+  const r = compareDescriptors(images, ref, cand, { metric: 'cosine', threshold });
+  const c = ref.map((d, i) => cosineSimilarity(centred(d), centred(cand[i])));
+  result[name] = {
+    cosine: r.cosine,
+    centredCosine: { min: Math.min(...c), median: median(c) },
+    pairs: r.pairs.total,
+    changed: r.pairs.decisions!.changed,
+    maxDistanceChange: r.pairs.maxDistanceChange,
+  };
+}
+finishTask(result);

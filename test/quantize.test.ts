@@ -1,0 +1,108 @@
+/** Units of the fp16 and int8 builders and of calibration, on values worked out by hand. */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { fromFloat16, toFloat16 } from '../src/onnx/float16.js';
+import { inputQuantization, quantizeBias, quantizePerChannel } from '../src/onnx/quantize.js';
+import { ActivationHistogram, rangeFor, PERCENTILE } from '../src/onnx/calibrate.js';
+import { deadLeavesImage } from '../src/image/synthetic.js';
+
+test('float16: exact values, rounding to nearest even, overflow, subnormals', () => {
+  const cases: [number, number][] = [
+    [0, 0x0000],
+    [-0, 0x8000],
+    [1, 0x3c00],
+    [-2, 0xc000],
+    [0.5, 0x3800],
+    [65504, 0x7bff], // largest finite half
+    [65520, 0x7c00], // rounds up to infinity
+    [Infinity, 0x7c00],
+    [2 ** -24, 0x0001], // smallest subnormal
+    [2 ** -25, 0x0000], // halfway to 0: ties to even (0)
+    [3 * 2 ** -25, 0x0002], // 1.5 subnormal steps: ties to even (2)
+    [2 ** -14, 0x0400], // smallest normal
+    [1 + 2 ** -11, 0x3c00], // halfway between 1 and 1+2^-10: ties to even (1)
+    [1 + 3 * 2 ** -11, 0x3c02], // halfway between 1+2^-10 and 1+2^-9: ties to even (1+2^-9)
+    [1 / 3, 0x3555],
+  ];
+  const bits = toFloat16(Float32Array.from(cases.map((c) => c[0])));
+  cases.forEach(([x, h], i) => assert.equal(bits[i], h, `float16(${x}) = 0x${bits[i].toString(16)}, expected 0x${h.toString(16)}`));
+  assert.ok(Number.isNaN(fromFloat16(toFloat16(Float32Array.of(NaN))[0])));
+  assert.equal(fromFloat16(0x3555), 0.333251953125);
+  assert.equal(fromFloat16(0x0001), 2 ** -24);
+});
+
+test('int8 weights: symmetric per output channel, max |w| maps to 127, an all-zero channel stays zero', () => {
+  const q = quantizePerChannel({ shape: [3, 3], data: Float32Array.of(0.5, -1.27, 0.01, 0, 0, 0, 2, 1, -0.5) });
+  assert.deepEqual([...q.scales].map((s) => Number(s.toPrecision(6))), [0.01, 1, Number((2 / 127).toPrecision(6))]);
+  assert.deepEqual([...q.data], [50, -127, 1, 0, 0, 0, 127, 64, -32]); // 1/(2/127) = 63.5 rounds to 64; -31.75 to -32
+});
+
+test('int32 bias: divided by input scale x weight scale of its channel', () => {
+  const b = quantizeBias(Float32Array.of(0.3, -0.05), 0.5, Float32Array.of(0.01, 0.1));
+  assert.deepEqual([...b.data], [60, -1]); // 0.3 / 0.005 = 60; -0.05 / 0.05 = -1
+  assert.deepEqual([...b.scales].map((s) => Number(s.toPrecision(6))), [0.005, 0.05]);
+});
+
+test('input quantization covers exactly 0-255 minus the mean (caffe) or 0-1 (deepface)', () => {
+  const mean = [129.1863, 104.7624, 93.594];
+  const q = inputQuantization('caffe', mean);
+  const lo = -129.1863;
+  const hi = 255 - 93.594;
+  assert.ok(Math.abs(q.scale - (hi - lo) / 255) < 1e-12);
+  assert.equal(q.zeroPoint, Math.round(-lo / q.scale));
+  assert.ok((0 - q.zeroPoint) * q.scale <= lo + q.scale / 2 && (255 - q.zeroPoint) * q.scale >= hi - q.scale / 2);
+  assert.deepEqual(inputQuantization('deepface', mean), { scale: 1 / 255, zeroPoint: 0 });
+});
+
+test('activation histogram: grows without losing counts; minmax is the largest value', () => {
+  const h = new ActivationHistogram();
+  h.add(Float32Array.of(0, 0, 1, 2));
+  h.add(Float32Array.of(100, 0.5, 0));
+  assert.equal(h.total, 7);
+  assert.equal(h.zeros, 3);
+  assert.equal(h.max, 100);
+  assert.equal(rangeFor(h, 'minmax'), 100);
+  // 0.5, 1 and 2 are still apart after the bins widened to cover 100.
+  assert.ok(h.width < 0.5, `bin width ${h.width}`);
+});
+
+test('percentile and entropy clip a lone outlier that minmax keeps, mse trades it against rounding', () => {
+  const h = new ActivationHistogram();
+  const values = new Float32Array(200_000);
+  for (let i = 0; i < values.length; i++) values[i] = i % 2 ? (i / values.length) * 4 : 0; // half zeros, rest uniform on [0, 4)
+  h.add(values);
+  h.add(Float32Array.of(40)); // one outlier, 10x the rest
+  assert.equal(rangeFor(h, 'minmax'), 40);
+  // 99.99% of 200001 values lie below 4 * (1 - 0.0002): the percentile lands at the top of the uniform part.
+  const p = rangeFor(h, 'percentile');
+  assert.equal(PERCENTILE, 99.99);
+  assert.ok(p > 3.9 && p < 4.5, `percentile range ${p}`);
+  const e = rangeFor(h, 'entropy');
+  assert.ok(e > 3.9 && e < 5, `entropy range ${e}`);
+  // MSE weighs the outlier's squared clipping error against 100,000 rounding errors: it clips a little.
+  const m = rangeFor(h, 'mse');
+  assert.ok(m > 30 && m < 40, `mse range ${m}`);
+});
+
+test('an activation that never fired has range 0', () => {
+  const h = new ActivationHistogram();
+  h.add(new Float32Array(10));
+  for (const m of ['minmax', 'percentile', 'entropy', 'mse'] as const) assert.equal(rangeFor(h, m), 0);
+});
+
+test('built-in calibration images are deterministic, vary, and use the whole 0-255 range', () => {
+  const a = deadLeavesImage(1);
+  assert.equal(a.length, 224 * 224 * 3);
+  assert.deepEqual(deadLeavesImage(1), a);
+  const b = deadLeavesImage(2);
+  let differ = 0;
+  let lo = 255;
+  let hi = 0;
+  for (let i = 0; i < a.length; i++) {
+    if (a[i] !== b[i]) differ++;
+    lo = Math.min(lo, a[i], b[i]);
+    hi = Math.max(hi, a[i], b[i]);
+  }
+  assert.ok(differ > a.length * 0.9, `${differ} of ${a.length} bytes differ`);
+  assert.ok(lo < 30 && hi > 225, `range ${lo}-${hi}`);
+});
