@@ -55,6 +55,7 @@ export function describeCommand(ctx: CommandContext): Command {
     const batchSize = check.integer('--batch', flags.batch, 1, 256);
     const image = imageOptions(flags);
     const faces = faceOptions(flags);
+    const load = modelOptions(flags); // validates the model flags before anything opens
     if (faces.detector !== 'none' && flags.fit !== undefined) throw usageError('--fit: only with --detector none (detected faces are cropped square around the face)', '--fit');
     if (flags.resume && flags.overwrite) throw usageError('--resume and --overwrite: choose one', '--resume');
     if ((flags.resume || flags.overwrite || flags.outputFormat) && !flags.output) throw usageError(`${flags.resume ? '--resume' : flags.overwrite ? '--overwrite' : '--output-format'} needs --output FILE`, '--output');
@@ -68,7 +69,7 @@ export function describeCommand(ctx: CommandContext): Command {
         : await FaceDetector.open({ model: faces.detectorModel, cacheDir: flags.cacheDir, threads: threadsOption(flags), onDownloadProgress: detectorDownloadProgress() });
     let model: VggFace;
     try {
-      model = await VggFace.load(modelOptions(flags));
+      model = await VggFace.load(load);
     } catch (err) {
       await detector?.close();
       throw err;

@@ -63,9 +63,10 @@ function addSubcommand(ctx: CommandContext): Command {
 
 /** The detector first (small, fails fast), then the model; nothing left open if either fails. */
 async function openPhotosAndModel(flags: ModelFlags & FaceFlags & { fit?: string }): Promise<{ photos: PhotoHandling; model: VggFace }> {
+  const load = modelOptions(flags); // validates the model flags before anything opens
   const photos = await openPhotoHandling(flags);
   try {
-    return { photos, model: await VggFace.load(modelOptions(flags)) };
+    return { photos, model: await VggFace.load(load) };
   } catch (err) {
     await photos.detector?.close();
     throw err;
