@@ -150,7 +150,7 @@ function readInitializerHeader(s: FileScanner, start: number, end: number): Onnx
     if (f.no === 1 && f.wire === 0) dims.push(f.value);
     else if (f.no === 1 && f.wire === 2) {
       const r = new ProtoReader(s.read(f.start, f.end), 'dims');
-      dims.push(...r.varints({ ...f, start: 0, end: f.end - f.start }));
+      dims.push(...r.varints({ ...f, start: 0, end: f.end - f.start, tagStart: 0 }));
     } else if (f.no === 2 && f.wire === 0) dataType = f.value;
     else if (f.no === 8 && f.wire === 2) name = s.read(f.start, f.end).toString('utf8');
     else if (f.wire === WIRE_LEN) bytes += f.end - f.start;

@@ -18,6 +18,8 @@ export interface ProtoField {
   /** Byte range of the payload: for WIRE_LEN the bytes, for fixed32/64 the raw bytes. */
   readonly start: number;
   readonly end: number;
+  /** Where the field's tag starts: [tagStart, start) is framing (tag and length), free to reuse once parsed. */
+  readonly tagStart: number;
 }
 
 export class ProtoReader {
@@ -44,6 +46,7 @@ export class ProtoReader {
   *fields(start = 0, end = this.bytes.byteLength): Generator<ProtoField> {
     let pos = start;
     while (pos < end) {
+      const tagStart = pos;
       const [tag, p1] = this.varint(pos, end);
       const no = Math.floor(tag / 8);
       const wire = tag & 7;
@@ -52,13 +55,13 @@ export class ProtoReader {
       switch (wire) {
         case WIRE_VARINT: {
           const [v, p2] = this.varint(pos, end);
-          yield { no, wire, value: v, start: pos, end: p2 };
+          yield { no, wire, value: v, start: pos, end: p2, tagStart };
           pos = p2;
           break;
         }
         case WIRE_FIXED64:
           if (pos + 8 > end) throw formatError(this.source, `truncated protobuf: fixed64 field ${no} at byte ${pos} runs past byte ${end}`);
-          yield { no, wire, value: 0, start: pos, end: pos + 8 };
+          yield { no, wire, value: 0, start: pos, end: pos + 8, tagStart };
           pos += 8;
           break;
         case WIRE_LEN: {
@@ -66,13 +69,13 @@ export class ProtoReader {
           if (p2 + len > end) {
             throw formatError(this.source, `truncated protobuf: field ${no} at byte ${pos} declares ${len} bytes but only ${end - p2} remain`);
           }
-          yield { no, wire, value: len, start: p2, end: p2 + len };
+          yield { no, wire, value: len, start: p2, end: p2 + len, tagStart };
           pos = p2 + len;
           break;
         }
         case WIRE_FIXED32:
           if (pos + 4 > end) throw formatError(this.source, `truncated protobuf: fixed32 field ${no} at byte ${pos} runs past byte ${end}`);
-          yield { no, wire, value: 0, start: pos, end: pos + 4 };
+          yield { no, wire, value: 0, start: pos, end: pos + 4, tagStart };
           pos += 4;
           break;
         default:
