@@ -13,6 +13,7 @@ import { evalCommand } from './commands/eval.js';
 import { calibrateCommand } from './commands/calibrate.js';
 import { galleryCommand } from './commands/gallery.js';
 import { fidelityCommand } from './commands/fidelity.js';
+import { serveCommand } from './commands/serve.js';
 
 const COMMANDS: readonly ((ctx: CommandContext) => Command)[] = [
   describeCommand,
@@ -24,6 +25,7 @@ const COMMANDS: readonly ((ctx: CommandContext) => Command)[] = [
   convertCommand,
   inspectCommand,
   fidelityCommand,
+  serveCommand,
 ];
 
 export function createProgram(ctx: CommandContext): Command {

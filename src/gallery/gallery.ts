@@ -109,15 +109,31 @@ export async function removeIdentity(store: GalleryStore, identity: string): Pro
   return n;
 }
 
-export class Gallery {
+/**
+ * What a gallery needs of a model to bind to it: its identity and descriptor size. A loaded {@link VggFace} is
+ * one; a process that describes images elsewhere (the server's inference workers) passes just these, and then
+ * adds and searches with descriptors ({@link Gallery.addDescriptors}, {@link Gallery.searchDescriptor}).
+ */
+export type GalleryModel = Pick<VggFace, 'info' | 'modelPath' | 'dimension'>;
+
+/** An image already described, for {@link Gallery.addDescriptors}. */
+export interface DescribedImage {
+  /** How results and search matches name it (a path, a file name). */
+  readonly label: string;
+  /** sha256 of the image's bytes: the same image is stored once. */
+  readonly contentHash: string;
+  readonly descriptor: Float32Array;
+}
+
+export class Gallery<M extends GalleryModel = VggFace> {
   private constructor(
     readonly store: GalleryStore,
-    private readonly model: VggFace,
+    private readonly model: M,
     private readonly identity: ModelIdentity,
     private readonly precision: Precision,
   ) {}
 
-  static async open(model: VggFace, options: GalleryOpenOptions = {}): Promise<Gallery> {
+  static async open<M extends GalleryModel = VggFace>(model: M, options: GalleryOpenOptions = {}): Promise<Gallery<M>> {
     if (!check.isPlainObject(options)) throw invalidParameterError('options', 'an object', options);
     const db = options.db ?? defaultGalleryPath();
     check.nonEmptyString('db', db);
@@ -125,7 +141,7 @@ export class Gallery {
     const store = await openGalleryStore(db, options);
     try {
       const identity = await modelIdentity(model);
-      const gallery = new Gallery(store, model, identity, precision);
+      const gallery = new Gallery<M>(store, model, identity, precision);
       const meta = await store.meta();
       if (meta) gallery.checkModel(meta);
       return gallery;
@@ -150,10 +166,9 @@ export class Gallery {
    * Describes `images` and stores them under `identity`, one transaction per inference batch: a crash keeps every
    * committed batch. An image already stored (same content) is reported as a duplicate, not stored again.
    */
-  async add(identity: string, images: readonly ImageInput[], options: DescribePhotosOptions = {}): Promise<AddedImage[]> {
+  async add(this: Gallery<VggFace>, identity: string, images: readonly ImageInput[], options: DescribePhotosOptions = {}): Promise<AddedImage[]> {
     checkIdentity(identity);
-    const meta = (await this.store.meta()) ?? (await this.store.initialize({ modelKey: this.identity.key, modelName: this.identity.name, dimension: this.model.dimension(), precision: this.precision }));
-    this.checkModel(meta);
+    await this.bind();
     const results: AddedImage[] = new Array(images.length);
     const labels = images.map((img, i) => inputLabel(img, i));
     const hashes: (string | undefined)[] = [];
@@ -198,11 +213,35 @@ export class Gallery {
     return results;
   }
 
+  /** The gallery's model binding, created with the first add. */
+  private async bind(): Promise<void> {
+    const meta = (await this.store.meta()) ?? (await this.store.initialize({ modelKey: this.identity.key, modelName: this.identity.name, dimension: this.model.dimension(), precision: this.precision }));
+    this.checkModel(meta);
+  }
+
+  /**
+   * Stores descriptors computed elsewhere under `identity`, in one transaction. An image already stored (same
+   * content hash), or repeated in `images`, is reported as a duplicate with the identity it is stored under.
+   */
+  async addDescriptors(identity: string, images: readonly DescribedImage[]): Promise<AddedImage[]> {
+    checkIdentity(identity);
+    for (const [i, img] of images.entries()) {
+      if (!(img.descriptor instanceof Float32Array) || img.descriptor.length !== this.model.dimension()) {
+        throw invalidParameterError(`images[${i}].descriptor`, `a Float32Array of ${this.model.dimension()} values`, img.descriptor);
+      }
+    }
+    await this.bind();
+    const outcomes = await this.store.add(images.map((img) => ({ identity, contentHash: img.contentHash, source: img.label, descriptor: img.descriptor })));
+    return outcomes.map((o, i) =>
+      o.status === 'added' ? { index: i, label: images[i].label, status: 'added' } : { index: i, label: images[i].label, status: 'duplicate', identity: o.identity },
+    );
+  }
+
   /**
    * Searches with an image: its largest face, or with `faces: 'none'` the image as given (the same handling the
    * gallery's faces were added with, for results that mean anything).
    */
-  async search(image: ImageInput, options: GallerySearchOptions & DescribePhotosOptions): Promise<GallerySearchResult> {
+  async search(this: Gallery<VggFace>, image: ImageInput, options: GallerySearchOptions & DescribePhotosOptions): Promise<GallerySearchResult> {
     const { k, metric, threshold, approximate, candidates, ...describe } = options;
     for await (const r of this.model.describePhotos([image], describe)) {
       if (r.error) throw r.error;

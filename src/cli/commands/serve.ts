@@ -1,0 +1,139 @@
+import { Command } from 'commander';
+import { ensureDetectorModel } from '../../face/detector-model.js';
+import { defaultGalleryPath } from '../../gallery/gallery.js';
+import { PRECISIONS as STORAGE, type Precision as Storage } from '../../gallery/scorer.js';
+import { METRICS, type Metric } from '../../metrics/distance.js';
+import { AUTH_MODES, defaultThreadsPerWorker, parseByteSize, resolveToken, SERVE_DEFAULTS, type AuthMode, type ServeOptions } from '../../server/options.js';
+import { startServer } from '../../server/server.js';
+import { defaultCacheDir } from '../../util/paths.js';
+import * as check from '../../validate.js';
+import { ensureOfficialWeights } from '../../weights/official.js';
+import type { CommandContext } from '../context.js';
+import { detectorDownloadProgress } from '../face-options.js';
+import { addModelOptions, modelOptions, type ModelFlags } from '../options.js';
+
+interface ServeFlags extends ModelFlags {
+  port: string;
+  host: string;
+  detectorModel?: string;
+  workers: string;
+  batch: string;
+  queue: string;
+  maxBody: string;
+  maxImages: string;
+  maxPixels: string;
+  timeout: string;
+  auth: string;
+  tokenFile?: string;
+  db?: string;
+  storage: string;
+  metric: string;
+  threshold?: string;
+  logLevel: string;
+}
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+const d = SERVE_DEFAULTS;
+
+export function serveCommand(ctx: CommandContext): Command {
+  const cmd = new Command('serve')
+    .summary('an HTTP API and a web page: describe, verify, gallery add and search')
+    .description(
+      'Serves the model over HTTP until SIGTERM or SIGINT (then: stop accepting, finish the requests in flight, close\n' +
+        'the workers and the gallery, exit 0). The web page is at /, the OpenAPI document at /openapi.json.\n\n' +
+        'Routes: POST /v1/describe, POST /v1/verify, POST /v1/search, POST /v1/gallery/{id}/faces, DELETE /v1/gallery/{id},\n' +
+        'GET /v1/gallery, GET /healthz, GET /metrics (Prometheus), GET /openapi.json. Images come as JSON\n' +
+        '({"images": [{"data": "<base64>", "name": "a.jpg"}], ...options}) or multipart/form-data (files in fields\n' +
+        'named images, options as text fields). Photos are searched for faces as describe and verify do; send\n' +
+        '"faces": "none" for face crops. Errors are {"error": {"code", "message"}} with status 400, 401, 404, 413, 415,\n' +
+        '422, 500 or 503 (queue full or past --timeout, with Retry-After).\n\n' +
+        'Auth: routes that change the gallery need "Authorization: Bearer <token>", the token being $VGGFACE_TOKEN or\n' +
+        'the first line of --token-file; --auth all requires it on every route but / and /healthz; --auth none serves\n' +
+        'without a token. The server refuses to start without a token unless --auth none.\n\n' +
+        'Inference (decoding, face detection, the model) runs in worker threads, each holding the model (about 1.2 GB\n' +
+        'for the full fp32 model; --precision int8 is 3.5x faster); faces of requests that arrive together are described\n' +
+        'in one call. The gallery (SQLite by default, or postgres://) is searched in a thread of its own.',
+    )
+    .option('--port <n>', 'TCP port (0: any free port; the address is printed)', String(d.port))
+    .option('--host <address>', 'address to listen on (0.0.0.0 for every interface: put TLS in front)', d.host)
+    .option('--detector-model <file>', 'YuNet ONNX file (default: $VGGFACE_DETECTOR_MODEL, else downloaded into the cache)')
+    .option('--workers <n>', 'inference worker threads, each with its own copy of the model', String(d.workers))
+    .option('--batch <n>', 'most faces per inference call', String(d.batchSize))
+    .option('--queue <n>', 'requests that may wait for a worker; beyond, 503 with Retry-After', String(d.queueSize))
+    .option('--max-body <size>', 'largest request body (bytes, or with k/m/g: 32m)', '32MiB')
+    .option('--max-images <n>', 'most images in one request', String(d.maxImages))
+    .option('--max-pixels <n>', 'largest image, in pixels, refused from its header before decoding', String(d.maxPixels))
+    .option('--timeout <seconds>', 'time limit of a request, queue included (then 503)', String(d.timeoutMs / 1000))
+    .option('--auth <mode>', `who needs the token: ${AUTH_MODES.join(', ')}`, d.auth)
+    .option('--token-file <file>', 'file whose first line is the bearer token (instead of $VGGFACE_TOKEN)')
+    .option('--db <location>', 'gallery: a SQLite file, or postgres://user:pass@host/db (default: $VGGFACE_GALLERY, else ~/.local/share/vggface/gallery.db)')
+    .option('--storage <p>', `descriptor storage of a new gallery: ${STORAGE.join(' or ')}`, d.storage)
+    .option('--metric <metric>', `the metric of requests that name none: ${METRICS.join(', ')}`, d.metric)
+    .option('--threshold <t>', 'same person when distance <= t, for --metric (default: the calibrated threshold for this model, or deepface\'s in deepface mode)')
+    .option('--log-level <level>', `request and error log on stderr: ${LOG_LEVELS.join(', ')}`, 'warn');
+  addModelOptions(cmd);
+  return cmd.action(async (flags: ServeFlags) => {
+    const workers = check.integer('--workers', flags.workers, 1, 64);
+    const auth = check.oneOf('--auth', flags.auth, AUTH_MODES) as AuthMode;
+    const metric = check.oneOf('--metric', flags.metric, METRICS) as Metric;
+    const load = modelOptions(flags);
+    const cacheDir = load.cacheDir ?? defaultCacheDir();
+    const partial = {
+      host: check.nonEmptyString('--host', flags.host),
+      port: check.integer('--port', flags.port, 0, 65535),
+      workers,
+      threadsPerWorker: load.threads ?? defaultThreadsPerWorker(workers),
+      batchSize: check.integer('--batch', flags.batch, 1, 256),
+      queueSize: check.integer('--queue', flags.queue, 0, 100_000),
+      maxBodyBytes: parseByteSize('--max-body', flags.maxBody),
+      maxImages: check.integer('--max-images', flags.maxImages, 1, 1000),
+      maxPixels: check.integer('--max-pixels', flags.maxPixels, 1, Number.MAX_SAFE_INTEGER),
+      timeoutMs: Math.round(check.number('--timeout', flags.timeout, 0.1, 3600) * 1000),
+      auth,
+      db: flags.db ?? defaultGalleryPath(),
+      storage: check.oneOf('--storage', flags.storage, STORAGE) as Storage,
+      metric,
+      threshold: flags.threshold === undefined ? undefined : check.number('--threshold', flags.threshold, 0, Number.MAX_VALUE),
+      logLevel: check.oneOf('--log-level', flags.logLevel, LOG_LEVELS),
+    };
+    const token = await resolveToken(auth, flags.tokenFile);
+    // Downloads happen here, with progress, before the workers start (they get files, not callbacks).
+    const detectorModel = await ensureDetectorModel({ model: flags.detectorModel, cacheDir, onProgress: detectorDownloadProgress() });
+    const weights = load.weights ?? (process.env.VGGFACE_WEIGHTS || undefined) ?? (await ensureOfficialWeights({ cacheDir, onProgress: load.onDownloadProgress }));
+    const { onDownloadProgress: _progress, ...plainLoad } = load;
+    const options: ServeOptions = { ...partial, token, detectorModel, load: { ...plainLoad, weights, cacheDir } };
+
+    const server = await startServer(options, (m) => ctx.stderr.write(`vggface serve: ${m}\n`));
+    ctx.stderr.write(`vggface serve: listening on ${server.url} (web page ${server.url}/, API ${server.url}/openapi.json; auth ${auth})\n`);
+    await new Promise<void>((resolve) => {
+      let stopping = false;
+      const stop = (signal: string) => {
+        if (stopping) {
+          ctx.stderr.write(`vggface serve: ${signal} again: exiting now\n`);
+          process.exit(1);
+        }
+        stopping = true;
+        ctx.stderr.write(`vggface serve: ${signal}: finishing the requests in flight\n`);
+        // Requests end by their deadline at the latest; past it something is stuck.
+        const guard = setTimeout(() => {
+          ctx.stderr.write('vggface serve: shutdown did not finish in time: exiting\n');
+          process.exit(1);
+        }, options.timeoutMs + 15_000);
+        guard.unref();
+        server.close().then(
+          () => {
+            clearTimeout(guard);
+            ctx.stderr.write('vggface serve: stopped\n');
+            resolve();
+          },
+          (err: unknown) => {
+            ctx.stderr.write(`vggface serve: error while stopping: ${(err as Error).message}\n`);
+            process.exit(1);
+          },
+        );
+      };
+      process.on('SIGTERM', () => stop('SIGTERM'));
+      process.on('SIGINT', () => stop('SIGINT'));
+    });
+  });
+}

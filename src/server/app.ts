@@ -1,0 +1,312 @@
+/**
+ * The HTTP API on fastify: routes from the route table (schemas.ts) with their handlers, authentication,
+ * multipart bodies, errors as `{error: {code, message}}`, metrics, the OpenAPI document and the web page.
+ * Handlers only move data: images go to the inference pool, descriptors to the gallery worker.
+ */
+import { readFileSync } from 'node:fs';
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import multipart from '@fastify/multipart';
+import { faceJson } from '../cli/format.js';
+import { VggFaceError } from '../errors.js';
+import { checkIdentity } from '../gallery/gallery.js';
+import { distance, type Metric } from '../metrics/distance.js';
+import type { DetectedFace } from '../face/types.js';
+import type { Fit } from '../image/decode.js';
+import type { AlignMode } from '../face/align.js';
+import type { Layer } from '../vggface.js';
+import { ApiError, internalError } from './api-error.js';
+import { needsToken, tokenMatches } from './auth.js';
+import type { GalleryClient } from './gallery-client.js';
+import type { InferencePool } from './inference-pool.js';
+import type { ServerMetrics } from './metrics.js';
+import { buildOpenApi } from './openapi.js';
+import type { ServeOptions } from './options.js';
+import type { FaceMode, ImageResult, JobSpec, JsonResult, VectorResult } from './protocol.js';
+import { apiRoutes, errorSchema, type Access, type RouteSpec } from './schemas.js';
+import { busboyLimits, jobImages, readMultipartBody, Upload, uploadKeyword } from './uploads.js';
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** Who may call the route (see auth.ts). */
+    access?: Access;
+  }
+}
+
+export interface ApiContext {
+  readonly options: ServeOptions;
+  readonly pool: InferencePool;
+  readonly gallery: GalleryClient;
+  /** The threshold of each metric when a request gives none (undefined: the request must give one). */
+  readonly thresholds: Partial<Record<Metric, number>>;
+  readonly metrics: ServerMetrics;
+  readonly shuttingDown: () => boolean;
+}
+
+type BodyImage = Upload | { data: string; name?: string };
+
+interface PhotoOptions {
+  images: BodyImage[];
+  faces: FaceMode;
+  fit?: Fit;
+  align?: AlignMode;
+  margin?: number;
+  minScore?: number;
+  minFaceSize?: number;
+  maxFaces?: number;
+}
+interface DescribeBody extends PhotoOptions {
+  layer: Layer;
+  normalize: boolean;
+}
+interface VerifyBody extends PhotoOptions {
+  metric: Metric;
+  threshold?: number;
+}
+interface SearchBody extends VerifyBody {
+  k: number;
+}
+
+/** The web page, served as it is in the repository (web/). */
+const WEB_DIR = new URL('../../../web/', import.meta.url);
+const WEB_FILES: Record<string, { file: string; type: string }> = {
+  '/': { file: 'index.html', type: 'text/html; charset=utf-8' },
+  '/app.js': { file: 'app.js', type: 'text/javascript; charset=utf-8' },
+  '/style.css': { file: 'style.css', type: 'text/css; charset=utf-8' },
+  '/favicon.svg': { file: 'favicon.svg', type: 'image/svg+xml' },
+};
+/** The page loads nothing from elsewhere and shows the photos it was given as blob: URLs. */
+const CONTENT_SECURITY_POLICY = "default-src 'self'; img-src 'self' blob:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'";
+
+const spec = (b: PhotoOptions, output: JobSpec['output'], extra: Partial<JobSpec> = {}): JobSpec => ({
+  faces: b.faces,
+  fit: b.fit,
+  detection: { align: b.align, margin: b.margin, minScore: b.minScore, minFaceSize: b.minFaceSize, maxFaces: b.maxFaces },
+  layer: 'fc7',
+  normalize: true,
+  output,
+  hash: false,
+  ...extra,
+});
+
+const nameOf = (img: BodyImage): string | undefined => img.name;
+
+/** The face each image was described by, for answers. */
+function usedFace(img: BodyImage, r: VectorResult): { name?: string; width?: number; height?: number; face?: DetectedFace } {
+  // Rounded as describe and the CLI write faces (pixels to 2 decimals, score to 4).
+  return { name: nameOf(img), width: r.width, height: r.height, face: r.face && (JSON.parse(faceJson(r.face)) as DetectedFace) };
+}
+
+/** Maps anything thrown while answering to the API's error. */
+export function apiErrorOf(error: unknown, maxImages: number): ApiError {
+  if (error instanceof ApiError) return error;
+  if (error instanceof VggFaceError) return error.code === 'E_USAGE' ? new ApiError(400, 'invalid_request', error.message) : internalError();
+  const e = error as FastifyError & { validation?: { keyword: string; instancePath: string; params: Record<string, unknown> }[] };
+  if (e?.validation) {
+    const v = e.validation[0];
+    if (v?.keyword === 'maxItems' && v.instancePath === '/images' && v.params.limit === maxImages) {
+      return new ApiError(413, 'too_many_images', `too many images: at most ${maxImages} per request`);
+    }
+    return new ApiError(400, 'invalid_request', e.message);
+  }
+  switch (e?.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+    case 'FST_REQ_FILE_TOO_LARGE':
+      return new ApiError(413, 'body_too_large', 'the request body is over the server’s size limit');
+    case 'FST_FILES_LIMIT':
+      return new ApiError(413, 'too_many_images', `too many images: at most ${maxImages} per request`);
+    case 'FST_PARTS_LIMIT':
+    case 'FST_FIELDS_LIMIT':
+      return new ApiError(413, 'too_many_fields', 'too many form fields');
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return new ApiError(415, 'unsupported_media_type', 'send application/json or multipart/form-data');
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return new ApiError(400, 'invalid_json', 'the JSON body is empty');
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+      return new ApiError(400, 'invalid_json', 'the body is not valid JSON');
+  }
+  if (e instanceof SyntaxError && (e as FastifyError).statusCode === 400) return new ApiError(400, 'invalid_json', 'the body is not valid JSON');
+  const status = e?.statusCode;
+  if (typeof status === 'number' && status >= 400 && status < 500) {
+    return new ApiError(status, 'invalid_request', typeof e.code === 'string' && e.code.startsWith('FST_') ? e.message : 'invalid request');
+  }
+  return internalError();
+}
+
+/** Validation messages that say which field and what is wrong; a broken rule between fields by its description. */
+function formatSchemaErrors(errors: readonly Record<string, unknown>[], dataVar: string): Error {
+  const e = errors[0] ?? {};
+  const description = (e.parentSchema as { description?: unknown } | undefined)?.description;
+  if (String(e.schemaPath ?? '').includes('/then/') && typeof description === 'string') return new Error(`${dataVar}: ${description}`);
+  const path = `${dataVar}${String(e.instancePath ?? '')}`;
+  const params = (e.params ?? {}) as Record<string, unknown>;
+  switch (e.keyword) {
+    case 'enum':
+      return new Error(`${path} must be one of ${(params.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(', ')}`);
+    case 'additionalProperties':
+      return new Error(`${path} has an unknown field ${JSON.stringify(params.additionalProperty)}`);
+    case 'upload':
+      return new Error(`${path} must be an uploaded file`);
+    case 'not':
+    case 'pattern':
+      return new Error(`${path} is not allowed${typeof description === 'string' ? `: ${description}` : ''}`);
+    default:
+      return new Error(`${path} ${String(e.message ?? 'is invalid')}`);
+  }
+}
+
+export async function buildApp(ctx: ApiContext): Promise<FastifyInstance> {
+  const { options, pool, gallery, metrics } = ctx;
+  const routes = apiRoutes({ maxImages: options.maxImages, metric: options.metric });
+  const openApi = JSON.stringify(buildOpenApi(routes, options.auth));
+  const web = Object.fromEntries(Object.entries(WEB_FILES).map(([url, f]) => [url, { body: readFileSync(new URL(f.file, WEB_DIR)), type: f.type }]));
+
+  const app = Fastify({
+    logger: options.logLevel === 'silent' ? false : { level: options.logLevel, stream: process.stderr },
+    bodyLimit: options.maxBodyBytes,
+    requestTimeout: options.timeoutMs,
+    ajv: { customOptions: { removeAdditional: false, verbose: true, keywords: [uploadKeyword] } },
+    schemaErrorFormatter: (errors, dataVar) => formatSchemaErrors(errors as unknown as Record<string, unknown>[], dataVar),
+  });
+  // JSON and multipart only (fastify would also parse text/plain, which no route takes: 415).
+  app.removeContentTypeParser('text/plain');
+  await app.register(multipart, { limits: busboyLimits(options) });
+
+  const limits = { maxBodyBytes: options.maxBodyBytes, maxImages: options.maxImages };
+  app.addHook('onRequest', async (request) => {
+    const access = request.routeOptions.config.access ?? 'open';
+    if (needsToken(options.auth, access) && !tokenMatches(request.headers.authorization, options.token!)) {
+      throw new ApiError(401, 'unauthorized', 'this route needs the server token: Authorization: Bearer <token>');
+    }
+    // Refuse an announced oversized body before reading it (multipart is not bounded by bodyLimit).
+    const length = Number(request.headers['content-length']);
+    if (Number.isFinite(length) && length > options.maxBodyBytes) throw new ApiError(413, 'body_too_large', 'the request body is over the server’s size limit');
+  });
+  app.addHook('preValidation', async (request) => {
+    if (request.isMultipart()) request.body = await readMultipartBody(request, limits);
+  });
+  app.addHook('onResponse', async (request, reply) => {
+    metrics.request(request.routeOptions.url ?? 'unmatched', request.method, reply.statusCode, reply.elapsedTime / 1000);
+  });
+  app.setErrorHandler((error, request, reply) => {
+    const api = apiErrorOf(error, options.maxImages);
+    if (api.code === 'internal') request.log.error({ err: error }, 'internal error');
+    if (api.retryAfter !== undefined) void reply.header('Retry-After', String(api.retryAfter));
+    if (api.status === 401) void reply.header('WWW-Authenticate', 'Bearer realm="vggface"');
+    void reply.code(api.status).send(api.body());
+  });
+  app.setNotFoundHandler((request, reply) => {
+    const path = request.url.split('?')[0].slice(0, 200);
+    void reply.code(404).send(new ApiError(404, 'not_found', `no route ${request.method} ${path}`).body());
+  });
+
+  /** Runs a request's images in the workers, until the request's deadline or the client leaves. */
+  async function describe(request: FastifyRequest, reply: FastifyReply, job: JobSpec, images: readonly BodyImage[]): Promise<ImageResult[]> {
+    const controller = new AbortController();
+    const onClose = () => {
+      if (!reply.raw.writableFinished) controller.abort();
+    };
+    reply.raw.once('close', onClose);
+    try {
+      const deadline = Date.now() - reply.elapsedTime + options.timeoutMs;
+      return await pool.submit(job, jobImages(images), { deadline, signal: controller.signal });
+    } finally {
+      reply.raw.off('close', onClose);
+    }
+  }
+
+  const thresholdFor = (metric: Metric, given: number | undefined): number => {
+    const t = given ?? ctx.thresholds[metric];
+    if (t === undefined) {
+      throw new ApiError(422, 'no_threshold', `no ${metric} threshold: this model has none calibrated; send "threshold" (or start the server with --metric ${metric} --threshold T)`);
+    }
+    return t;
+  };
+
+  const handlers: Record<string, (request: FastifyRequest, reply: FastifyReply) => Promise<unknown>> = {
+    async describe(request, reply) {
+      const b = request.body as DescribeBody;
+      const results = (await describe(request, reply, spec(b, 'json', { layer: b.layer, normalize: b.normalize }), b.images)) as JsonResult[];
+      void reply.type('application/json; charset=utf-8');
+      return `{"images":[${results.map((r) => r.json).join(',')}]}`;
+    },
+    async verify(request, reply) {
+      const b = request.body as VerifyBody;
+      const threshold = thresholdFor(b.metric, b.threshold);
+      const [x, y] = (await describe(request, reply, spec(b, 'vectors'), b.images)) as VectorResult[];
+      const d = distance(x.descriptor, y.descriptor, b.metric);
+      return { verified: d <= threshold, distance: d, threshold, metric: b.metric, images: [usedFace(b.images[0], x), usedFace(b.images[1], y)] };
+    },
+    async addFaces(request, reply) {
+      const identity = checkIdentity((request.params as { id: string }).id);
+      const b = request.body as PhotoOptions;
+      const results = (await describe(request, reply, spec(b, 'vectors', { hash: true }), b.images)) as VectorResult[];
+      const outcomes = await gallery.add(
+        identity,
+        results.map((r, i) => ({ name: nameOf(b.images[i]) ?? `sha256:${r.sha256!.slice(0, 16)}`, sha256: r.sha256!, descriptor: r.descriptor })),
+      );
+      return { identity, images: outcomes.map((o, i) => ({ ...usedFace(b.images[i], results[i]), status: o.status, identity: o.identity })) };
+    },
+    async removeIdentity(request) {
+      const identity = checkIdentity((request.params as { id: string }).id);
+      return { identity, removed: await gallery.remove(identity) };
+    },
+    async listIdentities() {
+      return { identities: await gallery.list() };
+    },
+    async search(request, reply) {
+      const b = request.body as SearchBody;
+      const threshold = thresholdFor(b.metric, b.threshold);
+      const results = (await describe(request, reply, spec(b, 'vectors'), b.images)) as VectorResult[];
+      const out = [];
+      for (const [i, r] of results.entries()) {
+        const found = await gallery.search(r.descriptor, { k: b.k, metric: b.metric, threshold });
+        out.push({ ...usedFace(b.images[i], r), ...found, threshold, metric: b.metric });
+      }
+      return { results: out };
+    },
+    async health(_request, reply) {
+      const closing = ctx.shuttingDown();
+      void reply.code(closing ? 503 : 200);
+      return {
+        status: closing ? 'shutting_down' : 'ok',
+        workers: { ready: pool.readyWorkers, total: pool.totalWorkers },
+        queue: { waiting: pool.queueDepth, capacity: options.queueSize },
+        inflightImages: pool.inflightImages,
+      };
+    },
+    async metrics(_request, reply) {
+      void reply.type(metrics.registry.contentType);
+      return metrics.registry.metrics();
+    },
+    async openapi(_request, reply) {
+      void reply.type('application/json; charset=utf-8');
+      return openApi;
+    },
+  };
+
+  for (const r of routes) registerRoute(app, r, handlers[r.operationId]);
+  for (const [url, file] of Object.entries(web)) {
+    app.get(url, { config: { access: 'open' } }, async (_request, reply) => {
+      void reply.type(file.type).header('Content-Security-Policy', CONTENT_SECURITY_POLICY).header('X-Content-Type-Options', 'nosniff').header('Cache-Control', 'no-cache');
+      return file.body;
+    });
+  }
+  return app;
+}
+
+function registerRoute(app: FastifyInstance, r: RouteSpec, handler: (request: FastifyRequest, reply: FastifyReply) => Promise<unknown>): void {
+  const response: Record<number, unknown> = {};
+  for (const [status, res] of Object.entries(r.responses)) if (res.schema && (res.contentType ?? 'application/json') === 'application/json') response[Number(status)] = res.schema;
+  for (const status of [400, 401, 404, 413, 415, 422, 500, 503]) response[status] ??= errorSchema;
+  app.route({
+    method: r.method,
+    url: r.url,
+    config: { access: r.access },
+    schema: {
+      ...(r.params ? { params: r.params } : {}),
+      ...(r.body ? { body: { content: { 'application/json': { schema: r.body.json }, 'multipart/form-data': { schema: r.body.multipart } } } } : {}),
+      response,
+    },
+    handler,
+  });
+}

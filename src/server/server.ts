@@ -1,0 +1,93 @@
+/**
+ * Starts and stops the whole server: inference workers (the model loads before anything listens), the gallery
+ * worker, the thresholds, then the HTTP listener. Closing stops accepting connections, lets the requests in
+ * flight finish, then closes the workers and the gallery store.
+ *
+ * ```ts
+ * const server = await startServer({ ...options });
+ * console.log(server.url);                 // http://127.0.0.1:8080
+ * await server.close();
+ * ```
+ */
+import type { FastifyInstance } from 'fastify';
+import { VggFaceError } from '../errors.js';
+import { METRICS, type Metric } from '../metrics/distance.js';
+import { defaultCacheDir } from '../util/paths.js';
+import { resolveThreshold } from '../verify/thresholds.js';
+import { buildApp } from './app.js';
+import { GalleryClient } from './gallery-client.js';
+import { InferencePool } from './inference-pool.js';
+import { createMetrics } from './metrics.js';
+import type { ServeOptions } from './options.js';
+
+export interface RunningServer {
+  /** http://host:port, with the port actually bound. */
+  readonly url: string;
+  readonly app: FastifyInstance;
+  /** Stops accepting, finishes the requests in flight, closes the workers and the store. Safe to call twice. */
+  close(): Promise<void>;
+}
+
+export async function startServer(options: ServeOptions, log: (message: string) => void = (m) => process.stderr.write(`${m}\n`)): Promise<RunningServer> {
+  let pool: InferencePool | undefined;
+  const metrics = createMetrics(() => pool);
+  pool = await InferencePool.start(
+    {
+      workers: options.workers,
+      queueSize: options.queueSize,
+      setup: { load: options.load, detectorModel: options.detectorModel, threads: options.threadsPerWorker, batchSize: options.batchSize, maxPixels: options.maxPixels },
+    },
+    { batch: metrics.batch, done: metrics.described, rejected: metrics.rejected, log },
+  );
+  const running = pool;
+  let gallery: GalleryClient;
+  try {
+    gallery = await GalleryClient.open(
+      { db: options.db, storage: options.storage, modelPath: running.model.modelPath, info: running.model.info, threads: options.threadsPerWorker },
+      log,
+    );
+  } catch (err) {
+    await running.close();
+    throw err;
+  }
+  let shuttingDown = false;
+  let app: FastifyInstance | undefined;
+  try {
+    const thresholds: Partial<Record<Metric, number>> = {};
+    for (const metric of METRICS) {
+      const explicit = metric === options.metric ? options.threshold : undefined;
+      try {
+        thresholds[metric] = (await resolveThreshold({ metric, explicit, cacheDir: options.load.cacheDir ?? defaultCacheDir(), identity: running.model.identity })).threshold;
+      } catch (err) {
+        if (!(err instanceof VggFaceError && err.code === 'E_NOT_FOUND')) throw err;
+      }
+    }
+    app = await buildApp({ options, pool: running, gallery, thresholds, metrics, shuttingDown: () => shuttingDown });
+    await app.listen({ host: options.host, port: options.port });
+  } catch (err) {
+    await app?.close();
+    await running.close();
+    await gallery.close();
+    if ((err as NodeJS.ErrnoException)?.code === 'EADDRINUSE') throw new VggFaceError('E_USAGE', `${options.host}:${options.port}: the address is in use (pick another --port)`);
+    if ((err as NodeJS.ErrnoException)?.code === 'EADDRNOTAVAIL') throw new VggFaceError('E_USAGE', `${options.host}: not an address of this machine (--host)`);
+    throw err;
+  }
+  const address = app.server.address();
+  const port = typeof address === 'object' && address ? address.port : options.port;
+  const host = options.host.includes(':') ? `[${options.host}]` : options.host;
+  let closing: Promise<void> | undefined;
+  const server = app;
+  return {
+    url: `http://${host}:${port}`,
+    app: server,
+    close() {
+      closing ??= (async () => {
+        shuttingDown = true;
+        await server.close(); // stop accepting; in-flight requests are answered first
+        await running.close();
+        await gallery.close();
+      })();
+      return closing;
+    },
+  };
+}
