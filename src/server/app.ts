@@ -163,7 +163,8 @@ export async function buildApp(ctx: ApiContext): Promise<FastifyInstance> {
   const app = Fastify({
     logger: options.logLevel === 'silent' ? false : { level: options.logLevel, stream: process.stderr },
     bodyLimit: options.maxBodyBytes,
-    requestTimeout: options.timeoutMs,
+    // Receiving the request is bounded separately (Node checks it coarsely anyway), never below 10 s.
+    requestTimeout: Math.max(options.timeoutMs, 10_000),
     ajv: { customOptions: { removeAdditional: false, verbose: true, keywords: [uploadKeyword] } },
     schemaErrorFormatter: (errors, dataVar) => formatSchemaErrors(errors as unknown as Record<string, unknown>[], dataVar),
   });
@@ -183,6 +184,12 @@ export async function buildApp(ctx: ApiContext): Promise<FastifyInstance> {
   });
   app.addHook('preValidation', async (request) => {
     if (request.isMultipart()) request.body = await readMultipartBody(request, limits);
+  });
+  // While shutting down, answers close their connection: a keep-alive connection left open would hold the
+  // server's close until its keep-alive timeout.
+  app.addHook('onSend', async (_request, reply, payload) => {
+    if (ctx.shuttingDown()) void reply.header('Connection', 'close');
+    return payload;
   });
   app.addHook('onResponse', async (request, reply) => {
     metrics.request(request.routeOptions.url ?? 'unmatched', request.method, reply.statusCode, reply.elapsedTime / 1000);

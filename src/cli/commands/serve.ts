@@ -88,7 +88,7 @@ export function serveCommand(ctx: CommandContext): Command {
       maxBodyBytes: parseByteSize('--max-body', flags.maxBody),
       maxImages: check.integer('--max-images', flags.maxImages, 1, 1000),
       maxPixels: check.integer('--max-pixels', flags.maxPixels, 1, Number.MAX_SAFE_INTEGER),
-      timeoutMs: Math.round(check.number('--timeout', flags.timeout, 0.1, 3600) * 1000),
+      timeoutMs: Math.max(1, Math.round(check.number('--timeout', flags.timeout, 0.001, 3600) * 1000)),
       auth,
       db: flags.db ?? defaultGalleryPath(),
       storage: check.oneOf('--storage', flags.storage, STORAGE) as Storage,
