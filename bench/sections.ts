@@ -5,5 +5,6 @@ import { facesSection } from './sections/faces.js';
 import { precisionSection } from './sections/precision.js';
 import { readersSection } from './sections/readers.js';
 import { searchSection } from './sections/search.js';
+import { serveSection } from './sections/serve.js';
 
-export const SECTIONS: readonly Section[] = [modelSection, readersSection, precisionSection, facesSection, searchSection];
+export const SECTIONS: readonly Section[] = [modelSection, readersSection, precisionSection, facesSection, searchSection, serveSection];

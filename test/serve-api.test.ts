@@ -12,6 +12,9 @@ import { test } from 'node:test';
 import sharp from 'sharp';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import { Validator } from '@seriousme/openapi-schema-validator';
+import { PGlite } from '@electric-sql/pglite';
+import { vector } from '@electric-sql/pglite-pgvector';
+import { PGLiteSocketServer } from '@electric-sql/pglite-socket';
 import { distance } from '../src/metrics/distance.js';
 import { VggFace } from '../src/vggface.js';
 import { assertClose, ROOT, runCli, tempDir } from './helpers.js';
@@ -298,9 +301,10 @@ test('serve: routes, limits, auth and the OpenAPI document, as the library compu
   });
 });
 
-test('serve: Prometheus metrics count requests by route and status, latency, batches, images and faces', async (t) => {
-  const server = await startServe(t, { cacheDir: tempDir(t), args: ['--auth', 'none', '--threshold', '0.5'] });
+test('serve: Prometheus metrics count requests by route and status, latency, batches, images and faces (two workers)', async (t) => {
+  const server = await startServe(t, { cacheDir: tempDir(t), args: ['--auth', 'none', '--threshold', '0.5', '--workers', '2'] });
   const url = (path: string) => `${server.url}${path}`;
+  assert.deepEqual((await call<Json>(url('/healthz'), 'GET')).body.workers, { ready: 2, total: 2 });
   const d1 = await call(url('/v1/describe'), 'POST', form([photo('couple.jpg')]));
   const d2 = await call(url('/v1/describe'), 'POST', form([photo('img1.jpg'), photo('selfie-many-people.jpg')]));
   assert.equal((await call(url('/v1/verify'), 'POST', form([photo('img1.jpg'), photo('img2.jpg')]))).status, 200);
@@ -448,4 +452,30 @@ test('serve: SIGTERM finishes the requests in flight, closes the workers and the
   assert.match(server.stderr(), /SIGTERM: finishing the requests in flight\n[\s\S]*stopped\n$/);
   assert.ok(!existsSync(`${server.db}-wal`), 'the gallery store was closed');
   await assert.rejects(fetch(`${server.url}/healthz`), /fetch failed/);
+});
+
+test('serve: a PostgreSQL + pgvector gallery, its URL and password never in an answer', async (t) => {
+  const db = await PGlite.create({ extensions: { vector } });
+  const pgServer = new PGLiteSocketServer({ db, host: '127.0.0.1', port: 0, maxConnections: 8 });
+  await pgServer.start();
+  t.after(async () => {
+    await pgServer.stop();
+    await db.close();
+  });
+  const pgUrl = `postgres://postgres:pg-secret@${pgServer.getServerConn()}/postgres`;
+  const server = await startServe(t, { cacheDir: tempDir(t), env: { VGGFACE_TOKEN: TOKEN }, args: ['--db', pgUrl, '--threshold', '0.5'] });
+  const url = (path: string) => `${server.url}${path}`;
+  assertError(await call(url('/v1/search'), 'POST', form([photo('img4.jpg')])), 404, 'gallery_empty');
+  const added = await call<Json>(url('/v1/gallery/alice/faces'), 'POST', form([photo('img1.jpg'), photo('img2.jpg'), photo('img1.jpg')]), auth);
+  assert.deepEqual(added.body.images.map((i: Json) => i.status), ['added', 'added', 'duplicate']);
+  assert.equal((await call(url('/v1/gallery/bob/faces'), 'POST', form([photo('img3.jpg')]), auth)).status, 200);
+  assert.deepEqual((await call(url('/v1/gallery'), 'GET')).body, { identities: [{ identity: 'alice', faces: 2 }, { identity: 'bob', faces: 1 }] });
+  const found = (await call<Json>(url('/v1/search'), 'POST', form([photo('img2.jpg')], { k: '2' }))).body.results[0];
+  assert.deepEqual([found.identity, found.matches.map((m: Json) => m.identity)], ['alice', ['alice', 'bob']]);
+  assert.ok(found.distance < 1e-6);
+  assert.equal(found.matches[0].source, 'img2.jpg');
+  assert.deepEqual((await call(url('/v1/gallery/bob'), 'DELETE', undefined, auth)).body, { identity: 'bob', removed: 1 });
+  const missing = await call(url('/v1/gallery/bob'), 'DELETE', undefined, auth);
+  assertError(missing, 404, 'identity_not_found');
+  assert.ok(!JSON.stringify(missing.body).includes('pg-secret') && !JSON.stringify(missing.body).includes(pgServer.getServerConn()));
 });

@@ -7,6 +7,8 @@
  * the faces already cut out, and every inference call takes the waiting faces of all requests together (up to
  * the batch size), so requests that arrive together share one call.
  */
+import { readlinkSync } from 'node:fs';
+import { getPriority, setPriority } from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
 import sharp, { type Metadata } from 'sharp';
 import { VggFaceError } from '../errors.js';
@@ -139,8 +141,19 @@ export class Pipeline {
     if (job) this.finish(job);
   }
 
-  get idle(): boolean {
-    return this.jobs.size === 0;
+  private idleWaiters: (() => void)[] = [];
+
+  /** Resolves once no photo is being decoded and no inference runs (work of cancelled requests included). */
+  whenIdle(): Promise<void> {
+    return new Promise((resolve) => {
+      this.idleWaiters.push(resolve);
+      this.checkIdle();
+    });
+  }
+
+  private checkIdle(): void {
+    if (this.extracting > 0 || this.inferring || this.photos.some((p) => !p.job.finished)) return;
+    for (const resolve of this.idleWaiters.splice(0)) resolve();
   }
 
   private finish(job: Job): void {
@@ -164,6 +177,8 @@ export class Pipeline {
       this.extract(next.job, next.index).finally(() => {
         this.extracting--;
         this.pump();
+        void this.infer();
+        this.checkIdle();
       });
     }
   }
@@ -194,7 +209,6 @@ export class Pipeline {
       job.pendingImages--;
       job.pendingCrops += state.slots.length;
       this.maybeAnswer(job);
-      void this.infer();
     } catch (err) {
       this.fail(job, err);
     }
@@ -206,6 +220,9 @@ export class Pipeline {
     this.inferring = true;
     try {
       while (this.crops.length > 0) {
+        // While more photos are on their way, wait for a full batch: ONNX Runtime does more per call, and the
+        // cores go to decoding and detection meanwhile. With nothing more coming, run what there is.
+        if (this.crops.length < this.setup.batchSize && (this.extracting > 0 || this.photos.length > 0)) break;
         const output = this.crops[0].output;
         const batch: Crop[] = [];
         for (let i = 0; i < this.crops.length && batch.length < this.setup.batchSize; ) {
@@ -228,6 +245,7 @@ export class Pipeline {
       }
     } finally {
       this.inferring = false;
+      this.checkIdle();
     }
   }
 
@@ -274,8 +292,24 @@ function imageJson(name: string | undefined, s: ImageState, crop: boolean): stri
   return `{${head}${size}"faces":[${faces.join(',')}]}`;
 }
 
+/**
+ * Linux: lowers this thread's scheduling priority to nice 10 before the sessions open, so the ONNX Runtime
+ * threads they start (which inherit it) yield the cores to the event loop at once: inference is batch work, the
+ * HTTP thread is what must answer quickly. Elsewhere, or without /proc, the scheduler decides as usual.
+ */
+function yieldToEventLoop(): void {
+  let tid: number;
+  try {
+    tid = Number(readlinkSync('/proc/thread-self').split('/').pop());
+  } catch {
+    return; // not Linux
+  }
+  if (Number.isInteger(tid) && tid > 0) setPriority(tid, Math.max(getPriority(tid), 10));
+}
+
 async function start(setup: WorkerSetup, port: NonNullable<typeof parentPort>): Promise<void> {
   const post = (m: FromWorker, transfer: ArrayBuffer[] = []) => port.postMessage(m, transfer);
+  yieldToEventLoop();
   let model: VggFace | undefined;
   let detector: FaceDetector | undefined;
   try {
@@ -287,7 +321,8 @@ async function start(setup: WorkerSetup, port: NonNullable<typeof parentPort>): 
       if (m.type === 'job') pipeline.submit(m.id, m.spec, m.images);
       else if (m.type === 'cancel') pipeline.cancel(m.id);
       else if (m.type === 'close') {
-        void Promise.all([model!.close(), detector!.close()]).then(() => {
+        // Sessions are released only once nothing runs on them (a cancelled request's photo may still be in work).
+        void pipeline.whenIdle().then(() => Promise.all([model!.close(), detector!.close()])).then(() => {
           post({ type: 'closed' });
           port.close();
         });

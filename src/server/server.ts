@@ -1,16 +1,19 @@
 /**
- * Starts and stops the whole server: inference workers (the model loads before anything listens), the gallery
+ * `vggface/server`: the HTTP server as a library (kept out of the main entry, so importing vggface does not load
+ * fastify). Starts and stops the whole server: inference workers (the model loads before anything listens), the gallery
  * worker, the thresholds, then the HTTP listener. Closing stops accepting connections, lets the requests in
  * flight finish, then closes the workers and the gallery store.
  *
  * ```ts
- * const server = await startServer({ ...options });
+ * import { startServer, SERVE_DEFAULTS } from 'vggface/server';
+ * const server = await startServer({ ...SERVE_DEFAULTS, threadsPerWorker: 2, load: { weights: 'VGG_FACE.caffemodel' },
+ *   db: 'gallery.db', token: process.env.VGGFACE_TOKEN, logLevel: 'warn' });
  * console.log(server.url);                 // http://127.0.0.1:8080
  * await server.close();
  * ```
  */
 import type { FastifyInstance } from 'fastify';
-import { VggFaceError } from '../errors.js';
+import { usageError, VggFaceError } from '../errors.js';
 import { METRICS, type Metric } from '../metrics/distance.js';
 import { defaultCacheDir } from '../util/paths.js';
 import { resolveThreshold } from '../verify/thresholds.js';
@@ -19,6 +22,8 @@ import { GalleryClient } from './gallery-client.js';
 import { InferencePool } from './inference-pool.js';
 import { createMetrics } from './metrics.js';
 import type { ServeOptions } from './options.js';
+
+export { SERVE_DEFAULTS, AUTH_MODES, defaultThreadsPerWorker, type ServeOptions, type AuthMode } from './options.js';
 
 export interface RunningServer {
   /** http://host:port, with the port actually bound. */
@@ -29,6 +34,7 @@ export interface RunningServer {
 }
 
 export async function startServer(options: ServeOptions, log: (message: string) => void = (m) => process.stderr.write(`${m}\n`)): Promise<RunningServer> {
+  if (options.auth !== 'none' && !options.token) throw usageError(`auth ${options.auth} needs a token (or auth none to serve without one)`, 'token');
   let pool: InferencePool | undefined;
   const metrics = createMetrics(() => pool);
   pool = await InferencePool.start(
@@ -83,7 +89,15 @@ export async function startServer(options: ServeOptions, log: (message: string) 
     close() {
       closing ??= (async () => {
         shuttingDown = true;
-        await server.close(); // stop accepting; in-flight requests are answered first
+        // Requests are answered by their deadline; a client that does not read its answer must not hold the
+        // shutdown forever, so past the deadline the connections left are closed.
+        const drained = server.close(); // stop accepting; in-flight requests are answered first
+        const timer = setTimeout(() => {
+          log('connections still open after the request time limit: closing them');
+          server.server.closeAllConnections();
+        }, options.timeoutMs + 1000);
+        await drained;
+        clearTimeout(timer);
         await running.close();
         await gallery.close();
       })();
