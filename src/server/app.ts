@@ -207,7 +207,7 @@ export async function buildApp(ctx: ApiContext): Promise<FastifyInstance> {
   });
 
   /** Runs a request's images in the workers, until the request's deadline or the client leaves. */
-  async function describe(request: FastifyRequest, reply: FastifyReply, job: JobSpec, images: readonly BodyImage[]): Promise<ImageResult[]> {
+  async function runImages(reply: FastifyReply, job: JobSpec, images: readonly BodyImage[]): Promise<ImageResult[]> {
     const controller = new AbortController();
     const onClose = () => {
       if (!reply.raw.writableFinished) controller.abort();
@@ -232,21 +232,21 @@ export async function buildApp(ctx: ApiContext): Promise<FastifyInstance> {
   const handlers: Record<string, (request: FastifyRequest, reply: FastifyReply) => Promise<unknown>> = {
     async describe(request, reply) {
       const b = request.body as DescribeBody;
-      const results = (await describe(request, reply, spec(b, 'json', { layer: b.layer, normalize: b.normalize }), b.images)) as JsonResult[];
+      const results = (await runImages(reply, spec(b, 'json', { layer: b.layer, normalize: b.normalize }), b.images)) as JsonResult[];
       void reply.type('application/json; charset=utf-8');
       return `{"images":[${results.map((r) => r.json).join(',')}]}`;
     },
     async verify(request, reply) {
       const b = request.body as VerifyBody;
       const threshold = thresholdFor(b.metric, b.threshold);
-      const [x, y] = (await describe(request, reply, spec(b, 'vectors'), b.images)) as VectorResult[];
+      const [x, y] = (await runImages(reply, spec(b, 'vectors'), b.images)) as VectorResult[];
       const d = distance(x.descriptor, y.descriptor, b.metric);
       return { verified: d <= threshold, distance: d, threshold, metric: b.metric, images: [usedFace(b.images[0], x), usedFace(b.images[1], y)] };
     },
     async addFaces(request, reply) {
       const identity = checkIdentity((request.params as { id: string }).id);
       const b = request.body as PhotoOptions;
-      const results = (await describe(request, reply, spec(b, 'vectors', { hash: true }), b.images)) as VectorResult[];
+      const results = (await runImages(reply, spec(b, 'vectors', { hash: true }), b.images)) as VectorResult[];
       const outcomes = await gallery.add(
         identity,
         results.map((r, i) => ({ name: nameOf(b.images[i]) ?? `sha256:${r.sha256!.slice(0, 16)}`, sha256: r.sha256!, descriptor: r.descriptor })),
@@ -263,7 +263,7 @@ export async function buildApp(ctx: ApiContext): Promise<FastifyInstance> {
     async search(request, reply) {
       const b = request.body as SearchBody;
       const threshold = thresholdFor(b.metric, b.threshold);
-      const results = (await describe(request, reply, spec(b, 'vectors'), b.images)) as VectorResult[];
+      const results = (await runImages(reply, spec(b, 'vectors'), b.images)) as VectorResult[];
       const out = [];
       for (const [i, r] of results.entries()) {
         const found = await gallery.search(r.descriptor, { k: b.k, metric: b.metric, threshold });

@@ -39,20 +39,12 @@ export function serveCommand(ctx: CommandContext): Command {
   const cmd = new Command('serve')
     .summary('an HTTP API and a web page: describe, verify, gallery add and search')
     .description(
-      'Serves the model over HTTP until SIGTERM or SIGINT (then: stop accepting, finish the requests in flight, close\n' +
-        'the workers and the gallery, exit 0). The web page is at /, the OpenAPI document at /openapi.json.\n\n' +
-        'Routes: POST /v1/describe, POST /v1/verify, POST /v1/search, POST /v1/gallery/{id}/faces, DELETE /v1/gallery/{id},\n' +
-        'GET /v1/gallery, GET /healthz, GET /metrics (Prometheus), GET /openapi.json. Images come as JSON\n' +
-        '({"images": [{"data": "<base64>", "name": "a.jpg"}], ...options}) or multipart/form-data (files in fields\n' +
-        'named images, options as text fields). Photos are searched for faces as describe and verify do; send\n' +
-        '"faces": "none" for face crops. Errors are {"error": {"code", "message"}} with status 400, 401, 404, 413, 415,\n' +
-        '422, 500 or 503 (queue full or past --timeout, with Retry-After).\n\n' +
-        'Auth: routes that change the gallery need "Authorization: Bearer <token>", the token being $VGGFACE_TOKEN or\n' +
-        'the first line of --token-file; --auth all requires it on every route but / and /healthz; --auth none serves\n' +
-        'without a token. The server refuses to start without a token unless --auth none.\n\n' +
-        'Inference (decoding, face detection, the model) runs in worker threads, each holding the model (about 1.2 GB\n' +
-        'for the full fp32 model; --precision int8 is 3.5x faster); faces of requests that arrive together are described\n' +
-        'in one call. The gallery (SQLite by default, or postgres://) is searched in a thread of its own.',
+      [
+        'Serves the model over HTTP until SIGTERM or SIGINT (then it stops accepting, answers the requests in flight, closes the workers and the gallery, and exits 0). The web page is at /, the OpenAPI document at /openapi.json.',
+        'Routes: POST /v1/describe, POST /v1/verify, POST /v1/search, POST /v1/gallery/{id}/faces, DELETE /v1/gallery/{id}, GET /v1/gallery, GET /healthz, GET /metrics (Prometheus), GET /openapi.json. Images come as JSON ({"images": [{"data": "<base64>", "name": "a.jpg"}], ...options}) or as multipart/form-data (files in fields named images, options as text fields). Photos are searched for faces as describe and verify do; send "faces": "none" for face crops. Errors are {"error": {"code", "message"}} with status 400, 401, 404, 413, 415, 422, 500, or 503 (queue full or past --timeout, with Retry-After).',
+        'Auth: routes that change the gallery need "Authorization: Bearer <token>", the token being $VGGFACE_TOKEN or the first line of --token-file; --auth all requires it on every route but / and /healthz; --auth none serves without one. Without a token the server does not start unless --auth none.',
+        'Inference (decoding, face detection, the model) runs in worker threads, each holding its own copy of the model (about 1.2 GB for the full fp32 model; --precision int8 is 3.5x faster) and using --threads ONNX Runtime threads (default: the cores divided among the workers); faces of requests that arrive together are described in one call. The gallery (SQLite by default, or postgres://) is searched in a thread of its own.',
+      ].join('\n\n'),
     )
     .option('--port <n>', 'TCP port (0: any free port; the address is printed)', String(d.port))
     .option('--host <address>', 'address to listen on (0.0.0.0 for every interface: put TLS in front)', d.host)
