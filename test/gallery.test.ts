@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import Database from 'better-sqlite3';
 import sharp from 'sharp';
 import { distance, METRICS } from '../src/metrics/distance.js';
-import { decodeHalf, encodeHalf, toHalf } from '../src/gallery/fp16.js';
+import { decodeHalf, encodeHalf, toHalf } from '../src/util/float16.js';
 import { BLOCK_ROWS, DescriptorIndex } from '../src/gallery/descriptor-index.js';
 import { Gallery } from '../src/gallery/gallery.js';
 import { SqliteStore } from '../src/gallery/sqlite-store.js';
