@@ -7,13 +7,14 @@ import { test } from 'node:test';
 import Database from 'better-sqlite3';
 import sharp from 'sharp';
 import { distance, METRICS } from '../src/metrics/distance.js';
-import { decodeHalf, encodeHalf, toHalf } from '../src/gallery/fp16.js';
+import { decodeHalf, encodeHalf, toHalf } from '../src/util/float16.js';
 import { BLOCK_ROWS, DescriptorIndex } from '../src/gallery/descriptor-index.js';
 import { Gallery } from '../src/gallery/gallery.js';
 import { SqliteStore } from '../src/gallery/sqlite-store.js';
 import { VggFace } from '../src/vggface.js';
 import { CLI, describeLargestFaces, FACES_DIR, GOLDEN_DIR, jsonLines, runCli, tempDir } from './helpers.js';
 import { YUNET_MODEL } from './fixtures/faces.js';
+import { xorshift32 } from '../src/util/random.js';
 
 // Whole photos go through face detection: use the shared YuNet copy, never the network.
 process.env.VGGFACE_DETECTOR_MODEL = YUNET_MODEL;
@@ -21,16 +22,10 @@ process.env.VGGFACE_DETECTOR_MODEL = YUNET_MODEL;
 const WEIGHTS = join(GOLDEN_DIR, 'VGG_FACE.caffemodel');
 const face = (n: string) => join(FACES_DIR, n);
 
+/** Uniform in [-0.5, 0.5). */
 function rng(seed: number): () => number {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return s / 4294967296 - 0.5;
-  };
+  const next = xorshift32(seed);
+  return () => next() - 0.5;
 }
 
 test('float16: exact values, rounding to nearest even, subnormals and overflow', () => {

@@ -14,6 +14,13 @@ export const FACES_DIR = join(SHARED, 'data', 'faces');
 export const CLI = join(ROOT, 'dist', 'src', 'cli', 'main.js');
 export const GOLDEN_IMAGES = ['img1.png', 'img2.png', 'img5.png', 'img12.png'] as const;
 
+// Tests never touch the user's cache or gallery: whatever a test does not point elsewhere lands in a temporary
+// folder of this test process (child processes inherit it), removed when the process exits.
+const isolated = mkdtempSync(join(tmpdir(), 'vggface-test-home-'));
+process.env.VGGFACE_CACHE ||= join(isolated, 'cache');
+process.env.VGGFACE_GALLERY ||= join(isolated, 'gallery.db');
+process.on('exit', () => rmSync(isolated, { recursive: true, force: true }));
+
 export interface GoldenImage {
   fc6: number[];
   fc7: number[];

@@ -4,6 +4,7 @@ import { test } from 'node:test';
 import { distance, distanceFromSums, METRICS, pairSums } from '../src/metrics/distance.js';
 import { assignFolds, evaluatePairs } from '../src/metrics/protocol.js';
 import { accuracyAt, bestThreshold, equalErrorRate, rocAuc, rocCurve, tarAtFar, type ScoredPair } from '../src/metrics/roc.js';
+import { xorshift32 } from '../src/util/random.js';
 
 const close = (a: number, b: number, tol = 1e-12, what = '') => assert.ok(Math.abs(a - b) <= tol, `${what} ${a} != ${b} (tol ${tol})`);
 
@@ -68,15 +69,8 @@ test('ROC, AUC, EER and TAR@FAR on a hand-checked example', () => {
 
 /** xorshift + Box-Muller: deterministic normal samples. */
 function normals(seed: number): () => number {
-  let s = seed >>> 0 || 1;
-  const u = () => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return (s + 0.5) / 4294967296;
-  };
+  const next = xorshift32(seed);
+  const u = () => next() + 0.5 / 4294967296; // never 0: log(0) is -Infinity
   return () => Math.sqrt(-2 * Math.log(u())) * Math.cos(2 * Math.PI * u());
 }
 

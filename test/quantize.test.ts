@@ -1,7 +1,7 @@
 /** Units of the fp16 and int8 builders and of calibration, on values worked out by hand. */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { fromFloat16, toFloat16 } from '../src/onnx/float16.js';
+import { encodeHalf, halfToNumber } from '../src/util/float16.js';
 import { inputQuantization, quantizeBias, quantizePerChannel } from '../src/onnx/quantize.js';
 import { ActivationHistogram, rangeFor, PERCENTILE } from '../src/onnx/calibrate.js';
 import { deadLeavesImage } from '../src/image/synthetic.js';
@@ -24,11 +24,11 @@ test('float16: exact values, rounding to nearest even, overflow, subnormals', ()
     [1 + 3 * 2 ** -11, 0x3c02], // halfway between 1+2^-10 and 1+2^-9: ties to even (1+2^-9)
     [1 / 3, 0x3555],
   ];
-  const bits = toFloat16(Float32Array.from(cases.map((c) => c[0])));
+  const bits = encodeHalf(Float32Array.from(cases.map((c) => c[0])));
   cases.forEach(([x, h], i) => assert.equal(bits[i], h, `float16(${x}) = 0x${bits[i].toString(16)}, expected 0x${h.toString(16)}`));
-  assert.ok(Number.isNaN(fromFloat16(toFloat16(Float32Array.of(NaN))[0])));
-  assert.equal(fromFloat16(0x3555), 0.333251953125);
-  assert.equal(fromFloat16(0x0001), 2 ** -24);
+  assert.ok(Number.isNaN(halfToNumber(encodeHalf(Float32Array.of(NaN))[0])));
+  assert.equal(halfToNumber(0x3555), 0.333251953125);
+  assert.equal(halfToNumber(0x0001), 2 ** -24);
 });
 
 test('int8 weights: symmetric per output channel, max |w| maps to 127, an all-zero channel stays zero', () => {

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { VggFaceError } from '../src/errors.js';
 import { detectFormat, readWeights } from '../src/weights/formats.js';
-import { halfBitsToNumber } from '../src/weights/half.js';
+import { halfToNumber } from '../src/util/float16.js';
 import { MAX_HEADER_BYTES, sniffSafetensors } from '../src/weights/safetensors.js';
 import type { WeightSet } from '../src/weights/types.js';
 import { assertSameWeights } from './fixtures/compare-weights.js';
@@ -89,10 +89,10 @@ describe('safetensors round trip', () => {
 
   it('widens float16 exactly, subnormals and extremes included', () => {
     for (const [bits, value] of [[0x3c00, 1], [0xc000, -2], [0x7bff, 65504], [0x0001, 2 ** -24], [0x0400, 2 ** -14], [0x8000, -0], [0x7c00, Infinity], [0x3555, 0.333251953125]] as const) {
-      assert.equal(halfBitsToNumber(bits), value, `0x${bits.toString(16)}`);
+      assert.equal(halfToNumber(bits), value, `0x${bits.toString(16)}`);
       assert.equal(toHalfBits(value), bits, `${value}`);
     }
-    assert.ok(Number.isNaN(halfBitsToNumber(0x7e00)));
+    assert.ok(Number.isNaN(halfToNumber(0x7e00)));
   });
 
   it('orders layers by VGG-Face name whatever the header order, and other names naturally', async (t) => {

@@ -6,7 +6,7 @@
 import { readWeights } from '../../src/weights/formats.js';
 import { buildModelSpec } from '../../src/onnx/builder.js';
 import { DataType, encodeModel, type InitializerSpec, type NodeSpec } from '../../src/onnx/proto.js';
-import { toFloat16 } from '../../src/onnx/float16.js';
+import { encodeHalf } from '../../src/util/float16.js';
 import { finishTask, taskArgs } from '../harness.js';
 
 const { source, output } = taskArgs<{ source: string; output: string }>();
@@ -26,7 +26,7 @@ const initializers: InitializerSpec[] = spec.initializers.map((t) => {
   if (t.dataType !== DataType.FLOAT) return t;
   // 1e-12 (the L2 epsilon) underflows in float16: use its smallest normal instead.
   const f = t.name === 'l2_eps' ? Float32Array.of(2 ** -14) : new Float32Array(t.data.slice().buffer);
-  return { ...t, dataType: DataType.FLOAT16, data: new Uint8Array(toFloat16(f).buffer) };
+  return { ...t, dataType: DataType.FLOAT16, data: new Uint8Array(encodeHalf(f).buffer) };
 });
 encodeModel({ ...spec, nodes, initializers, metadata: { ...spec.metadata, 'vggface.precision': 'fp16' } }).writeFileAtomic(output);
 finishTask({ output });

@@ -6,8 +6,8 @@ import * as check from '../validate.js';
 import { progressBar, type Progress } from './progress.js';
 import type { DownloadProgress } from '../util/download.js';
 import { DEFAULT_MIN_SCORE, FaceDetector } from '../face/detector.js';
-import type { DescribePhotosOptions } from '../vggface.js';
-import { imageOptions } from './options.js';
+import { VggFace, type DescribePhotosOptions } from '../vggface.js';
+import { imageOptions, modelOptions, type ModelFlags } from './options.js';
 
 export const DETECTORS = ['yunet', 'none'] as const;
 export type DetectorName = (typeof DETECTORS)[number];
@@ -86,6 +86,21 @@ export interface PhotoHandling {
   readonly options: Pick<DescribePhotosOptions, 'faces' | 'fit' | 'detector' | 'align' | 'margin' | 'minFaceSize' | 'minScore'>;
   /** The detector this opened (the caller closes it), when faces are detected. */
   readonly detector: FaceDetector | undefined;
+}
+
+/**
+ * The detector first (small, and a missing one should fail before the large model loads), then the model;
+ * nothing is left open when either fails. The caller closes both.
+ */
+export async function openPhotosAndModel(flags: FaceFlags & ModelFlags & { fit?: string }): Promise<{ photos: PhotoHandling; model: VggFace }> {
+  const load = modelOptions(flags); // validates the model flags before anything opens
+  const photos = await openPhotoHandling(flags);
+  try {
+    return { photos, model: await VggFace.load(load) };
+  } catch (err) {
+    await photos.detector?.close();
+    throw err;
+  }
 }
 
 /**

@@ -15,7 +15,6 @@ export interface ModelFlags {
   precision?: string;
   threads?: string;
   cacheDir?: string;
-  longSize?: string;
 }
 
 export function addModelOptions(cmd: Command): Command {

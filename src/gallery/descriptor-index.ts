@@ -6,7 +6,7 @@
  * float64, so the answer is the exact one for the stored values.
  */
 import { distanceFromSums, type Metric } from '../metrics/distance.js';
-import { decodeHalf, encodeHalf } from './fp16.js';
+import { decodeHalf, encodeHalf } from '../util/float16.js';
 import { openScorer, type Precision, type Scorer } from './scorer.js';
 
 /**

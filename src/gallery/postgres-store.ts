@@ -7,7 +7,7 @@
  */
 import pg from 'pg';
 import { VggFaceError } from '../errors.js';
-import { encodeHalf } from './fp16.js';
+import { encodeHalf } from '../util/float16.js';
 import { distanceFromSums, type Metric } from '../metrics/distance.js';
 import type { IdentityMatch } from './descriptor-index.js';
 import type { AddOutcome, GalleryMeta, GalleryStore, IdentitySummary, NewFace, StoreSearchOptions } from './types.js';

@@ -10,7 +10,7 @@ import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { VggFaceError } from '../errors.js';
 import { DescriptorIndex, type IdentityMatch } from './descriptor-index.js';
-import { decodeHalf, encodeHalf } from './fp16.js';
+import { decodeHalf, encodeHalf } from '../util/float16.js';
 import type { AddOutcome, GalleryMeta, GalleryStore, IdentitySummary, NewFace, StoreSearchOptions } from './types.js';
 
 export const SQLITE_SCHEMA_VERSION = 1;

@@ -5,21 +5,12 @@
  * brightness). Generated in code, so converting to int8 works offline and without shipping photographs.
  */
 import { INPUT_SIZE } from '../weights/topology.js';
+import { xorshift32 } from '../util/random.js';
 
 export const SYNTHETIC_SET_NAME = 'built-in synthetic dead-leaves set v1';
 
-/** xorshift32 in [0, 1): fast and the same on every platform. */
-function rng(seed: number): () => number {
-  let s = (seed * 2654435761) >>> 0 || 1;
-  return () => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return s / 4294967296;
-  };
-}
+/** Seeds spread over the state space (Knuth's multiplicative hash), so image n and n+1 look unrelated. */
+const rng = (seed: number) => xorshift32(seed * 2654435761);
 
 const clamp255 = (v: number) => (v < 0 ? 0 : v > 255 ? 255 : Math.round(v));
 

@@ -13,7 +13,7 @@ import { reverseInputChannels } from '../weights/layout.js';
 import { BLOCKS, INPUT_SIZE, type Topology } from '../weights/topology.js';
 import { VGG_FACE_MEAN_RGB, type LayerWeights, type Tensor, type WeightSet } from '../weights/types.js';
 import { DataType, encodeModel, type InitializerSpec, type ModelSpec, type NodeSpec, type ValueInfoSpec } from './proto.js';
-import { toFloat16 } from './float16.js';
+import { encodeHalf } from '../util/float16.js';
 import type { ProtoMessage } from '../proto/writer.js';
 
 export type Preprocessing = 'caffe' | 'deepface';
@@ -201,7 +201,7 @@ export function buildModelSpec(weights: WeightSet, topology: Topology, options: 
       inits.push({ name, dataType: DataType.FLOAT, dims: t.shape, data: bytesOf(t.data) });
       return name;
     }
-    inits.push({ name: `${name}_fp16`, dataType: DataType.FLOAT16, dims: t.shape, data: bytesOf(toFloat16(t.data)) });
+    inits.push({ name: `${name}_fp16`, dataType: DataType.FLOAT16, dims: t.shape, data: bytesOf(encodeHalf(t.data)) });
     nodes.push({ op: 'Cast', inputs: [`${name}_fp16`], outputs: [name], attributes: { to: { kind: 'int', value: DataType.FLOAT } } });
     return name;
   };

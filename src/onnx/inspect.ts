@@ -3,8 +3,9 @@
  * without reading the weights: top-level fields are scanned with positioned reads and the graph is
  * parsed only for its inputs and outputs, skipping initializer payloads.
  */
-import { closeSync, openSync, readSync, fstatSync } from 'node:fs';
-import { fileError, formatError } from '../errors.js';
+import { closeSync, readSync, fstatSync } from 'node:fs';
+import { openForReading } from '../util/files.js';
+import { formatError } from '../errors.js';
 import { peekTags, ProtoReader, WIRE_LEN, WIRE_VARINT } from '../proto/reader.js';
 
 export interface OnnxInfo {
@@ -83,12 +84,7 @@ class FileScanner {
 }
 
 export function readOnnxInfo(path: string): OnnxInfo {
-  let fd: number;
-  try {
-    fd = openSync(path, 'r');
-  } catch (err) {
-    throw fileError(path, err);
-  }
+  const fd = openForReading(path);
   try {
     const size = fstatSync(fd).size;
     const s = new FileScanner(fd, size, path);

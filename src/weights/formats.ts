@@ -2,7 +2,8 @@
  * The registry of weight readers and format detection by content (magic bytes and structure, never the extension).
  * Adding a layout means adding its reader to READERS.
  */
-import { closeSync, openSync, readSync, statSync } from 'node:fs';
+import { closeSync, readSync, statSync } from 'node:fs';
+import { openForReading } from '../util/files.js';
 import { fileError, formatError, VggFaceError } from '../errors.js';
 import { sniffOnnx } from '../onnx/inspect.js';
 import { caffeReader } from './caffe.js';
@@ -45,12 +46,7 @@ export function readHead(path: string): { head: Uint8Array; size: number } {
     throw fileError(path, err);
   }
   if (size === 0) throw formatError(path, 'empty file (0 bytes), expected model weights');
-  let fd: number;
-  try {
-    fd = openSync(path, 'r');
-  } catch (err) {
-    throw fileError(path, err);
-  }
+  const fd = openForReading(path);
   try {
     const head = Buffer.alloc(Math.min(HEAD_BYTES, size));
     const n = readSync(fd, head, 0, head.length, 0);

@@ -3,6 +3,7 @@
  * exactly, so a file stored in either converts without rounding.
  */
 import { formatError } from '../errors.js';
+import { HALF_TO_FLOAT } from '../util/float16.js';
 
 function checkRange(bytes: Uint8Array, offset: number, count: number, what: string, path: string): void {
   if (offset < 0 || offset + count * 2 > bytes.byteLength) {
@@ -10,22 +11,10 @@ function checkRange(bytes: Uint8Array, offset: number, count: number, what: stri
   }
 }
 
-/** Widens one IEEE 754 binary16 value (as its 16 bits) to a number. */
-export function halfBitsToNumber(h: number): number {
-  const sign = h & 0x8000 ? -1 : 1;
-  const exponent = (h >> 10) & 0x1f;
-  const fraction = h & 0x3ff;
-  if (exponent === 0) return sign * fraction * 2 ** -24; // zero or subnormal
-  if (exponent === 0x1f) return fraction === 0 ? sign * Infinity : NaN;
-  return sign * (1 + fraction / 1024) * 2 ** (exponent - 15);
-}
-
 /** Little-endian float16 bytes -> float32 (a copy: the dtype changes). */
 export function float16ToFloat32(bytes: Uint8Array, offset: number, count: number, path = 'file'): Float32Array {
   checkRange(bytes, offset, count, 'float16', path);
-  // 65536-entry table: one lookup per value instead of the arithmetic above, for the 145M-parameter model.
-  const table = new Float32Array(65536);
-  for (let h = 0; h < 65536; h++) table[h] = halfBitsToNumber(h);
+  const table = HALF_TO_FLOAT;
   const dv = new DataView(bytes.buffer, bytes.byteOffset + offset, count * 2);
   const out = new Float32Array(count);
   for (let i = 0; i < count; i++) out[i] = table[dv.getUint16(i * 2, true)];

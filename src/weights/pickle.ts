@@ -43,8 +43,6 @@ export interface UnpickleOptions {
 /** Raised when the bytes end before STOP: the caller may retry with more of the file. */
 export class TruncatedPickleError extends VggFaceError {}
 
-const MARK = Symbol('mark');
-
 /** Opcode names, for messages. */
 const OPCODE_NAMES: Record<number, string> = {
   0x28: 'MARK', 0x2e: 'STOP', 0x30: 'POP', 0x31: 'POP_MARK', 0x32: 'DUP', 0x46: 'FLOAT', 0x49: 'INT', 0x4a: 'BININT',

@@ -11,6 +11,7 @@
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import yauzl from 'yauzl';
 import { fileError, formatError, VggFaceError } from '../errors.js';
+import { openForReading } from '../util/files.js';
 import { assembleWeightSet, type FoundLayer } from './canonical.js';
 import { tensor } from './layout.js';
 import { TruncatedPickleError, unpickle } from './pickle.js';
@@ -39,7 +40,7 @@ function isZip(head: Uint8Array): boolean {
 }
 
 function readFirstBytes(path: string, n: number): Uint8Array {
-  const fd = openSync(path, 'r');
+  const fd = openForReading(path);
   try {
     const b = Buffer.alloc(n);
     return b.subarray(0, readSync(fd, b, 0, n, 0));
@@ -210,12 +211,7 @@ function readAt(fd: number, length: number, position: number): Uint8Array {
 }
 
 function openLegacyContainer(path: string): Container {
-  let fd: number;
-  try {
-    fd = openSync(path, 'r');
-  } catch (err) {
-    throw fileError(path, err);
-  }
+  const fd = openForReading(path);
   try {
     const size = fstatSync(fd).size;
     const source = 'legacy torch.save stream';

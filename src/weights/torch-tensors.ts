@@ -7,6 +7,7 @@ import { formatError } from '../errors.js';
 import { float32View } from './layout.js';
 import type { GlobalHandler } from './pickle.js';
 import { PickleGlobal } from './pickle.js';
+import { halfToNumber } from '../util/float16.js';
 
 export type TorchDtype = 'float32' | 'float64' | 'float16' | 'bfloat16';
 
@@ -104,15 +105,6 @@ function isContiguous(size: readonly number[], stride: readonly number[]): boole
   return true;
 }
 
-function halfToFloat(h: number): number {
-  const sign = h & 0x8000 ? -1 : 1;
-  const exp = (h >> 10) & 0x1f;
-  const frac = h & 0x3ff;
-  if (exp === 0) return sign * frac * 2 ** -24;
-  if (exp === 0x1f) return frac ? NaN : sign * Infinity;
-  return sign * (1 + frac / 1024) * 2 ** (exp - 15);
-}
-
 /**
  * The tensor's values as float32 in row-major order. `bytes` holds the storage (from its first element);
  * `littleEndian` is the file's byte order. Checks that the storage holds every element the tensor reads.
@@ -140,7 +132,7 @@ export function tensorToFloat32(t: TorchTensor, bytes: Uint8Array, littleEndian:
       : dtype === 'float64'
         ? (i) => dv.getFloat64(i * 8, littleEndian)
         : dtype === 'float16'
-          ? (i) => halfToFloat(dv.getUint16(i * 2, littleEndian))
+          ? (i) => halfToNumber(dv.getUint16(i * 2, littleEndian))
           : (i) => {
               // bfloat16: the high half of a float32
               scratch.setUint32(0, dv.getUint16(i * 2, littleEndian) << 16);

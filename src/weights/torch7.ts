@@ -14,7 +14,8 @@
 import { readFile } from 'node:fs/promises';
 import { fileError, formatError, VggFaceError } from '../errors.js';
 import { assembleWeightSet, type FoundLayer } from './canonical.js';
-import { float16ToFloat32, halfBitsToNumber } from './half.js';
+import { float16ToFloat32 } from './half.js';
+import { halfToNumber } from '../util/float16.js';
 import { float64ToFloat32, tensor } from './layout.js';
 import type { Topology } from './topology.js';
 import type { ReadOptions, WeightReader, WeightSet } from './types.js';
@@ -319,7 +320,7 @@ class StorageViews {
     const get = floats
       ? (i: number) => floats[i]
       : t.element === 'half'
-        ? (i: number) => halfBitsToNumber(dv.getUint16(s.dataOffset + i * 2, true))
+        ? (i: number) => halfToNumber(dv.getUint16(s.dataOffset + i * 2, true))
         : (i: number) => dv.getFloat64(s.dataOffset + i * 8, true);
     const dims = t.sizes.length;
     const index = new Array<number>(dims).fill(0);

@@ -3,13 +3,12 @@ import { dirname } from 'node:path';
 import { METRICS, type Metric } from '../../metrics/distance.js';
 import type { EvaluationReport } from '../../metrics/protocol.js';
 import { writeRocPlot } from '../../metrics/roc-plot.js';
-import { VggFace } from '../../vggface.js';
 import { evaluateMetric, measurePairs } from '../../verify/evaluate.js';
 import { readPairList } from '../../verify/pairs.js';
 import * as check from '../../validate.js';
 import type { CommandContext } from '../context.js';
-import { addImageOptions, addModelOptions, imageOptions, modelOptions, type ModelFlags } from '../options.js';
-import { addFaceOptions, openPhotoHandling, type FaceFlags } from '../face-options.js';
+import { addImageOptions, addModelOptions, imageOptions, type ModelFlags } from '../options.js';
+import { addFaceOptions, openPhotosAndModel, type FaceFlags } from '../face-options.js';
 import { progressBar } from '../progress.js';
 
 export interface EvalFlags extends ModelFlags, FaceFlags {
@@ -41,21 +40,13 @@ export async function measureFromFlags(flags: EvalFlags, metrics: readonly Metri
   const batchSize = check.integer('--batch', flags.batch, 1, 256);
   const maxPixels = imageOptions(flags).maxPixels;
   const list = await readPairList(flags.pairs, flags.images ?? dirname(flags.pairs));
-  const load = modelOptions(flags);
-  const photos = await openPhotoHandling(flags);
-  let model: VggFace;
-  try {
-    model = await VggFace.load(load);
-  } catch (err) {
-    await photos.detector?.close();
-    throw err;
-  }
+  const { photos, model } = await openPhotosAndModel(flags);
   try {
     const distinct = new Set(list.pairs.flatMap((p) => [p.a, p.b])).size;
     const bar = progressBar('Describing', distinct, { threshold: 16 });
     try {
       const measured = await measurePairs(model, list, metrics, { batchSize, maxPixels, ...photos.options, onProgress: (d) => bar.update(d) });
-      return { model, measured, cacheDir: load.cacheDir };
+      return { model, measured, cacheDir: flags.cacheDir };
     } finally {
       bar.stop();
       await photos.detector?.close();

@@ -3,13 +3,12 @@ import { usageError } from '../../errors.js';
 import { defaultGalleryPath, Gallery, openGalleryStore, removeIdentity } from '../../gallery/gallery.js';
 import { PRECISIONS, type Precision } from '../../gallery/scorer.js';
 import { defaultCacheDir } from '../../util/paths.js';
-import { VggFace } from '../../vggface.js';
 import { modelIdentity, resolveThreshold } from '../../verify/thresholds.js';
 import * as check from '../../validate.js';
 import { float32ToString, writeLine } from '../format.js';
 import { reportItemError, type CommandContext } from '../context.js';
-import { addImageOptions, addModelOptions, imageOptions, modelOptions, type ModelFlags } from '../options.js';
-import { addFaceOptions, openPhotoHandling, type FaceFlags, type PhotoHandling } from '../face-options.js';
+import { addImageOptions, addModelOptions, imageOptions, type ModelFlags } from '../options.js';
+import { addFaceOptions, openPhotosAndModel, type FaceFlags } from '../face-options.js';
 import { faceJson } from '../format.js';
 import { progressBar } from '../progress.js';
 import { addThresholdOptions, thresholdFlags } from './verify.js';
@@ -61,17 +60,6 @@ function addSubcommand(ctx: CommandContext): Command {
   });
 }
 
-/** The detector first (small, fails fast), then the model; nothing left open if either fails. */
-async function openPhotosAndModel(flags: ModelFlags & FaceFlags & { fit?: string }): Promise<{ photos: PhotoHandling; model: VggFace }> {
-  const load = modelOptions(flags); // validates the model flags before anything opens
-  const photos = await openPhotoHandling(flags);
-  try {
-    return { photos, model: await VggFace.load(load) };
-  } catch (err) {
-    await photos.detector?.close();
-    throw err;
-  }
-}
 
 function searchSubcommand(ctx: CommandContext): Command {
   const cmd = new Command('search')

@@ -3,15 +3,14 @@ import { dirname } from 'node:path';
 import { usageError, VggFaceError } from '../../errors.js';
 import { METRICS, type Metric } from '../../metrics/distance.js';
 import { defaultCacheDir } from '../../util/paths.js';
-import { VggFace } from '../../vggface.js';
 import { checkPairImages, readPairList, type ImagePair } from '../../verify/pairs.js';
 import { modelIdentity, resolveThreshold } from '../../verify/thresholds.js';
 import { describeDistinct, verifyDescriptors, type Described } from '../../verify/verify.js';
 import * as check from '../../validate.js';
 import { float32ToString, writeLine } from '../format.js';
 import { reportItemError, type CommandContext } from '../context.js';
-import { addImageOptions, addModelOptions, imageOptions, modelOptions, type ModelFlags } from '../options.js';
-import { addFaceOptions, openPhotoHandling, type FaceFlags } from '../face-options.js';
+import { addImageOptions, addModelOptions, imageOptions, type ModelFlags } from '../options.js';
+import { addFaceOptions, openPhotosAndModel, type FaceFlags } from '../face-options.js';
 import { faceJson } from '../format.js';
 
 interface VerifyFlags extends ModelFlags, FaceFlags {
@@ -70,18 +69,11 @@ export function verifyCommand(ctx: CommandContext): Command {
       if (images.length !== 2) throw usageError(`verify needs exactly two images (or --pairs FILE), got ${images.length}`);
       pairs = [{ a: images[0], b: images[1], line: 0 }];
     }
-    const load = modelOptions(flags);
-    const photos = await openPhotoHandling(flags);
-    let model: VggFace;
-    try {
-      model = await VggFace.load(load);
-    } catch (err) {
-      await photos.detector?.close();
-      throw err;
-    }
+    const cacheDir = flags.cacheDir ?? defaultCacheDir();
+    const { photos, model } = await openPhotosAndModel(flags);
     const faces = (a: Described, b: Described) => (a.face && b.face ? `,"face1":${faceJson(a.face)},"face2":${faceJson(b.face)}` : '');
     try {
-      const { threshold } = await resolveThreshold({ metric, explicit, cacheDir: load.cacheDir ?? defaultCacheDir(), identity: await modelIdentity(model) });
+      const { threshold } = await resolveThreshold({ metric, explicit, cacheDir, identity: await modelIdentity(model) });
       const described = await describeDistinct(model, pairs.flatMap((p) => [p.a, p.b]), { batchSize, maxPixels, ...photos.options });
       if (flags.pairs === undefined) {
         const [a, b] = [described.get(pairs[0].a)!, described.get(pairs[0].b)!];
