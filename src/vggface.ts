@@ -15,7 +15,8 @@ import { decodeBatch, type DecodedItem } from './image/batch.js';
 import { FITS, inputLabel, type Fit, type ImageInput } from './image/decode.js';
 import { INPUT_SIZE } from './weights/topology.js';
 import { MODEL_INPUT, PRECISIONS, PREPROCESSING, type ModelOutput, type Precision, type Preprocessing } from './onnx/builder.js';
-import { openEngine, type InferenceEngine } from './runtime/onnxruntime.js';
+import type { InferenceEngine } from './runtime/onnxruntime.js';
+import { openEngineInWorker } from './runtime/engine-worker.js';
 import { resolveModel, type ModelInfo, type ResolvedModel } from './runtime/model-cache.js';
 import { defaultCacheDir } from './util/paths.js';
 import { ensureOfficialWeights } from './weights/official.js';
@@ -163,7 +164,8 @@ export class VggFace {
       threads: options.threads,
     });
     if (options.detectorModel !== undefined) check.nonEmptyString('detectorModel', options.detectorModel);
-    const engine = await openEngine(resolved.modelPath, { threads: options.threads });
+    // In a worker thread: ONNX Runtime's run holds its thread, and this one must stay free to decode the next batch.
+    const engine = await openEngineInWorker(resolved.modelPath, { threads: options.threads });
     return new VggFace(engine, resolved.modelPath, resolved.info, resolved.origin, {
       model: options.detectorModel,
       cacheDir,

@@ -59,4 +59,20 @@ test('full-size caffemodel: download with no --weights, convert, describe (4096-
   let dot = 0;
   for (let i = 0; i < 4096; i++) dot += again[i] * first[i];
   assert.ok(dot > 0.99999, `same descriptor from the cached model and the CLI (cosine ${dot})`);
+
+  // ONNX Runtime's run holds its thread for the whole batch (about 0.5 s here); the model runs in a worker, so this
+  // thread keeps ticking meanwhile (a blocked event loop would show one gap as long as the run).
+  let largestGap = 0;
+  let last = performance.now();
+  const ticker = setInterval(() => {
+    const now = performance.now();
+    largestGap = Math.max(largestGap, now - last);
+    last = now;
+  }, 5);
+  const started = performance.now();
+  await model.describe(Array.from({ length: 8 }, () => ({ data: new Uint8Array(224 * 224 * 3), width: 224, height: 224, channels: 3 as const })));
+  const runMs = performance.now() - started;
+  await new Promise((r) => setTimeout(r, 30));
+  clearInterval(ticker);
+  assert.ok(largestGap < runMs / 2, `event loop stalled ${largestGap.toFixed(0)} ms during a ${runMs.toFixed(0)} ms batch`);
 });

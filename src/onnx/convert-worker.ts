@@ -8,6 +8,7 @@ import { Worker, isMainThread, parentPort, workerData } from 'node:worker_thread
 import { VggFaceError, type ErrorCode } from '../errors.js';
 import { convertAndQuantize, type ConversionOutcome, type ConvertOptions } from './convert.js';
 import { transferList } from './quantize.js';
+import { workerExecArgv } from '../util/worker.js';
 
 interface Request {
   source: string;
@@ -20,7 +21,7 @@ type Reply = { ok: true; outcome: ConversionOutcome } | { ok: false; code: Error
 /** Converts in a worker thread; with `quantizeWeights` the int8 layers come back moved, not copied. */
 export function convertInWorker(source: string, output: string, options: ConvertOptions): Promise<ConversionOutcome> {
   return new Promise((resolve, reject) => {
-    const worker = new Worker(new URL(import.meta.url), { workerData: { source, output, options } satisfies Request });
+    const worker = new Worker(new URL(import.meta.url), { workerData: { source, output, options } satisfies Request, execArgv: workerExecArgv() });
     let reply: Reply | undefined;
     let failure: Error | undefined;
     worker.once('message', (r: Reply) => (reply = r));

@@ -5,6 +5,7 @@ import type { IdentitySummary } from '../gallery/types.js';
 import type { Metric } from '../metrics/distance.js';
 import { ApiError } from './api-error.js';
 import type { AddOutcome, GalleryReply, GalleryRequest, GallerySetup, SearchOutcome, StoredImage } from './gallery-worker.js';
+import { workerExecArgv } from '../util/worker.js';
 
 const WORKER_URL = new URL('./gallery-worker.js', import.meta.url);
 
@@ -36,7 +37,7 @@ export class GalleryClient {
   /** Opens the gallery (creating its file if needed) and loads its search index; rejects with the store's error. */
   static open(setup: GallerySetup, log: (message: string) => void): Promise<GalleryClient> {
     return new Promise((resolve, reject) => {
-      const worker = new Worker(WORKER_URL, { workerData: { role: 'vggface-gallery', setup } });
+      const worker = new Worker(WORKER_URL, { workerData: { role: 'vggface-gallery', setup }, execArgv: workerExecArgv() });
       const fail = (err: Error) => reject(new VggFaceError('E_GALLERY', `the gallery worker failed to start: ${err.message}`, { cause: err }));
       worker.once('error', fail);
       worker.once('message', (m: { ready: boolean; code?: string; message?: string }) => {

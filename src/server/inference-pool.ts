@@ -13,6 +13,7 @@ import type { ModelInfo } from '../runtime/model-cache.js';
 import type { ModelIdentity } from '../verify/thresholds.js';
 import { ApiError, internalError } from './api-error.js';
 import type { FromWorker, ImageResult, JobImage, JobSpec, ToWorker, WorkerSetup } from './protocol.js';
+import { workerExecArgv } from '../util/worker.js';
 
 export interface PoolSettings {
   readonly workers: number;
@@ -59,7 +60,7 @@ const RATE_WINDOW_MS = 10_000;
 
 function spawn(setup: WorkerSetup): Promise<{ handle: WorkerHandle; model: LoadedModel }> {
   return new Promise((resolve, reject) => {
-    const worker = new Worker(WORKER_URL, { workerData: { role: 'vggface-inference', setup } });
+    const worker = new Worker(WORKER_URL, { workerData: { role: 'vggface-inference', setup }, execArgv: workerExecArgv() });
     const onMessage = (m: FromWorker) => {
       if (m.type === 'ready') {
         cleanup();
