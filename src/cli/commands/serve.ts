@@ -5,6 +5,7 @@ import { PRECISIONS as STORAGE, type Precision as Storage } from '../../gallery/
 import { METRICS, type Metric } from '../../metrics/distance.js';
 import { AUTH_MODES, defaultThreadsPerWorker, parseByteSize, resolveToken, SERVE_DEFAULTS, type AuthMode, type ServeOptions } from '../../server/options.js';
 import { startServer } from '../../server/server.js';
+import { prioritizeEventLoop } from '../../server/priority.js';
 import { defaultCacheDir } from '../../util/paths.js';
 import * as check from '../../validate.js';
 import { ensureOfficialWeights } from '../../weights/official.js';
@@ -96,6 +97,7 @@ export function serveCommand(ctx: CommandContext): Command {
     const options: ServeOptions = { ...partial, token, detectorModel, load: { ...plainLoad, weights, cacheDir } };
 
     const server = await startServer(options, (m) => ctx.stderr.write(`vggface serve: ${m}\n`));
+    prioritizeEventLoop(); // this process is the server: /healthz and request parsing before background work
     ctx.stderr.write(`vggface serve: listening on ${server.url} (web page ${server.url}/, API ${server.url}/openapi.json; auth ${auth})\n`);
     await new Promise<void>((resolve) => {
       let stopping = false;
