@@ -68,11 +68,7 @@ export function machineLine(): string {
 
 export const mb = (bytes: number): string => `${(bytes / 1024 ** 2).toFixed(0)} MiB`;
 
-export function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-}
+export { median } from '../src/util/stats.js';
 
 /** Replaces the text between a section's markers in BENCHMARKS.md (appends the section when missing). */
 export function writeSection(file: string, name: string, markdown: string): void {

@@ -3,32 +3,8 @@
  * similarity), and how many verification decisions over all pairs of images change at a threshold.
  */
 import { invalidParameterError } from './errors.js';
-
-export type Metric = 'cosine' | 'euclidean';
-export const METRICS: readonly Metric[] = ['cosine', 'euclidean'];
-
-/** Cosine similarity; 0 when either vector is all zeros. */
-export function cosineSimilarity(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  if (a.length !== b.length) throw invalidParameterError('descriptor', `length ${a.length}`, b.length);
-  let dot = 0;
-  let na = 0;
-  let nb = 0;
-  for (let i = 0; i < a.length; i++) {
-    dot += a[i] * b[i];
-    na += a[i] * a[i];
-    nb += b[i] * b[i];
-  }
-  return na > 0 && nb > 0 ? dot / Math.sqrt(na * nb) : 0;
-}
-
-/**
- * Distance between two descriptors: `cosine` = 1 - cosine similarity; `euclidean` = Euclidean distance of the
- * L2-normalised vectors (sqrt(2 - 2 cos), so the two metrics order pairs alike).
- */
-export function descriptorDistance(a: ArrayLike<number>, b: ArrayLike<number>, metric: Metric): number {
-  const c = cosineSimilarity(a, b);
-  return metric === 'cosine' ? 1 - c : Math.sqrt(Math.max(0, 2 - 2 * c));
-}
+import { median } from './util/stats.js';
+import { cosineSimilarity, distance, type Metric } from './metrics/distance.js';
 
 export interface FidelityOptions {
   readonly metric: Metric;
@@ -64,13 +40,6 @@ export interface FidelityReport {
   };
 }
 
-export function median(values: readonly number[]): number {
-  if (values.length === 0) return NaN;
-  const s = [...values].sort((x, y) => x - y);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-}
-
 /** Compares two models' descriptors of the same images (same order). */
 export function compareDescriptors(
   labels: readonly string[],
@@ -91,8 +60,8 @@ export function compareDescriptors(
   const changes: PairChange[] = [];
   for (let i = 0; i < labels.length; i++) {
     for (let j = i + 1; j < labels.length; j++) {
-      const dr = descriptorDistance(reference[i], reference[j], options.metric);
-      const dc = descriptorDistance(candidate[i], candidate[j], options.metric);
+      const dr = distance(reference[i], reference[j], options.metric);
+      const dc = distance(candidate[i], candidate[j], options.metric);
       total++;
       maxDistanceChange = Math.max(maxDistanceChange, Math.abs(dc - dr));
       if (threshold === undefined) continue;

@@ -2,7 +2,8 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { compareDescriptors, cosineSimilarity, descriptorDistance } from '../src/fidelity.js';
+import { compareDescriptors } from '../src/fidelity.js';
+import { cosineSimilarity, distance } from '../src/metrics/distance.js';
 import { convertModel } from '../src/onnx/convert-model.js';
 import { GOLDEN_DIR, GOLDEN_IMAGES, golden, runCli, tempDir } from './helpers.js';
 
@@ -38,12 +39,12 @@ test('compareDescriptors on three 2-d descriptors worked out by hand', () => {
   close(d.changes[0].candidateDistance, 1 - s, 1e-12, 'ab candidate');
 });
 
-test('euclidean distance is that of the unit vectors; a zero vector has cosine 0; no threshold, no decisions', () => {
-  close(descriptorDistance([2, 0], [0, 5], 'euclidean'), Math.SQRT2, 1e-12, 'orthogonal');
-  close(descriptorDistance([1, 0], [1, 1], 'euclidean'), Math.sqrt(2 - Math.SQRT2), 1e-12, '45 degrees');
-  close(descriptorDistance([1, 0], [1, 0], 'euclidean'), 0, 1e-12, 'same');
+test('euclidean_l2 distance is that of the unit vectors; a zero vector has cosine 0; no threshold, no decisions', () => {
+  close(distance([2, 0], [0, 5], 'euclidean_l2'), Math.SQRT2, 1e-12, 'orthogonal');
+  close(distance([1, 0], [1, 1], 'euclidean_l2'), Math.sqrt(2 - Math.SQRT2), 1e-12, '45 degrees');
+  close(distance([1, 0], [1, 0], 'euclidean_l2'), 0, 1e-12, 'same');
   assert.equal(cosineSimilarity([0, 0], [1, 0]), 0);
-  const r = compareDescriptors(['a', 'b'], [[1, 0], [0, 1]], [[1, 0], [0, 1]], { metric: 'euclidean' });
+  const r = compareDescriptors(['a', 'b'], [[1, 0], [0, 1]], [[1, 0], [0, 1]], { metric: 'euclidean_l2' });
   assert.equal(r.pairs.decisions, undefined);
   assert.equal(r.pairs.maxDistanceChange, 0);
   assert.throws(() => compareDescriptors(['a'], [[1]], [], { metric: 'cosine' }), /descriptors/);
@@ -118,5 +119,5 @@ test('vggface fidelity: bad flags', async () => {
   assert.match(badThreshold.stderr, /Expected a number between 0 and 2 for --threshold but received "high"/);
   const badMetric = await runCli(['fidelity', '--reference', model, '--candidate', model, '--metric', 'manhattan', img]);
   assert.equal(badMetric.code, 2);
-  assert.match(badMetric.stderr, /Expected one of cosine, euclidean for --metric/);
+  assert.match(badMetric.stderr, /Expected one of cosine, euclidean, euclidean_l2, angular for --metric/);
 });

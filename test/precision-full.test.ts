@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import { VggFace } from '../src/vggface.js';
 import { convertModel } from '../src/onnx/convert-model.js';
 import { directoryCalibrationSet } from '../src/image/calibration-set.js';
-import { cosineSimilarity } from '../src/fidelity.js';
+import { cosineSimilarity } from '../src/metrics/distance.js';
 import { readOnnxInfo } from '../src/onnx/inspect.js';
 import { randomWeights } from './fixtures/random-weights.js';
 import { writeCaffeModel } from './fixtures/caffe-writer.js';

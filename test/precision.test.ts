@@ -11,7 +11,7 @@ import { VggFaceError } from '../src/errors.js';
 import { readOnnxInfo } from '../src/onnx/inspect.js';
 import { convertModel } from '../src/onnx/convert-model.js';
 import { builtinCalibrationSet, directoryCalibrationSet } from '../src/image/calibration-set.js';
-import { cosineSimilarity } from '../src/fidelity.js';
+import { cosineSimilarity } from '../src/metrics/distance.js';
 import { calibratedTensors } from '../src/onnx/quantize.js';
 import { sha256File } from '../src/util/hash.js';
 import { assertClose, FACES_DIR, GOLDEN_DIR, GOLDEN_IMAGES, golden, runCli, tempDir } from './helpers.js';

@@ -4,7 +4,9 @@
  * checks the part that tells images apart), and verification decisions that change over all pairs.
  */
 import { VggFace } from '../../src/vggface.js';
-import { compareDescriptors, cosineSimilarity, descriptorDistance, median } from '../../src/fidelity.js';
+import { compareDescriptors } from '../../src/fidelity.js';
+import { median } from '../../src/util/stats.js';
+import { cosineSimilarity, distance } from '../../src/metrics/distance.js';
 import { finishTask, taskArgs } from '../harness.js';
 
 const { reference, candidates, images } = taskArgs<{ reference: string; candidates: Record<string, string>; images: string[] }>();
@@ -22,7 +24,7 @@ const ref = await describeAll(reference);
 // Threshold: the median reference distance over all pairs, where decisions are densest (so most fragile).
 // Random weights have no meaningful same-person threshold; a trained model's would see fewer changes.
 const distances: number[] = [];
-for (let i = 0; i < ref.length; i++) for (let j = i + 1; j < ref.length; j++) distances.push(descriptorDistance(ref[i], ref[j], 'cosine'));
+for (let i = 0; i < ref.length; i++) for (let j = i + 1; j < ref.length; j++) distances.push(distance(ref[i], ref[j], 'cosine'));
 const threshold = median(distances);
 const mean = new Float32Array(ref[0].length);
 for (const d of ref) d.forEach((v, k) => (mean[k] += v / ref.length));

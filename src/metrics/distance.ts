@@ -36,8 +36,8 @@ export function pairSums(a: ArrayLike<number>, b: ArrayLike<number>): PairSums {
   return { dot, aa, bb };
 }
 
-/** Cosine similarity; 0 when either vector is all zeros (no direction: as far from everything as orthogonal). */
-function cosineSimilarity(s: PairSums): number {
+/** Cosine similarity from the sums; 0 when either vector is all zeros (no direction: as far from everything as orthogonal). */
+function cosineOfSums(s: PairSums): number {
   const d = Math.sqrt(s.aa) * Math.sqrt(s.bb);
   if (d === 0) return 0;
   return Math.min(1, Math.max(-1, s.dot / d));
@@ -47,14 +47,19 @@ function cosineSimilarity(s: PairSums): number {
 export function distanceFromSums(s: PairSums, metric: Metric): number {
   switch (metric) {
     case 'cosine':
-      return 1 - cosineSimilarity(s);
+      return 1 - cosineOfSums(s);
     case 'euclidean':
       return Math.sqrt(Math.max(0, s.aa + s.bb - 2 * s.dot));
     case 'euclidean_l2':
-      return Math.sqrt(Math.max(0, 2 - 2 * cosineSimilarity(s)));
+      return Math.sqrt(Math.max(0, 2 - 2 * cosineOfSums(s)));
     case 'angular':
-      return Math.acos(cosineSimilarity(s)) / Math.PI;
+      return Math.acos(cosineOfSums(s)) / Math.PI;
   }
+}
+
+/** Cosine similarity of two descriptors, in [-1, 1]; 0 when either is all zeros. */
+export function cosineSimilarity(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  return cosineOfSums(pairSums(a, b));
 }
 
 /** The distance between two descriptors under `metric`. */

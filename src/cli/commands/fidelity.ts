@@ -1,6 +1,7 @@
 import { Command } from 'commander';
 import { VggFace } from '../../vggface.js';
-import { compareDescriptors, METRICS, type FidelityReport, type Metric } from '../../fidelity.js';
+import { compareDescriptors, type FidelityReport } from '../../fidelity.js';
+import { METRICS, type Metric } from '../../metrics/distance.js';
 import * as check from '../../validate.js';
 import { usageError, type VggFaceError } from '../../errors.js';
 import { addImageOptions, imageOptions } from '../options.js';
@@ -34,7 +35,7 @@ export function fidelityCommand(ctx: CommandContext): Command {
     .requiredOption('--reference <model>', 'the reference model (a converted .onnx, or weights in any layout)')
     .requiredOption('--candidate <model>', 'the model to check against it')
     .option('--threshold <t>', 'decision threshold on the pair distance; without it, decisions are not counted')
-    .option('--metric <metric>', `pair distance: cosine (1 - cosine similarity) or euclidean (of the L2-normalised descriptors)`, 'cosine')
+    .option('--metric <metric>', `pair distance, as verify measures it: ${METRICS.join(', ')}`, 'cosine')
     .option('--batch <n>', 'images per inference call', '8')
     .option('--threads <n>', 'ONNX Runtime threads (default: number of cores)')
     .option('--cache-dir <dir>', 'cache for converted models (default: $VGGFACE_CACHE or ~/.cache/vggface)')
