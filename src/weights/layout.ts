@@ -146,3 +146,26 @@ export function transposeRowsInto(
     }
   }
 }
+
+/**
+ * A strided tensor's elements in row-major order (PyTorch and Torch7 store transposed or narrowed views this way):
+ * `read(i)` gives storage element i; the walk starts at element `offset`.
+ */
+export function gatherStrided(sizes: readonly number[], strides: readonly number[], offset: number, read: (i: number) => number): Float32Array {
+  const count = sizes.reduce((a, b) => a * b, 1);
+  const out = new Float32Array(count);
+  const rank = sizes.length;
+  const index = new Array<number>(rank).fill(0);
+  let src = offset;
+  for (let k = 0; k < count; k++) {
+    out[k] = read(src);
+    for (let d = rank - 1; d >= 0; d--) {
+      index[d]++;
+      src += strides[d];
+      if (index[d] < sizes[d]) break;
+      src -= strides[d] * sizes[d];
+      index[d] = 0;
+    }
+  }
+  return out;
+}

@@ -4,7 +4,7 @@
  * contiguous, float32, little-endian and aligned; a copy otherwise (other dtypes, byte order, strides).
  */
 import { formatError } from '../errors.js';
-import { float32View } from './layout.js';
+import { float32View, gatherStrided } from './layout.js';
 import type { GlobalHandler } from './pickle.js';
 import { PickleGlobal } from './pickle.js';
 import { halfToNumber } from '../util/float16.js';
@@ -138,19 +138,5 @@ export function tensorToFloat32(t: TorchTensor, bytes: Uint8Array, littleEndian:
               scratch.setUint32(0, dv.getUint16(i * 2, littleEndian) << 16);
               return scratch.getFloat32(0);
             };
-  const out = new Float32Array(numel);
-  const rank = t.size.length;
-  const index = new Array<number>(rank).fill(0);
-  let src = base;
-  for (let k = 0; k < numel; k++) {
-    out[k] = read(src);
-    for (let d = rank - 1; d >= 0; d--) {
-      index[d]++;
-      src += t.stride[d];
-      if (index[d] < t.size[d]) break;
-      src -= t.stride[d] * t.size[d];
-      index[d] = 0;
-    }
-  }
-  return out;
+  return gatherStrided(t.size, t.stride, base, read);
 }

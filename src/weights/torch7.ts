@@ -16,7 +16,7 @@ import { fileError, formatError, VggFaceError } from '../errors.js';
 import { assembleWeightSet, type FoundLayer } from './canonical.js';
 import { float16ToFloat32 } from './half.js';
 import { halfToNumber } from '../util/float16.js';
-import { float64ToFloat32, tensor } from './layout.js';
+import { float64ToFloat32, gatherStrided, tensor } from './layout.js';
 import type { Topology } from './topology.js';
 import type { ReadOptions, WeightReader, WeightSet } from './types.js';
 
@@ -314,7 +314,6 @@ class StorageViews {
       return float64ToFloat32(this.bytes, s.dataOffset + t.offset * 8, count, this.path);
     }
     // A strided view (transposed, narrowed, expanded): gather it.
-    const out = new Float32Array(count);
     const floats = t.element === 'float' ? this.floats(s) : undefined;
     const dv = new DataView(this.bytes.buffer, this.bytes.byteOffset, this.bytes.byteLength);
     const get = floats
@@ -322,20 +321,7 @@ class StorageViews {
       : t.element === 'half'
         ? (i: number) => halfToNumber(dv.getUint16(s.dataOffset + i * 2, true))
         : (i: number) => dv.getFloat64(s.dataOffset + i * 8, true);
-    const dims = t.sizes.length;
-    const index = new Array<number>(dims).fill(0);
-    let src = t.offset;
-    for (let k = 0; k < count; k++) {
-      out[k] = get(src);
-      for (let d = dims - 1; d >= 0; d--) {
-        index[d]++;
-        src += t.strides[d];
-        if (index[d] < t.sizes[d]) break;
-        src -= t.strides[d] * t.sizes[d];
-        index[d] = 0;
-      }
-    }
-    return out;
+    return gatherStrided(t.sizes, t.strides, t.offset, get);
   }
 }
 
