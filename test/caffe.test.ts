@@ -10,6 +10,7 @@ import { ProtoMessage } from '../src/proto/writer.js';
 import { randomWeights, TINY_WIDTHS } from './fixtures/random-weights.js';
 import { caffeModel, writeCaffeModel } from './fixtures/caffe-writer.js';
 import { assertClose, golden, GOLDEN_DIR, GOLDEN_IMAGES, jsonLines, runCli, tempDir } from './helpers.js';
+import { expectCliError } from './weights-check.js';
 
 const CAFFE_FILES = ['VGG_FACE.caffemodel', 'VGG_FACE_v2.caffemodel'];
 
@@ -118,13 +119,6 @@ for (const variant of [
 }
 
 // ---------------------------------------------------------------- bad inputs
-
-async function expectCliError(args: string[], code: number, pattern: RegExp, env: Record<string, string> = {}): Promise<void> {
-  const r = await runCli(args, { env });
-  assert.equal(r.code, code, `exit code for ${args.join(' ')}: stderr ${r.stderr}`);
-  assert.match(r.stderr, pattern);
-  assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
-}
 
 test('bad weight files: truncated, corrupt, not a NetParameter, empty, directory, missing', async (t) => {
   const dir = tempDir(t);

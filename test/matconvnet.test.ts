@@ -14,6 +14,7 @@ import { assertSameWeights } from './fixtures/compare-weights.js';
 import { writeMatConvNet, type MatConvNetWriteOptions } from './fixtures/matconvnet-writer.js';
 import { randomWeights, TINY_WIDTHS } from './fixtures/random-weights.js';
 import { GOLDEN_DIR, runCli, tempDir } from './helpers.js';
+import { readError } from './weights-check.js';
 
 type T = { after(fn: () => void): void };
 const tiny = (order: 'RGB' | 'BGR' = 'RGB', seed = 5) => randomWeights(TINY_WIDTHS, seed, order);
@@ -24,18 +25,7 @@ async function tinyFile(t: T, options: MatConvNetWriteOptions = {}, weights = ti
   return { path, bytes: readFileSync(path) };
 }
 
-/** Reads `bytes` as a MatConvNet file (format forced) and returns the error it raises, checking that it names the file. */
-async function errorOf(t: T, bytes: Uint8Array, namesFile = true): Promise<VggFaceError> {
-  const path = join(tempDir(t), 'bad.mat');
-  writeFileSync(path, bytes);
-  const err = await readWeights(path, 'matconvnet').then(
-    () => assert.fail('expected an error'),
-    (e: unknown) => e,
-  );
-  assert.ok(err instanceof VggFaceError, String(err));
-  if (namesFile) assert.ok(err.message.startsWith(`${path}: `), `message names the file: ${err.message}`);
-  return err;
-}
+const errorOf = (t: T, bytes: Uint8Array, namesFile = true) => readError(t, bytes, 'matconvnet', 'bad.mat', {}, namesFile);
 
 function header(text = 'MATLAB 5.0 MAT-file, Platform: test', endian = 'IM'): Buffer {
   const h = Buffer.alloc(128, ' ');

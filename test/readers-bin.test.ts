@@ -6,10 +6,10 @@ import assert from 'node:assert/strict';
 import { copyFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { VggFace } from '../src/vggface.js';
 import { detectFormat, readWeights } from '../src/weights/formats.js';
 import { reverseInputChannels } from '../src/weights/layout.js';
-import { assertClose, golden, GOLDEN_DIR, GOLDEN_IMAGES, jsonLines, runCli, tempDir } from './helpers.js';
+import { GOLDEN_DIR, runCli, tempDir } from './helpers.js';
+import { assertGoldenCli, assertGoldenLibrary } from './weights-check.js';
 
 const GOLDEN_FILES = [
   { file: 'VGG_FACE.t7', format: 'torch7', order: 'BGR', layout: /Torch7 binary, nn\.Sequential \(8-byte longs\)/ },
@@ -17,8 +17,6 @@ const GOLDEN_FILES = [
   { file: 'vgg_face.mat', format: 'matconvnet', order: 'RGB', layout: /MatConvNet SimpleNN, MAT-file v5 \(struct net, zlib-compressed/ },
   { file: 'model.safetensors', format: 'safetensors', order: 'RGB', layout: /safetensors, vgg_face_dag names/ },
 ] as const;
-
-const images = GOLDEN_IMAGES.map((name) => join(GOLDEN_DIR, name));
 
 for (const g of GOLDEN_FILES) {
   describe(`golden ${g.file}`, () => {
@@ -45,33 +43,12 @@ for (const g of GOLDEN_FILES) {
       });
     });
 
-    it('reproduces golden.json fc6, fc7, fc8 and fc7_l2 through the library', async (t) => {
-      const model = await VggFace.load({ weights: join(GOLDEN_DIR, g.file), cacheDir: tempDir(t) });
-      try {
-        const fc6 = await model.describe(images, { layer: 'fc6', normalize: false });
-        const fc7 = await model.describe(images, { layer: 'fc7', normalize: false });
-        const fc8 = await model.describe(images, { layer: 'fc8', normalize: false });
-        const fc7l2 = await model.describe(images);
-        GOLDEN_IMAGES.forEach((name, i) => {
-          const ref = golden.images[name];
-          assertClose(fc6[i], ref.fc6, 1e-4, `${name} fc6`);
-          assertClose(fc7[i], ref.fc7, 1e-4, `${name} fc7`);
-          assertClose(fc8[i], ref.fc8, 1e-4, `${name} fc8`);
-          assertClose(fc7l2[i], ref.fc7_l2, 1e-4, `${name} fc7_l2`);
-        });
-      } finally {
-        await model.close();
-      }
-    });
+    it('reproduces golden.json fc6, fc7, fc8 and fc7_l2 through the library', (t) => assertGoldenLibrary(t, join(GOLDEN_DIR, g.file)));
 
     it('gives the golden descriptors through `vggface describe --weights`, on a copy without extension', async (t) => {
       const bare = join(tempDir(t), 'weights');
       copyFileSync(join(GOLDEN_DIR, g.file), bare);
-      const r = await runCli(['describe', '--detector', 'none', '--weights', bare, '--cache-dir', tempDir(t), ...images]);
-      assert.equal(r.code, 0, r.stderr);
-      const lines = jsonLines<{ image: string; descriptor: number[] }>(r.stdout);
-      assert.deepEqual(lines.map((l) => l.image), images);
-      lines.forEach((l, i) => assertClose(l.descriptor, golden.images[GOLDEN_IMAGES[i]].fc7_l2, 1e-4, `${GOLDEN_IMAGES[i]} descriptor`));
+      await assertGoldenCli(t, bare);
     });
 
     it('is described by `vggface inspect` with its layout and channel order', async () => {

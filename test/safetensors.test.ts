@@ -3,7 +3,6 @@ import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { VggFaceError } from '../src/errors.js';
 import { detectFormat, readWeights } from '../src/weights/formats.js';
 import { halfToNumber } from '../src/util/float16.js';
 import { MAX_HEADER_BYTES, sniffSafetensors } from '../src/weights/safetensors.js';
@@ -12,6 +11,7 @@ import { assertSameWeights } from './fixtures/compare-weights.js';
 import { randomWeights, TINY_WIDTHS } from './fixtures/random-weights.js';
 import { roundTo, toHalfBits, writeSafetensors, type SafetensorsDtype, type SafetensorsWriteOptions } from './fixtures/safetensors-writer.js';
 import { GOLDEN_DIR, runCli, tempDir } from './helpers.js';
+import { readError } from './weights-check.js';
 
 type T = { after(fn: () => void): void };
 const tiny = (order: 'RGB' | 'BGR' = 'RGB', seed = 9) => randomWeights(TINY_WIDTHS, seed, order);
@@ -28,17 +28,7 @@ function file(header: unknown, data: Uint8Array = new Uint8Array(0), length?: nu
   return Buffer.concat([prefix, json, data]);
 }
 
-async function errorOf(t: T, bytes: Uint8Array, namesFile = true): Promise<VggFaceError> {
-  const path = join(tempDir(t), 'bad.safetensors');
-  writeFileSync(path, bytes);
-  const err = await readWeights(path, 'safetensors').then(
-    () => assert.fail('expected an error'),
-    (e: unknown) => e,
-  );
-  assert.ok(err instanceof VggFaceError, String(err));
-  if (namesFile) assert.ok(err.message.startsWith(`${path}: `), `message names the file: ${err.message}`);
-  return err;
-}
+const errorOf = (t: T, bytes: Uint8Array, namesFile = true) => readError(t, bytes, 'safetensors', 'bad.safetensors', {}, namesFile);
 
 describe('safetensors round trip', () => {
   const variants: [string, SafetensorsWriteOptions][] = [

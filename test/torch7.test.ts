@@ -11,6 +11,7 @@ import { assertSameWeights } from './fixtures/compare-weights.js';
 import { randomWeights, TINY_WIDTHS } from './fixtures/random-weights.js';
 import { writeTorch7, type Torch7WriteOptions } from './fixtures/torch7-writer.js';
 import { GOLDEN_DIR, runCli, tempDir } from './helpers.js';
+import { readError } from './weights-check.js';
 
 const tiny = (order: 'RGB' | 'BGR' = 'BGR', seed = 3) => randomWeights(TINY_WIDTHS, seed, order);
 
@@ -37,17 +38,7 @@ const float64 = (v: number) => {
  * Reads `bytes` as a Torch7 file (format forced) and returns the error it raises, which names the file
  * (except the width checks of src/weights/topology.ts, which name the layer).
  */
-async function errorOf(t: { after(fn: () => void): void }, bytes: Uint8Array, options = {}, namesFile = true): Promise<VggFaceError> {
-  const path = join(tempDir(t), 'bad.t7');
-  writeFileSync(path, bytes);
-  const err = await readWeights(path, 'torch7', options).then(
-    () => assert.fail('expected an error'),
-    (e: unknown) => e,
-  );
-  assert.ok(err instanceof VggFaceError, String(err));
-  if (namesFile) assert.ok(err.message.startsWith(`${path}: `), `message names the file: ${err.message}`);
-  return err;
-}
+const errorOf = (t: { after(fn: () => void): void }, bytes: Uint8Array, options = {}, namesFile = true) => readError(t, bytes, 'torch7', 'bad.t7', options, namesFile);
 
 function tinyFile(t: { after(fn: () => void): void }, options: Torch7WriteOptions = {}, weights = tiny()): Buffer {
   const path = join(tempDir(t), 'model.t7');

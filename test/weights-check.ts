@@ -1,6 +1,10 @@
 /** Checks shared by the reader tests: golden numbers through the library and the CLI, inspect's report, CLI errors. */
 import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { VggFaceError } from '../src/errors.js';
+import { readWeights } from '../src/weights/formats.js';
+import type { FormatId, ReadOptions } from '../src/weights/types.js';
 import { VggFace } from '../src/vggface.js';
 import { assertClose, golden, GOLDEN_DIR, GOLDEN_IMAGES, jsonLines, runCli, tempDir } from './helpers.js';
 
@@ -60,4 +64,20 @@ export async function expectCliError(args: string[], code: number, pattern: RegE
   assert.doesNotMatch(r.stderr, /\n\s+at /, 'no stack trace');
   assert.doesNotMatch(r.stderr, /HDF5-DIAG/, 'no HDF5 library noise');
   return r.stderr;
+}
+
+/**
+ * Reads `bytes` as `format` (forced, so detection is not what is tested) and returns the VggFaceError it raises,
+ * checking that the message starts with the file's path.
+ */
+export async function readError(t: TestContext, bytes: Uint8Array, format: FormatId, fileName: string, options: ReadOptions = {}, namesFile = true): Promise<VggFaceError> {
+  const path = join(tempDir(t), fileName);
+  writeFileSync(path, bytes);
+  const err = await readWeights(path, format, options).then(
+    () => assert.fail('expected an error'),
+    (e: unknown) => e,
+  );
+  assert.ok(err instanceof VggFaceError, String(err));
+  if (namesFile) assert.ok(err.message.startsWith(`${path}: `), `message names the file: ${err.message}`);
+  return err;
 }
