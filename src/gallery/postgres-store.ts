@@ -264,10 +264,7 @@ export class PostgresStore implements GalleryStore {
     const op = options.metric === 'euclidean' ? '<->' : '<=>';
     const q = vectorParam(query, meta.precision);
     const rows = await this.withCandidates(options, async (candidates) => {
-      const from = candidates
-        ? `(SELECT id, identity, source, embedding FROM vggface_faces
-             ORDER BY binary_quantize(embedding)::bit(${meta.dimension}) <~> binary_quantize($1::${type}) LIMIT ${candidates}) c`
-        : 'vggface_faces';
+      const from = candidateSource(meta.dimension, type, candidates);
       return this.query<{ id: string; identity: string; source: string; d: number }>(
         `SELECT id, identity, source, embedding ${op} $1::${type} AS d FROM ${from} ORDER BY d, id LIMIT $2`,
         [q, options.k],
@@ -293,10 +290,7 @@ export class PostgresStore implements GalleryStore {
     const op = options.metric === 'euclidean' ? '<->' : '<=>';
     const q = vectorParam(query, meta.precision);
     const r = await this.withCandidates(options, async (candidates) => {
-      const from = candidates
-        ? `(SELECT id, identity, source, embedding FROM vggface_faces
-             ORDER BY binary_quantize(embedding)::bit(${meta.dimension}) <~> binary_quantize($1::${type}) LIMIT ${candidates}) c`
-        : 'vggface_faces';
+      const from = candidateSource(meta.dimension, type, candidates);
       return this.query<{ id: string; identity: string; source: string; d: number }>(
         `SELECT * FROM (SELECT DISTINCT ON (identity) id, identity, source, embedding ${op} $1::${type} AS d FROM ${from} ORDER BY identity, d, id) best
          ORDER BY d, identity LIMIT $2`,
@@ -321,4 +315,14 @@ export class PostgresStore implements GalleryStore {
 function mapDistance(d: number, metric: Metric): number {
   if (metric === 'cosine' || metric === 'euclidean') return d;
   return distanceFromSums({ dot: 1 - d, aa: 1, bb: 1 }, metric);
+}
+
+/**
+ * The rows a search ranks: every face (exact), or the `candidates` nearest by Hamming distance between binary-quantized
+ * vectors, through the HNSW index (approximate; the caller re-ranks them exactly). $1 is the query.
+ */
+function candidateSource(dimension: number, type: string, candidates: number | undefined): string {
+  if (!candidates) return 'vggface_faces';
+  return `(SELECT id, identity, source, embedding FROM vggface_faces
+             ORDER BY binary_quantize(embedding)::bit(${dimension}) <~> binary_quantize($1::${type}) LIMIT ${candidates}) c`;
 }
