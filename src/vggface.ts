@@ -17,6 +17,7 @@ import { INPUT_SIZE } from './weights/topology.js';
 import { MODEL_INPUT, PRECISIONS, PREPROCESSING, type ModelOutput, type Precision, type Preprocessing } from './onnx/builder.js';
 import type { InferenceEngine } from './runtime/onnxruntime.js';
 import { openEngineInWorker } from './runtime/engine-worker.js';
+import { cpuFeatures, needsExactInt8Kernels } from './runtime/cpu.js';
 import { resolveModel, type ModelInfo, type ResolvedModel } from './runtime/model-cache.js';
 import { defaultCacheDir } from './util/paths.js';
 import { ensureOfficialWeights } from './weights/official.js';
@@ -136,6 +137,12 @@ export class VggFace {
     readonly info: ModelInfo,
     /** Whether the model was given as ONNX, reused from the cache, or converted by this load. */
     readonly origin: ResolvedModel['origin'],
+    /**
+     * True when an int8 model with full-range weights (builder 1) runs on a CPU whose int8 kernels saturate (x86
+     * without VNNI): ONNX Runtime's exact U8U8 kernels are used, correct but slower; converting again gives a model
+     * that needs none.
+     */
+    readonly exactInt8Kernels: boolean,
     private readonly detectorOptions: { model?: string; cacheDir: string; threads?: number; onDownloadProgress?: (p: DownloadProgress) => void },
   ) {}
 
@@ -165,8 +172,9 @@ export class VggFace {
     });
     if (options.detectorModel !== undefined) check.nonEmptyString('detectorModel', options.detectorModel);
     // In a worker thread: ONNX Runtime's run holds its thread, and this one must stay free to decode the next batch.
-    const engine = await openEngineInWorker(resolved.modelPath, { threads: options.threads });
-    return new VggFace(engine, resolved.modelPath, resolved.info, resolved.origin, {
+    const exactInt8Kernels = needsExactInt8Kernels(resolved.info.int8WeightLimit ?? 0, cpuFeatures());
+    const engine = await openEngineInWorker(resolved.modelPath, { threads: options.threads, exactInt8Kernels });
+    return new VggFace(engine, resolved.modelPath, resolved.info, resolved.origin, exactInt8Kernels, {
       model: options.detectorModel,
       cacheDir,
       threads: options.threads,

@@ -2,7 +2,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { encodeHalf, halfToNumber } from '../src/util/float16.js';
-import { inputQuantization, quantizeBias, quantizePerChannel } from '../src/onnx/quantize.js';
+import { inputQuantization, quantizeBias, quantizePerChannel, WEIGHT_LIMIT } from '../src/onnx/quantize.js';
+import { cpuFeatures, describeCpu, int8PairsSaturate, needsExactInt8Kernels, type CpuFeatures } from '../src/runtime/cpu.js';
 import { ActivationHistogram, rangeFor, PERCENTILE } from '../src/onnx/calibrate.js';
 import { deadLeavesImage } from '../src/image/synthetic.js';
 
@@ -31,10 +32,47 @@ test('float16: exact values, rounding to nearest even, overflow, subnormals', ()
   assert.equal(halfToNumber(0x0001), 2 ** -24);
 });
 
-test('int8 weights: symmetric per output channel, max |w| maps to 127, an all-zero channel stays zero', () => {
-  const q = quantizePerChannel({ shape: [3, 3], data: Float32Array.of(0.5, -1.27, 0.01, 0, 0, 0, 2, 1, -0.5) });
-  assert.deepEqual([...q.scales].map((s) => Number(s.toPrecision(6))), [0.01, 1, Number((2 / 127).toPrecision(6))]);
-  assert.deepEqual([...q.data], [50, -127, 1, 0, 0, 0, 127, 64, -32]); // 1/(2/127) = 63.5 rounds to 64; -31.75 to -32
+test('int8 weights: symmetric per output channel, max |w| maps to 64 (127 when asked), an all-zero channel stays zero', () => {
+  const t = { shape: [3, 3], data: Float32Array.of(0.5, -0.64, 0.01, 0, 0, 0, 2, 1, -0.5) };
+  const q = quantizePerChannel(t);
+  assert.equal(WEIGHT_LIMIT, 64);
+  assert.deepEqual([...q.scales].map((s) => Number(s.toPrecision(6))), [0.01, 1, 0.03125]);
+  assert.deepEqual([...q.data], [50, -64, 1, 0, 0, 0, 64, 32, -16]);
+  // Builder 1's full range, kept for measuring it: 1/(2/127) = 63.5 rounds to 64; -31.75 to -32.
+  const full = quantizePerChannel({ shape: [1, 3], data: Float32Array.of(2, 1, -0.5) }, 127);
+  assert.deepEqual([...full.data], [127, 64, -32]);
+});
+
+test('int8 weights never exceed -64..64, so two u8 x s8 products always fit the int16 of vpmaddubsw', () => {
+  const data = new Float32Array(4096).map((_, i) => Math.sin(i * 1.7) * (1 + (i % 7)));
+  const q = quantizePerChannel({ shape: [8, 512], data });
+  let max = 0;
+  for (const v of q.data) max = Math.max(max, Math.abs(v));
+  assert.equal(max, 64);
+  assert.ok(255 * 2 * max <= 32767, `255 x 2 x ${max} = ${255 * 2 * max}`);
+});
+
+test('CPU flags: VNNI or AMX sum int8 products exactly; AVX2 or AVX-512 alone saturate; ARM never does', () => {
+  const info = (flags: string) => `processor\t: 0\nflags\t\t: fpu sse2 ${flags} rdrand\n\nprocessor\t: 1\nflags\t\t: fpu\n`;
+  const zen3 = cpuFeatures(info('avx avx2 fma'));
+  assert.deepEqual(zen3.flags, ['avx2']);
+  const zen5 = cpuFeatures(info('avx2 avx512f avx512bw avx512_vnni'));
+  assert.deepEqual(zen5.flags, ['avx2', 'avx512f', 'avx512_vnni']);
+  const skylake = cpuFeatures(info('avx2 avx512f avx512bw'));
+  const alderLake = cpuFeatures(info('avx2 avx_vnni'));
+  const x64 = (c: CpuFeatures): CpuFeatures => ({ ...c, arch: 'x64' });
+  assert.equal(int8PairsSaturate(x64(zen3)), true);
+  assert.equal(int8PairsSaturate(x64(skylake)), true);
+  assert.equal(int8PairsSaturate(x64(zen5)), false);
+  assert.equal(int8PairsSaturate(x64(alderLake)), false);
+  assert.equal(int8PairsSaturate({ arch: 'x64', flags: undefined }), true); // unknown: the exact kernels, never wrong
+  assert.equal(int8PairsSaturate({ arch: 'arm64', flags: [] }), false);
+  // Only full-range weights need the exact kernels, and only where the CPU saturates.
+  assert.equal(needsExactInt8Kernels(127, x64(zen3)), true);
+  assert.equal(needsExactInt8Kernels(64, x64(zen3)), false);
+  assert.equal(needsExactInt8Kernels(127, x64(zen5)), false);
+  assert.equal(describeCpu(x64(zen5)), 'x64: avx2 avx512f avx512_vnni');
+  assert.equal(describeCpu({ arch: 'x64', flags: [] }), 'x64: none of avx2, avx512f, avx512_vnni, avx_vnni, amx_int8');
 });
 
 test('int32 bias: divided by input scale x weight scale of its channel', () => {

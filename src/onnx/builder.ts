@@ -32,7 +32,7 @@ export type Precision = 'fp32' | 'fp16' | 'int8';
 export const PRECISIONS: readonly Precision[] = ['fp32', 'fp16', 'int8'];
 
 /** Bumped whenever the graph changes, so cached conversions from older builders are not reused. */
-export const BUILDER_VERSION = 1;
+export const BUILDER_VERSION = 2; // 2: int8 weights in -64..64
 export const OPSET = 17;
 
 export interface BuildOptions {
@@ -61,6 +61,8 @@ export const META = {
   precision: 'vggface.precision',
   topology: 'vggface.topology',
   quantScheme: 'vggface.quantization.scheme',
+  /** Largest |int8 weight|; absent in int8 models of builder 1, whose weights took -127..127. */
+  weightLimit: 'vggface.quantization.weight_limit',
   calibrationMethod: 'vggface.quantization.calibration.method',
   calibrationSha256: 'vggface.quantization.calibration.sha256',
   calibrationSource: 'vggface.quantization.calibration.source',

@@ -36,6 +36,7 @@ export async function convertModel(source: string, output: string, options: Conv
     format: options.format,
     readOptions: options.readOptions,
     sha256: options.sha256 ?? (await sha256File(source)),
+    weightLimit: options.weightLimit,
   };
   const precision = options.precision ?? 'fp32';
   if (precision !== 'int8') return (await convertInWorker(source, output, { ...base, precision })).report;

@@ -28,6 +28,8 @@ export interface ConvertOptions {
   readonly convOutputs?: boolean;
   /** Also return the weights quantized to int8, for an int8 model built after calibration. */
   readonly quantizeWeights?: boolean;
+  /** int8: the largest |weight| (default WEIGHT_LIMIT; 127 builds builder 1's full-range model, to measure it). */
+  readonly weightLimit?: number;
 }
 
 export interface ConversionReport {
@@ -61,7 +63,7 @@ export async function convertAndQuantize(source: string, output: string, options
   const sha256 = options.sha256 ?? (await sha256File(source));
   const { weights, topology, format } = await readWeights(source, options.format, options.readOptions);
   const build = { preprocessing: options.preprocessing, sourceSha256: sha256, sourceName: basename(source) };
-  const quantized = precision === 'int8' || options.quantizeWeights ? quantizeWeights(weights) : undefined;
+  const quantized = precision === 'int8' || options.quantizeWeights ? quantizeWeights(weights, options.weightLimit) : undefined;
   const model =
     precision === 'int8'
       ? encodeModel(buildQuantizedSpec(quantized!, topology, { ...build, calibration: options.calibration! }))

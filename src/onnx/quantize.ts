@@ -2,8 +2,8 @@
  * The int8 model: static quantization written by the builder, in ONNX's QDQ form
  * (QuantizeLinear/DequantizeLinear around every Conv and Gemm), which ONNX Runtime fuses into integer kernels.
  *
- * - Weights: int8, symmetric (zero point 0, range -127..127), one scale per output channel, for all 13 conv and
- *   3 fc layers. Biases: int32 with scale = input scale x weight scale, as the integer kernels expect.
+ * - Weights: int8, symmetric (zero point 0, range -64..64: see WEIGHT_LIMIT), one scale per output channel, for
+ *   all 13 conv and 3 fc layers. Biases: int32 with scale = input scale x weight scale, as the kernels expect.
  * - Activations: uint8, one scale per tensor. After ReLU the zero point is 0 (so the quantizer also does the ReLU)
  *   and the scale is the calibrated range / 255. The preprocessed input gets its exact range from the
  *   preprocessing (0-255 minus the mean, or 0-1), so it needs no calibration.
@@ -15,6 +15,7 @@
  * bytes), a quarter of their size, and the streaming writer references them; the fp32 weights are never copied,
  * and can be freed before the model is built (the int8 conversion calibrates in between).
  */
+import { NON_SATURATING_WEIGHT_LIMIT } from '../runtime/cpu.js';
 import { BLOCKS, type Topology } from '../weights/topology.js';
 import { VGG_FACE_MEAN_RGB, type LayerName, type Tensor, type WeightSet } from '../weights/types.js';
 import {
@@ -54,8 +55,24 @@ export interface QuantizeOptions extends Omit<BuildOptions, 'precision' | 'convO
   readonly calibration: Calibration;
 }
 
+/**
+ * The largest weight magnitude: 64, not 127. ONNX Runtime's x86 kernels without VNNI (AVX2, AVX-512 without VNNI)
+ * multiply uint8 activations by int8 weights with `vpmaddubsw`, which adds two products into a saturating int16:
+ * 255 x 127 x 2 = 64,770 clips at 32,767, while 255 x 64 x 2 = 32,640 cannot. With VNNI or AMX the sums are int32
+ * either way. So a model with weights in -64..64 computes exactly the same integers on every CPU; it is one model
+ * for every machine it is copied to. Measured (full-size network, random weights, the 64 photos of
+ * ../shared/data/faces, cosine to fp32 min / median; AVX2 Zen 3 without VNNI):
+ *   -127..127, default kernels: 0.98946 / 0.99619 (saturated), 1.92x fp32;
+ *   -127..127, exact U8U8 kernels (session.x64quantprecision): 0.99957 / 0.99974, 1.36x fp32;
+ *   -64..64, either kernels (identical results): 0.99931 / 0.99952, about 2x fp32;
+ *   -63..63 (ONNX Runtime's reduce_range): 0.99929 / 0.99949.
+ * With VNNI the kernels (and so the speed) are the same for both ranges: 3.56x fp32 recorded on a Zen 5.
+ */
+export const WEIGHT_LIMIT = NON_SATURATING_WEIGHT_LIMIT;
+
 export const QUANT_SCHEME =
-  'QDQ (QuantizeLinear/DequantizeLinear around Conv and Gemm); weights int8 symmetric per output channel; ' +
+  `QDQ (QuantizeLinear/DequantizeLinear around Conv and Gemm); weights int8 symmetric per output channel in ` +
+  `-${WEIGHT_LIMIT}..${WEIGHT_LIMIT} (no int16 saturation in x86 kernels without VNNI); ` +
   'activations uint8 per tensor (zero point 0 after ReLU); biases int32';
 
 export interface QuantizedTensor {
@@ -64,8 +81,8 @@ export interface QuantizedTensor {
   readonly scales: Float32Array;
 }
 
-/** Symmetric per-output-channel int8: q = round(w / s), s = max|w| / 127 over the channel. */
-export function quantizePerChannel(t: Tensor): QuantizedTensor {
+/** Symmetric per-output-channel int8: q = round(w / s), s = max|w| / limit over the channel. */
+export function quantizePerChannel(t: Tensor, limit = WEIGHT_LIMIT): QuantizedTensor {
   const channels = t.shape[0];
   const per = t.data.length / channels;
   const data = new Int8Array(t.data.length);
@@ -74,7 +91,7 @@ export function quantizePerChannel(t: Tensor): QuantizedTensor {
     const w = t.data.subarray(o * per, (o + 1) * per);
     let max = 0;
     for (let i = 0; i < per; i++) max = Math.max(max, Math.abs(w[i]));
-    const s = max > 0 ? max / 127 : 1; // an all-zero channel stays zero with any scale
+    const s = max > 0 ? max / limit : 1; // an all-zero channel stays zero with any scale
     scales[o] = s;
     const q = data.subarray(o * per, (o + 1) * per);
     for (let i = 0; i < per; i++) q[i] = Math.round(w[i] / s);
@@ -123,17 +140,20 @@ export interface QuantizedLayer extends QuantizedTensor {
 /** The quantized layers of a weight set and what the metadata needs from it: no fp32 weights. */
 export interface QuantizedWeights {
   readonly info: WeightSetInfo;
+  /** The largest |q| the weights may take (WEIGHT_LIMIT; 127 only to measure the full-range model). */
+  readonly limit: number;
   readonly layers: readonly QuantizedLayer[];
 }
 
 /** Quantizes every layer (conv1_1 in the graph's channel order); biases are copied (small). */
-export function quantizeWeights(weights: WeightSet): QuantizedWeights {
+export function quantizeWeights(weights: WeightSet, limit = WEIGHT_LIMIT): QuantizedWeights {
   const { format, layout, sourceDtype, inputChannelOrder, mean } = weights;
   return {
     info: { format, layout, sourceDtype, inputChannelOrder, ...(mean ? { mean } : {}) },
+    limit,
     layers: weights.layers.map((layer) => {
       const w = graphWeight(weights, layer);
-      return { name: layer.name, shape: [...w.shape], ...quantizePerChannel(w), bias: Float32Array.from(layer.bias.data) };
+      return { name: layer.name, shape: [...w.shape], ...quantizePerChannel(w, limit), bias: Float32Array.from(layer.bias.data) };
     }),
   };
 }
@@ -236,7 +256,8 @@ export function buildQuantizedSpec(weights: QuantizedWeights, topology: Topology
   const c = options.calibration;
   const metadata = modelMetadata(weights.info, topology, options, {
     [META.precision]: 'int8',
-    [META.quantScheme]: QUANT_SCHEME,
+    [META.quantScheme]: weights.limit === WEIGHT_LIMIT ? QUANT_SCHEME : QUANT_SCHEME.replaceAll(String(WEIGHT_LIMIT), String(weights.limit)),
+    [META.weightLimit]: String(weights.limit),
     [META.calibrationMethod]: c.method,
     [META.calibrationSha256]: c.sha256,
     [META.calibrationSource]: c.source,

@@ -23,6 +23,8 @@ export interface ModelInfo {
   readonly descriptorSize: number;
   readonly topology: { conv: number[]; fc6: number; fc7: number; fc8: number };
   readonly metadata: Readonly<Record<string, string>>;
+  /** int8 only: the largest |weight| (127 for models of builder 1, which record none). */
+  readonly int8WeightLimit?: number;
 }
 
 export interface ResolvedModel {
@@ -76,7 +78,13 @@ export function modelInfoFromOnnx(path: string, onnx: OnnxInfo = readOnnxInfo(pa
   if (!(PRECISIONS as readonly string[]).includes(precision)) {
     throw new VggFaceError('E_MODEL', `${path}: unknown precision "${precision}" in metadata`, { input: path });
   }
-  return { preprocessing, precision: precision as Precision, descriptorSize: topology.fc7, topology, metadata: m };
+  const info: ModelInfo = { preprocessing, precision: precision as Precision, descriptorSize: topology.fc7, topology, metadata: m };
+  if (precision !== 'int8') return info;
+  const limit = Number(m[META.weightLimit] ?? 127);
+  if (!Number.isInteger(limit) || limit < 1 || limit > 127) {
+    throw new VggFaceError('E_MODEL', `${path}: ${META.weightLimit} is "${m[META.weightLimit]}", expected an integer 1-127`, { input: path });
+  }
+  return { ...info, int8WeightLimit: limit };
 }
 
 /**

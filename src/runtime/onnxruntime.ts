@@ -11,6 +11,12 @@ export interface EngineOptions {
   threads?: number;
   /** Full graph optimisation by default; 'basic' keeps the graph closer to the file (used to check fidelity). */
   optimization?: 'all' | 'basic' | 'disabled';
+  /**
+   * ONNX Runtime's `session.x64quantprecision`: on x86 CPUs whose int8 kernels sum pairs of products in a saturating
+   * int16 (no VNNI), rewrite int8 weights to uint8 and use the exact U8U8 kernels. Measured on an AVX2 Zen 3: int8
+   * at 1.36x fp32 instead of 1.92x, so it is only turned on for int8 models whose weights could saturate.
+   */
+  exactInt8Kernels?: boolean;
 }
 
 export interface TensorData {
@@ -51,6 +57,7 @@ export async function openEngine(model: string | Uint8Array, options: EngineOpti
       executionMode: 'sequential',
       graphOptimizationLevel: options.optimization ?? 'all',
       executionProviders: ['cpu'],
+      ...(options.exactInt8Kernels ? { extra: { session: { x64quantprecision: '1' } } } : {}),
     };
     session = typeof model === 'string' ? await ort.InferenceSession.create(model, sessionOptions) : await ort.InferenceSession.create(model, sessionOptions);
   } catch (err) {

@@ -1,5 +1,7 @@
 import { Command } from 'commander';
+import { META } from '../../onnx/builder.js';
 import { readOnnxInfo } from '../../onnx/inspect.js';
+import { cpuFeatures, describeCpu, needsExactInt8Kernels, NON_SATURATING_WEIGHT_LIMIT } from '../../runtime/cpu.js';
 import { detectFormat, formatIds, readWeights } from '../../weights/formats.js';
 import { isFullSize } from '../../weights/topology.js';
 import { VGG_FACE_MEAN_RGB, type FormatId } from '../../weights/types.js';
@@ -18,13 +20,15 @@ export function inspectCommand(ctx: CommandContext): Command {
       const format = flags.format === undefined ? await detectFormat(file) : (check.oneOf('--format', flags.format, formatIds()) as FormatId);
       if (format === 'onnx') {
         const info = readOnnxInfo(file);
-        if (flags.json) return void ctx.stdout.write(JSON.stringify({ file, format, ...info }) + '\n');
+        const int8 = int8Report(info.metadata);
+        if (flags.json) return void ctx.stdout.write(JSON.stringify({ file, format, ...info, ...(int8 ? { int8: int8.json } : {}) }) + '\n');
         const nameWidth = Math.max(16, ...info.initializers.map((i) => i.name.length + 1));
         const lines = [
           `file:        ${file}`,
           `format:      onnx (IR ${info.irVersion}, producer ${info.producer || 'unknown'}, opsets ${info.opsets.map((o) => `${o.domain || 'ai.onnx'} ${o.version}`).join(', ')})`,
           `inputs:      ${info.inputs.join(', ')}`,
           `outputs:     ${info.outputs.join(', ')}`,
+          ...(int8 ? [`int8:        ${int8.text}`] : []),
           'metadata:',
           ...Object.entries(info.metadata).map(([k, v]) => `  ${k} = ${v}`),
           'initializers:',
@@ -62,4 +66,20 @@ export function inspectCommand(ctx: CommandContext): Command {
       ];
       ctx.stdout.write(lines.join('\n') + '\n');
     });
+}
+
+/** For an int8 model: its weight range and which kernels it gets on this CPU (see runtime/cpu.ts). */
+function int8Report(metadata: Readonly<Record<string, string>>): { text: string; json: object } | undefined {
+  if (metadata[META.precision] !== 'int8') return undefined;
+  const weightLimit = Number(metadata[META.weightLimit] ?? 127);
+  const cpu = cpuFeatures();
+  const exactKernels = needsExactInt8Kernels(weightLimit, cpu);
+  const range = `weights -${weightLimit}..${weightLimit}`;
+  const text = exactKernels
+    ? `${range} (builder 1): this CPU's int8 kernels (${describeCpu(cpu)}, no VNNI) can saturate them, so vggface runs ` +
+      `this model with ONNX Runtime's exact, slower kernels; convert the weights again for a model that needs none`
+    : weightLimit > NON_SATURATING_WEIGHT_LIMIT
+      ? `${range} (builder 1): exact on this CPU (${describeCpu(cpu)}), saturates on x86 CPUs without VNNI`
+      : `${range}: the same integer sums on every CPU (no int16 saturation without VNNI); this CPU: ${describeCpu(cpu)}`;
+  return { text, json: { weightLimit, cpu: describeCpu(cpu), exactKernels } };
 }
