@@ -11,8 +11,9 @@ import { readOnnxInfo } from '../src/onnx/inspect.js';
 import { randomWeights } from './fixtures/random-weights.js';
 import { writeCaffeModel } from './fixtures/caffe-writer.js';
 import { FACES_DIR, tempDir } from './helpers.js';
+import { cpuFeatures, describeCpu } from '../src/runtime/cpu.js';
 
-test('full-size int8 model: a quarter of the file, 4096-d unit descriptors, cosine >= 0.99 to fp32', async (t) => {
+test('full-size int8 model: a quarter of the file, 4096-d unit descriptors, cosine >= 0.998 to fp32', async (t) => {
   const dir = tempDir(t);
   const caffemodel = join(dir, 'VGG_FACE_random.caffemodel');
   writeCaffeModel(caffemodel, randomWeights(), { version: 1 });
@@ -49,10 +50,12 @@ test('full-size int8 model: a quarter of the file, 4096-d unit descriptors, cosi
   const fp32 = join(dir, 'fp32.onnx');
   await convertModel(caffemodel, fp32, { preprocessing: 'caffe' });
   const f = await describe(fp32);
-  f.descriptors.forEach((d, i) => {
-    const c = cosineSimilarity(d, q.descriptors[i]);
-    assert.ok(c >= 0.99, `image ${i}: cosine ${c} between int8 and fp32`);
-  });
+  // The issue's goal is min 0.998 to fp32 on the face photos on every CPU kind. The -64..64 weights cannot saturate
+  // any x86 kernel, so the int8 integers are the same with and without VNNI. Measured (AVX2 Zen 3): 0.99913, 0.99954,
+  // 0.99939; builder 1's -127..127 weights gave 0.98946 at worst over the 64 face photos on that CPU.
+  const cosines = f.descriptors.map((d, i) => cosineSimilarity(d, q.descriptors[i]));
+  t.diagnostic(`int8 vs fp32 cosines: ${cosines.map((c) => c.toFixed(5)).join(', ')} (CPU ${describeCpu(cpuFeatures())})`);
+  cosines.forEach((c, i) => assert.ok(c >= 0.998, `image ${i}: cosine ${c} between int8 and fp32 (CPU ${describeCpu(cpuFeatures())})`));
   // The images differ from one another by much more than int8 differs from fp32.
   const between = cosineSimilarity(f.descriptors[0], f.descriptors[1]);
   assert.ok(1 - between > 10 * (1 - cosineSimilarity(f.descriptors[0], q.descriptors[0])), `cosine between images ${between}`);
