@@ -8,6 +8,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { cpuFeatures, INT8_FLAGS } from '../src/runtime/cpu.js';
 
 export const BENCH_DIR = fileURLToPath(new URL('.', import.meta.url));
 export const ROOT = join(BENCH_DIR, '..', '..');
@@ -22,6 +23,11 @@ export interface SectionContext {
 export interface Section {
   readonly name: string;
   readonly title: string;
+  /**
+   * Where --write records it in BENCHMARKS.md, when that depends on the machine: the precision section keeps one
+   * record per CPU kind, since int8 speed (and, for full-range weights, fidelity) depends on it.
+   */
+  readonly record?: () => { name: string; title: string };
   /** Returns markdown for BENCHMARKS.md. */
   run(ctx: SectionContext): Promise<string>;
 }
@@ -63,7 +69,21 @@ export function taskArgs<T>(): T {
 
 export function machineLine(): string {
   const c = cpus();
-  return `${c.length} x ${c[0]?.model ?? 'unknown CPU'}, ${(totalmem() / 1024 ** 3).toFixed(0)} GiB RAM, Node ${process.version}, ${process.platform}-${process.arch}`;
+  const flags = cpuFeatures().flags;
+  const cpuFlags = flags === undefined ? 'unknown' : flags.length > 0 ? flags.join(' ') : `none of ${INT8_FLAGS.join(', ')}`;
+  return `${c.length} x ${c[0]?.model ?? 'unknown CPU'} (CPU flags: ${cpuFlags}), ${(totalmem() / 1024 ** 3).toFixed(0)} GiB RAM, Node ${process.version}, ${process.platform}-${process.arch}`;
+}
+
+/** The CPU kind int8 figures belong to: which kernels ONNX Runtime runs (see src/runtime/cpu.ts). */
+export function int8CpuKind(): { id: string; label: string; vnni: boolean } {
+  const cpu = cpuFeatures();
+  const has = (f: string) => cpu.flags?.includes(f as never) ?? false;
+  if (cpu.arch !== 'x64') return { id: cpu.arch, label: cpu.arch, vnni: true };
+  if (has('amx_int8')) return { id: 'amx', label: 'x86 with AMX', vnni: true };
+  if (has('avx512_vnni')) return { id: 'avx512-vnni', label: 'x86 with AVX-512 VNNI', vnni: true };
+  if (has('avx_vnni')) return { id: 'avx-vnni', label: 'x86 with AVX-VNNI', vnni: true };
+  if (has('avx512f')) return { id: 'avx512', label: 'x86 with AVX-512, no VNNI', vnni: false };
+  return { id: 'avx2', label: 'x86 with AVX2, no VNNI', vnni: false };
 }
 
 export const mb = (bytes: number): string => `${(bytes / 1024 ** 2).toFixed(0)} MiB`;

@@ -7,9 +7,35 @@ import { VggFace } from '../../src/vggface.js';
 import { compareDescriptors } from '../../src/fidelity.js';
 import { median } from '../../src/util/stats.js';
 import { cosineSimilarity, distance } from '../../src/metrics/distance.js';
+import { openEngine } from '../../src/runtime/onnxruntime.js';
+import { loadSquare } from '../../src/image/decode.js';
+import { MODEL_INPUT } from '../../src/onnx/builder.js';
+import { INPUT_SIZE } from '../../src/weights/topology.js';
 import { finishTask, taskArgs } from '../harness.js';
 
-const { reference, candidates, images } = taskArgs<{ reference: string; candidates: Record<string, string>; images: string[] }>();
+const { reference, candidates, images, defaultKernels = [] } = taskArgs<{
+  reference: string;
+  candidates: Record<string, string>;
+  images: string[];
+  /** Candidates to run with ONNX Runtime's default int8 kernels even where the library would pick the exact ones. */
+  defaultKernels?: string[];
+}>();
+
+/** A session's descriptors of the images as `describe` prepares them (centre crop to 224x224). */
+async function sessionDescriptors(model: string): Promise<Float32Array[]> {
+  const engine = await openEngine(model, { exactInt8Kernels: false });
+  try {
+    const out: Float32Array[] = [];
+    for (const path of images) {
+      const img = await loadSquare(path, path, INPUT_SIZE);
+      const r = await engine.run({ [MODEL_INPUT]: { data: img.data, dims: [1, INPUT_SIZE, INPUT_SIZE, 3] } }, ['descriptor']);
+      out.push(r.descriptor.data.slice());
+    }
+    return out;
+  } finally {
+    await engine.close();
+  }
+}
 
 async function describeAll(weights: string): Promise<Float32Array[]> {
   const m = await VggFace.load({ weights });
@@ -36,7 +62,7 @@ const result: Record<string, unknown> = {
   referencePairDistance: { min: Math.min(...distances), median: threshold, max: Math.max(...distances) },
 };
 for (const [name, path] of Object.entries(candidates)) {
-  const cand = await describeAll(path);
+  const cand = defaultKernels.includes(name) ? await sessionDescriptors(path) : await describeAll(path);
   const r = compareDescriptors(images, ref, cand, { metric: 'cosine', threshold });
   const c = ref.map((d, i) => cosineSimilarity(centred(d), centred(cand[i])));
   result[name] = {

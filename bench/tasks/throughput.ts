@@ -2,6 +2,7 @@
  * Images/s of the library (describe on decoded 224x224 RGB) beside a raw onnxruntime-node session on the same
  * ONNX file, same options, same process, rounds interleaved so machine noise hits both alike.
  */
+import '../../src/runtime/no-telemetry.js'; // before onnxruntime-node: its telemetry opt-out
 import * as ort from 'onnxruntime-node';
 import { availableParallelism } from 'node:os';
 import { VggFace } from '../../src/vggface.js';
@@ -15,6 +16,8 @@ const raw = await ort.InferenceSession.create(modelPath, {
   executionMode: 'sequential',
   graphOptimizationLevel: 'all',
   executionProviders: ['cpu'],
+  // The same kernels the library chose (exact ones only for a full-range int8 model on a CPU without VNNI).
+  ...(model.exactInt8Kernels ? { extra: { session: { x64quantprecision: '1' } } } : {}),
 });
 const S = 224 * 224 * 3;
 const images = Array.from({ length: imagesPerRound }, (_, i) => {
@@ -39,7 +42,9 @@ async function rawRun(batch: number): Promise<number> {
   return (images.length / (performance.now() - t)) * 1000;
 }
 
-const result: Record<string, { ours: number; raw: number; ratio: number; oursRounds: number[]; rawRounds: number[] }> = {};
+const result: Record<string, { ours: number; raw: number; ratio: number; oursRounds: number[]; rawRounds: number[] } | boolean> = {
+  exactKernels: model.exactInt8Kernels,
+};
 for (const batch of batches) {
   await ours(batch); // warm-up both
   await rawRun(batch);
