@@ -3,6 +3,8 @@
  * so a browser build can swap in onnxruntime-web here and nowhere else.
  */
 import { availableParallelism } from 'node:os';
+// First: ONNX Runtime reads its telemetry opt-out when it loads (see no-telemetry.ts).
+import './no-telemetry.js';
 import * as ort from 'onnxruntime-node';
 import { VggFaceError } from '../errors.js';
 

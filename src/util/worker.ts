@@ -1,3 +1,7 @@
+// Every module that starts a worker thread imports this one, so ONNX Runtime's telemetry opt-out is set by the
+// main thread before any worker starts, where native code sees it (see runtime/no-telemetry.ts).
+import '../runtime/no-telemetry.js';
+
 /**
  * Node flags for the project's worker threads: the parent's, minus those that only make sense for a main entry
  * point. A worker inherits process.execArgv by default, and `node --input-type=module -e ...` (or --test) would
