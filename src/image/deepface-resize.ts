@@ -5,9 +5,10 @@
  * antialiasing), then pad with zeros to size x size: top/left get diff // 2, bottom/right the rest.
  * An image already of the target size is not resampled (cv2.resize copies it).
  *
- * deepface resizes the face as float (0-1) and feeds the floats to the network; the model here takes uint8, so
- * each resampled value is rounded to the nearest integer: at most half a grey level (0.5/255) per pixel from
- * deepface's input. Channel order does not matter here: every channel is resampled alike.
+ * deepface resizes the face as float (0-1) only on its extract_faces route (verify, find, any detector); its
+ * represent(..., detector_backend="skip") resizes the 8-bit image with OpenCV's fixed-point bilinear. The model here
+ * takes uint8, so each resampled value is rounded to the nearest integer: within half a grey level (0.5/255) of the
+ * first route and within one of the second. Channel order does not matter here: every channel is resampled alike.
  */
 import type { RawImage } from './decode.js';
 
