@@ -36,7 +36,7 @@ export function addFaceOptions(cmd: Command, options: { detectorChoice: boolean 
     .option('--margin <fraction>', `room around the face in the crop, as a fraction of the face (default ${DEFAULT_MARGIN})`)
     .option('--max-faces <n>', 'keep at most the n largest faces of each photo')
     .option('--min-face-size <px>', 'ignore faces whose box is smaller than this, in photo pixels')
-    .option('--min-score <score>', `ignore detections scored below this, 0..1 (default ${DEFAULT_MIN_SCORE})`);
+    .option('--min-score <score>', `ignore detections scored below this, 0..1 (default ${DEFAULT_MIN_SCORE}; 0 keeps every candidate the detector scores above 0: thousands per photo)`);
 }
 
 export interface ParsedFaceOptions {

@@ -8,7 +8,9 @@ import { join } from 'node:path';
 import { VggFaceError } from '../errors.js';
 import { readOnnxInfo, sniffOnnx } from '../onnx/inspect.js';
 import { downloadFile, type DownloadProgress } from '../util/download.js';
+import { checkOutputPath } from '../util/files.js';
 import { sha256File } from '../util/hash.js';
+import { envValue } from '../util/env.js';
 import { readHead } from '../weights/formats.js';
 import { YUNET_INPUT, YUNET_OUTPUTS } from './yunet.js';
 
@@ -58,7 +60,7 @@ async function isPublishedFile(path: string): Promise<boolean> {
 
 /** Returns the path of the detector model, downloading and checking the published file first if needed. */
 export async function ensureDetectorModel(options: DetectorModelOptions): Promise<string> {
-  const given = options.model ?? (process.env.VGGFACE_DETECTOR_MODEL || undefined);
+  const given = options.model ?? envValue('detectorModel');
   if (given !== undefined) {
     checkYuNetInterface(given);
     return given;
@@ -67,7 +69,8 @@ export async function ensureDetectorModel(options: DetectorModelOptions): Promis
   const target = join(dir, YUNET_FILE);
   if (await isPublishedFile(target)) return target;
 
-  const url = options.url ?? (process.env.VGGFACE_DETECTOR_URL || undefined) ?? YUNET_URL;
+  const url = options.url ?? envValue('detectorUrl') ?? YUNET_URL;
+  checkOutputPath(target); // before the download: the checked file is renamed onto it
   const staging = join(dir, `${YUNET_FILE}.download`);
   try {
     await mkdir(dir, { recursive: true });

@@ -1,9 +1,9 @@
 /**
  * Prepares a decoded photo for YuNet: scaled down (never up) so its longer side is at most `maxSide`, then padded
  * with black on the right and bottom to multiples of 32, as BGR 0-255 float32 NCHW. Padding at the far edges
- * keeps the origin, so mapping back is one scale factor.
+ * keeps the origin, so mapping back is one scale factor. The scaling itself is the caller's (sharp in Node, a
+ * canvas in the browser): this module is pure.
  */
-import sharp from 'sharp';
 import type { RawImage } from '../image/decode.js';
 import type { DetectedFace, Point } from './types.js';
 import { YUNET_ALIGN } from './yunet.js';
@@ -20,7 +20,10 @@ export interface Letterboxed {
 
 const roundUp = (n: number, m: number) => Math.ceil(n / m) * m;
 
-export async function letterbox(image: RawImage, maxSide: number): Promise<Letterboxed> {
+/** Scales RGB pixels to width x height (RGB, row-major). */
+export type Resize = (image: RawImage, width: number, height: number) => Promise<Uint8Array>;
+
+export async function letterbox(image: RawImage, maxSide: number, resize: Resize): Promise<Letterboxed> {
   const scale = Math.min(1, maxSide / Math.max(image.width, image.height));
   let pixels = image.data;
   let w = image.width;
@@ -28,11 +31,7 @@ export async function letterbox(image: RawImage, maxSide: number): Promise<Lette
   if (scale < 1) {
     w = Math.max(1, Math.round(image.width * scale));
     h = Math.max(1, Math.round(image.height * scale));
-    const { data } = await sharp(image.data, { raw: { width: image.width, height: image.height, channels: 3 } })
-      .resize(w, h, { fit: 'fill' })
-      .raw()
-      .toBuffer({ resolveWithObject: true });
-    pixels = data;
+    pixels = await resize(image, w, h);
   }
   const width = roundUp(w, YUNET_ALIGN);
   const height = roundUp(h, YUNET_ALIGN);

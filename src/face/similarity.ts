@@ -23,6 +23,12 @@ export function invertSimilarity(s: Similarity): Similarity {
   return { a, b, tx: -(a * s.tx - b * s.ty), ty: -(b * s.tx + a * s.ty) };
 }
 
+/** Whether the transform and its inverse are finite: only such a transform can cut a crop. */
+export function isInvertible(s: Similarity): boolean {
+  const inv = invertSimilarity(s);
+  return [s.a, s.b, s.tx, s.ty, inv.a, inv.b, inv.tx, inv.ty].every(Number.isFinite);
+}
+
 /** Scale factor of the transform. */
 export function similarityScale(s: Similarity): number {
   return Math.hypot(s.a, s.b);
@@ -58,12 +64,14 @@ export function fitSimilarity(src: readonly Point[], dst: readonly Point[]): Sim
     norm += px * px + py * py;
   });
   if (norm === 0) throw new RangeError('fitSimilarity: the source points coincide');
+  if (dot === 0 && cross === 0) throw new RangeError('fitSimilarity: the destination points coincide');
   return withShift(dot / norm, cross / norm, c);
 }
 
 /**
  * The similarity with a given rotation (cos, sin of the angle, scaled to any length) that maps `src` onto `dst`
- * with the least squared error: only scale and translation are fitted.
+ * with the least squared error: only scale and translation are fitted. Throws a RangeError when no positive scale
+ * fits (the points lie the other way round under this rotation): a scale of zero or below has no inverse.
  */
 export function fitScaleAndShift(src: readonly Point[], dst: readonly Point[], rotation: Point): Similarity {
   const c = centre(src, dst, 'fitScaleAndShift');
@@ -77,6 +85,7 @@ export function fitScaleAndShift(src: readonly Point[], dst: readonly Point[], r
     norm += px * px + py * py;
   });
   if (norm === 0) throw new RangeError('fitScaleAndShift: the source points coincide');
-  const scale = Math.max(num / norm, Number.MIN_VALUE);
+  const scale = num / norm;
+  if (!(scale > 0) || !Number.isFinite(scale)) throw new RangeError(`fitScaleAndShift: no positive scale maps the points under this rotation (least-squares scale ${scale})`);
   return withShift(scale * cos, scale * sin, c);
 }

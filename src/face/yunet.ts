@@ -19,7 +19,8 @@ const clamp01 = (v: number) => (v < 0 ? 0 : v > 1 ? 1 : v);
 
 /**
  * Decodes every cell whose score reaches `scoreThreshold` into a face, in the input tensor's pixel coordinates
- * (before NMS). `width` and `height` are the tensor's (padded) size.
+ * (before NMS). `width` and `height` are the tensor's (padded) size. A cell scored 0 is no detection even at
+ * threshold 0, and one whose box or landmarks are not finite numbers (exp overflow) has no place to crop.
  */
 export function decodeYuNet(outputs: YuNetOutputs, width: number, height: number, scoreThreshold: number): DetectedFace[] {
   const faces: DetectedFace[] = [];
@@ -37,12 +38,14 @@ export function decodeYuNet(outputs: YuNetOutputs, width: number, height: number
       for (let c = 0; c < cols; c++) {
         const i = r * cols + c;
         const score = Math.sqrt(clamp01(cls[i]) * clamp01(obj[i]));
-        if (score < scoreThreshold) continue;
+        if (!(score >= scoreThreshold) || score === 0) continue;
         const cx = (c + bbox[i * 4]) * stride;
         const cy = (r + bbox[i * 4 + 1]) * stride;
         const w = Math.exp(bbox[i * 4 + 2]) * stride;
         const h = Math.exp(bbox[i * 4 + 3]) * stride;
+        if (!(w > 0 && h > 0 && Number.isFinite(cx) && Number.isFinite(cy) && Number.isFinite(w) && Number.isFinite(h))) continue;
         const points = LANDMARK_NAMES.map((_, n): Point => [(kps[i * 10 + 2 * n] + c) * stride, (kps[i * 10 + 2 * n + 1] + r) * stride]);
+        if (!points.every(([x, y]) => Number.isFinite(x) && Number.isFinite(y))) continue;
         faces.push({
           box: { x: cx - w / 2, y: cy - h / 2, width: w, height: h },
           score,

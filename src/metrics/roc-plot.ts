@@ -6,6 +6,7 @@ import { rename, rm, writeFile } from 'node:fs/promises';
 import { extname } from 'node:path';
 import sharp from 'sharp';
 import { fileError, usageError } from '../errors.js';
+import { checkOutputPath } from '../util/files.js';
 import type { RocPoint } from './roc.js';
 
 export interface RocPlotInfo {
@@ -58,10 +59,14 @@ export function rocSvg(curve: readonly RocPoint[], info: RocPlotInfo): string {
   return parts.join('\n') + '\n';
 }
 
-/** Writes the curve to `path`: SVG for .svg, PNG for .png; through a temporary file and a rename. */
-export async function writeRocPlot(path: string, curve: readonly RocPoint[], info: RocPlotInfo): Promise<void> {
+/**
+ * Writes the curve to `path`: SVG for .svg, PNG for .png; through a temporary file and a rename. The path must be a
+ * regular file (or absent) and none of `inputs`.
+ */
+export async function writeRocPlot(path: string, curve: readonly RocPoint[], info: RocPlotInfo, inputs: readonly string[] = []): Promise<void> {
   const ext = extname(path).toLowerCase();
   if (ext !== '.svg' && ext !== '.png') throw usageError(`--roc ${path}: expected a .svg or .png file name`, '--roc');
+  checkOutputPath(path, inputs);
   const svg = rocSvg(curve, info);
   const data = ext === '.svg' ? Buffer.from(svg) : await sharp(Buffer.from(svg)).png().toBuffer();
   const tmp = `${path}.tmp-${process.pid}`;

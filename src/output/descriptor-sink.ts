@@ -5,11 +5,12 @@
  * stopped run left half-written (its last image) is cut off and done again. Each image ends up written exactly once.
  */
 import { createReadStream } from 'node:fs';
-import { open, stat, type FileHandle } from 'node:fs/promises';
+import { open, type FileHandle } from 'node:fs/promises';
 import { fileError, usageError, VggFaceError } from '../errors.js';
 import type { DetectedFace } from '../face/types.js';
 import { faceJson, vectorJson, writeLine } from '../cli/format.js';
 import { NPY_HEADER_BYTES, npyHeader, parseNpyHeader } from './npy.js';
+import { checkOutputPath } from '../util/files.js';
 
 export const OUTPUT_FORMATS = ['jsonl', 'npy', 'f32'] as const;
 export type OutputFormat = (typeof OUTPUT_FORMATS)[number];
@@ -43,6 +44,8 @@ export interface SinkOptions {
   readonly format: OutputFormat;
   readonly resume: boolean;
   readonly overwrite: boolean;
+  /** The run's input files (images, list, model): the output and its index must be none of them. */
+  readonly inputs?: readonly string[];
   readonly settings: OutputSettings;
   readonly stdout: NodeJS.WritableStream;
 }
@@ -63,12 +66,21 @@ export function indexPathFor(path: string): string {
   return `${path}.index.jsonl`;
 }
 
+export interface TargetOptions {
+  /** The matrix formats write an index beside the file: it is checked too. Default jsonl. */
+  readonly format?: OutputFormat;
+  /** The run's input files: the output must be none of them. */
+  readonly inputs?: readonly string[];
+}
+
 /**
- * Refuses to replace an existing output unless asked: called before the model loads, so the mistake is cheap.
- * Returns the size of what is there (0 for nothing).
+ * Refuses to replace an existing output unless asked, and to write onto anything but a regular file that is not
+ * an input (the matrix formats' index too): called before the model loads, so the mistake is cheap, and before
+ * anything is opened, so a refusal leaves nothing behind. Returns the size of what is there (0 for nothing).
  */
-export async function checkOutputTarget(path: string, resume: boolean, overwrite: boolean): Promise<number> {
-  const existing = await sizeOf(path);
+export async function checkOutputTarget(path: string, resume: boolean, overwrite: boolean, options: TargetOptions = {}): Promise<number> {
+  const existing = checkOutputPath(path, options.inputs).size;
+  if ((options.format ?? 'jsonl') !== 'jsonl') checkOutputPath(indexPathFor(path), options.inputs);
   if (existing > 0 && !resume && !overwrite) {
     throw usageError(`${path} exists: pass --resume to continue it, or --overwrite to start again`, '--output');
   }
@@ -80,20 +92,9 @@ export async function openDescriptorSink(options: SinkOptions): Promise<Descript
     if (options.resume) throw usageError('--resume needs --output FILE', '--resume');
     return new JsonlSink(options.stdout, false, new Set());
   }
-  const existing = await checkOutputTarget(options.path, options.resume, options.overwrite);
+  const existing = await checkOutputTarget(options.path, options.resume, options.overwrite, options);
   const resume = options.resume && existing > 0;
   return options.format === 'jsonl' ? openJsonl(options.path, resume, options.settings) : openMatrix(options.path, options.format, resume, options.settings);
-}
-
-async function sizeOf(path: string): Promise<number> {
-  try {
-    const st = await stat(path);
-    if (st.isDirectory()) throw fileError(path, Object.assign(new Error('directory'), { code: 'EISDIR' }), 'write');
-    return st.size;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 0;
-    throw err instanceof VggFaceError ? err : fileError(path, err, 'write');
-  }
 }
 
 async function openFile(path: string, flags: string): Promise<FileHandle> {
@@ -282,7 +283,7 @@ async function openMatrix(path: string, format: OutputFormat, resume: boolean, s
   let indexBytes = 0;
   if (resume) {
     let first = true;
-    if ((await sizeOf(indexPath)) === 0) throw new VggFaceError('E_FORMAT', `${indexPath}: cannot resume ${path}: its index is missing or empty`, { input: indexPath });
+    if (checkOutputPath(indexPath).size === 0) throw new VggFaceError('E_FORMAT', `${indexPath}: cannot resume ${path}: its index is missing or empty`, { input: indexPath });
     for await (const line of scanLines(indexPath, 1 << 16)) {
       if (!line.complete) break;
       if (first) {
@@ -298,7 +299,7 @@ async function openMatrix(path: string, format: OutputFormat, resume: boolean, s
     }
     if (first) throw new VggFaceError('E_FORMAT', `${indexPath}: cannot resume ${path}: its index is missing or empty`, { input: indexPath });
     const needed = (format === 'npy' ? NPY_HEADER_BYTES : 0) + rows * settings.dimension * 4;
-    const have = await sizeOf(path);
+    const have = checkOutputPath(path).size;
     if (have < needed) throw new VggFaceError('E_FORMAT', `${path}: cannot resume: the index lists ${rows} rows but the file holds only ${have} bytes (${needed} needed)`, { input: path });
     if (format === 'npy') {
       const fh = await openFile(path, 'r');

@@ -19,8 +19,8 @@ export function verifyDescriptors(a: Float32Array, b: Float32Array, metric: Metr
 }
 
 export type Described =
-  | { readonly descriptor: Float32Array; readonly face?: DetectedFace; readonly error?: undefined }
-  | { readonly descriptor?: undefined; readonly face?: undefined; readonly error: VggFaceError };
+  | { readonly descriptor: Float32Array; readonly face?: DetectedFace; readonly error?: undefined; readonly noFace?: undefined }
+  | { readonly descriptor?: undefined; readonly face?: undefined; readonly error: VggFaceError; readonly noFace?: true };
 
 /**
  * Describes each distinct image once, batched, whatever the number of pairs it appears in: the largest face of each
@@ -30,7 +30,7 @@ export async function describeDistinct<T extends ImageInput>(model: VggFace, ima
   const distinct = [...new Set(images)];
   const out = new Map<T, Described>();
   for await (const r of model.describePhotos(distinct, options)) {
-    out.set(distinct[r.index], r.error ? { error: r.error } : { descriptor: r.descriptor, face: r.face });
+    out.set(distinct[r.index], r.error ? { error: r.error, ...(r.noFace ? { noFace: r.noFace } : {}) } : { descriptor: r.descriptor, face: r.face });
   }
   return out;
 }

@@ -9,6 +9,7 @@ import { progressBar } from '../progress.js';
 import { collectImages } from '../inputs.js';
 import { checkOutputTarget, openDescriptorSink, outputFormatFor, OUTPUT_FORMATS, type DescriptorSink } from '../../output/descriptor-sink.js';
 import { reportItemError, type CommandContext } from '../context.js';
+import { envValue } from '../../util/env.js';
 
 interface DescribeFlags extends ModelFlags, FaceFlags {
   layer: string;
@@ -61,7 +62,12 @@ export function describeCommand(ctx: CommandContext): Command {
     if ((flags.resume || flags.overwrite || flags.outputFormat) && !flags.output) throw usageError(`${flags.resume ? '--resume' : flags.overwrite ? '--overwrite' : '--output-format'} needs --output FILE`, '--output');
     const format = flags.output ? outputFormatFor(flags.output, flags.outputFormat) : 'jsonl';
     const all = await collectImages(args, flags.list, ctx.stdin);
-    if (flags.output) await checkOutputTarget(flags.output, flags.resume ?? false, flags.overwrite ?? false);
+    // The output must be none of the files this run reads.
+    const read = [flags.list === '-' ? undefined : flags.list, load.weights ?? envValue('weights'), faces.detectorModel ?? envValue('detectorModel')];
+    const inputs = [...all, ...read.filter((p): p is string => !!p)];
+    const resume = flags.resume ?? false;
+    const overwrite = flags.overwrite ?? false;
+    if (flags.output) await checkOutputTarget(flags.output, resume, overwrite, { format, inputs });
     // The detector first: it is small, and a missing one should fail before the large model loads.
     const detector =
       faces.detector === 'none'
@@ -79,8 +85,9 @@ export function describeCommand(ctx: CommandContext): Command {
       sink = await openDescriptorSink({
         path: flags.output,
         format,
-        resume: flags.resume ?? false,
-        overwrite: flags.overwrite ?? false,
+        resume,
+        overwrite,
+        inputs,
         settings: { dimension: model.dimension(layer), layer, normalized: !flags.raw, detector: faces.detector },
         stdout: ctx.stdout,
       });

@@ -3,8 +3,10 @@ import { dirname } from 'node:path';
 import { METRICS, type Metric } from '../../metrics/distance.js';
 import type { EvaluationReport } from '../../metrics/protocol.js';
 import { writeRocPlot } from '../../metrics/roc-plot.js';
-import { evaluateMetric, measurePairs } from '../../verify/evaluate.js';
-import { readPairList } from '../../verify/pairs.js';
+import { evaluateMetric, measurePairs, type PairDistances, type SkippedPair } from '../../verify/evaluate.js';
+import { readPairList, type PairList } from '../../verify/pairs.js';
+import { checkOutputPath } from '../../util/files.js';
+import { envValue } from '../../util/env.js';
 import * as check from '../../validate.js';
 import type { CommandContext } from '../context.js';
 import { addImageOptions, addModelOptions, imageOptions, type ModelFlags } from '../options.js';
@@ -20,6 +22,7 @@ export interface EvalFlags extends ModelFlags, FaceFlags {
   maxPixels?: string;
   json?: boolean;
   roc?: string;
+  strict?: boolean;
 }
 
 export function addEvalOptions(cmd: Command, metricDefault: string, metricHelp: string): Command {
@@ -28,6 +31,7 @@ export function addEvalOptions(cmd: Command, metricDefault: string, metricHelp: 
     .option('--images <dir>', 'folder the pairs file names images in (default: the pairs file\'s folder)')
     .option('--metric <metric>', metricHelp, metricDefault)
     .option('--batch <n>', 'images per inference call', '8')
+    .option('--strict', 'stop at the first pair whose photo has no face (default: skip such pairs and count them in the report)')
     .option('--json', 'print the report as JSON');
   addModelOptions(cmd);
   addImageOptions(cmd);
@@ -35,18 +39,28 @@ export function addEvalOptions(cmd: Command, metricDefault: string, metricHelp: 
   return cmd;
 }
 
-/** Loads the model, describes every image once and returns the model (still open) with the distances. */
-export async function measureFromFlags(flags: EvalFlags, metrics: readonly Metric[]) {
+/** The files an evaluation reads (pairs file, images, weights, detector): what it writes must be none of them. */
+export function evalInputs(flags: EvalFlags, list: PairList): string[] {
+  const models = [flags.weights ?? envValue('weights'), flags.detectorModel ?? envValue('detectorModel')].filter((p): p is string => !!p);
+  return [flags.pairs, ...list.pairs.flatMap((p) => [p.a, p.b]), ...models];
+}
+
+/**
+ * Loads the model, describes every image once and returns the model (still open) with the distances. `beforeLoad`
+ * runs once the pairs are read, before the model loads: where a command checks what it will write.
+ */
+export async function measureFromFlags(flags: EvalFlags, metrics: readonly Metric[], beforeLoad?: (list: PairList) => void) {
   const batchSize = check.integer('--batch', flags.batch, 1, 256);
   const maxPixels = imageOptions(flags).maxPixels;
   const list = await readPairList(flags.pairs, flags.images ?? dirname(flags.pairs));
+  beforeLoad?.(list);
   const { photos, model } = await openPhotosAndModel(flags);
   try {
     const distinct = new Set(list.pairs.flatMap((p) => [p.a, p.b])).size;
     const bar = progressBar('Describing', distinct, { threshold: 16 });
     try {
-      const measured = await measurePairs(model, list, metrics, { batchSize, maxPixels, ...photos.options, onProgress: (d) => bar.update(d) });
-      return { model, measured, cacheDir: flags.cacheDir };
+      const measured = await measurePairs(model, list, metrics, { batchSize, maxPixels, ...photos.options, strict: flags.strict ?? false, onProgress: (d) => bar.update(d) });
+      return { model, measured, cacheDir: flags.cacheDir, inputs: evalInputs(flags, list) };
     } finally {
       bar.stop();
       await photos.detector?.close();
@@ -59,10 +73,18 @@ export async function measureFromFlags(flags: EvalFlags, metrics: readonly Metri
 
 const pct = (x: number) => `${(x * 100).toFixed(2)}%`;
 
-export function reportText(metric: Metric, r: EvaluationReport): string {
+/** A note on stderr for each pair left out, as describe notes a photo without a face. */
+export function noteSkipped(ctx: CommandContext, measured: PairDistances): void {
+  for (const s of measured.skipped) ctx.stderr.write(`vggface: ${measured.list.path}: line ${s.line}: ${s.reason}; pair skipped\n`);
+}
+
+export function reportText(metric: Metric, r: EvaluationReport, skipped: readonly SkippedPair[] = []): string {
+  const lines = skipped.map((s) => s.line);
+  const shown = lines.length > 10 ? `${lines.slice(0, 10).join(', ')} ...` : lines.join(', ');
   return [
     `metric:            ${metric}`,
     `pairs:             ${r.pairs} (${r.samePairs} same, ${r.differentPairs} different), ${r.folds.length} folds`,
+    ...(skipped.length > 0 ? [`skipped:           ${skipped.length} pair${skipped.length === 1 ? '' : 's'} with a photo without a face (line${lines.length === 1 ? '' : 's'} ${shown})`] : []),
     `accuracy (10-fold): ${pct(r.accuracy)} +- ${pct(r.accuracyStd)}`,
     `ROC AUC:           ${r.auc.toFixed(4)}`,
     `EER:               ${pct(r.eer)} (threshold ${r.eerThreshold.toFixed(4)})`,
@@ -71,9 +93,9 @@ export function reportText(metric: Metric, r: EvaluationReport): string {
   ].join('\n');
 }
 
-export function reportJson(metric: Metric, r: EvaluationReport): Record<string, unknown> {
+export function reportJson(metric: Metric, r: EvaluationReport, skipped: readonly SkippedPair[] = []): Record<string, unknown> {
   const { roc: _roc, ...rest } = r;
-  return { metric, ...rest, rocPoints: r.roc.length };
+  return { metric, ...rest, skippedPairs: skipped.length, skipped, rocPoints: r.roc.length };
 }
 
 export function evalCommand(ctx: CommandContext): Command {
@@ -89,12 +111,15 @@ export function evalCommand(ctx: CommandContext): Command {
   return cmd.action(async (flags: EvalFlags) => {
     const metric = check.oneOf('--metric', flags.metric, METRICS) as Metric;
     if (flags.roc !== undefined) check.nonEmptyString('--roc', flags.roc);
-    const { model, measured } = await measureFromFlags(flags, [metric]);
+    // The ROC file is checked before the model loads, so a wrong path costs nothing.
+    const roc = flags.roc;
+    const { model, measured, inputs } = await measureFromFlags(flags, [metric], roc ? (list) => checkOutputPath(roc, evalInputs(flags, list)) : undefined);
     await model.close();
+    noteSkipped(ctx, measured);
     const report = evaluateMetric(measured, metric);
-    if (flags.roc) {
-      await writeRocPlot(flags.roc, report.roc, { title: `VGG-Face ROC, ${metric}, ${report.pairs} pairs`, auc: report.auc, eer: report.eer, differentPairs: report.differentPairs });
+    if (roc) {
+      await writeRocPlot(roc, report.roc, { title: `VGG-Face ROC, ${metric}, ${report.pairs} pairs`, auc: report.auc, eer: report.eer, differentPairs: report.differentPairs }, inputs);
     }
-    ctx.stdout.write(flags.json ? JSON.stringify(reportJson(metric, report)) + '\n' : reportText(metric, report) + '\n');
+    ctx.stdout.write(flags.json ? JSON.stringify(reportJson(metric, report, measured.skipped)) + '\n' : reportText(metric, report, measured.skipped) + '\n');
   });
 }

@@ -1,11 +1,13 @@
-import { mkdir, rename, rm } from 'node:fs/promises';
+import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import { basename, extname, join } from 'node:path';
 import { Command } from 'commander';
 import sharp from 'sharp';
-import { fileError, usageError } from '../../errors.js';
+import { fileError, usageError, VggFaceError } from '../../errors.js';
 import { resolveAlignOptions } from '../../face/align.js';
 import { FaceDetector, resolveDetectOptions } from '../../face/detector.js';
 import { extractFacesSettled } from '../../face/pipeline.js';
+import { envValue } from '../../util/env.js';
+import { checkOutputPath, fileKind, InputFiles } from '../../util/files.js';
 import * as check from '../../validate.js';
 import { reportItemError, type CommandContext } from '../context.js';
 import { addFaceOptions, detectorDownloadProgress, faceOptions, threadsOption, type FaceFlags } from '../face-options.js';
@@ -14,6 +16,7 @@ import { progressBar } from '../progress.js';
 
 interface FacesFlags extends FaceFlags {
   output?: string;
+  overwrite?: boolean;
   size: string;
   threads?: string;
   cacheDir?: string;
@@ -23,18 +26,48 @@ interface FacesFlags extends FaceFlags {
 /** Photos decoded and detected at once. */
 const CONCURRENCY = 4;
 
-/** File stems unique across the inputs: a second "x.jpg" from another folder becomes "x_2". */
-function uniqueStems(images: readonly string[]): string[] {
-  const seen = new Map<string, number>();
+/**
+ * File stems unique across the inputs: a second "x.jpg" from another folder becomes "x_2" (or "x_3" when a photo
+ * is itself named "x_2"), so no crop of this run replaces another.
+ */
+export function uniqueStems(images: readonly string[]): string[] {
+  const used = new Set<string>();
   return images.map((path) => {
-    const stem = basename(path, extname(path)) || 'image';
-    const n = (seen.get(stem) ?? 0) + 1;
-    seen.set(stem, n);
-    return n === 1 ? stem : `${stem}_${n}`;
+    const base = basename(path, extname(path)) || 'image';
+    let stem = base;
+    for (let n = 2; used.has(stem); n++) stem = `${base}_${n}`;
+    used.add(stem);
+    return stem;
   });
 }
 
-async function writePngAtomic(path: string, crop: { data: Uint8Array; width: number; height: number }): Promise<void> {
+/**
+ * Crops an earlier run left in `dir` for these stems (`<stem>-<n>.png`): refused unless --overwrite, so a second
+ * run never silently mixes its crops with stale ones; with --overwrite each must still be a regular file that is
+ * none of the inputs. Checked before any crop is written.
+ */
+async function checkEarlierCrops(dir: string, stems: readonly string[], overwrite: boolean, inputs: InputFiles): Promise<void> {
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch (err) {
+    throw fileError(dir, err);
+  }
+  const wanted = new Set(stems);
+  const earlier = names.filter((name) => {
+    const m = /^(.*)-[1-9]\d*\.png$/.exec(name);
+    return m !== null && wanted.has(m[1]);
+  });
+  if (earlier.length === 0) return;
+  if (!overwrite) {
+    const more = earlier.length > 1 ? ` (and ${earlier.length - 1} more crop${earlier.length > 2 ? 's' : ''} of these photos)` : '';
+    throw usageError(`${join(dir, earlier[0])} exists${more}: pass --overwrite to replace the crops of an earlier run, or choose another folder`, '--output');
+  }
+  for (const name of earlier) checkOutputPath(join(dir, name), inputs);
+}
+
+async function writePngAtomic(path: string, crop: { data: Uint8Array; width: number; height: number }, inputs: InputFiles): Promise<void> {
+  checkOutputPath(path, inputs);
   const tmp = `${path}.tmp-${process.pid}`;
   try {
     await sharp(crop.data, { raw: { width: crop.width, height: crop.height, channels: 3 } }).png().toFile(tmp);
@@ -45,6 +78,22 @@ async function writePngAtomic(path: string, crop: { data: Uint8Array; width: num
   }
 }
 
+/** The crops' folder: created if missing; anything there that is not a folder (or a link to one) is refused. */
+async function makeOutputDir(dir: string): Promise<void> {
+  let st;
+  try {
+    st = await stat(dir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw fileError(dir, err, 'write');
+  }
+  if (st && !st.isDirectory()) throw new VggFaceError('E_IO', `${dir}: not a directory: ${fileKind(st)}; -o names the folder for the crops`, { input: dir });
+  try {
+    await mkdir(dir, { recursive: true });
+  } catch (err) {
+    throw fileError(dir, err, 'create');
+  }
+}
+
 export function facesCommand(ctx: CommandContext): Command {
   const cmd = new Command('faces')
     .summary('find the faces in photos and write their aligned crops as PNG')
@@ -52,14 +101,16 @@ export function facesCommand(ctx: CommandContext): Command {
       'Finds every face in each photo (YuNet), aligns it upright as describe does and writes the crop to\n' +
         'DIR/<photo name>-<n>.png (n = 1 for the largest face). Prints one JSON object per face:\n' +
         '  {"image": "<path as given>", "face": {"box", "score", "landmarks"}, "crop": "<png path>"}\n' +
-        'and {"image": "<path>", "faces": 0} for a photo with no face. No descriptor model is needed.',
+        'and {"image": "<path>", "faces": 0} for a photo with no face. No descriptor model is needed.\n' +
+        'Crops an earlier run left for these photos are not replaced without --overwrite.',
     )
     .argument('<images...>', 'photos (JPEG, PNG, WebP, TIFF, GIF, AVIF)')
     .requiredOption('-o, --output <dir>', 'folder for the crops (created if missing)')
     .option('--size <px>', 'side of the square crops', '224')
     .option('--threads <n>', 'ONNX Runtime threads (default: number of cores)')
     .option('--cache-dir <dir>', 'cache for the downloaded detector (default: $VGGFACE_CACHE or ~/.cache/vggface)')
-    .option('--max-pixels <n>', 'refuse photos with more pixels than this (default 100000000)');
+    .option('--max-pixels <n>', 'refuse photos with more pixels than this (default 100000000)')
+    .option('--overwrite', 'replace crops an earlier run left in the folder (without it, an existing crop stops the run before anything is written)');
   addFaceOptions(cmd, { detectorChoice: false });
   return cmd.action(async (images: string[], flags: FacesFlags) => {
     if (!flags.output) throw usageError('--output is required');
@@ -73,13 +124,12 @@ export function facesCommand(ctx: CommandContext): Command {
     const align = resolveAlignOptions({ align: faces.align, margin: faces.margin, size: check.integer('--size', flags.size, 16, 4096) });
     const threads = threadsOption(flags);
     const out = flags.output;
-    try {
-      await mkdir(out, { recursive: true });
-    } catch (err) {
-      throw fileError(out, err, 'create');
-    }
-    const detector = await FaceDetector.open({ model: faces.detectorModel, cacheDir: flags.cacheDir, threads, onDownloadProgress: detectorDownloadProgress() });
+    await makeOutputDir(out);
     const stems = uniqueStems(images);
+    const detectorModel = faces.detectorModel ?? envValue('detectorModel');
+    const inputs = new InputFiles(detectorModel ? [...images, detectorModel] : images);
+    await checkEarlierCrops(out, stems, flags.overwrite ?? false, inputs);
+    const detector = await FaceDetector.open({ model: faces.detectorModel, cacheDir: flags.cacheDir, threads, onDownloadProgress: detectorDownloadProgress() });
     const bar = progressBar('Finding faces', images.length, { threshold: 16 });
     try {
       for (let start = 0; start < images.length; start += CONCURRENCY) {
@@ -97,7 +147,7 @@ export function facesCommand(ctx: CommandContext): Command {
             for (let n = 0; n < r.photo.faces.length; n++) {
               const f = r.photo.faces[n];
               const file = join(out, `${stems[start + k]}-${n + 1}.png`);
-              await writePngAtomic(file, f.crop);
+              await writePngAtomic(file, f.crop, inputs);
               await writeLine(ctx.stdout, `{"image":${label},"face":${faceJson(f.face)},"crop":${JSON.stringify(file)}}`);
             }
           }
