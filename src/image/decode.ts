@@ -1,7 +1,8 @@
 /**
  * Image decoding with sharp: any JPEG, PNG, WebP, TIFF, GIF (first frame) or AVIF/HEIF becomes 8-bit sRGB
- * (EXIF orientation applied; grey, CMYK, 16-bit and alpha converted). Images over a pixel limit are refused
- * before their pixels are decoded (decompression bombs).
+ * (EXIF orientation applied; grey, CMYK, 16-bit and alpha converted). What decoding may cost is bounded before a
+ * pixel is decoded, from the header: the pixel count (decompression bombs), the longer side and the aspect ratio
+ * (thin images cost far more than their pixels: see {@link DEFAULT_MAX_SIDE}); and decoding itself has a time limit.
  */
 import { stat } from 'node:fs/promises';
 import sharp, { type Metadata, type Sharp } from 'sharp';
@@ -34,10 +35,71 @@ export const FITS: readonly Fit[] = ['crop', 'pad', 'stretch', 'deepface'];
 /** 100 megapixels: above any camera photo, below what would exhaust memory. */
 export const DEFAULT_MAX_PIXELS = 100_000_000;
 
+/**
+ * The pixel limit alone does not bound the work: a 114 kB PNG of 39,000,000 x 1 pixels (under 40 MP) took 4.5 s to
+ * decode here (26 s through the server's face detection), while a 2 MB PNG of 32768 x 1024 took 0.15 s, as a square
+ * one of the same pixels does (sharp 0.35, this 2-core machine). So the longer side and the aspect ratio are
+ * bounded too. 32768 is twice what any camera writes on a side (48 MP sensors: 8064; WebP stops at 16383) and leaves
+ * room for stitched panoramas; 32:1 is over three times the widest phone panorama (a 360-degree sweep is about 8:1),
+ * and with both limits the thinnest image allowed is 32768 x 1024, as cheap per pixel as a square one.
+ */
+export const DEFAULT_MAX_SIDE = 32_768;
+export const DEFAULT_MAX_ASPECT_RATIO = 32;
+/**
+ * The time limit of one decode (sharp's `timeout`, whole seconds): a safety net past the header limits. A 40 MP
+ * progressive JPEG of noise, the costliest kind, decodes in about 2 s here.
+ */
+export const DEFAULT_DECODE_TIMEOUT_SECONDS = 30;
+
 export const SUPPORTED_FORMATS = ['jpeg', 'png', 'webp', 'tiff', 'gif', 'heif'] as const;
 
 export interface DecodeOptions {
+  /** Default {@link DEFAULT_MAX_PIXELS}. */
   readonly maxPixels?: number;
+  /** Longest side, in pixels; default {@link DEFAULT_MAX_SIDE}. */
+  readonly maxSide?: number;
+  /** Longer side over shorter side; default {@link DEFAULT_MAX_ASPECT_RATIO}. */
+  readonly maxAspectRatio?: number;
+  /** Whole seconds; default {@link DEFAULT_DECODE_TIMEOUT_SECONDS}. */
+  readonly timeoutSeconds?: number;
+}
+
+/** The header limits of {@link DecodeOptions}, resolved. */
+export interface SizeLimits {
+  readonly maxPixels: number;
+  readonly maxSide: number;
+  readonly maxAspectRatio: number;
+}
+
+export function sizeLimits(options: DecodeOptions = {}): SizeLimits {
+  return {
+    maxPixels: options.maxPixels ?? DEFAULT_MAX_PIXELS,
+    maxSide: options.maxSide ?? DEFAULT_MAX_SIDE,
+    maxAspectRatio: options.maxAspectRatio ?? DEFAULT_MAX_ASPECT_RATIO,
+  };
+}
+
+/** Which header limit an image is over, and the phrase that says so after its label. */
+export interface SizeProblem {
+  readonly limit: 'pixels' | 'side' | 'aspect';
+  /** `image is 39000000x1: its longer side is over the limit of 32768 pixels` */
+  readonly message: string;
+}
+
+/**
+ * What makes an image of `width` x `height` too costly to decode under `limits`, or undefined when it is within
+ * them. `whose` names the limit's owner in the message: `the` (the library) or `the server's`.
+ */
+export function sizeProblem(width: number, height: number, limits: SizeLimits, whose = 'the'): SizeProblem | undefined {
+  const pixels = width * height;
+  const long = Math.max(width, height);
+  const short = Math.min(width, height);
+  if (pixels > limits.maxPixels) return { limit: 'pixels', message: `image is ${width}x${height} = ${pixels} pixels, over ${whose} limit of ${limits.maxPixels}` };
+  if (long > limits.maxSide) return { limit: 'side', message: `image is ${width}x${height}: its longer side is over ${whose} limit of ${limits.maxSide} pixels` };
+  if (long > short * limits.maxAspectRatio) {
+    return { limit: 'aspect', message: `image is ${width}x${height}: its aspect ratio (${Math.round(long / short)}:1) is over ${whose} limit of ${limits.maxAspectRatio}:1` };
+  }
+  return undefined;
 }
 
 export interface ResizeOptions extends DecodeOptions {
@@ -74,7 +136,8 @@ interface Opened {
   readonly height: number;
 }
 
-async function openImage(input: ImageInput, label: string, maxPixels: number): Promise<Opened> {
+async function openImage(input: ImageInput, label: string, options: DecodeOptions): Promise<Opened> {
+  const limits = sizeLimits(options);
   if (typeof input === 'string') {
     try {
       const st = await stat(input);
@@ -86,7 +149,7 @@ async function openImage(input: ImageInput, label: string, maxPixels: number): P
     }
   } else if (isRawImage(input)) {
     checkRaw(input, label);
-    if (input.width * input.height > maxPixels) throw tooLarge(label, input.width, input.height, maxPixels);
+    checkSize(label, input.width, input.height, limits);
     return { img: sharp(input.data, { raw: { width: input.width, height: input.height, channels: 3 } }), width: input.width, height: input.height };
   } else if (!(input instanceof Uint8Array)) {
     throw invalidParameterError(label, 'a path, a Buffer/Uint8Array of an encoded image, or {data, width, height} RGB pixels', input);
@@ -94,7 +157,7 @@ async function openImage(input: ImageInput, label: string, maxPixels: number): P
     throw new VggFaceError('E_IMAGE', `${label}: empty buffer, not an image`, { input: label });
   }
   let meta: Metadata;
-  const img = sharp(input, { autoOrient: true, limitInputPixels: false, failOn: 'error', pages: 1 });
+  const img = sharp(input, { autoOrient: true, limitInputPixels: false, failOn: 'error', pages: 1 }).timeout({ seconds: timeoutOf(options) });
   try {
     meta = await img.metadata();
   } catch (err) {
@@ -105,12 +168,21 @@ async function openImage(input: ImageInput, label: string, maxPixels: number): P
   }
   const w = meta.autoOrient?.width ?? meta.width;
   const h = meta.autoOrient?.height ?? meta.height;
-  if (w * h > maxPixels) throw tooLarge(label, w, h, maxPixels);
+  checkSize(label, w, h, limits);
   return { img, width: w, height: h };
 }
 
-function tooLarge(label: string, w: number, h: number, limit: number): VggFaceError {
-  return new VggFaceError('E_IMAGE', `${label}: image is ${w}x${h} = ${w * h} pixels, over the limit of ${limit} (raise it with --max-pixels)`, { input: label });
+function timeoutOf(options: DecodeOptions): number {
+  const seconds = options.timeoutSeconds ?? DEFAULT_DECODE_TIMEOUT_SECONDS;
+  if (!Number.isInteger(seconds) || seconds < 1) throw invalidParameterError('timeoutSeconds', 'a whole number of seconds, at least 1', seconds);
+  return seconds;
+}
+
+function checkSize(label: string, w: number, h: number, limits: SizeLimits): void {
+  const problem = sizeProblem(w, h, limits);
+  if (problem === undefined) return;
+  const hint = problem.limit === 'pixels' ? ' (raise it with --max-pixels)' : '';
+  throw new VggFaceError('E_IMAGE', `${label}: ${problem.message}${hint}`, { input: label });
 }
 
 function notAnImage(label: string, err: unknown): VggFaceError {
@@ -118,13 +190,19 @@ function notAnImage(label: string, err: unknown): VggFaceError {
   return new VggFaceError('E_IMAGE', `${label}: not a decodable image (${msg.replace(/^Input (buffer|file) /, '')})`, { input: label, cause: err });
 }
 
-async function toRgb(img: Sharp, label: string): Promise<RawImage> {
+/** sharp's message when its `timeout` stops a pipeline: `timeout: 12% complete`. */
+const SHARP_TIMEOUT = /^timeout: \d+% complete/;
+
+async function toRgb(img: Sharp, label: string, options: DecodeOptions): Promise<RawImage> {
   try {
     const { data, info } = await img.removeAlpha().toColourspace('srgb').raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
     if (info.channels !== 3) throw new VggFaceError('E_IMAGE', `${label}: decoded to ${info.channels} channels, expected 3`, { input: label });
     return { data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength), width: info.width, height: info.height, channels: 3 };
   } catch (err) {
     if (err instanceof VggFaceError) throw err;
+    if (SHARP_TIMEOUT.test((err as Error)?.message ?? '')) {
+      throw new VggFaceError('E_IMAGE', `${label}: decoding took over the time limit of ${timeoutOf(options)} s`, { input: label, cause: err });
+    }
     throw notAnImage(label, err);
   }
 }
@@ -135,7 +213,7 @@ export async function decodeImage(input: ImageInput, label: string, options: Dec
     checkRaw(input, label);
     return input;
   }
-  return toRgb((await openImage(input, label, options.maxPixels ?? DEFAULT_MAX_PIXELS)).img, label);
+  return toRgb((await openImage(input, label, options)).img, label, options);
 }
 
 /**
@@ -146,11 +224,11 @@ export async function loadSquare(input: ImageInput, label: string, size: number,
     checkRaw(input, label);
     if (input.width === size && input.height === size) return input;
   }
-  const { img, width, height } = await openImage(input, label, options.maxPixels ?? DEFAULT_MAX_PIXELS);
+  const { img, width, height } = await openImage(input, label, options);
   const fit = options.fit ?? 'crop';
-  if (fit === 'deepface') return deepfaceResize(isRawImage(input) ? input : await toRgb(img, label), size);
+  if (fit === 'deepface') return deepfaceResize(isRawImage(input) ? input : await toRgb(img, label, options), size);
   if (width !== size || height !== size) {
     img.resize(size, size, { fit: SHARP_FIT[fit], position: 'centre', background: { r: 0, g: 0, b: 0 } });
   }
-  return toRgb(img, label);
+  return toRgb(img, label, options);
 }

@@ -56,3 +56,20 @@ export function imageApiError(err: unknown): ApiError {
   }
   return internalError();
 }
+
+/**
+ * The whole HTTP answer to a request the HTTP parser refused before fastify saw it (fastify's clientErrorHandler):
+ * headers over Node's size limit (431), a request not received in time (408), anything else that is not HTTP (400).
+ */
+export function clientErrorResponse(err: Error): string {
+  const code = (err as NodeJS.ErrnoException).code;
+  const api =
+    code === 'HPE_HEADER_OVERFLOW'
+      ? new ApiError(431, 'headers_too_large', 'the request headers are over the server’s size limit')
+      : code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? new ApiError(408, 'request_timeout', 'the request was not received within the server’s time limit')
+        : new ApiError(400, 'bad_request', 'the request is not valid HTTP');
+  const body = JSON.stringify(api.body());
+  const reason = { 400: 'Bad Request', 408: 'Request Timeout', 431: 'Request Header Fields Too Large' }[api.status];
+  return `HTTP/1.1 ${api.status} ${reason}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`;
+}

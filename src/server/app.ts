@@ -14,13 +14,13 @@ import type { DetectedFace } from '../face/types.js';
 import type { Fit } from '../image/decode.js';
 import type { AlignMode } from '../face/align.js';
 import type { Layer } from '../vggface.js';
-import { ApiError, internalError } from './api-error.js';
+import { ApiError, clientErrorResponse, internalError } from './api-error.js';
 import { needsToken, tokenMatches } from './auth.js';
 import type { GalleryClient } from './gallery-client.js';
 import type { InferencePool } from './inference-pool.js';
 import type { ServerMetrics } from './metrics.js';
 import { buildOpenApi } from './openapi.js';
-import type { ServeOptions } from './options.js';
+import { SERVE_DEFAULTS, type ServeOptions } from './options.js';
 import type { FaceMode, ImageResult, JobSpec, JsonResult, VectorResult } from './protocol.js';
 import { apiRoutes, errorSchema, type Access, type RouteSpec } from './schemas.js';
 import { busboyLimits, jobImages, readMultipartBody, Upload, uploadKeyword } from './uploads.js';
@@ -39,6 +39,8 @@ export interface ApiContext {
   /** The threshold of each metric when a request gives none (undefined: the request must give one). */
   readonly thresholds: Partial<Record<Metric, number>>;
   readonly metrics: ServerMetrics;
+  /** The Host header check (hosts.ts): the error to answer, or undefined for a name of this server. */
+  readonly hostCheck: (host: string | undefined) => ApiError | undefined;
   readonly shuttingDown: () => boolean;
 }
 
@@ -94,6 +96,22 @@ const nameOf = (img: BodyImage): string | undefined => img.name;
 function usedFace(img: BodyImage, r: VectorResult): { name?: string; width?: number; height?: number; face?: DetectedFace } {
   // Rounded as describe and the CLI write faces (pixels to 2 decimals, score to 4).
   return { name: nameOf(img), width: r.width, height: r.height, face: r.face && (JSON.parse(faceJson(r.face)) as DetectedFace) };
+}
+
+/** 2097152 -> "2 MiB". */
+function formatBytes(n: number): string {
+  for (const [unit, size] of [['GiB', 2 ** 30], ['MiB', 2 ** 20], ['KiB', 2 ** 10]] as const) if (n >= size && n % (size / 8) === 0) return `${n / size} ${unit}`;
+  return `${n} bytes`;
+}
+
+/** 256 characters of an identity, each up to 9 characters percent-encoded (3 UTF-8 bytes; 4 for 2 UTF-16 units). */
+const MAX_IDENTITY_URL_LENGTH = 256 * 9;
+
+/** The router's errors, before any route: a path segment too long for an identity, a URL that is not valid. */
+function frameworkApiError(error: FastifyError): ApiError {
+  if (error.code === 'FST_ERR_MAX_PARAM_LENGTH') return new ApiError(414, 'uri_too_long', 'the URL is too long: an identity has at most 256 characters');
+  if (error.code === 'FST_ERR_BAD_URL') return new ApiError(400, 'invalid_url', 'the URL is not valid (a malformed percent-encoding)');
+  return internalError();
 }
 
 /** Maps anything thrown while answering to the API's error. */
@@ -160,6 +178,7 @@ export async function buildApp(ctx: ApiContext): Promise<FastifyInstance> {
   const openApi = JSON.stringify(buildOpenApi(routes, options.auth));
   const web = Object.fromEntries(Object.entries(WEB_FILES).map(([url, f]) => [url, { body: readFileSync(new URL(f.file, WEB_DIR)), type: f.type }]));
 
+  const jsonLimit = Math.min(options.maxJsonBytes ?? SERVE_DEFAULTS.maxJsonBytes, options.maxBodyBytes);
   const app = Fastify({
     logger: options.logLevel === 'silent' ? false : { level: options.logLevel, stream: process.stderr },
     bodyLimit: options.maxBodyBytes,
@@ -167,20 +186,43 @@ export async function buildApp(ctx: ApiContext): Promise<FastifyInstance> {
     requestTimeout: Math.max(options.timeoutMs, 10_000),
     ajv: { customOptions: { removeAdditional: false, verbose: true, keywords: [uploadKeyword] } },
     schemaErrorFormatter: (errors, dataVar) => formatSchemaErrors(errors as unknown as Record<string, unknown>[], dataVar),
+    // An identity may have 256 characters (as the CLI takes): percent-encoded UTF-8, up to 9 characters each.
+    routerOptions: { maxParamLength: MAX_IDENTITY_URL_LENGTH },
+    // Errors found before a route is chosen get the same {error: {code, message}} as every other answer:
+    // the router's (a param too long, a malformed URL) and the HTTP parser's (headers too large, not HTTP).
+    frameworkErrors: (error, _request, reply) => {
+      const api = frameworkApiError(error);
+      void (reply as FastifyReply).code(api.status).send(api.body());
+    },
+    clientErrorHandler: (error, socket) => {
+      if ((error as NodeJS.ErrnoException).code === 'ECONNRESET' || socket.destroyed) return;
+      if (socket.writable) socket.write(clientErrorResponse(error));
+      socket.destroy(error);
+    },
   });
-  // JSON and multipart only (fastify would also parse text/plain, which no route takes: 415).
-  app.removeContentTypeParser('text/plain');
+  // JSON and multipart only (fastify would also parse text/plain, which no route takes: 415). JSON bodies have a
+  // lower limit of their own: they are parsed on the event loop (see SERVE_DEFAULTS.maxJsonBytes).
+  app.removeContentTypeParser(['text/plain', 'application/json']);
+  app.addContentTypeParser('application/json', { parseAs: 'string', bodyLimit: jsonLimit }, app.getDefaultJsonParser('error', 'error'));
   await app.register(multipart, { limits: busboyLimits(options) });
 
   const limits = { maxBodyBytes: options.maxBodyBytes, maxImages: options.maxImages };
+  const isJson = (request: FastifyRequest) => /^application\/json\b/i.test(request.headers['content-type'] ?? '');
+  /** 413 for a body over its limit: JSON's says what to send instead. */
+  const tooLarge = (request: FastifyRequest) =>
+    isJson(request)
+      ? new ApiError(413, 'body_too_large', `a JSON body may have at most ${formatBytes(jsonLimit)} (its base64 is parsed on the event loop): send photos as multipart/form-data, in fields named images`)
+      : new ApiError(413, 'body_too_large', 'the request body is over the server’s size limit');
   app.addHook('onRequest', async (request) => {
+    const misdirected = ctx.hostCheck(request.headers.host);
+    if (misdirected) throw misdirected;
     const access = request.routeOptions.config.access ?? 'open';
     if (needsToken(options.auth, access) && !tokenMatches(request.headers.authorization, options.token!)) {
       throw new ApiError(401, 'unauthorized', 'this route needs the server token: Authorization: Bearer <token>');
     }
     // Refuse an announced oversized body before reading it (multipart is not bounded by bodyLimit).
     const length = Number(request.headers['content-length']);
-    if (Number.isFinite(length) && length > options.maxBodyBytes) throw new ApiError(413, 'body_too_large', 'the request body is over the server’s size limit');
+    if (Number.isFinite(length) && length > (isJson(request) ? jsonLimit : options.maxBodyBytes)) throw tooLarge(request);
   });
   app.addHook('preValidation', async (request) => {
     if (request.isMultipart()) request.body = await readMultipartBody(request, limits);
@@ -195,7 +237,7 @@ export async function buildApp(ctx: ApiContext): Promise<FastifyInstance> {
     metrics.request(request.routeOptions.url ?? 'unmatched', request.method, reply.statusCode, reply.elapsedTime / 1000);
   });
   app.setErrorHandler((error, request, reply) => {
-    const api = apiErrorOf(error, options.maxImages);
+    const api = (error as FastifyError).code === 'FST_ERR_CTP_BODY_TOO_LARGE' ? tooLarge(request) : apiErrorOf(error, options.maxImages);
     if (api.code === 'internal') request.log.error({ err: error }, 'internal error');
     if (api.retryAfter !== undefined) void reply.header('Retry-After', String(api.retryAfter));
     if (api.status === 401) void reply.header('WWW-Authenticate', 'Bearer realm="vggface"');
@@ -215,7 +257,8 @@ export async function buildApp(ctx: ApiContext): Promise<FastifyInstance> {
     reply.raw.once('close', onClose);
     try {
       const deadline = Date.now() - reply.elapsedTime + options.timeoutMs;
-      return await pool.submit(job, jobImages(images), { deadline, signal: controller.signal });
+      const { images: jobs, transfer } = jobImages(images);
+      return await pool.submit(job, jobs, { deadline, signal: controller.signal, transfer });
     } finally {
       reply.raw.off('close', onClose);
     }
@@ -273,12 +316,15 @@ export async function buildApp(ctx: ApiContext): Promise<FastifyInstance> {
     },
     async health(_request, reply) {
       const closing = ctx.shuttingDown();
-      void reply.code(closing ? 503 : 200);
+      // Not ready while the gallery's PostgreSQL server cannot be reached (it reconnects by itself).
+      const galleryDown = gallery.health.state !== 'ok';
+      void reply.code(closing || galleryDown ? 503 : 200);
       return {
-        status: closing ? 'shutting_down' : 'ok',
+        status: closing ? 'shutting_down' : galleryDown ? 'gallery_unavailable' : 'ok',
         workers: { ready: pool.readyWorkers, total: pool.totalWorkers },
         queue: { waiting: pool.queueDepth, capacity: options.queueSize },
         inflightImages: pool.inflightImages,
+        gallery: gallery.health,
       };
     },
     async metrics(_request, reply) {
@@ -304,7 +350,7 @@ export async function buildApp(ctx: ApiContext): Promise<FastifyInstance> {
 function registerRoute(app: FastifyInstance, r: RouteSpec, handler: (request: FastifyRequest, reply: FastifyReply) => Promise<unknown>): void {
   const response: Record<number, unknown> = {};
   for (const [status, res] of Object.entries(r.responses)) if (res.schema && (res.contentType ?? 'application/json') === 'application/json') response[Number(status)] = res.schema;
-  for (const status of [400, 401, 404, 413, 415, 422, 500, 503]) response[status] ??= errorSchema;
+  for (const status of [400, 401, 404, 413, 415, 421, 422, 500, 503]) response[status] ??= errorSchema;
   app.route({
     method: r.method,
     url: r.url,

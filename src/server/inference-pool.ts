@@ -39,6 +39,8 @@ interface PendingJob {
   readonly id: number;
   readonly spec: JobSpec;
   readonly images: readonly JobImage[];
+  /** Moved to the worker with the images (their buffers), not copied. */
+  readonly transfer: readonly ArrayBuffer[];
   readonly resolve: (results: ImageResult[]) => void;
   readonly reject: (err: ApiError) => void;
   timer?: NodeJS.Timeout;
@@ -52,19 +54,29 @@ interface WorkerHandle {
   inflight: number;
   readonly jobs: Map<number, PendingJob>;
   closing: boolean;
+  /** performance.now() when it last went from idle to busy, and of its last answer: the span a completion took. */
+  busySince: number;
+  lastDoneAt: number;
 }
 
 const WORKER_URL = new URL('./inference-worker.js', import.meta.url);
-/** Completed images remembered for the throughput estimate behind Retry-After. */
-const RATE_WINDOW_MS = 10_000;
+/** Weight of each new per-image time in the running estimate behind Retry-After. */
+const RATE_SMOOTHING = 0.3;
+/** Retry-After bounds, seconds. */
+const RETRY_MIN = 1;
+const RETRY_MAX = 600;
 
-function spawn(setup: WorkerSetup): Promise<{ handle: WorkerHandle; model: LoadedModel }> {
+function spawn(setup: WorkerSetup): Promise<{ handle: WorkerHandle; model: LoadedModel; secondsPerImage: number }> {
   return new Promise((resolve, reject) => {
     const worker = new Worker(WORKER_URL, { workerData: { role: 'vggface-inference', setup }, execArgv: workerExecArgv() });
     const onMessage = (m: FromWorker) => {
       if (m.type === 'ready') {
         cleanup();
-        resolve({ handle: { worker, inflight: 0, jobs: new Map(), closing: false }, model: { modelPath: m.modelPath, info: m.info, identity: m.identity } });
+        resolve({
+          handle: { worker, inflight: 0, jobs: new Map(), closing: false, busySince: 0, lastDoneAt: 0 },
+          model: { modelPath: m.modelPath, info: m.info, identity: m.identity },
+          secondsPerImage: m.secondsPerImage,
+        });
       } else if (m.type === 'fatal') {
         cleanup();
         reject(new VggFaceError((m.code as ErrorCode | undefined) ?? 'E_INTERNAL', m.message));
@@ -93,7 +105,6 @@ export class InferencePool {
   private readonly handles: WorkerHandle[] = [];
   private readonly waiting: PendingJob[] = [];
   private nextId = 1;
-  private readonly completed: { at: number; images: number }[] = [];
   private closed = false;
 
   private constructor(
@@ -101,6 +112,8 @@ export class InferencePool {
     private readonly observer: PoolObserver,
     /** The model as the first worker loaded it (every worker loads the same file). */
     readonly model: LoadedModel,
+    /** Seconds a worker takes per image: timed at start, then from the answers (see {@link retryAfterSeconds}). */
+    private secondsPerImage: number,
   ) {}
 
   /**
@@ -109,7 +122,7 @@ export class InferencePool {
    */
   static async start(settings: PoolSettings, observer: PoolObserver): Promise<InferencePool> {
     const first = await spawn(settings.setup);
-    const pool = new InferencePool(settings, observer, first.model);
+    const pool = new InferencePool(settings, observer, first.model, first.secondsPerImage);
     pool.adopt(first.handle);
     try {
       for (let i = 1; i < settings.workers; i++) pool.adopt((await spawn(settings.setup)).handle);
@@ -145,22 +158,30 @@ export class InferencePool {
     return this.settings.workers;
   }
 
-  /** Seconds until the backlog should have cleared, from the recent throughput; 1 to 60. */
+  /**
+   * Seconds until the backlog (images held by the workers and waiting) should have cleared: its length times the
+   * per-image time, over the workers. The per-image time is measured by each worker at start, so a cold burst gets
+   * a real estimate, then follows the answers: the span since the worker's previous answer (or since it became
+   * busy) over the answer's images, smoothed.
+   */
   retryAfterSeconds(): number {
-    const now = Date.now();
-    while (this.completed.length > 0 && this.completed[0].at < now - RATE_WINDOW_MS) this.completed.shift();
-    const done = this.completed.reduce((s, c) => s + c.images, 0);
-    if (done === 0) return 1;
-    const rate = done / (RATE_WINDOW_MS / 1000);
     const backlog = this.inflightImages + this.waiting.reduce((s, j) => s + j.images.length, 0);
-    return Math.min(60, Math.max(1, Math.ceil(backlog / rate)));
+    const seconds = (backlog * this.secondsPerImage) / Math.max(1, this.readyWorkers);
+    return Math.min(RETRY_MAX, Math.max(RETRY_MIN, Math.ceil(seconds)));
+  }
+
+  private timeAnswer(handle: WorkerHandle, images: number): void {
+    const now = performance.now();
+    const sample = (now - Math.max(handle.busySince, handle.lastDoneAt)) / 1000 / Math.max(1, images);
+    handle.lastDoneAt = now;
+    this.secondsPerImage += (sample - this.secondsPerImage) * RATE_SMOOTHING;
   }
 
   /**
    * Runs one request's images. Rejects with an ApiError: 503 when the queue is full or the deadline passes first,
    * the image's own error (400/413/415/422) when one of them cannot be used, 500 when a worker fails.
    */
-  submit(spec: JobSpec, images: readonly JobImage[], options: { deadline: number; signal?: AbortSignal }): Promise<ImageResult[]> {
+  submit(spec: JobSpec, images: readonly JobImage[], options: { deadline: number; signal?: AbortSignal; transfer?: readonly ArrayBuffer[] }): Promise<ImageResult[]> {
     if (this.closed) return Promise.reject(new ApiError(503, 'shutting_down', 'the server is shutting down', 1));
     if (this.waiting.length >= this.settings.queueSize && !this.idleWorker(images.length)) {
       this.observer.rejected('queue_full');
@@ -168,7 +189,7 @@ export class InferencePool {
       return Promise.reject(new ApiError(503, 'queue_full', `the server is busy (${this.waiting.length} requests waiting); retry in ${retry} s`, retry));
     }
     return new Promise<ImageResult[]>((resolve, reject) => {
-      const job: PendingJob = { id: this.nextId++, spec, images, resolve, reject, settled: false };
+      const job: PendingJob = { id: this.nextId++, spec, images, transfer: options.transfer ?? [], resolve, reject, settled: false };
       const wait = Math.max(0, options.deadline - Date.now());
       job.timer = setTimeout(() => {
         this.observer.rejected('timeout');
@@ -200,21 +221,22 @@ export class InferencePool {
       if (!handle) return;
       this.waiting.shift();
       job.worker = handle;
+      if (handle.inflight === 0) handle.busySince = performance.now();
       handle.inflight += job.images.length;
       handle.jobs.set(job.id, job);
-      handle.worker.postMessage({ type: 'job', id: job.id, spec: job.spec, images: job.images } satisfies ToWorker);
+      handle.worker.postMessage({ type: 'job', id: job.id, spec: job.spec, images: job.images } satisfies ToWorker, [...job.transfer]);
     }
   }
 
-  /** Gives up on a job (deadline, client gone): out of the queue, or cancelled in its worker. */
+  /**
+   * Gives up on a job (deadline, client gone): out of the queue, or cancelled in its worker. A cancelled job's
+   * images stay counted in flight until the worker says its running work has returned ('released').
+   */
   private abandon(job: PendingJob, err: ApiError): void {
     if (job.settled) return;
     const i = this.waiting.indexOf(job);
     if (i >= 0) this.waiting.splice(i, 1);
-    if (job.worker) {
-      job.worker.worker.postMessage({ type: 'cancel', id: job.id } satisfies ToWorker);
-      this.release(job);
-    }
+    if (job.worker) job.worker.worker.postMessage({ type: 'cancel', id: job.id } satisfies ToWorker);
     this.settle(job, () => job.reject(err));
     this.dispatch();
   }
@@ -237,18 +259,21 @@ export class InferencePool {
       this.observer.batch(m.size, m.seconds);
       return;
     }
-    if (m.type !== 'done' && m.type !== 'failed') return;
+    if (m.type !== 'done' && m.type !== 'failed' && m.type !== 'released') return;
     const job = handle.jobs.get(m.id);
-    if (!job) return; // abandoned meanwhile
-    this.release(job);
+    if (!job) return;
     if (m.type === 'done') {
-      this.completed.push({ at: Date.now(), images: job.images.length });
+      this.release(job);
+      this.timeAnswer(handle, job.images.length);
       this.observer.done(job.spec, m.results);
-      this.settle(job, () => job.resolve([...m.results]));
-    } else {
+      this.settle(job, () => job.resolve([...m.results])); // nothing if abandoned meanwhile
+      this.dispatch();
+    } else if (m.type === 'failed') {
       this.settle(job, () => job.reject(ApiError.from(m.error)));
+    } else if (m.type === 'released') {
+      this.release(job);
+      this.dispatch();
     }
-    this.dispatch();
   }
 
   /** A worker that dies unexpectedly fails its requests (500) and is replaced. */

@@ -16,7 +16,7 @@ import { resolveAlignOptions, type ResolvedAlignOptions } from '../face/align.js
 import { FaceDetector, resolveDetectOptions, type ResolvedDetectOptions } from '../face/detector.js';
 import { extractFaces } from '../face/pipeline.js';
 import type { DetectedFace } from '../face/types.js';
-import { loadSquare, SUPPORTED_FORMATS, type Fit } from '../image/decode.js';
+import { decodeImage, loadSquare, sizeLimits, sizeProblem, SUPPORTED_FORMATS, type DecodeOptions, type Fit } from '../image/decode.js';
 import type { ModelOutput } from '../onnx/builder.js';
 import { sha256 } from '../util/hash.js';
 import { modelIdentity } from '../verify/thresholds.js';
@@ -56,6 +56,10 @@ interface Job {
   pendingCrops: number;
   /** Answered, failed or cancelled: no more work for it. */
   finished: boolean;
+  /** Photos being decoded and faces being described: work that goes on after a cancel, until it returns. */
+  active: number;
+  /** The main thread was told that nothing runs for it any more. */
+  released: boolean;
 }
 
 interface Crop {
@@ -85,7 +89,7 @@ export function decodeBase64(text: string, label: string): Uint8Array {
 
 /**
  * Refuses from the header alone what must not be decoded: formats other than the supported ones (415) and images
- * over the pixel limit (413). What sharp cannot read at all is not an image (422).
+ * over the pixel, side or aspect-ratio limit (413). What sharp cannot read at all is not an image (422).
  */
 async function checkImage(bytes: Uint8Array, label: string, maxPixels: number): Promise<void> {
   let meta: Metadata;
@@ -99,9 +103,8 @@ async function checkImage(bytes: Uint8Array, label: string, maxPixels: number): 
   }
   const w = meta.autoOrient?.width ?? meta.width;
   const h = meta.autoOrient?.height ?? meta.height;
-  if (w * h > maxPixels) {
-    throw new ApiError(413, 'image_too_large', `${label}: image is ${w}x${h} = ${w * h} pixels, over the server's limit of ${maxPixels}`);
-  }
+  const problem = sizeProblem(w, h, sizeLimits({ maxPixels }), "the server's");
+  if (problem) throw new ApiError(413, 'image_too_large', `${label}: ${problem.message}`);
 }
 
 export class Pipeline {
@@ -114,7 +117,7 @@ export class Pipeline {
   constructor(
     private readonly model: VggFace,
     private readonly detector: FaceDetector,
-    private readonly setup: Pick<WorkerSetup, 'batchSize' | 'maxPixels'>,
+    private readonly setup: Pick<WorkerSetup, 'batchSize' | 'maxPixels' | 'decodeTimeoutSeconds'>,
     private readonly post: (message: FromWorker, transfer?: ArrayBuffer[]) => void,
   ) {}
 
@@ -127,18 +130,55 @@ export class Pipeline {
       align = resolveAlignOptions({ align: d.align, margin: d.margin, size: INPUT_SIZE });
     } catch (err) {
       this.post({ type: 'failed', id, error: imageApiError(err).toData() });
+      this.post({ type: 'released', id });
       return;
     }
     const fit = spec.fit ?? (this.model.info.preprocessing === 'deepface' ? 'deepface' : 'crop');
-    const job: Job = { id, spec, images, states: images.map(() => ({ slots: [] })), detect, align, fit, pendingImages: images.length, pendingCrops: 0, finished: false };
+    const job: Job = {
+      id,
+      spec,
+      images,
+      states: images.map(() => ({ slots: [] })),
+      detect,
+      align,
+      fit,
+      pendingImages: images.length,
+      pendingCrops: 0,
+      finished: false,
+      active: 0,
+      released: false,
+    };
     this.jobs.set(id, job);
     images.forEach((_, index) => this.photos.push({ job, index }));
     this.pump();
   }
 
+  /** Stops a request's work: photos not started are skipped, faces not described are dropped. */
   cancel(id: number): void {
     const job = this.jobs.get(id);
-    if (job) this.finish(job);
+    if (!job) return;
+    this.finish(job);
+    this.releaseIfIdle(job);
+  }
+
+  /**
+   * A photo being decoded cannot be stopped (sharp's time limit bounds it), so a job that failed or was cancelled is
+   * reported released only once its running work has returned: until then the main thread counts its images as
+   * in flight (and /healthz shows them), and gives this worker no more than it can hold.
+   */
+  private releaseIfIdle(job: Job): void {
+    if (!job.finished || job.active > 0 || job.released) return;
+    job.released = true;
+    this.post({ type: 'released', id: job.id });
+  }
+
+  private begin(job: Job): void {
+    job.active++;
+  }
+
+  private end(job: Job): void {
+    job.active--;
+    this.releaseIfIdle(job);
   }
 
   private idleWaiters: (() => void)[] = [];
@@ -167,6 +207,7 @@ export class Pipeline {
     const apiError = imageApiError(err);
     if (apiError.status === 500) console.error(`vggface serve worker: request ${job.id}:`, err);
     this.post({ type: 'failed', id: job.id, error: apiError.toData() });
+    this.releaseIfIdle(job);
   }
 
   private pump(): void {
@@ -174,8 +215,10 @@ export class Pipeline {
       const next = this.photos.shift()!;
       if (next.job.finished) continue;
       this.extracting++;
+      this.begin(next.job);
       this.extract(next.job, next.index).finally(() => {
         this.extracting--;
+        this.end(next.job);
         this.pump();
         void this.infer();
         this.checkIdle();
@@ -193,12 +236,15 @@ export class Pipeline {
       await checkImage(bytes, label, this.setup.maxPixels);
       if (job.finished) return;
       const output = outputFor(job.spec);
+      const decode: DecodeOptions = { maxPixels: this.setup.maxPixels, timeoutSeconds: this.setup.decodeTimeoutSeconds };
       if (job.spec.faces === 'none') {
-        const crop = await loadSquare(bytes, label, INPUT_SIZE, { fit: job.fit, maxPixels: this.setup.maxPixels });
+        const crop = await loadSquare(bytes, label, INPUT_SIZE, { ...decode, fit: job.fit });
         state.slots = [{}];
         this.crops.push({ job, slot: state.slots[0], pixels: crop.data, output });
       } else {
-        const photo = await extractFaces(this.detector, bytes, label, job.detect, job.align);
+        const image = await decodeImage(bytes, label, decode);
+        if (job.finished) return;
+        const photo = await extractFaces(this.detector, image, label, job.detect, job.align);
         if (job.spec.faces === 'largest' && photo.faces.length === 0) throw new ApiError(422, 'no_face', `${label}: no face found`);
         state.width = photo.width;
         state.height = photo.height;
@@ -232,15 +278,18 @@ export class Pipeline {
           else i++;
         }
         if (batch.length === 0) continue;
+        for (const c of batch) this.begin(c.job);
         try {
           await this.describe(batch, output);
         } catch (err) {
           for (const c of batch) this.fail(c.job, err);
         }
         for (const c of batch) {
-          if (c.job.finished) continue;
-          c.job.pendingCrops--;
-          this.maybeAnswer(c.job);
+          if (!c.job.finished) {
+            c.job.pendingCrops--;
+            this.maybeAnswer(c.job);
+          }
+          this.end(c.job);
         }
       }
     } finally {
@@ -266,6 +315,7 @@ export class Pipeline {
   private maybeAnswer(job: Job): void {
     if (job.finished || job.pendingImages > 0 || job.pendingCrops > 0) return;
     this.finish(job);
+    job.released = true; // an answer releases the job: all its work is done
     const transfer: ArrayBuffer[] = [];
     const results: ImageResult[] = job.states.map((s, index) => {
       if (job.spec.output === 'json') return { json: imageJson(job.images[index].name, s, job.spec.faces === 'none'), faces: s.slots.length };
@@ -307,6 +357,25 @@ function yieldToEventLoop(): void {
   if (Number.isInteger(tid) && tid > 0) setPriority(tid, Math.max(getPriority(tid), 10));
 }
 
+/**
+ * Seconds one photo takes here: a synthetic 1024x768 JPEG decoded and searched for faces, and one face described,
+ * timed on a second run (the first warms the sessions up). The server's estimate of its per-image time until real
+ * requests are timed, so a cold burst is not told to retry in 1 s.
+ */
+async function timeOnePhoto(model: VggFace, detector: FaceDetector): Promise<number> {
+  const jpeg = await sharp({ create: { width: 1024, height: 768, channels: 3, background: { r: 128, g: 128, b: 128 } } }).jpeg().toBuffer();
+  const detect = resolveDetectOptions({});
+  const align = resolveAlignOptions({ size: INPUT_SIZE });
+  const run = async () => {
+    await extractFaces(detector, jpeg, 'warm-up', detect, align);
+    await model.run(new Uint8Array(CROP_BYTES), 1, ['descriptor']);
+  };
+  await run();
+  const start = performance.now();
+  await run();
+  return (performance.now() - start) / 1000;
+}
+
 async function start(setup: WorkerSetup, port: NonNullable<typeof parentPort>): Promise<void> {
   const post = (m: FromWorker, transfer: ArrayBuffer[] = []) => port.postMessage(m, transfer);
   yieldToEventLoop();
@@ -316,6 +385,7 @@ async function start(setup: WorkerSetup, port: NonNullable<typeof parentPort>): 
     model = await VggFace.load({ ...setup.load, threads: setup.threads });
     detector = await FaceDetector.open({ model: setup.detectorModel, cacheDir: setup.load.cacheDir, threads: setup.threads });
     const identity = await modelIdentity(model);
+    const secondsPerImage = await timeOnePhoto(model, detector);
     const pipeline = new Pipeline(model, detector, setup, post);
     port.on('message', (m: ToWorker) => {
       if (m.type === 'job') pipeline.submit(m.id, m.spec, m.images);
@@ -328,7 +398,7 @@ async function start(setup: WorkerSetup, port: NonNullable<typeof parentPort>): 
         });
       }
     });
-    post({ type: 'ready', modelPath: model.modelPath, info: model.info, identity });
+    post({ type: 'ready', modelPath: model.modelPath, info: model.info, identity, secondsPerImage });
   } catch (err) {
     await model?.close();
     await detector?.close();

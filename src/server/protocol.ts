@@ -62,6 +62,8 @@ export interface WorkerSetup {
   readonly threads: number;
   readonly batchSize: number;
   readonly maxPixels: number;
+  /** The time limit of decoding one image (the request's own limit: past it, nobody waits for the result). */
+  readonly decodeTimeoutSeconds: number;
 }
 
 export type ToWorker =
@@ -70,9 +72,14 @@ export type ToWorker =
   | { readonly type: 'close' };
 
 export type FromWorker =
-  | { readonly type: 'ready'; readonly modelPath: string; readonly info: ModelInfo; readonly identity: ModelIdentity }
+  /** Loaded; `secondsPerImage`: one photo timed at start (decode, detection, one face described). */
+  | { readonly type: 'ready'; readonly modelPath: string; readonly info: ModelInfo; readonly identity: ModelIdentity; readonly secondsPerImage: number }
+  /** The answer; nothing runs for the job any more. */
   | { readonly type: 'done'; readonly id: number; readonly results: readonly ImageResult[] }
+  /** The request's error; work already running for it may go on until `released`. */
   | { readonly type: 'failed'; readonly id: number; readonly error: ApiErrorData }
+  /** After `failed` or a cancel: the last of the job's running work has returned. */
+  | { readonly type: 'released'; readonly id: number }
   /** One inference call: how many faces, how long. */
   | { readonly type: 'batch'; readonly size: number; readonly seconds: number }
   /** The worker could not start (the message is the load error's). */

@@ -209,6 +209,11 @@ const IMAGE_ERRORS: Record<number, ResponseSpec> = {
   500: err('An internal error (details in the server log only).'),
 };
 const AUTH_ERROR: Record<number, ResponseSpec> = { 401: err('Missing or wrong bearer token.') };
+/** Every route checks the Host header first. */
+const HOST_ERROR: Record<number, ResponseSpec> = {
+  421: err('The Host header is not a name of this server (localhost, its listen address, --allowed-host): refused against DNS rebinding.'),
+};
+const LONG_ID_ERROR: Record<number, ResponseSpec> = { 414: err('The identity in the URL is over 256 characters.') };
 
 export const identityParams: JsonSchema = {
   type: 'object',
@@ -228,17 +233,26 @@ export const identityParams: JsonSchema = {
 
 export const healthSchema: JsonSchema = {
   type: 'object',
-  required: ['status', 'workers', 'queue', 'inflightImages'],
+  required: ['status', 'workers', 'queue', 'inflightImages', 'gallery'],
   properties: {
-    status: { type: 'string', enum: ['ok', 'shutting_down'] },
+    status: { type: 'string', enum: ['ok', 'shutting_down', 'gallery_unavailable'] },
     workers: { type: 'object', properties: { ready: { type: 'integer' }, total: { type: 'integer' } } },
     queue: { type: 'object', properties: { waiting: { type: 'integer' }, capacity: { type: 'integer' } } },
     inflightImages: { type: 'integer' },
+    gallery: {
+      type: 'object',
+      description: 'The gallery store; `unavailable` while its PostgreSQL server cannot be reached (the server reconnects by itself).',
+      properties: { backend: { type: 'string', enum: ['sqlite', 'postgres'] }, state: { type: 'string', enum: ['ok', 'unavailable'] } },
+    },
   },
 };
 
 /** Every route of the server, with its schemas. */
 export function apiRoutes(limits: SchemaLimits): RouteSpec[] {
+  return routeTable(limits).map((r) => ({ ...r, responses: { ...r.responses, ...HOST_ERROR, ...(r.params === identityParams ? LONG_ID_ERROR : {}) } }));
+}
+
+function routeTable(limits: SchemaLimits): RouteSpec[] {
   const many = { min: 1, max: limits.maxImages };
   const crops = faceOptions(['largest', 'none'], 'largest');
   return [
@@ -410,7 +424,7 @@ export function apiRoutes(limits: SchemaLimits): RouteSpec[] {
       url: '/healthz',
       summary: 'Liveness and load; answers at once, even while the workers are busy',
       access: 'open',
-      responses: { 200: { description: 'Serving.', schema: healthSchema }, 503: { description: 'Shutting down.', schema: healthSchema } },
+      responses: { 200: { description: 'Serving.', schema: healthSchema }, 503: { description: 'Shutting down, or the gallery database is unavailable.', schema: healthSchema } },
     },
     {
       operationId: 'metrics',

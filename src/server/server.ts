@@ -21,7 +21,8 @@ import { buildApp } from './app.js';
 import { GalleryClient } from './gallery-client.js';
 import { InferencePool } from './inference-pool.js';
 import { createMetrics } from './metrics.js';
-import type { ServeOptions } from './options.js';
+import { checkToken, type ServeOptions } from './options.js';
+import { hostChecker, resolveListenHost } from './hosts.js';
 
 export { SERVE_DEFAULTS, AUTH_MODES, defaultThreadsPerWorker, type ServeOptions, type AuthMode } from './options.js';
 
@@ -35,13 +36,23 @@ export interface RunningServer {
 
 export async function startServer(options: ServeOptions, log: (message: string) => void = (m) => process.stderr.write(`${m}\n`)): Promise<RunningServer> {
   if (options.auth !== 'none' && !options.token) throw usageError(`auth ${options.auth} needs a token (or auth none to serve without one)`, 'token');
+  if (options.token !== undefined) checkToken(options.token);
+  // Before the model loads: a listen name that does not resolve, or an allowed host that is not a name, is a usage error.
+  const hostCheck = hostChecker(options.host, await resolveListenHost(options.host), options.allowedHosts ?? []);
   let pool: InferencePool | undefined;
   const metrics = createMetrics(() => pool);
   pool = await InferencePool.start(
     {
       workers: options.workers,
       queueSize: options.queueSize,
-      setup: { load: options.load, detectorModel: options.detectorModel, threads: options.threadsPerWorker, batchSize: options.batchSize, maxPixels: options.maxPixels },
+      setup: {
+        load: options.load,
+        detectorModel: options.detectorModel,
+        threads: options.threadsPerWorker,
+        batchSize: options.batchSize,
+        maxPixels: options.maxPixels,
+        decodeTimeoutSeconds: Math.max(1, Math.ceil(options.timeoutMs / 1000)),
+      },
     },
     { batch: metrics.batch, done: metrics.described, rejected: metrics.rejected, log },
   );
@@ -49,7 +60,7 @@ export async function startServer(options: ServeOptions, log: (message: string) 
   let gallery: GalleryClient;
   try {
     gallery = await GalleryClient.open(
-      { db: options.db, storage: options.storage, modelPath: running.model.modelPath, info: running.model.info, threads: options.threadsPerWorker },
+      { db: options.db, storage: options.storage, modelPath: running.model.modelPath, info: running.model.info, threads: options.threadsPerWorker, approximate: options.approximate, candidates: options.candidates },
       log,
     );
   } catch (err) {
@@ -68,7 +79,7 @@ export async function startServer(options: ServeOptions, log: (message: string) 
         if (!(err instanceof VggFaceError && err.code === 'E_NOT_FOUND')) throw err;
       }
     }
-    app = await buildApp({ options, pool: running, gallery, thresholds, metrics, shuttingDown: () => shuttingDown });
+    app = await buildApp({ options, pool: running, gallery, thresholds, metrics, hostCheck, shuttingDown: () => shuttingDown });
     await app.listen({ host: options.host, port: options.port });
   } catch (err) {
     await app?.close();
@@ -76,6 +87,9 @@ export async function startServer(options: ServeOptions, log: (message: string) 
     await gallery.close();
     if ((err as NodeJS.ErrnoException)?.code === 'EADDRINUSE') throw new VggFaceError('E_USAGE', `${options.host}:${options.port}: the address is in use (pick another --port)`);
     if ((err as NodeJS.ErrnoException)?.code === 'EADDRNOTAVAIL') throw new VggFaceError('E_USAGE', `${options.host}: not an address of this machine (--host)`);
+    if (['ENOTFOUND', 'EAI_AGAIN', 'EAI_FAIL', 'EAI_NONAME'].includes((err as NodeJS.ErrnoException)?.code ?? '')) {
+      throw new VggFaceError('E_USAGE', `--host ${JSON.stringify(options.host)}: does not resolve to an address of this machine`);
+    }
     throw err;
   }
   const address = app.server.address();
@@ -96,8 +110,12 @@ export async function startServer(options: ServeOptions, log: (message: string) 
           log('connections still open after the request time limit: closing them');
           server.server.closeAllConnections();
         }, options.timeoutMs + 1000);
+        // A gallery request stuck on the database (a lock, a server that stopped answering) must not hold the
+        // shutdown either: past a short grace its connection is ended and the request answered 503.
+        const abortGallery = setTimeout(() => void gallery.abort(), 2000);
         await drained;
         clearTimeout(timer);
+        clearTimeout(abortGallery);
         await running.close();
         await gallery.close();
       })();
