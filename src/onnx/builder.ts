@@ -55,6 +55,8 @@ export const META = {
   dtype: 'vggface.source.dtype',
   channelOrder: 'vggface.source.channel_order',
   sha256: 'vggface.source.sha256',
+  /** The network's identity: sha256 of its canonical weights (weights/identity.ts), the same for every layout. */
+  identity: 'vggface.weights.identity',
   sourceName: 'vggface.source.name',
   preprocessing: 'vggface.preprocessing',
   mean: 'vggface.mean_rgb',
@@ -154,7 +156,7 @@ export function graphInterface(topology: Topology, convOutputs = false): { input
 }
 
 /** What the metadata records about the source weights. */
-export type WeightSetInfo = Pick<WeightSet, 'format' | 'layout' | 'sourceDtype' | 'inputChannelOrder' | 'mean'>;
+export type WeightSetInfo = Pick<WeightSet, 'format' | 'layout' | 'sourceDtype' | 'inputChannelOrder' | 'mean' | 'identity'>;
 
 /** The metadata every converted model carries; `extra` adds or overrides keys (precision, quantization). */
 export function modelMetadata(weights: WeightSetInfo, topology: Topology, options: BuildOptions, extra: Record<string, string>): Record<string, string> {
@@ -171,6 +173,7 @@ export function modelMetadata(weights: WeightSetInfo, topology: Topology, option
     [META.topology]: JSON.stringify({ conv: topology.conv, fc6: topology.fc6, fc7: topology.fc7, fc8: topology.fc8 }),
   };
   if (options.sourceSha256) metadata[META.sha256] = options.sourceSha256;
+  if (weights.identity) metadata[META.identity] = weights.identity;
   if (options.sourceName) metadata[META.sourceName] = options.sourceName;
   return { ...metadata, ...extra };
 }

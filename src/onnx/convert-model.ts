@@ -7,6 +7,7 @@
  *   3. the int8 model is written from the quantized weights and the ranges.
  */
 import { rmSync } from 'node:fs';
+import { checkOutputPath } from '../util/files.js';
 import { sha256File } from '../util/hash.js';
 import { builtinCalibrationSet, type CalibrationSet } from '../image/calibration-set.js';
 import { openEngine } from '../runtime/onnxruntime.js';
@@ -31,6 +32,8 @@ export function methodLabel(method: CalibrationMethod): string {
 }
 
 export async function convertModel(source: string, output: string, options: ConvertModelOptions): Promise<ConversionReport> {
+  // Before anything is read or written: an int8 conversion writes its calibration model first.
+  checkOutputPath(output, [source]);
   const base: ConvertOptions = {
     preprocessing: options.preprocessing,
     format: options.format,

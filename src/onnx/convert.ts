@@ -6,6 +6,7 @@
  */
 import { basename } from 'node:path';
 import { VggFaceError } from '../errors.js';
+import { checkOutputPath } from '../util/files.js';
 import { sha256File } from '../util/hash.js';
 import { readWeights } from '../weights/formats.js';
 import type { Topology } from '../weights/topology.js';
@@ -41,6 +42,8 @@ export interface ConversionReport {
   readonly inputChannelOrder: string;
   readonly topology: Topology;
   readonly sha256: string;
+  /** The network's identity (sha256 of its canonical weights, the same for every layout), recorded in the metadata. */
+  readonly identity?: string;
   readonly preprocessing: Preprocessing;
   readonly precision: Precision;
   /** int8 only: method, set and hash of the calibration (the ranges are in the model's metadata). */
@@ -60,6 +63,7 @@ export async function convertWeightsToOnnx(source: string, output: string, optio
 export async function convertAndQuantize(source: string, output: string, options: ConvertOptions): Promise<ConversionOutcome> {
   const precision = options.precision ?? 'fp32';
   if (precision === 'int8' && !options.calibration) throw new VggFaceError('E_INTERNAL', 'int8 conversion without calibration ranges');
+  checkOutputPath(output, [source]);
   const sha256 = options.sha256 ?? (await sha256File(source));
   const { weights, topology, format } = await readWeights(source, options.format, options.readOptions);
   const build = { preprocessing: options.preprocessing, sourceSha256: sha256, sourceName: basename(source) };
@@ -105,6 +109,7 @@ function conversionReport(
     inputChannelOrder: weights.inputChannelOrder,
     topology,
     sha256,
+    ...(weights.identity ? { identity: weights.identity } : {}),
     preprocessing,
     precision,
     ...(precision === 'int8' && c ? { calibration: { method: c.method, source: c.source, sha256: c.sha256, images: c.images } } : {}),

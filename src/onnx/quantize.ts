@@ -147,9 +147,9 @@ export interface QuantizedWeights {
 
 /** Quantizes every layer (conv1_1 in the graph's channel order); biases are copied (small). */
 export function quantizeWeights(weights: WeightSet, limit = WEIGHT_LIMIT): QuantizedWeights {
-  const { format, layout, sourceDtype, inputChannelOrder, mean } = weights;
+  const { format, layout, sourceDtype, inputChannelOrder, mean, identity } = weights;
   return {
-    info: { format, layout, sourceDtype, inputChannelOrder, ...(mean ? { mean } : {}) },
+    info: { format, layout, sourceDtype, inputChannelOrder, ...(mean ? { mean } : {}), ...(identity ? { identity } : {}) },
     limit,
     layers: weights.layers.map((layer) => {
       const w = graphWeight(weights, layer);

@@ -5,6 +5,9 @@
  */
 import { formatError } from '../errors.js';
 
+/** TextDecoder rather than Buffer: the reader also runs in the browser build (ONNX metadata). */
+const utf8 = new TextDecoder('utf-8', { ignoreBOM: true }); // keeps a BOM, as Buffer's toString did
+
 export const WIRE_VARINT = 0;
 export const WIRE_FIXED64 = 1;
 export const WIRE_LEN = 2;
@@ -85,7 +88,7 @@ export class ProtoReader {
   }
 
   string(f: ProtoField): string {
-    return Buffer.from(this.bytes.buffer, this.bytes.byteOffset + f.start, f.end - f.start).toString('utf8');
+    return utf8.decode(this.bytes.subarray(f.start, f.end));
   }
 
   /** Repeated varints, packed (one WIRE_LEN field) or not (this field alone). */

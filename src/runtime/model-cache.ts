@@ -135,7 +135,10 @@ export async function resolveModel(options: ResolveOptions): Promise<ResolvedMod
   const cached = cachedModelPath(options.cacheDir, sha256, preprocessing, variant);
   if (await isFile(cached)) {
     try {
-      return { modelPath: cached, info: modelInfoFromOnnx(cached), origin: 'cached', sourceFormat: format };
+      const info = modelInfoFromOnnx(cached);
+      // A conversion written before network identities records none: converted again (once), so that calibrations,
+      // galleries and the server key on the identity.
+      if (info.metadata[META.identity] !== undefined) return { modelPath: cached, info, origin: 'cached', sourceFormat: format };
     } catch {
       // A damaged cache entry (disk full, killed writer on a filesystem without atomic rename): convert again.
     }

@@ -3,13 +3,16 @@
  * only) deepface's published VGG-Face values. Caffe-mode descriptors have no published threshold that applies to
  * them, so without calibration or an explicit value there is none, and the caller is told so.
  *
- * Calibrations are stored per model in `<cache>/thresholds/<sha256>-<preprocessing>.json`, keyed by the sha256 of
- * the weight file the model was converted from (ONNX metadata `vggface.source.sha256`) and its preprocessing.
+ * Calibrations are stored per model in `<cache>/thresholds/<identity>-<preprocessing>.json`, keyed by the network's
+ * identity (sha256 of its canonical weights, ONNX metadata `vggface.weights.identity`: the same whichever layout the
+ * model was converted from) and its preprocessing. Calibrations made before identities existed are keyed by the sha256
+ * of the weight file (`vggface.source.sha256`); they are still read, and the next calibration moves them to the new key.
  */
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileError, formatError, VggFaceError } from '../errors.js';
 import { META, type Preprocessing } from '../onnx/builder.js';
+import { checkOutputPath } from '../util/files.js';
 import { sha256File } from '../util/hash.js';
 import type { VggFace } from '../vggface.js';
 import { type Metric } from '../metrics/distance.js';
@@ -19,19 +22,32 @@ export const DEEPFACE_THRESHOLDS: Readonly<Record<Metric, number>> = { cosine: 0
 
 /** What a calibration is keyed by. */
 export interface ModelIdentity {
-  /** sha256 of the source weights (or of the ONNX file when it carries none). */
+  /**
+   * The network's identity: sha256 of its canonical weights (`vggface.weights.identity`). For a model converted
+   * before identities existed: sha256 of the source weight file, or of the ONNX file when it records none.
+   */
   readonly sha256: string;
   readonly preprocessing: Preprocessing;
-  /** `<sha256>-<preprocessing>`: the file name of the model's calibrations. */
+  /** `<sha256>-<preprocessing>`: the file name of the model's calibrations, and the model key of its galleries. */
   readonly key: string;
+  /** Keys the same model had before identities (`<source file sha256>-<preprocessing>`): what they hold still applies. */
+  readonly legacyKeys?: readonly string[];
   /** Source file name, for messages. */
   readonly name: string;
 }
 
 export async function modelIdentity(model: Pick<VggFace, 'info' | 'modelPath'>): Promise<ModelIdentity> {
-  const sha256 = model.info.metadata[META.sha256] ?? (await sha256File(model.modelPath));
+  const m = model.info.metadata;
+  const fileSha256 = m[META.sha256];
+  const sha256 = m[META.identity] ?? fileSha256 ?? (await sha256File(model.modelPath));
   const preprocessing = model.info.preprocessing;
-  return { sha256, preprocessing, key: `${sha256}-${preprocessing}`, name: model.info.metadata[META.sourceName] ?? model.modelPath };
+  const legacyKeys = fileSha256 !== undefined && fileSha256 !== sha256 ? [`${fileSha256}-${preprocessing}`] : [];
+  return { sha256, preprocessing, key: `${sha256}-${preprocessing}`, legacyKeys, name: m[META.sourceName] ?? model.modelPath };
+}
+
+/** Whether a stored key (a gallery's model key, a calibration's) belongs to this model. */
+export function isModelKey(id: ModelIdentity, key: string): boolean {
+  return key === id.key || (id.legacyKeys ?? []).includes(key);
 }
 
 export interface Calibration {
@@ -54,13 +70,21 @@ export function calibrationPath(cacheDir: string, id: ModelIdentity): string {
   return join(cacheDir, 'thresholds', `${id.key}.json`);
 }
 
+/** The model's calibrations: those under its identity, else those stored under its legacy key (file sha256). */
 export async function loadCalibrations(cacheDir: string, id: ModelIdentity): Promise<Partial<Record<Metric, Calibration>>> {
-  const path = calibrationPath(cacheDir, id);
+  for (const key of [id.key, ...(id.legacyKeys ?? [])]) {
+    const found = await loadCalibrationFile(join(cacheDir, 'thresholds', `${key}.json`));
+    if (found) return found;
+  }
+  return {};
+}
+
+async function loadCalibrationFile(path: string): Promise<Partial<Record<Metric, Calibration>> | undefined> {
   let text: string;
   try {
     text = await readFile(path, 'utf8');
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return {};
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw fileError(path, err);
   }
   try {
@@ -71,9 +95,13 @@ export async function loadCalibrations(cacheDir: string, id: ModelIdentity): Pro
   }
 }
 
-/** Records calibrations for a model (other metrics' entries are kept); written to a temporary file, then renamed. */
-export async function saveCalibrations(cacheDir: string, id: ModelIdentity, entries: readonly Calibration[]): Promise<string> {
+/**
+ * Records calibrations for a model (other metrics' entries are kept); written to a temporary file, then renamed.
+ * The file must be a regular file (or absent) and none of `inputs` (the pairs file, the images, the model).
+ */
+export async function saveCalibrations(cacheDir: string, id: ModelIdentity, entries: readonly Calibration[], inputs: readonly string[] = []): Promise<string> {
   const path = calibrationPath(cacheDir, id);
+  checkOutputPath(path, inputs); // before reading it too: a FIFO there would block the read
   const thresholds = { ...(await loadCalibrations(cacheDir, id)) };
   for (const e of entries) thresholds[e.metric] = e;
   const body: CalibrationFile = { model: { sha256: id.sha256, preprocessing: id.preprocessing, name: id.name }, thresholds };

@@ -2,9 +2,9 @@
  * The registry of weight readers and format detection by content (magic bytes and structure, never the extension).
  * Adding a layout means adding its reader to READERS.
  */
-import { closeSync, readSync, statSync } from 'node:fs';
-import { openForReading } from '../util/files.js';
-import { fileError, formatError, VggFaceError } from '../errors.js';
+import { closeSync, readSync } from 'node:fs';
+import { openForReading, regularFileStat } from '../util/files.js';
+import { formatError, VggFaceError } from '../errors.js';
 import { sniffOnnx } from '../onnx/inspect.js';
 import { caffeReader } from './caffe.js';
 import { hdf5ArticleReader } from './hdf5-article.js';
@@ -14,6 +14,7 @@ import { pytorchReader } from './pytorch.js';
 import { safetensorsReader } from './safetensors.js';
 import { torch7Reader } from './torch7.js';
 import { assertFiniteWeights, validateTopology, type Topology } from './topology.js';
+import { weightsIdentity } from './identity.js';
 import type { FormatId, ReadOptions, WeightReader, WeightSet } from './types.js';
 
 // matconvnet before any HDF5 reader: a MAT v7.3 file is HDF5 too, and gets its own message.
@@ -35,16 +36,9 @@ export function formatIds(): FormatId[] {
 
 const HEAD_BYTES = 64 * 1024;
 
-/** Checks that `path` is a non-empty regular file and returns its first bytes and size. */
+/** Checks that `path` is a non-empty regular file (not a device or FIFO) and returns its first bytes and size. */
 export function readHead(path: string): { head: Uint8Array; size: number } {
-  let size: number;
-  try {
-    const st = statSync(path);
-    if (st.isDirectory()) throw Object.assign(new Error('is a directory'), { code: 'EISDIR' });
-    size = st.size;
-  } catch (err) {
-    throw fileError(path, err);
-  }
+  const size = regularFileStat(path).size;
   if (size === 0) throw formatError(path, 'empty file (0 bytes), expected model weights');
   const fd = openForReading(path);
   try {
@@ -90,12 +84,13 @@ export function readerFor(format: FormatId): WeightReader {
   return reader;
 }
 
-/** Reads any supported weight file into the canonical weight set and checks its topology. */
+/** Reads any supported weight file into the canonical weight set, checks its topology and computes its identity. */
 export async function readWeights(path: string, format?: FormatId, options: ReadOptions = {}): Promise<{ weights: WeightSet; topology: Topology; format: FormatId }> {
   const id = format ?? (await detectFormat(path));
   if (format) readHead(path); // same file checks (missing, directory, empty) when the format is forced
-  const weights = await readerFor(id).read(path, options);
-  const topology = validateTopology(weights, path);
-  assertFiniteWeights(weights, path);
+  const read = await readerFor(id).read(path, options);
+  const topology = validateTopology(read, path);
+  assertFiniteWeights(read, path);
+  const weights: WeightSet = { ...read, identity: weightsIdentity(read) };
   return { weights, topology, format: id };
 }

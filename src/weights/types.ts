@@ -62,6 +62,8 @@ export interface WeightSet {
   readonly mean?: readonly [number, number, number];
   /** The 16 weight-bearing layers, in network order. */
   readonly layers: readonly LayerWeights[];
+  /** The network's identity (weights/identity.ts), set by `readWeights` once the weights are read and checked. */
+  readonly identity?: string;
 }
 
 /** The mean VGG-Face was trained with, in R, G, B order. */
