@@ -17,18 +17,20 @@ import { fileError, invalidParameterError, VggFaceError } from '../errors.js';
 import { inputLabel, isRawImage, type ImageInput } from '../image/decode.js';
 import { DEFAULT_METRIC, METRICS, type Metric } from '../metrics/distance.js';
 import { sha256 } from '../util/hash.js';
+import { envValue } from '../util/env.js';
 import * as check from '../validate.js';
 import type { DescribePhotosOptions, VggFace } from '../vggface.js';
-import { modelIdentity, type ModelIdentity } from '../verify/thresholds.js';
+import { isModelKey, modelIdentity, type ModelIdentity } from '../verify/thresholds.js';
 import type { IdentityMatch } from './descriptor-index.js';
-import { isPostgresUrl, PostgresStore } from './postgres-store.js';
+import { isPostgresUrl, PostgresStore, type PostgresOpenOptions } from './postgres-store.js';
 import { PRECISIONS, type Precision } from './scorer.js';
 import { SqliteStore } from './sqlite-store.js';
 import { UNKNOWN, type GalleryMeta, type GalleryStore, type IdentitySummary } from './types.js';
 
 /** $VGGFACE_GALLERY, else $XDG_DATA_HOME/vggface/gallery.db, else ~/.local/share/vggface/gallery.db. */
 export function defaultGalleryPath(env: NodeJS.ProcessEnv = process.env): string {
-  if (env.VGGFACE_GALLERY) return env.VGGFACE_GALLERY;
+  const gallery = envValue('gallery', env);
+  if (gallery) return gallery;
   return join(env.XDG_DATA_HOME || join(homedir(), '.local', 'share'), 'vggface', 'gallery.db');
 }
 
@@ -41,6 +43,8 @@ export interface GalleryOpenOptions {
   readonly create?: boolean;
   /** ONNX Runtime threads for the embedded search. */
   readonly threads?: number;
+  /** PostgreSQL: timeouts, schema, the approximate index, reconnecting (see {@link PostgresOpenOptions}). */
+  readonly postgres?: PostgresOpenOptions;
 }
 
 export interface AddedImage {
@@ -96,9 +100,9 @@ export async function contentHash(input: ImageInput, label: string): Promise<str
 }
 
 /** Opens the store behind a location (SQLite file or postgres:// URL) without a model: enough to list and remove. */
-export async function openGalleryStore(db: string, options: { create?: boolean; threads?: number } = {}): Promise<GalleryStore> {
+export async function openGalleryStore(db: string, options: { create?: boolean; threads?: number; postgres?: PostgresOpenOptions } = {}): Promise<GalleryStore> {
   check.nonEmptyString('db', db);
-  return isPostgresUrl(db) ? PostgresStore.open(db) : SqliteStore.open(db, { create: options.create ?? false, threads: options.threads });
+  return isPostgresUrl(db) ? PostgresStore.open(db, options.postgres) : SqliteStore.open(db, { create: options.create ?? false, threads: options.threads });
 }
 
 /** Removes an identity from a store; an identity the gallery does not hold is an error. */
@@ -152,7 +156,8 @@ export class Gallery<M extends GalleryModel = VggFace> {
   }
 
   private checkModel(meta: GalleryMeta): void {
-    if (meta.modelKey !== this.identity.key || meta.dimension !== this.model.dimension()) {
+    // A gallery filled before network identities is keyed by the source file's sha256: still the same model.
+    if (!isModelKey(this.identity, meta.modelKey) || meta.dimension !== this.model.dimension()) {
       throw new VggFaceError(
         'E_GALLERY',
         `${this.store.location}: this gallery holds descriptors of model ${meta.modelName} (${meta.modelKey.slice(0, 12)}..., ${meta.dimension}-d); ` +

@@ -1,6 +1,7 @@
 import { Command } from 'commander';
 import { usageError } from '../../errors.js';
 import { defaultGalleryPath, Gallery, openGalleryStore, removeIdentity } from '../../gallery/gallery.js';
+import { PostgresStore } from '../../gallery/postgres-store.js';
 import { PRECISIONS, type Precision } from '../../gallery/scorer.js';
 import { defaultCacheDir } from '../../util/paths.js';
 import { modelIdentity, resolveThreshold } from '../../verify/thresholds.js';
@@ -18,7 +19,10 @@ interface DbFlags {
 }
 
 function addDbOption(cmd: Command): Command {
-  return cmd.option('--db <location>', 'gallery: a SQLite file, or postgres://user:pass@host/db (default: $VGGFACE_GALLERY, else ~/.local/share/vggface/gallery.db)');
+  return cmd.option(
+    '--db <location>',
+    'gallery: a SQLite file, or postgres://user@host/db (password from $PGPASSWORD or ~/.pgpass; URL parameters schema, sslmode, statement_timeout, lock_timeout: see the README) (default: $VGGFACE_GALLERY, else ~/.local/share/vggface/gallery.db)',
+  );
 }
 
 const num = (x: number) => float32ToString(Math.fround(x));
@@ -88,6 +92,10 @@ function searchSubcommand(ctx: CommandContext): Command {
       const { threshold } = await resolveThreshold({ metric, explicit, cacheDir: flags.cacheDir ?? defaultCacheDir(), identity: await modelIdentity(model) });
       const gallery = await Gallery.open(model, { db: flags.db });
       try {
+        if (flags.approximate && gallery.store instanceof PostgresStore && !(await gallery.store.hasAnnIndex()) && (await gallery.store.meta())) {
+          ctx.stderr.write(`vggface gallery search: building the approximate-search index of ${gallery.store.location} (once: adds keep it up to date from now on)\n`);
+          await gallery.store.ensureAnnIndex();
+        }
         for await (const r of model.describePhotos(images, { maxPixels, ...photos.options })) {
           if (r.error) {
             reportItemError(ctx, r.error);
