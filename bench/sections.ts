@@ -6,5 +6,6 @@ import { precisionSection } from './sections/precision.js';
 import { readersSection } from './sections/readers.js';
 import { searchSection } from './sections/search.js';
 import { serveSection } from './sections/serve.js';
+import { queueSection } from './sections/queue.js';
 
-export const SECTIONS: readonly Section[] = [modelSection, readersSection, precisionSection, facesSection, searchSection, serveSection];
+export const SECTIONS: readonly Section[] = [modelSection, readersSection, precisionSection, facesSection, searchSection, serveSection, queueSection];

@@ -14,6 +14,7 @@ export type ErrorCode =
   | 'E_NETWORK' // a download that failed
   | 'E_MODEL' // an ONNX model that cannot be used
   | 'E_GALLERY' // a gallery store problem
+  | 'E_QUEUE' // a bulk-extraction queue problem (unknown run, model mismatch, database)
   | 'E_INTERNAL';
 
 export class VggFaceError extends Error {
