@@ -54,7 +54,19 @@ export { MODEL_INPUT, MODEL_OUTPUTS } from './onnx/builder.js';
 export type { ModelOutput } from './onnx/builder.js';
 export { readOnnxInfo } from './onnx/inspect.js';
 export type { ModelInfo } from './runtime/model-cache.js';
-export { ensureOfficialWeights, OFFICIAL_WEIGHTS_URL } from './weights/official.js';
+export {
+  ensureOfficialWeights,
+  fetchWeights,
+  cachedWeights,
+  resolveSource,
+  WEIGHT_SOURCES,
+  OFFICIAL_WEIGHTS_URL,
+  type WeightSource,
+  type FetchOutcome,
+  type OfficialWeightsOptions,
+} from './weights/official.js';
+export { weightsIdentity } from './weights/identity.js';
+export { envValue, readEnv, ENV_VARIABLES, type EnvVariable } from './util/env.js';
 
 // Faces in whole photos.
 export { FaceDetector } from './face/detector.js';

@@ -12,7 +12,8 @@
  */
 import { VggFaceError, invalidParameterError } from './errors.js';
 import { decodeBatch, type DecodedItem } from './image/batch.js';
-import { FITS, inputLabel, type Fit, type ImageInput } from './image/decode.js';
+import { inputLabel, type Fit, type ImageInput } from './image/decode.js';
+import { l2normalize, normalizeDescribeOptions, type DescribeOptions, type Layer } from './describe-options.js';
 import { INPUT_SIZE } from './weights/topology.js';
 import { MODEL_INPUT, PRECISIONS, PREPROCESSING, type ModelOutput, type Precision, type Preprocessing } from './onnx/builder.js';
 import type { InferenceEngine } from './runtime/onnxruntime.js';
@@ -20,6 +21,7 @@ import { openEngineInWorker } from './runtime/engine-worker.js';
 import { cpuFeatures, needsExactInt8Kernels } from './runtime/cpu.js';
 import { resolveModel, type ModelInfo, type ResolvedModel } from './runtime/model-cache.js';
 import { defaultCacheDir } from './util/paths.js';
+import { envValue } from './util/env.js';
 import { ensureOfficialWeights } from './weights/official.js';
 import type { DownloadProgress } from './util/download.js';
 import type { FormatId, ReadOptions } from './weights/types.js';
@@ -30,8 +32,7 @@ import { resolveAlignOptions, type AlignOptions } from './face/align.js';
 import { extractFacesSettled } from './face/pipeline.js';
 import type { DetectedFace } from './face/types.js';
 
-export type Layer = 'fc6' | 'fc7' | 'fc8';
-export const LAYERS: readonly Layer[] = ['fc6', 'fc7', 'fc8'];
+export { LAYERS, l2normalize, type DescribeOptions, type Layer } from './describe-options.js';
 
 export interface LoadOptions {
   /**
@@ -71,24 +72,6 @@ export interface LoadOptions {
   readonly onDetectorDownloadProgress?: (p: DownloadProgress) => void;
 }
 
-export interface DescribeOptions {
-  /** Which layer to return; default fc7 (the VGG-Face descriptor). */
-  readonly layer?: Layer;
-  /** L2-normalise the vector (default true). */
-  readonly normalize?: boolean;
-  /**
-   * How non-square images become 224x224: default `deepface` for a model with deepface preprocessing (its resize
-   * and zero padding), else `crop`. Images already 224x224 are used untouched.
-   */
-  readonly fit?: Fit;
-  /** Images per inference call; default 8. */
-  readonly batchSize?: number;
-  /** Refuse images with more pixels than this (default 100 MP). */
-  readonly maxPixels?: number;
-  /** Called after each batch with the number of images done. */
-  readonly onProgress?: (done: number, total: number) => void;
-}
-
 /** One input's outcome in {@link VggFace.describeEach}. */
 export type DescribeResult =
   | { readonly index: number; readonly label: string; readonly descriptor: Float32Array; readonly error?: undefined }
@@ -122,7 +105,11 @@ export interface DescribePhotosOptions extends DescribeFacesOptions {
 }
 
 /** One photo's outcome in {@link VggFace.describePhotos}: its descriptor (and the face it is of), or its error. */
-export type DescribePhotoResult = DescribeResult & { readonly face?: DetectedFace };
+export type DescribePhotoResult = DescribeResult & {
+  readonly face?: DetectedFace;
+  /** Set with the error of a photo that was read but has no face (not an unreadable one): pair evaluation skips those. */
+  readonly noFace?: true;
+};
 
 export class VggFace {
   private closed = false;
@@ -157,7 +144,7 @@ export class VggFace {
     const cacheDir = options.cacheDir ?? defaultCacheDir();
     const weights =
       options.weights ??
-      (process.env.VGGFACE_WEIGHTS || undefined) ??
+      envValue('weights') ??
       (await ensureOfficialWeights({ cacheDir, onProgress: options.onDownloadProgress }));
     check.nonEmptyString('weights', weights);
     const resolved = await resolveModel({
@@ -291,7 +278,7 @@ export class VggFace {
     if (fit !== undefined) throw invalidParameterError('fit', "undefined when faces are detected (use faces: 'none' for crops)", fit);
     for await (const r of this.describeFaces(inputs, { ...rest, maxFaces: 1 })) {
       if (r.error) yield { index: r.index, label: r.label, error: r.error };
-      else if (r.faces.length === 0) yield { index: r.index, label: r.label, error: new VggFaceError('E_IMAGE', `${r.label}: no face found`, { input: r.label }) };
+      else if (r.faces.length === 0) yield { index: r.index, label: r.label, error: new VggFaceError('E_IMAGE', `${r.label}: no face found`, { input: r.label }), noFace: true };
       else yield { index: r.index, label: r.label, descriptor: r.faces[0].descriptor, face: r.faces[0].face };
     }
   }
@@ -353,34 +340,4 @@ export class VggFace {
   private assertOpen(): void {
     if (this.closed) throw new VggFaceError('E_USAGE', 'this VggFace model was closed');
   }
-}
-
-interface NormalizedDescribeOptions {
-  layer: Layer;
-  normalize: boolean;
-  fit: Fit;
-  batchSize: number;
-  maxPixels: number | undefined;
-  onProgress: DescribeOptions['onProgress'];
-}
-
-function normalizeDescribeOptions(options: DescribeOptions, defaultFit: Fit): NormalizedDescribeOptions {
-  if (!check.isPlainObject(options)) throw invalidParameterError('options', 'an object', options);
-  return {
-    layer: options.layer === undefined ? 'fc7' : check.oneOf('layer', options.layer, LAYERS),
-    normalize: options.normalize === undefined ? true : check.bool('normalize', options.normalize),
-    fit: options.fit === undefined ? defaultFit : check.oneOf('fit', options.fit, FITS),
-    batchSize: options.batchSize === undefined ? 8 : check.integer('batchSize', options.batchSize, 1, 256),
-    maxPixels: options.maxPixels === undefined ? undefined : check.integer('maxPixels', options.maxPixels, 1, Number.MAX_SAFE_INTEGER),
-    onProgress: options.onProgress,
-  };
-}
-
-/** Divides by the L2 norm (a zero vector stays zero). Returns the same array. */
-export function l2normalize(v: Float32Array): Float32Array {
-  let s = 0;
-  for (let i = 0; i < v.length; i++) s += v[i] * v[i];
-  const n = Math.sqrt(s);
-  if (n > 0) for (let i = 0; i < v.length; i++) v[i] /= n;
-  return v;
 }

@@ -14,6 +14,9 @@ import { calibrateCommand } from './commands/calibrate.js';
 import { galleryCommand } from './commands/gallery.js';
 import { fidelityCommand } from './commands/fidelity.js';
 import { serveCommand } from './commands/serve.js';
+import { weightsCommand } from './commands/weights.js';
+import { queueCommand } from './commands/queue.js';
+import { workerCommand } from './commands/worker.js';
 
 const COMMANDS: readonly ((ctx: CommandContext) => Command)[] = [
   describeCommand,
@@ -26,6 +29,9 @@ const COMMANDS: readonly ((ctx: CommandContext) => Command)[] = [
   inspectCommand,
   fidelityCommand,
   serveCommand,
+  weightsCommand,
+  queueCommand,
+  workerCommand,
 ];
 
 export function createProgram(ctx: CommandContext): Command {
