@@ -23,6 +23,7 @@ test('envValue: unset and empty are both undefined; any other value is kept as i
     'VGGFACE_DETECTOR_MODEL',
     'VGGFACE_DETECTOR_URL',
     'VGGFACE_GALLERY',
+    'VGGFACE_QUEUE_DB',
     'VGGFACE_TOKEN',
     'VGGFACE_WEIGHTS',
     'VGGFACE_WEIGHTS_URL',

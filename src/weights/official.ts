@@ -73,22 +73,27 @@ export interface WeightSource {
   readonly terms: string;
 }
 
+/** Oxford's tarball, the same bytes wherever it is mirrored. */
+const OXFORD_TARBALL = {
+  format: 'caffe',
+  archive: 'tar.gz',
+  download: 'vgg_face_caffe.tar.gz',
+  file: OFFICIAL_CAFFEMODEL,
+  approxBytes: 540_000_000,
+  weightsBytes: WEIGHTS_APPROX_BYTES,
+  minBytes: OFFICIAL_MIN_BYTES,
+  maxBytes: MAX_DOWNLOAD_BYTES,
+  md5: 'ee707ac6e890bc148cb155adeaad12be',
+  checksumFrom: 'bob.bio.face, whose VGG16_Oxford pins it as file_hash',
+} as const;
+
 /** The published copies, in the order they are tried. */
 export const WEIGHT_SOURCES: readonly WeightSource[] = [
   {
     name: 'oxford-caffe',
     description: "Oxford VGG's release of the network (Caffe), the original",
     url: OFFICIAL_WEIGHTS_URL,
-    format: 'caffe',
-    archive: 'tar.gz',
-    download: 'vgg_face_caffe.tar.gz',
-    file: OFFICIAL_CAFFEMODEL,
-    approxBytes: 540_000_000,
-    weightsBytes: WEIGHTS_APPROX_BYTES,
-    minBytes: OFFICIAL_MIN_BYTES,
-    maxBytes: MAX_DOWNLOAD_BYTES,
-    md5: 'ee707ac6e890bc148cb155adeaad12be',
-    checksumFrom: 'bob.bio.face, whose VGG16_Oxford pins it as file_hash',
+    ...OXFORD_TARBALL,
     terms: OXFORD_TERMS,
   },
   {
@@ -136,16 +141,7 @@ export const WEIGHT_SOURCES: readonly WeightSource[] = [
     name: 'idiap-caffe',
     description: "Idiap's mirror of Oxford's tarball (bob.bio.face's second location)",
     url: 'http://bobconda.lab.idiap.ch/public-upload/data/bob/bob.bio.face/master/caffe/vgg_face_caffe.tar.gz',
-    format: 'caffe',
-    archive: 'tar.gz',
-    download: 'vgg_face_caffe.tar.gz',
-    file: OFFICIAL_CAFFEMODEL,
-    approxBytes: 540_000_000,
-    weightsBytes: WEIGHTS_APPROX_BYTES,
-    minBytes: OFFICIAL_MIN_BYTES,
-    maxBytes: MAX_DOWNLOAD_BYTES,
-    md5: 'ee707ac6e890bc148cb155adeaad12be',
-    checksumFrom: 'bob.bio.face, whose VGG16_Oxford pins it as file_hash',
+    ...OXFORD_TARBALL,
     terms: `a mirror of Oxford VGG's tarball: ${OXFORD_TERMS}`,
   },
 ];
