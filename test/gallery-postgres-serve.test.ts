@@ -22,7 +22,7 @@ function assertError(r: Answer, status: number, code: string): void {
 }
 
 const hasAnnIndex = async (database: string) =>
-  (await adminQuery(`SELECT 1 FROM pg_indexes WHERE indexname = 'vggface_faces_binary_hnsw'`, [], database)).length === 1;
+  (await adminQuery(`SELECT 1 FROM pg_indexes WHERE indexname = 'vggface_projected_hnsw'`, [], database)).length === 1;
 
 test('serve: a PostgreSQL + pgvector gallery, its URL and password never in an answer', { skip: PG_SKIP }, async (t) => {
   const { name, url: plain } = await freshDatabase(t);
@@ -63,13 +63,17 @@ test('serve: a PostgreSQL + pgvector gallery, its URL and password never in an a
   assert.doesNotMatch(approx.stderr(), /pg-secret/);
 });
 
-test('serve --approximate on a new PostgreSQL gallery creates the index with the tables; bad --candidates is refused', { skip: PG_SKIP }, async (t) => {
+test('serve --approximate on a new PostgreSQL gallery: exact until there are faces to fit the projection on, then the index; bad --candidates is refused', { skip: PG_SKIP }, async (t) => {
   const { name, url } = await freshDatabase(t);
   const cacheDir = tempDir(t);
   const server = await startServe(t, { cacheDir, env: { VGGFACE_TOKEN: TOKEN }, args: ['--db', url, '--threshold', '0.5', '--approximate'] });
   assert.equal((await call(`${server.url}/v1/gallery/alice/faces`, 'POST', form([photo('img1.jpg')]), auth)).status, 200);
-  assert.equal(await hasAnnIndex(name), true);
   const r = (await call<Json>(`${server.url}/v1/search`, 'POST', form([photo('img1.jpg')]))).body.results[0];
   assert.equal(r.identity, 'alice');
+  assert.equal(await hasAnnIndex(name), false, 'one face: nothing to fit a projection on');
+  assert.equal((await call(`${server.url}/v1/gallery/bob/faces`, 'POST', form([photo('img3.jpg')]), auth)).status, 200);
+  const r2 = (await call<Json>(`${server.url}/v1/search`, 'POST', form([photo('img3.jpg')]))).body.results[0];
+  assert.equal(r2.identity, 'bob');
+  assert.equal(await hasAnnIndex(name), true, 'built by the first approximate search with 2 faces');
   await assert.rejects(startServe(t, { cacheDir, env: { VGGFACE_TOKEN: TOKEN }, args: ['--db', url, '--approximate', '--candidates', '0'] }), /--candidates/);
 });

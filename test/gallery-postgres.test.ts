@@ -36,8 +36,8 @@ function addParams(url: string, params: Record<string, string>): string {
   return u.toString();
 }
 
-async function indexes(database: string, schema = 'public'): Promise<string[]> {
-  const rows = await adminQuery<{ indexname: string }>(`SELECT indexname FROM pg_indexes WHERE schemaname = $1 AND tablename = 'vggface_faces' ORDER BY 1`, [schema], database);
+async function indexes(database: string, schema = 'public', table = 'vggface_faces'): Promise<string[]> {
+  const rows = await adminQuery<{ indexname: string }>(`SELECT indexname FROM pg_indexes WHERE schemaname = $1 AND tablename = $2 ORDER BY 1`, [schema, table], database);
   return rows.map((r) => r.indexname);
 }
 
@@ -67,7 +67,7 @@ test('postgres gallery from the CLI: schema created, add with duplicates, exact 
   const list = await runCli(['gallery', 'list', '--db', url]);
   assert.deepEqual(jsonLines(list.stdout), [{ identity: 'alice', faces: 2 }, { identity: 'bob', faces: 1 }]);
   const tables = await adminQuery<{ table_name: string }>(`SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY 1`, [], name);
-  assert.deepEqual(tables.map((r) => r.table_name), ['vggface_faces', 'vggface_meta']);
+  assert.deepEqual(tables.map((r) => r.table_name), ['vggface_faces', 'vggface_meta', 'vggface_projected', 'vggface_projection']);
   // No approximate index until an approximate search asks for it: adds do not pay for it.
   assert.deepEqual(await indexes(name), ['vggface_faces_content_hash_key', 'vggface_faces_identity', 'vggface_faces_pkey']);
 
@@ -88,8 +88,11 @@ test('postgres gallery from the CLI: schema created, add with duplicates, exact 
     // The first approximate search builds the index and says so; the next finds it.
     assert.equal(/building the approximate-search index/.test(s.stderr), extra.length === 3, s.stderr);
   }
-  const idx = await adminQuery<{ indexdef: string }>(`SELECT indexdef FROM pg_indexes WHERE indexname = 'vggface_faces_binary_hnsw'`, [], name);
-  assert.match(idx[0].indexdef, /USING hnsw \(\(\(binary_quantize\(embedding\)\)::bit\(32\)\) bit_hamming_ops\)/);
+  const idx = await adminQuery<{ indexdef: string }>(`SELECT indexdef FROM pg_indexes WHERE indexname = 'vggface_projected_hnsw'`, [], name);
+  assert.match(idx[0].indexdef, /ON public\.vggface_projected USING hnsw \(proj vector_l2_ops\)/);
+  // Every face has its projection (3 faces: a projection of 2 dimensions, all the sample allows).
+  const projected = await adminQuery<{ n: string; t: string }>(`SELECT count(*) AS n, max(format_type(atttypid, atttypmod)) AS t FROM vggface_projected, pg_attribute WHERE attrelid = 'vggface_projected'::regclass AND attname = 'proj'`, [], name);
+  assert.deepEqual(projected[0], { n: '3', t: 'vector(2)' });
   const unknownId = await runCli(['gallery', 'remove', 'carol', '--db', url]);
   assert.equal(unknownId.code, 1);
   assert.match(unknownId.stderr, /no identity "carol" in the gallery/);
@@ -98,19 +101,24 @@ test('postgres gallery from the CLI: schema created, add with duplicates, exact 
   assert.deepEqual(jsonLines((await runCli(['gallery', 'list', '--db', url])).stdout), [{ identity: 'bob', faces: 1 }]);
 });
 
-test('postgres gallery: exact search and the binary-quantized index agree on clustered data; fp16 as halfvec; bulk load rebuilds the index', { skip }, async (t) => {
+test('postgres gallery: exact search and the projection index agree on clustered data; fp16 as halfvec; bulk load rebuilds the index', { skip }, async (t) => {
   for (const precision of ['fp32', 'fp16'] as const) {
     const { name, url } = await freshDatabase(t);
     const store = await PostgresStore.open(url);
     try {
       const dim = 256;
       await store.initialize(META(dim, precision));
+      assert.equal(await store.ensureAnnIndex(), false, 'an empty gallery has nothing to fit a projection on');
+      const faces = synthetic(400, dim);
+      assert.equal(await store.load([faces.slice(0, 150)]), 150);
       assert.equal(await store.ensureAnnIndex(), true);
       assert.equal(await store.ensureAnnIndex(), false, 'built once');
-      const faces = synthetic(400, dim);
-      assert.equal(await store.load([faces.slice(0, 150), faces.slice(150), faces.slice(0, 10)]), 400);
+      assert.equal(await store.load([faces.slice(150), faces.slice(0, 10)]), 250);
       assert.equal(await store.count(), 400);
-      assert.ok((await indexes(name)).includes('vggface_faces_binary_hnsw'), 'the index is back after the load');
+      const annIndexes = await adminQuery<{ indexname: string }>(`SELECT indexname FROM pg_indexes WHERE tablename = 'vggface_projected' ORDER BY 1`, [], name);
+      assert.deepEqual(annIndexes.map((r) => r.indexname), ['vggface_projected_hnsw', 'vggface_projected_pkey'], 'the index is back after the load');
+      const projected = await adminQuery<{ n: string }>(`SELECT count(*) AS n FROM vggface_projected`, [], name);
+      assert.equal(projected[0].n, '400', 'the load projected every new face');
       const query = Float32Array.from(faces[3].descriptor, (x, i) => x + 0.05 * Math.sin(i));
       const exact = await store.search(query, { k: 5, metric: 'cosine' });
       assert.equal(exact[0].identity, 'p3');
@@ -141,7 +149,7 @@ test('postgres gallery: a bulk load that fails stores nothing and keeps the inde
   bad[25] = { ...bad[25], descriptor: new Float32Array(4) };
   await assert.rejects(store.load([bad.slice(0, 20), bad.slice(20)]), /loading faces failed: expected 8 dimensions, not 4/);
   assert.equal(await store.count(), 5, 'nothing of the failed load is stored');
-  assert.ok((await indexes(name)).includes('vggface_faces_binary_hnsw'));
+  assert.deepEqual(await indexes(name, 'public', 'vggface_projected'), ['vggface_projected_hnsw', 'vggface_projected_pkey'], 'the index is kept');
   // The binary parameter is pgvector's wire format: big-endian floats (or halves) after the dimension.
   const v = Float32Array.from([1.5, -2.25, 3e-8, 65504]);
   const b = vectorParam(v, 'fp32');
@@ -175,7 +183,7 @@ test('postgres gallery errors: unreachable server, no such database, wrong schem
   await adminQuery(`UPDATE vggface_meta SET value = '7' WHERE key = 'schema_version'`, [], name);
   const newer = await runCli(['gallery', 'list', '--db', url]);
   assert.equal(newer.code, 1);
-  assert.match(newer.stderr, /gallery schema version 7 is newer than this vggface supports \(1\)/);
+  assert.match(newer.stderr, /gallery schema version 7 is newer than this vggface supports \(2\)/);
 
   const { url: emptyUrl } = await freshDatabase(t);
   const empty = await runCli(['gallery', 'search', face('img1.jpg'), '--threshold', '0.5', '-w', WEIGHTS, '--cache-dir', cache, '--db', emptyUrl]);
@@ -233,11 +241,16 @@ test('postgres gallery: schemas let several models share one database', { skip }
   assert.deepEqual(tables, [
     { s: 'Model_B', t: 'vggface_faces' },
     { s: 'Model_B', t: 'vggface_meta' },
+    { s: 'Model_B', t: 'vggface_projected' },
+    { s: 'Model_B', t: 'vggface_projection' },
     { s: 'model_a', t: 'vggface_faces' },
     { s: 'model_a', t: 'vggface_meta' },
+    { s: 'model_a', t: 'vggface_projected' },
+    { s: 'model_a', t: 'vggface_projection' },
   ]);
   assert.deepEqual(await indexes(name, 'model_a'), ['vggface_faces_content_hash_key', 'vggface_faces_identity', 'vggface_faces_pkey']);
-  assert.ok((await indexes(name, 'Model_B')).includes('vggface_faces_binary_hnsw'));
+  assert.deepEqual(await indexes(name, 'Model_B', 'vggface_projected'), ['vggface_projected_hnsw', 'vggface_projected_pkey']);
+  assert.deepEqual(await indexes(name, 'model_a', 'vggface_projected'), ['vggface_projected_pkey'], 'no approximate index where none was asked for');
   // The CLI reaches each through its URL.
   assert.deepEqual(jsonLines((await runCli(['gallery', 'list', '--db', addParams(url, { schema: 'model_a' })])).stdout), [
     { identity: 'p0', faces: 1 },

@@ -176,7 +176,7 @@ test('gallery CLI: add/search/list/remove on SQLite and fp16, with the errors na
   n.close();
   const v = await runCli(['gallery', 'list', '--db', newer]);
   assert.equal(v.code, 1);
-  assert.match(v.stderr, /gallery schema version 99 is newer than this vggface supports \(1\)/);
+  assert.match(v.stderr, /gallery schema version 99 is newer than this vggface supports \(2\)/);
   const usage = await runCli(['gallery', 'add', face('img1.jpg'), '--db', db, ...common]);
   assert.equal(usage.code, 2);
   assert.match(usage.stderr, /required option '--id <name>' not specified/);

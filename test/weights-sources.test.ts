@@ -146,7 +146,7 @@ test('sources are tried in order: a 404, then a wrong checksum, then the right t
     `downloading the VGG-Face weights from second (${b}, about 1 kB). Terms of use: ${terms}`,
     `second skipped: ${reasons[1]}; trying third`,
     `downloading the VGG-Face weights from third (${c}, about 1 kB). Terms of use: ${terms}`,
-    `weights from third checked (caffe, identity ${TINY_IDENTITY.slice(0, 16)}): ${outcome.path}`,
+    `weights from third checked (caffe, identity ${TINY_IDENTITY}): ${outcome.path}`,
   ]);
   const [record] = await readRecords(cacheDir);
   assert.deepEqual(

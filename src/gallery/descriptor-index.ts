@@ -198,6 +198,61 @@ export class DescriptorIndex {
       .slice(0, k);
   }
 
+  /**
+   * The `count` rows nearest to `query` by Euclidean distance (the approximate search's candidates, in projection
+   * space), nearest first. A bounded max-heap over the keys |m|^2 - 2 q.m: one pass, no sort of every row.
+   */
+  async nearestRows(query: Float32Array, count: number): Promise<IndexedFace[]> {
+    const n = this.faces.length;
+    if (n === 0 || count < 1) return [];
+    this.scorer ??= await openScorer(this.dim, this.precision, this.threads);
+    const q = this.encode(query);
+    const want = Math.min(count, n);
+    const heapKey = new Float64Array(want);
+    const heapRow = new Int32Array(want);
+    let size = 0;
+    const siftDown = (i: number) => {
+      for (;;) {
+        const l = 2 * i + 1;
+        const r = l + 1;
+        let m = i;
+        if (l < size && heapKey[l] > heapKey[m]) m = l;
+        if (r < size && heapKey[r] > heapKey[m]) m = r;
+        if (m === i) return;
+        [heapKey[i], heapKey[m]] = [heapKey[m], heapKey[i]];
+        [heapRow[i], heapRow[m]] = [heapRow[m], heapRow[i]];
+        i = m;
+      }
+    };
+    for (let b = 0; b < this.blocks.length; b++) {
+      const rows = Math.min(BLOCK_ROWS, n - b * BLOCK_ROWS);
+      const dots = await this.scorer.scores(this.blocks[b].subarray(0, rows * this.dim), rows, q);
+      const base = b * BLOCK_ROWS;
+      for (let r = 0; r < rows; r++) {
+        const key = this.norms[base + r] - 2 * dots[r];
+        if (size < want) {
+          // Sift up.
+          let i = size++;
+          heapKey[i] = key;
+          heapRow[i] = base + r;
+          while (i > 0) {
+            const p = (i - 1) >> 1;
+            if (heapKey[p] >= heapKey[i]) break;
+            [heapKey[i], heapKey[p]] = [heapKey[p], heapKey[i]];
+            [heapRow[i], heapRow[p]] = [heapRow[p], heapRow[i]];
+            i = p;
+          }
+        } else if (key < heapKey[0]) {
+          heapKey[0] = key;
+          heapRow[0] = base + r;
+          siftDown(0);
+        }
+      }
+    }
+    const order = [...Array(size).keys()].sort((a, b) => heapKey[a] - heapKey[b]);
+    return order.map((i) => this.faces[heapRow[i]]);
+  }
+
   async close(): Promise<void> {
     await this.scorer?.close();
     this.scorer = undefined;

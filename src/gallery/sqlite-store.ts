@@ -2,18 +2,24 @@
  * The embedded gallery: one SQLite file (better-sqlite3, WAL journal, so readers never block the writer and a
  * killed process leaves every committed transaction and nothing else). Each add is one IMMEDIATE transaction;
  * concurrent writers queue on SQLite's lock (busy timeout) instead of failing. The same image (content hash)
- * is stored once. For search, every descriptor is loaded once into a {@link DescriptorIndex}.
+ * is stored once. For exact search, every descriptor is loaded once into a {@link DescriptorIndex}. Approximate search
+ * holds only the descriptors' projections (a PCA of 256 dimensions by default: 1 GiB for a million faces instead of
+ * 16 GiB) in a second index, and reads the candidates' full descriptors back from the file to re-rank them.
  */
 import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { VggFaceError } from '../errors.js';
+import { annSettings, checkCandidates, fitGalleryProjection, needsRefit, newGeneration, rerank } from './approximate.js';
 import { DescriptorIndex, type IdentityMatch } from './descriptor-index.js';
+import { decodeProjection, encodeProjection, openProjector, type Projection, type Projector } from './projection.js';
 import { decodeHalf, encodeHalf } from '../util/float16.js';
-import type { AddOutcome, GalleryMeta, GalleryStore, IdentitySummary, NewFace, StoreSearchOptions } from './types.js';
+import type { AddOutcome, AnnIndexOptions, GalleryMeta, GalleryStore, IdentitySummary, NewFace, StoreSearchOptions } from './types.js';
 
-export const SQLITE_SCHEMA_VERSION = 1;
+export const SQLITE_SCHEMA_VERSION = 2;
+/** Faces read, projected and written per step while building the approximate index. */
+const BUILD_BATCH = 4096;
 const APPLICATION = 'vggface-gallery';
 
 /** Schema migrations: index i takes version i to i + 1. */
@@ -28,7 +34,26 @@ const MIGRATIONS: readonly string[] = [
      descriptor BLOB NOT NULL
    );
    CREATE INDEX faces_identity ON faces (identity);`,
+  // The approximate index: the projection (one row) and each face's projection, in a table of their own so that
+  // loading them never reads the 16 KiB descriptors.
+  `CREATE TABLE projection (
+     id INTEGER PRIMARY KEY CHECK (id = 1),
+     generation TEXT NOT NULL,
+     dim INTEGER NOT NULL,
+     components INTEGER NOT NULL,
+     fitted_on INTEGER NOT NULL,
+     total_variance REAL NOT NULL,
+     mean BLOB NOT NULL,
+     basis BLOB NOT NULL,
+     variances BLOB NOT NULL,
+     created_at TEXT NOT NULL
+   );
+   CREATE TABLE projected (face_id INTEGER PRIMARY KEY, identity TEXT NOT NULL, proj BLOB NOT NULL);
+   CREATE INDEX projected_identity ON projected (identity);`,
 ];
+
+/** A write that found the projection replaced since it projected its faces: projected again, then written. */
+class ProjectionChanged extends Error {}
 
 function galleryError(location: string, problem: string, cause?: unknown): VggFaceError {
   return new VggFaceError('E_GALLERY', `${location}: ${problem}`, { input: location, cause });
@@ -42,6 +67,10 @@ export interface SqliteStoreOptions {
 
 export class SqliteStore implements GalleryStore {
   private index: DescriptorIndex | undefined;
+  /** The projection in use (by generation), and the in-memory index of projections once a search loaded it. */
+  private approx: { generation: string; projector: Projector; index?: DescriptorIndex } | undefined;
+  /** Whether this process has checked the approximate index exists and is fitted on enough faces. */
+  private annChecked = false;
 
   private constructor(
     private readonly db: Database.Database,
@@ -116,7 +145,7 @@ export class SqliteStore implements GalleryStore {
     const create = this.db.transaction(() => {
       const exists = this.db.prepare(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'`).get();
       if (exists) return;
-      this.db.exec(MIGRATIONS[0]);
+      for (const m of MIGRATIONS) this.db.exec(m);
       const put = this.db.prepare('INSERT INTO meta (key, value) VALUES (?, ?)');
       put.run('application', APPLICATION);
       put.run('schema_version', String(SQLITE_SCHEMA_VERSION));
@@ -147,36 +176,198 @@ export class SqliteStore implements GalleryStore {
   async add(faces: readonly NewFace[]): Promise<AddOutcome[]> {
     const meta = (await this.meta())!;
     const insert = this.db.prepare('INSERT INTO faces (identity, content_hash, source, added_at, descriptor) VALUES (?, ?, ?, ?, ?) ON CONFLICT (content_hash) DO NOTHING');
+    const insertProjected = this.db.prepare('INSERT OR REPLACE INTO projected (face_id, identity, proj) VALUES (?, ?, ?)');
     const find = this.db.prepare('SELECT identity, source FROM faces WHERE content_hash = ?');
     const now = new Date().toISOString();
-    const tx = this.db.transaction((batch: readonly NewFace[]) =>
-      batch.map((f): AddOutcome => {
-        const stored = meta.precision === 'fp16' ? encodeHalfBytes(f.descriptor) : bytesOf(f.descriptor);
-        const r = insert.run(f.identity, f.contentHash, f.source, now, stored);
-        if (r.changes === 1) return { status: 'added', id: Number(r.lastInsertRowid) };
-        const prev = find.get(f.contentHash) as { identity: string; source: string };
-        return { status: 'duplicate', identity: prev.identity, source: prev.source };
-      }),
-    );
-    let outcomes: AddOutcome[];
-    try {
-      outcomes = tx.immediate(faces);
-    } catch (err) {
-      throw galleryError(this.location, `cannot add faces: ${(err as Error).message}`, err);
-    }
-    if (this.index) {
+    // With an approximate index, each new face is projected (before the transaction: ONNX Runtime is asynchronous)
+    // and stored with its projection; the transaction checks the projection is still the one used.
+    for (let attempt = 1; ; attempt++) {
+      const approx = await this.currentProjector();
+      const projected = approx && faces.length > 0 ? await approx.projector.project(concatRows(faces.map((f) => f.descriptor), meta.dimension), faces.length) : undefined;
+      const k = approx?.projector.projection.components ?? 0;
+      const tx = this.db.transaction((batch: readonly NewFace[]) => {
+        if (this.generationNow() !== approx?.generation) throw new ProjectionChanged();
+        return batch.map((f, i): AddOutcome => {
+          const stored = meta.precision === 'fp16' ? encodeHalfBytes(f.descriptor) : bytesOf(f.descriptor);
+          const r = insert.run(f.identity, f.contentHash, f.source, now, stored);
+          if (r.changes === 1) {
+            const id = Number(r.lastInsertRowid);
+            if (projected) insertProjected.run(id, f.identity, bytesOf(projected.subarray(i * k, (i + 1) * k)));
+            return { status: 'added', id };
+          }
+          const prev = find.get(f.contentHash) as { identity: string; source: string };
+          return { status: 'duplicate', identity: prev.identity, source: prev.source };
+        });
+      });
+      let outcomes: AddOutcome[];
+      try {
+        outcomes = tx.immediate(faces);
+      } catch (err) {
+        if (err instanceof ProjectionChanged && attempt < 3) continue;
+        throw galleryError(this.location, `cannot add faces: ${(err as Error).message}`, err);
+      }
       faces.forEach((f, i) => {
         const o = outcomes[i];
-        if (o.status === 'added') this.index!.append({ id: o.id, identity: f.identity, source: f.source }, this.index!.encode(f.descriptor));
+        if (o.status !== 'added') return;
+        this.index?.append({ id: o.id, identity: f.identity, source: f.source }, this.index.encode(f.descriptor));
+        if (projected) approx!.index?.append({ id: o.id, identity: f.identity, source: '' }, projected.slice(i * k, (i + 1) * k));
       });
+      return outcomes;
     }
-    return outcomes;
+  }
+
+  private generationNow(): string | undefined {
+    if (!this.hasTable('projection')) return undefined;
+    return this.db.prepare('SELECT generation FROM projection WHERE id = 1').pluck().get() as string | undefined;
+  }
+
+  private hasTable(name: string): boolean {
+    return this.db.prepare(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?`).get(name) !== undefined;
+  }
+
+  /** The stored projection's projector (opened once per generation), or undefined without an approximate index. */
+  private async currentProjector(): Promise<{ generation: string; projector: Projector; index?: DescriptorIndex } | undefined> {
+    const generation = this.generationNow();
+    if (generation === undefined) return undefined;
+    if (this.approx?.generation === generation) return this.approx;
+    const r = this.db.prepare('SELECT * FROM projection WHERE id = 1').get() as {
+      dim: number;
+      components: number;
+      fitted_on: number;
+      total_variance: number;
+      mean: Buffer;
+      basis: Buffer;
+      variances: Buffer;
+    };
+    let projection: Projection;
+    try {
+      projection = decodeProjection({ dim: r.dim, components: r.components, mean: r.mean, basis: r.basis, variances: r.variances, totalVariance: r.total_variance, fittedOn: r.fitted_on });
+    } catch (err) {
+      throw galleryError(this.location, `the approximate index is damaged: ${(err as Error).message}`, err);
+    }
+    await this.closeApprox();
+    this.approx = { generation, projector: await openProjector(projection, this.threads) };
+    return this.approx;
+  }
+
+  private async closeApprox(): Promise<void> {
+    const a = this.approx;
+    this.approx = undefined;
+    await a?.index?.close();
+    await a?.projector.close();
+  }
+
+  async hasAnnIndex(): Promise<boolean> {
+    return (await this.meta()) !== undefined && this.generationNow() !== undefined;
+  }
+
+  /**
+   * Fits the projection on a random sample of the faces, projects every face, and stores both; from then on every
+   * add stores its faces' projections too. Faces another process adds meanwhile are projected after the commit.
+   */
+  async ensureAnnIndex(options: AnnIndexOptions = {}): Promise<boolean> {
+    const meta = await this.meta();
+    if (!meta) throw galleryError(this.location, 'the gallery is empty: add faces first with "vggface gallery add"');
+    const { components, sample } = annSettings(this.location, meta.dimension, options);
+    const fitted = this.hasTable('projection') ? (this.db.prepare('SELECT fitted_on FROM projection WHERE id = 1').pluck().get() as number | undefined) : undefined;
+    if (fitted !== undefined && !needsRefit(fitted, await this.count(), sample)) return false;
+    const ids = this.db.prepare('SELECT id FROM faces ORDER BY random() LIMIT ?').pluck().all(sample) as number[];
+    // Fewer than 2 faces: nothing to fit a projection on, and approximate search is exact until there are more.
+    if (ids.length < 2) return false;
+    const rows = new Float32Array(ids.length * meta.dimension);
+    const one = this.db.prepare('SELECT descriptor FROM faces WHERE id = ?').pluck();
+    ids.forEach((id, i) => {
+      rows.set(this.decodeDescriptor(meta, one.get(id) as Buffer, id), i * meta.dimension);
+      if (i % 1024 === 0) options.onProgress?.('sample', i, ids.length);
+    });
+    options.onProgress?.('fit', 0, 1);
+    const projection = await fitGalleryProjection(rows, ids.length, meta.dimension, components, this.threads);
+    options.onProgress?.('fit', 1, 1);
+    const projector = await openProjector(projection, this.threads);
+    try {
+      const generation = newGeneration();
+      const stored = encodeProjection(projection);
+      const total = (await this.count()) || 1;
+      // Project every face in batches (reads), then write the projection and all projections in one transaction.
+      const parts: { ids: number[]; identities: string[]; proj: Float32Array }[] = [];
+      let done = 0;
+      for (let after = -1; ; ) {
+        const batch = this.db.prepare('SELECT id, identity, descriptor FROM faces WHERE id > ? ORDER BY id LIMIT ?').all(after, BUILD_BATCH) as { id: number; identity: string; descriptor: Buffer }[];
+        if (batch.length === 0) break;
+        const x = new Float32Array(batch.length * meta.dimension);
+        batch.forEach((r, i) => x.set(this.decodeDescriptor(meta, r.descriptor, r.id), i * meta.dimension));
+        parts.push({ ids: batch.map((r) => r.id), identities: batch.map((r) => r.identity), proj: await projector.project(x, batch.length) });
+        after = batch[batch.length - 1].id;
+        done += batch.length;
+        options.onProgress?.('project', done, total);
+      }
+      const k = projection.components;
+      const write = this.db.transaction(() => {
+        const now = this.hasTable('projection') ? (this.db.prepare('SELECT fitted_on FROM projection WHERE id = 1').pluck().get() as number | undefined) : undefined;
+        if (now !== fitted) return false; // another process built it first
+        this.db.exec('DELETE FROM projection; DELETE FROM projected');
+        this.db
+          .prepare('INSERT INTO projection (id, generation, dim, components, fitted_on, total_variance, mean, basis, variances, created_at) VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, ?)')
+          .run(generation, projection.dim, k, projection.fittedOn, projection.totalVariance, stored.mean, stored.basis, stored.variances, new Date().toISOString());
+        const put = this.db.prepare('INSERT OR REPLACE INTO projected (face_id, identity, proj) VALUES (?, ?, ?)');
+        for (const p of parts) p.ids.forEach((id, i) => put.run(id, p.identities[i], bytesOf(p.proj.subarray(i * k, (i + 1) * k))));
+        // Faces removed while projecting: their projections go too.
+        this.db.exec('DELETE FROM projected WHERE face_id NOT IN (SELECT id FROM faces)');
+        return true;
+      });
+      let built: boolean;
+      try {
+        built = write.immediate();
+      } catch (err) {
+        throw galleryError(this.location, `cannot store the approximate index: ${(err as Error).message}`, err);
+      }
+      if (!built) return false;
+      options.onProgress?.('index', 1, 1);
+      // Faces added by other processes before the commit were stored without a projection: project them now.
+      const missing = this.db.prepare('SELECT id, identity, descriptor FROM faces WHERE id NOT IN (SELECT face_id FROM projected) ORDER BY id').all() as { id: number; identity: string; descriptor: Buffer }[];
+      if (missing.length > 0) {
+        const x = new Float32Array(missing.length * meta.dimension);
+        missing.forEach((r, i) => x.set(this.decodeDescriptor(meta, r.descriptor, r.id), i * meta.dimension));
+        const proj = await projector.project(x, missing.length);
+        const put = this.db.prepare('INSERT OR IGNORE INTO projected (face_id, identity, proj) SELECT id, identity, ? FROM faces WHERE id = ?');
+        this.db.transaction(() => missing.forEach((r, i) => put.run(bytesOf(proj.subarray(i * k, (i + 1) * k)), r.id))).immediate();
+      }
+      return true;
+    } finally {
+      await projector.close();
+    }
+  }
+
+  private decodeDescriptor(meta: GalleryMeta, b: Buffer, id: number): Float32Array {
+    const bytes = meta.dimension * (meta.precision === 'fp16' ? 2 : 4);
+    if (b.byteLength !== bytes) throw galleryError(this.location, `face ${id}: descriptor of ${b.byteLength} bytes, expected ${bytes}`);
+    const copy = new Uint8Array(b);
+    return meta.precision === 'fp16' ? decodeHalf(new Uint16Array(copy.buffer)) : new Float32Array(copy.buffer);
+  }
+
+  /** The in-memory index of every face's projection (loaded once; adds keep it up to date). */
+  private async loadApproxIndex(): Promise<{ projector: Projector; index: DescriptorIndex }> {
+    const approx = await this.currentProjector();
+    if (!approx) throw galleryError(this.location, 'the gallery has no approximate index');
+    if (approx.index) return { projector: approx.projector, index: approx.index };
+    const k = approx.projector.projection.components;
+    const index = new DescriptorIndex(k, 'fp32', this.threads);
+    for (const r of this.db.prepare('SELECT face_id, identity, proj FROM projected ORDER BY face_id').iterate() as Iterable<{ face_id: number; identity: string; proj: Buffer }>) {
+      if (r.proj.byteLength !== k * 4) throw galleryError(this.location, `face ${r.face_id}: projection of ${r.proj.byteLength} bytes, expected ${k * 4}`);
+      index.append({ id: r.face_id, identity: r.identity, source: '' }, new Float32Array(new Uint8Array(r.proj).buffer));
+    }
+    approx.index = index;
+    return { projector: approx.projector, index };
   }
 
   async remove(identity: string): Promise<number> {
     if (!(await this.meta())) return 0;
-    const n = this.db.prepare('DELETE FROM faces WHERE identity = ?').run(identity).changes;
+    const n = this.db.transaction(() => {
+      if (this.hasTable('projected')) this.db.prepare('DELETE FROM projected WHERE identity = ?').run(identity);
+      return this.db.prepare('DELETE FROM faces WHERE identity = ?').run(identity).changes;
+    }).immediate();
     this.index?.retain((f) => f.identity !== identity);
+    this.approx?.index?.retain((f) => f.identity !== identity);
     return n;
   }
 
@@ -208,8 +399,25 @@ export class SqliteStore implements GalleryStore {
   }
 
   async search(query: Float32Array, options: StoreSearchOptions): Promise<IdentityMatch[]> {
-    const index = await this.loadIndex();
-    return index.search(query, options.k, options.metric);
+    if (!options.approximate) {
+      const index = await this.loadIndex();
+      return index.search(query, options.k, options.metric);
+    }
+    const candidates = checkCandidates(this.location, options.candidates);
+    const meta = await this.meta();
+    if (!meta) throw galleryError(this.location, 'the gallery is empty: add faces first with "vggface gallery add"');
+    if (!this.annChecked) {
+      await this.ensureAnnIndex();
+      this.annChecked = true;
+    }
+    if (this.generationNow() === undefined) return (await this.loadIndex()).search(query, options.k, options.metric);
+    const { projector, index } = await this.loadApproxIndex();
+    const near = await index.nearestRows(await projector.project(query, 1), candidates);
+    if (near.length === 0) return [];
+    const rows = this.db
+      .prepare('SELECT id, identity, source, descriptor FROM faces WHERE id IN (SELECT value FROM json_each(?))')
+      .all(JSON.stringify(near.map((f) => f.id))) as { id: number; identity: string; source: string; descriptor: Buffer }[];
+    return rerank(query, rows.map((r) => ({ id: r.id, identity: r.identity, source: r.source, descriptor: this.decodeDescriptor(meta, r.descriptor, r.id) })), options.k, options.metric);
   }
 
   /** A stored descriptor as float32, for checks. */
@@ -221,10 +429,29 @@ export class SqliteStore implements GalleryStore {
     return meta.precision === 'fp16' ? decodeHalf(new Uint16Array(copy.buffer)) : new Float32Array(copy.buffer);
   }
 
+  async rekey(oldKey: string, newKey: string): Promise<boolean> {
+    if (!(await this.meta())) return false;
+    // The WHERE on the old value: another process that moved (or rebound) the key first is left as it is.
+    const update = this.db.prepare(`UPDATE meta SET value = ? WHERE key = 'model_key' AND value = ?`);
+    const tx = this.db.transaction(() => update.run(newKey, oldKey).changes === 1);
+    try {
+      return tx.immediate();
+    } catch (err) {
+      throw galleryError(this.location, `cannot change the model key to ${newKey}: ${(err as Error).message}`, err);
+    }
+  }
+
   async close(): Promise<void> {
     await this.index?.close();
+    await this.closeApprox();
     this.db.close();
   }
+}
+
+function concatRows(rows: readonly Float32Array[], dim: number): Float32Array {
+  const out = new Float32Array(rows.length * dim);
+  rows.forEach((r, i) => out.set(r, i * dim));
+  return out;
 }
 
 function bytesOf(v: Float32Array): Buffer {

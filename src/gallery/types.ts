@@ -32,10 +32,23 @@ export interface IdentitySummary {
 export interface StoreSearchOptions {
   readonly k: number;
   readonly metric: Metric;
-  /** PostgreSQL only: use the binary-quantized HNSW index, then re-rank the candidates exactly. */
+  /**
+   * Search the approximate index (a PCA projection of the descriptors: HNSW in PostgreSQL, a compact in-memory
+   * index in SQLite), then re-rank its candidates by their exact distance. Built on first use if missing.
+   */
   readonly approximate?: boolean;
   /** Candidates the approximate search re-ranks (default 200). */
   readonly candidates?: number;
+}
+
+/** How the approximate index is built. */
+export interface AnnIndexOptions {
+  /** Dimensions the descriptors are projected to (default 256, at most 2,000). */
+  readonly components?: number;
+  /** Faces the projection is fitted on, drawn at random (default 20,000). */
+  readonly sample?: number;
+  /** Told how the build goes, for progress bars: a stage, and how far it is (done of total). */
+  readonly onProgress?: (stage: 'sample' | 'fit' | 'project' | 'index', done: number, total: number) => void;
 }
 
 export interface GalleryStore {
@@ -54,6 +67,15 @@ export interface GalleryStore {
   list(): Promise<IdentitySummary[]>;
   count(): Promise<number>;
   search(query: Float32Array, options: StoreSearchOptions): Promise<IdentityMatch[]>;
+  /** Whether the approximate-search index exists. */
+  hasAnnIndex(): Promise<boolean>;
+  /** Builds the approximate-search index unless it exists (from then on every add keeps it up to date); returns whether it was built. */
+  ensureAnnIndex(options?: AnnIndexOptions): Promise<boolean>;
+  /**
+   * Changes the gallery's model key from `oldKey` to `newKey` in one transaction, only while it is still `oldKey`
+   * (a gallery keyed by a file sha256 before network identities, moved to the identity); true when it changed it.
+   */
+  rekey(oldKey: string, newKey: string): Promise<boolean>;
   close(): Promise<void>;
 }
 

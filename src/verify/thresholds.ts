@@ -6,7 +6,9 @@
  * Calibrations are stored per model in `<cache>/thresholds/<identity>-<preprocessing>.json`, keyed by the network's
  * identity (sha256 of its canonical weights, ONNX metadata `vggface.weights.identity`: the same whichever layout the
  * model was converted from) and its preprocessing. Calibrations made before identities existed are keyed by the sha256
- * of the weight file (`vggface.source.sha256`); they are still read, and the next calibration moves them to the new key.
+ * of the weight file (`vggface.source.sha256`); they are still read (reading never writes), and the next calibration
+ * writes them, with the new entry, under the identity, which is read first from then on. The old file is left as it is:
+ * an older vggface sharing the cache still finds it, and nothing of it is lost if the new file cannot be written.
  */
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';

@@ -51,3 +51,14 @@ export function weightsIdentity(weights: Pick<WeightSet, 'layers' | 'inputChanne
   }
   return hash.digest('hex');
 }
+
+/**
+ * How every command (convert, inspect, weights verify) prints an identity: `identity:` padded to the report's value
+ * column, then the identity in full (a prefix would not tell two networks apart), or, for a model converted before
+ * identities, why there is none.
+ */
+export const NO_IDENTITY = 'none recorded (converted before identities: convert the weights again)';
+
+export function identityLine(identity: string | null | undefined, width: number): string {
+  return `${'identity:'.padEnd(width)}${identity ?? NO_IDENTITY}`;
+}

@@ -333,7 +333,7 @@ export async function fetchWeights(options: OfficialWeightsOptions): Promise<Fet
       const outcome = await fetchFrom(source, dir, options, log, single);
       await removeStalePartials(dir);
       await recordFetch(options.cacheDir, source, outcome).catch(() => undefined); // the record is informative only
-      log(`weights from ${source.name} checked (${outcome.check.format}, identity ${outcome.check.identity.slice(0, 16)}): ${outcome.path}`);
+      log(`weights from ${source.name} checked (${outcome.check.format}, identity ${outcome.check.identity}): ${outcome.path}`);
       return { path: outcome.path, source, cached: false, skipped, check: outcome.check, sha256: outcome.sha256, md5: outcome.md5 };
     } catch (err) {
       if (err instanceof DiskError) throw err.error;

@@ -4,6 +4,7 @@ import { PRECISIONS, PREPROCESSING, type Precision, type Preprocessing } from '.
 import { CALIBRATION_METHODS, DEFAULT_CALIBRATION_METHOD, type CalibrationMethod } from '../../onnx/calibrate.js';
 import { BUILTIN_CALIBRATION_IMAGES, directoryCalibrationSet } from '../../image/calibration-set.js';
 import { formatIds } from '../../weights/formats.js';
+import { identityLine } from '../../weights/identity.js';
 import type { FormatId } from '../../weights/types.js';
 import * as check from '../../validate.js';
 import { usageError } from '../../errors.js';
@@ -78,6 +79,7 @@ export function convertCommand(ctx: CommandContext): Command {
         ctx.stdout.write(
           `${report.output}: ${report.format} (${report.layout}), ${t.parameters.toLocaleString('en-US')} parameters, ` +
             `descriptor ${t.fc7}-d, ${report.preprocessing} preprocessing, ${report.precision}, source sha256 ${report.sha256.slice(0, 16)}\n` +
+            `  ${identityLine(report.identity, 10)}\n` +
             (c ? `  calibrated (${c.method}) on ${c.source}, sha256 ${c.sha256.slice(0, 16)}\n` : ''),
         );
       }

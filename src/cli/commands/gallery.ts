@@ -1,7 +1,6 @@
 import { Command } from 'commander';
 import { usageError } from '../../errors.js';
 import { defaultGalleryPath, Gallery, openGalleryStore, removeIdentity } from '../../gallery/gallery.js';
-import { PostgresStore } from '../../gallery/postgres-store.js';
 import { PRECISIONS, type Precision } from '../../gallery/scorer.js';
 import { defaultCacheDir } from '../../util/paths.js';
 import { modelIdentity, resolveThreshold } from '../../verify/thresholds.js';
@@ -75,16 +74,18 @@ function searchSubcommand(ctx: CommandContext): Command {
     )
     .argument('<images...>', 'images to identify')
     .option('-k, --top <k>', 'identities to return', '5')
-    .option('--approximate', 'PostgreSQL: search the binary-quantized HNSW index and re-rank its candidates exactly')
-    .option('--candidates <n>', 'with --approximate: candidates to re-rank (1-1000)', '200');
+    .option('--approximate', 'search the approximate index (a PCA projection; HNSW in PostgreSQL) and re-rank its candidates exactly; built on first use')
+    .option('--candidates <n>', 'with --approximate: candidates to re-rank (1-1000)', '200')
+    .option('--components <n>', 'with --approximate, when the index is built: dimensions of the projection (1-2000; default 256, or the descriptor size if smaller)');
   addThresholdOptions(cmd);
   addDbOption(cmd);
   addModelOptions(cmd);
   addImageOptions(cmd);
   addFaceOptions(cmd, { detectorChoice: true });
-  return cmd.action(async (images: string[], flags: ModelFlags & DbFlags & FaceFlags & { top: string; metric: string; threshold?: string; approximate?: boolean; candidates: string; fit?: string; maxPixels?: string }) => {
+  return cmd.action(async (images: string[], flags: ModelFlags & DbFlags & FaceFlags & { top: string; metric: string; threshold?: string; approximate?: boolean; candidates: string; components?: string; fit?: string; maxPixels?: string }) => {
     const k = check.integer('-k', flags.top, 1, 1000);
     const candidates = check.integer('--candidates', flags.candidates, 1, 1000);
+    const components = flags.components === undefined ? undefined : check.integer('--components', flags.components, 1, 2000);
     const { metric, explicit } = thresholdFlags(flags);
     const maxPixels = imageOptions(flags).maxPixels;
     const { photos, model } = await openPhotosAndModel(flags);
@@ -92,9 +93,9 @@ function searchSubcommand(ctx: CommandContext): Command {
       const { threshold } = await resolveThreshold({ metric, explicit, cacheDir: flags.cacheDir ?? defaultCacheDir(), identity: await modelIdentity(model) });
       const gallery = await Gallery.open(model, { db: flags.db });
       try {
-        if (flags.approximate && gallery.store instanceof PostgresStore && !(await gallery.store.hasAnnIndex()) && (await gallery.store.meta())) {
+        if (flags.approximate && (await gallery.store.meta()) && !(await gallery.store.hasAnnIndex())) {
           ctx.stderr.write(`vggface gallery search: building the approximate-search index of ${gallery.store.location} (once: adds keep it up to date from now on)\n`);
-          await gallery.store.ensureAnnIndex();
+          await gallery.store.ensureAnnIndex({ components });
         }
         for await (const r of model.describePhotos(images, { maxPixels, ...photos.options })) {
           if (r.error) {

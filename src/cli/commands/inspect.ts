@@ -3,6 +3,7 @@ import { META } from '../../onnx/builder.js';
 import { readOnnxInfo } from '../../onnx/inspect.js';
 import { cpuFeatures, describeCpu, needsExactInt8Kernels, NON_SATURATING_WEIGHT_LIMIT } from '../../runtime/cpu.js';
 import { detectFormat, formatIds, readWeights } from '../../weights/formats.js';
+import { identityLine } from '../../weights/identity.js';
 import { isFullSize } from '../../weights/topology.js';
 import { VGG_FACE_MEAN_RGB, type FormatId } from '../../weights/types.js';
 import * as check from '../../validate.js';
@@ -21,13 +22,15 @@ export function inspectCommand(ctx: CommandContext): Command {
       if (format === 'onnx') {
         const info = readOnnxInfo(file);
         const int8 = int8Report(info.metadata);
-        if (flags.json) return void ctx.stdout.write(JSON.stringify({ file, format, ...info, ...(int8 ? { int8: int8.json } : {}) }) + '\n');
+        const identity = info.metadata[META.identity] ?? null; // null: converted before identities
+        if (flags.json) return void ctx.stdout.write(JSON.stringify({ file, format, identity, ...info, ...(int8 ? { int8: int8.json } : {}) }) + '\n');
         const nameWidth = Math.max(16, ...info.initializers.map((i) => i.name.length + 1));
         const lines = [
           `file:        ${file}`,
           `format:      onnx (IR ${info.irVersion}, producer ${info.producer || 'unknown'}, opsets ${info.opsets.map((o) => `${o.domain || 'ai.onnx'} ${o.version}`).join(', ')})`,
           `inputs:      ${info.inputs.join(', ')}`,
           `outputs:     ${info.outputs.join(', ')}`,
+          identityLine(identity, 13),
           ...(int8 ? [`int8:        ${int8.text}`] : []),
           'metadata:',
           ...Object.entries(info.metadata).map(([k, v]) => `  ${k} = ${v}`),
@@ -47,6 +50,7 @@ export function inspectCommand(ctx: CommandContext): Command {
         inputChannelOrder: weights.inputChannelOrder,
         meanRgb: mean,
         meanSource: weights.mean ? 'file' : 'published',
+        identity: weights.identity!,
         parameters: topology.parameters,
         fullSize: isFullSize(topology),
         topology: { conv: topology.conv, fc6: topology.fc6, fc7: topology.fc7, fc8: topology.fc8 },
@@ -61,6 +65,7 @@ export function inspectCommand(ctx: CommandContext): Command {
         `mean (RGB):    ${mean.join(', ')} (${report.meanSource})`,
         `parameters:    ${topology.parameters.toLocaleString('en-US')} (${report.fullSize ? 'full-size VGG-Face' : 'narrow copy of the VGG-Face topology'})`,
         `descriptor:    fc7, ${topology.fc7}-d; fc8 scores ${topology.fc8} identities`,
+        identityLine(weights.identity, 15),
         'layers (canonical layout: conv out x in x kh x kw, fc out x in with fc6 inputs C,H,W):',
         ...layers.map((l) => `  ${l.name.padEnd(8)} ${l.kind.padEnd(4)} ${l.weight.join('x').padEnd(16)} bias ${String(l.bias[0]).padEnd(6)} (${l.source})`),
       ];

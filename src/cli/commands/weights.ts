@@ -19,6 +19,7 @@ import {
   weightsDir,
   type WeightSource,
 } from '../../weights/official.js';
+import { identityLine } from '../../weights/identity.js';
 import type { FormatId } from '../../weights/types.js';
 import * as check from '../../validate.js';
 import type { CommandContext } from '../context.js';
@@ -245,7 +246,7 @@ function verifyCommand(ctx: CommandContext): Command {
         const identity = m[META.identity] ?? null;
         out({ format, identity, sourceSha256: m[META.sha256] ?? null, sourceFormat: m[META.format] ?? null }, [
           `format:    onnx (converted from ${m[META.format] ?? 'unknown'} ${m[META.sourceName] ?? ''}, ${m[META.precision] ?? 'fp32'})`.replace(/ ,/, ','),
-          `identity:  ${identity ?? 'none recorded (converted before identities: convert the weights again)'}`,
+          identityLine(identity, 11),
         ]);
         return;
       }
@@ -267,7 +268,7 @@ function verifyCommand(ctx: CommandContext): Command {
           `format:    ${c.format} (${c.layout}), ${c.sourceDtype}, ${c.inputChannelOrder}`,
           `topology:  VGG-Face, ${c.fullSize ? 'the published widths' : `a narrow copy (conv ${t.conv.join(',')}; fc6 ${t.fc6}, fc7 ${t.fc7}, fc8 ${t.fc8})`}, ${t.parameters.toLocaleString('en-US')} parameters`,
           `published: ${known.length > 0 ? `in this layout by ${known.join(', ')}` : 'not a layout any built-in source publishes'}`,
-          `identity:  ${c.identity}`,
+          identityLine(c.identity, 11),
         ],
       );
     });

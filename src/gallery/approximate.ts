@@ -1,0 +1,71 @@
+/** What both stores' approximate search shares: its defaults, the candidate check, the fit, the exact re-rank. */
+import { randomBytes } from 'node:crypto';
+import { usageError } from '../errors.js';
+import { distanceFromSums, type Metric } from '../metrics/distance.js';
+import type { IdentityMatch } from './descriptor-index.js';
+import { DEFAULT_COMPONENTS, FIT_SAMPLE, fitProjection, MAX_COMPONENTS, type Projection } from './projection.js';
+import type { AnnIndexOptions } from './types.js';
+
+/** Candidates re-ranked by default: recall@10 0.99 or more at a million faces (BENCHMARKS.md, "Gallery at scale"). */
+export const DEFAULT_CANDIDATES = 200;
+export const MAX_CANDIDATES = 1000;
+
+export function checkCandidates(location: string, candidates: number | undefined): number {
+  const c = candidates ?? DEFAULT_CANDIDATES;
+  if (!Number.isInteger(c) || c < 1 || c > MAX_CANDIDATES) throw usageError(`${location}: candidates must be an integer from 1 to ${MAX_CANDIDATES}, got ${c}`, 'candidates');
+  return c;
+}
+
+/** The build's settings, checked against the gallery's dimension. */
+export function annSettings(location: string, dim: number, options: AnnIndexOptions = {}): { components: number; sample: number } {
+  const components = options.components ?? Math.min(DEFAULT_COMPONENTS, dim);
+  const most = Math.min(dim, MAX_COMPONENTS);
+  if (!Number.isInteger(components) || components < 1 || components > most) throw usageError(`${location}: components must be an integer from 1 to ${most}, got ${components}`, 'components');
+  const sample = options.sample ?? FIT_SAMPLE;
+  if (!Number.isInteger(sample) || sample < 2) throw usageError(`${location}: the projection's sample must be an integer of at least 2 faces, got ${sample}`, 'sample');
+  return { components, sample };
+}
+
+/** Fits the projection on `count` sampled descriptors; fewer faces than components keeps as many as the sample allows. */
+export async function fitGalleryProjection(sample: Float32Array, count: number, dim: number, components: number, threads?: number): Promise<Projection> {
+  return fitProjection(sample, count, dim, Math.max(1, Math.min(components, count - 1)), { threads });
+}
+
+/**
+ * Whether a projection fitted on `fittedOn` faces should be fitted again now that the gallery holds `faces`: when
+ * it was fitted on fewer than the full sample and the gallery has since doubled (a projection fitted on the first
+ * 50 faces keeps at most 49 directions). Checked when a process first searches approximately.
+ */
+export function needsRefit(fittedOn: number, faces: number, sample: number): boolean {
+  return fittedOn < sample && faces >= 2 * fittedOn;
+}
+
+/** A new projection's generation: adds check it, so a face is never projected with a replaced basis. */
+export function newGeneration(): string {
+  return randomBytes(8).toString('hex');
+}
+
+/** The best `k` identities among candidate faces, by their exact distance to the query. */
+export function rerank(
+  query: Float32Array,
+  candidates: readonly { id: number; identity: string; source: string; descriptor: Float32Array }[],
+  k: number,
+  metric: Metric,
+): IdentityMatch[] {
+  let aa = 0;
+  for (let i = 0; i < query.length; i++) aa += query[i] * query[i];
+  const best = new Map<string, IdentityMatch>();
+  for (const c of candidates) {
+    let dot = 0;
+    let bb = 0;
+    const v = c.descriptor;
+    for (let i = 0; i < v.length; i++) {
+      dot += query[i] * v[i];
+      bb += v[i] * v[i];
+    }
+    const d = distanceFromSums({ dot, aa, bb }, metric);
+    const cur = best.get(c.identity);
+    if (!cur || d < cur.distance || (d === cur.distance && c.id < cur.face.id)) best.set(c.identity, { identity: c.identity, distance: d, face: { id: c.id, identity: c.identity, source: c.source } });
+  }
+  return [...best.values()].sort((a, b) => a.distance - b.distance || (a.identity < b.identity ? -1 : 1)).slice(0, k);
+}

@@ -1,0 +1,153 @@
+/**
+ * Approximate search in both stores (SQLite's in-memory projection index, PostgreSQL's HNSW over vggface_projected):
+ * the same answers as exact search on clustered data, adds after the build are projected, removes take their
+ * projections, another process finds the stored projection, a projection fitted on a small gallery is fitted
+ * again once the gallery has doubled, and a gallery of one face is searched exactly.
+ */
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { test, type TestContext } from 'node:test';
+import { PostgresStore } from '../src/gallery/postgres-store.js';
+import { SqliteStore } from '../src/gallery/sqlite-store.js';
+import type { GalleryStore, NewFace } from '../src/gallery/types.js';
+import { tempDir } from './helpers.js';
+import { adminQuery, freshDatabase, PG_SKIP } from './fixtures/postgres.js';
+
+const DIM = 128;
+const IDENTITIES = 60;
+
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296 - 0.5;
+  };
+}
+
+/** Identities in a 24-d subspace plus small isotropic noise, non-negative and unit length like fc7 descriptors. */
+function faces(n: number, seed: number, prefix: string): NewFace[] {
+  const basis = rng(7);
+  const dirs = Array.from({ length: 24 }, () => Float32Array.from({ length: DIM }, basis));
+  const centres = Array.from({ length: IDENTITIES }, (_, i) => {
+    const r = rng(1000 + i);
+    const c = new Float32Array(DIM).fill(0.5);
+    for (const d of dirs) {
+      const z = r() * 2;
+      for (let j = 0; j < DIM; j++) c[j] += z * d[j];
+    }
+    return c;
+  });
+  const noise = rng(seed);
+  return Array.from({ length: n }, (_, i) => {
+    const v = Float32Array.from(centres[i % IDENTITIES], (x) => Math.max(0, x + 0.15 * noise()));
+    const norm = Math.hypot(...v);
+    return { identity: `p${i % IDENTITIES}`, contentHash: `${prefix}${i}`, source: `${prefix}${i}.jpg`, descriptor: v.map((x) => x / norm) };
+  });
+}
+
+const META = { modelKey: 'synthetic', modelName: 'synthetic', dimension: DIM, precision: 'fp32' as const };
+
+async function scenario(t: TestContext, open: () => Promise<GalleryStore & { ensureAnnIndex: GalleryStore['ensureAnnIndex'] }>, projectedRows: () => Promise<number>): Promise<void> {
+  const store = await open();
+  t.after(() => store.close());
+  await store.initialize(META);
+  await store.add(faces(1, 1, 'one'));
+  // One face: nothing to fit on; approximate search answers exactly.
+  assert.equal(await store.ensureAnnIndex(), false);
+  assert.equal(await store.hasAnnIndex(), false);
+  assert.equal((await store.search(faces(1, 1, 'one')[0].descriptor, { k: 1, metric: 'cosine', approximate: true }))[0].identity, 'p0');
+
+  const gallery = faces(1200, 2, 'g');
+  for (let s = 0; s < gallery.length; s += 300) await store.add(gallery.slice(s, s + 300));
+  const stages = new Set<string>();
+  assert.equal(await store.ensureAnnIndex({ components: 32, onProgress: (stage) => stages.add(stage) }), true);
+  assert.deepEqual([...stages].sort(), ['fit', 'index', 'project', 'sample']);
+  assert.equal(await store.hasAnnIndex(), true);
+  assert.equal(await projectedRows(), 1201);
+
+  const queries = faces(IDENTITIES, 3, 'q');
+  let same = 0;
+  for (const q of queries) {
+    const exact = await store.search(q.descriptor, { k: 5, metric: 'cosine' });
+    const approx = await store.search(q.descriptor, { k: 5, metric: 'cosine', approximate: true, candidates: 100 });
+    assert.equal(approx[0].identity, q.identity);
+    assert.equal(approx[0].identity, exact[0].identity);
+    // Re-ranked exactly: the distances are the exact ones, not the projection's.
+    assert.ok(Math.abs(approx[0].distance - exact[0].distance) < 1e-6, `${approx[0].distance} vs ${exact[0].distance}`);
+    if (approx.every((m, i) => m.identity === exact[i].identity)) same++;
+    for (const m of approx) assert.match(m.face.source, /^g\d+\.jpg$|^one0\.jpg$/);
+  }
+  assert.ok(same >= 0.95 * queries.length, `top 5 identical for ${same} of ${queries.length} queries`);
+
+  // Added after the build: projected on the way in, found by approximate search.
+  const late: NewFace = { identity: 'late', contentHash: 'late', source: 'late.jpg', descriptor: faces(1, 9, 'x')[0].descriptor.map((x, i) => (i % 2 ? x * 1.8 : x * 0.2)) };
+  await store.add([late]);
+  assert.equal(await projectedRows(), 1202);
+  assert.equal((await store.search(late.descriptor, { k: 1, metric: 'cosine', approximate: true }))[0].identity, 'late');
+  assert.equal(await store.remove('late'), 1);
+  assert.equal(await projectedRows(), 1201, 'removing an identity removes its projections');
+  assert.notEqual((await store.search(late.descriptor, { k: 1, metric: 'cosine', approximate: true }))[0].identity, 'late');
+
+  // Another process opens the gallery: the projection is there, not built again.
+  const other = await open();
+  t.after(() => other.close());
+  assert.equal(await other.hasAnnIndex(), true);
+  assert.equal(await other.ensureAnnIndex(), false);
+  assert.equal((await other.search(queries[7].descriptor, { k: 1, metric: 'cosine', approximate: true }))[0].identity, queries[7].identity);
+}
+
+test('SQLite gallery: approximate search through the projection index', async (t) => {
+  const path = join(tempDir(t), 'g.db');
+  let probe: SqliteStore | undefined;
+  await scenario(
+    t,
+    () => SqliteStore.open(path, { create: true, threads: 1 }),
+    async () => {
+      probe ??= await SqliteStore.open(path, { create: false });
+      return ((probe as unknown as { db: { prepare(s: string): { pluck(): { get(): number } } } }).db.prepare('SELECT count(*) FROM projected').pluck().get());
+    },
+  );
+  await probe?.close();
+});
+
+test('SQLite gallery: a projection fitted on a small gallery is fitted again once the gallery has doubled', async (t) => {
+  const path = join(tempDir(t), 'g.db');
+  const store = await SqliteStore.open(path, { create: true, threads: 1 });
+  t.after(() => store.close());
+  await store.initialize(META);
+  await store.add(faces(10, 2, 'a'));
+  assert.equal(await store.ensureAnnIndex(), true);
+  assert.equal(await store.ensureAnnIndex(), false, 'not grown: kept');
+  await store.add(faces(20, 4, 'b'));
+  assert.equal(await store.ensureAnnIndex(), true, 'fitted on 10, now 30 faces: fitted again');
+  assert.equal(await store.ensureAnnIndex({ sample: 10 }), false, 'fitted on the whole sample asked for: kept');
+});
+
+test('PostgreSQL gallery: approximate search through the projection HNSW index', { skip: PG_SKIP }, async (t) => {
+  const { name, url } = await freshDatabase(t);
+  await scenario(
+    t,
+    () => PostgresStore.open(url),
+    async () => Number((await adminQuery<{ n: string }>('SELECT count(*) AS n FROM vggface_projected', [], name))[0].n),
+  );
+  const def = await adminQuery<{ indexdef: string }>(`SELECT indexdef FROM pg_indexes WHERE indexname = 'vggface_projected_hnsw'`, [], name);
+  assert.match(def[0].indexdef, /USING hnsw \(proj vector_l2_ops\)/);
+});
+
+test('PostgreSQL gallery: the projection is fitted again once a small gallery has doubled', { skip: PG_SKIP }, async (t) => {
+  const { name, url } = await freshDatabase(t);
+  const store = await PostgresStore.open(url);
+  t.after(() => store.close());
+  await store.initialize(META);
+  await store.add(faces(10, 2, 'a'));
+  assert.equal(await store.ensureAnnIndex(), true);
+  const fitted = async () => (await adminQuery<{ n: number; c: number }>('SELECT fitted_on AS n, components AS c FROM vggface_projection', [], name))[0];
+  assert.deepEqual(await fitted(), { n: 10, c: 9 });
+  await store.add(faces(20, 4, 'b'));
+  assert.equal(await store.ensureAnnIndex(), true);
+  assert.deepEqual(await fitted(), { n: 30, c: 29 });
+  assert.equal(Number((await adminQuery<{ n: string }>('SELECT count(*) AS n FROM vggface_projected', [], name))[0].n), 30);
+});
