@@ -7,5 +7,6 @@ import { readersSection } from './sections/readers.js';
 import { searchSection } from './sections/search.js';
 import { serveSection } from './sections/serve.js';
 import { queueSection } from './sections/queue.js';
+import { browserSection } from './sections/browser.js';
 
-export const SECTIONS: readonly Section[] = [modelSection, readersSection, precisionSection, facesSection, searchSection, serveSection, queueSection];
+export const SECTIONS: readonly Section[] = [modelSection, readersSection, precisionSection, facesSection, searchSection, serveSection, queueSection, browserSection];

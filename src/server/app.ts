@@ -1,9 +1,9 @@
 /**
  * The HTTP API on fastify: routes from the route table (schemas.ts) with their handlers, authentication,
- * multipart bodies, errors as `{error: {code, message}}`, metrics, the OpenAPI document and the web page.
+ * multipart bodies, errors as `{error: {code, message}}`, metrics, the OpenAPI document; the pages, the browser
+ * library and the models are static.ts's.
  * Handlers only move data: images go to the inference pool, descriptors to the gallery worker.
  */
-import { readFileSync } from 'node:fs';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import multipart from '@fastify/multipart';
 import { faceJson } from '../cli/format.js';
@@ -23,6 +23,7 @@ import { buildOpenApi } from './openapi.js';
 import { SERVE_DEFAULTS, type ServeOptions } from './options.js';
 import type { FaceMode, ImageResult, JobSpec, JsonResult, VectorResult } from './protocol.js';
 import { apiRoutes, errorSchema, type Access, type RouteSpec } from './schemas.js';
+import { registerStaticRoutes } from './static.js';
 import { busboyLimits, jobImages, readMultipartBody, Upload, uploadKeyword } from './uploads.js';
 
 declare module 'fastify' {
@@ -42,6 +43,8 @@ export interface ApiContext {
   /** The Host header check (hosts.ts): the error to answer, or undefined for a name of this server. */
   readonly hostCheck: (host: string | undefined) => ApiError | undefined;
   readonly shuttingDown: () => boolean;
+  /** `--models DIR`, resolved (static.ts): the converted models served under /models/. */
+  readonly modelsDir?: string;
 }
 
 type BodyImage = Upload | { data: string; name?: string };
@@ -67,17 +70,6 @@ interface VerifyBody extends PhotoOptions {
 interface SearchBody extends VerifyBody {
   k: number;
 }
-
-/** The web page, served as it is in the repository (web/). */
-const WEB_DIR = new URL('../../../web/', import.meta.url);
-const WEB_FILES: Record<string, { file: string; type: string }> = {
-  '/': { file: 'index.html', type: 'text/html; charset=utf-8' },
-  '/app.js': { file: 'app.js', type: 'text/javascript; charset=utf-8' },
-  '/style.css': { file: 'style.css', type: 'text/css; charset=utf-8' },
-  '/favicon.svg': { file: 'favicon.svg', type: 'image/svg+xml' },
-};
-/** The page loads nothing from elsewhere and shows the photos it was given as blob: URLs. */
-const CONTENT_SECURITY_POLICY = "default-src 'self'; img-src 'self' blob:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'";
 
 const spec = (b: PhotoOptions, output: JobSpec['output'], extra: Partial<JobSpec> = {}): JobSpec => ({
   faces: b.faces,
@@ -176,7 +168,6 @@ export async function buildApp(ctx: ApiContext): Promise<FastifyInstance> {
   const { options, pool, gallery, metrics } = ctx;
   const routes = apiRoutes({ maxImages: options.maxImages, metric: options.metric });
   const openApi = JSON.stringify(buildOpenApi(routes, options.auth));
-  const web = Object.fromEntries(Object.entries(WEB_FILES).map(([url, f]) => [url, { body: readFileSync(new URL(f.file, WEB_DIR)), type: f.type }]));
 
   const jsonLimit = Math.min(options.maxJsonBytes ?? SERVE_DEFAULTS.maxJsonBytes, options.maxBodyBytes);
   const app = Fastify({
@@ -338,12 +329,7 @@ export async function buildApp(ctx: ApiContext): Promise<FastifyInstance> {
   };
 
   for (const r of routes) registerRoute(app, r, handlers[r.operationId]);
-  for (const [url, file] of Object.entries(web)) {
-    app.get(url, { config: { access: 'open' } }, async (_request, reply) => {
-      void reply.type(file.type).header('Content-Security-Policy', CONTENT_SECURITY_POLICY).header('X-Content-Type-Options', 'nosniff').header('Cache-Control', 'no-cache');
-      return file.body;
-    });
-  }
+  registerStaticRoutes(app, { modelsDir: ctx.modelsDir, detectorModel: options.detectorModel });
   return app;
 }
 

@@ -79,6 +79,8 @@ export interface ServeOptions {
   readonly threshold?: number;
   /** fastify (pino) log level; logs go to stderr. */
   readonly logLevel: string;
+  /** A folder of converted `.onnx` models, served read-only under /models/NAME.onnx for the browser page (/local). */
+  readonly models?: string;
 }
 
 export function defaultThreadsPerWorker(workers: number): number {

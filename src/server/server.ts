@@ -23,6 +23,7 @@ import { InferencePool } from './inference-pool.js';
 import { createMetrics } from './metrics.js';
 import { checkToken, type ServeOptions } from './options.js';
 import { hostChecker, resolveListenHost } from './hosts.js';
+import { resolveModelsDir } from './static.js';
 
 export { SERVE_DEFAULTS, AUTH_MODES, defaultThreadsPerWorker, type ServeOptions, type AuthMode } from './options.js';
 
@@ -39,6 +40,7 @@ export async function startServer(options: ServeOptions, log: (message: string) 
   if (options.token !== undefined) checkToken(options.token);
   // Before the model loads: a listen name that does not resolve, or an allowed host that is not a name, is a usage error.
   const hostCheck = hostChecker(options.host, await resolveListenHost(options.host), options.allowedHosts ?? []);
+  const modelsDir = options.models === undefined ? undefined : await resolveModelsDir(options.models);
   let pool: InferencePool | undefined;
   const metrics = createMetrics(() => pool);
   pool = await InferencePool.start(
@@ -79,7 +81,7 @@ export async function startServer(options: ServeOptions, log: (message: string) 
         if (!(err instanceof VggFaceError && err.code === 'E_NOT_FOUND')) throw err;
       }
     }
-    app = await buildApp({ options, pool: running, gallery, thresholds, metrics, hostCheck, shuttingDown: () => shuttingDown });
+    app = await buildApp({ options, pool: running, gallery, thresholds, metrics, hostCheck, modelsDir, shuttingDown: () => shuttingDown });
     await app.listen({ host: options.host, port: options.port });
   } catch (err) {
     await app?.close();

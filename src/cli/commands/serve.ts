@@ -36,6 +36,7 @@ interface ServeFlags extends ModelFlags {
   metric: string;
   threshold?: string;
   logLevel: string;
+  models?: string;
 }
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
@@ -46,9 +47,9 @@ export function serveCommand(ctx: CommandContext): Command {
     .summary('an HTTP API and a web page: describe, verify, gallery add and search')
     .description(
       [
-        'Serves the model over HTTP until SIGTERM or SIGINT (then it stops accepting, answers the requests in flight, closes the workers and the gallery, and exits 0). The web page is at /, the OpenAPI document at /openapi.json.',
+        'Serves the model over HTTP until SIGTERM or SIGINT (then it stops accepting, answers the requests in flight, closes the workers and the gallery, and exits 0). The web page is at /, the OpenAPI document at /openapi.json. /local is a page that runs verification and a gallery entirely in the browser (vggface/browser; photos are never uploaded), with the models of --models DIR served at /models/NAME.onnx (read-only, ETag) and the server\'s YuNet at /detector.onnx; every page is cross-origin isolated (COOP/COEP) so onnxruntime-web gets WebAssembly threads.',
         'Routes: POST /v1/describe, POST /v1/verify, POST /v1/search, POST /v1/gallery/{id}/faces, DELETE /v1/gallery/{id}, GET /v1/gallery, GET /healthz, GET /metrics (Prometheus), GET /openapi.json. Images come as JSON ({"images": [{"data": "<base64>", "name": "a.jpg"}], ...options}) or as multipart/form-data (files in fields named images, options as text fields). Photos are searched for faces as describe and verify do; send "faces": "none" for face crops. Errors are {"error": {"code", "message"}} with status 400, 401, 404, 413, 414, 415, 421 (a Host header that names another server: see --allowed-host), 422, 500, or 503 (queue full or past --timeout, with Retry-After).',
-        'Auth: routes that change the gallery need "Authorization: Bearer <token>", the token being $VGGFACE_TOKEN or the first line of --token-file; --auth all requires it on every route but / and /healthz; --auth none serves without one. Without a token the server does not start unless --auth none.',
+        'Auth: routes that change the gallery need "Authorization: Bearer <token>", the token being $VGGFACE_TOKEN or the first line of --token-file; --auth all requires it on every route but the pages (/, /local), their files, /detector.onnx, /models/* and /healthz; --auth none serves without one. Without a token the server does not start unless --auth none.',
         'Inference (decoding, face detection, the model) runs in worker threads, each holding its own copy of the model (about 1.2 GB for the full fp32 model; --precision int8 is 3.5x faster) and using --threads ONNX Runtime threads (default: the cores divided among the workers); faces of requests that arrive together are described in one call. The gallery (SQLite by default, or postgres://) is searched in a thread of its own.',
       ].join('\n\n'),
     )
@@ -72,6 +73,7 @@ export function serveCommand(ctx: CommandContext): Command {
     .option('--storage <p>', `descriptor storage of a new gallery: ${STORAGE.join(' or ')}`, d.storage)
     .option('--metric <metric>', `the metric of requests that name none: ${METRICS.join(', ')}`, d.metric)
     .option('--threshold <t>', 'same person when distance <= t, for --metric (default: the calibrated threshold for this model, or deepface\'s in deepface mode)')
+    .option('--models <dir>', 'serve the converted .onnx models in this folder read-only at /models/NAME.onnx, for the page at /local that runs everything in the browser')
     .option('--log-level <level>', `request and error log on stderr: ${LOG_LEVELS.join(', ')}`, 'warn');
   addModelOptions(cmd);
   return cmd.action(async (flags: ServeFlags) => {
@@ -101,6 +103,7 @@ export function serveCommand(ctx: CommandContext): Command {
       metric,
       threshold: flags.threshold === undefined ? undefined : check.number('--threshold', flags.threshold, 0, Number.MAX_VALUE),
       logLevel: check.oneOf('--log-level', flags.logLevel, LOG_LEVELS),
+      models: flags.models,
     };
     const token = await resolveToken(auth, flags.tokenFile);
     // Downloads happen here, with progress, before the workers start (they get files, not callbacks).

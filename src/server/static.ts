@@ -1,0 +1,158 @@
+/**
+ * What the server serves besides the API: the web pages (`/` talks to the API; `/local` runs everything in the
+ * browser with `vggface/browser`), the browser library and onnxruntime-web's files (`/vggface/browser/*`, from
+ * dist/browser), the YuNet detector the server uses (`/detector.onnx`) and, with `--models DIR`, the converted models
+ * in DIR (`/models/NAME.onnx`), read-only.
+ *
+ * Every answer is cross-origin isolated (COOP same-origin, COEP require-corp): onnxruntime-web needs
+ * SharedArrayBuffer for WebAssembly threads. Files are revalidated by ETag (Cache-Control: no-cache), so a reload
+ * costs a 304, not another download of the model.
+ */
+import { constants, readFileSync } from 'node:fs';
+import { open, realpath, stat } from 'node:fs/promises';
+import { basename, dirname, join, sep } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { invalidParameterError } from '../errors.js';
+import { ApiError } from './api-error.js';
+
+/** The web pages, served as they are in the repository (web/). */
+const WEB_DIR = new URL('../../../web/', import.meta.url);
+/** `npm run build:browser`'s output. */
+const BROWSER_DIR = new URL('../../browser/', import.meta.url);
+const WEB_FILES: Record<string, { file: string; type: string }> = {
+  '/': { file: 'index.html', type: 'text/html; charset=utf-8' },
+  '/app.js': { file: 'app.js', type: 'text/javascript; charset=utf-8' },
+  '/style.css': { file: 'style.css', type: 'text/css; charset=utf-8' },
+  '/favicon.svg': { file: 'favicon.svg', type: 'image/svg+xml' },
+  '/local': { file: 'local.html', type: 'text/html; charset=utf-8' },
+  '/local.js': { file: 'local.js', type: 'text/javascript; charset=utf-8' },
+};
+/** The pages load nothing from elsewhere and show the photos they were given as blob: URLs. */
+const CSP_BASE = "default-src 'self'; img-src 'self' blob:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'";
+/** `/local`, the library and its worker also compile onnxruntime-web's WebAssembly (a worker's CSP is its script's). */
+export const CONTENT_SECURITY_POLICY = {
+  api: CSP_BASE,
+  local: `${CSP_BASE}; script-src 'self' 'wasm-unsafe-eval'`,
+};
+/** Cross-origin isolation: without it there is no SharedArrayBuffer, so onnxruntime-web runs on one thread. */
+export const ISOLATION_HEADERS = {
+  'Cross-Origin-Opener-Policy': 'same-origin',
+  'Cross-Origin-Embedder-Policy': 'require-corp',
+  'Cross-Origin-Resource-Policy': 'same-origin',
+} as const;
+
+const TYPES: Record<string, string> = {
+  '.js': 'text/javascript; charset=utf-8',
+  '.mjs': 'text/javascript; charset=utf-8',
+  '.wasm': 'application/wasm',
+  '.map': 'application/json; charset=utf-8',
+  '.onnx': 'application/octet-stream',
+};
+
+export interface StaticOptions {
+  /** The folder `--models` names, resolved by {@link resolveModelsDir}. */
+  readonly modelsDir?: string;
+  /** The YuNet file the server detects faces with. */
+  readonly detectorModel?: string;
+}
+
+/** Checks `--models DIR` before the server starts: it must be a folder. Returns its real path (symbolic links resolved). */
+export async function resolveModelsDir(dir: string): Promise<string> {
+  let real: string;
+  try {
+    real = await realpath(dir);
+    if ((await stat(real)).isDirectory()) return real;
+  } catch {}
+  throw invalidParameterError('--models', 'a folder of converted .onnx models', dir);
+}
+
+/**
+ * A strong validator from what changes whenever the file does: its inode (a file replaced by a rename gets a new
+ * one), size and modification time in nanoseconds. Hashing would read 540 MB per request.
+ */
+const etagOf = (s: { ino: bigint; size: bigint; mtimeNs: bigint }) => `"${s.ino.toString(36)}-${s.size.toString(36)}-${s.mtimeNs.toString(36)}"`;
+
+/** RFC 9110 If-None-Match: a list of entity tags (weak comparison) or `*`. */
+export function noneMatch(header: string | undefined, etag: string): boolean {
+  if (header === undefined) return false;
+  if (header.trim() === '*') return true;
+  const bare = (t: string) => t.trim().replace(/^W\//, '');
+  return header.split(',').some((t) => bare(t) === bare(etag));
+}
+
+/**
+ * Serves `name` from `dir`, read-only, or answers 404: `name` is one path segment (no `/`, `\`, NUL, leading dot)
+ * ending in one of `extensions`; a symbolic link is followed only when its target is inside `dir`; anything but a
+ * regular file (folder, FIFO, device, socket) is refused. The file is opened once and streamed from that descriptor,
+ * so what is checked is what is sent.
+ */
+async function sendFile(request: FastifyRequest, reply: FastifyReply, dir: string, name: string, extensions: readonly string[], what: string, csp?: string): Promise<unknown> {
+  const missing = () => new ApiError(404, 'not_found', `no ${what} ${JSON.stringify(name.slice(0, 200))}`);
+  if (name === '' || name.startsWith('.') || /[/\\\0]/.test(name) || !extensions.some((e) => name.endsWith(e))) throw missing();
+  let real: string;
+  let root: string;
+  try {
+    [root, real] = await Promise.all([realpath(dir), realpath(join(dir, name))]);
+  } catch {
+    throw missing();
+  }
+  if (!real.startsWith(root.endsWith(sep) ? root : root + sep)) throw missing();
+  // O_NONBLOCK: opening a FIFO would otherwise wait for a writer. O_NOFOLLOW: the path was just resolved.
+  const handle = await open(real, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK).catch(() => undefined);
+  if (!handle) throw missing();
+  let keep = false;
+  try {
+    const s = await handle.stat({ bigint: true });
+    if (!s.isFile()) throw missing();
+    const etag = etagOf(s);
+    void reply.headers({ ...ISOLATION_HEADERS, ETag: etag, 'Cache-Control': 'no-cache', 'X-Content-Type-Options': 'nosniff' });
+    if (csp) void reply.header('Content-Security-Policy', csp);
+    if (noneMatch(request.headers['if-none-match'], etag)) return reply.code(304).send();
+    const ext = name.slice(name.lastIndexOf('.'));
+    void reply.type(TYPES[ext] ?? 'application/octet-stream').header('Content-Length', String(s.size));
+    if (request.method === 'HEAD') return reply.send();
+    keep = true;
+    return reply.send(handle.createReadStream({ start: 0 }));
+  } finally {
+    if (!keep) await handle.close();
+  }
+}
+
+export function registerStaticRoutes(app: FastifyInstance, options: StaticOptions): void {
+  const web = Object.entries(WEB_FILES).map(([url, f]) => ({ url, body: readFileSync(new URL(f.file, WEB_DIR)), type: f.type }));
+  for (const file of web) {
+    const csp = file.url === '/local' || file.url === '/local.js' ? CONTENT_SECURITY_POLICY.local : CONTENT_SECURITY_POLICY.api;
+    app.get(file.url, { config: { access: 'open' } }, async (_request, reply) => {
+      void reply.type(file.type).headers({ ...ISOLATION_HEADERS, 'Content-Security-Policy': csp, 'X-Content-Type-Options': 'nosniff', 'Cache-Control': 'no-cache' });
+      return file.body;
+    });
+  }
+  // GET and HEAD declared together: fastify's own HEAD route would read the whole file and answer Content-Length 0.
+  const files = (url: string, handler: (request: FastifyRequest, reply: FastifyReply) => Promise<unknown>) =>
+    app.route({ method: ['GET', 'HEAD'], url, config: { access: 'open' }, handler });
+  const browserDir = fileURLToPath(BROWSER_DIR);
+  files('/vggface/browser/:file', async (request, reply) => {
+    const name = (request.params as { file: string }).file;
+    try {
+      return await sendFile(request, reply, browserDir, name, ['.js', '.mjs', '.wasm', '.map'], 'file of the browser library', CONTENT_SECURITY_POLICY.local);
+    } catch (err) {
+      if (err instanceof ApiError && err.status === 404 && name === 'vggface.js') {
+        throw new ApiError(404, 'not_found', 'the browser library is not built: run npm run build:browser');
+      }
+      throw err;
+    }
+  });
+  files('/detector.onnx', async (request, reply) => {
+    if (options.detectorModel === undefined) throw new ApiError(404, 'not_found', 'this server was started without --detector-model');
+    // The one file the server was given, whatever its name.
+    const real = await realpath(options.detectorModel).catch(() => options.detectorModel!);
+    return sendFile(request, reply, dirname(real), basename(real), [''], 'detector model');
+  });
+  // No route for /models/ itself: the folder is never listed.
+  files('/models/:name', async (request, reply) => {
+    const name = (request.params as { name: string }).name;
+    if (options.modelsDir === undefined) throw new ApiError(404, 'not_found', 'no models are served: start the server with --models DIR');
+    return sendFile(request, reply, options.modelsDir, name, ['.onnx'], 'model');
+  });
+}
