@@ -1,76 +1,108 @@
-/** The package's public API: a thin re-export of the modules that define it. */
-export { VggFace, LAYERS, l2normalize, type Layer, type LoadOptions, type DescribeOptions, type DescribeResult } from './vggface.js';
-export { VggFaceError, type ErrorCode } from './errors.js';
-export { FITS, type Fit, type ImageInput, type RawImage } from './image/decode.js';
-export { PREPROCESSING, type Preprocessing } from './onnx/builder.js';
+/**
+ * The package's public API (`import ... from 'vggface'`): the model, the face detector and alignment, galleries,
+ * distances, verification and evaluation, weights and conversion, errors, and their option and result types.
+ * Each name is documented in the module that defines it.
+ *
+ * Everything here is a promise: `test/public-api.test.ts` lists the runtime values (at most 45, types aside) and
+ * `test/types/` holds user code that must compile against this entry, so adding or removing a name is a deliberate
+ * change. The building blocks the CLI, the server, the benchmarks and the tests use (stores, the descriptor index,
+ * image decoding, calibration files, topology checks ...) are in `vggface/internal` (src/internal.ts), with no
+ * stability promise.
+ *
+ * Importing this entry loads neither `pg` nor `better-sqlite3`: a gallery loads its store's module when it is opened.
+ */
 
-// Distances, thresholds, verification and evaluation.
-export { distance, distanceFromSums, METRICS, DEFAULT_METRIC, type Metric } from './metrics/distance.js';
-export { rocCurve, rocAuc, equalErrorRate, tarAtFar, accuracyAt, bestThreshold, type RocPoint, type ScoredPair } from './metrics/roc.js';
-export { evaluatePairs, assignFolds, FARS, type EvaluationReport, type FoldResult, type FoldedPair } from './metrics/protocol.js';
-export { rocSvg, writeRocPlot } from './metrics/roc-plot.js';
-export { verifyDescriptors, describeDistinct, type Verification } from './verify/verify.js';
-export { readPairList, checkPairImages, type ImagePair, type PairList } from './verify/pairs.js';
-export { measurePairs, evaluateMetric, type PairDistances } from './verify/evaluate.js';
+// The model: load weights once, describe many images (face crops, whole photos, one face per photo).
 export {
-  DEEPFACE_THRESHOLDS,
-  modelIdentity,
-  resolveThreshold,
-  loadCalibrations,
-  saveCalibrations,
-  calibrationPath,
-  type ModelIdentity,
-  type Calibration,
-  type ResolvedThreshold,
-} from './verify/thresholds.js';
+  VggFace,
+  LAYERS,
+  l2normalize,
+  type Layer,
+  type LoadOptions,
+  type DescribeOptions,
+  type DescribeResult,
+  type DescribeFacesOptions,
+  type DescribeFacesResult,
+  type FaceDescription,
+  type DescribePhotosOptions,
+  type DescribePhotoResult,
+} from './vggface.js';
+export { FITS, type Fit, type ImageInput, type RawImage } from './image/decode.js';
+export type { ModelInfo } from './runtime/model-cache.js';
+export type { DownloadProgress } from './util/download.js';
+// ModelPrecision: the weights of a converted model (VggFace.load, convertWeightsToOnnx): fp32, fp16 or int8.
+export {
+  PRECISIONS as MODEL_PRECISIONS,
+  PREPROCESSING,
+  MODEL_INPUT,
+  MODEL_OUTPUTS,
+  type Precision as ModelPrecision,
+  type Preprocessing,
+  type ModelOutput,
+} from './onnx/builder.js';
 
-// Galleries.
+// Faces in whole photos: detection (YuNet) and alignment.
+export { FaceDetector, type FaceDetectorOptions, type DetectOptions } from './face/detector.js';
+export { ALIGN_MODES, type AlignOptions, type AlignMode } from './face/align-transform.js';
+export type { DetectedFace, Box, Landmarks, Point } from './face/types.js';
+
+// Galleries: known faces in a SQLite file or PostgreSQL + pgvector.
 export {
   Gallery,
-  openGalleryStore,
-  removeIdentity,
   defaultGalleryPath,
+  type GalleryModel,
   type GalleryOpenOptions,
   type GallerySearchOptions,
   type GallerySearchResult,
   type AddedImage,
+  type DescribedImage,
 } from './gallery/gallery.js';
-export { SqliteStore } from './gallery/sqlite-store.js';
-export { PostgresStore } from './gallery/postgres-store.js';
-export { DescriptorIndex, type IdentityMatch, type IndexedFace } from './gallery/descriptor-index.js';
-export { PRECISIONS, type Precision } from './gallery/scorer.js';
-export { UNKNOWN, type GalleryStore, type GalleryMeta, type NewFace, type AddOutcome, type IdentitySummary } from './gallery/types.js';
+// StoragePrecision: how a gallery stores its descriptors, fp32 or fp16 (not the model's precision).
+export { PRECISIONS as STORAGE_PRECISIONS, type Precision as StoragePrecision } from './gallery/scorer.js';
+export { UNKNOWN, type IdentitySummary } from './gallery/types.js';
+export type { IdentityMatch } from './gallery/descriptor-index.js';
+export type { PostgresOpenOptions } from './gallery/postgres-store.js';
 
-// Weights, conversion and the ONNX model.
-export { decodeImage, loadSquare, DEFAULT_MAX_PIXELS } from './image/decode.js';
+// Distances, verification and thresholds.
+export { distance, METRICS, DEFAULT_METRIC, type Metric } from './metrics/distance.js';
+export { verifyDescriptors, type Verification } from './verify/verify.js';
+export {
+  DEEPFACE_THRESHOLDS,
+  modelIdentity,
+  resolveThreshold,
+  type ModelIdentity,
+  type ResolvedThreshold,
+  type ThresholdSource,
+} from './verify/thresholds.js';
+
+// Evaluation: pair lists, ROC curves, folds.
+export { readPairList, type ImagePair, type PairList } from './verify/pairs.js';
+export { evaluatePairs, FARS, type EvaluationReport, type FoldResult, type FoldedPair } from './metrics/protocol.js';
+export {
+  rocCurve,
+  rocAuc,
+  equalErrorRate,
+  tarAtFar,
+  accuracyAt,
+  bestThreshold,
+  type RocPoint,
+  type ScoredPair,
+} from './metrics/roc.js';
+export { rocSvg, writeRocPlot, type RocPlotInfo } from './metrics/roc-plot.js';
+
+// Weights and conversion to ONNX.
 export { readWeights, detectFormat, formatIds } from './weights/formats.js';
 export type { WeightSet, LayerWeights, Tensor, FormatId, ChannelOrder, ReadOptions } from './weights/types.js';
-export { VGG_FACE_MEAN_RGB } from './weights/types.js';
-export { validateTopology, FULL_WIDTHS } from './weights/topology.js';
 export type { Topology } from './weights/topology.js';
-export { convertWeightsToOnnx } from './onnx/convert.js';
-export type { ConversionReport, ConvertOptions } from './onnx/convert.js';
-export { MODEL_INPUT, MODEL_OUTPUTS } from './onnx/builder.js';
-export type { ModelOutput } from './onnx/builder.js';
-export { readOnnxInfo } from './onnx/inspect.js';
-export type { ModelInfo } from './runtime/model-cache.js';
+export { convertWeightsToOnnx, type ConversionReport, type ConvertOptions } from './onnx/convert.js';
+export { readOnnxInfo, type OnnxInfo } from './onnx/inspect.js';
 export {
-  ensureOfficialWeights,
   fetchWeights,
-  cachedWeights,
-  resolveSource,
   WEIGHT_SOURCES,
-  OFFICIAL_WEIGHTS_URL,
   type WeightSource,
   type FetchOutcome,
   type OfficialWeightsOptions,
 } from './weights/official.js';
-export { weightsIdentity } from './weights/identity.js';
-export { envValue, readEnv, ENV_VARIABLES, type EnvVariable } from './util/env.js';
 
-// Faces in whole photos.
-export { FaceDetector } from './face/detector.js';
-export type { FaceDetectorOptions, DetectOptions } from './face/detector.js';
-export type { DetectedFace, Box, Landmarks, Point } from './face/types.js';
-export type { PhotoFaces, AlignedFace } from './face/pipeline.js';
-export type { DescribeFacesOptions, DescribeFacesResult, FaceDescription } from './vggface.js';
+// Errors: every error vggface raises on purpose, with a stable code.
+export { VggFaceError, type ErrorCode } from './errors.js';

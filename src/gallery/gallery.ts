@@ -22,9 +22,8 @@ import * as check from '../validate.js';
 import type { DescribePhotosOptions, VggFace } from '../vggface.js';
 import { isModelKey, modelIdentity, type ModelIdentity } from '../verify/thresholds.js';
 import type { IdentityMatch } from './descriptor-index.js';
-import { isPostgresUrl, PostgresStore, type PostgresOpenOptions } from './postgres-store.js';
+import type { PostgresOpenOptions } from './postgres-store.js';
 import { PRECISIONS, type Precision } from './scorer.js';
-import { SqliteStore } from './sqlite-store.js';
 import { UNKNOWN, type GalleryMeta, type GalleryStore, type IdentitySummary } from './types.js';
 
 /** $VGGFACE_GALLERY, else $XDG_DATA_HOME/vggface/gallery.db, else ~/.local/share/vggface/gallery.db. */
@@ -102,7 +101,14 @@ export async function contentHash(input: ImageInput, label: string): Promise<str
 /** Opens the store behind a location (SQLite file or postgres:// URL) without a model: enough to list and remove. */
 export async function openGalleryStore(db: string, options: { create?: boolean; threads?: number; postgres?: PostgresOpenOptions } = {}): Promise<GalleryStore> {
   check.nonEmptyString('db', db);
-  return isPostgresUrl(db) ? PostgresStore.open(db, options.postgres) : SqliteStore.open(db, { create: options.create ?? false, threads: options.threads });
+  // The stores load here, with their native modules (pg, better-sqlite3): importing vggface loads neither. The test is
+  // postgres-store's isPostgresUrl, which cannot be imported without loading pg.
+  if (/^postgres(ql)?:\/\//i.test(db)) {
+    const { PostgresStore } = await import('./postgres-store.js');
+    return PostgresStore.open(db, options.postgres);
+  }
+  const { SqliteStore } = await import('./sqlite-store.js');
+  return SqliteStore.open(db, { create: options.create ?? false, threads: options.threads });
 }
 
 /** Removes an identity from a store; an identity the gallery does not hold is an error. */
