@@ -18,6 +18,7 @@ test('envValue: unset and empty are both undefined; any other value is kept as i
     { cache: '/c', debug: '1' },
   );
   assert.deepEqual(Object.values(ENV_VARIABLES).sort(), [
+    'VGGFACE_BENCH_PG',
     'VGGFACE_CACHE',
     'VGGFACE_DEBUG',
     'VGGFACE_DETECTOR_MODEL',

@@ -303,7 +303,7 @@ test('postgres gallery: pgvector too old names both versions and the fix', { ski
   assert.equal(r.code, 1);
   assert.equal(
     r.stderr.trim(),
-    `vggface: ${url}: pgvector 0.6.0 is installed in database "${name}"; vggface needs 0.7.0 or later (binary_quantize, halfvec, bit_hamming_ops): a superuser runs, connected to database "${name}": ALTER EXTENSION vector UPDATE;`,
+    `vggface: ${url}: pgvector 0.6.0 is installed in database "${name}"; vggface needs 0.7.0 or later (halfvec): a superuser runs, connected to database "${name}": ALTER EXTENSION vector UPDATE;`,
   );
 });
 

@@ -24,7 +24,7 @@ import { isModelKey, modelIdentity, type ModelIdentity } from '../verify/thresho
 import type { IdentityMatch } from './descriptor-index.js';
 import type { PostgresOpenOptions } from './postgres-store.js';
 import { PRECISIONS, type Precision } from './scorer.js';
-import { UNKNOWN, type GalleryMeta, type GalleryStore, type IdentitySummary } from './types.js';
+import { isPostgresUrl, UNKNOWN, type GalleryMeta, type GalleryStore, type IdentitySummary } from './types.js';
 
 /** $VGGFACE_GALLERY, else $XDG_DATA_HOME/vggface/gallery.db, else ~/.local/share/vggface/gallery.db. */
 export function defaultGalleryPath(env: NodeJS.ProcessEnv = process.env): string {
@@ -101,9 +101,8 @@ export async function contentHash(input: ImageInput, label: string): Promise<str
 /** Opens the store behind a location (SQLite file or postgres:// URL) without a model: enough to list and remove. */
 export async function openGalleryStore(db: string, options: { create?: boolean; threads?: number; postgres?: PostgresOpenOptions } = {}): Promise<GalleryStore> {
   check.nonEmptyString('db', db);
-  // The stores load here, with their native modules (pg, better-sqlite3): importing vggface loads neither. The test is
-  // postgres-store's isPostgresUrl, which cannot be imported without loading pg.
-  if (/^postgres(ql)?:\/\//i.test(db)) {
+  // The stores load here, with their native modules (pg, better-sqlite3): importing vggface loads neither.
+  if (isPostgresUrl(db)) {
     const { PostgresStore } = await import('./postgres-store.js');
     return PostgresStore.open(db, options.postgres);
   }

@@ -26,7 +26,7 @@ import { decodeProjection, encodeProjection, openProjector, type Projector } fro
 import type { AddOutcome, AnnIndexOptions, GalleryMeta, GalleryStore, IdentitySummary, NewFace, StoreSearchOptions } from './types.js';
 
 export const PG_SCHEMA_VERSION = 2;
-/** binary_quantize, halfvec and bit_hamming_ops arrived in pgvector 0.7.0. */
+/** halfvec (fp16 storage) arrived in pgvector 0.7.0. */
 export const PGVECTOR_MIN_VERSION = '0.7.0';
 export const PG_DEFAULTS = {
   connectTimeoutMs: 10_000,
@@ -112,9 +112,7 @@ export function vectorParam(v: Float32Array, precision: 'fp32' | 'fp16'): Buffer
 }
 const LITTLE_ENDIAN = endianness() === 'LE';
 
-export function isPostgresUrl(db: string): boolean {
-  return /^postgres(ql)?:\/\//i.test(db);
-}
+export { isPostgresUrl } from './types.js';
 
 export interface PostgresOpenOptions {
   /** Default: the URL's connect_timeout (seconds, as libpq), else 10 s. */
@@ -564,7 +562,7 @@ export class PostgresStore implements GalleryStore {
       available !== null && compareVersions(available, PGVECTOR_MIN_VERSION) >= 0
         ? `a superuser runs, connected to database ${database}: ALTER EXTENSION vector UPDATE;`
         : `install pgvector ${PGVECTOR_MIN_VERSION} or later on the server (https://github.com/pgvector/pgvector#installation), then a superuser runs, connected to database ${database}: ALTER EXTENSION vector UPDATE;`;
-    return this.error(`pgvector ${found} is ${where}; vggface needs ${PGVECTOR_MIN_VERSION} or later (binary_quantize, halfvec, bit_hamming_ops): ${fix}`);
+    return this.error(`pgvector ${found} is ${where}; vggface needs ${PGVECTOR_MIN_VERSION} or later (halfvec): ${fix}`);
   }
 
   private async tables(q: Query): Promise<string[]> {

@@ -15,6 +15,7 @@ import { annSettings, checkCandidates, fitGalleryProjection, needsRefit, newGene
 import { DescriptorIndex, type IdentityMatch } from './descriptor-index.js';
 import { decodeProjection, encodeProjection, openProjector, type Projection, type Projector } from './projection.js';
 import { decodeHalf, encodeHalf } from '../util/float16.js';
+import type { Metric } from '../metrics/distance.js';
 import type { AddOutcome, AnnIndexOptions, GalleryMeta, GalleryStore, IdentitySummary, NewFace, StoreSearchOptions } from './types.js';
 
 export const SQLITE_SCHEMA_VERSION = 2;
@@ -418,6 +419,27 @@ export class SqliteStore implements GalleryStore {
       .prepare('SELECT id, identity, source, descriptor FROM faces WHERE id IN (SELECT value FROM json_each(?))')
       .all(JSON.stringify(near.map((f) => f.id))) as { id: number; identity: string; source: string; descriptor: Buffer }[];
     return rerank(query, rows.map((r) => ({ id: r.id, identity: r.identity, source: r.source, descriptor: this.decodeDescriptor(meta, r.descriptor, r.id) })), options.k, options.metric);
+  }
+
+  /**
+   * Nearest faces (not grouped by identity), as PostgresStore.nearestFaces: approximate (the projection's candidates
+   * re-ranked exactly), or exact (every stored descriptor compared in float64: a check, not a fast path).
+   */
+  async nearestFaces(query: Float32Array, options: { k: number; metric: Metric; approximate?: boolean; candidates?: number }): Promise<{ id: number; identity: string; source: string; distance: number }[]> {
+    const meta = await this.meta();
+    if (!meta) throw galleryError(this.location, 'the gallery is empty: add faces first with "vggface gallery add"');
+    const score = (rows: { id: number; identity: string; source: string; descriptor: Buffer }[]) =>
+      rows.map((r) => ({ id: r.id, identity: r.identity, source: r.source, distance: rerank(query, [{ ...r, descriptor: this.decodeDescriptor(meta, r.descriptor, r.id) }], 1, options.metric)[0].distance }));
+    let found: { id: number; identity: string; source: string; distance: number }[];
+    if (options.approximate && (await this.hasAnnIndex())) {
+      const { projector, index } = await this.loadApproxIndex();
+      const near = await index.nearestRows(await projector.project(query, 1), checkCandidates(this.location, options.candidates));
+      found = score(this.db.prepare('SELECT id, identity, source, descriptor FROM faces WHERE id IN (SELECT value FROM json_each(?))').all(JSON.stringify(near.map((f) => f.id))) as never);
+    } else {
+      found = [];
+      for (const r of this.db.prepare('SELECT id, identity, source, descriptor FROM faces').iterate() as Iterable<{ id: number; identity: string; source: string; descriptor: Buffer }>) found.push(...score([r]));
+    }
+    return found.sort((a, b) => a.distance - b.distance || a.id - b.id).slice(0, options.k);
   }
 
   /** A stored descriptor as float32, for checks. */

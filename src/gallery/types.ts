@@ -79,5 +79,10 @@ export interface GalleryStore {
   close(): Promise<void>;
 }
 
+/** Whether a gallery location is a PostgreSQL URL (else a SQLite file); here, so callers need not load pg to ask. */
+export function isPostgresUrl(db: string): boolean {
+  return /^postgres(ql)?:\/\//i.test(db);
+}
+
 /** The identities' names: printable, not empty, not the word search answers for no match. */
 export const UNKNOWN = 'unknown';

@@ -5,7 +5,7 @@
  */
 import pg from 'pg';
 import { VggFaceError } from '../errors.js';
-import { redactUrl } from '../gallery/postgres-store.js';
+import { isPostgresUrl, redactUrl } from '../gallery/postgres-store.js';
 
 /** What pg-boss calls a database: it runs its statements through this, inside our transaction when we pass one. */
 export interface SqlExecutor {
@@ -18,7 +18,7 @@ export function queueError(message: string, options: { input?: string; cause?: u
 
 /** Opens a pool and checks that the server answers, with a message that names the (redacted) URL. */
 export async function openPool(url: string, options: { max?: number; applicationName: string; connectTimeoutMs?: number }): Promise<pg.Pool> {
-  if (!/^postgres(ql)?:\/\//i.test(url)) throw new VggFaceError('E_USAGE', `--db: expected a postgres:// URL, got ${JSON.stringify(redactUrl(url))}`, { input: '--db' });
+  if (!isPostgresUrl(url)) throw new VggFaceError('E_USAGE', `--db: expected a postgres:// URL, got ${JSON.stringify(redactUrl(url))}`, { input: '--db' });
   const pool = new pg.Pool({
     connectionString: url,
     max: options.max ?? 4,

@@ -68,7 +68,7 @@ export interface ServeOptions {
   readonly allowedHosts?: readonly string[];
   /** Gallery location: a SQLite file or a postgres:// URL. */
   readonly db: string;
-  /** PostgreSQL: search through the binary-quantized HNSW index (built at start if missing), re-ranking `candidates` (default 200). */
+  /** Search through the approximate index (PostgreSQL: built at start if missing), re-ranking `candidates` (default 200). */
   readonly approximate?: boolean;
   readonly candidates?: number;
   /** Descriptor storage of a new gallery. */

@@ -22,6 +22,8 @@ export const ENV_VARIABLES = {
   token: 'VGGFACE_TOKEN',
   /** Print stack traces with errors. */
   debug: 'VGGFACE_DEBUG',
+  /** `npm run bench`: a PostgreSQL superuser URL for the "Gallery at scale" runs (default: a throwaway pg-test-server). */
+  benchPg: 'VGGFACE_BENCH_PG',
 } as const;
 
 export type EnvVariable = keyof typeof ENV_VARIABLES;

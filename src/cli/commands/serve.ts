@@ -68,7 +68,7 @@ export function serveCommand(ctx: CommandContext): Command {
     .option('--token-file <file>', 'file whose first line is the bearer token (instead of $VGGFACE_TOKEN)')
     .option('--allowed-host <name...>', 'host names to answer to besides localhost and the --host address, e.g. behind a proxy (repeatable; other Host headers get 421, against DNS rebinding)')
     .option('--db <location>', 'gallery: a SQLite file, or postgres://user@host/db (password from $PGPASSWORD or ~/.pgpass; URL parameters schema, sslmode, statement_timeout, lock_timeout: see the README) (default: $VGGFACE_GALLERY, else ~/.local/share/vggface/gallery.db)')
-    .option('--approximate', 'PostgreSQL: search the binary-quantized HNSW index (built at start if the gallery lacks it) and re-rank its candidates exactly')
+    .option('--approximate', 'search the approximate index (a PCA projection of the descriptors; built at start in PostgreSQL, at the first search in SQLite) and re-rank its candidates exactly')
     .option('--candidates <n>', 'with --approximate: candidates to re-rank (1-1000)', '200')
     .option('--storage <p>', `descriptor storage of a new gallery: ${STORAGE.join(' or ')}`, d.storage)
     .option('--metric <metric>', `the metric of requests that name none: ${METRICS.join(', ')}`, d.metric)
