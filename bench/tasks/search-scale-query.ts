@@ -1,0 +1,76 @@
+/**
+ * "Gallery at scale", step 2, in a fresh process (its peak RSS is the search's own): opens the gallery step 1 filled,
+ * searches approximately with each number of candidates (k = 10, cosine) and compares with the exact answers:
+ * recall@10 (share of the exact top-10 identities found), top-1 equal to exact, top-1 the query's identity.
+ * Exact search is timed on a few queries where it fits in memory.
+ */
+import { readFileSync } from 'node:fs';
+import pg from 'pg';
+import { PostgresStore } from '../../src/gallery/postgres-store.js';
+import { SqliteStore } from '../../src/gallery/sqlite-store.js';
+import type { GalleryStore } from '../../src/gallery/types.js';
+import { finishTask, median, taskArgs } from '../harness.js';
+
+interface Args {
+  store: 'sqlite' | 'postgres';
+  location: string;
+  truthPath: string;
+  candidates: number[];
+  exactQueries: number;
+}
+const a = taskArgs<Args>();
+const meta = JSON.parse(readFileSync(`${a.truthPath}.json`, 'utf8')) as { dim: number; size: number; truth: { identity: string; exact: { identity: string; distance: number }[]; faces: string[] }[] };
+const qb = readFileSync(`${a.truthPath}.f32`);
+const qs = new Float32Array(new Uint8Array(qb).buffer);
+const query = (i: number) => qs.subarray(i * meta.dim, (i + 1) * meta.dim);
+const pct = (xs: number[], p: number) => [...xs].sort((x, y) => x - y)[Math.min(xs.length - 1, Math.floor(p * xs.length))];
+
+const t0 = performance.now();
+const store: GalleryStore & Pick<PostgresStore, 'nearestFaces'> = a.store === 'sqlite' ? await SqliteStore.open(a.location, { create: false }) : await PostgresStore.open(a.location, { statementTimeoutMs: 0 });
+// The first search loads the index (SQLite: every projection into memory) and opens the ONNX Runtime sessions.
+await store.search(query(0), { k: 10, metric: 'cosine', approximate: true, candidates: a.candidates[0] });
+const openMs = performance.now() - t0;
+const rssAfterOpen = process.memoryUsage().rss;
+
+const approx = [];
+for (const c of a.candidates) {
+  const times: number[] = [];
+  let hits = 0;
+  let faceHits = 0;
+  let top1Exact = 0;
+  let top1Identity = 0;
+  for (let i = 0; i < meta.truth.length; i++) {
+    const t = performance.now();
+    const r = await store.search(query(i), { k: 10, metric: 'cosine', approximate: true, candidates: c });
+    times.push(performance.now() - t);
+    const exact = meta.truth[i].exact.map((e) => e.identity);
+    hits += r.filter((m) => exact.includes(m.identity)).length;
+    if (r[0]?.identity === exact[0]) top1Exact++;
+    if (r[0]?.identity === meta.truth[i].identity) top1Identity++;
+    // Faces: the nearest 10 faces (not grouped by identity), ANN's usual recall (untimed).
+    const faces = await store.nearestFaces(query(i), { k: 10, metric: 'cosine', approximate: true, candidates: c });
+    faceHits += faces.filter((f) => meta.truth[i].faces.includes(f.source)).length;
+  }
+  const n = meta.truth.length;
+  approx.push({ candidates: c, p50Ms: median(times), p99Ms: pct(times, 0.99), recallAt10: faceHits / (10 * n), identityRecallAt10: hits / (10 * n), top1Exact: top1Exact / n, top1Identity: top1Identity / n });
+}
+const exactTimes: number[] = [];
+let exactTop1 = 0;
+for (let i = 0; i < Math.min(a.exactQueries, meta.truth.length); i++) {
+  const t = performance.now();
+  const r = await store.search(query(i), { k: 10, metric: 'cosine' });
+  exactTimes.push(performance.now() - t);
+  if (r[0]?.identity === meta.truth[i].exact[0].identity) exactTop1++;
+}
+let server: { facesBytes: number; projectedBytes: number; indexBytes: number } | undefined;
+if (store instanceof PostgresStore) {
+  const c = new pg.Client({ connectionString: a.location });
+  await c.connect();
+  const r = await c.query<{ faces: string; projected: string; idx: string }>(
+    `SELECT pg_total_relation_size('vggface_faces') AS faces, pg_relation_size('vggface_projected') AS projected, pg_relation_size('vggface_projected_hnsw') AS idx`,
+  );
+  await c.end();
+  server = { facesBytes: Number(r.rows[0].faces), projectedBytes: Number(r.rows[0].projected), indexBytes: Number(r.rows[0].idx) };
+}
+await store.close();
+finishTask({ size: meta.size, openMs, rssAfterOpen, approx, exact: exactTimes.length ? { p50Ms: median(exactTimes), queries: exactTimes.length, top1Exact: exactTop1 / exactTimes.length } : undefined, server });
