@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import { parse } from 'csv-parse/sync';
 import type { Similarity } from '../src/face/similarity.js';
+import { mulberry32 } from '../src/util/random.js';
 
 export interface AugmentRanges {
   /** Rotation, degrees either way. */
@@ -56,16 +57,7 @@ export interface Augmentation {
 export const NO_AUGMENTATION: Augmentation = { rotation: 0, scale: 1, shiftX: 0, shiftY: 0, flip: false, brightness: 0, contrast: 1, gains: [1, 1, 1] };
 
 /** mulberry32, uniform in [0, 1). */
-export function uniformStream(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export const uniformStream = mulberry32;
 
 /** Variant `k` of photo `photo`; k = 0 is the plain crop. */
 export function augmentation(ranges: AugmentRanges, seed: number, photo: number, k: number): Augmentation {

@@ -3,25 +3,22 @@
  * has a random direction, each of its faces is that direction plus noise, L2-normalised, like real descriptors
  * cluster by person. Deterministic from (face index, seed).
  */
+import { mulberry32 } from '../src/util/random.js';
+
 export const FACES_PER_IDENTITY = 5;
 
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296 - 0.5;
-  };
+/** mulberry32 centred on 0: values in [-0.5, 0.5). */
+function centred(seed: number): () => number {
+  const r = mulberry32(seed);
+  return () => r() - 0.5;
 }
 
 /** Writes face `i`'s descriptor into `out` (length = dimension). */
 export function syntheticFace(i: number, out: Float32Array, seed = 1): Float32Array {
   // The identity's direction depends on the identity only; `seed` varies the noise (a query is a new face).
   const identity = Math.floor(i / FACES_PER_IDENTITY);
-  const centre = mulberry32(identity * 7919 + 1);
-  const noise = mulberry32(i * 104729 + seed * 31 + 17);
+  const centre = centred(identity * 7919 + 1);
+  const noise = centred(i * 104729 + seed * 31 + 17);
   let s = 0;
   for (let k = 0; k < out.length; k++) {
     const v = centre() + 0.6 * noise();

@@ -30,15 +30,10 @@ const dim = Number(a.dim);
 const batch = Number(a.batch);
 const { PostgresStore } = await import(a.store);
 
+const { mulberry32: uniform } = await import('../dist/src/util/random.js');
 function mulberry32(seed) {
-  let x = seed >>> 0;
-  return () => {
-    x = (x + 0x6d2b79f5) >>> 0;
-    let t = x;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296 - 0.5;
-  };
+  const r = uniform(seed);
+  return () => r() - 0.5;
 }
 function face(i) {
   const centre = mulberry32(Math.floor(i / 5) * 7919 + 1);

@@ -19,25 +19,14 @@ import {
   type FaceGeneratorParams,
 } from '../bench/face-generator.js';
 import { augmentTransform, personsFromPairs, NO_AUGMENTATION } from '../bench/face-augment.js';
+import { mulberry32, gaussian } from '../src/util/random.js';
 
 const DIM = 96;
 const IDENTITIES = 60;
 const PER = 40;
 const ROWS = IDENTITIES * PER;
 
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-function gaussian(r: () => number): number {
-  return Math.sqrt(-2 * Math.log(r() + 1e-300)) * Math.cos(2 * Math.PI * r());
-}
+const rng = mulberry32;
 
 /** Random orthonormal-ish directions (Gram-Schmidt of Gaussian rows). */
 function directions(r: () => number, k: number): Float64Array {

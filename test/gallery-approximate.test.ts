@@ -12,20 +12,15 @@ import { SqliteStore } from '../src/gallery/sqlite-store.js';
 import type { GalleryStore, NewFace } from '../src/gallery/types.js';
 import { tempDir } from './helpers.js';
 import { adminQuery, freshDatabase, PG_SKIP } from './fixtures/postgres.js';
+import { mulberry32 } from '../src/util/random.js';
 
 const DIM = 128;
 const IDENTITIES = 60;
 
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296 - 0.5;
-  };
-}
+const rng = (seed: number): (() => number) => {
+  const r = mulberry32(seed);
+  return () => r() - 0.5;
+};
 
 /** Identities in a 24-d subspace plus small isotropic noise, non-negative and unit length like fc7 descriptors. */
 function faces(n: number, seed: number, prefix: string): NewFace[] {

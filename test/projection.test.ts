@@ -2,20 +2,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { decodeProjection, encodeProjection, explainedVariance, fitProjection, openProjector, symmetricEigen } from '../src/gallery/projection.js';
+import { mulberry32, gaussian } from '../src/util/random.js';
 
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-function gaussian(r: () => number): number {
-  return Math.sqrt(-2 * Math.log(r() + 1e-300)) * Math.cos(2 * Math.PI * r());
-}
+const rng = mulberry32;
 
 test('symmetricEigen: eigenpairs of a symmetric matrix satisfy A v = lambda v', () => {
   const n = 12;

@@ -115,8 +115,8 @@ export const searchSection: Section = {
       : [
           ['augmented', 0],
           ['generated', 100_000],
-          ['isotropic', 100_000],
           ['generated', 1_000_000],
+          ['isotropic', 100_000],
         ];
     const candidates = [50, 200, 1000];
     const queries = ctx.quick ? 20 : 200;

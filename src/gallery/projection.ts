@@ -10,6 +10,7 @@
  * leading eigenvectors (a full 4096 x 4096 eigendecomposition in JavaScript would take minutes).
  */
 import { invalidParameterError } from '../errors.js';
+import { mulberry32 } from '../util/random.js';
 import { openGemm, type Gemm } from './gemm.js';
 
 /** pgvector's HNSW limit for `vector` columns. */
@@ -189,16 +190,9 @@ export function decodeProjection(stored: {
 }
 
 function randomRows(rows: number, cols: number, seed: number): Float32Array {
-  let a = seed >>> 0;
-  const next = () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296 - 0.5;
-  };
+  const next = mulberry32(seed);
   const out = new Float32Array(rows * cols);
-  for (let i = 0; i < out.length; i++) out[i] = next();
+  for (let i = 0; i < out.length; i++) out[i] = next() - 0.5;
   return out;
 }
 
