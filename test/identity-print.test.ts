@@ -10,22 +10,8 @@ import { buildModel } from '../src/onnx/builder.js';
 import { readerFor } from '../src/weights/formats.js';
 import { NO_IDENTITY } from '../src/weights/identity.js';
 import { validateTopology } from '../src/weights/topology.js';
+import { TINY_IDENTITY, TINY_LAYOUTS as LAYOUTS } from './fixtures/identity.js';
 import { GOLDEN_DIR, runCli, tempDir } from './helpers.js';
-
-/** The identity every layout of ../shared/golden/tiny has (test/weights-identity.test.ts reads all ten in-process). */
-const TINY_IDENTITY = '7295bdd4c5cf082ca68a1dc0e735046156d8d6ca8b12ad1cc20cb43b53782fb2';
-const LAYOUTS = [
-  'VGG_FACE.caffemodel',
-  'VGG_FACE_v2.caffemodel',
-  'VGG_FACE.t7',
-  'vgg-face.mat',
-  'vgg_face.mat',
-  'vgg_face_weights.h5',
-  'rcmalli_vggface_tf_vgg16.h5',
-  'vgg_face_dag.pth',
-  'model.safetensors',
-  'vgg_face.h5',
-];
 
 const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 

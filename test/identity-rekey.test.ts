@@ -14,11 +14,11 @@ import { SqliteStore } from '../src/gallery/sqlite-store.js';
 import type { GalleryStore } from '../src/gallery/types.js';
 import { resolveModel } from '../src/runtime/model-cache.js';
 import { sha256File } from '../src/util/hash.js';
-import { loadCalibrations, modelIdentity, resolveThreshold, saveCalibrations, type Calibration } from '../src/verify/thresholds.js';
+import { loadCalibrations, modelIdentity, resolveThreshold, saveCalibrations } from '../src/verify/thresholds.js';
 import { adminQuery, freshDatabase, PG_SKIP } from './fixtures/postgres.js';
+import { TINY_IDENTITY, calibration } from './fixtures/identity.js';
 import { GOLDEN_DIR, tempDir } from './helpers.js';
 
-const TINY_IDENTITY = '7295bdd4c5cf082ca68a1dc0e735046156d8d6ca8b12ad1cc20cb43b53782fb2';
 const CAFFE = join(GOLDEN_DIR, 'VGG_FACE.caffemodel');
 const KERAS = join(GOLDEN_DIR, 'vgg_face_weights.h5');
 const NEW_KEY = `${TINY_IDENTITY}-caffe`;
@@ -129,16 +129,6 @@ test('a PostgreSQL gallery keyed by the file sha256 is searched as it is, and re
       return rows[0].value;
     },
   );
-});
-
-const calibration = (threshold: number, metric: Calibration['metric']): Calibration => ({
-  metric,
-  threshold,
-  accuracy: 0.9,
-  crossValidatedAccuracy: 0.88,
-  pairs: 10,
-  pairsFile: 'pairs.csv',
-  date: '2025-01-01T00:00:00.000Z',
 });
 
 test('calibrations keyed by the file sha256: read without writing; the next calibration writes them under the identity, the old file left as it was', async (t) => {

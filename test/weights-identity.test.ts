@@ -14,28 +14,15 @@ import { cachedModelPath, resolveModel, type ModelInfo } from '../src/runtime/mo
 import { Gallery } from '../src/gallery/gallery.js';
 import { SqliteStore } from '../src/gallery/sqlite-store.js';
 import { sha256File } from '../src/util/hash.js';
-import { isModelKey, loadCalibrations, modelIdentity, resolveThreshold, saveCalibrations, type Calibration } from '../src/verify/thresholds.js';
+import { isModelKey, loadCalibrations, modelIdentity, resolveThreshold, saveCalibrations } from '../src/verify/thresholds.js';
 import { readerFor, readWeights } from '../src/weights/formats.js';
 import { weightsIdentity } from '../src/weights/identity.js';
 import { reverseInputChannels } from '../src/weights/layout.js';
 import { validateTopology } from '../src/weights/topology.js';
 import type { WeightSet } from '../src/weights/types.js';
+import { TINY_IDENTITY, TINY_LAYOUTS as LAYOUTS, calibration } from './fixtures/identity.js';
 import { GOLDEN_DIR, tempDir } from './helpers.js';
 
-const TINY_IDENTITY = '7295bdd4c5cf082ca68a1dc0e735046156d8d6ca8b12ad1cc20cb43b53782fb2';
-/** The ten layouts (Caffe in both NetParameter versions), each written by its ecosystem's own tools. */
-const LAYOUTS = [
-  'VGG_FACE.caffemodel',
-  'VGG_FACE_v2.caffemodel',
-  'VGG_FACE.t7',
-  'vgg-face.mat',
-  'vgg_face.mat',
-  'vgg_face_weights.h5',
-  'rcmalli_vggface_tf_vgg16.h5',
-  'vgg_face_dag.pth',
-  'model.safetensors',
-  'vgg_face.h5',
-];
 const CAFFE = join(GOLDEN_DIR, 'VGG_FACE.caffemodel');
 const KERAS = join(GOLDEN_DIR, 'vgg_face_weights.h5');
 
@@ -91,16 +78,6 @@ async function model(weights: string, cacheDir: string, preprocessing: 'caffe' |
   const r = await resolveModel({ weights, cacheDir, preprocessing });
   return { modelPath: r.modelPath, info: r.info, dimension: () => r.info.topology.fc7, origin: r.origin };
 }
-
-const calibration = (threshold: number, metric: Calibration['metric'] = 'cosine'): Calibration => ({
-  metric,
-  threshold,
-  accuracy: 0.9,
-  crossValidatedAccuracy: 0.88,
-  pairs: 10,
-  pairsFile: 'pairs.csv',
-  date: '2025-01-01T00:00:00.000Z',
-});
 
 test('calibrations key on the identity: one made with the Caffe file applies to the Keras file; those keyed by file sha256 are still read', async (t) => {
   const cacheDir = tempDir(t);

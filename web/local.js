@@ -1,26 +1,8 @@
 // The vggface page that runs in the browser (/local): verify two photos and a gallery kept in IndexedDB, with
 // vggface/browser (onnxruntime-web in a Web Worker). Photos are read from the file inputs and never sent anywhere:
-// the only requests are for the page, the library, the model and the face detector.
+// the only requests are for the page and its scripts, the library, the model and the face detector.
 import { VggFace, distance } from '/vggface/browser/vggface.js';
-
-const $ = (selector, root = document) => root.querySelector(selector);
-
-function el(tag, attrs = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) {
-    if (k === 'class') node.className = v;
-    else if (k.startsWith('on')) node.addEventListener(k.slice(2), v);
-    else node.setAttribute(k, v);
-  }
-  for (const c of children) node.append(c);
-  return node;
-}
-
-const fmt = (x) => (Number.isFinite(x) ? x.toFixed(4) : String(x));
-const plural = (n, word) => `${n} ${word}${n === 1 ? '' : 's'}`;
-function status(target, text, cls = 'busy') {
-  target.replaceChildren(el('span', { class: cls }, text));
-}
+import { $, el, fmt, galleryForm, identityItem, matchesTable, matchRow, plural, sameVerdict, searchPhoto, searchVerdict, status, verifyPhotos } from '/common.js';
 
 /** deepface's cosine threshold for VGG-Face (src/verify/thresholds.ts): the only published one, for deepface-mode models. */
 const DEEPFACE_COSINE = 0.68;
@@ -104,78 +86,20 @@ async function describe(model, files) {
   return out;
 }
 
-/** Shows a photo with a box on each face given (in pixels of the photo as displayed). */
-function showPhoto(figure, file, faces = []) {
-  figure.replaceChildren();
-  const url = URL.createObjectURL(file);
-  const img = el('img', { src: url, alt: file.name });
-  img.addEventListener(
-    'load',
-    () => {
-      URL.revokeObjectURL(url);
-      for (const f of faces) {
-        const b = f.box;
-        const box = el('div', { class: 'face-box', title: `score ${fmt(f.score)}` });
-        box.style.left = `${(100 * b.x) / img.naturalWidth}%`;
-        box.style.top = `${(100 * b.y) / img.naturalHeight}%`;
-        box.style.width = `${(100 * b.width) / img.naturalWidth}%`;
-        box.style.height = `${(100 * b.height) / img.naturalHeight}%`;
-        figure.append(box);
-      }
-    },
-    { once: true },
-  );
-  figure.append(img);
-  figure.hidden = false;
-}
-
-function dropZone(zone, onFile) {
-  const input = $('input[type=file]', zone);
-  input.addEventListener('change', () => input.files[0] && onFile(input.files[0]));
-  zone.addEventListener('dragover', (e) => {
-    e.preventDefault();
-    zone.classList.add('over');
-  });
-  zone.addEventListener('dragleave', () => zone.classList.remove('over'));
-  zone.addEventListener('drop', (e) => {
-    e.preventDefault();
-    zone.classList.remove('over');
-    const file = e.dataTransfer?.files?.[0];
-    if (file) onFile(file);
-  });
-}
-
 // Verify.
-const pair = [undefined, undefined];
-const verdict = $('#verdict');
-document.querySelectorAll('#verify .drop').forEach((zone) => {
-  const slot = Number(zone.dataset.slot);
-  dropZone(zone, (file) => {
-    pair[slot] = file;
-    showPhoto($('.photo', zone), file);
-    if (pair[0] && pair[1]) void verify();
-  });
+verifyPhotos('Comparing, in this browser…', async (a, b) => {
+  const model = await loadModel();
+  const [x, y] = await describe(model, [a, b]);
+  return {
+    faces: [[x.face], [y.face]],
+    verdict: () => {
+      const d = distance(x.descriptor, y.descriptor, 'cosine');
+      const t = thresholdFor(model);
+      const numbers = el('div', { class: 'numbers', 'data-distance': String(d) }, t === undefined ? `cosine distance ${fmt(d)} (no threshold for this model: type one above)` : `cosine distance ${fmt(d)} ${d <= t ? '≤' : '>'} threshold ${fmt(t)}`);
+      return [t === undefined ? el('div', { class: 'verdict' }, 'Compared') : sameVerdict(d <= t), numbers];
+    },
+  };
 });
-
-async function verify() {
-  const [a, b] = pair;
-  status(verdict, 'Comparing, in this browser…');
-  try {
-    const model = await loadModel();
-    const [x, y] = await describe(model, [a, b]);
-    if (pair[0] !== a || pair[1] !== b) return; // a newer pair is being compared
-    document.querySelectorAll('#verify .drop').forEach((zone, i) => showPhoto($('.photo', zone), pair[i], [[x, y][i].face]));
-    const d = distance(x.descriptor, y.descriptor, 'cosine');
-    const t = thresholdFor(model);
-    const numbers = el('div', { class: 'numbers', 'data-distance': String(d) }, t === undefined ? `cosine distance ${fmt(d)} (no threshold for this model: type one above)` : `cosine distance ${fmt(d)} ${d <= t ? '≤' : '>'} threshold ${fmt(t)}`);
-    verdict.replaceChildren(
-      t === undefined ? el('div', { class: 'verdict' }, 'Compared') : el('div', { class: `verdict ${d <= t ? 'yes' : 'no'}`, 'data-verified': String(d <= t) }, d <= t ? 'Same person' : 'Different people'),
-      numbers,
-    );
-  } catch (err) {
-    status(verdict, err.message, 'error');
-  }
-}
 
 // The gallery: one IndexedDB record per face, {model, identity, name, descriptor}; only the descriptor is kept.
 const DB_NAME = 'vggface-local';
@@ -218,15 +142,7 @@ async function refreshIdentities() {
   identities.replaceChildren();
   if (counts.size === 0) identities.append(el('li', { class: 'empty' }, model ? 'None yet.' : 'Load a model to see its gallery.'));
   for (const [identity, n] of [...counts].sort((a, b) => a[0].localeCompare(b[0]))) {
-    identities.append(
-      el(
-        'li',
-        { 'data-identity': identity, 'data-faces': String(n) },
-        el('span', { class: 'name' }, identity),
-        el('span', { class: 'numbers' }, plural(n, 'photo')),
-        el('button', { class: 'link', type: 'button', title: `remove ${identity}`, onclick: () => remove(identity) }, 'remove'),
-      ),
-    );
+    identities.append(identityItem(identity, n, () => remove(identity), { 'data-faces': String(n) }));
   }
 }
 
@@ -236,23 +152,17 @@ async function remove(identity) {
   await refreshIdentities();
 }
 
-$('#gallery-form').addEventListener('submit', async (e) => {
-  e.preventDefault();
-  const identity = $('#gallery-id').value.trim();
-  const files = [...$('#gallery-files').files];
-  if (!identity || files.length === 0) return;
-  status(galleryResult, `Describing ${plural(files.length, 'photo')}, in this browser…`);
-  try {
+galleryForm(
+  (files) => `Describing ${plural(files.length, 'photo')}, in this browser…`,
+  async (identity, files) => {
     const model = await loadModel();
     const described = await describe(model, files);
     const key = modelKey(model);
     await addFaces(described.map((r, i) => ({ model: key, identity, name: files[i].name, descriptor: Array.from(r.descriptor) })));
-    galleryResult.replaceChildren(el('div', { class: 'numbers', 'data-added': String(described.length) }, `${identity}: ${described.length} added`));
-  } catch (err) {
-    status(galleryResult, err.message, 'error');
-  }
-  await refreshIdentities();
-});
+    return [el('div', { class: 'numbers', 'data-added': String(described.length) }, `${identity}: ${described.length} added`)];
+  },
+  refreshIdentities,
+);
 
 // Export and import: {"format": "vggface-gallery", "version": 1, "model": {...}, "faces": [{identity, name, descriptor}]}.
 $('#gallery-export').addEventListener('click', async () => {
@@ -306,35 +216,23 @@ $('#gallery-import').addEventListener('change', async (e) => {
 });
 
 // Search: each identity by its closest face, best first.
-const searchResult = $('#search-result');
-const searchZone = $('#search .drop');
-dropZone(searchZone, async (file) => {
-  const figure = $('.photo', searchZone);
-  showPhoto(figure, file);
-  status(searchResult, 'Searching, in this browser…');
-  try {
-    const model = await loadModel();
-    const [r] = await describe(model, [file]);
-    showPhoto(figure, file, [r.face]);
-    const best = new Map();
-    for (const f of await facesOf(modelKey(model))) {
-      const d = distance(r.descriptor, f.descriptor, 'cosine');
-      if (!best.has(f.identity) || d < best.get(f.identity).distance) best.set(f.identity, { identity: f.identity, distance: d, source: f.name });
-    }
-    const matches = [...best.values()].sort((a, b) => a.distance - b.distance).slice(0, 5);
-    const t = thresholdFor(model);
-    const found = matches[0] && (t === undefined || matches[0].distance <= t) ? matches[0].identity : undefined;
-    const rows = matches.map((m) =>
-      el('tr', { 'data-identity': m.identity, 'data-distance': String(m.distance) }, el('td', {}, m.identity), el('td', {}, fmt(m.distance)), el('td', {}, t !== undefined && m.distance <= t ? 'match' : ''), el('td', { class: 'numbers' }, m.source)),
-    );
-    searchResult.replaceChildren(
-      el('div', { class: `verdict ${found ? 'yes' : 'no'}`, 'data-identity': found ?? 'unknown' }, found ? (t === undefined ? `closest: ${found}` : found) : 'Nobody in the gallery'),
-      el('div', { class: 'numbers' }, t === undefined ? 'cosine distance (no threshold for this model: type one above)' : `cosine threshold ${fmt(t)}`),
-      el('table', {}, el('thead', {}, el('tr', {}, el('th', {}, 'identity'), el('th', {}, 'distance'), el('th', {}, ''), el('th', {}, 'closest photo'))), el('tbody', {}, ...rows)),
-    );
-  } catch (err) {
-    status(searchResult, err.message, 'error');
+searchPhoto('Searching, in this browser…', async (file, show) => {
+  const model = await loadModel();
+  const [r] = await describe(model, [file]);
+  show([r.face]);
+  const best = new Map();
+  for (const f of await facesOf(modelKey(model))) {
+    const d = distance(r.descriptor, f.descriptor, 'cosine');
+    if (!best.has(f.identity) || d < best.get(f.identity).distance) best.set(f.identity, { identity: f.identity, distance: d, source: f.name });
   }
+  const matches = [...best.values()].sort((a, b) => a.distance - b.distance).slice(0, 5);
+  const t = thresholdFor(model);
+  const found = matches[0] && (t === undefined || matches[0].distance <= t) ? matches[0].identity : undefined;
+  return [
+    searchVerdict(found, t === undefined ? `closest: ${found}` : found),
+    el('div', { class: 'numbers' }, t === undefined ? 'cosine distance (no threshold for this model: type one above)' : `cosine threshold ${fmt(t)}`),
+    matchesTable(matches.map((m) => matchRow(m, t !== undefined && m.distance <= t, { 'data-distance': String(m.distance) }))),
+  ];
 });
 
 // The model loads as soon as the page opens, so the first photo does not wait for the download.

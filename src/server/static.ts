@@ -1,8 +1,8 @@
 /**
  * What the server serves besides the API: the web pages (`/` talks to the API; `/local` runs everything in the
- * browser with `vggface/browser`), the browser library and onnxruntime-web's files (`/vggface/browser/*`, from
- * dist/browser), the YuNet detector the server uses (`/detector.onnx`) and, with `--models DIR`, the converted models
- * in DIR (`/models/NAME.onnx`), read-only.
+ * browser with `vggface/browser`; both import what they share from `/common.js`), the browser library and
+ * onnxruntime-web's files (`/vggface/browser/*`, from dist/browser), the YuNet detector the server uses
+ * (`/detector.onnx`) and, with `--models DIR`, the converted models in DIR (`/models/NAME.onnx`), read-only.
  *
  * Every answer is cross-origin isolated (COOP same-origin, COEP require-corp): onnxruntime-web needs
  * SharedArrayBuffer for WebAssembly threads. Files are revalidated by ETag (Cache-Control: no-cache), so a reload
@@ -27,6 +27,7 @@ const WEB_FILES: Record<string, { file: string; type: string }> = {
   '/favicon.svg': { file: 'favicon.svg', type: 'image/svg+xml' },
   '/local': { file: 'local.html', type: 'text/html; charset=utf-8' },
   '/local.js': { file: 'local.js', type: 'text/javascript; charset=utf-8' },
+  '/common.js': { file: 'common.js', type: 'text/javascript; charset=utf-8' },
 };
 /** The pages load nothing from elsewhere and show the photos they were given as blob: URLs. */
 const CSP_BASE = "default-src 'self'; img-src 'self' blob:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'";
@@ -122,6 +123,7 @@ async function sendFile(request: FastifyRequest, reply: FastifyReply, dir: strin
 export function registerStaticRoutes(app: FastifyInstance, options: StaticOptions): void {
   const web = Object.entries(WEB_FILES).map(([url, f]) => ({ url, body: readFileSync(new URL(f.file, WEB_DIR)), type: f.type }));
   for (const file of web) {
+    // /common.js, which both pages import, runs no WebAssembly itself: it gets the policy of / and /app.js.
     const csp = file.url === '/local' || file.url === '/local.js' ? CONTENT_SECURITY_POLICY.local : CONTENT_SECURITY_POLICY.api;
     app.get(file.url, { config: { access: 'open' } }, async (_request, reply) => {
       void reply.type(file.type).headers({ ...ISOLATION_HEADERS, 'Content-Security-Policy': csp, 'X-Content-Type-Options': 'nosniff', 'Cache-Control': 'no-cache' });
