@@ -54,4 +54,6 @@ test('workers inherit the parent\'s Node flags except those only an entry point 
   const { workerExecArgv } = await import('../src/util/worker.js');
   assert.deepEqual(workerExecArgv(['--max-old-space-size=4096', '--input-type=module', '-e', 'code', '--test', '--expose-gc']), ['--max-old-space-size=4096', '--expose-gc']);
   assert.deepEqual(workerExecArgv(['--input-type', 'module', '--eval', 'x', '--test-reporter=spec']), []);
+  // What Node 24 and 26's test runner passes to each test process: per-process options a worker refuses.
+  assert.deepEqual(workerExecArgv(['--stack-trace-limit=100', '--secure-heap', '4096', '--v8-pool-size=4', '--no-node-snapshot', '--use-largepages=off', '--expose-gc']), ['--expose-gc']);
 });

@@ -41,6 +41,17 @@ function tensorType(data: TensorData['data']): 'float32' | 'uint8' | 'int8' | 'f
   return 'int8';
 }
 
+/**
+ * An ONNX Runtime tensor over `t`'s data, without a copy. On Node 24 and later (a global Float16Array), onnxruntime-node
+ * 1.30 turns a float16 Uint16Array into a Float16Array view that its native binding then reads as 0 bytes ("not enough
+ * space: expected N, got 0"; microsoft/onnxruntime#32323, open): the tensor keeps the Uint16Array it was given instead.
+ */
+function tensorOf(t: TensorData): ort.Tensor {
+  const tensor = new ort.Tensor(tensorType(t.data), t.data, t.dims);
+  if (t.data instanceof Uint16Array && !(tensor.data instanceof Uint16Array)) (tensor as unknown as { cpuData: Uint16Array }).cpuData = t.data;
+  return tensor;
+}
+
 export function defaultThreads(): number {
   return availableParallelism();
 }
@@ -70,7 +81,7 @@ export async function openEngine(model: string | Uint8Array, options: EngineOpti
     outputNames: session.outputNames,
     async run(feeds, outputs) {
       const ortFeeds: Record<string, ort.Tensor> = {};
-      for (const [name, t] of Object.entries(feeds)) ortFeeds[name] = new ort.Tensor(tensorType(t.data), t.data, t.dims);
+      for (const [name, t] of Object.entries(feeds)) ortFeeds[name] = tensorOf(t);
       const result = await session.run(ortFeeds, outputs as string[]);
       const out: Record<string, { data: Float32Array; dims: readonly number[] }> = {};
       for (const name of outputs) {
