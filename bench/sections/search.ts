@@ -46,6 +46,12 @@ interface Queried {
   server?: { facesBytes: number; projectedBytes: number; indexBytes: number };
 }
 
+interface Candidates {
+  size: number;
+  queries: number;
+  results: { method: string; kept?: number; recall: Record<number, number> }[];
+}
+
 /** The largest peak RSS (VmHWM) of this machine's postgres processes: the server side of a local server. */
 function postgresPeakRss(): number {
   let most = 0;
@@ -184,6 +190,31 @@ export const searchSection: Section = {
     } finally {
       server.stop();
     }
+    // Which candidates: each generator's recall by brute force over the set in memory (cached in .bench like the loads).
+    lines.push(
+      '',
+      'Which candidates to re-rank (bench task search-candidates): recall@10 (faces) of each candidate generator by brute force over the',
+      'set in memory, no index, so only the representation is measured; the candidates re-ranked by their exact distance. "Kept": share',
+      'of the variance the projection keeps (fitted on the first 20,000 faces).',
+      '',
+      '| set | faces | queries | candidates by | kept | recall@10 with 50 / 200 / 1000 candidates |',
+      '| --- | --- | --- | --- | --- | --- |',
+    );
+    const candidateRuns: [ScaleSetName, number][] = ctx.quick ? [['generated', 5_000]] : [['augmented', 0], ['generated', 100_000], ['isotropic', 100_000]];
+    for (const [set, size] of candidateRuns) {
+      const cache = join(WORK_DIR, `candidates-${set}-${size}${ctx.quick ? '-quick' : ''}.json`);
+      let c: Candidates;
+      if (existsSync(cache)) c = JSON.parse(readFileSync(cache, 'utf8')) as Candidates;
+      else {
+        ctx.log(`candidates: ${set} ${size}`);
+        c = (await runTask<Candidates>('search-candidates', { set, size, queries: ctx.quick ? 10 : 30, candidates: [50, 200, 1000], components: [64, 128, 256, 512], fit: 20_000 })).result;
+        writeFileSync(cache, JSON.stringify(c));
+      }
+      for (const m of c.results) {
+        lines.push(`| ${set} | ${c.size.toLocaleString('en-US')} | ${c.queries} | ${m.method} | ${m.kept === undefined ? '' : pct(m.kept)} | ${[50, 200, 1000].map((k) => pct(m.recall[k])).join(' / ')} |`);
+      }
+    }
+
     lines.push('', 'The sets:');
     for (const [set, d] of descriptions) lines.push(`- ${set}: ${d}`);
 
