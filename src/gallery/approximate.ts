@@ -48,6 +48,19 @@ export function newGeneration(): string {
   return randomBytes(8).toString('hex');
 }
 
+/** The exact distance of a stored descriptor to the query, in float64. */
+export function exactDistance(query: Float32Array, descriptor: Float32Array, metric: Metric): number {
+  let dot = 0;
+  let aa = 0;
+  let bb = 0;
+  for (let i = 0; i < descriptor.length; i++) {
+    dot += query[i] * descriptor[i];
+    aa += query[i] * query[i];
+    bb += descriptor[i] * descriptor[i];
+  }
+  return distanceFromSums({ dot, aa, bb }, metric);
+}
+
 /** The best `k` identities among candidate faces, by their exact distance to the query. */
 export function rerank(
   query: Float32Array,
@@ -55,18 +68,9 @@ export function rerank(
   k: number,
   metric: Metric,
 ): IdentityMatch[] {
-  let aa = 0;
-  for (let i = 0; i < query.length; i++) aa += query[i] * query[i];
   const best = new Map<string, IdentityMatch>();
   for (const c of candidates) {
-    let dot = 0;
-    let bb = 0;
-    const v = c.descriptor;
-    for (let i = 0; i < v.length; i++) {
-      dot += query[i] * v[i];
-      bb += v[i] * v[i];
-    }
-    const d = distanceFromSums({ dot, aa, bb }, metric);
+    const d = exactDistance(query, c.descriptor, metric);
     const cur = best.get(c.identity);
     if (!cur || d < cur.distance || (d === cur.distance && c.id < cur.face.id)) best.set(c.identity, { identity: c.identity, distance: d, face: { id: c.id, identity: c.identity, source: c.source } });
   }

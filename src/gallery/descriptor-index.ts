@@ -5,7 +5,8 @@
  * the rows that can still be among the best (allowing for the product's rounding) are re-scored exactly in
  * float64, so the answer is the exact one for the stored values.
  */
-import { distanceFromSums, type Metric } from '../metrics/distance.js';
+import type { Metric } from '../metrics/distance.js';
+import { exactDistance } from './approximate.js';
 import { decodeHalf, encodeHalf } from '../util/float16.js';
 import { openScorer, type Precision, type Scorer } from './scorer.js';
 
@@ -187,7 +188,7 @@ export class DescriptorIndex {
     const best = new Map<string, { distance: number; row: number }>();
     for (let r = 0; r < n; r++) {
       if (key[r] - err[r] > cut) continue;
-      const d = distanceFromSums(exactSums(query, this.rowValues(r)), metric);
+      const d = exactDistance(query, this.rowValues(r), metric);
       const id = this.faces[r].identity;
       const cur = best.get(id);
       if (!cur || d < cur.distance) best.set(id, { distance: d, row: r });
@@ -257,17 +258,4 @@ export class DescriptorIndex {
     await this.scorer?.close();
     this.scorer = undefined;
   }
-}
-
-/** float64 sums of the exact query against a stored row. */
-function exactSums(query: Float32Array, row: Float32Array): { dot: number; aa: number; bb: number } {
-  let dot = 0;
-  let aa = 0;
-  let bb = 0;
-  for (let i = 0; i < row.length; i++) {
-    dot += query[i] * row[i];
-    aa += query[i] * query[i];
-    bb += row[i] * row[i];
-  }
-  return { dot, aa, bb };
 }

@@ -11,7 +11,7 @@ import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { VggFaceError } from '../errors.js';
-import { annSettings, checkCandidates, fitGalleryProjection, needsRefit, newGeneration, rerank } from './approximate.js';
+import { annSettings, checkCandidates, exactDistance, fitGalleryProjection, needsRefit, newGeneration, rerank } from './approximate.js';
 import { DescriptorIndex, type IdentityMatch } from './descriptor-index.js';
 import { decodeProjection, encodeProjection, openProjector, type Projection, type Projector } from './projection.js';
 import { decodeHalf, encodeHalf } from '../util/float16.js';
@@ -339,9 +339,14 @@ export class SqliteStore implements GalleryStore {
     }
   }
 
-  private decodeDescriptor(meta: GalleryMeta, b: Buffer, id: number): Float32Array {
+  private checkDescriptorSize(meta: GalleryMeta, b: Buffer, id: number): void {
     const bytes = meta.dimension * (meta.precision === 'fp16' ? 2 : 4);
     if (b.byteLength !== bytes) throw galleryError(this.location, `face ${id}: descriptor of ${b.byteLength} bytes, expected ${bytes}`);
+  }
+
+  /** A stored descriptor as float32, its size checked. */
+  private decodeDescriptor(meta: GalleryMeta, b: Buffer, id: number): Float32Array {
+    this.checkDescriptorSize(meta, b, id);
     const copy = new Uint8Array(b);
     return meta.precision === 'fp16' ? decodeHalf(new Uint16Array(copy.buffer)) : new Float32Array(copy.buffer);
   }
@@ -389,10 +394,9 @@ export class SqliteStore implements GalleryStore {
     if (!meta) throw galleryError(this.location, 'the gallery is empty: add faces first with "vggface gallery add"');
     const index = new DescriptorIndex(meta.dimension, meta.precision, this.threads);
     const rows = this.db.prepare('SELECT id, identity, source, descriptor FROM faces ORDER BY id');
-    const bytes = meta.dimension * (meta.precision === 'fp16' ? 2 : 4);
     for (const r of rows.iterate() as Iterable<{ id: number; identity: string; source: string; descriptor: Buffer }>) {
-      if (r.descriptor.byteLength !== bytes) throw galleryError(this.location, `face ${r.id}: descriptor of ${r.descriptor.byteLength} bytes, expected ${bytes}`);
-      const copy = new Uint8Array(r.descriptor); // aligned copy
+      this.checkDescriptorSize(meta, r.descriptor, r.id);
+      const copy = new Uint8Array(r.descriptor); // aligned copy, kept in its stored precision
       index.append({ id: r.id, identity: r.identity, source: r.source }, meta.precision === 'fp16' ? new Uint16Array(copy.buffer) : new Float32Array(copy.buffer));
     }
     this.index = index;
@@ -412,13 +416,18 @@ export class SqliteStore implements GalleryStore {
       this.annChecked = true;
     }
     if (this.generationNow() === undefined) return (await this.loadIndex()).search(query, options.k, options.metric);
+    return rerank(query, await this.approximateCandidates(meta, query, candidates), options.k, options.metric);
+  }
+
+  /** The `count` faces whose projections are nearest the query's, with their full descriptors (for re-ranking). */
+  private async approximateCandidates(meta: GalleryMeta, query: Float32Array, count: number): Promise<{ id: number; identity: string; source: string; descriptor: Float32Array }[]> {
     const { projector, index } = await this.loadApproxIndex();
-    const near = await index.nearestRows(await projector.project(query, 1), candidates);
+    const near = await index.nearestRows(await projector.project(query, 1), count);
     if (near.length === 0) return [];
     const rows = this.db
       .prepare('SELECT id, identity, source, descriptor FROM faces WHERE id IN (SELECT value FROM json_each(?))')
       .all(JSON.stringify(near.map((f) => f.id))) as { id: number; identity: string; source: string; descriptor: Buffer }[];
-    return rerank(query, rows.map((r) => ({ id: r.id, identity: r.identity, source: r.source, descriptor: this.decodeDescriptor(meta, r.descriptor, r.id) })), options.k, options.metric);
+    return rows.map((r) => ({ id: r.id, identity: r.identity, source: r.source, descriptor: this.decodeDescriptor(meta, r.descriptor, r.id) }));
   }
 
   /**
@@ -428,16 +437,15 @@ export class SqliteStore implements GalleryStore {
   async nearestFaces(query: Float32Array, options: { k: number; metric: Metric; approximate?: boolean; candidates?: number }): Promise<{ id: number; identity: string; source: string; distance: number }[]> {
     const meta = await this.meta();
     if (!meta) throw galleryError(this.location, 'the gallery is empty: add faces first with "vggface gallery add"');
-    const score = (rows: { id: number; identity: string; source: string; descriptor: Buffer }[]) =>
-      rows.map((r) => ({ id: r.id, identity: r.identity, source: r.source, distance: rerank(query, [{ ...r, descriptor: this.decodeDescriptor(meta, r.descriptor, r.id) }], 1, options.metric)[0].distance }));
-    let found: { id: number; identity: string; source: string; distance: number }[];
+    const found: { id: number; identity: string; source: string; distance: number }[] = [];
+    const add = (r: { id: number; identity: string; source: string; descriptor: Float32Array }) =>
+      found.push({ id: r.id, identity: r.identity, source: r.source, distance: exactDistance(query, r.descriptor, options.metric) });
     if (options.approximate && (await this.hasAnnIndex())) {
-      const { projector, index } = await this.loadApproxIndex();
-      const near = await index.nearestRows(await projector.project(query, 1), checkCandidates(this.location, options.candidates));
-      found = score(this.db.prepare('SELECT id, identity, source, descriptor FROM faces WHERE id IN (SELECT value FROM json_each(?))').all(JSON.stringify(near.map((f) => f.id))) as never);
+      for (const r of await this.approximateCandidates(meta, query, checkCandidates(this.location, options.candidates))) add(r);
     } else {
-      found = [];
-      for (const r of this.db.prepare('SELECT id, identity, source, descriptor FROM faces').iterate() as Iterable<{ id: number; identity: string; source: string; descriptor: Buffer }>) found.push(...score([r]));
+      for (const r of this.db.prepare('SELECT id, identity, source, descriptor FROM faces').iterate() as Iterable<{ id: number; identity: string; source: string; descriptor: Buffer }>) {
+        add({ ...r, descriptor: this.decodeDescriptor(meta, r.descriptor, r.id) });
+      }
     }
     return found.sort((a, b) => a.distance - b.distance || a.id - b.id).slice(0, options.k);
   }
