@@ -5,20 +5,11 @@
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readdirSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import pg from 'pg';
-import { CLI, FACES_DIR, ROOT, SHARED } from './helpers.js';
+import { freePort, CLI, FACES_DIR, ROOT, SHARED } from './helpers.js';
 
 const SCRIPT = join(SHARED, 'scripts', 'pg-test-server');
-
-export async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 /** A PostgreSQL server this process started (and stops): needed where a test restarts it. */
 export class OwnServer {
