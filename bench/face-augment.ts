@@ -54,7 +54,16 @@ export interface Augmentation {
 }
 
 /** The identity augmentation: variant 0 of every face is its plain aligned crop. */
-export const NO_AUGMENTATION: Augmentation = { rotation: 0, scale: 1, shiftX: 0, shiftY: 0, flip: false, brightness: 0, contrast: 1, gains: [1, 1, 1] };
+export const NO_AUGMENTATION: Augmentation = {
+  rotation: 0,
+  scale: 1,
+  shiftX: 0,
+  shiftY: 0,
+  flip: false,
+  brightness: 0,
+  contrast: 1,
+  gains: [1, 1, 1],
+};
 
 /** mulberry32, uniform in [0, 1). */
 export const uniformStream = mulberry32;
@@ -62,7 +71,9 @@ export const uniformStream = mulberry32;
 /** Variant `k` of photo `photo`; k = 0 is the plain crop. */
 export function augmentation(ranges: AugmentRanges, seed: number, photo: number, k: number): Augmentation {
   if (k === 0) return NO_AUGMENTATION;
-  const u = uniformStream(Math.imul(seed, 0x9e3779b1) ^ Math.imul(photo + 1, 0x85ebca6b) ^ Math.imul(k + 1, 0xc2b2ae35));
+  const u = uniformStream(
+    Math.imul(seed, 0x9e3779b1) ^ Math.imul(photo + 1, 0x85ebca6b) ^ Math.imul(k + 1, 0xc2b2ae35),
+  );
   const between = (lo: number, hi: number) => lo + (hi - lo) * u();
   return {
     rotation: between(-ranges.rotation, ranges.rotation),
@@ -72,7 +83,11 @@ export function augmentation(ranges: AugmentRanges, seed: number, photo: number,
     flip: u() < ranges.flip,
     brightness: between(-ranges.brightness, ranges.brightness),
     contrast: between(ranges.contrast[0], ranges.contrast[1]),
-    gains: [between(1 - ranges.colour, 1 + ranges.colour), between(1 - ranges.colour, 1 + ranges.colour), between(1 - ranges.colour, 1 + ranges.colour)],
+    gains: [
+      between(1 - ranges.colour, 1 + ranges.colour),
+      between(1 - ranges.colour, 1 + ranges.colour),
+      between(1 - ranges.colour, 1 + ranges.colour),
+    ],
   };
 }
 
@@ -102,7 +117,11 @@ export function jitterPixels(crop: Uint8Array, size: number, aug: Augmentation, 
   grey /= crop.length / 3;
   const lut = [0, 1, 2].map((ch) => {
     const l = new Uint8Array(256);
-    for (let v = 0; v < 256; v++) l[v] = Math.max(0, Math.min(255, Math.round((grey + (v - grey) * aug.contrast) * aug.gains[ch] + aug.brightness)));
+    for (let v = 0; v < 256; v++)
+      l[v] = Math.max(
+        0,
+        Math.min(255, Math.round((grey + (v - grey) * aug.contrast) * aug.gains[ch] + aug.brightness)),
+      );
     return l;
   });
   const [l0, l1, l2] = lut;

@@ -77,8 +77,17 @@ function covarianceModel(p: Projection): CovarianceModel {
 }
 
 /** Fits the generator to `count` rows of `dim` values with an identity label per row. */
-export async function fitFaceGenerator(rows: Float32Array, count: number, dim: number, identity: Int32Array, options: FitGeneratorOptions = {}): Promise<FaceGeneratorParams> {
-  if (rows.length !== count * dim || identity.length !== count) throw new Error(`fitFaceGenerator: ${rows.length} values and ${identity.length} labels for ${count} rows of ${dim}`);
+export async function fitFaceGenerator(
+  rows: Float32Array,
+  count: number,
+  dim: number,
+  identity: Int32Array,
+  options: FitGeneratorOptions = {},
+): Promise<FaceGeneratorParams> {
+  if (rows.length !== count * dim || identity.length !== count)
+    throw new Error(
+      `fitFaceGenerator: ${rows.length} values and ${identity.length} labels for ${count} rows of ${dim}`,
+    );
   const ids = [...new Set(identity)].sort((a, b) => a - b);
   if (ids.length < 2) throw new Error(`fitFaceGenerator: needs 2 or more identities, got ${ids.length}`);
   const slot = new Map(ids.map((g, i) => [g, i]));
@@ -134,25 +143,41 @@ function normalTable(): Float32Array {
 
 /** Acklam's rational approximation of the normal quantile (relative error 1.15e-9). */
 function inverseNormal(p: number): number {
-  const a = [-3.969683028665376e1, 2.209460984245205e2, -2.759285104469687e2, 1.38357751867269e2, -3.066479806614716e1, 2.506628277459239];
-  const b = [-5.447609879822406e1, 1.615858368580409e2, -1.556989798598866e2, 6.680131188771972e1, -1.328068155288572e1];
-  const c = [-7.784894002430293e-3, -3.223964580411365e-1, -2.400758277161838, -2.549732539343734, 4.374664141464968, 2.938163982698783];
+  const a = [
+    -3.969683028665376e1, 2.209460984245205e2, -2.759285104469687e2, 1.38357751867269e2, -3.066479806614716e1,
+    2.506628277459239,
+  ];
+  const b = [
+    -5.447609879822406e1, 1.615858368580409e2, -1.556989798598866e2, 6.680131188771972e1, -1.328068155288572e1,
+  ];
+  const c = [
+    -7.784894002430293e-3, -3.223964580411365e-1, -2.400758277161838, -2.549732539343734, 4.374664141464968,
+    2.938163982698783,
+  ];
   const d = [7.784695709041462e-3, 3.224671290700398e-1, 2.445134137142996, 3.754408661907416];
   const lo = 0.02425;
   if (p < lo) {
     const q = Math.sqrt(-2 * Math.log(p));
-    return (((((c[0] * q + c[1]) * q + c[2]) * q + c[3]) * q + c[4]) * q + c[5]) / ((((d[0] * q + d[1]) * q + d[2]) * q + d[3]) * q + 1);
+    return (
+      (((((c[0] * q + c[1]) * q + c[2]) * q + c[3]) * q + c[4]) * q + c[5]) /
+      ((((d[0] * q + d[1]) * q + d[2]) * q + d[3]) * q + 1)
+    );
   }
   if (p > 1 - lo) return -inverseNormal(1 - p);
   const q = p - 0.5;
   const r = q * q;
-  return ((((((a[0] * r + a[1]) * r + a[2]) * r + a[3]) * r + a[4]) * r + a[5]) * q) / (((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1);
+  return (
+    ((((((a[0] * r + a[1]) * r + a[2]) * r + a[3]) * r + a[4]) * r + a[5]) * q) /
+    (((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1)
+  );
 }
 
 /** A well-mixed non-zero 32-bit state for stream (seed, domain, index). */
 function streamState(seed: number, domain: number, index: number): number {
   let h = Math.imul(seed ^ 0x9e3779b9, 0x85ebca6b) ^ Math.imul(domain + 0x27d4eb2f, 0xc2b2ae35);
-  h ^= Math.imul((index % 0x100000000) ^ 0x165667b1, 0x9e3779b1) ^ Math.imul(Math.floor(index / 0x100000000) + 1, 0x7feb352d);
+  h ^=
+    Math.imul((index % 0x100000000) ^ 0x165667b1, 0x9e3779b1) ^
+    Math.imul(Math.floor(index / 0x100000000) + 1, 0x7feb352d);
   h ^= h >>> 16;
   h = Math.imul(h, 0x85ebca6b);
   h ^= h >>> 13;
@@ -211,7 +236,13 @@ export interface FaceGenerator {
  * thread the noise pass of one chunk could not overlap the product of the next. The mixing matrix and the mean
  * are initializers, so each run sends only z.
  */
-async function openBiasedGemm(mixing: Float32Array, mean: Float32Array, k: number, dim: number, threads?: number): Promise<InferenceEngine> {
+async function openBiasedGemm(
+  mixing: Float32Array,
+  mean: Float32Array,
+  k: number,
+  dim: number,
+  threads?: number,
+): Promise<InferenceEngine> {
   const f32 = (a: Float32Array) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
   const model = encodeModel({
     graphName: 'vggface_face_generator',
@@ -239,7 +270,10 @@ async function openBiasedGemm(mixing: Float32Array, mean: Float32Array, k: numbe
  * product (62 s per million rows on one core here) and the noise pass (about as long) then have a core each; two
  * ONNX Runtime threads beside the pass took 192 core-seconds per million against 174.
  */
-export async function openFaceGenerator(params: FaceGeneratorParams, options: { threads?: number } = {}): Promise<FaceGenerator> {
+export async function openFaceGenerator(
+  params: FaceGeneratorParams,
+  options: { threads?: number } = {},
+): Promise<FaceGenerator> {
   const { dim, mean, between, within, facesPerIdentity: fpi } = params;
   const rw = within.variances.length;
   const rb = between.variances.length;
@@ -258,10 +292,15 @@ export async function openFaceGenerator(params: FaceGeneratorParams, options: { 
   const sw = Math.sqrt(within.residual);
   const sb = Math.sqrt(between.residual);
   const engine = await openBiasedGemm(mixing, mean, k, dim, options.threads ?? 1);
-  const product = async (z: Float32Array, rows: number) => (await engine.run({ z: { data: z, dims: [rows, k] } }, ['y'])).y.data;
+  const product = async (z: Float32Array, rows: number) =>
+    (await engine.run({ z: { data: z, dims: [rows, k] } }, ['y'])).y.data;
 
   /** z rows of (identity, face stream) pairs; returns them and each face stream's state after its z part. */
-  function latent(identities: ArrayLike<number>, faceStates: ArrayLike<number>, seed: number): { z: Float32Array; after: Int32Array } {
+  function latent(
+    identities: ArrayLike<number>,
+    faceStates: ArrayLike<number>,
+    seed: number,
+  ): { z: Float32Array; after: Int32Array } {
     const rows = identities.length;
     const z = new Float32Array(rows * k);
     const after = new Int32Array(rows);
@@ -293,7 +332,13 @@ export async function openFaceGenerator(params: FaceGeneratorParams, options: { 
    * y (mean included) + isotropic noise, ReLU and the norm, one pass per row with the noise drawn inline (one
    * xorshift step per two values; 15 ns a value here, as much as the product per million faces).
    */
-  function finish(y: Float32Array, identities: ArrayLike<number>, states: Int32Array, seed: number, out: Float32Array): void {
+  function finish(
+    y: Float32Array,
+    identities: ArrayLike<number>,
+    states: Int32Array,
+    seed: number,
+    out: Float32Array,
+  ): void {
     const extraById = identityNoise(identities, seed);
     for (let r = 0; r < identities.length; r++) {
       const o = r * dim;
@@ -342,7 +387,8 @@ export async function openFaceGenerator(params: FaceGeneratorParams, options: { 
   return {
     params,
     async faces(start, count, seed = 1) {
-      if (!Number.isInteger(start) || start < 0 || !Number.isInteger(count) || count < 0) throw new Error(`faces: start and count must be non-negative integers, got ${start}, ${count}`);
+      if (!Number.isInteger(start) || start < 0 || !Number.isInteger(count) || count < 0)
+        throw new Error(`faces: start and count must be non-negative integers, got ${start}, ${count}`);
       const data = new Float32Array(count * dim);
       const identity = new Int32Array(count);
       for (let r = 0; r < count; r++) identity[r] = Math.floor((start + r) / fpi);
@@ -368,7 +414,11 @@ export async function openFaceGenerator(params: FaceGeneratorParams, options: { 
     async query(identity, seed, gallerySeed = 1) {
       const out = new Float32Array(dim);
       // Its own domain: a query's face stream is never a gallery row's.
-      const { z, after } = latent([identity], [streamState(gallerySeed ^ Math.imul(seed, 0x2c1b3c6d), DOMAIN_QUERY, identity)], gallerySeed);
+      const { z, after } = latent(
+        [identity],
+        [streamState(gallerySeed ^ Math.imul(seed, 0x2c1b3c6d), DOMAIN_QUERY, identity)],
+        gallerySeed,
+      );
       finish(await product(z, 1), [identity], after, gallerySeed, out);
       return out;
     },
@@ -377,7 +427,12 @@ export async function openFaceGenerator(params: FaceGeneratorParams, options: { 
 }
 
 /** Rows start .. start + count - 1 (opens and closes a generator; keep one open for many calls). */
-export async function generateFaces(params: FaceGeneratorParams, start: number, count: number, seed = 1): Promise<GeneratedFaces> {
+export async function generateFaces(
+  params: FaceGeneratorParams,
+  start: number,
+  count: number,
+  seed = 1,
+): Promise<GeneratedFaces> {
   const g = await openFaceGenerator(params);
   try {
     return await g.faces(start, count, seed);
@@ -387,7 +442,12 @@ export async function generateFaces(params: FaceGeneratorParams, start: number, 
 }
 
 /** A new face of an existing identity of the set of seed `gallerySeed` (see {@link FaceGenerator.query}). */
-export async function generateQuery(params: FaceGeneratorParams, identity: number, seed: number, gallerySeed = 1): Promise<Float32Array> {
+export async function generateQuery(
+  params: FaceGeneratorParams,
+  identity: number,
+  seed: number,
+  gallerySeed = 1,
+): Promise<Float32Array> {
   const g = await openFaceGenerator(params);
   try {
     return await g.query(identity, seed, gallerySeed);
@@ -406,12 +466,32 @@ export function saveGeneratorParams(path: string, p: FaceGeneratorParams): void 
     { name: 'within.basis', array: p.within.basis },
     { name: 'within.variances', array: p.within.variances },
   ];
-  const strip = (m: CovarianceModel) => ({ residual: m.residual, totalVariance: m.totalVariance, fittedOn: m.fittedOn, components: m.variances.length });
+  const strip = (m: CovarianceModel) => ({
+    residual: m.residual,
+    totalVariance: m.totalVariance,
+    fittedOn: m.fittedOn,
+    components: m.variances.length,
+  });
   const header = Buffer.from(
-    JSON.stringify({ dim: p.dim, facesPerIdentity: p.facesPerIdentity, space: p.space, source: p.source, between: strip(p.between), within: strip(p.within), arrays: parts.map((x) => ({ name: x.name, type: x.array instanceof Float64Array ? 'f64' : 'f32', length: x.array.length })) }) + '\n',
+    JSON.stringify({
+      dim: p.dim,
+      facesPerIdentity: p.facesPerIdentity,
+      space: p.space,
+      source: p.source,
+      between: strip(p.between),
+      within: strip(p.within),
+      arrays: parts.map((x) => ({
+        name: x.name,
+        type: x.array instanceof Float64Array ? 'f64' : 'f32',
+        length: x.array.length,
+      })),
+    }) + '\n',
   );
   const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, Buffer.concat([header, ...parts.map((x) => Buffer.from(x.array.buffer, x.array.byteOffset, x.array.byteLength))]));
+  writeFileSync(
+    tmp,
+    Buffer.concat([header, ...parts.map((x) => Buffer.from(x.array.buffer, x.array.byteOffset, x.array.byteLength))]),
+  );
   renameSync(tmp, path);
 }
 
@@ -462,7 +542,9 @@ export interface EnsureGeneratorOptions extends FaceSetOptions {
 }
 
 /** The generator fitted to the augmented face set (both made once into .bench/ and reused). */
-export async function ensureFaceGenerator(options: EnsureGeneratorOptions = {}): Promise<{ params: FaceGeneratorParams; set: FaceSetFiles; path: string }> {
+export async function ensureFaceGenerator(
+  options: EnsureGeneratorOptions = {},
+): Promise<{ params: FaceGeneratorParams; set: FaceSetFiles; path: string }> {
   const set = await ensureAugmentedFaceSet(options);
   const groupBy = options.groupBy ?? 'person';
   const rb = options.betweenComponents ?? DEFAULT_COMPONENTS;
@@ -484,9 +566,12 @@ export async function ensureFaceGenerator(options: EnsureGeneratorOptions = {}):
     saveGeneratorParams(path, params);
   }
   const params = loadGeneratorParams(path);
-  return { params: options.facesPerIdentity ? { ...params, facesPerIdentity: options.facesPerIdentity } : params, set, path };
+  return {
+    params: options.facesPerIdentity ? { ...params, facesPerIdentity: options.facesPerIdentity } : params,
+    set,
+    path,
+  };
 }
-
 
 export interface SetStatistics {
   readonly rows: number;
@@ -501,7 +586,14 @@ export interface SetStatistics {
 }
 
 /** What fidelity is judged by: zeros, spectrum, mate and non-mate similarity of unit rows. */
-export async function setStatistics(data: Float32Array, count: number, dim: number, identity: Int32Array, components = 20, pairs = 20_000): Promise<SetStatistics> {
+export async function setStatistics(
+  data: Float32Array,
+  count: number,
+  dim: number,
+  identity: Int32Array,
+  components = 20,
+  pairs = 20_000,
+): Promise<SetStatistics> {
   let zeros = 0;
   for (let i = 0; i < data.length; i++) if (data[i] === 0) zeros++;
   const p = await fitProjection(data, count, dim, components);
@@ -540,5 +632,12 @@ export async function setStatistics(data: Float32Array, count: number, dim: numb
       nm++;
     }
   }
-  return { rows: count, zeros: zeros / data.length, spectrum: [...p.variances], totalVariance: p.totalVariance, mateCosine: mate / pairs, nonMateCosine: nm > 0 ? nonMate / nm : NaN };
+  return {
+    rows: count,
+    zeros: zeros / data.length,
+    spectrum: [...p.variances],
+    totalVariance: p.totalVariance,
+    mateCosine: mate / pairs,
+    nonMateCosine: nm > 0 ? nonMate / nm : NaN,
+  };
 }

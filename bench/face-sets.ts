@@ -15,13 +15,15 @@ import type { MakeFaceSetArgs } from './tasks/make-face-set.js';
 
 export const FACES_DIR = join(ROOT, '..', 'shared', 'data', 'faces');
 export const PIVOT_CSV = join(FACES_DIR, 'face-recognition-pivot.csv');
-export const DETECTOR_MODEL = process.env.VGGFACE_DETECTOR_MODEL || join(ROOT, '..', 'shared', 'models', 'face_detection_yunet_2023mar.onnx');
+export const DETECTOR_MODEL =
+  process.env.VGGFACE_DETECTOR_MODEL || join(ROOT, '..', 'shared', 'models', 'face_detection_yunet_2023mar.onnx');
 /**
  * 160 variants of each of the 64 photos: 10,240 faces. The full-size int8 model makes 9.3 faces/s on this idle
  * 2-core machine (18 minutes); the recorded run took 23.7 minutes (7.2 faces/s) beside other work.
  */
 export const DEFAULT_AUGMENTATIONS = 160;
-export const RANDOM_WEIGHTS = 'random weights of the real dimensions (the real VGG-Face weights cannot be downloaded here)';
+export const RANDOM_WEIGHTS =
+  'random weights of the real dimensions (the real VGG-Face weights cannot be downloaded here)';
 
 export interface FaceSetOptions {
   /** Weight file; default the full-size random caffemodel of bench/fixtures.ts. */
@@ -45,7 +47,15 @@ export interface FaceSetMeta {
   readonly augmentations: number;
   readonly seed: number;
   readonly ranges: AugmentRanges;
-  readonly model: { weights: string; weightsSha256: string; weightsBytes: number; description: string; precision: Precision; onnx: string; output: string };
+  readonly model: {
+    weights: string;
+    weightsSha256: string;
+    weightsBytes: number;
+    description: string;
+    precision: Precision;
+    onnx: string;
+    output: string;
+  };
   readonly photos: readonly { name: string; person: number; facesFound: number; score: number }[];
   readonly skipped: readonly string[];
   /** Per row: person number, index into `photos`, variant number (0 = plain crop). */
@@ -80,18 +90,24 @@ export interface FaceSet {
 }
 
 /** Where a set with these settings lives (without extension). */
-export async function faceSetPath(options: FaceSetOptions = {}): Promise<{ base: string; args: Omit<MakeFaceSetArgs, 'output'> }> {
+export async function faceSetPath(
+  options: FaceSetOptions = {},
+): Promise<{ base: string; args: Omit<MakeFaceSetArgs, 'output'> }> {
   const weights = options.weights ?? (await ensureFullCaffemodel());
   const precision = options.precision ?? 'int8';
   const augmentations = options.augmentations ?? DEFAULT_AUGMENTATIONS;
-  if (!Number.isInteger(augmentations) || augmentations < 1) throw new Error(`face set: augmentations must be a positive integer, got ${augmentations}`);
+  if (!Number.isInteger(augmentations) || augmentations < 1)
+    throw new Error(`face set: augmentations must be a positive integer, got ${augmentations}`);
   const seed = options.seed ?? 1;
   const sha = await sha256File(weights);
   const bytes = statSync(weights).size;
   const ranges = options.ranges ?? DEFAULT_AUGMENT;
   // Non-default ranges get their own file too (a short hash of them).
   const rangesTag = options.ranges ? `-r${sha256(JSON.stringify(ranges)).slice(0, 8)}` : '';
-  const base = join(WORK_DIR, `face-set-${sha.slice(0, 16)}-${bytes}-${precision}-a${augmentations}-s${seed}${rangesTag}`);
+  const base = join(
+    WORK_DIR,
+    `face-set-${sha.slice(0, 16)}-${bytes}-${precision}-a${augmentations}-s${seed}${rangesTag}`,
+  );
   return {
     base,
     args: {
@@ -124,7 +140,8 @@ export async function ensureAugmentedFaceSet(options: FaceSetOptions = {}): Prom
   const meta = JSON.parse(readFileSync(metaPath, 'utf8')) as FaceSetMeta;
   for (const p of [dataPath, prePath]) {
     const size = statSync(p).size;
-    if (size !== meta.rows * meta.dim * 4) throw new Error(`${p}: ${size} bytes, expected ${meta.rows} x ${meta.dim} float32 (delete it to make it again)`);
+    if (size !== meta.rows * meta.dim * 4)
+      throw new Error(`${p}: ${size} bytes, expected ${meta.rows} x ${meta.dim} float32 (delete it to make it again)`);
   }
   return { dataPath, prePath, metaPath, meta };
 }
@@ -132,7 +149,8 @@ export async function ensureAugmentedFaceSet(options: FaceSetOptions = {}): Prom
 /** Reads a rows x dim float32 file. */
 export function readRows(path: string, rows: number, dim: number): Float32Array {
   const buf = readFileSync(path);
-  if (buf.byteLength !== rows * dim * 4) throw new Error(`${path}: ${buf.byteLength} bytes, expected ${rows} x ${dim} float32`);
+  if (buf.byteLength !== rows * dim * 4)
+    throw new Error(`${path}: ${buf.byteLength} bytes, expected ${rows} x ${dim} float32`);
   // A copy into an aligned buffer: readFileSync's Buffer may sit at any offset of a shared pool.
   const data = new Float32Array(rows * dim);
   new Uint8Array(data.buffer).set(buf);

@@ -40,12 +40,20 @@ export interface ChildResult<T> {
 }
 
 /** Runs `dist/bench/tasks/<task>.js` in a new Node process and returns what it printed as JSON on its last line. */
-export function runTask<T>(task: string, args: Record<string, unknown>, nodeFlags: string[] = []): Promise<ChildResult<T>> {
+export function runTask<T>(
+  task: string,
+  args: Record<string, unknown>,
+  nodeFlags: string[] = [],
+): Promise<ChildResult<T>> {
   return new Promise((resolve, reject) => {
     const start = Date.now();
-    const child = spawn(process.execPath, [...nodeFlags, join(BENCH_DIR, 'tasks', `${task}.js`), JSON.stringify(args)], {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
+    const child = spawn(
+      process.execPath,
+      [...nodeFlags, join(BENCH_DIR, 'tasks', `${task}.js`), JSON.stringify(args)],
+      {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      },
+    );
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     child.on('error', reject);
@@ -70,7 +78,8 @@ export function taskArgs<T>(): T {
 export function machineLine(): string {
   const c = cpus();
   const flags = cpuFeatures().flags;
-  const cpuFlags = flags === undefined ? 'unknown' : flags.length > 0 ? flags.join(' ') : `none of ${INT8_FLAGS.join(', ')}`;
+  const cpuFlags =
+    flags === undefined ? 'unknown' : flags.length > 0 ? flags.join(' ') : `none of ${INT8_FLAGS.join(', ')}`;
   return `${c.length} x ${c[0]?.model ?? 'unknown CPU'} (CPU flags: ${cpuFlags}), ${(totalmem() / 1024 ** 3).toFixed(0)} GiB RAM, Node ${process.version}, ${process.platform}-${process.arch}`;
 }
 

@@ -11,7 +11,9 @@ async function main(): Promise<void> {
   const only = args.includes('--only') ? args[args.indexOf('--only') + 1].split(',') : undefined;
   const unknown = only?.filter((n) => !SECTIONS.some((s) => s.name === n)) ?? [];
   if (unknown.length > 0) {
-    process.stderr.write(`unknown section(s): ${unknown.join(', ')}; sections: ${SECTIONS.map((s) => s.name).join(', ')}\n`);
+    process.stderr.write(
+      `unknown section(s): ${unknown.join(', ')}; sections: ${SECTIONS.map((s) => s.name).join(', ')}\n`,
+    );
     process.exit(2);
   }
   const ctx: SectionContext = { quick: args.includes('--quick'), log: (m) => process.stderr.write(`[bench] ${m}\n`) };

@@ -11,7 +11,9 @@ const SIDES = [160, 224, 320, 480, 640, 800, 1024, 1280, 1600, 2048];
 export async function mixedJpegs(count = 200): Promise<string[]> {
   const dir = join(WORK_DIR, `jpegs-${count}`);
   mkdirSync(dir, { recursive: true });
-  const sources = readdirSync(FACES).filter((f) => f.endsWith('.jpg')).sort();
+  const sources = readdirSync(FACES)
+    .filter((f) => f.endsWith('.jpg'))
+    .sort();
   const out: string[] = [];
   for (let i = 0; i < count; i++) {
     const side = SIDES[i % SIDES.length];

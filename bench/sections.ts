@@ -9,4 +9,13 @@ import { serveSection } from './sections/serve.js';
 import { queueSection } from './sections/queue.js';
 import { browserSection } from './sections/browser.js';
 
-export const SECTIONS: readonly Section[] = [modelSection, readersSection, precisionSection, facesSection, searchSection, serveSection, queueSection, browserSection];
+export const SECTIONS: readonly Section[] = [
+  modelSection,
+  readersSection,
+  precisionSection,
+  facesSection,
+  searchSection,
+  serveSection,
+  queueSection,
+  browserSection,
+];

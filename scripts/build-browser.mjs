@@ -59,7 +59,11 @@ for (const name of ['vggface.js', 'vggface-worker.js']) {
   sizes[name] = { bytes: bytes.length, gzip: gzipSync(bytes).length };
 }
 if (!quiet) {
-  for (const [name, s] of Object.entries(sizes)) console.log(`dist/browser/${name}: ${(s.bytes / 1024).toFixed(1)} kB minified, ${(s.gzip / 1024).toFixed(1)} kB gzip`);
-  for (const f of ORT_FILES) console.log(`dist/browser/${f}: ${(statSync(join(out, f)).size / 1024).toFixed(1)} kB (onnxruntime-web, copied)`);
+  for (const [name, s] of Object.entries(sizes))
+    console.log(
+      `dist/browser/${name}: ${(s.bytes / 1024).toFixed(1)} kB minified, ${(s.gzip / 1024).toFixed(1)} kB gzip`,
+    );
+  for (const f of ORT_FILES)
+    console.log(`dist/browser/${f}: ${(statSync(join(out, f)).size / 1024).toFixed(1)} kB (onnxruntime-web, copied)`);
 }
 if (result.errors.length > 0) process.exit(1);

@@ -61,7 +61,9 @@ try {
   await store.initialize({ modelKey: 'synthetic', modelName: 'synthetic', dimension: dim, precision: a.precision });
   const c = new pg.Client({ connectionString: u.toString() });
   await c.connect();
-  const hasAnn = async () => (await c.query(`SELECT count(*)::int AS n FROM pg_indexes WHERE indexname = 'vggface_faces_binary_hnsw'`)).rows[0].n === 1;
+  const hasAnn = async () =>
+    (await c.query(`SELECT count(*)::int AS n FROM pg_indexes WHERE indexname = 'vggface_faces_binary_hnsw'`)).rows[0]
+      .n === 1;
   if (a.ann && !(await hasAnn())) await store.ensureAnnIndex();
   const annBefore = await hasAnn();
   const t0 = performance.now();
@@ -78,7 +80,22 @@ try {
   const size = (await c.query(`SELECT pg_size_pretty(pg_total_relation_size('vggface_faces')) AS s`)).rows[0].s;
   const annAfter = await hasAnn();
   await c.end();
-  console.log(JSON.stringify({ faces: n, stored: count, dim, precision: a.precision, method: a.method, batch, annIndexBefore: annBefore, annIndexAfter: annAfter, seconds: +(ms / 1000).toFixed(1), ...(buildSeconds === undefined ? {} : { indexBuildSeconds: buildSeconds }), facesPerSecond: Math.round(n / (ms / 1000)), tableSize: size }));
+  console.log(
+    JSON.stringify({
+      faces: n,
+      stored: count,
+      dim,
+      precision: a.precision,
+      method: a.method,
+      batch,
+      annIndexBefore: annBefore,
+      annIndexAfter: annAfter,
+      seconds: +(ms / 1000).toFixed(1),
+      ...(buildSeconds === undefined ? {} : { indexBuildSeconds: buildSeconds }),
+      facesPerSecond: Math.round(n / (ms / 1000)),
+      tableSize: size,
+    }),
+  );
 } finally {
   await store?.close();
   await admin.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);

@@ -49,7 +49,10 @@ export function normalizeDescribeOptions(options: DescribeOptions, defaultFit: F
     normalize: options.normalize === undefined ? true : check.bool('normalize', options.normalize),
     fit: options.fit === undefined ? defaultFit : check.oneOf('fit', options.fit, FIT_NAMES),
     batchSize: options.batchSize === undefined ? 8 : check.integer('batchSize', options.batchSize, 1, 256),
-    maxPixels: options.maxPixels === undefined ? undefined : check.integer('maxPixels', options.maxPixels, 1, Number.MAX_SAFE_INTEGER),
+    maxPixels:
+      options.maxPixels === undefined
+        ? undefined
+        : check.integer('maxPixels', options.maxPixels, 1, Number.MAX_SAFE_INTEGER),
     onProgress: options.onProgress,
   };
 }

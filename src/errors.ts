@@ -49,7 +49,8 @@ export function describeValue(value: unknown): string {
   if (value === null) return 'null';
   if (value === undefined) return 'undefined';
   if (typeof value === 'string') return JSON.stringify(value.length > 80 ? value.slice(0, 77) + '...' : value);
-  if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint') return `${typeof value} ${String(value)}`;
+  if (typeof value === 'number' || typeof value === 'boolean' || typeof value === 'bigint')
+    return `${typeof value} ${String(value)}`;
   if (Array.isArray(value)) return `array of length ${value.length}`;
   if (ArrayBuffer.isView(value)) return `${value.constructor.name} of ${value.byteLength} bytes`;
   return typeof value === 'object' ? `object ${value.constructor?.name ?? 'Object'}` : typeof value;
@@ -71,7 +72,10 @@ export function fileError(path: string, err: unknown, action = 'read'): VggFaceE
     case 'ENOTDIR':
       return new VggFaceError('E_IO', `${path}: a parent of this path is not a directory`, { input: path, cause: err });
     default:
-      return new VggFaceError('E_IO', `${path}: cannot ${action}: ${e?.message ?? String(err)}`, { input: path, cause: err });
+      return new VggFaceError('E_IO', `${path}: cannot ${action}: ${e?.message ?? String(err)}`, {
+        input: path,
+        cause: err,
+      });
   }
 }
 

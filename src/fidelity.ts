@@ -48,7 +48,11 @@ export function compareDescriptors(
   options: FidelityOptions,
 ): FidelityReport {
   if (reference.length !== labels.length || candidate.length !== labels.length) {
-    throw invalidParameterError('descriptors', `${labels.length} per model`, `${reference.length} and ${candidate.length}`);
+    throw invalidParameterError(
+      'descriptors',
+      `${labels.length} per model`,
+      `${reference.length} and ${candidate.length}`,
+    );
   }
   const images = labels.map((image, i) => ({ image, cosine: cosineSimilarity(reference[i], candidate[i]) }));
   const cos = images.map((x) => x.cosine);
@@ -83,7 +87,9 @@ export function compareDescriptors(
       metric: options.metric,
       total,
       maxDistanceChange,
-      ...(threshold === undefined ? {} : { decisions: { threshold, sameReference, sameCandidate, changed: changes.length, changes } }),
+      ...(threshold === undefined
+        ? {}
+        : { decisions: { threshold, sameReference, sameCandidate, changed: changes.length, changes } }),
     },
   };
 }

@@ -15,7 +15,14 @@ import { decodeBatch, type DecodedItem } from './image/batch.js';
 import { inputLabel, type Fit, type ImageInput } from './image/decode.js';
 import { l2normalize, normalizeDescribeOptions, type DescribeOptions, type Layer } from './describe-options.js';
 import { INPUT_SIZE } from './weights/topology.js';
-import { MODEL_INPUT, PRECISIONS, PREPROCESSING, type ModelOutput, type Precision, type Preprocessing } from './onnx/builder.js';
+import {
+  MODEL_INPUT,
+  PRECISIONS,
+  PREPROCESSING,
+  type ModelOutput,
+  type Precision,
+  type Preprocessing,
+} from './onnx/builder.js';
 import type { InferenceEngine } from './runtime/onnxruntime.js';
 import { openEngineInWorker } from './runtime/engine-worker.js';
 import { cpuFeatures, needsExactInt8Kernels } from './runtime/cpu.js';
@@ -91,7 +98,12 @@ export interface FaceDescription {
 
 /** One photo's outcome in {@link VggFace.describeFaces}: its faces (largest first, possibly none) or its error. */
 export type DescribeFacesResult =
-  | { readonly index: number; readonly label: string; readonly faces: readonly FaceDescription[]; readonly error?: undefined }
+  | {
+      readonly index: number;
+      readonly label: string;
+      readonly faces: readonly FaceDescription[];
+      readonly error?: undefined;
+    }
   | { readonly index: number; readonly label: string; readonly faces?: undefined; readonly error: VggFaceError };
 
 /**
@@ -130,7 +142,12 @@ export class VggFace {
      * that needs none.
      */
     readonly exactInt8Kernels: boolean,
-    private readonly detectorOptions: { model?: string; cacheDir: string; threads?: number; onDownloadProgress?: (p: DownloadProgress) => void },
+    private readonly detectorOptions: {
+      model?: string;
+      cacheDir: string;
+      threads?: number;
+      onDownloadProgress?: (p: DownloadProgress) => void;
+    },
   ) {}
 
   /** Loads weights (converting and caching them on first use) and opens an ONNX Runtime session. */
@@ -178,7 +195,10 @@ export class VggFace {
   describe(input: ImageInput, options?: DescribeOptions): Promise<Float32Array>;
   /** Describes many images, batched; resolves in input order. Rejects on the first input that fails. */
   describe(inputs: readonly ImageInput[], options?: DescribeOptions): Promise<Float32Array[]>;
-  async describe(inputs: ImageInput | readonly ImageInput[], options: DescribeOptions = {}): Promise<Float32Array | Float32Array[]> {
+  async describe(
+    inputs: ImageInput | readonly ImageInput[],
+    options: DescribeOptions = {},
+  ): Promise<Float32Array | Float32Array[]> {
     const list = Array.isArray(inputs) ? (inputs as readonly ImageInput[]) : [inputs as ImageInput];
     const out: Float32Array[] = [];
     for await (const r of this.describeEach(list, options)) {
@@ -197,9 +217,14 @@ export class VggFace {
     const o = normalizeDescribeOptions(options, this.info.preprocessing === 'deepface' ? 'deepface' : 'crop');
     const list = [...inputs];
     const batches: { start: number; items: ImageInput[] }[] = [];
-    for (let i = 0; i < list.length; i += o.batchSize) batches.push({ start: i, items: list.slice(i, i + o.batchSize) });
+    for (let i = 0; i < list.length; i += o.batchSize)
+      batches.push({ start: i, items: list.slice(i, i + o.batchSize) });
     const decode = (b: (typeof batches)[number]) =>
-      decodeBatch(b.items.map((input, k) => ({ input, label: inputLabel(input, b.start + k) })), INPUT_SIZE, { fit: o.fit, maxPixels: o.maxPixels });
+      decodeBatch(
+        b.items.map((input, k) => ({ input, label: inputLabel(input, b.start + k) })),
+        INPUT_SIZE,
+        { fit: o.fit, maxPixels: o.maxPixels },
+      );
     let next = batches.length > 0 ? decode(batches[0]) : undefined;
     let done = 0;
     for (let bi = 0; bi < batches.length; bi++) {
@@ -209,7 +234,9 @@ export class VggFace {
       for (let k = 0; k < decoded.length; k++) {
         const item = decoded[k];
         const index = batches[bi].start + k;
-        yield item.error ? { index, label: item.label, error: item.error } : { index, label: item.label, descriptor: vectors.get(k)! };
+        yield item.error
+          ? { index, label: item.label, error: item.error }
+          : { index, label: item.label, descriptor: vectors.get(k)! };
       }
       done += decoded.length;
       o.onProgress?.(done, list.length);
@@ -222,19 +249,43 @@ export class VggFace {
    * a photo with no face yields `faces: []`, one that cannot be decoded yields its error and the others go on.
    * Photos are processed `batchSize` at a time, the next batch detected while the current one is described.
    */
-  async *describeFaces(inputs: Iterable<ImageInput>, options: DescribeFacesOptions = {}): AsyncGenerator<DescribeFacesResult> {
+  async *describeFaces(
+    inputs: Iterable<ImageInput>,
+    options: DescribeFacesOptions = {},
+  ): AsyncGenerator<DescribeFacesResult> {
     this.assertOpen();
     if (!check.isPlainObject(options)) throw invalidParameterError('options', 'an object', options);
-    const { detector: given, align, margin, minScore, nmsThreshold, detectionSize, minFaceSize, maxFaces, ...describeOptions } = options;
+    const {
+      detector: given,
+      align,
+      margin,
+      minScore,
+      nmsThreshold,
+      detectionSize,
+      minFaceSize,
+      maxFaces,
+      ...describeOptions
+    } = options;
     const o = normalizeDescribeOptions(describeOptions, 'crop'); // fit is unused: aligned crops are already 224x224
-    const detect = resolveDetectOptions({ minScore, nmsThreshold, detectionSize, minFaceSize, maxFaces, maxPixels: o.maxPixels });
+    const detect = resolveDetectOptions({
+      minScore,
+      nmsThreshold,
+      detectionSize,
+      minFaceSize,
+      maxFaces,
+      maxPixels: o.maxPixels,
+    });
     const alignment = resolveAlignOptions({ align, margin, size: INPUT_SIZE });
-    if (given !== undefined && !(given instanceof FaceDetector)) throw invalidParameterError('detector', 'a FaceDetector', given);
+    if (given !== undefined && !(given instanceof FaceDetector))
+      throw invalidParameterError('detector', 'a FaceDetector', given);
     const detector = given ?? (await this.detector());
     const list = [...inputs];
     const chunks: { start: number; items: { input: ImageInput; label: string }[] }[] = [];
     for (let i = 0; i < list.length; i += o.batchSize) {
-      chunks.push({ start: i, items: list.slice(i, i + o.batchSize).map((input, k) => ({ input, label: inputLabel(input, i + k) })) });
+      chunks.push({
+        start: i,
+        items: list.slice(i, i + o.batchSize).map((input, k) => ({ input, label: inputLabel(input, i + k) })),
+      });
     }
     const extract = (c: (typeof chunks)[number]) => extractFacesSettled(detector, c.items, detect, alignment);
     let next = chunks.length > 0 ? extract(chunks[0]) : undefined;
@@ -266,7 +317,10 @@ export class VggFace {
    * One descriptor per photo, the way verification and galleries need them: the largest face found in each photo
    * (a photo with no face yields an error saying so), or with `faces: 'none'` the image as given.
    */
-  async *describePhotos(inputs: Iterable<ImageInput>, options: DescribePhotosOptions = {}): AsyncGenerator<DescribePhotoResult> {
+  async *describePhotos(
+    inputs: Iterable<ImageInput>,
+    options: DescribePhotosOptions = {},
+  ): AsyncGenerator<DescribePhotoResult> {
     if (!check.isPlainObject(options)) throw invalidParameterError('options', 'an object', options);
     const { faces = 'largest', fit, ...rest } = options;
     check.oneOf('faces', faces, ['largest', 'none']);
@@ -275,10 +329,17 @@ export class VggFace {
       yield* this.describeEach(inputs, { layer, normalize, batchSize, maxPixels, onProgress, fit });
       return;
     }
-    if (fit !== undefined) throw invalidParameterError('fit', "undefined when faces are detected (use faces: 'none' for crops)", fit);
+    if (fit !== undefined)
+      throw invalidParameterError('fit', "undefined when faces are detected (use faces: 'none' for crops)", fit);
     for await (const r of this.describeFaces(inputs, { ...rest, maxFaces: 1 })) {
       if (r.error) yield { index: r.index, label: r.label, error: r.error };
-      else if (r.faces.length === 0) yield { index: r.index, label: r.label, error: new VggFaceError('E_IMAGE', `${r.label}: no face found`, { input: r.label }), noFace: true };
+      else if (r.faces.length === 0)
+        yield {
+          index: r.index,
+          label: r.label,
+          error: new VggFaceError('E_IMAGE', `${r.label}: no face found`, { input: r.label }),
+          noFace: true,
+        };
       else yield { index: r.index, label: r.label, descriptor: r.faces[0].descriptor, face: r.faces[0].face };
     }
   }
@@ -303,14 +364,22 @@ export class VggFace {
   async run(pixels: Uint8Array, count: number, outputs: readonly ModelOutput[]): Promise<Record<string, Float32Array>> {
     this.assertOpen();
     const per = INPUT_SIZE * INPUT_SIZE * 3;
-    if (pixels.length !== count * per) throw invalidParameterError('pixels', `${count * per} bytes (${count} x 224x224x3)`, pixels);
-    const res = await this.engine.run({ [MODEL_INPUT]: { data: pixels, dims: [count, INPUT_SIZE, INPUT_SIZE, 3] } }, outputs);
+    if (pixels.length !== count * per)
+      throw invalidParameterError('pixels', `${count * per} bytes (${count} x 224x224x3)`, pixels);
+    const res = await this.engine.run(
+      { [MODEL_INPUT]: { data: pixels, dims: [count, INPUT_SIZE, INPUT_SIZE, 3] } },
+      outputs,
+    );
     const out: Record<string, Float32Array> = {};
     for (const name of outputs) out[name] = res[name].data;
     return out;
   }
 
-  private async runDecoded(decoded: DecodedItem[], layer: Layer, normalize: boolean): Promise<Map<number, Float32Array>> {
+  private async runDecoded(
+    decoded: DecodedItem[],
+    layer: Layer,
+    normalize: boolean,
+  ): Promise<Map<number, Float32Array>> {
     const ok = decoded.map((d, k) => ({ d, k })).filter((x) => x.d.image);
     const result = new Map<number, Float32Array>();
     if (ok.length === 0) return result;

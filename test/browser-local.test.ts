@@ -1,3 +1,4 @@
+// @tags: browser
 /**
  * The page at /local of `vggface serve --models DIR` in real headless Chromium (Debian's /usr/bin/chromium driven
  * by playwright-core): verify and a gallery kept in IndexedDB run in the page with vggface/browser, on the tiny
@@ -30,7 +31,10 @@ const DISTANCE_TOLERANCE = 1e-4;
 
 /** Same-person pairs of the shared pivot table, by file name. */
 function samePersonPairs(): [string, string][] {
-  const rows = parse(readFileSync(join(FACES_DIR, 'face-recognition-pivot.csv')), { columns: true }) as Record<string, string>[];
+  const rows = parse(readFileSync(join(FACES_DIR, 'face-recognition-pivot.csv')), { columns: true }) as Record<
+    string,
+    string
+  >[];
   return rows.filter((r) => r.decision === 'Yes').map((r) => [r.file_x.split('/').pop()!, r.file_y.split('/').pop()!]);
 }
 
@@ -40,11 +44,15 @@ interface Seen {
   body: Buffer | null;
 }
 
-test('/local in headless Chromium: verify and an IndexedDB gallery run in the page, no photo is sent, distances are Node\'s', async (t) => {
+test("/local in headless Chromium: verify and an IndexedDB gallery run in the page, no photo is sent, distances are Node's", async (t) => {
   if (!existsSync(CHROMIUM)) {
-    assert.fail(`${CHROMIUM} is missing: install Debian's Chromium as root with "apt-get update && apt-get install -y chromium" (.ci/run does this before the tests)`);
+    assert.fail(
+      `${CHROMIUM} is missing: install Debian's Chromium as root with "apt-get update && apt-get install -y chromium" (.ci/run does this before the tests)`,
+    );
   }
-  const built = spawnSync(process.execPath, [join(ROOT, 'scripts', 'build-browser.mjs'), '--quiet'], { encoding: 'utf8' });
+  const built = spawnSync(process.execPath, [join(ROOT, 'scripts', 'build-browser.mjs'), '--quiet'], {
+    encoding: 'utf8',
+  });
   assert.equal(built.status, 0, `build-browser: ${built.stderr}`);
   const work = tempDir(t, 'vggface-local-');
   const models = join(work, 'models');
@@ -74,7 +82,16 @@ test('/local in headless Chromium: verify and an IndexedDB gallery run in the pa
     executablePath: CHROMIUM,
     headless: true,
     acceptDownloads: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
   });
   t.after(() => browser.close());
   // Every request of the context: the page's and its workers' (onnxruntime-web's files are fetched in the worker).
@@ -89,20 +106,39 @@ test('/local in headless Chromium: verify and an IndexedDB gallery run in the pa
 
   const t0 = Date.now();
   await page.goto(`${server.url}/local?model=tiny.onnx`);
-  assert.match((await page.textContent('#privacy'))!, /photos are never uploaded/, 'the page says the photos stay in it');
-  assert.equal(await page.evaluate(() => self.crossOriginIsolated), true, 'the page is cross-origin isolated (COOP/COEP): onnxruntime-web may use threads');
+  assert.match(
+    (await page.textContent('#privacy'))!,
+    /photos are never uploaded/,
+    'the page says the photos stay in it',
+  );
+  assert.equal(
+    await page.evaluate(() => self.crossOriginIsolated),
+    true,
+    'the page is cross-origin isolated (COOP/COEP): onnxruntime-web may use threads',
+  );
   await page.waitForSelector('#model-status [data-loaded="tiny.onnx"]', { timeout: 120_000 });
   const loadedMs = Date.now() - t0;
-  assert.match((await page.textContent('#model-status'))!, /^tiny\.onnx: fp32, caffe preprocessing, 32-d; wasm, \d+ threads?$/);
+  assert.match(
+    (await page.textContent('#model-status'))!,
+    /^tiny\.onnx: fp32, caffe preprocessing, 32-d; wasm, \d+ threads?$/,
+  );
 
   // Verify: the pair's distance is Node's.
   await page.setInputFiles('#verify-a', photo(a));
   await page.setInputFiles('#verify-b', photo(b));
   await page.waitForSelector('#verdict [data-distance]', { timeout: 120_000 });
   const pageDistance = Number(await page.getAttribute('#verdict [data-distance]', 'data-distance'));
-  console.log(`# /local: model loaded ${loadedMs} ms after navigation; ${a} vs ${b}: cosine distance ${pageDistance} in Chromium, ${nodeDistance} in Node`);
-  assert.ok(Math.abs(pageDistance - nodeDistance) <= DISTANCE_TOLERANCE, `Expected Node's cosine distance ${nodeDistance} for ${a} vs ${b} but received ${pageDistance}`);
-  assert.equal(await page.textContent('#verdict .numbers'), `cosine distance ${fmt(pageDistance)} (no threshold for this model: type one above)`);
+  console.log(
+    `# /local: model loaded ${loadedMs} ms after navigation; ${a} vs ${b}: cosine distance ${pageDistance} in Chromium, ${nodeDistance} in Node`,
+  );
+  assert.ok(
+    Math.abs(pageDistance - nodeDistance) <= DISTANCE_TOLERANCE,
+    `Expected Node's cosine distance ${nodeDistance} for ${a} vs ${b} but received ${pageDistance}`,
+  );
+  assert.equal(
+    await page.textContent('#verdict .numbers'),
+    `cosine distance ${fmt(pageDistance)} (no threshold for this model: type one above)`,
+  );
   assert.equal(await page.locator('#verify .face-box').count(), 2, 'a box on the face used in each photo');
   // With a threshold, the verdict; changing a photo compares again.
   const threshold = nodeDistance * 2;
@@ -111,8 +147,14 @@ test('/local in headless Chromium: verify and an IndexedDB gallery run in the pa
   await page.waitForSelector('#verdict [data-verified]', { timeout: 120_000 });
   const probeDistance = distance(ref[a], ref[probe], 'cosine');
   const shown = Number(await page.getAttribute('#verdict [data-distance]', 'data-distance'));
-  assert.ok(Math.abs(shown - probeDistance) <= DISTANCE_TOLERANCE, `Expected Node's cosine distance ${probeDistance} for ${a} vs ${probe} but received ${shown}`);
-  assert.equal(await page.textContent('#verdict .verdict'), probeDistance <= threshold ? 'Same person' : 'Different people');
+  assert.ok(
+    Math.abs(shown - probeDistance) <= DISTANCE_TOLERANCE,
+    `Expected Node's cosine distance ${probeDistance} for ${a} vs ${probe} but received ${shown}`,
+  );
+  assert.equal(
+    await page.textContent('#verdict .verdict'),
+    probeDistance <= threshold ? 'Same person' : 'Different people',
+  );
 
   // Gallery: two people, searched with a third photo of the first; numbers as Node computes them.
   await page.fill('#gallery-id', 'Alice');
@@ -123,29 +165,71 @@ test('/local in headless Chromium: verify and an IndexedDB gallery run in the pa
   await page.setInputFiles('#gallery-files', [photo(other)]);
   await page.click('#gallery-add');
   await page.waitForSelector('#identities li[data-identity="Bob"]');
-  const listed = () => page.$$eval('#identities li[data-identity]', (items) => items.map((li) => [li.getAttribute('data-identity'), Number(li.getAttribute('data-faces'))]));
-  assert.deepEqual(await listed(), [['Alice', 2], ['Bob', 1]]);
+  const listed = () =>
+    page.$$eval('#identities li[data-identity]', (items) =>
+      items.map((li) => [li.getAttribute('data-identity'), Number(li.getAttribute('data-faces'))]),
+    );
+  assert.deepEqual(await listed(), [
+    ['Alice', 2],
+    ['Bob', 1],
+  ]);
   await page.setInputFiles('#search-file', photo(probe));
   await page.waitForSelector('#search-result .verdict');
-  const rows = await page.$$eval('#search-result tbody tr', (trs) => trs.map((tr) => [tr.getAttribute('data-identity'), Number(tr.getAttribute('data-distance')), tr.querySelectorAll('td')[3].textContent]));
+  const rows = await page.$$eval('#search-result tbody tr', (trs) =>
+    trs.map((tr) => [
+      tr.getAttribute('data-identity'),
+      Number(tr.getAttribute('data-distance')),
+      tr.querySelectorAll('td')[3].textContent,
+    ]),
+  );
   const expected = [
-    ['Alice', Math.min(distance(ref[probe], ref[a], 'cosine'), distance(ref[probe], ref[b], 'cosine')), distance(ref[probe], ref[a], 'cosine') <= distance(ref[probe], ref[b], 'cosine') ? a : b],
+    [
+      'Alice',
+      Math.min(distance(ref[probe], ref[a], 'cosine'), distance(ref[probe], ref[b], 'cosine')),
+      distance(ref[probe], ref[a], 'cosine') <= distance(ref[probe], ref[b], 'cosine') ? a : b,
+    ],
     ['Bob', distance(ref[probe], ref[other], 'cosine'), other],
   ].sort((x, y) => (x[1] as number) - (y[1] as number));
-  assert.deepEqual(rows.map((r) => [r[0], r[2]]), expected.map((e) => [e[0], e[2]]), 'identities by their closest photo, best first');
-  rows.forEach((r, i) => assert.ok(Math.abs((r[1] as number) - (expected[i][1] as number)) <= DISTANCE_TOLERANCE, `${r[0]}: Expected Node's distance ${expected[i][1]} but received ${r[1]}`));
-  assert.equal(await page.getAttribute('#search-result .verdict', 'data-identity'), (expected[0][1] as number) <= threshold ? expected[0][0] : 'unknown');
+  assert.deepEqual(
+    rows.map((r) => [r[0], r[2]]),
+    expected.map((e) => [e[0], e[2]]),
+    'identities by their closest photo, best first',
+  );
+  rows.forEach((r, i) =>
+    assert.ok(
+      Math.abs((r[1] as number) - (expected[i][1] as number)) <= DISTANCE_TOLERANCE,
+      `${r[0]}: Expected Node's distance ${expected[i][1]} but received ${r[1]}`,
+    ),
+  );
+  assert.equal(
+    await page.getAttribute('#search-result .verdict', 'data-identity'),
+    (expected[0][1] as number) <= threshold ? expected[0][0] : 'unknown',
+  );
 
   // Export: the descriptors, as Node computes them; then remove everyone, import the file back, reload: still there.
   const [download] = await Promise.all([page.waitForEvent('download'), page.click('#gallery-export')]);
   assert.equal(download.suggestedFilename(), 'vggface-gallery.json');
   const exported = JSON.parse(readFileSync((await download.path())!, 'utf8'));
   assert.equal(exported.format, 'vggface-gallery');
-  assert.equal(exported.model.key, `${node.info.metadata['vggface.weights.identity']}-caffe`, "the gallery is keyed by the network's identity, as Node's galleries are");
-  assert.deepEqual(exported.faces.map((f: { identity: string; name: string }) => [f.identity, f.name]).sort(), [['Alice', a], ['Alice', b], ['Bob', other]].sort());
+  assert.equal(
+    exported.model.key,
+    `${node.info.metadata['vggface.weights.identity']}-caffe`,
+    "the gallery is keyed by the network's identity, as Node's galleries are",
+  );
+  assert.deepEqual(
+    exported.faces.map((f: { identity: string; name: string }) => [f.identity, f.name]).sort(),
+    [
+      ['Alice', a],
+      ['Alice', b],
+      ['Bob', other],
+    ].sort(),
+  );
   for (const f of exported.faces) {
     const c = cosineSimilarity(f.descriptor, ref[f.name]);
-    assert.ok(c >= 0.99999, `${f.name}: Expected the descriptor Node computes (cosine >= 0.99999) but received cosine ${c}`);
+    assert.ok(
+      c >= 0.99999,
+      `${f.name}: Expected the descriptor Node computes (cosine >= 0.99999) but received cosine ${c}`,
+    );
   }
   const exportPath = join(work, 'gallery.json');
   writeFileSync(exportPath, JSON.stringify(exported));
@@ -155,41 +239,78 @@ test('/local in headless Chromium: verify and an IndexedDB gallery run in the pa
   await page.waitForSelector('#identities li.empty');
   await page.setInputFiles('#gallery-import', exportPath);
   await page.waitForSelector('#gallery-result [data-imported="3"]');
-  assert.deepEqual(await listed(), [['Alice', 2], ['Bob', 1]]);
+  assert.deepEqual(await listed(), [
+    ['Alice', 2],
+    ['Bob', 1],
+  ]);
   await page.setInputFiles('#gallery-import', exportPath);
   await page.waitForSelector('#gallery-result [data-imported="0"]');
-  assert.deepEqual(await listed(), [['Alice', 2], ['Bob', 1]], 'importing the same file twice adds nothing');
+  assert.deepEqual(
+    await listed(),
+    [
+      ['Alice', 2],
+      ['Bob', 1],
+    ],
+    'importing the same file twice adds nothing',
+  );
   const wrongModel = join(work, 'other-model.json');
   writeFileSync(wrongModel, JSON.stringify({ ...exported, model: { ...exported.model, key: 'abc-deepface' } }));
   await page.setInputFiles('#gallery-import', wrongModel);
   await page.waitForSelector('#gallery-result .error');
-  assert.match((await page.textContent('#gallery-result'))!, /^other-model\.json: its descriptors are of model abc-deepface, but this page has .*-caffe loaded: they cannot be compared$/);
+  assert.match(
+    (await page.textContent('#gallery-result'))!,
+    /^other-model\.json: its descriptors are of model abc-deepface, but this page has .*-caffe loaded: they cannot be compared$/,
+  );
   await page.reload();
   await page.waitForSelector('#identities li[data-identity="Bob"]', { timeout: 120_000 });
-  assert.deepEqual(await listed(), [['Alice', 2], ['Bob', 1]], 'the gallery is kept in the browser across reloads');
+  assert.deepEqual(
+    await listed(),
+    [
+      ['Alice', 2],
+      ['Bob', 1],
+    ],
+    'the gallery is kept in the browser across reloads',
+  );
 
   // No request carried a photo: none has a body, none contains a photo's bytes, none goes to the API or elsewhere.
   browser.off('request', record);
   const photoBytes = files.map((f) => ({ f, bytes: readFileSync(photo(f)) }));
   const http = seen.filter((r) => !r.url.startsWith('blob:') && !r.url.startsWith('data:'));
   for (const r of http) {
-    assert.ok(r.url.startsWith(`${server.url}/`), `Expected only requests to ${server.url} but received ${r.method} ${r.url}`);
+    assert.ok(
+      r.url.startsWith(`${server.url}/`),
+      `Expected only requests to ${server.url} but received ${r.method} ${r.url}`,
+    );
     assert.ok(r.method === 'GET', `Expected only GET requests but received ${r.method} ${r.url}`);
     assert.equal(r.body, null, `${r.method} ${r.url}: a request body`);
     const path = new URL(r.url).pathname;
     assert.ok(!path.startsWith('/v1/'), `Expected no API request but received ${r.method} ${path}`);
-    for (const { f, bytes } of photoBytes) assert.ok(!r.body || !(r.body as Buffer).includes(bytes.subarray(0, 4096)), `${r.url}: carries ${f}`);
+    for (const { f, bytes } of photoBytes)
+      assert.ok(!r.body || !(r.body as Buffer).includes(bytes.subarray(0, 4096)), `${r.url}: carries ${f}`);
   }
   const paths = new Set(http.map((r) => new URL(r.url).pathname));
-  for (const p of ['/local', '/local.js', '/vggface/browser/vggface.js', '/vggface/browser/vggface-worker.js', '/vggface/browser/ort-wasm-simd-threaded.wasm', '/models/tiny.onnx', '/detector.onnx']) {
+  for (const p of [
+    '/local',
+    '/local.js',
+    '/vggface/browser/vggface.js',
+    '/vggface/browser/vggface-worker.js',
+    '/vggface/browser/ort-wasm-simd-threaded.wasm',
+    '/models/tiny.onnx',
+    '/detector.onnx',
+  ]) {
     assert.ok(paths.has(p), `the recorder saw GET ${p} (recorded: ${[...paths].join(', ')})`);
   }
   // The server's own count of what it answered, workers' requests included: pages, scripts and models, all GET.
   const metrics = await (await fetch(`${server.url}/metrics`)).text();
-  const answered = [...metrics.matchAll(/^vggface_http_requests_total\{([^}]*)\} (\d+)$/gm)].map((m) => Object.fromEntries([...m[1].matchAll(/(\w+)="([^"]*)"/g)].map((x) => [x[1], x[2]])));
+  const answered = [...metrics.matchAll(/^vggface_http_requests_total\{([^}]*)\} (\d+)$/gm)].map((m) =>
+    Object.fromEntries([...m[1].matchAll(/(\w+)="([^"]*)"/g)].map((x) => [x[1], x[2]])),
+  );
   assert.ok(answered.length > 0, 'the server counted the requests');
   for (const r of answered) {
-    assert.ok(r.method === 'GET' && !r.route.startsWith('/v1/'), `Expected only GET requests for files but the server answered ${r.method} ${r.route}`);
+    assert.ok(
+      r.method === 'GET' && !r.route.startsWith('/v1/'),
+      `Expected only GET requests for files but the server answered ${r.method} ${r.route}`,
+    );
   }
   assert.deepEqual(problems, [], 'no script errors, no CSP violations');
 });

@@ -11,8 +11,20 @@ import { test } from 'node:test';
 import sharp from 'sharp';
 import { fitSquare, resizeRgb } from '../src/browser/resize.js';
 import { warpBilinear } from '../src/browser/warp.js';
-import { META_KEYS, MODEL_INPUT, MODEL_OUTPUTS, PRECISIONS, modelInfo, readOnnxInterface } from '../src/browser/model-info.js';
-import { META, MODEL_INPUT as NODE_INPUT, MODEL_OUTPUTS as NODE_OUTPUTS, PRECISIONS as NODE_PRECISIONS } from '../src/onnx/builder.js';
+import {
+  META_KEYS,
+  MODEL_INPUT,
+  MODEL_OUTPUTS,
+  PRECISIONS,
+  modelInfo,
+  readOnnxInterface,
+} from '../src/browser/model-info.js';
+import {
+  META,
+  MODEL_INPUT as NODE_INPUT,
+  MODEL_OUTPUTS as NODE_OUTPUTS,
+  PRECISIONS as NODE_PRECISIONS,
+} from '../src/onnx/builder.js';
 import { convertModel } from '../src/onnx/convert-model.js';
 import { modelInfoFromOnnx } from '../src/runtime/model-cache.js';
 import { alignmentTransform, resolveAlignOptions, warpToCrop } from '../src/face/align.js';
@@ -50,7 +62,18 @@ function diff(a: Uint8Array, b: Uint8Array): { mean: number; max: number } {
 }
 
 test("resize.ts is sharp's resize to the bit: crop, pad and stretch, shrinking (with and without the box pre-shrink) and enlarging", async () => {
-  const sizes: [number, number][] = [[800, 557], [592, 800], [224, 100], [150, 180], [60, 90], [40, 41], [2000, 1500], [900, 3000], [1001, 999], [223, 225]];
+  const sizes: [number, number][] = [
+    [800, 557],
+    [592, 800],
+    [224, 100],
+    [150, 180],
+    [60, 90],
+    [40, 41],
+    [2000, 1500],
+    [900, 3000],
+    [1001, 999],
+    [223, 225],
+  ];
   let worst = 0;
   for (const [w, h] of sizes) {
     const img = card(w, h, w * h);
@@ -60,13 +83,17 @@ test("resize.ts is sharp's resize to the bit: crop, pad and stretch, shrinking (
       worst = Math.max(worst, d.mean);
       // Odd sizes shrunk 4 times or more (a box average of 2 first, the last one over an extended edge pixel):
       // a few values differ by a grey level or two (1001x999: 0.5% of them); every other case is bit-exact.
-      if (w % 2 && h % 2 && Math.min(w, h) >= 896) assert.ok(d.max <= 2 && d.mean < 0.01, `${w}x${h} ${fit}: mean ${d.mean}, max ${d.max}`);
+      if (w % 2 && h % 2 && Math.min(w, h) >= 896)
+        assert.ok(d.max <= 2 && d.mean < 0.01, `${w}x${h} ${fit}: mean ${d.mean}, max ${d.max}`);
       else assert.deepEqual(d, { mean: 0, max: 0 }, `${w}x${h} ${fit}`);
     }
   }
   // The detector's copy of a large photo (sharp resize, fit fill).
   const big = card(3000, 2000, 7);
-  const { data } = await sharp(big.data, { raw: { width: 3000, height: 2000, channels: 3 } }).resize(1024, 683, { fit: 'fill' }).raw().toBuffer({ resolveWithObject: true });
+  const { data } = await sharp(big.data, { raw: { width: 3000, height: 2000, channels: 3 } })
+    .resize(1024, 683, { fit: 'fill' })
+    .raw()
+    .toBuffer({ resolveWithObject: true });
   assert.deepEqual(diff(resizeRgb(big, 1024, 683).data, data), { mean: 0, max: 0 });
   console.log(`# resize: worst mean |diff| to sharp ${worst.toFixed(5)} grey levels over ${sizes.length * 3} cases`);
 });
@@ -77,10 +104,15 @@ test('resize.ts on the decoded photos: equal to sharp from the same pixels; shar
     const path = join(FACES_DIR, f);
     const full = await decodeImage(path, f);
     const mine = fitSquare(full, 224, 'crop').data;
-    assert.deepEqual(diff(mine, (await loadSquare(full, f, 224, { fit: 'crop' })).data), { mean: 0, max: 0 }, `${f} from pixels`);
+    assert.deepEqual(
+      diff(mine, (await loadSquare(full, f, 224, { fit: 'crop' })).data),
+      { mean: 0, max: 0 },
+      `${f} from pixels`,
+    );
     const fromFile = diff(mine, (await loadSquare(path, f, 224, { fit: 'crop' })).data);
     // sharp's JPEG shrink-on-load: when the shrink is 3 or more (shorter side >= 672 px), libjpeg decodes at 1/2 size.
-    if (Math.min(full.width, full.height) / 224 >= 3) assert.ok(fromFile.mean > 0, `${f}: shrink-on-load changes the pixels`);
+    if (Math.min(full.width, full.height) / 224 >= 3)
+      assert.ok(fromFile.mean > 0, `${f}: shrink-on-load changes the pixels`);
     else assert.deepEqual(fromFile, { mean: 0, max: 0 }, `${f} from the file`);
   }
 });
@@ -119,7 +151,10 @@ test("the browser reads a model's interface and metadata as Node does, with the 
   assert.deepEqual(PRECISIONS, NODE_PRECISIONS);
   for (const [k, v] of Object.entries(META_KEYS)) assert.equal(v, META[k as keyof typeof META], `META.${k}`);
   const dir = tempDir(t);
-  for (const [name, options] of [['fp32', { preprocessing: 'caffe' }], ['fp16-deepface', { preprocessing: 'deepface', precision: 'fp16' }]] as const) {
+  for (const [name, options] of [
+    ['fp32', { preprocessing: 'caffe' }],
+    ['fp16-deepface', { preprocessing: 'deepface', precision: 'fp16' }],
+  ] as const) {
     const file = join(dir, `${name}.onnx`);
     await convertModel(TINY_CAFFEMODEL, file, options);
     assert.deepEqual(modelInfo(file, readOnnxInterface(readFileSync(file), file)), modelInfoFromOnnx(file), name);
@@ -131,9 +166,17 @@ test("the browser reads a model's interface and metadata as Node does, with the 
       return (err as Error).message;
     }
   })();
-  assert.throws(() => modelInfo(YUNET_MODEL, readOnnxInterface(readFileSync(YUNET_MODEL), YUNET_MODEL)), { message: nodeError });
-  assert.throws(() => readOnnxInterface(readFileSync(join(FACES_DIR, 'img1.jpg')), 'img1.jpg'), /img1\.jpg: not an ONNX model \(starts with bytes ff d8 ff/);
-  assert.throws(() => readOnnxInterface(new Uint8Array([8, 7, 0x3a, 0xff, 1]), 'cut.onnx'), /cut\.onnx: not an ONNX model \(truncated protobuf/);
+  assert.throws(() => modelInfo(YUNET_MODEL, readOnnxInterface(readFileSync(YUNET_MODEL), YUNET_MODEL)), {
+    message: nodeError,
+  });
+  assert.throws(
+    () => readOnnxInterface(readFileSync(join(FACES_DIR, 'img1.jpg')), 'img1.jpg'),
+    /img1\.jpg: not an ONNX model \(starts with bytes ff d8 ff/,
+  );
+  assert.throws(
+    () => readOnnxInterface(new Uint8Array([8, 7, 0x3a, 0xff, 1]), 'cut.onnx'),
+    /cut\.onnx: not an ONNX model \(truncated protobuf/,
+  );
 });
 
 test('the bundle: the library <= 150 kB minified, nothing Node-specific in it, exported as vggface/browser', () => {

@@ -1,3 +1,4 @@
+// @tags: browser
 /**
  * `vggface/browser` in real headless Chromium (Debian's /usr/bin/chromium driven by playwright-core), against the
  * Node library on the same files: the tiny golden network converted to ONNX here with convertModel, the photos of
@@ -26,13 +27,37 @@ import { assertClose, FACES_DIR, golden, GOLDEN_IMAGES, ROOT, SHARED } from './h
 import { TINY_CAFFEMODEL, YUNET_MODEL } from './fixtures/faces.js';
 
 const CHROMIUM = '/usr/bin/chromium';
-const PHOTOS = readdirSync(FACES_DIR).filter((f) => f.endsWith('.jpg')).sort();
+const PHOTOS = readdirSync(FACES_DIR)
+  .filter((f) => f.endsWith('.jpg'))
+  .sort();
 /** Photos described whole (detection and alignment): the multi-person ones and a spread of portraits. */
-const WHOLE = ['couple.jpg', 'selfie-many-people.jpg', 'img54.jpg', 'img59.jpg', 'img62.jpg', 'img1.jpg', 'img2.jpg', 'img15.jpg', 'img24.jpg', 'img33.jpg'];
+const WHOLE = [
+  'couple.jpg',
+  'selfie-many-people.jpg',
+  'img54.jpg',
+  'img59.jpg',
+  'img62.jpg',
+  'img1.jpg',
+  'img2.jpg',
+  'img15.jpg',
+  'img24.jpg',
+  'img33.jpg',
+];
 
-type Json = any; // eslint-disable-line @typescript-eslint/no-explicit-any
+// biome-ignore lint/suspicious/noExplicitAny: JSON answers of any shape, checked field by field
+type Json = any;
 
-const TYPES: Record<string, string> = { '.js': 'text/javascript', '.mjs': 'text/javascript', '.wasm': 'application/wasm', '.map': 'application/json', '.html': 'text/html', '.onnx': 'application/octet-stream', '.png': 'image/png', '.jpg': 'image/jpeg', '.json': 'application/json' };
+const TYPES: Record<string, string> = {
+  '.js': 'text/javascript',
+  '.mjs': 'text/javascript',
+  '.wasm': 'application/wasm',
+  '.map': 'application/json',
+  '.html': 'text/html',
+  '.onnx': 'application/octet-stream',
+  '.png': 'image/png',
+  '.jpg': 'image/jpeg',
+  '.json': 'application/json',
+};
 const PAGE = `<!doctype html><meta charset="utf-8"><title>vggface browser test</title><pre id="log"></pre>`;
 
 let work: string;
@@ -49,19 +74,33 @@ function serve(models: string): Promise<void> {
   server = createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://x');
     requests.push(url.pathname);
-    const headers = { 'cross-origin-opener-policy': 'same-origin', 'cross-origin-embedder-policy': 'require-corp', 'cache-control': 'no-store' };
+    const headers = {
+      'cross-origin-opener-policy': 'same-origin',
+      'cross-origin-embedder-policy': 'require-corp',
+      'cache-control': 'no-store',
+    };
     if (url.pathname === '/') {
       res.writeHead(200, { ...headers, 'content-type': 'text/html' }).end(PAGE);
       return;
     }
     const rel = normalize(decodeURIComponent(url.pathname)).replace(/^\/+/, '');
-    const file = rel.startsWith('shared/') ? join(SHARED, rel.slice(7)) : rel.startsWith('models/') ? join(models, rel.slice(7)) : join(ROOT, rel);
+    const file = rel.startsWith('shared/')
+      ? join(SHARED, rel.slice(7))
+      : rel.startsWith('models/')
+        ? join(models, rel.slice(7))
+        : join(ROOT, rel);
     if (rel.includes('..') || !existsSync(file)) {
       res.writeHead(404, headers).end('not found');
       return;
     }
     const body = readFileSync(file);
-    res.writeHead(200, { ...headers, 'content-type': TYPES[extname(file)] ?? 'application/octet-stream', 'content-length': body.length }).end(body);
+    res
+      .writeHead(200, {
+        ...headers,
+        'content-type': TYPES[extname(file)] ?? 'application/octet-stream',
+        'content-length': body.length,
+      })
+      .end(body);
   });
   return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
 }
@@ -73,7 +112,9 @@ async function inPage<T>(fn: string, arg: unknown = null, seconds = 120): Promis
       const lib = await import(/* the bundle, served by the test server */ '/dist/browser/vggface.js' as string);
       const body = new Function('lib', 'arg', `return (async () => { ${fn} })();`);
       let timer: ReturnType<typeof setTimeout> | undefined;
-      const timeout = new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(`timed out after ${seconds} s`)), seconds * 1000)));
+      const timeout = new Promise(
+        (_, reject) => (timer = setTimeout(() => reject(new Error(`timed out after ${seconds} s`)), seconds * 1000)),
+      );
       try {
         return await Promise.race([body(lib, arg), timeout]);
       } finally {
@@ -86,9 +127,13 @@ async function inPage<T>(fn: string, arg: unknown = null, seconds = 120): Promis
 
 before(async () => {
   if (!existsSync(CHROMIUM)) {
-    assert.fail(`${CHROMIUM} is missing: install Debian's Chromium as root with "apt-get update && apt-get install -y chromium" (.ci/run does this before the tests)`);
+    assert.fail(
+      `${CHROMIUM} is missing: install Debian's Chromium as root with "apt-get update && apt-get install -y chromium" (.ci/run does this before the tests)`,
+    );
   }
-  const built = spawnSync(process.execPath, [join(ROOT, 'scripts', 'build-browser.mjs'), '--quiet'], { encoding: 'utf8' });
+  const built = spawnSync(process.execPath, [join(ROOT, 'scripts', 'build-browser.mjs'), '--quiet'], {
+    encoding: 'utf8',
+  });
   assert.equal(built.status, 0, `build-browser: ${built.stderr}`);
   work = mkdtempSync(join(tmpdir(), 'vggface-browser-'));
   await convertModel(TINY_CAFFEMODEL, join(work, 'tiny.onnx'), { preprocessing: 'caffe' });
@@ -99,12 +144,27 @@ before(async () => {
   browser = await chromium.launchPersistentContext(join(work, 'chromium-profile'), {
     executablePath: CHROMIUM,
     headless: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
   });
   page = await browser.newPage();
   page.on('pageerror', (e) => problems.push(e.message));
   page.on('console', (m) => m.type() === 'error' && problems.push(m.text()));
-  page.on('request', (r) => !r.url().startsWith(base) && !r.url().startsWith('blob:') && problems.push(`request outside the test server: ${r.url()}`));
+  page.on(
+    'request',
+    (r) =>
+      !r.url().startsWith(base) &&
+      !r.url().startsWith('blob:') &&
+      problems.push(`request outside the test server: ${r.url()}`),
+  );
   await page.goto(`${base}/`);
   assert.equal(await page.evaluate(() => self.crossOriginIsolated), true, 'the page is cross-origin isolated');
 });
@@ -148,9 +208,16 @@ test('golden crops in Chromium: descriptors and fc8 of golden.json within 1e-4, 
     urls,
   );
   assert.equal(got.backend, 'wasm');
-  assert.deepEqual(got.threads, [1, 1, 2], 'one thread by default on this 2-core machine; two when asked, cross-origin isolated');
+  assert.deepEqual(
+    got.threads,
+    [1, 1, 2],
+    'one thread by default on this 2-core machine; two when asked, cross-origin isolated',
+  );
   assert.deepEqual(got.dims, [32, 10]);
-  assert.deepEqual({ preprocessing: got.info.preprocessing, precision: got.info.precision }, { preprocessing: 'caffe', precision: 'fp32' });
+  assert.deepEqual(
+    { preprocessing: got.info.preprocessing, precision: got.info.precision },
+    { preprocessing: 'caffe', precision: 'fp32' },
+  );
   assert.deepEqual(got.info, node.info, "the model's info as Node reads it");
   GOLDEN_IMAGES.forEach((img, i) => {
     assertClose(got.descriptors[i], golden.images[img].fc7_l2, 1e-4, `${img} descriptor`);
@@ -158,8 +225,16 @@ test('golden crops in Chromium: descriptors and fc8 of golden.json within 1e-4, 
     assertClose(got.here[i], got.descriptors[i], 1e-6, `${img} in the page`);
     assertClose(got.two[i], got.descriptors[i], 1e-5, `${img} with two threads`);
   });
-  for (const [kind, d] of Object.entries(got.byKind)) assertClose(d as number[], got.descriptors[0], 1e-6, `img1.png as ${kind}`);
-  assert.deepEqual(got.each, [{ index: 0, label: 'img1.png' }, { index: 1, label: 'input #2' }], 'labels as Node gives them: a file by its name, else its position');
+  for (const [kind, d] of Object.entries(got.byKind))
+    assertClose(d as number[], got.descriptors[0], 1e-6, `img1.png as ${kind}`);
+  assert.deepEqual(
+    got.each,
+    [
+      { index: 0, label: 'img1.png' },
+      { index: 1, label: 'input #2' },
+    ],
+    'labels as Node gives them: a file by its name, else its position',
+  );
 });
 
 /**
@@ -186,7 +261,9 @@ test('photos as given (crop fit, resampled to 224 as sharp does): cosine >= 0.99
     PHOTOS,
     240,
   );
-  const cos = await Promise.all(PHOTOS.map(async (f, i) => ({ f, c: cosineSimilarity(got.out[i], nodeVectors[i]), shrunk: await shrunkOnLoad(f) })));
+  const cos = await Promise.all(
+    PHOTOS.map(async (f, i) => ({ f, c: cosineSimilarity(got.out[i], nodeVectors[i]), shrunk: await shrunkOnLoad(f) })),
+  );
   const full = cos.filter((x) => !x.shrunk).sort((a, b) => a.c - b.c);
   const shrunk = cos.filter((x) => x.shrunk).sort((a, b) => a.c - b.c);
   const exact = full.filter((x) => x.c === 1 || Math.abs(x.c - 1) < 1e-7).length;
@@ -196,13 +273,19 @@ test('photos as given (crop fit, resampled to 224 as sharp does): cosine >= 0.99
   );
   for (const { f, c } of full) assert.ok(c >= 0.9999, `${f}: cosine ${c} to Node's descriptor`);
   assert.ok(shrunk.length <= 6, 'the photos sharp shrinks while decoding');
-  for (const { f, c } of shrunk) assert.ok(c >= 0.99, `${f} (shrunk on load by sharp): cosine ${c} to Node's descriptor`);
+  for (const { f, c } of shrunk)
+    assert.ok(c >= 0.99, `${f} (shrunk on load by sharp): cosine ${c} to Node's descriptor`);
   // deepface preprocessing: the default fit is deepface's resize, the shared implementation.
   assert.equal(got.dfInfo, 'deepface');
   const deepfaceNode = await VggFace.load({ weights: join(work, 'tiny-deepface.onnx'), threads: 1 });
   try {
     const ref = await deepfaceNode.describe(PHOTOS.slice(0, 4).map((f) => join(FACES_DIR, f)));
-    ref.forEach((v, i) => assert.ok(cosineSimilarity(got.df[i], v) >= 0.99999, `${PHOTOS[i]} (deepface fit): cosine ${cosineSimilarity(got.df[i], v)}`));
+    ref.forEach((v, i) =>
+      assert.ok(
+        cosineSimilarity(got.df[i], v) >= 0.99999,
+        `${PHOTOS[i]} (deepface fit): cosine ${cosineSimilarity(got.df[i], v)}`,
+      ),
+    );
   } finally {
     await deepfaceNode.close();
   }
@@ -244,7 +327,10 @@ test('whole photos: the same faces as Node, aligned crops within a grey level, d
     assert.equal(mine.length, ref.length, `${f}: faces found`);
     mine.forEach((m: Json, k: number) => {
       const r = ref[k];
-      assert.ok(iou(m.face.box, r.face.box) > 0.98, `${f} face ${k}: box ${JSON.stringify(m.face.box)} vs Node ${JSON.stringify(r.face.box)}`);
+      assert.ok(
+        iou(m.face.box, r.face.box) > 0.98,
+        `${f} face ${k}: box ${JSON.stringify(m.face.box)} vs Node ${JSON.stringify(r.face.box)}`,
+      );
       assert.ok(Math.abs(m.face.score - r.face.score) < 1e-3, `${f} face ${k}: score`);
       const c = cosineSimilarity(m.descriptor, r.descriptor);
       worst = Math.min(worst, c);
@@ -259,7 +345,13 @@ test('whole photos: the same faces as Node, aligned crops within a grey level, d
   let n = 0;
   try {
     for (let p = 0; p < got.crops.length; p++) {
-      const ref = await extractFaces(detector, join(FACES_DIR, WHOLE[p]), WHOLE[p], resolveDetectOptions({}), resolveAlignOptions({ size: 224 }));
+      const ref = await extractFaces(
+        detector,
+        join(FACES_DIR, WHOLE[p]),
+        WHOLE[p],
+        resolveDetectOptions({}),
+        resolveAlignOptions({ size: 224 }),
+      );
       assert.equal(got.crops[p].length, ref.faces.length);
       ref.faces.forEach((face, k) => {
         const a = got.crops[p][k] as number[];
@@ -274,7 +366,9 @@ test('whole photos: the same faces as Node, aligned crops within a grey level, d
   } finally {
     await detector.close();
   }
-  console.log(`# whole photos: ${WHOLE.length} photos, ${faces} faces in ${got.ms.toFixed(0)} ms in Chromium; descriptor cosine to Node min ${worst.toFixed(6)}; aligned crops: mean |diff| ${(sum / n).toFixed(4)} grey levels, max ${maxDiff}`);
+  console.log(
+    `# whole photos: ${WHOLE.length} photos, ${faces} faces in ${got.ms.toFixed(0)} ms in Chromium; descriptor cosine to Node min ${worst.toFixed(6)}; aligned crops: mean |diff| ${(sum / n).toFixed(4)} grey levels, max ${maxDiff}`,
+  );
   assert.ok(sum / n < 0.05, 'aligned crops agree with Node within a twentieth of a grey level on average');
   assert.equal(got.detected.length, 1);
   assert.ok(iou(got.detected[0].box, nodeResults[0].faces[0].face.box) > 0.98, 'FaceDetector.detect on its own');
@@ -330,7 +424,11 @@ test('clear errors in the page, nothing hangs: a non-image, an empty file, model
   assert.match(by.describeFaces.faces[0], /^notes\.jpg: not a decodable image/);
   assert.equal(by.describeFaces.faces[1], 1);
   expect('no detector model', /Expected the YuNet model .* for detectorModel but received undefined/, 'E_USAGE');
-  expect('YuNet as the model', /face_detection_yunet_2023mar\.onnx: not a vggface model: expected input "image" and outputs fc6, fc7_pre, fc7, fc8, descriptor; it has inputs input and outputs cls_8/, 'E_MODEL');
+  expect(
+    'YuNet as the model',
+    /face_detection_yunet_2023mar\.onnx: not a vggface model: expected input "image" and outputs fc6, fc7_pre, fc7, fc8, descriptor; it has inputs input and outputs cls_8/,
+    'E_MODEL',
+  );
   expect('a photo as the model', /img1\.jpg: not an ONNX model \(starts with bytes ff d8 ff/, 'E_MODEL');
   expect('an empty model file', /^model\.onnx: empty file \(0 bytes\), not a model$/, 'E_MODEL');
   expect('a missing model', /nope\.onnx: HTTP 404/, 'E_NETWORK');
@@ -395,7 +493,10 @@ test('the page stays responsive: no main-thread stall of 250 ms while describing
     PHOTOS.slice(0, 16),
     240,
   );
-  console.log(`# main-thread stalls: 16 photos as crops ${got.crops.ms} ms (longest stall ${got.crops.worstStall} ms); one 800 px photo ${got.photo800.ms} ms (${got.photo800.worstStall} ms); one 4032 px photo ${got.photo12mp.ms} ms (${got.photo12mp.worstStall} ms)`);
+  console.log(
+    `# main-thread stalls: 16 photos as crops ${got.crops.ms} ms (longest stall ${got.crops.worstStall} ms); one 800 px photo ${got.photo800.ms} ms (${got.photo800.worstStall} ms); one 4032 px photo ${got.photo12mp.ms} ms (${got.photo12mp.worstStall} ms)`,
+  );
   // Decoding, resampling, detection and inference all run in the worker: the page's thread only posts messages.
-  for (const [what, r] of Object.entries(got) as [string, { worstStall: number }][]) assert.ok(r.worstStall < 250, `${what}: the page's thread was held ${r.worstStall} ms`);
+  for (const [what, r] of Object.entries(got) as [string, { worstStall: number }][])
+    assert.ok(r.worstStall < 250, `${what}: the page's thread was held ${r.worstStall} ms`);
 });

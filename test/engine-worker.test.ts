@@ -35,7 +35,10 @@ test('a session in a worker gives the same outputs as in this thread, and report
   });
   await there.close();
   await assert.rejects(there.run(feeds, ['descriptor']), /the inference engine was closed|stopped/);
-  await assert.rejects(openEngineInWorker(join(tempDir(t), 'missing.onnx')), /missing\.onnx: ONNX Runtime cannot load this model/);
+  await assert.rejects(
+    openEngineInWorker(join(tempDir(t), 'missing.onnx')),
+    /missing\.onnx: ONNX Runtime cannot load this model/,
+  );
 });
 
 test('a model that is never closed does not keep the process alive', async (t) => {
@@ -50,10 +53,24 @@ test('a model that is never closed does not keep the process alive', async (t) =
   assert.match(r.stdout, /described/);
 });
 
-test('workers inherit the parent\'s Node flags except those only an entry point understands', async () => {
+test("workers inherit the parent's Node flags except those only an entry point understands", async () => {
   const { workerExecArgv } = await import('../src/util/worker.js');
-  assert.deepEqual(workerExecArgv(['--max-old-space-size=4096', '--input-type=module', '-e', 'code', '--test', '--expose-gc']), ['--max-old-space-size=4096', '--expose-gc']);
+  assert.deepEqual(
+    workerExecArgv(['--max-old-space-size=4096', '--input-type=module', '-e', 'code', '--test', '--expose-gc']),
+    ['--max-old-space-size=4096', '--expose-gc'],
+  );
   assert.deepEqual(workerExecArgv(['--input-type', 'module', '--eval', 'x', '--test-reporter=spec']), []);
   // What Node 24 and 26's test runner passes to each test process: per-process options a worker refuses.
-  assert.deepEqual(workerExecArgv(['--stack-trace-limit=100', '--secure-heap', '4096', '--v8-pool-size=4', '--no-node-snapshot', '--use-largepages=off', '--expose-gc']), ['--expose-gc']);
+  assert.deepEqual(
+    workerExecArgv([
+      '--stack-trace-limit=100',
+      '--secure-heap',
+      '4096',
+      '--v8-pool-size=4',
+      '--no-node-snapshot',
+      '--use-largepages=off',
+      '--expose-gc',
+    ]),
+    ['--expose-gc'],
+  );
 });

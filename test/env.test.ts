@@ -14,7 +14,14 @@ test('envValue: unset and empty are both undefined; any other value is kept as i
   assert.equal(envValue('weightsUrl', { VGGFACE_WEIGHTS_URL: 'http://mirror/x.h5' }), 'http://mirror/x.h5');
   assert.equal(envValue('weights', { VGGFACE_WEIGHTS: ' a b ' }), ' a b ', 'paths may hold spaces');
   assert.deepEqual(
-    readEnv({ VGGFACE_WEIGHTS: '', VGGFACE_CACHE: '/c', VGGFACE_DEBUG: '1', VGGFACE_TOKEN: '', VGGFACE_UNKNOWN: 'x', HOME: '/h' }),
+    readEnv({
+      VGGFACE_WEIGHTS: '',
+      VGGFACE_CACHE: '/c',
+      VGGFACE_DEBUG: '1',
+      VGGFACE_TOKEN: '',
+      VGGFACE_UNKNOWN: 'x',
+      HOME: '/h',
+    }),
     { cache: '/c', debug: '1' },
   );
   assert.deepEqual(Object.values(ENV_VARIABLES).sort(), [
@@ -41,10 +48,19 @@ test('the cache and gallery defaults treat an empty variable as unset', () => {
 test('--source: a built-in name, or a URL whose name says whether it is a tarball; anything else is a usage error', () => {
   assert.equal(resolveSource('deepface'), WEIGHT_SOURCES[1]);
   const tarball = urlSource('https://mirror.example/models/vgg_face_caffe.tar.gz');
-  assert.deepEqual([tarball.name, tarball.archive, tarball.download, tarball.file, tarball.fullSize], ['url', 'tar.gz', 'vgg_face_caffe.tar.gz', 'VGG_FACE.caffemodel', true]);
+  assert.deepEqual(
+    [tarball.name, tarball.archive, tarball.download, tarball.file, tarball.fullSize],
+    ['url', 'tar.gz', 'vgg_face_caffe.tar.gz', 'VGG_FACE.caffemodel', true],
+  );
   const h5 = resolveSource('https://mirror.example/vgg_face_weights.h5?token=1');
-  assert.deepEqual([h5.archive, h5.download, h5.file, h5.format], [undefined, 'vgg_face_weights.h5.unverified', 'vgg_face_weights.h5', undefined]);
+  assert.deepEqual(
+    [h5.archive, h5.download, h5.file, h5.format],
+    [undefined, 'vgg_face_weights.h5.unverified', 'vgg_face_weights.h5', undefined],
+  );
   const odd = urlSource('https://mirror.example/');
   assert.deepEqual([odd.download, odd.file], ['download.unverified', 'download']);
-  assert.throws(() => resolveSource('ftp://x/y'), /unknown weight source "ftp:\/\/x\/y": expected one of oxford-caffe, deepface, keras-vggface, oxford-pytorch, idiap-caffe, or an http\(s\) URL/);
+  assert.throws(
+    () => resolveSource('ftp://x/y'),
+    /unknown weight source "ftp:\/\/x\/y": expected one of oxford-caffe, deepface, keras-vggface, oxford-pytorch, idiap-caffe, or an http\(s\) URL/,
+  );
 });

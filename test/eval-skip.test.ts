@@ -16,8 +16,14 @@ import { TINY_CAFFEMODEL, YUNET_MODEL } from './fixtures/faces.js';
  */
 async function pairsWithoutFaces(dir: string): Promise<{ csv: string; blank: string }> {
   const blank = join(dir, 'blank.png');
-  await sharp({ create: { width: 320, height: 240, channels: 3, background: { r: 128, g: 128, b: 128 } } }).png().toFile(blank);
-  const rows = Array.from({ length: 20 }, (_, i) => `${join(FACES_DIR, `img${i + 1}.jpg`)},${join(FACES_DIR, `img${i + 2}.jpg`)},${i % 2 === 0 ? 'Yes' : 'No'}`);
+  await sharp({ create: { width: 320, height: 240, channels: 3, background: { r: 128, g: 128, b: 128 } } })
+    .png()
+    .toFile(blank);
+  const rows = Array.from(
+    { length: 20 },
+    (_, i) =>
+      `${join(FACES_DIR, `img${i + 1}.jpg`)},${join(FACES_DIR, `img${i + 2}.jpg`)},${i % 2 === 0 ? 'Yes' : 'No'}`,
+  );
   rows.splice(1, 0, `${blank},${join(FACES_DIR, 'img1.jpg')},Yes`);
   rows.splice(12, 0, `${join(FACES_DIR, 'img2.jpg')},${blank},No`);
   const csv = join(dir, 'pairs.csv');
@@ -25,9 +31,18 @@ async function pairsWithoutFaces(dir: string): Promise<{ csv: string; blank: str
   return { csv, blank };
 }
 
-const common = (dir: string) => ['-w', TINY_CAFFEMODEL, '--cache-dir', join(dir, 'cache'), '--detector-model', YUNET_MODEL];
+const common = (dir: string) => [
+  '-w',
+  TINY_CAFFEMODEL,
+  '--cache-dir',
+  join(dir, 'cache'),
+  '--detector-model',
+  YUNET_MODEL,
+];
 
-test('eval: pairs with a photo without a face are skipped, noted on stderr and counted (text and JSON); --strict stops', { timeout: 300_000 }, async (t) => {
+test('eval: pairs with a photo without a face are skipped, noted on stderr and counted (text and JSON); --strict stops', {
+  timeout: 300_000,
+}, async (t) => {
   const dir = tempDir(t);
   const { csv, blank } = await pairsWithoutFaces(dir);
   const notes = `vggface: ${csv}: line 3: ${blank}: no face found; pair skipped\nvggface: ${csv}: line 14: ${blank}: no face found; pair skipped\n`;
@@ -35,7 +50,10 @@ test('eval: pairs with a photo without a face are skipped, noted on stderr and c
   const text = await runCli(['eval', '--pairs', csv, ...common(dir)]);
   assert.equal(text.code, 0, text.stderr);
   assert.equal(text.stderr, notes);
-  assert.match(text.stdout, /^pairs: {13}20 \(10 same, 10 different\), 10 folds\nskipped: {11}2 pairs with a photo without a face \(lines 3, 14\)\naccuracy/m);
+  assert.match(
+    text.stdout,
+    /^pairs: {13}20 \(10 same, 10 different\), 10 folds\nskipped: {11}2 pairs with a photo without a face \(lines 3, 14\)\naccuracy/m,
+  );
 
   const json = await runCli(['eval', '--pairs', csv, '--json', ...common(dir)]);
   assert.equal(json.code, 0, json.stderr);
@@ -50,7 +68,10 @@ test('eval: pairs with a photo without a face are skipped, noted on stderr and c
 
   const strict = await runCli(['eval', '--pairs', csv, '--strict', ...common(dir)]);
   assert.equal(strict.code, 1);
-  assert.equal(strict.stderr, `vggface: ${csv}: line 3: ${blank}: no face found (--strict: stopped at the first pair without a face)\n`);
+  assert.equal(
+    strict.stderr,
+    `vggface: ${csv}: line 3: ${blank}: no face found (--strict: stopped at the first pair without a face)\n`,
+  );
   assert.equal(strict.stdout, '');
 
   // calibrate evaluates the same way and stores the threshold of the pairs kept.
@@ -69,8 +90,16 @@ test('eval: when every pair has a photo without a face, the error says so', { ti
   const dir = tempDir(t);
   const { blank } = await pairsWithoutFaces(dir);
   const csv = join(dir, 'none.csv');
-  writeFileSync(csv, `file_x,file_y,Decision\n${blank},${join(FACES_DIR, 'img1.jpg')},Yes\n${join(FACES_DIR, 'img2.jpg')},${blank},No\n`);
+  writeFileSync(
+    csv,
+    `file_x,file_y,Decision\n${blank},${join(FACES_DIR, 'img1.jpg')},Yes\n${join(FACES_DIR, 'img2.jpg')},${blank},No\n`,
+  );
   const r = await runCli(['eval', '--pairs', csv, ...common(dir)]);
   assert.equal(r.code, 1);
-  assert.match(r.stderr, new RegExp(`vggface: ${csv}: no pair left to evaluate: every pair has a photo without a face \\(first: line 2, .*blank\\.png: no face found\\)\\n$`));
+  assert.match(
+    r.stderr,
+    new RegExp(
+      `vggface: ${csv}: no pair left to evaluate: every pair has a photo without a face \\(first: line 2, .*blank\\.png: no face found\\)\\n$`,
+    ),
+  );
 });

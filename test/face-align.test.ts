@@ -1,7 +1,14 @@
 /** Alignment: the transform of each mode, and the one-step libvips warp that cuts the crop. */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { alignmentTransform, resolveAlignOptions, templateInCrop, transformLandmarks, UNIT_TEMPLATE, warpToCrop } from '../src/face/align.js';
+import {
+  alignmentTransform,
+  resolveAlignOptions,
+  templateInCrop,
+  transformLandmarks,
+  UNIT_TEMPLATE,
+  warpToCrop,
+} from '../src/face/align.js';
 import { applySimilarity, fitSimilarity, similarityAngle, type Similarity } from '../src/face/similarity.js';
 import { LANDMARK_NAMES, type DetectedFace, type Point } from '../src/face/types.js';
 import type { RawImage } from '../src/image/decode.js';
@@ -18,7 +25,9 @@ function markedPhoto(width: number, height: number, marks: readonly Point[]): Ra
 
 /** Centroid of the red channel. */
 function redCentroid(img: RawImage): Point {
-  let sx = 0, sy = 0, s = 0;
+  let sx = 0,
+    sy = 0,
+    s = 0;
   for (let y = 0; y < img.height; y++) {
     for (let x = 0; x < img.width; x++) {
       const v = img.data[(y * img.width + x) * 3];
@@ -69,7 +78,13 @@ const face = (landmarks: Record<string, Point>, box = { x: 80, y: 60, width: 120
   landmarks: landmarks as unknown as DetectedFace['landmarks'],
 });
 /** A face tilted by about 20 degrees, turned a little (eyes closer to the nose on one side). */
-const TILTED = face({ rightEye: [100, 100], leftEye: [150, 118], noseTip: [118, 140], mouthRight: [92, 160], mouthLeft: [130, 175] });
+const TILTED = face({
+  rightEye: [100, 100],
+  leftEye: [150, 118],
+  noseTip: [118, 140],
+  mouthRight: [92, 160],
+  mouthLeft: [130, 175],
+});
 
 test('align eyes (default): eye line exactly level, scale and position fitted to all five points', () => {
   const o = resolveAlignOptions({});
@@ -87,7 +102,10 @@ test('align eyes (default): eye line exactly level, scale and position fitted to
 test('align 5pt is the least-squares similarity of the five landmarks; none keeps the box upright and centred', () => {
   const tpl = templateInCrop(224, 0.2);
   const five = alignmentTransform(TILTED, resolveAlignOptions({ align: '5pt' }));
-  const ls = fitSimilarity(LANDMARK_NAMES.map((n) => TILTED.landmarks[n]), LANDMARK_NAMES.map((n) => tpl[n]));
+  const ls = fitSimilarity(
+    LANDMARK_NAMES.map((n) => TILTED.landmarks[n]),
+    LANDMARK_NAMES.map((n) => tpl[n]),
+  );
   assert.deepEqual(five, ls);
   const none = alignmentTransform(TILTED, resolveAlignOptions({ align: 'none', margin: 0.5 }));
   assert.equal(none.b, 0);
@@ -106,7 +124,10 @@ test('the template is level and symmetric, and the margin shrinks it inside the 
 });
 
 test('resolveAlignOptions rejects unknown modes and out-of-range margins with a named message', () => {
-  assert.throws(() => resolveAlignOptions({ align: 'affine' as never }), /Expected one of none, eyes, 5pt for align but received "affine"/);
+  assert.throws(
+    () => resolveAlignOptions({ align: 'affine' as never }),
+    /Expected one of none, eyes, 5pt for align but received "affine"/,
+  );
   assert.throws(() => resolveAlignOptions({ margin: -0.1 }), /for margin but received number -0.1/);
   assert.throws(() => resolveAlignOptions({ size: 8 }), /for size/);
 });

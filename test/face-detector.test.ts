@@ -31,7 +31,9 @@ after(() => detector.close());
 
 test('the detector finds one face in each single-person portrait and the expected faces in the others', () => {
   assert.equal(PHOTOS.length, 64);
-  const wrong = PHOTOS.filter((p) => found.get(p)!.faces.length !== expectedFaces(p)).map((p) => `${p}: ${found.get(p)!.faces.length}, expected ${expectedFaces(p)}`);
+  const wrong = PHOTOS.filter((p) => found.get(p)!.faces.length !== expectedFaces(p)).map(
+    (p) => `${p}: ${found.get(p)!.faces.length}, expected ${expectedFaces(p)}`,
+  );
   assert.deepEqual(wrong, []);
   const total = PHOTOS.reduce((n, p) => n + expectedFaces(p), 0);
   assert.equal(total, 59 + 2 + 6 + 4 + 2 + 2);
@@ -40,13 +42,15 @@ test('the detector finds one face in each single-person portrait and the expecte
 test('in the multi-person photos every detection is on a face seen by eye, and every such face is detected once', () => {
   for (const [photo, points] of Object.entries(FACE_POINTS)) {
     const faces = found.get(photo)!.faces;
-    const inside = (f: DetectedFace, [x, y]: readonly number[]) => x >= f.box.x && x <= f.box.x + f.box.width && y >= f.box.y && y <= f.box.y + f.box.height;
+    const inside = (f: DetectedFace, [x, y]: readonly number[]) =>
+      x >= f.box.x && x <= f.box.x + f.box.width && y >= f.box.y && y <= f.box.y + f.box.height;
     for (const p of points) assert.equal(faces.filter((f) => inside(f, p)).length, 1, `${photo}: face at ${p}`);
-    for (const f of faces) assert.equal(points.filter((p) => inside(f, p)).length, 1, `${photo}: detection at ${f.box.x},${f.box.y}`);
+    for (const f of faces)
+      assert.equal(points.filter((p) => inside(f, p)).length, 1, `${photo}: detection at ${f.box.x},${f.box.y}`);
   }
 });
 
-test('landmarks are sane: eyes above the nose above the mouth, the subject\'s right eye on the image\'s left', () => {
+test("landmarks are sane: eyes above the nose above the mouth, the subject's right eye on the image's left", () => {
   for (const photo of PHOTOS) {
     for (const { landmarks: l, box, score } of found.get(photo)!.faces) {
       const what = `${photo} face at ${box.x.toFixed(0)},${box.y.toFixed(0)}`;
@@ -61,11 +65,15 @@ test('landmarks are sane: eyes above the nose above the mouth, the subject\'s ri
 test('faces come largest first, and boxes lie in the photo', () => {
   for (const photo of PHOTOS) {
     const { image, faces } = found.get(photo)!;
-    for (let i = 1; i < faces.length; i++) assert.ok(faces[i - 1].box.width * faces[i - 1].box.height >= faces[i].box.width * faces[i].box.height, photo);
+    for (let i = 1; i < faces.length; i++)
+      assert.ok(faces[i - 1].box.width * faces[i - 1].box.height >= faces[i].box.width * faces[i].box.height, photo);
     for (const f of faces) {
       const cx = f.box.x + f.box.width / 2;
       const cy = f.box.y + f.box.height / 2;
-      assert.ok(cx > 0 && cx < image.width && cy > 0 && cy < image.height, `${photo}: box centre ${cx},${cy} outside ${image.width}x${image.height}`);
+      assert.ok(
+        cx > 0 && cx < image.width && cy > 0 && cy < image.height,
+        `${photo}: box centre ${cx},${cy} outside ${image.width}x${image.height}`,
+      );
     }
   }
 });
@@ -106,7 +114,11 @@ async function exifRotated(photo: string, angle: number, orientation: number): P
 test('an EXIF-rotated photo gives the same faces as the upright one', async () => {
   for (const photo of ['couple.jpg', 'img1.jpg']) {
     const upright = found.get(photo)!.faces;
-    for (const [angle, orientation] of [[-90, 6], [180, 3], [90, 8]]) {
+    for (const [angle, orientation] of [
+      [-90, 6],
+      [180, 3],
+      [90, 8],
+    ]) {
       const file = await exifRotated(photo, angle, orientation);
       const meta = await sharp(file).metadata();
       assert.equal(meta.orientation, orientation);
@@ -115,9 +127,15 @@ test('an EXIF-rotated photo gives the same faces as the upright one', async () =
       faces.forEach((f, i) => {
         const u = upright[i];
         for (const k of ['x', 'y', 'width', 'height'] as const) {
-          assert.ok(Math.abs(f.box[k] - u.box[k]) < 2, `${photo} orientation ${orientation}: box ${k} ${f.box[k]} vs ${u.box[k]}`);
+          assert.ok(
+            Math.abs(f.box[k] - u.box[k]) < 2,
+            `${photo} orientation ${orientation}: box ${k} ${f.box[k]} vs ${u.box[k]}`,
+          );
         }
-        assert.ok(Math.abs(f.landmarks.noseTip[0] - u.landmarks.noseTip[0]) < 2 && Math.abs(f.landmarks.noseTip[1] - u.landmarks.noseTip[1]) < 2);
+        assert.ok(
+          Math.abs(f.landmarks.noseTip[0] - u.landmarks.noseTip[0]) < 2 &&
+            Math.abs(f.landmarks.noseTip[1] - u.landmarks.noseTip[1]) < 2,
+        );
       });
     }
   }
@@ -130,15 +148,30 @@ test('a photo larger than the detection size is scaled down and the faces mapped
     .png()
     .toBuffer();
   // The two faces are about the same size, so match them by position rather than by order.
-  const twin = (f: DetectedFace) => faces.reduce((best, u) => (Math.abs(u.box.x - f.box.x / 2) < Math.abs(best.box.x - f.box.x / 2) ? u : best));
+  const twin = (f: DetectedFace) =>
+    faces.reduce((best, u) => (Math.abs(u.box.x - f.box.x / 2) < Math.abs(best.box.x - f.box.x / 2) ? u : best));
   // YuNet's output moves a little with the scale it sees (its box more than its landmarks), so tolerances are
   // shares of the face's width: a mapping error would move everything by the same factor.
   const near = (f: DetectedFace, landmarkShare: number, boxShare: number) => {
     const u = twin(f);
-    const l = LANDMARK_NAMES.flatMap((n) => [f.landmarks[n][0] / 2 - u.landmarks[n][0], f.landmarks[n][1] / 2 - u.landmarks[n][1]]);
-    const b = [f.box.x / 2 - u.box.x, f.box.y / 2 - u.box.y, f.box.width / 2 - u.box.width, f.box.height / 2 - u.box.height];
-    assert.ok(l.every((d) => Math.abs(d) < landmarkShare * u.box.width), `landmarks off by ${l.map((d) => d.toFixed(1))} px`);
-    assert.ok(b.every((d) => Math.abs(d) < boxShare * u.box.width), `box off by ${b.map((d) => d.toFixed(1))} px`);
+    const l = LANDMARK_NAMES.flatMap((n) => [
+      f.landmarks[n][0] / 2 - u.landmarks[n][0],
+      f.landmarks[n][1] / 2 - u.landmarks[n][1],
+    ]);
+    const b = [
+      f.box.x / 2 - u.box.x,
+      f.box.y / 2 - u.box.y,
+      f.box.width / 2 - u.box.width,
+      f.box.height / 2 - u.box.height,
+    ];
+    assert.ok(
+      l.every((d) => Math.abs(d) < landmarkShare * u.box.width),
+      `landmarks off by ${l.map((d) => d.toFixed(1))} px`,
+    );
+    assert.ok(
+      b.every((d) => Math.abs(d) < boxShare * u.box.width),
+      `box off by ${b.map((d) => d.toFixed(1))} px`,
+    );
   };
   // Scaled back to the original's 800 px, the network sees the same face size: only resampling noise remains.
   const same = await detector.detect(big, { detectionSize: 800 });
@@ -158,15 +191,26 @@ test('maxFaces keeps the largest, minFaceSize and minScore drop faces, a photo w
   const two = await detector.detect(selfie, { maxFaces: 2 });
   assert.deepEqual(two, all.slice(0, 2));
   const big = await detector.detect(selfie, { minFaceSize: 100 });
-  assert.deepEqual(big, all.filter((f) => Math.min(f.box.width, f.box.height) >= 100));
+  assert.deepEqual(
+    big,
+    all.filter((f) => Math.min(f.box.width, f.box.height) >= 100),
+  );
   assert.ok(big.length > 0 && big.length < all.length);
   const sure = await detector.detect(selfie, { minScore: 0.9 });
-  assert.deepEqual(sure, all.filter((f) => f.score >= 0.9));
+  assert.deepEqual(
+    sure,
+    all.filter((f) => f.score >= 0.9),
+  );
   assert.ok(sure.length < all.length);
 
-  const sky = await sharp({ create: { width: 400, height: 300, channels: 3, background: { r: 90, g: 140, b: 220 } } }).png().toBuffer();
+  const sky = await sharp({ create: { width: 400, height: 300, channels: 3, background: { r: 90, g: 140, b: 220 } } })
+    .png()
+    .toBuffer();
   assert.deepEqual(await detector.detect(sky), []);
-  assert.throws(() => resolveDetectOptions({ minScore: 2 }), /Expected a number between 0 and 1 for minScore but received number 2/);
+  assert.throws(
+    () => resolveDetectOptions({ minScore: 2 }),
+    /Expected a number between 0 and 1 for minScore but received number 2/,
+  );
   assert.throws(() => resolveDetectOptions({ maxFaces: 0 }), /for maxFaces/);
 });
 
@@ -176,7 +220,10 @@ test('a file that is not the YuNet detector is refused with a message naming it'
     assert.match(err.message, /VGG_FACE\.caffemodel: not an ONNX model, expected the YuNet face detector/);
     return true;
   });
-  await assert.rejects(FaceDetector.open({ model: join(FACES_DIR, 'no-such.onnx') }), /no-such\.onnx: no such file or directory/);
+  await assert.rejects(
+    FaceDetector.open({ model: join(FACES_DIR, 'no-such.onnx') }),
+    /no-such\.onnx: no such file or directory/,
+  );
   const closed = await FaceDetector.open({ model: YUNET_MODEL });
   await closed.close();
   await assert.rejects(closed.detect(join(FACES_DIR, 'img1.jpg')), /this FaceDetector was closed/);

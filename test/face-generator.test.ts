@@ -95,7 +95,11 @@ let params: FaceGeneratorParams;
 
 before(async () => {
   set = syntheticSet();
-  params = await fitFaceGenerator(set.pre, ROWS, DIM, set.identity, { betweenComponents: 16, withinComponents: 24, facesPerIdentity: PER });
+  params = await fitFaceGenerator(set.pre, ROWS, DIM, set.identity, {
+    betweenComponents: 16,
+    withinComponents: 24,
+    facesPerIdentity: PER,
+  });
 });
 
 test('fit: components limited by the identities, variances decreasing, residual for the rest', () => {
@@ -163,14 +167,20 @@ test('spectrum: the generated top 10 variances are within 20% of the set fitted 
   const gen = await setStatistics(data, ROWS, DIM, identity, 10);
   for (let j = 0; j < 10; j++) {
     const ratio = gen.spectrum[j] / real.spectrum[j];
-    assert.ok(ratio > 0.8 && ratio < 1.2, `variance ${j}: generated ${gen.spectrum[j]} vs set ${real.spectrum[j]} (ratio ${ratio.toFixed(3)})`);
+    assert.ok(
+      ratio > 0.8 && ratio < 1.2,
+      `variance ${j}: generated ${gen.spectrum[j]} vs set ${real.spectrum[j]} (ratio ${ratio.toFixed(3)})`,
+    );
   }
   const total = gen.totalVariance / real.totalVariance;
   assert.ok(total > 0.8 && total < 1.2, `total variance ratio ${total}`);
   // Mates are closer than non-mates, by about as much as in the set.
   assert.ok(gen.mateCosine > gen.nonMateCosine);
   assert.ok(Math.abs(gen.mateCosine - real.mateCosine) < 0.05, `mate cosine ${gen.mateCosine} vs ${real.mateCosine}`);
-  assert.ok(Math.abs(gen.nonMateCosine - real.nonMateCosine) < 0.05, `non-mate cosine ${gen.nonMateCosine} vs ${real.nonMateCosine}`);
+  assert.ok(
+    Math.abs(gen.nonMateCosine - real.nonMateCosine) < 0.05,
+    `non-mate cosine ${gen.nonMateCosine} vs ${real.nonMateCosine}`,
+  );
 });
 
 test('query: a new face of the identity, deterministic, nearer its mates than others', async () => {
@@ -234,4 +244,3 @@ test('augment helpers: persons by union-find over Yes pairs; the identity augmen
   const same = augmentTransform(t, NO_AUGMENTATION, 224);
   for (const k of ['a', 'b', 'tx', 'ty'] as const) assert.ok(Math.abs(same[k] - t[k]) < 1e-9);
 });
-

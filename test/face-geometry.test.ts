@@ -4,7 +4,15 @@ import { test } from 'node:test';
 import { iou, nonMaxSuppression } from '../src/face/nms.js';
 import { decodeYuNet, YUNET_OUTPUTS, YUNET_STRIDES } from '../src/face/yunet.js';
 import { unletterbox } from '../src/face/letterbox.js';
-import { applySimilarity, fitScaleAndShift, fitSimilarity, invertSimilarity, similarityAngle, similarityScale, type Similarity } from '../src/face/similarity.js';
+import {
+  applySimilarity,
+  fitScaleAndShift,
+  fitSimilarity,
+  invertSimilarity,
+  similarityAngle,
+  similarityScale,
+  type Similarity,
+} from '../src/face/similarity.js';
 import type { Box, DetectedFace, Point } from '../src/face/types.js';
 
 const box = (x: number, y: number, width: number, height: number): Box => ({ x, y, width, height });
@@ -28,10 +36,19 @@ test('nonMaxSuppression removes duplicates of one face and keeps separate and sl
     { id: 'neighbour', box: box(140, 100, 50, 60), score: 0.9 },
   ];
   const kept = nonMaxSuppression(items, 0.3);
-  assert.deepEqual(kept.map((k) => k.id), ['face-a', 'neighbour', 'other']);
-  assert.deepEqual(nonMaxSuppression(items, 0.3, 2).map((k) => k.id), ['face-a', 'neighbour']);
+  assert.deepEqual(
+    kept.map((k) => k.id),
+    ['face-a', 'neighbour', 'other'],
+  );
+  assert.deepEqual(
+    nonMaxSuppression(items, 0.3, 2).map((k) => k.id),
+    ['face-a', 'neighbour'],
+  );
   // A stricter threshold also drops the neighbour.
-  assert.deepEqual(nonMaxSuppression(items, 0.1).map((k) => k.id), ['face-a', 'other']);
+  assert.deepEqual(
+    nonMaxSuppression(items, 0.1).map((k) => k.id),
+    ['face-a', 'other'],
+  );
   assert.deepEqual(nonMaxSuppression([], 0.3), []);
 });
 
@@ -67,7 +84,13 @@ test('decodeYuNet: score is sqrt(cls*obj), box and landmarks are cell offsets ti
   for (const [k, v] of Object.entries({ x: 40, y: 12, width: 32, height: 48 })) {
     assert.ok(Math.abs(f.box[k as keyof Box] - v) < 1e-4, `${k} ${f.box[k as keyof Box]} != ${v}`);
   }
-  const expected: Record<string, Point> = { rightEye: [49.6, 35.2], leftEye: [62.4, 35.2], noseTip: [56, 41.6], mouthRight: [51.2, 48], mouthLeft: [60.8, 48] };
+  const expected: Record<string, Point> = {
+    rightEye: [49.6, 35.2],
+    leftEye: [62.4, 35.2],
+    noseTip: [56, 41.6],
+    mouthRight: [51.2, 48],
+    mouthLeft: [60.8, 48],
+  };
   for (const [name, p] of Object.entries(expected)) {
     const got = f.landmarks[name as keyof typeof f.landmarks];
     assert.ok(Math.abs(got[0] - p[0]) < 1e-4 && Math.abs(got[1] - p[1]) < 1e-4, `${name} ${got} != ${p}`);
@@ -81,7 +104,13 @@ test('unletterbox maps detector pixels back with pixel centres kept', () => {
   const face: DetectedFace = {
     box: { x: 9.5, y: 19.5, width: 50, height: 60 },
     score: 0.9,
-    landmarks: { rightEye: [19.5, 29.5], leftEye: [39.5, 29.5], noseTip: [29.5, 39.5], mouthRight: [21.5, 49.5], mouthLeft: [37.5, 49.5] },
+    landmarks: {
+      rightEye: [19.5, 29.5],
+      leftEye: [39.5, 29.5],
+      noseTip: [29.5, 39.5],
+      mouthRight: [21.5, 49.5],
+      mouthLeft: [37.5, 49.5],
+    },
   };
   const back = unletterbox(face, 0.5, 0.25);
   assert.deepEqual(back.box, { x: 19.5, y: 79.5, width: 100, height: 240 });
@@ -104,7 +133,10 @@ const FIVE: Point[] = [
 
 test('fitSimilarity recovers a known transform exactly and is the least-squares fit for noisy points', () => {
   const truth = rot(-23, 1.7, 12.5, -40);
-  const fit = fitSimilarity(FIVE, FIVE.map((p) => applySimilarity(truth, p)));
+  const fit = fitSimilarity(
+    FIVE,
+    FIVE.map((p) => applySimilarity(truth, p)),
+  );
   for (const k of ['a', 'b', 'tx', 'ty'] as const) assert.ok(close(fit[k], truth[k]), `${k}: ${fit[k]} != ${truth[k]}`);
   assert.ok(close(similarityAngle(fit), -23) && close(similarityScale(fit), 1.7));
 
@@ -113,12 +145,29 @@ test('fitSimilarity recovers a known transform exactly and is the least-squares 
     return [q[0] + [1.5, -2, 0.7, 2.2, -1][i], q[1] + [-1, 0.5, 2, -1.7, 0.4][i]] as Point;
   });
   const ls = fitSimilarity(FIVE, noisy);
-  const err = (s: Similarity) => FIVE.reduce((e, p, i) => e + (applySimilarity(s, p)[0] - noisy[i][0]) ** 2 + (applySimilarity(s, p)[1] - noisy[i][1]) ** 2, 0);
+  const err = (s: Similarity) =>
+    FIVE.reduce(
+      (e, p, i) => e + (applySimilarity(s, p)[0] - noisy[i][0]) ** 2 + (applySimilarity(s, p)[1] - noisy[i][1]) ** 2,
+      0,
+    );
   // Every small change of any parameter makes the squared error larger.
   for (const k of ['a', 'b', 'tx', 'ty'] as const) {
     for (const d of [1e-3, -1e-3]) assert.ok(err({ ...ls, [k]: ls[k] + d }) > err(ls), `${k}${d > 0 ? '+' : '-'}`);
   }
-  assert.throws(() => fitSimilarity([[1, 1], [1, 1]], [[0, 0], [1, 1]]), /coincide/);
+  assert.throws(
+    () =>
+      fitSimilarity(
+        [
+          [1, 1],
+          [1, 1],
+        ],
+        [
+          [0, 0],
+          [1, 1],
+        ],
+      ),
+    /coincide/,
+  );
   assert.throws(() => fitSimilarity([[1, 1]], [[0, 0]]), /two or more/);
 });
 

@@ -17,7 +17,9 @@ import { decodeImage } from '../src/image/decode.js';
 import { FACES_DIR, jsonLines, runCli, tempDir } from './helpers.js';
 import { TINY_CAFFEMODEL, YUNET_MODEL } from './fixtures/faces.js';
 
-const PHOTOS = readdirSync(FACES_DIR).filter((n) => /\.(jpe?g|png)$/i.test(n)).sort();
+const PHOTOS = readdirSync(FACES_DIR)
+  .filter((n) => /\.(jpe?g|png)$/i.test(n))
+  .sort();
 
 /** A candidate YuNet keeps on img1.jpg at --min-score 0: its eyes 1.5 px apart and reversed against the mouth. */
 const DEGENERATE: DetectedFace = {
@@ -32,7 +34,8 @@ const DEGENERATE: DetectedFace = {
   },
 };
 
-const finite = (f: DetectedFace) => [f.box.x, f.box.y, f.box.width, f.box.height, f.score, ...Object.values(f.landmarks).flat()].every(Number.isFinite);
+const finite = (f: DetectedFace) =>
+  [f.box.x, f.box.y, f.box.width, f.box.height, f.score, ...Object.values(f.landmarks).flat()].every(Number.isFinite);
 
 test('landmarks that fit no upright face get the box transform: the crop is cut, not a NaN region', async () => {
   const image = await decodeImage(join(FACES_DIR, 'img1.jpg'), 'img1.jpg');
@@ -44,14 +47,48 @@ test('landmarks that fit no upright face get the box transform: the crop is cut,
     const { crop } = await alignFace(image, DEGENERATE, options);
     assert.deepEqual([crop.width, crop.height, crop.data.length], [224, 224, 224 * 224 * 3]);
   }
-  assert.deepEqual(alignmentTransform(DEGENERATE, resolveAlignOptions({ align: 'eyes' })), box, 'eyes falls back to the box');
+  assert.deepEqual(
+    alignmentTransform(DEGENERATE, resolveAlignOptions({ align: 'eyes' })),
+    box,
+    'eyes falls back to the box',
+  );
   // The fits say why instead of returning a transform with no inverse.
-  assert.throws(() => fitScaleAndShift([[0, 0], [1, 0]], [[1, 0], [0, 0]], [1, 0]), /RangeError: fitScaleAndShift: no positive scale maps the points under this rotation/);
-  assert.throws(() => fitSimilarity([[0, 0], [1, 0]], [[3, 3], [3, 3]]), /the destination points coincide/);
+  assert.throws(
+    () =>
+      fitScaleAndShift(
+        [
+          [0, 0],
+          [1, 0],
+        ],
+        [
+          [1, 0],
+          [0, 0],
+        ],
+        [1, 0],
+      ),
+    /RangeError: fitScaleAndShift: no positive scale maps the points under this rotation/,
+  );
+  assert.throws(
+    () =>
+      fitSimilarity(
+        [
+          [0, 0],
+          [1, 0],
+        ],
+        [
+          [3, 3],
+          [3, 3],
+        ],
+      ),
+    /the destination points coincide/,
+  );
   assert.ok(!isInvertible({ a: -5e-324, b: 5e-324, tx: 111.5, ty: 134.2 }), 'the transform that used to reach sharp');
   // A box with no size is a caller's mistake, said as such.
   const flat = { ...DEGENERATE, box: { ...DEGENERATE.box, width: 0, height: 0 } };
-  assert.throws(() => alignmentTransform(flat, resolveAlignOptions({ align: 'none' })), /Expected a box with finite coordinates and a positive width or height for face\.box/);
+  assert.throws(
+    () => alignmentTransform(flat, resolveAlignOptions({ align: 'none' })),
+    /Expected a box with finite coordinates and a positive width or height for face\.box/,
+  );
 });
 
 test('decodeYuNet skips cells scored 0 and cells whose box or landmarks are not finite', () => {
@@ -78,7 +115,9 @@ test('decodeYuNet skips cells scored 0 and cells whose box or landmarks are not 
   assert.equal(decodeYuNet(outputs, width, height, 0.7).length, 0);
 });
 
-test('every photo, min score 0, 0.5 and 1: finite faces on the photo, and a usable transform for every one', { timeout: 300_000 }, async () => {
+test('every photo, min score 0, 0.5 and 1: finite faces on the photo, and a usable transform for every one', {
+  timeout: 300_000,
+}, async () => {
   const detector = await FaceDetector.open({ model: YUNET_MODEL });
   const aligns = ALIGN_MODES.map((align) => resolveAlignOptions({ align }));
   const counts = { 0: 0, 0.5: 0, 1: 0 };
@@ -94,8 +133,12 @@ test('every photo, min score 0, 0.5 and 1: finite faces on the photo, and a usab
           // Some of the photo (pixel centres at integers: -0.5..width-0.5) is under every box: boxes in the padding
           // are dropped, faces cut by the frame stay.
           const b = f.box;
-          assert.ok(b.x < image.width - 0.5 && b.y < image.height - 0.5 && b.x + b.width > -0.5 && b.y + b.height > -0.5, `${name}: box off the photo`);
-          for (const o of aligns) assert.ok(isInvertible(alignmentTransform(f, o)), `${name} @${minScore} ${o.align}: ${JSON.stringify(f)}`);
+          assert.ok(
+            b.x < image.width - 0.5 && b.y < image.height - 0.5 && b.x + b.width > -0.5 && b.y + b.height > -0.5,
+            `${name}: box off the photo`,
+          );
+          for (const o of aligns)
+            assert.ok(isInvertible(alignmentTransform(f, o)), `${name} @${minScore} ${o.align}: ${JSON.stringify(f)}`);
         }
       }
     }
@@ -107,18 +150,35 @@ test('every photo, min score 0, 0.5 and 1: finite faces on the photo, and a usab
   assert.equal(counts[1], 0, 'no detection scores exactly 1');
 });
 
-test('faces and describe --min-score 0, 0.5 and 1 on a face cut by the frame: exit 0, every face cropped and described', { timeout: 300_000 }, async (t) => {
+test('faces and describe --min-score 0, 0.5 and 1 on a face cut by the frame: exit 0, every face cropped and described', {
+  timeout: 300_000,
+}, async (t) => {
   const dir = tempDir(t);
   // img1.jpg's face (x 175-430) cut at x = 300 by the left edge, scaled down so that min score 0 stays quick.
   const photo = join(dir, 'border.jpg');
-  await sharp(join(FACES_DIR, 'img1.jpg')).extract({ left: 300, top: 40, width: 292, height: 420 }).resize(146).jpeg().toFile(photo);
+  await sharp(join(FACES_DIR, 'img1.jpg'))
+    .extract({ left: 300, top: 40, width: 292, height: 420 })
+    .resize(146)
+    .jpeg()
+    .toFile(photo);
   const seen: Record<string, number> = {};
   for (const minScore of ['0', '0.5', '1']) {
     const out = join(dir, `crops-${minScore}`);
     const f = await runCli(['faces', photo, '-o', out, '--min-score', minScore, '--detector-model', YUNET_MODEL]);
     assert.equal(f.code, 0, f.stderr);
     const lines = jsonLines<{ face?: DetectedFace; crop?: string; faces?: number }>(f.stdout);
-    const d = await runCli(['describe', photo, '-w', TINY_CAFFEMODEL, '--cache-dir', join(dir, 'cache'), '--min-score', minScore, '--detector-model', YUNET_MODEL]);
+    const d = await runCli([
+      'describe',
+      photo,
+      '-w',
+      TINY_CAFFEMODEL,
+      '--cache-dir',
+      join(dir, 'cache'),
+      '--min-score',
+      minScore,
+      '--detector-model',
+      YUNET_MODEL,
+    ]);
     assert.equal(d.code, 0, d.stderr);
     assert.doesNotMatch(d.stderr + f.stderr, /Expected|NaN|internal error/);
     const described = jsonLines<{ face?: DetectedFace; descriptor?: number[]; faces?: number }>(d.stdout);

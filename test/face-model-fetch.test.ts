@@ -23,7 +23,7 @@ const PUBLISHED = readFileSync(YUNET_MODEL);
 /** Serves `body` at every path; counts requests. */
 async function serve(body: Buffer): Promise<{ url: string; requests: () => number; close: () => Promise<void> }> {
   let count = 0;
-  const server: Server = createServer((req, res) => {
+  const server: Server = createServer((_req, res) => {
     count++;
     res.writeHead(200, { 'content-length': body.length, etag: '"v1"', 'content-type': 'application/octet-stream' });
     res.end(body);
@@ -40,7 +40,10 @@ async function serve(body: Buffer): Promise<{ url: string; requests: () => numbe
 test('the published model constants match the shared copy', () => {
   assert.equal(PUBLISHED.length, YUNET_BYTES);
   assert.equal(sha256(PUBLISHED), YUNET_SHA256);
-  assert.equal(YUNET_URL, 'https://github.com/opencv/opencv_zoo/raw/main/models/face_detection_yunet/face_detection_yunet_2023mar.onnx');
+  assert.equal(
+    YUNET_URL,
+    'https://github.com/opencv/opencv_zoo/raw/main/models/face_detection_yunet/face_detection_yunet_2023mar.onnx',
+  );
 });
 
 test('first use downloads the published file into <cache>/detector; later uses read the cache without the network', async (t) => {
@@ -68,7 +71,12 @@ test('a download with the wrong checksum is refused and removed, and a damaged c
   try {
     await assert.rejects(ensureDetectorModel({ cacheDir, url: bad.url }), (err: unknown) => {
       assert.ok(err instanceof VggFaceError && err.code === 'E_FORMAT', String(err));
-      assert.match(err.message, new RegExp(`is not ${YUNET_FILE} \\(229738 bytes, sha256 [0-9a-f]{64}; expected 229738 bytes, sha256 ${YUNET_SHA256}\\); it was removed`));
+      assert.match(
+        err.message,
+        new RegExp(
+          `is not ${YUNET_FILE} \\(229738 bytes, sha256 [0-9a-f]{64}; expected 229738 bytes, sha256 ${YUNET_SHA256}\\); it was removed`,
+        ),
+      );
       return true;
     });
   } finally {
@@ -114,7 +122,10 @@ test('a model given by path or $VGGFACE_DETECTOR_MODEL is used as it is, after c
     delete process.env.VGGFACE_DETECTOR_MODEL;
   }
   assert.ok(!existsSync(join(cacheDir, 'detector')), 'nothing downloaded');
-  await assert.rejects(ensureDetectorModel({ cacheDir, model: TINY_CAFFEMODEL }), /not an ONNX model, expected the YuNet face detector/);
+  await assert.rejects(
+    ensureDetectorModel({ cacheDir, model: TINY_CAFFEMODEL }),
+    /not an ONNX model, expected the YuNet face detector/,
+  );
 });
 
 test('vggface faces fetches the detector on first use through $VGGFACE_DETECTOR_URL and writes the crops', async (t) => {

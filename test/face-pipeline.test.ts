@@ -25,9 +25,16 @@ let notImage: string;
 
 before(async () => {
   work = mkdtempSync(join(tmpdir(), 'vggface-faces-'));
-  model = await VggFace.load({ weights: TINY_CAFFEMODEL, cacheDir: join(work, 'cache'), threads: 2, detectorModel: YUNET_MODEL });
+  model = await VggFace.load({
+    weights: TINY_CAFFEMODEL,
+    cacheDir: join(work, 'cache'),
+    threads: 2,
+    detectorModel: YUNET_MODEL,
+  });
   sky = join(work, 'sky.png');
-  await sharp({ create: { width: 320, height: 240, channels: 3, background: { r: 90, g: 140, b: 220 } } }).png().toFile(sky);
+  await sharp({ create: { width: 320, height: 240, channels: 3, background: { r: 90, g: 140, b: 220 } } })
+    .png()
+    .toFile(sky);
   notImage = join(work, 'notes.jpg');
   writeFileSync(notImage, 'not a photo');
 });
@@ -41,9 +48,19 @@ const norm = (v: Float32Array) => Math.sqrt(v.reduce((s, x) => s + x * x, 0));
 test('describeFaces: one result per photo in order; faces with descriptors, no face, and an unreadable file', async () => {
   const results = [];
   const progress: number[] = [];
-  for await (const r of model.describeFaces([COUPLE, sky, notImage, IMG1], { batchSize: 2, onProgress: (d) => progress.push(d) })) results.push(r);
-  assert.deepEqual(results.map((r) => r.index), [0, 1, 2, 3]);
-  assert.deepEqual(results.map((r) => r.label), [COUPLE, sky, notImage, IMG1]);
+  for await (const r of model.describeFaces([COUPLE, sky, notImage, IMG1], {
+    batchSize: 2,
+    onProgress: (d) => progress.push(d),
+  }))
+    results.push(r);
+  assert.deepEqual(
+    results.map((r) => r.index),
+    [0, 1, 2, 3],
+  );
+  assert.deepEqual(
+    results.map((r) => r.label),
+    [COUPLE, sky, notImage, IMG1],
+  );
   assert.deepEqual(progress, [2, 4]);
   assert.equal(results[0].faces?.length, 2);
   assert.deepEqual(results[1].faces, []);
@@ -63,9 +80,22 @@ test('describeFaces: one result per photo in order; faces with descriptors, no f
 test('describeFaces describes exactly the aligned crop: the same vector as describe() on that crop', async () => {
   const detector = await FaceDetector.open({ model: YUNET_MODEL, threads: 1 });
   try {
-    const photo = await extractFaces(detector, COUPLE, 'couple', resolveDetectOptions({}), resolveAlignOptions({ align: '5pt', margin: 0.3 }));
+    const photo = await extractFaces(
+      detector,
+      COUPLE,
+      'couple',
+      resolveDetectOptions({}),
+      resolveAlignOptions({ align: '5pt', margin: 0.3 }),
+    );
     let got;
-    for await (const r of model.describeFaces([COUPLE], { detector, align: '5pt', margin: 0.3, layer: 'fc6', normalize: false })) got = r;
+    for await (const r of model.describeFaces([COUPLE], {
+      detector,
+      align: '5pt',
+      margin: 0.3,
+      layer: 'fc6',
+      normalize: false,
+    }))
+      got = r;
     assert.equal(got!.faces!.length, photo.faces.length);
     for (let i = 0; i < photo.faces.length; i++) {
       assert.deepEqual(got!.faces![i].face, photo.faces[i].face);
@@ -73,7 +103,11 @@ test('describeFaces describes exactly the aligned crop: the same vector as descr
       assertClose(got!.faces![i].descriptor, direct, 1e-6, `face ${i}`);
     }
     // maxFaces keeps the larger one.
-    for await (const r of model.describeFaces([COUPLE], { detector, maxFaces: 1 })) assert.deepEqual(r.faces!.map((f) => f.face), [photo.faces[0].face]);
+    for await (const r of model.describeFaces([COUPLE], { detector, maxFaces: 1 }))
+      assert.deepEqual(
+        r.faces!.map((f) => f.face),
+        [photo.faces[0].face],
+      );
   } finally {
     await detector.close();
   }
@@ -93,8 +127,13 @@ test('CLI describe on whole photos: one JSON line per face with box, score, land
   const r = await runCli(['describe', '-w', TINY_CAFFEMODEL, COUPLE, sky, IMG1], { env });
   assert.equal(r.code, 0, r.stderr);
   assert.equal(r.stderr, `vggface: ${sky}: no face found\n`);
-  const lines = jsonLines<{ image: string; faces?: number; face?: Record<string, unknown>; descriptor?: number[] }>(r.stdout);
-  assert.deepEqual(lines.map((l) => l.image), [COUPLE, COUPLE, sky, IMG1]);
+  const lines = jsonLines<{ image: string; faces?: number; face?: Record<string, unknown>; descriptor?: number[] }>(
+    r.stdout,
+  );
+  assert.deepEqual(
+    lines.map((l) => l.image),
+    [COUPLE, COUPLE, sky, IMG1],
+  );
   assert.deepEqual(lines[2], { image: sky, faces: 0 });
   for (const l of [lines[0], lines[1], lines[3]]) {
     assert.deepEqual(Object.keys(l), ['image', 'face', 'descriptor']);
@@ -120,7 +159,10 @@ test('CLI describe --detector none keeps the crop-as-given descriptors (golden n
   const r = await runCli(['describe', '--detector', 'none', '-w', TINY_CAFFEMODEL, ...images], { env });
   assert.equal(r.code, 0, r.stderr);
   const lines = jsonLines<{ image: string; descriptor: number[] }>(r.stdout);
-  assert.deepEqual(lines.map((l) => Object.keys(l)), images.map(() => ['image', 'descriptor']));
+  assert.deepEqual(
+    lines.map((l) => Object.keys(l)),
+    images.map(() => ['image', 'descriptor']),
+  );
   lines.forEach((l, i) => assertClose(l.descriptor, golden.images[GOLDEN_IMAGES[i]].fc7_l2, 1e-4, GOLDEN_IMAGES[i]));
 });
 
@@ -134,7 +176,9 @@ test('CLI describe: detection flags with --detector none, --fit with detection, 
     [['--min-score', '1.5'], /Expected a number between 0 and 1 for --min-score but received "1.5"/],
   ];
   for (const [flags, message] of cases) {
-    const r = await runCli(['describe', '-w', TINY_CAFFEMODEL, ...flags, IMG1], { env: { VGGFACE_DETECTOR_MODEL: YUNET_MODEL } });
+    const r = await runCli(['describe', '-w', TINY_CAFFEMODEL, ...flags, IMG1], {
+      env: { VGGFACE_DETECTOR_MODEL: YUNET_MODEL },
+    });
     assert.equal(r.code, 2, `${flags.join(' ')}: ${r.stderr}`);
     assert.match(r.stderr, message);
     assert.equal(r.stdout, '');
@@ -144,10 +188,16 @@ test('CLI describe: detection flags with --detector none, --fit with detection, 
 test('CLI faces writes one upright 224x224 PNG per face and a JSON line naming it', async (t) => {
   const dir = tempDir(t);
   const out = join(dir, 'crops');
-  const r = await runCli(['faces', COUPLE, sky, join(FACES_DIR, 'img2.jpg'), '-o', out, '--detector-model', YUNET_MODEL], { env: { VGGFACE_CACHE: join(dir, 'cache') } });
+  const r = await runCli(
+    ['faces', COUPLE, sky, join(FACES_DIR, 'img2.jpg'), '-o', out, '--detector-model', YUNET_MODEL],
+    { env: { VGGFACE_CACHE: join(dir, 'cache') } },
+  );
   assert.equal(r.code, 0, r.stderr);
   const lines = jsonLines<{ image: string; faces?: number; face?: { score: number }; crop?: string }>(r.stdout);
-  assert.deepEqual(lines.map((l) => l.crop ?? l.faces), [join(out, 'couple-1.png'), join(out, 'couple-2.png'), 0, join(out, 'img2-1.png')]);
+  assert.deepEqual(
+    lines.map((l) => l.crop ?? l.faces),
+    [join(out, 'couple-1.png'), join(out, 'couple-2.png'), 0, join(out, 'img2-1.png')],
+  );
   const detector = await FaceDetector.open({ model: YUNET_MODEL, threads: 1 });
   try {
     for (const l of lines.filter((x) => x.crop)) {
@@ -158,13 +208,27 @@ test('CLI faces writes one upright 224x224 PNG per face and a JSON line naming i
       assert.equal(again.length, 1, l.crop);
       // The face is in the middle of the crop, the right way up (the eye angle itself is tested on the landmarks).
       const { noseTip, rightEye, leftEye, mouthLeft } = again[0].landmarks;
-      assert.ok(noseTip[0] > 224 * 0.4 && noseTip[0] < 224 * 0.6 && noseTip[1] > 224 * 0.45 && noseTip[1] < 224 * 0.65, `${l.crop}: nose at ${noseTip}`);
+      assert.ok(
+        noseTip[0] > 224 * 0.4 && noseTip[0] < 224 * 0.6 && noseTip[1] > 224 * 0.45 && noseTip[1] < 224 * 0.65,
+        `${l.crop}: nose at ${noseTip}`,
+      );
       assert.ok(rightEye[0] < leftEye[0] && leftEye[1] < noseTip[1] && noseTip[1] < mouthLeft[1], l.crop);
     }
   } finally {
     await detector.close();
   }
-  const sized = await runCli(['faces', IMG1, '-o', out, '--size', '112', '--align', 'none', '--detector-model', YUNET_MODEL]);
+  const sized = await runCli([
+    'faces',
+    IMG1,
+    '-o',
+    out,
+    '--size',
+    '112',
+    '--align',
+    'none',
+    '--detector-model',
+    YUNET_MODEL,
+  ]);
   assert.equal(sized.code, 0, sized.stderr);
   assert.equal((await sharp(join(out, 'img1-1.png')).metadata()).width, 112);
 });

@@ -14,12 +14,23 @@ test('compareDescriptors on three 2-d descriptors worked out by hand', () => {
   // reference a=(1,0) b=(0,1) c=(1,1); candidate a=(1,0) b=(1,1) c=(0,1)
   const r = compareDescriptors(
     ['a', 'b', 'c'],
-    [[1, 0], [0, 1], [1, 1]],
-    [[1, 0], [1, 1], [0, 1]],
+    [
+      [1, 0],
+      [0, 1],
+      [1, 1],
+    ],
+    [
+      [1, 0],
+      [1, 1],
+      [0, 1],
+    ],
     { metric: 'cosine', threshold: 0.5 },
   );
   const s = Math.SQRT1_2; // cos 45 degrees
-  assert.deepEqual(r.images.map((x) => x.image), ['a', 'b', 'c']);
+  assert.deepEqual(
+    r.images.map((x) => x.image),
+    ['a', 'b', 'c'],
+  );
   close(r.images[0].cosine, 1, 1e-12, 'a');
   close(r.images[1].cosine, s, 1e-12, 'b');
   close(r.images[2].cosine, s, 1e-12, 'c');
@@ -34,7 +45,10 @@ test('compareDescriptors on three 2-d descriptors worked out by hand', () => {
   assert.equal(d.sameReference, 2);
   assert.equal(d.sameCandidate, 2);
   assert.equal(d.changed, 2);
-  assert.deepEqual(d.changes.map((c) => `${c.a}${c.b}`), ['ab', 'ac']);
+  assert.deepEqual(
+    d.changes.map((c) => `${c.a}${c.b}`),
+    ['ab', 'ac'],
+  );
   close(d.changes[0].referenceDistance, 1, 1e-12, 'ab reference');
   close(d.changes[0].candidateDistance, 1 - s, 1e-12, 'ab candidate');
 });
@@ -44,7 +58,18 @@ test('euclidean_l2 distance is that of the unit vectors; a zero vector has cosin
   close(distance([1, 0], [1, 1], 'euclidean_l2'), Math.sqrt(2 - Math.SQRT2), 1e-12, '45 degrees');
   close(distance([1, 0], [1, 0], 'euclidean_l2'), 0, 1e-12, 'same');
   assert.equal(cosineSimilarity([0, 0], [1, 0]), 0);
-  const r = compareDescriptors(['a', 'b'], [[1, 0], [0, 1]], [[1, 0], [0, 1]], { metric: 'euclidean_l2' });
+  const r = compareDescriptors(
+    ['a', 'b'],
+    [
+      [1, 0],
+      [0, 1],
+    ],
+    [
+      [1, 0],
+      [0, 1],
+    ],
+    { metric: 'euclidean_l2' },
+  );
   assert.equal(r.pairs.decisions, undefined);
   assert.equal(r.pairs.maxDistanceChange, 0);
   assert.throws(() => compareDescriptors(['a'], [[1]], [], { metric: 'cosine' }), /descriptors/);
@@ -71,7 +96,17 @@ test('vggface fidelity: caffe vs deepface preprocessing of the tiny model matche
   assert.equal(expected.pairs.decisions!.changed, 2);
 
   const paths = names.map((n) => join(GOLDEN_DIR, n));
-  const r = await runCli(['fidelity', '--reference', caffeModel, '--candidate', deepfaceModel, '--threshold', '0.1', '--json', ...paths]);
+  const r = await runCli([
+    'fidelity',
+    '--reference',
+    caffeModel,
+    '--candidate',
+    deepfaceModel,
+    '--threshold',
+    '0.1',
+    '--json',
+    ...paths,
+  ]);
   assert.equal(r.code, 0, r.stderr);
   const got = JSON.parse(r.stdout);
   assert.equal(got.reference.precision, 'fp32');
@@ -95,7 +130,17 @@ test('vggface fidelity: caffe vs deepface preprocessing of the tiny model matche
 
   // Text output, with an unreadable input reported and left out (exit 1).
   const bad = join(GOLDEN_DIR, 'README.md');
-  const text = await runCli(['fidelity', '--reference', caffeModel, '--candidate', deepfaceModel, '--threshold', '0.1', ...paths, bad]);
+  const text = await runCli([
+    'fidelity',
+    '--reference',
+    caffeModel,
+    '--candidate',
+    deepfaceModel,
+    '--threshold',
+    '0.1',
+    ...paths,
+    bad,
+  ]);
   assert.equal(text.code, 1);
   assert.match(text.stderr, /README\.md: not a decodable image/);
   assert.match(text.stdout, /images: +4/);
@@ -103,7 +148,15 @@ test('vggface fidelity: caffe vs deepface preprocessing of the tiny model matche
   assert.match(text.stdout, /decisions at cosine distance <= 0\.1: 2 of 6 pairs change/);
 
   // Without a threshold there are no decisions.
-  const noThreshold = await runCli(['fidelity', '--reference', caffeModel, '--candidate', deepfaceModel, '--json', ...paths]);
+  const noThreshold = await runCli([
+    'fidelity',
+    '--reference',
+    caffeModel,
+    '--candidate',
+    deepfaceModel,
+    '--json',
+    ...paths,
+  ]);
   assert.equal(noThreshold.code, 0, noThreshold.stderr);
   assert.equal(JSON.parse(noThreshold.stdout).pairs.decisions, undefined);
 });
@@ -114,10 +167,28 @@ test('vggface fidelity: bad flags', async () => {
   const noCandidate = await runCli(['fidelity', '--reference', model, img]);
   assert.equal(noCandidate.code, 2);
   assert.match(noCandidate.stderr, /--candidate/);
-  const badThreshold = await runCli(['fidelity', '--reference', model, '--candidate', model, '--threshold', 'high', img]);
+  const badThreshold = await runCli([
+    'fidelity',
+    '--reference',
+    model,
+    '--candidate',
+    model,
+    '--threshold',
+    'high',
+    img,
+  ]);
   assert.equal(badThreshold.code, 2);
   assert.match(badThreshold.stderr, /Expected a number between 0 and 2 for --threshold but received "high"/);
-  const badMetric = await runCli(['fidelity', '--reference', model, '--candidate', model, '--metric', 'manhattan', img]);
+  const badMetric = await runCli([
+    'fidelity',
+    '--reference',
+    model,
+    '--candidate',
+    model,
+    '--metric',
+    'manhattan',
+    img,
+  ]);
   assert.equal(badMetric.code, 2);
   assert.match(badMetric.stderr, /Expected one of cosine, euclidean, euclidean_l2, angular for --metric/);
 });

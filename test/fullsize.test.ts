@@ -1,3 +1,4 @@
+// @tags: full-size
 /**
  * Issue 2: the real VGG-Face dimensions end to end. A caffemodel of the published size (random weights, written by
  * the project's own writer) is served as the official tarball by a local HTTP server; the CLI downloads it with no
@@ -30,7 +31,12 @@ test('full-size caffemodel: download with no --weights, convert, describe (4096-
   t.after(() => server.close());
 
   const cacheDir = join(dir, 'cache');
-  const env = { VGGFACE_CACHE: cacheDir, VGGFACE_WEIGHTS: '', VGGFACE_WEIGHTS_URL: server.url, VGGFACE_DETECTOR_MODEL: YUNET_MODEL };
+  const env = {
+    VGGFACE_CACHE: cacheDir,
+    VGGFACE_WEIGHTS: '',
+    VGGFACE_WEIGHTS_URL: server.url,
+    VGGFACE_DETECTOR_MODEL: YUNET_MODEL,
+  };
   const photos = [join(FACES_DIR, 'img1.jpg'), join(FACES_DIR, 'img2.jpg')];
   const r = await runCli(['describe', ...photos], { env });
   assert.equal(r.code, 0, r.stderr);
@@ -70,9 +76,19 @@ test('full-size caffemodel: download with no --weights, convert, describe (4096-
     last = now;
   }, 5);
   const started = performance.now();
-  await model.describe(Array.from({ length: 8 }, () => ({ data: new Uint8Array(224 * 224 * 3), width: 224, height: 224, channels: 3 as const })));
+  await model.describe(
+    Array.from({ length: 8 }, () => ({
+      data: new Uint8Array(224 * 224 * 3),
+      width: 224,
+      height: 224,
+      channels: 3 as const,
+    })),
+  );
   const runMs = performance.now() - started;
   await new Promise((r) => setTimeout(r, 30));
   clearInterval(ticker);
-  assert.ok(largestGap < runMs / 2, `event loop stalled ${largestGap.toFixed(0)} ms during a ${runMs.toFixed(0)} ms batch`);
+  assert.ok(
+    largestGap < runMs / 2,
+    `event loop stalled ${largestGap.toFixed(0)} ms during a ${runMs.toFixed(0)} ms batch`,
+  );
 });

@@ -1,3 +1,4 @@
+// @tags: postgres
 /**
  * Approximate search in both stores (SQLite's in-memory projection index, PostgreSQL's HNSW over vggface_projected):
  * the same answers as exact search on clustered data, adds after the build are projected, removes take their
@@ -39,13 +40,22 @@ function faces(n: number, seed: number, prefix: string): NewFace[] {
   return Array.from({ length: n }, (_, i) => {
     const v = Float32Array.from(centres[i % IDENTITIES], (x) => Math.max(0, x + 0.15 * noise()));
     const norm = Math.hypot(...v);
-    return { identity: `p${i % IDENTITIES}`, contentHash: `${prefix}${i}`, source: `${prefix}${i}.jpg`, descriptor: v.map((x) => x / norm) };
+    return {
+      identity: `p${i % IDENTITIES}`,
+      contentHash: `${prefix}${i}`,
+      source: `${prefix}${i}.jpg`,
+      descriptor: v.map((x) => x / norm),
+    };
   });
 }
 
 const META = { modelKey: 'synthetic', modelName: 'synthetic', dimension: DIM, precision: 'fp32' as const };
 
-async function scenario(t: TestContext, open: () => Promise<GalleryStore & { ensureAnnIndex: GalleryStore['ensureAnnIndex'] }>, projectedRows: () => Promise<number>): Promise<void> {
+async function scenario(
+  t: TestContext,
+  open: () => Promise<GalleryStore & { ensureAnnIndex: GalleryStore['ensureAnnIndex'] }>,
+  projectedRows: () => Promise<number>,
+): Promise<void> {
   const store = await open();
   t.after(() => store.close());
   await store.initialize(META);
@@ -53,7 +63,10 @@ async function scenario(t: TestContext, open: () => Promise<GalleryStore & { ens
   // One face: nothing to fit on; approximate search answers exactly.
   assert.equal(await store.ensureAnnIndex(), false);
   assert.equal(await store.hasAnnIndex(), false);
-  assert.equal((await store.search(faces(1, 1, 'one')[0].descriptor, { k: 1, metric: 'cosine', approximate: true }))[0].identity, 'p0');
+  assert.equal(
+    (await store.search(faces(1, 1, 'one')[0].descriptor, { k: 1, metric: 'cosine', approximate: true }))[0].identity,
+    'p0',
+  );
 
   const gallery = faces(1200, 2, 'g');
   for (let s = 0; s < gallery.length; s += 300) await store.add(gallery.slice(s, s + 300));
@@ -78,20 +91,34 @@ async function scenario(t: TestContext, open: () => Promise<GalleryStore & { ens
   assert.ok(same >= 0.95 * queries.length, `top 5 identical for ${same} of ${queries.length} queries`);
 
   // Added after the build: projected on the way in, found by approximate search.
-  const late: NewFace = { identity: 'late', contentHash: 'late', source: 'late.jpg', descriptor: faces(1, 9, 'x')[0].descriptor.map((x, i) => (i % 2 ? x * 1.8 : x * 0.2)) };
+  const late: NewFace = {
+    identity: 'late',
+    contentHash: 'late',
+    source: 'late.jpg',
+    descriptor: faces(1, 9, 'x')[0].descriptor.map((x, i) => (i % 2 ? x * 1.8 : x * 0.2)),
+  };
   await store.add([late]);
   assert.equal(await projectedRows(), 1202);
-  assert.equal((await store.search(late.descriptor, { k: 1, metric: 'cosine', approximate: true }))[0].identity, 'late');
+  assert.equal(
+    (await store.search(late.descriptor, { k: 1, metric: 'cosine', approximate: true }))[0].identity,
+    'late',
+  );
   assert.equal(await store.remove('late'), 1);
   assert.equal(await projectedRows(), 1201, 'removing an identity removes its projections');
-  assert.notEqual((await store.search(late.descriptor, { k: 1, metric: 'cosine', approximate: true }))[0].identity, 'late');
+  assert.notEqual(
+    (await store.search(late.descriptor, { k: 1, metric: 'cosine', approximate: true }))[0].identity,
+    'late',
+  );
 
   // Another process opens the gallery: the projection is there, not built again.
   const other = await open();
   t.after(() => other.close());
   assert.equal(await other.hasAnnIndex(), true);
   assert.equal(await other.ensureAnnIndex(), false);
-  assert.equal((await other.search(queries[7].descriptor, { k: 1, metric: 'cosine', approximate: true }))[0].identity, queries[7].identity);
+  assert.equal(
+    (await other.search(queries[7].descriptor, { k: 1, metric: 'cosine', approximate: true }))[0].identity,
+    queries[7].identity,
+  );
 }
 
 test('SQLite gallery: approximate search through the projection index', async (t) => {
@@ -102,7 +129,10 @@ test('SQLite gallery: approximate search through the projection index', async (t
     () => SqliteStore.open(path, { create: true, threads: 1 }),
     async () => {
       probe ??= await SqliteStore.open(path, { create: false });
-      return ((probe as unknown as { db: { prepare(s: string): { pluck(): { get(): number } } } }).db.prepare('SELECT count(*) FROM projected').pluck().get());
+      return (probe as unknown as { db: { prepare(s: string): { pluck(): { get(): number } } } }).db
+        .prepare('SELECT count(*) FROM projected')
+        .pluck()
+        .get();
     },
   );
   await probe?.close();
@@ -128,21 +158,37 @@ test('PostgreSQL gallery: approximate search through the projection HNSW index',
     () => PostgresStore.open(url),
     async () => Number((await adminQuery<{ n: string }>('SELECT count(*) AS n FROM vggface_projected', [], name))[0].n),
   );
-  const def = await adminQuery<{ indexdef: string }>(`SELECT indexdef FROM pg_indexes WHERE indexname = 'vggface_projected_hnsw'`, [], name);
+  const def = await adminQuery<{ indexdef: string }>(
+    `SELECT indexdef FROM pg_indexes WHERE indexname = 'vggface_projected_hnsw'`,
+    [],
+    name,
+  );
   assert.match(def[0].indexdef, /USING hnsw \(proj vector_l2_ops\)/);
 });
 
-test('PostgreSQL gallery: the projection is fitted again once a small gallery has doubled', { skip: PG_SKIP }, async (t) => {
+test('PostgreSQL gallery: the projection is fitted again once a small gallery has doubled', {
+  skip: PG_SKIP,
+}, async (t) => {
   const { name, url } = await freshDatabase(t);
   const store = await PostgresStore.open(url);
   t.after(() => store.close());
   await store.initialize(META);
   await store.add(faces(10, 2, 'a'));
   assert.equal(await store.ensureAnnIndex(), true);
-  const fitted = async () => (await adminQuery<{ n: number; c: number }>('SELECT fitted_on AS n, components AS c FROM vggface_projection', [], name))[0];
+  const fitted = async () =>
+    (
+      await adminQuery<{ n: number; c: number }>(
+        'SELECT fitted_on AS n, components AS c FROM vggface_projection',
+        [],
+        name,
+      )
+    )[0];
   assert.deepEqual(await fitted(), { n: 10, c: 9 });
   await store.add(faces(20, 4, 'b'));
   assert.equal(await store.ensureAnnIndex(), true);
   assert.deepEqual(await fitted(), { n: 30, c: 29 });
-  assert.equal(Number((await adminQuery<{ n: string }>('SELECT count(*) AS n FROM vggface_projected', [], name))[0].n), 30);
+  assert.equal(
+    Number((await adminQuery<{ n: string }>('SELECT count(*) AS n FROM vggface_projected', [], name))[0].n),
+    30,
+  );
 });

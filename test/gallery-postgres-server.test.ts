@@ -1,3 +1,4 @@
+// @tags: postgres
 /**
  * The PostgreSQL gallery when its server goes away and comes back, and over SSL: each test runs a PostgreSQL
  * cluster of its own (../shared/scripts/pg-test-server on its own port and folder) that it stops, restarts and
@@ -18,7 +19,8 @@ import { YUNET_MODEL } from './fixtures/faces.js';
 process.env.VGGFACE_DETECTOR_MODEL = YUNET_MODEL;
 const TOKEN = 'test-token-0123456789';
 const auth = { authorization: `Bearer ${TOKEN}` };
-type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+// biome-ignore lint/suspicious/noExplicitAny: JSON answers of any shape, checked field by field
+type Json = Record<string, any>;
 
 async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
   const end = Date.now() + timeoutMs;
@@ -37,9 +39,16 @@ async function server(): Promise<OwnServer> {
 }
 
 const META = { modelKey: 'synthetic', modelName: 'synthetic', dimension: 4, precision: 'fp32' as const };
-const face = (i: number) => ({ identity: `p${i}`, contentHash: `h${i}`, source: `f${i}`, descriptor: Float32Array.from([1, i, 0, 1]) });
+const face = (i: number) => ({
+  identity: `p${i}`,
+  contentHash: `h${i}`,
+  source: `f${i}`,
+  descriptor: Float32Array.from([1, i, 0, 1]),
+});
 
-test('postgres store: after a restart the next operation reconnects; with reconnect, in the background with backoff', { skip: PG_SKIP }, async (t) => {
+test('postgres store: after a restart the next operation reconnects; with reconnect, in the background with backoff', {
+  skip: PG_SKIP,
+}, async (t) => {
   const pg = await server();
   const { url } = await freshDatabase(t, { base: pg.url });
   const plain = await PostgresStore.open(url);
@@ -54,35 +63,67 @@ test('postgres store: after a restart the next operation reconnects; with reconn
   pg.stop();
   await assert.rejects(plain.list(), (err: Error) => {
     assert.ok(err instanceof GalleryUnavailableError);
-    assert.match(err.message, /^cannot connect to postgres:\/\/postgres@127\.0\.0\.1:\d+\/vggface_test_\d+_\d+: connection refused \(is PostgreSQL running there\?\)$/);
+    assert.match(
+      err.message,
+      /^cannot connect to postgres:\/\/postgres@127\.0\.0\.1:\d+\/vggface_test_\d+_\d+: connection refused \(is PostgreSQL running there\?\)$/,
+    );
     return true;
   });
-  await until('the background store to notice', async () => (background.connectionState.state === 'reconnecting' ? true : undefined));
-  assert.match(background.connectionState.error!, /terminating connection due to administrator command|connection refused|closed the connection/);
+  await until('the background store to notice', async () =>
+    background.connectionState.state === 'reconnecting' ? true : undefined,
+  );
+  assert.match(
+    background.connectionState.error!,
+    /terminating connection due to administrator command|connection refused|closed the connection/,
+  );
   pg.start();
   // Nothing asked of `background`: it reconnects on its own.
-  await until('the background store to reconnect', async () => (background.connectionState.state === 'connected' ? true : undefined));
+  await until('the background store to reconnect', async () =>
+    background.connectionState.state === 'connected' ? true : undefined,
+  );
   assert.deepEqual(states, ['connected', 'reconnecting', 'connected']);
-  assert.deepEqual(await background.list(), [{ identity: 'p1', faces: 1 }, { identity: 'p2', faces: 1 }]);
+  assert.deepEqual(await background.list(), [
+    { identity: 'p1', faces: 1 },
+    { identity: 'p2', faces: 1 },
+  ]);
   // The plain store's connection died with the server: its next operation opens another, without an error.
-  assert.deepEqual(await plain.list(), [{ identity: 'p1', faces: 1 }, { identity: 'p2', faces: 1 }]);
+  assert.deepEqual(await plain.list(), [
+    { identity: 'p1', faces: 1 },
+    { identity: 'p2', faces: 1 },
+  ]);
   pg.stop();
   pg.start();
-  assert.deepEqual((await plain.add([face(3), face(1)])).map((o) => o.status), ['added', 'duplicate'], 'a write after a restart is repeated on a new connection');
+  assert.deepEqual(
+    (await plain.add([face(3), face(1)])).map((o) => o.status),
+    ['added', 'duplicate'],
+    'a write after a restart is repeated on a new connection',
+  );
   assert.equal(await plain.count(), 3);
 });
 
-test('serve with PostgreSQL: restarts are survived, /healthz fails while the database is down, SIGTERM ends it promptly whatever the database', { skip: PG_SKIP }, async (t) => {
+test('serve with PostgreSQL: restarts are survived, /healthz fails while the database is down, SIGTERM ends it promptly whatever the database', {
+  skip: PG_SKIP,
+}, async (t) => {
   const pg = await server();
   const { url: plain } = await freshDatabase(t, { base: pg.url });
   const u = new URL(plain);
   u.password = 'pg-secret';
   const url = u.toString();
-  const serve = await startServe(t, { cacheDir: tempDir(t), env: { VGGFACE_TOKEN: TOKEN }, args: ['--db', url, '--threshold', '0.5'] });
+  const serve = await startServe(t, {
+    cacheDir: tempDir(t),
+    env: { VGGFACE_TOKEN: TOKEN },
+    args: ['--db', url, '--threshold', '0.5'],
+  });
   const at = (path: string) => `${serve.url}${path}`;
-  assert.equal((await call(at('/v1/gallery/alice/faces'), 'POST', form([photo('img1.jpg'), photo('img2.jpg')]), auth)).status, 200);
+  assert.equal(
+    (await call(at('/v1/gallery/alice/faces'), 'POST', form([photo('img1.jpg'), photo('img2.jpg')]), auth)).status,
+    200,
+  );
   const healthy = await call<Json>(at('/healthz'), 'GET');
-  assert.deepEqual([healthy.status, healthy.body.status, healthy.body.gallery], [200, 'ok', { backend: 'postgres', state: 'ok' }]);
+  assert.deepEqual(
+    [healthy.status, healthy.body.status, healthy.body.gallery],
+    [200, 'ok', { backend: 'postgres', state: 'ok' }],
+  );
 
   for (const restart of ['stop, then start', 'stop and start at once']) {
     pg.stop();
@@ -92,12 +133,24 @@ test('serve with PostgreSQL: restarts are survived, /healthz fails while the dat
         const h = await call<Json>(at('/healthz'), 'GET');
         return h.status === 503 ? h : undefined;
       });
-      assert.deepEqual([down.body.status, down.body.gallery], ['gallery_unavailable', { backend: 'postgres', state: 'unavailable' }]);
+      assert.deepEqual(
+        [down.body.status, down.body.gallery],
+        ['gallery_unavailable', { backend: 'postgres', state: 'unavailable' }],
+      );
       const list = await call<Json>(at('/v1/gallery'), 'GET');
-      assert.deepEqual([list.status, list.body, list.headers.get('retry-after')], [503, { error: { code: 'gallery_unavailable', message: 'the gallery database is unavailable: retry later' } }, '2']);
+      assert.deepEqual(
+        [list.status, list.body, list.headers.get('retry-after')],
+        [
+          503,
+          { error: { code: 'gallery_unavailable', message: 'the gallery database is unavailable: retry later' } },
+          '2',
+        ],
+      );
       pg.start();
     }
-    await until('/healthz to recover', async () => ((await call(at('/healthz'), 'GET')).status === 200 ? true : undefined));
+    await until('/healthz to recover', async () =>
+      (await call(at('/healthz'), 'GET')).status === 200 ? true : undefined,
+    );
     const list = await until('the gallery to answer', async () => {
       const r = await call<Json>(at('/v1/gallery'), 'GET');
       return r.status === 200 ? r : undefined;
@@ -123,11 +176,20 @@ test('serve with PostgreSQL: restarts are survived, /healthz fails while the dat
   assert.doesNotMatch(serve.stderr(), /pg-secret/);
 });
 
-test('serve with PostgreSQL: SIGTERM with a gallery request stuck on a lock ends promptly', { skip: PG_SKIP }, async (t) => {
+test('serve with PostgreSQL: SIGTERM with a gallery request stuck on a lock ends promptly', {
+  skip: PG_SKIP,
+}, async (t) => {
   const pg = await server();
   const { name, url } = await freshDatabase(t, { base: pg.url });
-  const serve = await startServe(t, { cacheDir: tempDir(t), env: { VGGFACE_TOKEN: TOKEN }, args: ['--db', url, '--threshold', '0.5'] });
-  assert.equal((await call(`${serve.url}/v1/gallery/alice/faces`, 'POST', form([photo('img1.jpg')]), auth)).status, 200);
+  const serve = await startServe(t, {
+    cacheDir: tempDir(t),
+    env: { VGGFACE_TOKEN: TOKEN },
+    args: ['--db', url, '--threshold', '0.5'],
+  });
+  assert.equal(
+    (await call(`${serve.url}/v1/gallery/alice/faces`, 'POST', form([photo('img1.jpg')]), auth)).status,
+    200,
+  );
   const pgLib = (await import('pg')).default;
   const holder = new pgLib.Client({ connectionString: url });
   holder.on('error', () => {});
@@ -136,7 +198,12 @@ test('serve with PostgreSQL: SIGTERM with a gallery request stuck on a lock ends
   await holder.query('BEGIN; LOCK TABLE vggface_faces IN ACCESS EXCLUSIVE MODE');
   const stuck = call(`${serve.url}/v1/gallery`, 'GET');
   await until('the request to wait on the lock', async () => {
-    const rows = await adminQuery<{ n: number }>(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1 AND wait_event_type = 'Lock'`, [name], undefined, pg.url);
+    const rows = await adminQuery<{ n: number }>(
+      `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1 AND wait_event_type = 'Lock'`,
+      [name],
+      undefined,
+      pg.url,
+    );
     return rows[0].n > 0 ? true : undefined;
   });
   const started = Date.now();
@@ -148,12 +215,32 @@ test('serve with PostgreSQL: SIGTERM with a gallery request stuck on a lock ends
   assert.deepEqual([answer.status, (answer.body as Json).error.code], [503, 'gallery_unavailable']);
 });
 
-test('sslmode as libpq documents it: disable, allow, prefer, require, verify-ca, verify-full against a self-signed server', { skip: PG_SKIP }, async (t) => {
+test('sslmode as libpq documents it: disable, allow, prefer, require, verify-ca, verify-full against a self-signed server', {
+  skip: PG_SKIP,
+}, async (t) => {
   const pg = await server();
   const dir = tempDir(t);
   const cert = join(dir, 'server.crt');
   const key = join(dir, 'server.key');
-  const gen = spawnSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '2', '-subj', '/CN=localhost', '-keyout', key, '-out', cert], { encoding: 'utf8' });
+  const gen = spawnSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-days',
+      '2',
+      '-subj',
+      '/CN=localhost',
+      '-keyout',
+      key,
+      '-out',
+      cert,
+    ],
+    { encoding: 'utf8' },
+  );
   assert.equal(gen.status, 0, gen.stderr);
   writeFileSync(join(pg.dir, 'server.crt'), readFileSync(cert));
   writeFileSync(join(pg.dir, 'server.key'), readFileSync(key), { mode: 0o600 });
@@ -186,17 +273,35 @@ test('sslmode as libpq documents it: disable, allow, prefer, require, verify-ca,
   assert.equal(await encrypted(withParams({ sslmode: 'allow' })), false, 'allow: plain first');
   assert.equal(await encrypted(withParams({})), true, 'the default is prefer');
   assert.equal(await encrypted(withParams({ sslmode: 'prefer' })), true);
-  assert.equal(await encrypted(withParams({ sslmode: 'require' })), true, 'require encrypts without checking the certificate');
-  assert.equal(await encrypted(withParams({ sslmode: 'verify-ca', sslrootcert: cert })), true, 'verify-ca checks the CA, not the name');
+  assert.equal(
+    await encrypted(withParams({ sslmode: 'require' })),
+    true,
+    'require encrypts without checking the certificate',
+  );
+  assert.equal(
+    await encrypted(withParams({ sslmode: 'verify-ca', sslrootcert: cert })),
+    true,
+    'verify-ca checks the CA, not the name',
+  );
   assert.equal(await encrypted(withParams({ sslmode: 'verify-full', sslrootcert: cert }, 'localhost')), true);
-  const unverified = await runCli(['gallery', 'list', '--db', withParams({ sslmode: 'verify-full', password: 'hunter2' })]);
+  const unverified = await runCli([
+    'gallery',
+    'list',
+    '--db',
+    withParams({ sslmode: 'verify-full', password: 'hunter2' }),
+  ]);
   assert.equal(unverified.code, 1);
   assert.match(
     unverified.stderr,
     /cannot connect to \S+: self[- ]signed certificate \(sslmode=verify-full checks the server's certificate and its name: name its CA with sslrootcert=FILE, or use sslmode=require to encrypt without checking\)/,
   );
   assert.doesNotMatch(unverified.stderr, /hunter2/);
-  const wrongName = await runCli(['gallery', 'list', '--db', withParams({ sslmode: 'verify-full', sslrootcert: cert })]);
+  const wrongName = await runCli([
+    'gallery',
+    'list',
+    '--db',
+    withParams({ sslmode: 'verify-full', sslrootcert: cert }),
+  ]);
   assert.equal(wrongName.code, 1);
   assert.match(wrongName.stderr, /cannot connect to \S+: Hostname\/IP does not match certificate's altnames/);
 
@@ -213,5 +318,8 @@ test('sslmode as libpq documents it: disable, allow, prefer, require, verify-ca,
   assert.equal(await encrypted(withParams({ sslmode: 'allow' })), true, 'allow falls back to SSL');
   const refused = await runCli(['gallery', 'list', '--db', withParams({ sslmode: 'disable' })]);
   assert.equal(refused.code, 1);
-  assert.match(refused.stderr, /cannot connect to \S+: pg_hba\.conf rejects connection for host "127\.0\.0\.1", user "postgres", database "vggface_test_\d+_\d+", no encryption\n$/);
+  assert.match(
+    refused.stderr,
+    /cannot connect to \S+: pg_hba\.conf rejects connection for host "127\.0\.0\.1", user "postgres", database "vggface_test_\d+_\d+", no encryption\n$/,
+  );
 });

@@ -1,3 +1,4 @@
+// @tags: postgres
 /**
  * The PostgreSQL + pgvector gallery against a real server (../shared/scripts/pg-test-server: PostgreSQL 15 from
  * Debian, pgvector 0.8.6), each test in a database of its own: the CLI and the store, the approximate index only
@@ -14,7 +15,16 @@ import type { NewFace } from '../src/gallery/types.js';
 import { VggFace } from '../src/vggface.js';
 import { describeLargestFaces, FACES_DIR, GOLDEN_DIR, jsonLines, runCli, tempDir } from './helpers.js';
 import { YUNET_MODEL } from './fixtures/faces.js';
-import { adminQuery, freePort, freshDatabase, freshRole, PG_SKIP, PGBOUNCER, startPgBouncer, withDatabase } from './fixtures/postgres.js';
+import {
+  adminQuery,
+  freePort,
+  freshDatabase,
+  freshRole,
+  PG_SKIP,
+  PGBOUNCER,
+  startPgBouncer,
+  withDatabase,
+} from './fixtures/postgres.js';
 
 // Whole photos go through face detection: use the shared YuNet copy, never the network.
 process.env.VGGFACE_DETECTOR_MODEL = YUNET_MODEL;
@@ -37,13 +47,17 @@ function addParams(url: string, params: Record<string, string>): string {
 }
 
 async function indexes(database: string, schema = 'public', table = 'vggface_faces'): Promise<string[]> {
-  const rows = await adminQuery<{ indexname: string }>(`SELECT indexname FROM pg_indexes WHERE schemaname = $1 AND tablename = $2 ORDER BY 1`, [schema, table], database);
+  const rows = await adminQuery<{ indexname: string }>(
+    `SELECT indexname FROM pg_indexes WHERE schemaname = $1 AND tablename = $2 ORDER BY 1`,
+    [schema, table],
+    database,
+  );
   return rows.map((r) => r.indexname);
 }
 
 function synthetic(n: number, dim: number, seed = 5, prefix = 'h'): NewFace[] {
   let s = seed;
-  const next = () => ((s = (s * 1103515245 + 12345) % 2147483648) / 2147483648) - 0.5;
+  const next = () => (s = (s * 1103515245 + 12345) % 2147483648) / 2147483648 - 0.5;
   const centres = Array.from({ length: 40 }, () => Float32Array.from({ length: dim }, next));
   return Array.from({ length: n }, (_, i) => ({
     identity: `p${i % 40}`,
@@ -53,26 +67,67 @@ function synthetic(n: number, dim: number, seed = 5, prefix = 'h'): NewFace[] {
   }));
 }
 
-const META = (dimension: number, precision: 'fp32' | 'fp16' = 'fp32') => ({ modelKey: 'synthetic', modelName: 'synthetic', dimension, precision });
+const META = (dimension: number, precision: 'fp32' | 'fp16' = 'fp32') => ({
+  modelKey: 'synthetic',
+  modelName: 'synthetic',
+  dimension,
+  precision,
+});
 
-test('postgres gallery from the CLI: schema created, add with duplicates, exact search, approximate search builds its index once, list, remove', { skip }, async (t) => {
+test('postgres gallery from the CLI: schema created, add with duplicates, exact search, approximate search builds its index once, list, remove', {
+  skip,
+}, async (t) => {
   const { name, url: plain } = await freshDatabase(t);
   const url = withPassword(plain, 'secret');
   const cache = tempDir(t);
   const common = ['-w', WEIGHTS, '--cache-dir', cache, '--db', url];
-  const add = await runCli(['gallery', 'add', '--id', 'alice', face('img1.jpg'), face('img2.jpg'), face('img1.jpg'), ...common]);
+  const add = await runCli([
+    'gallery',
+    'add',
+    '--id',
+    'alice',
+    face('img1.jpg'),
+    face('img2.jpg'),
+    face('img1.jpg'),
+    ...common,
+  ]);
   assert.equal(add.code, 0, add.stderr);
-  assert.deepEqual(jsonLines(add.stdout).map((l) => l.status), ['added', 'added', 'duplicate']);
-  assert.equal((await runCli(['gallery', 'add', '--id', 'bob', face('img3.jpg'), face('img2.jpg'), ...common])).code, 0);
+  assert.deepEqual(
+    jsonLines(add.stdout).map((l) => l.status),
+    ['added', 'added', 'duplicate'],
+  );
+  assert.equal(
+    (await runCli(['gallery', 'add', '--id', 'bob', face('img3.jpg'), face('img2.jpg'), ...common])).code,
+    0,
+  );
   const list = await runCli(['gallery', 'list', '--db', url]);
-  assert.deepEqual(jsonLines(list.stdout), [{ identity: 'alice', faces: 2 }, { identity: 'bob', faces: 1 }]);
-  const tables = await adminQuery<{ table_name: string }>(`SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY 1`, [], name);
-  assert.deepEqual(tables.map((r) => r.table_name), ['vggface_faces', 'vggface_meta', 'vggface_projected', 'vggface_projection']);
+  assert.deepEqual(jsonLines(list.stdout), [
+    { identity: 'alice', faces: 2 },
+    { identity: 'bob', faces: 1 },
+  ]);
+  const tables = await adminQuery<{ table_name: string }>(
+    `SELECT table_name FROM information_schema.tables WHERE table_schema = 'public' ORDER BY 1`,
+    [],
+    name,
+  );
+  assert.deepEqual(
+    tables.map((r) => r.table_name),
+    ['vggface_faces', 'vggface_meta', 'vggface_projected', 'vggface_projection'],
+  );
   // No approximate index until an approximate search asks for it: adds do not pay for it.
-  assert.deepEqual(await indexes(name), ['vggface_faces_content_hash_key', 'vggface_faces_identity', 'vggface_faces_pkey']);
+  assert.deepEqual(await indexes(name), [
+    'vggface_faces_content_hash_key',
+    'vggface_faces_identity',
+    'vggface_faces_pkey',
+  ]);
 
   const model = await VggFace.load({ weights: WEIGHTS, cacheDir: cache });
-  const [q, a1, a2, b1] = await describeLargestFaces(model, [face('img4.jpg'), face('img1.jpg'), face('img2.jpg'), face('img3.jpg')]);
+  const [q, a1, a2, b1] = await describeLargestFaces(model, [
+    face('img4.jpg'),
+    face('img1.jpg'),
+    face('img2.jpg'),
+    face('img3.jpg'),
+  ]);
   await model.close();
   const expected = [
     ['alice', Math.min(distance(q, a1), distance(q, a2))],
@@ -82,26 +137,45 @@ test('postgres gallery from the CLI: schema created, add with duplicates, exact 
     const s = await runCli(['gallery', 'search', face('img4.jpg'), '--threshold', '2', ...extra, ...common]);
     assert.equal(s.code, 0, s.stderr);
     const r = JSON.parse(s.stdout);
-    assert.deepEqual(r.matches.map((m: { identity: string }) => m.identity), expected.map((e) => e[0]), `search ${extra.join(' ')}`);
-    r.matches.forEach((m: { distance: number }, i: number) => assert.ok(Math.abs(m.distance - (expected[i][1] as number)) < 1e-5, `${m.distance} vs ${expected[i][1]}`));
+    assert.deepEqual(
+      r.matches.map((m: { identity: string }) => m.identity),
+      expected.map((e) => e[0]),
+      `search ${extra.join(' ')}`,
+    );
+    r.matches.forEach((m: { distance: number }, i: number) =>
+      assert.ok(Math.abs(m.distance - (expected[i][1] as number)) < 1e-5, `${m.distance} vs ${expected[i][1]}`),
+    );
     assert.equal(r.identity, expected[0][0]);
     // The first approximate search builds the index and says so; the next finds it.
     assert.equal(/building the approximate-search index/.test(s.stderr), extra.length === 3, s.stderr);
   }
-  const idx = await adminQuery<{ indexdef: string }>(`SELECT indexdef FROM pg_indexes WHERE indexname = 'vggface_projected_hnsw'`, [], name);
+  const idx = await adminQuery<{ indexdef: string }>(
+    `SELECT indexdef FROM pg_indexes WHERE indexname = 'vggface_projected_hnsw'`,
+    [],
+    name,
+  );
   assert.match(idx[0].indexdef, /ON public\.vggface_projected USING hnsw \(proj vector_l2_ops\)/);
   // Every face has its projection (3 faces: a projection of 2 dimensions, all the sample allows).
-  const projected = await adminQuery<{ n: string; t: string }>(`SELECT count(*) AS n, max(format_type(atttypid, atttypmod)) AS t FROM vggface_projected, pg_attribute WHERE attrelid = 'vggface_projected'::regclass AND attname = 'proj'`, [], name);
+  const projected = await adminQuery<{ n: string; t: string }>(
+    `SELECT count(*) AS n, max(format_type(atttypid, atttypmod)) AS t FROM vggface_projected, pg_attribute WHERE attrelid = 'vggface_projected'::regclass AND attname = 'proj'`,
+    [],
+    name,
+  );
   assert.deepEqual(projected[0], { n: '3', t: 'vector(2)' });
   const unknownId = await runCli(['gallery', 'remove', 'carol', '--db', url]);
   assert.equal(unknownId.code, 1);
   assert.match(unknownId.stderr, /no identity "carol" in the gallery/);
   assert.doesNotMatch(unknownId.stderr, /secret/, 'the password never appears in messages');
-  assert.deepEqual(JSON.parse((await runCli(['gallery', 'remove', 'alice', '--db', url])).stdout), { identity: 'alice', removed: 2 });
+  assert.deepEqual(JSON.parse((await runCli(['gallery', 'remove', 'alice', '--db', url])).stdout), {
+    identity: 'alice',
+    removed: 2,
+  });
   assert.deepEqual(jsonLines((await runCli(['gallery', 'list', '--db', url])).stdout), [{ identity: 'bob', faces: 1 }]);
 });
 
-test('postgres gallery: exact search and the projection index agree on clustered data; fp16 as halfvec; bulk load rebuilds the index', { skip }, async (t) => {
+test('postgres gallery: exact search and the projection index agree on clustered data; fp16 as halfvec; bulk load rebuilds the index', {
+  skip,
+}, async (t) => {
   for (const precision of ['fp32', 'fp16'] as const) {
     const { name, url } = await freshDatabase(t);
     const store = await PostgresStore.open(url);
@@ -115,22 +189,42 @@ test('postgres gallery: exact search and the projection index agree on clustered
       assert.equal(await store.ensureAnnIndex(), false, 'built once');
       assert.equal(await store.load([faces.slice(150), faces.slice(0, 10)]), 250);
       assert.equal(await store.count(), 400);
-      const annIndexes = await adminQuery<{ indexname: string }>(`SELECT indexname FROM pg_indexes WHERE tablename = 'vggface_projected' ORDER BY 1`, [], name);
-      assert.deepEqual(annIndexes.map((r) => r.indexname), ['vggface_projected_hnsw', 'vggface_projected_pkey'], 'the index is back after the load');
+      const annIndexes = await adminQuery<{ indexname: string }>(
+        `SELECT indexname FROM pg_indexes WHERE tablename = 'vggface_projected' ORDER BY 1`,
+        [],
+        name,
+      );
+      assert.deepEqual(
+        annIndexes.map((r) => r.indexname),
+        ['vggface_projected_hnsw', 'vggface_projected_pkey'],
+        'the index is back after the load',
+      );
       const projected = await adminQuery<{ n: string }>(`SELECT count(*) AS n FROM vggface_projected`, [], name);
       assert.equal(projected[0].n, '400', 'the load projected every new face');
       const query = Float32Array.from(faces[3].descriptor, (x, i) => x + 0.05 * Math.sin(i));
       const exact = await store.search(query, { k: 5, metric: 'cosine' });
       assert.equal(exact[0].identity, 'p3');
       const best = Math.min(...faces.filter((f) => f.identity === 'p3').map((f) => distance(query, f.descriptor)));
-      assert.ok(Math.abs(exact[0].distance - best) < (precision === 'fp16' ? 2e-3 : 1e-5), `${exact[0].distance} vs ${best}`);
+      assert.ok(
+        Math.abs(exact[0].distance - best) < (precision === 'fp16' ? 2e-3 : 1e-5),
+        `${exact[0].distance} vs ${best}`,
+      );
       const approx = await store.search(query, { k: 5, metric: 'cosine', approximate: true, candidates: 100 });
       assert.equal(approx[0].identity, 'p3');
       const nearest = await store.nearestFaces(query, { k: 10, metric: 'cosine' });
-      const approxFaces = await store.nearestFaces(query, { k: 10, metric: 'cosine', approximate: true, candidates: 100 });
+      const approxFaces = await store.nearestFaces(query, {
+        k: 10,
+        metric: 'cosine',
+        approximate: true,
+        candidates: 100,
+      });
       const recall = approxFaces.filter((f) => nearest.some((n) => n.id === f.id)).length / 10;
       assert.ok(recall >= 0.9, `recall@10 ${recall}`);
-      const type = await adminQuery<{ t: string }>(`SELECT format_type(atttypid, atttypmod) AS t FROM pg_attribute WHERE attrelid = 'vggface_faces'::regclass AND attname = 'embedding'`, [], name);
+      const type = await adminQuery<{ t: string }>(
+        `SELECT format_type(atttypid, atttypmod) AS t FROM pg_attribute WHERE attrelid = 'vggface_faces'::regclass AND attname = 'embedding'`,
+        [],
+        name,
+      );
       assert.equal(type[0].t, precision === 'fp16' ? 'halfvec(256)' : 'vector(256)');
     } finally {
       await store.close();
@@ -138,7 +232,9 @@ test('postgres gallery: exact search and the projection index agree on clustered
   }
 });
 
-test('postgres gallery: a bulk load that fails stores nothing and keeps the index; descriptors go over the wire as pgvector reads them', { skip }, async (t) => {
+test('postgres gallery: a bulk load that fails stores nothing and keeps the index; descriptors go over the wire as pgvector reads them', {
+  skip,
+}, async (t) => {
   const { name, url } = await freshDatabase(t);
   const store = await PostgresStore.open(url);
   t.after(() => store.close());
@@ -147,36 +243,63 @@ test('postgres gallery: a bulk load that fails stores nothing and keeps the inde
   await store.ensureAnnIndex();
   const bad = synthetic(30, 8, 2, 'new');
   bad[25] = { ...bad[25], descriptor: new Float32Array(4) };
-  await assert.rejects(store.load([bad.slice(0, 20), bad.slice(20)]), /loading faces failed: expected 8 dimensions, not 4/);
+  await assert.rejects(
+    store.load([bad.slice(0, 20), bad.slice(20)]),
+    /loading faces failed: expected 8 dimensions, not 4/,
+  );
   assert.equal(await store.count(), 5, 'nothing of the failed load is stored');
-  assert.deepEqual(await indexes(name, 'public', 'vggface_projected'), ['vggface_projected_hnsw', 'vggface_projected_pkey'], 'the index is kept');
+  assert.deepEqual(
+    await indexes(name, 'public', 'vggface_projected'),
+    ['vggface_projected_hnsw', 'vggface_projected_pkey'],
+    'the index is kept',
+  );
   // The binary parameter is pgvector's wire format: big-endian floats (or halves) after the dimension.
   const v = Float32Array.from([1.5, -2.25, 3e-8, 65504]);
   const b = vectorParam(v, 'fp32');
-  assert.deepEqual([b.readInt16BE(0), b.readInt16BE(2), b.readFloatBE(4), b.readFloatBE(8), b.readFloatBE(12), b.readFloatBE(16)], [4, 0, 1.5, -2.25, Math.fround(3e-8), 65504]);
+  assert.deepEqual(
+    [b.readInt16BE(0), b.readInt16BE(2), b.readFloatBE(4), b.readFloatBE(8), b.readFloatBE(12), b.readFloatBE(16)],
+    [4, 0, 1.5, -2.25, Math.fround(3e-8), 65504],
+  );
   const h = vectorParam(v, 'fp16');
   assert.deepEqual([h.length, h.readUInt16BE(4), h.readUInt16BE(6), h.readUInt16BE(10)], [12, 0x3e00, 0xc080, 0x7bff]);
 });
 
-test('postgres gallery errors: unreachable server, no such database, wrong schema, newer schema, empty gallery, bad URL parameters', { skip }, async (t) => {
+test('postgres gallery errors: unreachable server, no such database, wrong schema, newer schema, empty gallery, bad URL parameters', {
+  skip,
+}, async (t) => {
   const cache = tempDir(t);
   const port = await freePort();
-  const down = await runCli(['gallery', 'list', '--db', `postgres://me:hunter2@127.0.0.1:${port}/faces?password=hunter3&sslmode=disable`]);
+  const down = await runCli([
+    'gallery',
+    'list',
+    '--db',
+    `postgres://me:hunter2@127.0.0.1:${port}/faces?password=hunter3&sslmode=disable`,
+  ]);
   assert.equal(down.code, 1);
-  assert.equal(down.stderr.trim(), `vggface: cannot connect to postgres://me:***@127.0.0.1:${port}/faces?password=***&sslmode=disable: connection refused (is PostgreSQL running there?)`);
+  assert.equal(
+    down.stderr.trim(),
+    `vggface: cannot connect to postgres://me:***@127.0.0.1:${port}/faces?password=***&sslmode=disable: connection refused (is PostgreSQL running there?)`,
+  );
 
   const { name, url } = await freshDatabase(t);
   const missing = withDatabase(url, 'no_such_db', undefined, 'hunter2') + '?password=hunter3';
   const nodb = await runCli(['gallery', 'list', '--db', missing]);
   assert.equal(nodb.code, 1);
-  assert.match(nodb.stderr, /cannot connect to postgres:\/\/postgres:\*\*\*@127\.0\.0\.1:\d+\/no_such_db\?password=\*\*\*: database "no_such_db" does not exist/);
+  assert.match(
+    nodb.stderr,
+    /cannot connect to postgres:\/\/postgres:\*\*\*@127\.0\.0\.1:\d+\/no_such_db\?password=\*\*\*: database "no_such_db" does not exist/,
+  );
   assert.doesNotMatch(nodb.stderr, /hunter/);
 
   await adminQuery(`CREATE TABLE vggface_faces (id int, name text)`, [], name);
   const wrong = await runCli(['gallery', 'list', '--db', url]);
   assert.equal(wrong.code, 1);
   assert.match(wrong.stderr, /wrong schema: found vggface_faces but not both vggface_meta and vggface_faces/);
-  await adminQuery(`CREATE TABLE vggface_meta (key text PRIMARY KEY, value text); INSERT INTO vggface_meta VALUES ('application', 'vggface-gallery'), ('schema_version', '1')`, [], name);
+  await adminQuery(
+    `CREATE TABLE vggface_meta (key text PRIMARY KEY, value text); INSERT INTO vggface_meta VALUES ('application', 'vggface-gallery'), ('schema_version', '1')`,
+    [],
+    name,
+  );
   const cols = await runCli(['gallery', 'list', '--db', url]);
   assert.equal(cols.code, 1);
   assert.match(cols.stderr, /wrong schema: table vggface_faces has no column identity/);
@@ -186,13 +309,28 @@ test('postgres gallery errors: unreachable server, no such database, wrong schem
   assert.match(newer.stderr, /gallery schema version 7 is newer than this vggface supports \(2\)/);
 
   const { url: emptyUrl } = await freshDatabase(t);
-  const empty = await runCli(['gallery', 'search', face('img1.jpg'), '--threshold', '0.5', '-w', WEIGHTS, '--cache-dir', cache, '--db', emptyUrl]);
+  const empty = await runCli([
+    'gallery',
+    'search',
+    face('img1.jpg'),
+    '--threshold',
+    '0.5',
+    '-w',
+    WEIGHTS,
+    '--cache-dir',
+    cache,
+    '--db',
+    emptyUrl,
+  ]);
   assert.equal(empty.code, 1);
   assert.match(empty.stderr, /the gallery is empty: add faces first/);
 
   for (const [param, message] of [
     ['lock_timeout=soon', /lock_timeout must be a duration such as 500ms, 30s or 2min \(0 for none\), got "soon"/],
-    ['schema=no-dash', /schema must be a name of 1 to 63 letters, digits, _ or \$, not starting with a digit, got "no-dash"/],
+    [
+      'schema=no-dash',
+      /schema must be a name of 1 to 63 letters, digits, _ or \$, not starting with a digit, got "no-dash"/,
+    ],
     ['sslmode=always', /sslmode must be one of disable, allow, prefer, require, verify-ca, verify-full, got "always"/],
   ] as const) {
     const r = await runCli(['gallery', 'list', '--db', `${emptyUrl}?${param}&password=hunter2`]);
@@ -205,13 +343,24 @@ test('postgres gallery errors: unreachable server, no such database, wrong schem
 
 test('passwords are never printed: redacted URLs, messages, --help', { skip }, async () => {
   assert.equal(redactUrl('postgres://u:p@h/db'), 'postgres://u:***@h/db');
-  assert.equal(redactUrl('postgresql://u:p%40ss@h:5/db?sslmode=require&password=x&PASSWORD=y'), 'postgresql://u:***@h:5/db?sslmode=require&password=***&PASSWORD=***');
+  assert.equal(
+    redactUrl('postgresql://u:p%40ss@h:5/db?sslmode=require&password=x&PASSWORD=y'),
+    'postgresql://u:***@h:5/db?sslmode=require&password=***&PASSWORD=***',
+  );
   assert.equal(redactUrl('postgres://u@h/db?sslpassword=k'), 'postgres://u@h/db?sslpassword=***');
   assert.equal(redactUrl('postgres://u:pw@h:bad port/db?password=x'), 'postgres://u:***@h:bad port/db?password=***');
   const bad = await runCli(['gallery', 'list', '--db', 'postgres://u:pw@h:bad port/db?password=x']);
   assert.equal(bad.code, 2);
-  assert.equal(bad.stderr.trim(), 'vggface: postgres://u:***@h:bad port/db?password=***: not a valid URL (expected postgres://user@host:port/database; encode special characters of the password as %XX)');
-  for (const args of [['gallery', 'add', '--help'], ['gallery', 'search', '--help'], ['gallery', 'list', '--help'], ['serve', '--help']]) {
+  assert.equal(
+    bad.stderr.trim(),
+    'vggface: postgres://u:***@h:bad port/db?password=***: not a valid URL (expected postgres://user@host:port/database; encode special characters of the password as %XX)',
+  );
+  for (const args of [
+    ['gallery', 'add', '--help'],
+    ['gallery', 'search', '--help'],
+    ['gallery', 'list', '--help'],
+    ['serve', '--help'],
+  ]) {
     const help = await runCli(args);
     assert.equal(help.code, 0);
     assert.match(help.stdout, /postgres:\/\/user@host\/db/, args.join(' '));
@@ -236,8 +385,16 @@ test('postgres gallery: schemas let several models share one database', { skip }
   assert.deepEqual([await a.count(), await b.count(), await p.count(), await p.meta()], [3, 5, 0, undefined]);
   assert.deepEqual((await b.meta())!.dimension, 16);
   await b.ensureAnnIndex();
-  assert.equal((await b.search(synthetic(5, 16)[2].descriptor, { k: 1, metric: 'cosine', approximate: true, candidates: 5 }))[0].identity, 'p2');
-  const tables = await adminQuery<{ s: string; t: string }>(`SELECT table_schema AS s, table_name AS t FROM information_schema.tables WHERE table_name LIKE 'vggface%' ORDER BY 1, 2`, [], name);
+  assert.equal(
+    (await b.search(synthetic(5, 16)[2].descriptor, { k: 1, metric: 'cosine', approximate: true, candidates: 5 }))[0]
+      .identity,
+    'p2',
+  );
+  const tables = await adminQuery<{ s: string; t: string }>(
+    `SELECT table_schema AS s, table_name AS t FROM information_schema.tables WHERE table_name LIKE 'vggface%' ORDER BY 1, 2`,
+    [],
+    name,
+  );
   assert.deepEqual(tables, [
     { s: 'Model_B', t: 'vggface_faces' },
     { s: 'Model_B', t: 'vggface_meta' },
@@ -248,23 +405,42 @@ test('postgres gallery: schemas let several models share one database', { skip }
     { s: 'model_a', t: 'vggface_projected' },
     { s: 'model_a', t: 'vggface_projection' },
   ]);
-  assert.deepEqual(await indexes(name, 'model_a'), ['vggface_faces_content_hash_key', 'vggface_faces_identity', 'vggface_faces_pkey']);
-  assert.deepEqual(await indexes(name, 'Model_B', 'vggface_projected'), ['vggface_projected_hnsw', 'vggface_projected_pkey']);
-  assert.deepEqual(await indexes(name, 'model_a', 'vggface_projected'), ['vggface_projected_pkey'], 'no approximate index where none was asked for');
-  // The CLI reaches each through its URL.
-  assert.deepEqual(jsonLines((await runCli(['gallery', 'list', '--db', addParams(url, { schema: 'model_a' })])).stdout), [
-    { identity: 'p0', faces: 1 },
-    { identity: 'p1', faces: 1 },
-    { identity: 'p2', faces: 1 },
+  assert.deepEqual(await indexes(name, 'model_a'), [
+    'vggface_faces_content_hash_key',
+    'vggface_faces_identity',
+    'vggface_faces_pkey',
   ]);
+  assert.deepEqual(await indexes(name, 'Model_B', 'vggface_projected'), [
+    'vggface_projected_hnsw',
+    'vggface_projected_pkey',
+  ]);
+  assert.deepEqual(
+    await indexes(name, 'model_a', 'vggface_projected'),
+    ['vggface_projected_pkey'],
+    'no approximate index where none was asked for',
+  );
+  // The CLI reaches each through its URL.
+  assert.deepEqual(
+    jsonLines((await runCli(['gallery', 'list', '--db', addParams(url, { schema: 'model_a' })])).stdout),
+    [
+      { identity: 'p0', faces: 1 },
+      { identity: 'p1', faces: 1 },
+      { identity: 'p2', faces: 1 },
+    ],
+  );
 });
 
-test('postgres gallery timeouts: defaults, URL parameters, a held lock and a slow statement end with a message', { skip }, async (t) => {
+test('postgres gallery timeouts: defaults, URL parameters, a held lock and a slow statement end with a message', {
+  skip,
+}, async (t) => {
   const { name, url } = await freshDatabase(t);
   const defaults = await PostgresStore.open(url);
   await defaults.initialize(META(8));
   await defaults.add(synthetic(2, 8));
-  assert.deepEqual([defaults.statementTimeoutMs, defaults.lockTimeoutMs], [PG_DEFAULTS.statementTimeoutMs, PG_DEFAULTS.lockTimeoutMs]);
+  assert.deepEqual(
+    [defaults.statementTimeoutMs, defaults.lockTimeoutMs],
+    [PG_DEFAULTS.statementTimeoutMs, PG_DEFAULTS.lockTimeoutMs],
+  );
   assert.deepEqual([PG_DEFAULTS.statementTimeoutMs, PG_DEFAULTS.lockTimeoutMs], [60_000, 10_000]);
   await defaults.close();
   const custom = await PostgresStore.open(addParams(url, { statement_timeout: '2min', lock_timeout: '1500' }));
@@ -278,7 +454,12 @@ test('postgres gallery timeouts: defaults, URL parameters, a held lock and a slo
   t.after(() => holder.end());
   await holder.query(`BEGIN; LOCK TABLE vggface_faces IN ACCESS EXCLUSIVE MODE`);
   const started = Date.now();
-  const locked = await runCli(['gallery', 'list', '--db', addParams(url, { lock_timeout: '300ms', password: 'hunter2' })]);
+  const locked = await runCli([
+    'gallery',
+    'list',
+    '--db',
+    addParams(url, { lock_timeout: '300ms', password: 'hunter2' }),
+  ]);
   assert.equal(locked.code, 1);
   assert.ok(Date.now() - started < 8000);
   assert.match(
@@ -286,9 +467,17 @@ test('postgres gallery timeouts: defaults, URL parameters, a held lock and a slo
     /^vggface: postgres:\/\/\S+: listing identities waited longer than the lock timeout \(300 ms\) for a lock another session holds: canceling statement due to lock timeout; retry later, or raise it with lock_timeout in the URL \(for example \?lock_timeout=1min\)\n$/,
   );
   assert.doesNotMatch(locked.stderr, /hunter2/);
-  const slow = await runCli(['gallery', 'list', '--db', addParams(url, { lock_timeout: '0', statement_timeout: '400ms' })]);
+  const slow = await runCli([
+    'gallery',
+    'list',
+    '--db',
+    addParams(url, { lock_timeout: '0', statement_timeout: '400ms' }),
+  ]);
   assert.equal(slow.code, 1);
-  assert.match(slow.stderr, /listing identities took longer than the statement timeout \(400 ms\): raise it with statement_timeout in the URL \(for example \?statement_timeout=5min; 0 for none\)/);
+  assert.match(
+    slow.stderr,
+    /listing identities took longer than the statement timeout \(400 ms\): raise it with statement_timeout in the URL \(for example \?statement_timeout=5min; 0 for none\)/,
+  );
   await holder.query('ROLLBACK');
   assert.equal(jsonLines((await runCli(['gallery', 'list', '--db', url])).stdout).length, 2);
   void name;
@@ -307,7 +496,9 @@ test('postgres gallery: pgvector too old names both versions and the fix', { ski
   );
 });
 
-test('postgres gallery owned by a role that is not a superuser: the exact SQL a superuser must run, then it works', { skip }, async (t) => {
+test('postgres gallery owned by a role that is not a superuser: the exact SQL a superuser must run, then it works', {
+  skip,
+}, async (t) => {
   const role = await freshRole(t);
   const { name, url: adminUrl } = await freshDatabase(t, { owner: role });
   const url = withDatabase(adminUrl, name, role, 'pw-of-role');
@@ -315,18 +506,29 @@ test('postgres gallery owned by a role that is not a superuser: the exact SQL a 
   const add = ['gallery', 'add', '--id', 'alice', face('img1.jpg'), '-w', WEIGHTS, '--cache-dir', cache, '--db', url];
   const denied = await runCli(add);
   assert.equal(denied.code, 1);
-  const m = /^vggface: (\S+): role "(\w+)" may not create the pgvector extension in database "(\w+)" \(permission denied to create extension "vector"\): a superuser must run, connected to database "(\w+)": (CREATE EXTENSION IF NOT EXISTS vector;)\n$/.exec(denied.stderr);
+  const m =
+    /^vggface: (\S+): role "(\w+)" may not create the pgvector extension in database "(\w+)" \(permission denied to create extension "vector"\): a superuser must run, connected to database "(\w+)": (CREATE EXTENSION IF NOT EXISTS vector;)\n$/.exec(
+      denied.stderr,
+    );
   assert.ok(m, denied.stderr);
   assert.deepEqual([m[1], m[2], m[3], m[4]], [redactUrl(url), role, name, name]);
   assert.doesNotMatch(denied.stderr, /pw-of-role/);
-  assert.deepEqual(await adminQuery(`SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'`, [], name), [], 'nothing half-created');
+  assert.deepEqual(
+    await adminQuery(`SELECT table_name FROM information_schema.tables WHERE table_schema = 'public'`, [], name),
+    [],
+    'nothing half-created',
+  );
   await adminQuery(m[5], [], name);
   const ok = await runCli(add);
   assert.equal(ok.code, 0, ok.stderr);
-  assert.deepEqual(await adminQuery(`SELECT tableowner FROM pg_tables WHERE tablename = 'vggface_faces'`, [], name), [{ tableowner: role }]);
+  assert.deepEqual(await adminQuery(`SELECT tableowner FROM pg_tables WHERE tablename = 'vggface_faces'`, [], name), [
+    { tableowner: role },
+  ]);
 });
 
-test('postgres gallery: concurrent adds of the same faces in opposite order never deadlock; injected deadlocks and serialization failures are retried', { skip }, async (t) => {
+test('postgres gallery: concurrent adds of the same faces in opposite order never deadlock; injected deadlocks and serialization failures are retried', {
+  skip,
+}, async (t) => {
   const { name, url } = await freshDatabase(t);
   const a = await PostgresStore.open(url);
   const b = await PostgresStore.open(url);
@@ -364,7 +566,11 @@ test('postgres gallery: concurrent adds of the same faces in opposite order neve
     await adminQuery(`SELECT setval('fault_seq', 1, false)`, [], name);
     const store = await PostgresStore.open(url); // a new session reads the database's settings
     const faces = synthetic(3, 16, 9, `retry-${code}-`);
-    assert.deepEqual((await store.add(faces)).map((o) => o.status), ['added', 'added', 'added'], `${code} retried`);
+    assert.deepEqual(
+      (await store.add(faces)).map((o) => o.status),
+      ['added', 'added', 'added'],
+      `${code} retried`,
+    );
     await store.close();
   }
   await adminQuery(`ALTER DATABASE ${name} SET fault.failures = '1000'`);
@@ -377,7 +583,9 @@ test('postgres gallery: concurrent adds of the same faces in opposite order neve
   assert.equal(await a.count(), 6 * 256 + 6, 'nothing of the failed add is stored');
 });
 
-test('postgres gallery through PgBouncer in transaction mode: the CLI and concurrent stores on 2 server connections', { skip: skip || (!PGBOUNCER && 'pgbouncer is not installed (apt-get install pgbouncer)') }, async (t) => {
+test('postgres gallery through PgBouncer in transaction mode: the CLI and concurrent stores on 2 server connections', {
+  skip: skip || (!PGBOUNCER && 'pgbouncer is not installed (apt-get install pgbouncer)'),
+}, async (t) => {
   const { url: direct } = await freshDatabase(t);
   const url = await startPgBouncer(t, direct, 2);
   const cache = tempDir(t);
@@ -388,10 +596,15 @@ test('postgres gallery through PgBouncer in transaction mode: the CLI and concur
   for (const extra of [[], ['--approximate', '--candidates', '10']]) {
     const s = await runCli(['gallery', 'search', face('img2.jpg'), '--threshold', '2', ...extra, ...common]);
     assert.equal(s.code, 0, s.stderr);
-    assert.deepEqual(JSON.parse(s.stdout).matches.map((m: { identity: string }) => m.identity), ['alice', 'bob']);
+    assert.deepEqual(
+      JSON.parse(s.stdout).matches.map((m: { identity: string }) => m.identity),
+      ['alice', 'bob'],
+    );
   }
   // Five sessions over two server connections: transactions of different clients interleave on the same backends.
-  const stores = await Promise.all(Array.from({ length: 5 }, (_, i) => PostgresStore.open(addParams(url, { lock_timeout: `${1000 + i}` }))));
+  const stores = await Promise.all(
+    Array.from({ length: 5 }, (_, i) => PostgresStore.open(addParams(url, { lock_timeout: `${1000 + i}` }))),
+  );
   t.after(async () => {
     for (const s of stores) await s.close();
   });
@@ -399,8 +612,15 @@ test('postgres gallery through PgBouncer in transaction mode: the CLI and concur
   await Promise.all(stores.map((s, i) => s.add(faces.slice(i * 20, i * 20 + 20))));
   const counts = await Promise.all(stores.map((s) => s.count()));
   assert.deepEqual(counts, [103, 103, 103, 103, 103]);
-  const found = await Promise.all(stores.map((s, i) => s.search(faces[i * 20 + 1].descriptor, { k: 1, metric: 'cosine', approximate: i % 2 === 0, candidates: 20 })));
-  assert.deepEqual(found.map((f) => f[0].face.source), ['f1', 'f21', 'f41', 'f61', 'f81']);
+  const found = await Promise.all(
+    stores.map((s, i) =>
+      s.search(faces[i * 20 + 1].descriptor, { k: 1, metric: 'cosine', approximate: i % 2 === 0, candidates: 20 }),
+    ),
+  );
+  assert.deepEqual(
+    found.map((f) => f[0].face.source),
+    ['f1', 'f21', 'f41', 'f61', 'f81'],
+  );
   assert.deepEqual(jsonLines((await runCli(['gallery', 'list', '--db', url])).stdout).slice(0, 2), [
     { identity: 'alice', faces: 2 },
     { identity: 'bob', faces: 1 },
@@ -409,15 +629,31 @@ test('postgres gallery through PgBouncer in transaction mode: the CLI and concur
 
 test('sslmode as libpq documents it: the connection attempts for each mode', { skip }, () => {
   const modes = (url: string, env: NodeJS.ProcessEnv = {}) =>
-    parsePostgresUrl(url, env).attempts.map((a) => `${a.ssl ? 'ssl' : 'plain'}:${new URL(a.connectionString).searchParams.get('sslmode')}:${new URL(a.connectionString).searchParams.get('uselibpqcompat') ?? '-'}`);
-  assert.deepEqual(modes('postgres://h/db'), ['ssl:require:true', 'plain:disable:-'], 'default prefer: SSL without verification, else plain');
+    parsePostgresUrl(url, env).attempts.map(
+      (a) =>
+        `${a.ssl ? 'ssl' : 'plain'}:${new URL(a.connectionString).searchParams.get('sslmode')}:${new URL(a.connectionString).searchParams.get('uselibpqcompat') ?? '-'}`,
+    );
+  assert.deepEqual(
+    modes('postgres://h/db'),
+    ['ssl:require:true', 'plain:disable:-'],
+    'default prefer: SSL without verification, else plain',
+  );
   assert.deepEqual(modes('postgres://h/db', { PGSSLMODE: 'verify-full' }), ['ssl:verify-full:true']);
   assert.deepEqual(modes('postgres://h/db?sslmode=disable'), ['plain:disable:-']);
   assert.deepEqual(modes('postgres://h/db?sslmode=allow'), ['plain:disable:-', 'ssl:require:true']);
   assert.deepEqual(modes('postgres://h/db?sslmode=require&uselibpqcompat=false'), ['ssl:require:true']);
   assert.deepEqual(modes('postgres://h/db?sslmode=no-verify'), ['ssl:require:true']);
   assert.deepEqual(modes('postgres://h/db?sslmode=verify-ca'), ['ssl:verify-ca:true']);
-  const parsed = parsePostgresUrl('postgres://u:p@h/db?schema=s1&statement_timeout=1s&lock_timeout=2min&connect_timeout=3&application_name=x');
-  assert.deepEqual([parsed.schema, parsed.statementTimeoutMs, parsed.lockTimeoutMs, parsed.connectTimeoutMs], ['s1', 1000, 120_000, 3000]);
-  assert.equal(parsed.attempts[1].connectionString, 'postgres://u:p@h/db?application_name=x&sslmode=disable', 'vggface parameters are not sent to the server');
+  const parsed = parsePostgresUrl(
+    'postgres://u:p@h/db?schema=s1&statement_timeout=1s&lock_timeout=2min&connect_timeout=3&application_name=x',
+  );
+  assert.deepEqual(
+    [parsed.schema, parsed.statementTimeoutMs, parsed.lockTimeoutMs, parsed.connectTimeoutMs],
+    ['s1', 1000, 120_000, 3000],
+  );
+  assert.equal(
+    parsed.attempts[1].connectionString,
+    'postgres://u:p@h/db?application_name=x&sslmode=disable',
+    'vggface parameters are not sent to the server',
+  );
 });

@@ -38,6 +38,7 @@ test('float16: exact values, rounding to nearest even, subnormals and overflow',
   assert.equal(toHalf(1 + 2 ** -11), 0x3c00); // tie between 1 and 1+2^-10: to even
   assert.equal(toHalf(1 + 3 * 2 ** -11), 0x3c02); // tie: to even (up)
   assert.equal(toHalf(0.1), 0x2e66);
+  // biome-ignore lint/suspicious/noApproximativeNumericConstant: a value to round-trip, not pi
   const v = Float32Array.from([0.5, -0.25, 1e-5, 3.14159]);
   const back = decodeHalf(encodeHalf(v));
   v.forEach((x, i) => assert.ok(Math.abs(back[i] - x) <= Math.abs(x) * 2 ** -11 + 2 ** -25, `${x} -> ${back[i]}`));
@@ -72,8 +73,14 @@ for (const precision of ['fp32', 'fp16'] as const) {
           }
           const expected = [...best.entries()].sort((a, b) => a[1] - b[1]).slice(0, 5);
           const got = await index.search(query, 5, metric);
-          assert.deepEqual(got.map((g) => g.identity), expected.map((e) => e[0]), `${metric} query ${q}`);
-          got.forEach((g, i) => assert.ok(Math.abs(g.distance - expected[i][1]) < 1e-9, `${metric}: ${g.distance} vs ${expected[i][1]}`));
+          assert.deepEqual(
+            got.map((g) => g.identity),
+            expected.map((e) => e[0]),
+            `${metric} query ${q}`,
+          );
+          got.forEach((g, i) =>
+            assert.ok(Math.abs(g.distance - expected[i][1]) < 1e-9, `${metric}: ${g.distance} vs ${expected[i][1]}`),
+          );
         }
       }
     } finally {
@@ -90,17 +97,38 @@ test('gallery library API: add, duplicates, search with unknown, list, remove, m
   const gallery = await Gallery.open(model, { db, create: true });
   try {
     const added = await gallery.add('alice', [face('img1.jpg'), face('img2.jpg'), face('img1.jpg')]);
-    assert.deepEqual(added.map((a) => a.status), ['added', 'added', 'duplicate']);
+    assert.deepEqual(
+      added.map((a) => a.status),
+      ['added', 'added', 'duplicate'],
+    );
     const bob = await gallery.add('bob', [face('img3.jpg'), face('img2.jpg'), join(dir, 'nope.jpg')]);
-    assert.deepEqual(bob.map((a) => [a.status, a.identity]), [['added', undefined], ['duplicate', 'alice'], ['failed', undefined]]);
+    assert.deepEqual(
+      bob.map((a) => [a.status, a.identity]),
+      [
+        ['added', undefined],
+        ['duplicate', 'alice'],
+        ['failed', undefined],
+      ],
+    );
     assert.match(bob[2].error!.message, /nope\.jpg: no such file or directory/);
-    assert.deepEqual(await gallery.list(), [{ identity: 'alice', faces: 2 }, { identity: 'bob', faces: 1 }]);
-    const [q, a1, a2, b1] = await describeLargestFaces(model, [face('img4.jpg'), face('img1.jpg'), face('img2.jpg'), face('img3.jpg')]);
+    assert.deepEqual(await gallery.list(), [
+      { identity: 'alice', faces: 2 },
+      { identity: 'bob', faces: 1 },
+    ]);
+    const [q, a1, a2, b1] = await describeLargestFaces(model, [
+      face('img4.jpg'),
+      face('img1.jpg'),
+      face('img2.jpg'),
+      face('img3.jpg'),
+    ]);
     const dAlice = Math.min(distance(q, a1), distance(q, a2));
     const dBob = distance(q, b1);
     const res = await gallery.search(face('img4.jpg'), { k: 5, threshold: Math.min(dAlice, dBob) + 1e-6 });
     const order = dAlice < dBob ? ['alice', 'bob'] : ['bob', 'alice'];
-    assert.deepEqual(res.matches.map((m) => m.identity), order);
+    assert.deepEqual(
+      res.matches.map((m) => m.identity),
+      order,
+    );
     assert.equal(res.identity, order[0]);
     assert.ok(Math.abs(res.matches.find((m) => m.identity === 'alice')!.distance - dAlice) < 1e-6);
     const none = await gallery.search(face('img4.jpg'), { k: 1, threshold: Math.min(dAlice, dBob) - 1e-3 });
@@ -116,7 +144,10 @@ test('gallery library API: add, duplicates, search with unknown, list, remove, m
   // The same gallery with another model (deepface preprocessing) is refused.
   const other = await VggFace.load({ weights: WEIGHTS, cacheDir, preprocessing: 'deepface' });
   try {
-    await assert.rejects(Gallery.open(other, { db }), /this gallery holds descriptors of model VGG_FACE\.caffemodel .*descriptors of different models cannot be compared/);
+    await assert.rejects(
+      Gallery.open(other, { db }),
+      /this gallery holds descriptors of model VGG_FACE\.caffemodel .*descriptors of different models cannot be compared/,
+    );
   } finally {
     await other.close();
   }
@@ -128,18 +159,51 @@ test('gallery CLI: add/search/list/remove on SQLite and fp16, with the errors na
   const common = ['-w', WEIGHTS, '--cache-dir', cache];
   for (const precision of ['fp32', 'fp16']) {
     const db = join(dir, `${precision}.db`);
-    const add = await runCli(['gallery', 'add', '--id', 'alice', face('img1.jpg'), face('img2.jpg'), face('img1.jpg'), '--db', db, '--storage', precision, ...common]);
+    const add = await runCli([
+      'gallery',
+      'add',
+      '--id',
+      'alice',
+      face('img1.jpg'),
+      face('img2.jpg'),
+      face('img1.jpg'),
+      '--db',
+      db,
+      '--storage',
+      precision,
+      ...common,
+    ]);
     assert.equal(add.code, 0, add.stderr);
-    assert.deepEqual(jsonLines(add.stdout).map((l) => l.status), ['added', 'added', 'duplicate']);
+    assert.deepEqual(
+      jsonLines(add.stdout).map((l) => l.status),
+      ['added', 'added', 'duplicate'],
+    );
     assert.equal((await runCli(['gallery', 'add', '--id', 'bob', face('img3.jpg'), '--db', db, ...common])).code, 0);
     const list = await runCli(['gallery', 'list', '--db', db]);
-    assert.deepEqual(jsonLines(list.stdout), [{ identity: 'alice', faces: 2 }, { identity: 'bob', faces: 1 }]);
-    const s = await runCli(['gallery', 'search', face('img1.jpg'), '--db', db, '-k', '2', '--threshold', '0.001', ...common]);
+    assert.deepEqual(jsonLines(list.stdout), [
+      { identity: 'alice', faces: 2 },
+      { identity: 'bob', faces: 1 },
+    ]);
+    const s = await runCli([
+      'gallery',
+      'search',
+      face('img1.jpg'),
+      '--db',
+      db,
+      '-k',
+      '2',
+      '--threshold',
+      '0.001',
+      ...common,
+    ]);
     assert.equal(s.code, 0, s.stderr);
     const hit = JSON.parse(s.stdout);
     assert.equal(hit.identity, 'alice');
     assert.ok(hit.distance < (precision === 'fp16' ? 1e-3 : 1e-6), `${precision}: ${hit.distance}`);
-    assert.deepEqual(hit.matches.map((m: { identity: string }) => m.identity), ['alice', 'bob']);
+    assert.deepEqual(
+      hit.matches.map((m: { identity: string }) => m.identity),
+      ['alice', 'bob'],
+    );
     const stored = new Database(db, { readonly: true });
     const bytes = stored.prepare('SELECT length(descriptor) FROM faces LIMIT 1').pluck().get();
     stored.close();
@@ -165,7 +229,10 @@ test('gallery CLI: add/search/list/remove on SQLite and fp16, with the errors na
   const wrong = await runCli(['gallery', 'list', '--db', foreign]);
   assert.equal(wrong.code, 1);
   assert.match(wrong.stderr, /foreign\.db: not a vggface gallery: a SQLite database with tables people/);
-  writeFileSync(join(dir, 'text.db'), 'hello, not sqlite at all, but long enough to have a header of sorts...............................');
+  writeFileSync(
+    join(dir, 'text.db'),
+    'hello, not sqlite at all, but long enough to have a header of sorts...............................',
+  );
   const notDb = await runCli(['gallery', 'list', '--db', join(dir, 'text.db')]);
   assert.equal(notDb.code, 1);
   assert.match(notDb.stderr, /text\.db: cannot open as a SQLite gallery: file is not a database/);
@@ -190,7 +257,9 @@ async function noiseImages(dir: string, count: number): Promise<string[]> {
     const data = Buffer.alloc(32 * 32 * 3);
     for (let k = 0; k < data.length; k++) data[k] = Math.floor((next() + 0.5) * 256);
     const p = join(dir, `n${i}.png`);
-    await sharp(data, { raw: { width: 32, height: 32, channels: 3 } }).png().toFile(p);
+    await sharp(data, { raw: { width: 32, height: 32, channels: 3 } })
+      .png()
+      .toFile(p);
     paths.push(p);
   }
   return paths;
@@ -200,7 +269,10 @@ function checkGalleryFile(db: string, dim: number): number {
   const d = new Database(db, { readonly: true });
   try {
     assert.equal(d.pragma('integrity_check', { simple: true }), 'ok');
-    const rows = d.prepare('SELECT length(descriptor) AS n, count(*) AS c FROM faces GROUP BY n').all() as { n: number; c: number }[];
+    const rows = d.prepare('SELECT length(descriptor) AS n, count(*) AS c FROM faces GROUP BY n').all() as {
+      n: number;
+      c: number;
+    }[];
     for (const r of rows) assert.equal(r.n, dim * 4, 'every stored descriptor is whole');
     return rows.reduce((s, r) => s + r.c, 0);
   } finally {
@@ -213,8 +285,38 @@ test('a process killed in the middle of adding keeps every committed batch and n
   const cache = tempDir(t);
   const images = await noiseImages(dir, 240);
   const db = join(dir, 'crash.db');
-  const args = ['gallery', 'add', '--id', 'noise', ...images, '--db', db, '--batch', '4', '--detector', 'none', '-w', WEIGHTS, '--cache-dir', cache];
-  await runCli(['gallery', 'add', '--id', 'seed', face('img1.jpg'), '--db', db, '--detector', 'none', '-w', WEIGHTS, '--cache-dir', cache]); // converts the model once
+  const args = [
+    'gallery',
+    'add',
+    '--id',
+    'noise',
+    ...images,
+    '--db',
+    db,
+    '--batch',
+    '4',
+    '--detector',
+    'none',
+    '-w',
+    WEIGHTS,
+    '--cache-dir',
+    cache,
+  ];
+  await runCli([
+    'gallery',
+    'add',
+    '--id',
+    'seed',
+    face('img1.jpg'),
+    '--db',
+    db,
+    '--detector',
+    'none',
+    '-w',
+    WEIGHTS,
+    '--cache-dir',
+    cache,
+  ]); // converts the model once
   const child = spawn(process.execPath, [CLI, ...args], { stdio: 'ignore' });
   const exited = new Promise((r) => child.on('exit', r));
   // Kill as soon as some batches are committed (a reader sees them through the WAL).
@@ -244,20 +346,71 @@ test('two processes adding at once: every face stored once, the file intact', as
   const cache = tempDir(t);
   const images = await noiseImages(dir, 60);
   const db = join(dir, 'two.db');
-  await runCli(['gallery', 'add', '--id', 'seed', face('img1.jpg'), '--db', db, '--detector', 'none', '-w', WEIGHTS, '--cache-dir', cache]);
+  await runCli([
+    'gallery',
+    'add',
+    '--id',
+    'seed',
+    face('img1.jpg'),
+    '--db',
+    db,
+    '--detector',
+    'none',
+    '-w',
+    WEIGHTS,
+    '--cache-dir',
+    cache,
+  ]);
   // Overlapping sets: 0-39 and 20-59.
   const [a, b] = await Promise.all([
-    runCli(['gallery', 'add', '--id', 'x', ...images.slice(0, 40), '--db', db, '--batch', '2', '--detector', 'none', '-w', WEIGHTS, '--cache-dir', cache]),
-    runCli(['gallery', 'add', '--id', 'x', ...images.slice(20), '--db', db, '--batch', '2', '--detector', 'none', '-w', WEIGHTS, '--cache-dir', cache]),
+    runCli([
+      'gallery',
+      'add',
+      '--id',
+      'x',
+      ...images.slice(0, 40),
+      '--db',
+      db,
+      '--batch',
+      '2',
+      '--detector',
+      'none',
+      '-w',
+      WEIGHTS,
+      '--cache-dir',
+      cache,
+    ]),
+    runCli([
+      'gallery',
+      'add',
+      '--id',
+      'x',
+      ...images.slice(20),
+      '--db',
+      db,
+      '--batch',
+      '2',
+      '--detector',
+      'none',
+      '-w',
+      WEIGHTS,
+      '--cache-dir',
+      cache,
+    ]),
   ]);
   assert.equal(a.code, 0, a.stderr);
   assert.equal(b.code, 0, b.stderr);
-  const added = [...jsonLines<{ status: string }>(a.stdout), ...jsonLines<{ status: string }>(b.stdout)].filter((l) => l.status === 'added').length;
+  const added = [...jsonLines<{ status: string }>(a.stdout), ...jsonLines<{ status: string }>(b.stdout)].filter(
+    (l) => l.status === 'added',
+  ).length;
   assert.equal(added, 60);
   assert.equal(checkGalleryFile(db, 32), 61);
   const store = await SqliteStore.open(db, { create: false });
   try {
-    assert.deepEqual(await store.list(), [{ identity: 'seed', faces: 1 }, { identity: 'x', faces: 60 }]);
+    assert.deepEqual(await store.list(), [
+      { identity: 'seed', faces: 1 },
+      { identity: 'x', faces: 60 },
+    ]);
   } finally {
     await store.close();
   }

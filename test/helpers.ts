@@ -30,13 +30,20 @@ export interface GoldenImage {
   fc7_l2: number[];
   deepface_fc7_l2: number[];
 }
-export const golden: { images: Record<string, GoldenImage> } = JSON.parse(readFileSync(join(GOLDEN_DIR, 'golden.json'), 'utf8'));
+export const golden: { images: Record<string, GoldenImage> } = JSON.parse(
+  readFileSync(join(GOLDEN_DIR, 'golden.json'), 'utf8'),
+);
 
 /**
  * Asserts |actual - expected| <= rtol * (|expected| + max|expected|) elementwise: 1e-4 relative to each value,
  * with the vector's scale as the floor so values that are nearly zero do not demand absolute precision.
  */
-export function assertClose(actual: ArrayLike<number>, expected: ArrayLike<number>, rtol = 1e-4, what = 'vector'): void {
+export function assertClose(
+  actual: ArrayLike<number>,
+  expected: ArrayLike<number>,
+  rtol = 1e-4,
+  what = 'vector',
+): void {
   assert.equal(actual.length, expected.length, `${what}: length`);
   let scale = 0;
   for (let i = 0; i < expected.length; i++) scale = Math.max(scale, Math.abs(expected[i]));
@@ -62,9 +69,15 @@ export interface CliResult {
 }
 
 /** Runs the compiled CLI in a child process, as a user would. */
-export function runCli(args: string[], options: { env?: Record<string, string>; cwd?: string; input?: string } = {}): Promise<CliResult> {
+export function runCli(
+  args: string[],
+  options: { env?: Record<string, string>; cwd?: string; input?: string } = {},
+): Promise<CliResult> {
   return new Promise((resolvePromise, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { cwd: options.cwd ?? ROOT, env: { ...process.env, ...options.env } });
+    const child = spawn(process.execPath, [CLI, ...args], {
+      cwd: options.cwd ?? ROOT,
+      env: { ...process.env, ...options.env },
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));

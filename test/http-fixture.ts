@@ -44,7 +44,11 @@ export async function serveFile(file: ServedFile, path = '/vgg_face_caffe.tar.gz
       start = Number(range[1]);
       status = 206;
     }
-    const headers: Record<string, string | number> = { etag: file.etag, 'content-length': body.length - start, 'accept-ranges': 'bytes' };
+    const headers: Record<string, string | number> = {
+      etag: file.etag,
+      'content-length': body.length - start,
+      'accept-ranges': 'bytes',
+    };
     if (status === 206) headers['content-range'] = `bytes ${start}-${body.length - 1}/${body.length}`;
     res.writeHead(status, headers);
     const slice = body.subarray(start);

@@ -1,3 +1,4 @@
+// @tags: postgres
 /**
  * Issue 11: galleries and calibrations made before network identities, keyed by the weight file's sha256. Reading
  * them (search, list, thresholds) works and writes nothing; the first write with a model of that network moves a
@@ -42,7 +43,12 @@ async function nearest(g: Gallery<Awaited<ReturnType<typeof model>>>): Promise<[
  * The same story for either store: `make` creates a gallery bound to `oldKey` holding alice's face; `key` reads
  * the stored model key straight from the database.
  */
-async function rekeyStory(t: { after(fn: () => Promise<void> | void): void }, db: string, make: (oldKey: string) => Promise<GalleryStore>, key: () => Promise<string>) {
+async function rekeyStory(
+  t: { after(fn: () => Promise<void> | void): void },
+  db: string,
+  make: (oldKey: string) => Promise<GalleryStore>,
+  key: () => Promise<string>,
+) {
   const cacheDir = tempDir(t);
   const caffe = await model(CAFFE, cacheDir);
   const keras = await model(KERAS, cacheDir);
@@ -54,7 +60,10 @@ async function rekeyStory(t: { after(fn: () => Promise<void> | void): void }, db
   await store.close();
 
   // The Keras file is the same network, but the old key names the Caffe file only.
-  await assert.rejects(Gallery.open(keras, { db }), /this gallery holds descriptors of model VGG_FACE\.caffemodel \([0-9a-f]{12}\.\.\., 32-d\); the loaded model is vgg_face_weights\.h5 \(7295bdd4c5cf\.\.\., 32-d\)/);
+  await assert.rejects(
+    Gallery.open(keras, { db }),
+    /this gallery holds descriptors of model VGG_FACE\.caffemodel \([0-9a-f]{12}\.\.\., 32-d\); the loaded model is vgg_face_weights\.h5 \(7295bdd4c5cf\.\.\., 32-d\)/,
+  );
 
   // Reading with the Caffe model: searchable, listed, and the key untouched.
   const g = await Gallery.open(caffe, { db });
@@ -67,18 +76,28 @@ async function rekeyStory(t: { after(fn: () => Promise<void> | void): void }, db
   assert.deepEqual(added, [{ index: 0, label: 'bob.jpg', status: 'added' }]);
   assert.equal(await key(), NEW_KEY);
   assert.equal((await g.store.meta())?.modelKey, NEW_KEY);
-  assert.deepEqual(await nearest(g), [['alice', 0, 'alice.jpg'], ['bob', 1, 'bob.jpg']]);
+  assert.deepEqual(await nearest(g), [
+    ['alice', 0, 'alice.jpg'],
+    ['bob', 1, 'bob.jpg'],
+  ]);
   assert.equal(await g.store.rekey(oldKey, NEW_KEY), false, 'already moved: a second rekey changes nothing');
   await g.close();
 
   // Now another layout of the network opens it and writes to it, and the Caffe model still reads what it wrote.
   const viaKeras = await Gallery.open(keras, { db });
-  assert.deepEqual(await nearest(viaKeras), [['alice', 0, 'alice.jpg'], ['bob', 1, 'bob.jpg']]);
+  assert.deepEqual(await nearest(viaKeras), [
+    ['alice', 0, 'alice.jpg'],
+    ['bob', 1, 'bob.jpg'],
+  ]);
   await viaKeras.addDescriptors('carol', [{ label: 'carol.jpg', contentHash: 'c'.repeat(64), descriptor: axis(9) }]);
   assert.equal(await key(), NEW_KEY);
   await viaKeras.close();
   const viaCaffe = await Gallery.open(caffe, { db });
-  assert.deepEqual(await nearest(viaCaffe), [['alice', 0, 'alice.jpg'], ['bob', 1, 'bob.jpg'], ['carol', 1, 'carol.jpg']]);
+  assert.deepEqual(await nearest(viaCaffe), [
+    ['alice', 0, 'alice.jpg'],
+    ['bob', 1, 'bob.jpg'],
+    ['carol', 1, 'carol.jpg'],
+  ]);
   await viaCaffe.close();
 }
 
@@ -112,7 +131,9 @@ test('SqliteStore.rekey on a file with no gallery schema yet changes nothing', a
   assert.equal(await store.meta(), undefined);
 });
 
-test('a PostgreSQL gallery keyed by the file sha256 is searched as it is, and rekeyed to the identity on the first add', { skip: PG_SKIP }, async (t) => {
+test('a PostgreSQL gallery keyed by the file sha256 is searched as it is, and rekeyed to the identity on the first add', {
+  skip: PG_SKIP,
+}, async (t) => {
   const { name, url } = await freshDatabase(t);
   await rekeyStory(
     t,
@@ -124,7 +145,11 @@ test('a PostgreSQL gallery keyed by the file sha256 is searched as it is, and re
       return store;
     },
     async () => {
-      const rows = await adminQuery<{ value: string }>(`SELECT value FROM vggface_meta WHERE key = 'model_key'`, [], name);
+      const rows = await adminQuery<{ value: string }>(
+        `SELECT value FROM vggface_meta WHERE key = 'model_key'`,
+        [],
+        name,
+      );
       assert.equal(rows.length, 1);
       return rows[0].value;
     },
@@ -139,10 +164,17 @@ test('calibrations keyed by the file sha256: read without writing; the next cali
   const dir = join(cacheDir, 'thresholds');
   mkdirSync(dir, { recursive: true });
   const legacy = join(dir, `${caffeSha}-caffe.json`);
-  const legacyText = JSON.stringify({ model: { sha256: caffeSha, preprocessing: 'caffe', name: 'VGG_FACE.caffemodel' }, thresholds: { cosine: calibration(0.25, 'cosine') } });
+  const legacyText = JSON.stringify({
+    model: { sha256: caffeSha, preprocessing: 'caffe', name: 'VGG_FACE.caffemodel' },
+    thresholds: { cosine: calibration(0.25, 'cosine') },
+  });
   writeFileSync(legacy, legacyText);
 
-  assert.deepEqual(await resolveThreshold({ metric: 'cosine', cacheDir, identity: caffe }), { threshold: 0.25, metric: 'cosine', source: 'calibrated' });
+  assert.deepEqual(await resolveThreshold({ metric: 'cosine', cacheDir, identity: caffe }), {
+    threshold: 0.25,
+    metric: 'cosine',
+    source: 'calibrated',
+  });
   assert.deepEqual(readdirSync(dir), [`${caffeSha}-caffe.json`], 'reading wrote nothing');
 
   await saveCalibrations(cacheDir, caffe, [calibration(1.1, 'euclidean')]);
@@ -151,11 +183,22 @@ test('calibrations keyed by the file sha256: read without writing; the next cali
   const moved = JSON.parse(readFileSync(join(dir, `${NEW_KEY}.json`), 'utf8'));
   assert.deepEqual(
     { model: moved.model, cosine: moved.thresholds.cosine.threshold, euclidean: moved.thresholds.euclidean.threshold },
-    { model: { sha256: TINY_IDENTITY, preprocessing: 'caffe', name: 'VGG_FACE.caffemodel' }, cosine: 0.25, euclidean: 1.1 },
+    {
+      model: { sha256: TINY_IDENTITY, preprocessing: 'caffe', name: 'VGG_FACE.caffemodel' },
+      cosine: 0.25,
+      euclidean: 1.1,
+    },
   );
 
   // The identity's file is read first: a new cosine calibration made with the Keras file applies to the Caffe model too.
   await saveCalibrations(cacheDir, keras, [calibration(0.3, 'cosine')]);
-  assert.deepEqual(await resolveThreshold({ metric: 'cosine', cacheDir, identity: caffe }), { threshold: 0.3, metric: 'cosine', source: 'calibrated' });
-  assert.deepEqual(Object.fromEntries(Object.entries(await loadCalibrations(cacheDir, caffe)).map(([k, v]) => [k, v!.threshold])), { cosine: 0.3, euclidean: 1.1 });
+  assert.deepEqual(await resolveThreshold({ metric: 'cosine', cacheDir, identity: caffe }), {
+    threshold: 0.3,
+    metric: 'cosine',
+    source: 'calibrated',
+  });
+  assert.deepEqual(
+    Object.fromEntries(Object.entries(await loadCalibrations(cacheDir, caffe)).map(([k, v]) => [k, v!.threshold])),
+    { cosine: 0.3, euclidean: 1.1 },
+  );
 });

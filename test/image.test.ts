@@ -25,7 +25,11 @@ test('a 224x224 image is used untouched: the bytes are exactly the decoded PNG',
     assert.deepEqual(Buffer.from(img.data), data, `fit ${fit} must not resample a 224x224 image`);
   }
   const raw = { data: new Uint8Array(data), width: 224, height: 224, channels: 3 as const };
-  assert.equal((await loadSquare(raw, 'raw', 224)).data, raw.data, 'raw 224x224 pixels are passed through without a copy');
+  assert.equal(
+    (await loadSquare(raw, 'raw', 224)).data,
+    raw.data,
+    'raw 224x224 pixels are passed through without a copy',
+  );
 });
 
 test('JPEG, PNG, WebP, TIFF, GIF and AVIF of the same picture decode to nearly the same pixels', async () => {
@@ -51,7 +55,11 @@ test('grey, CMYK, 16-bit and alpha inputs become 3-channel 8-bit RGB', async () 
   const rgb = await loadSquare(await base.clone().png().toBuffer(), 'rgb', 224);
   const grey = await loadSquare(await base.clone().grayscale().png().toBuffer(), 'grey', 224);
   assert.equal(grey.data.length, 224 * 224 * 3);
-  for (let i = 0; i < grey.data.length; i += 3) assert.ok(grey.data[i] === grey.data[i + 1] && grey.data[i + 1] === grey.data[i + 2], 'grey pixels have equal channels');
+  for (let i = 0; i < grey.data.length; i += 3)
+    assert.ok(
+      grey.data[i] === grey.data[i + 1] && grey.data[i + 1] === grey.data[i + 2],
+      'grey pixels have equal channels',
+    );
 
   const cmyk = await loadSquare(await base.clone().toColourspace('cmyk').jpeg({ quality: 95 }).toBuffer(), 'cmyk', 224);
   assert.equal(cmyk.data.length, 224 * 224 * 3);
@@ -92,7 +100,9 @@ test('fit: crop keeps the centre, pad adds black borders, stretch fills', async 
     }
   }
   const input = { data: new Uint8Array(px), width: w, height: h, channels: 3 as const };
-  const at = (img: { data: Uint8Array }, x: number, y: number) => [...img.data.subarray((y * 224 + x) * 3, (y * 224 + x) * 3 + 3)];
+  const at = (img: { data: Uint8Array }, x: number, y: number) => [
+    ...img.data.subarray((y * 224 + x) * 3, (y * 224 + x) * 3 + 3),
+  ];
   const crop = await loadSquare(input, 'crop', 224, { fit: 'crop' });
   assert.deepEqual(at(crop, 5, 112), [255, 0, 0], 'crop: left edge is red (the centre 200x200 was kept)');
   assert.deepEqual(at(crop, 218, 112), [0, 0, 255]);
@@ -104,6 +114,12 @@ test('fit: crop keeps the centre, pad adds black borders, stretch fills', async 
 });
 
 test('raw pixel input is checked', async () => {
-  await assert.rejects(loadSquare({ data: new Uint8Array(10), width: 2, height: 2, channels: 3 }, 'raw', 224), /Expected 12 bytes \(2x2x3 RGB\) for raw data but received Uint8Array of 10 bytes/);
-  await assert.rejects(loadSquare(42 as never, 'input #1', 224), /Expected a path, a Buffer\/Uint8Array of an encoded image, or \{data, width, height\} RGB pixels for input #1 but received number 42/);
+  await assert.rejects(
+    loadSquare({ data: new Uint8Array(10), width: 2, height: 2, channels: 3 }, 'raw', 224),
+    /Expected 12 bytes \(2x2x3 RGB\) for raw data but received Uint8Array of 10 bytes/,
+  );
+  await assert.rejects(
+    loadSquare(42 as never, 'input #1', 224),
+    /Expected a path, a Buffer\/Uint8Array of an encoded image, or \{data, width, height\} RGB pixels for input #1 but received number 42/,
+  );
 });

@@ -4,7 +4,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { deflateSync } from 'node:zlib';
-import { VggFaceError } from '../src/errors.js';
+import type { VggFaceError } from '../src/errors.js';
 import { detectFormat, readWeights } from '../src/weights/formats.js';
 import { colMajorHwioToOihwInPlace } from '../src/weights/layout.js';
 import { readMatFile } from '../src/weights/mat5.js';
@@ -19,13 +19,18 @@ import { readError } from './weights-check.js';
 type T = { after(fn: () => void): void };
 const tiny = (order: 'RGB' | 'BGR' = 'RGB', seed = 5) => randomWeights(TINY_WIDTHS, seed, order);
 
-async function tinyFile(t: T, options: MatConvNetWriteOptions = {}, weights = tiny()): Promise<{ path: string; bytes: Buffer }> {
+async function tinyFile(
+  t: T,
+  options: MatConvNetWriteOptions = {},
+  weights = tiny(),
+): Promise<{ path: string; bytes: Buffer }> {
   const path = join(tempDir(t), 'net.mat');
   await writeMatConvNet(path, weights, options);
   return { path, bytes: readFileSync(path) };
 }
 
-const errorOf = (t: T, bytes: Uint8Array, namesFile = true) => readError(t, bytes, 'matconvnet', 'bad.mat', {}, namesFile);
+const errorOf = (t: T, bytes: Uint8Array, namesFile = true) =>
+  readError(t, bytes, 'matconvnet', 'bad.mat', {}, namesFile);
 
 function header(text = 'MATLAB 5.0 MAT-file, Platform: test', endian = 'IM'): Buffer {
   const h = Buffer.alloc(128, ' ');
@@ -61,7 +66,10 @@ describe('matconvnet round trip', () => {
     ['zlib level 9', { level: 9 }],
     ['double filters and biases', { double: true }],
     ['big-endian file', { bigEndian: true }],
-    ['big-endian, double, uncompressed, legacy net', { bigEndian: true, double: true, compress: false, variant: 'net', legacyFields: true }],
+    [
+      'big-endian, double, uncompressed, legacy net',
+      { bigEndian: true, double: true, compress: false, variant: 'net', legacyFields: true },
+    ],
   ];
   for (const [name, options] of variants) {
     it(`reads back exactly what was written: ${name}`, async (t) => {
@@ -72,9 +80,15 @@ describe('matconvnet round trip', () => {
       assert.equal(weights.format, 'matconvnet');
       assert.equal(weights.inputChannelOrder, 'RGB');
       assert.equal(weights.sourceDtype, options.double ? 'float64' : 'float32');
-      assert.match(weights.layout, (options.variant ?? 'layers-meta') === 'net' ? /struct net/ : /variables layers \+ meta/);
+      assert.match(
+        weights.layout,
+        (options.variant ?? 'layers-meta') === 'net' ? /struct net/ : /variables layers \+ meta/,
+      );
       assert.equal(/zlib-compressed/.test(weights.layout), options.compress !== false);
-      assert.deepEqual(weights.mean, [...VGG_FACE_MEAN_RGB].map((v) => Math.fround(v)));
+      assert.deepEqual(
+        weights.mean,
+        [...VGG_FACE_MEAN_RGB].map((v) => Math.fround(v)),
+      );
       assertSameWeights(weights, input);
     });
   }
@@ -89,7 +103,11 @@ describe('matconvnet round trip', () => {
 
   it('takes the mean from averageImage: channel means, the mean of a full image, or none', async (t) => {
     const mean = [120.5, 110.25, 100.125] as const;
-    for (const [averageImage, expected] of [['channels', mean], ['image', mean], ['none', undefined]] as const) {
+    for (const [averageImage, expected] of [
+      ['channels', mean],
+      ['image', mean],
+      ['none', undefined],
+    ] as const) {
       const { path } = await tinyFile(t, { averageImage, mean });
       const { weights } = await readWeights(path);
       assert.deepEqual(weights.mean, expected, averageImage);
@@ -133,7 +151,10 @@ describe('matconvnet round trip', () => {
 describe('matconvnet bad files', () => {
   it('recognises v5 and v7.3 headers by content, and nothing else', () => {
     assert.equal(matconvnetReader.sniff(readFileSync(join(GOLDEN_DIR, 'vgg-face.mat')).subarray(0, 4096), 1e6), true);
-    assert.equal(matconvnetReader.sniff(header('MATLAB 7.3 MAT-file, Platform: GLNXA64, Created on: x HDF5 schema 1.00 .'), 1e6), true);
+    assert.equal(
+      matconvnetReader.sniff(header('MATLAB 7.3 MAT-file, Platform: GLNXA64, Created on: x HDF5 schema 1.00 .'), 1e6),
+      true,
+    );
     assert.equal(matconvnetReader.sniff(readFileSync(join(GOLDEN_DIR, 'VGG_FACE.t7')).subarray(0, 4096), 1e6), false);
     assert.equal(matconvnetReader.sniff(header('MATLAB 5.0 MAT-file', 'XX'), 1e6), false);
   });
@@ -145,7 +166,10 @@ describe('matconvnet bad files', () => {
     const path = join(tempDir(t), 'vgg_face_v73.mat');
     writeFileSync(path, v73);
     assert.equal(await detectFormat(path), 'matconvnet');
-    const err = await readWeights(path).then(() => assert.fail('expected an error'), (e: VggFaceError) => e);
+    const err = await readWeights(path).then(
+      () => assert.fail('expected an error'),
+      (e: VggFaceError) => e,
+    );
     assert.equal(err.code, 'E_FORMAT');
     assert.equal(
       err.message,
@@ -157,9 +181,18 @@ describe('matconvnet bad files', () => {
   });
 
   it('refuses wrong headers', async (t) => {
-    assert.match((await errorOf(t, header('MATLAB 5.0 MAT-file', 'XX'))).message, /bad MAT-file endian indicator "XX" \(expected "IM" or "MI"\)$/);
-    assert.match((await errorOf(t, header('Octave binary data'))).message, /not a MAT-file v5: the header text starts "Octave binary data", expected "MATLAB 5.0 MAT-file"$/);
-    assert.match((await errorOf(t, header().subarray(0, 100))).message, /truncated: 100 bytes, a MAT-file starts with a 128-byte header$/);
+    assert.match(
+      (await errorOf(t, header('MATLAB 5.0 MAT-file', 'XX'))).message,
+      /bad MAT-file endian indicator "XX" \(expected "IM" or "MI"\)$/,
+    );
+    assert.match(
+      (await errorOf(t, header('Octave binary data'))).message,
+      /not a MAT-file v5: the header text starts "Octave binary data", expected "MATLAB 5.0 MAT-file"$/,
+    );
+    assert.match(
+      (await errorOf(t, header().subarray(0, 100))).message,
+      /truncated: 100 bytes, a MAT-file starts with a 128-byte header$/,
+    );
     const v2 = header();
     v2.writeUInt16LE(0x0200, 124);
     assert.match((await errorOf(t, v2)).message, /unsupported MAT-file version 0x200 \(expected 0x0100\)$/);
@@ -168,17 +201,26 @@ describe('matconvnet bad files', () => {
   it('refuses truncated and corrupt files', async (t) => {
     const golden = readFileSync(join(GOLDEN_DIR, 'vgg-face.mat'));
     const cut = await errorOf(t, golden.subarray(0, 50_000));
-    assert.match(cut.message, /truncated: the miCOMPRESSED element at byte 128 declares 158216 bytes, only 49864 remain$/);
+    assert.match(
+      cut.message,
+      /truncated: the miCOMPRESSED element at byte 128 declares 158216 bytes, only 49864 remain$/,
+    );
     const corrupt = Buffer.from(golden);
     corrupt.fill(0xff, 200, 260);
-    assert.match((await errorOf(t, corrupt)).message, /compressed element at byte 128: zlib: .+ \(truncated or corrupt file\)$/);
+    assert.match(
+      (await errorOf(t, corrupt)).message,
+      /compressed element at byte 128: zlib: .+ \(truncated or corrupt file\)$/,
+    );
     const stray = await errorOf(t, Buffer.concat([golden, Buffer.from([1, 2, 3])]));
     assert.match(stray.message, /truncated: 3 stray bytes at byte 158723, an element tag needs 8$/);
     // A zlib stream that ends early: the inner miMATRIX declares more than arrives.
     const short = Buffer.concat([u32(14, 1000), Buffer.alloc(100)]);
     const deflated = deflateSync(short);
     const shortFile = await errorOf(t, Buffer.concat([header(), u32(15, deflated.length), deflated]));
-    assert.match(shortFile.message, /truncated: compressed element at byte 128 inflates to 108 bytes, its miMATRIX declares 1008$/);
+    assert.match(
+      shortFile.message,
+      /truncated: compressed element at byte 128 inflates to 108 bytes, its miMATRIX declares 1008$/,
+    );
   });
 
   it('stops a zlib bomb at its declared size, and refuses sizes zlib cannot produce', async (t) => {
@@ -186,11 +228,19 @@ describe('matconvnet bad files', () => {
     const bomb = deflateSync(Buffer.concat([u32(14, 1016), Buffer.alloc(64 << 20)]), { level: 9 });
     const err = await errorOf(t, Buffer.concat([header(), u32(15, bomb.length), bomb]));
     assert.equal(err.code, 'E_UNSAFE');
-    assert.match(err.message, /compressed element at byte 128 inflates past its declared 1024 bytes \(zlib bomb or corrupt file\)$/);
+    assert.match(
+      err.message,
+      /compressed element at byte 128 inflates past its declared 1024 bytes \(zlib bomb or corrupt file\)$/,
+    );
     const liar = deflateSync(u32(14, 0xfffffff0));
     const huge = await errorOf(t, Buffer.concat([header(), u32(15, liar.length), liar]));
     assert.equal(huge.code, 'E_UNSAFE');
-    assert.match(huge.message, new RegExp(`compressed element at byte 128 declares 4294967288 bytes from ${liar.length} compressed bytes, more than zlib can produce \\(zlib bomb or corrupt file\\)$`));
+    assert.match(
+      huge.message,
+      new RegExp(
+        `compressed element at byte 128 declares 4294967288 bytes from ${liar.length} compressed bytes, more than zlib can produce \\(zlib bomb or corrupt file\\)$`,
+      ),
+    );
   });
 
   it('refuses structures whose declared sizes cannot fit', async (t) => {
@@ -200,10 +250,16 @@ describe('matconvnet bad files', () => {
     assert.deepEqual([bytes.readInt32LE(dimsAt), bytes.readInt32LE(dimsAt + 4)], [1, 37]);
     const many = Buffer.from(bytes);
     many.writeInt32LE(100_000_000, dimsAt + 4);
-    assert.match((await errorOf(t, many)).message, /variable at byte 128: layers: cell array of 1x100000000 cannot fit in \d+ bytes \(byte 0 of the variable\)$/);
+    assert.match(
+      (await errorOf(t, many)).message,
+      /variable at byte 128: layers: cell array of 1x100000000 cannot fit in \d+ bytes \(byte 0 of the variable\)$/,
+    );
     const big = Buffer.from(bytes);
     big.writeUInt32LE(0x7fffffff, 128 + 4);
-    assert.match((await errorOf(t, big)).message, /truncated: the miMATRIX element at byte 128 declares 2147483647 bytes, only \d+ remain$/);
+    assert.match(
+      (await errorOf(t, big)).message,
+      /truncated: the miMATRIX element at byte 128 declares 2147483647 bytes, only \d+ remain$/,
+    );
   });
 
   it('names what is missing or foreign in the network', async (t) => {
@@ -216,13 +272,25 @@ describe('matconvnet bad files', () => {
     );
     const tanh = await errorOf(t, patchChars(bytes, 'relu', 'tanh'));
     assert.equal(tanh.code, 'E_TOPOLOGY');
-    assert.match(tanh.message, /layer tanh1_1 has type tanh, which VGG-Face does not have \(expected conv, relu, pool, dropout, softmax\)$/);
+    assert.match(
+      tanh.message,
+      /layer tanh1_1 has type tanh, which VGG-Face does not have \(expected conv, relu, pool, dropout, softmax\)$/,
+    );
     const w = tiny();
     const layers = w.layers.map((l) =>
-      l.name === 'conv3_3' ? { ...l, weight: { shape: [9, 8, 3, 3], data: new Float32Array(9 * 72) }, bias: { shape: [9], data: new Float32Array(9) } } : l,
+      l.name === 'conv3_3'
+        ? {
+            ...l,
+            weight: { shape: [9, 8, 3, 3], data: new Float32Array(9 * 72) },
+            bias: { shape: [9], data: new Float32Array(9) },
+          }
+        : l,
     );
     const chain = await tinyFile(t, {}, { ...w, layers });
-    assert.match((await errorOf(t, chain.bytes, false)).message, /conv4_1: expects 9 input channels from conv3_3, file has 8/);
+    assert.match(
+      (await errorOf(t, chain.bytes, false)).message,
+      /conv4_1: expects 9 input channels from conv3_3, file has 8/,
+    );
   });
 
   it('vggface inspect names a zlib bomb', async (t) => {

@@ -3,10 +3,19 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { distance, distanceFromSums, METRICS, pairSums } from '../src/metrics/distance.js';
 import { assignFolds, evaluatePairs } from '../src/metrics/protocol.js';
-import { accuracyAt, bestThreshold, equalErrorRate, rocAuc, rocCurve, tarAtFar, type ScoredPair } from '../src/metrics/roc.js';
+import {
+  accuracyAt,
+  bestThreshold,
+  equalErrorRate,
+  rocAuc,
+  rocCurve,
+  tarAtFar,
+  type ScoredPair,
+} from '../src/metrics/roc.js';
 import { xorshift32 } from '../src/util/random.js';
 
-const close = (a: number, b: number, tol = 1e-12, what = '') => assert.ok(Math.abs(a - b) <= tol, `${what} ${a} != ${b} (tol ${tol})`);
+const close = (a: number, b: number, tol = 1e-12, what = '') =>
+  assert.ok(Math.abs(a - b) <= tol, `${what} ${a} != ${b} (tol ${tol})`);
 
 test('distances: hand-computed values', () => {
   // a = (1, 0), b = (1, 1): cos = 1/sqrt2
@@ -44,16 +53,21 @@ test('distances from sums equal the direct ones for every metric', () => {
 
 test('ROC, AUC, EER and TAR@FAR on a hand-checked example', () => {
   // same: 0.1, 0.2, 0.4; different: 0.3, 0.5, 0.6
-  const pairs: ScoredPair[] = [0.1, 0.2, 0.4].map((d) => ({ distance: d, same: true })).concat([0.3, 0.5, 0.6].map((d) => ({ distance: d, same: false })));
+  const pairs: ScoredPair[] = [0.1, 0.2, 0.4]
+    .map((d) => ({ distance: d, same: true }))
+    .concat([0.3, 0.5, 0.6].map((d) => ({ distance: d, same: false })));
   const roc = rocCurve(pairs);
-  assert.deepEqual(roc.slice(1).map((p) => [p.threshold, p.far, p.tar]), [
-    [0.1, 0, 1 / 3],
-    [0.2, 0, 2 / 3],
-    [0.3, 1 / 3, 2 / 3],
-    [0.4, 1 / 3, 1],
-    [0.5, 2 / 3, 1],
-    [0.6, 1, 1],
-  ]);
+  assert.deepEqual(
+    roc.slice(1).map((p) => [p.threshold, p.far, p.tar]),
+    [
+      [0.1, 0, 1 / 3],
+      [0.2, 0, 2 / 3],
+      [0.3, 1 / 3, 2 / 3],
+      [0.4, 1 / 3, 1],
+      [0.5, 2 / 3, 1],
+      [0.6, 1, 1],
+    ],
+  );
   // 8 of the 9 (same, different) orderings are right.
   close(rocAuc(roc), 8 / 9, 1e-15, 'auc');
   // FAR - FRR: at 0.3 it is 1/3 - 1/3 = 0: the EER is 1/3 there.
@@ -85,7 +99,7 @@ function naiveAuc(pairs: ScoredPair[]): number {
 
 function naiveFoldAccuracy(pairs: { distance: number; same: boolean; fold: number }[]): number {
   const folds = [...new Set(pairs.map((p) => p.fold))];
-  const acc = (set: typeof pairs, t: number) => set.filter((p) => (p.distance <= t) === p.same).length / set.length;
+  const acc = (set: typeof pairs, t: number) => set.filter((p) => p.distance <= t === p.same).length / set.length;
   let total = 0;
   for (const f of folds) {
     const train = pairs.filter((p) => p.fold !== f);
@@ -93,20 +107,27 @@ function naiveFoldAccuracy(pairs: { distance: number; same: boolean; fold: numbe
     const candidates = [ds[0] - 1, ...ds.slice(0, -1).map((d, i) => (d + ds[i + 1]) / 2), ds[ds.length - 1] + 1];
     let best = candidates[0];
     for (const t of candidates) if (acc(train, t) > acc(train, best)) best = t;
-    total += acc(pairs.filter((p) => p.fold === f), best);
+    total += acc(
+      pairs.filter((p) => p.fold === f),
+      best,
+    );
   }
   return total / folds.length;
 }
 
 test('10-fold protocol on perfectly separable descriptors: accuracy 1, EER 0, AUC 1', () => {
   const pairs: ScoredPair[] = [];
-  for (let i = 0; i < 300; i++) pairs.push({ distance: 0.1 + (i % 30) / 100, same: true }, { distance: 0.6 + (i % 30) / 100, same: false });
+  for (let i = 0; i < 300; i++)
+    pairs.push({ distance: 0.1 + (i % 30) / 100, same: true }, { distance: 0.6 + (i % 30) / 100, same: false });
   const r = evaluatePairs(assignFolds(pairs));
   assert.equal(r.folds.length, 10);
   assert.equal(r.accuracy, 1);
   assert.equal(r.auc, 1);
   assert.equal(r.eer, 0);
-  assert.deepEqual(r.tarAtFar.map((t) => t.tar), [1, 1]);
+  assert.deepEqual(
+    r.tarAtFar.map((t) => t.tar),
+    [1, 1],
+  );
   assert.ok(r.bestThreshold > 0.39 && r.bestThreshold < 0.6, `best threshold ${r.bestThreshold}`);
 });
 
@@ -116,7 +137,8 @@ test('10-fold protocol on overlapping Gaussian distances matches independent com
   const next = normals(7);
   const pairs: ScoredPair[] = [];
   const n = 1000;
-  for (let i = 0; i < n; i++) pairs.push({ distance: 0.3 + 0.1 * next(), same: true }, { distance: 0.7 + 0.1 * next(), same: false });
+  for (let i = 0; i < n; i++)
+    pairs.push({ distance: 0.3 + 0.1 * next(), same: true }, { distance: 0.7 + 0.1 * next(), same: false });
   const folded = assignFolds(pairs);
   const r = evaluatePairs(folded);
   close(r.auc, naiveAuc(pairs), 1e-12, 'auc vs pair counting');
@@ -138,13 +160,22 @@ test('10-fold protocol on overlapping Gaussian distances matches independent com
   }
   close(r.eer, eerNaive, 1 / n, 'eer vs brute force');
   // TAR at FAR 1e-2: accept up to (not including) the 11th smallest different-pair distance: 10 of 1000 accepted.
-  const neg = pairs.filter((p) => !p.same).map((p) => p.distance).sort((a, b) => a - b);
+  const neg = pairs
+    .filter((p) => !p.same)
+    .map((p) => p.distance)
+    .sort((a, b) => a - b);
   const tar = pairs.filter((p) => p.same && p.distance < neg[10]).length / n;
   close(r.tarAtFar[0].tar, tar, 1e-12, 'tar@1e-2');
 });
 
 test('folds: stratified in file order; the protocol refuses a single class', () => {
   const pairs = [true, true, false, true, false].map((same, i) => ({ distance: i, same }));
-  assert.deepEqual(assignFolds(pairs, 2).map((p) => p.fold), [0, 1, 0, 0, 1]);
-  assert.throws(() => rocCurve([{ distance: 1, same: true }]), /at least one same-person and one different-person pair/);
+  assert.deepEqual(
+    assignFolds(pairs, 2).map((p) => p.fold),
+    [0, 1, 0, 0, 1],
+  );
+  assert.throws(
+    () => rocCurve([{ distance: 1, same: true }]),
+    /at least one same-person and one different-person pair/,
+  );
 });

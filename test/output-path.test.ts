@@ -7,7 +7,18 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, linkSync, lstatSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  copyFileSync,
+  linkSync,
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { VggFaceError } from '../src/errors.js';
@@ -59,19 +70,26 @@ test('checkOutputPath: nothing there, or a regular file that is no input; refuse
   assert.deepEqual(checkOutputPath(join(dir, 'old.bin'), [input]), { exists: true, size: 3 });
 
   const refuse = (path: string, inputs: string[], message: RegExp) =>
-    assert.throws(() => checkOutputPath(path, inputs), (err: unknown) => {
-      assert.ok(err instanceof VggFaceError);
-      assert.equal(err.code, 'E_IO');
-      assert.equal(err.exitCode, 1);
-      assert.equal(err.input, path);
-      assert.match(err.message, message);
-      return true;
-    });
+    assert.throws(
+      () => checkOutputPath(path, inputs),
+      (err: unknown) => {
+        assert.ok(err instanceof VggFaceError);
+        assert.equal(err.code, 'E_IO');
+        assert.equal(err.exitCode, 1);
+        assert.equal(err.input, path);
+        assert.match(err.message, message);
+        return true;
+      },
+    );
   refuse(input, [input], /in\.bin: is one of the inputs; refusing to overwrite it: choose another output file$/);
   linkSync(input, join(dir, 'hard.bin'));
   refuse(join(dir, 'hard.bin'), [input], /hard\.bin: is one of the inputs \(.*in\.bin\)/);
   symlinkSync('in.bin', join(dir, 'soft.bin'));
-  refuse(join(dir, 'soft.bin'), [], /soft\.bin: not a regular file: a symbolic link to in\.bin; refusing to replace it/);
+  refuse(
+    join(dir, 'soft.bin'),
+    [],
+    /soft\.bin: not a regular file: a symbolic link to in\.bin; refusing to replace it/,
+  );
   // An input given through a link is still the file it points to.
   refuse(input, [join(dir, 'soft.bin')], /in\.bin: is one of the inputs \(.*soft\.bin\)/);
   mkfifo(join(dir, 'fifo'));
@@ -87,7 +105,10 @@ test('checkOutputPath: nothing there, or a regular file that is no input; refuse
 test('reading: a device, a FIFO or a folder is named for what it is, without blocking on the FIFO', (t) => {
   const dir = tempDir(t);
   mkfifo(join(dir, 'fifo'));
-  assert.throws(() => regularFileStat('/dev/zero'), /^VggFaceError: \/dev\/zero: not a regular file: a character device$/);
+  assert.throws(
+    () => regularFileStat('/dev/zero'),
+    /^VggFaceError: \/dev\/zero: not a regular file: a character device$/,
+  );
   assert.throws(() => openForReading(join(dir, 'fifo')), /fifo: not a regular file: a FIFO \(named pipe\)$/);
   assert.throws(() => openForReading(dir), /is a directory, expected a file/);
   assert.throws(() => openForReading(join(dir, 'missing')), /missing: no such file or directory/);
@@ -95,12 +116,26 @@ test('reading: a device, a FIFO or a folder is named for what it is, without blo
 
 // ------------------------------------------------------------------------------------------------ weights (item 8)
 
-test('weights: /dev/zero and a FIFO are "not a regular file", not "empty file"; convert of /dev/zero does not hash forever', { timeout: 60_000 }, async (t) => {
+test('weights: /dev/zero and a FIFO are "not a regular file", not "empty file"; convert of /dev/zero does not hash forever', {
+  timeout: 60_000,
+}, async (t) => {
   const dir = tempDir(t);
   const fifo = join(dir, 'weights.fifo');
   mkfifo(fifo);
-  for (const [weights, kind] of [['/dev/zero', 'a character device'], [fifo, 'a FIFO \\(named pipe\\)']]) {
-    const r = await runCli(['describe', '--detector', 'none', '-w', weights, '--cache-dir', dir, join(GOLDEN_DIR, 'img1.png')]);
+  for (const [weights, kind] of [
+    ['/dev/zero', 'a character device'],
+    [fifo, 'a FIFO \\(named pipe\\)'],
+  ]) {
+    const r = await runCli([
+      'describe',
+      '--detector',
+      'none',
+      '-w',
+      weights,
+      '--cache-dir',
+      dir,
+      join(GOLDEN_DIR, 'img1.png'),
+    ]);
     assert.equal(r.code, 1, r.stderr);
     assert.match(r.stderr, new RegExp(`^vggface: ${weights}: not a regular file: ${kind}\\n$`));
     const i = await runCli(['inspect', weights]);
@@ -128,7 +163,10 @@ test('convert -o: refuses its input (same path, ./x, a hard link), links, FIFOs,
   mkdirSync(join(dir, 'dir.onnx'));
   const before = snapshot(dir);
   const cases: [string, RegExp][] = [
-    ['w.caffemodel', /^vggface: w\.caffemodel: is one of the inputs; refusing to overwrite it: choose another output file\n$/],
+    [
+      'w.caffemodel',
+      /^vggface: w\.caffemodel: is one of the inputs; refusing to overwrite it: choose another output file\n$/,
+    ],
     ['./w.caffemodel', /^vggface: \.\/w\.caffemodel: is one of the inputs \(w\.caffemodel\); refusing to overwrite it/],
     [join(dir, 'w.caffemodel'), /w\.caffemodel: is one of the inputs \(w\.caffemodel\)/],
     ['hard.onnx', /^vggface: hard\.onnx: is one of the inputs \(w\.caffemodel\)/],
@@ -162,7 +200,10 @@ test('convert in the library: convertModel and convertWeightsToOnnx refuse their
   copyFileSync(WEIGHTS, src);
   const bytes = readFileSync(src);
   await assert.rejects(convertModel(src, src, { preprocessing: 'caffe' }), /w\.caffemodel: is one of the inputs/);
-  await assert.rejects(convertWeightsToOnnx(src, join(dir, '.', 'w.caffemodel'), { preprocessing: 'caffe' }), /is one of the inputs/);
+  await assert.rejects(
+    convertWeightsToOnnx(src, join(dir, '.', 'w.caffemodel'), { preprocessing: 'caffe' }),
+    /is one of the inputs/,
+  );
   assert.deepEqual(readFileSync(src), bytes);
   assert.deepEqual(readdirSync(dir), ['w.caffemodel']);
 });
@@ -189,15 +230,31 @@ test('detector cache: a device where the detector goes is refused before any dow
   const target = join(cache, 'detector', YUNET_FILE);
   mknodNull(target);
   // Port 9 (discard) is closed: reaching the network would fail with another message.
-  await assert.rejects(ensureDetectorModel({ cacheDir: cache, url: 'http://127.0.0.1:9/yunet.onnx' }), new RegExp(`^VggFaceError: ${target}: not a regular file: a character device`));
+  await assert.rejects(
+    ensureDetectorModel({ cacheDir: cache, url: 'http://127.0.0.1:9/yunet.onnx' }),
+    new RegExp(`^VggFaceError: ${target}: not a regular file: a character device`),
+  );
   assert.ok(lstatSync(target).isCharacterDevice());
   assert.deepEqual(readdirSync(join(cache, 'detector')), [YUNET_FILE]);
 });
 
 test('calibrations: a FIFO or an input where the calibration goes is refused (no blocking read, nothing written)', async (t) => {
   const cache = tempDir(t);
-  const id: ModelIdentity = { sha256: 'a'.repeat(64), preprocessing: 'caffe', key: `${'a'.repeat(64)}-caffe`, name: 'x' };
-  const entry = { metric: 'cosine' as const, threshold: 0.3, accuracy: 0.9, crossValidatedAccuracy: 0.9, pairs: 10, pairsFile: 'p.csv', date: '2026-01-01T00:00:00Z' };
+  const id: ModelIdentity = {
+    sha256: 'a'.repeat(64),
+    preprocessing: 'caffe',
+    key: `${'a'.repeat(64)}-caffe`,
+    name: 'x',
+  };
+  const entry = {
+    metric: 'cosine' as const,
+    threshold: 0.3,
+    accuracy: 0.9,
+    crossValidatedAccuracy: 0.9,
+    pairs: 10,
+    pairsFile: 'p.csv',
+    date: '2026-01-01T00:00:00Z',
+  };
   const path = calibrationPath(cache, id);
   mkdirSync(join(cache, 'thresholds'));
   mkfifo(path);
@@ -214,15 +271,31 @@ test('calibrations: a FIFO or an input where the calibration goes is refused (no
 
 test('writeRocPlot refuses a device, a link and an input', async (t) => {
   const dir = tempDir(t);
-  const roc = [{ far: 0, tar: 0, threshold: 1 }, { far: 1, tar: 1, threshold: 0 }];
+  const roc = [
+    { far: 0, tar: 0, threshold: 1 },
+    { far: 1, tar: 1, threshold: 0 },
+  ];
   const info = { title: 't', auc: 0.5, eer: 0.5, differentPairs: 1 };
   mknodNull(join(dir, 'dev.svg'));
   symlinkSync('dev.svg', join(dir, 'link.svg'));
   writeFileSync(join(dir, 'pairs.svg'), 'pairs');
-  await assert.rejects(writeRocPlot(join(dir, 'dev.svg'), roc, info), /dev\.svg: not a regular file: a character device/);
-  await assert.rejects(writeRocPlot(join(dir, 'link.svg'), roc, info), /link\.svg: not a regular file: a symbolic link to dev\.svg/);
-  await assert.rejects(writeRocPlot(join(dir, 'pairs.svg'), roc, info, [join(dir, 'pairs.svg')]), /pairs\.svg: is one of the inputs/);
-  assert.deepEqual(snapshot(dir), { 'dev.svg': 'a character device', 'link.svg': 'a symbolic link', 'pairs.svg': `file ${Buffer.from('pairs').toString('base64')}` });
+  await assert.rejects(
+    writeRocPlot(join(dir, 'dev.svg'), roc, info),
+    /dev\.svg: not a regular file: a character device/,
+  );
+  await assert.rejects(
+    writeRocPlot(join(dir, 'link.svg'), roc, info),
+    /link\.svg: not a regular file: a symbolic link to dev\.svg/,
+  );
+  await assert.rejects(
+    writeRocPlot(join(dir, 'pairs.svg'), roc, info, [join(dir, 'pairs.svg')]),
+    /pairs\.svg: is one of the inputs/,
+  );
+  assert.deepEqual(snapshot(dir), {
+    'dev.svg': 'a character device',
+    'link.svg': 'a symbolic link',
+    'pairs.svg': `file ${Buffer.from('pairs').toString('base64')}`,
+  });
 });
 
 // ------------------------------------------------------------------------------------------------ describe -o
@@ -239,17 +312,50 @@ test('describe -o: devices, FIFOs, links and inputs (images, weights) are refuse
   mkfifo(join(dir, 'side.f32.index.jsonl'));
   writeFileSync(join(dir, 'list.txt'), `${img}\n`);
   const before = snapshot(dir);
-  const run = (output: string, ...more: string[]) => runCli(['describe', '--detector', 'none', '-w', 'w.caffemodel', '--cache-dir', join(dir, 'cache'), '-o', output, ...more], { cwd: dir });
+  const run = (output: string, ...more: string[]) =>
+    runCli(
+      [
+        'describe',
+        '--detector',
+        'none',
+        '-w',
+        'w.caffemodel',
+        '--cache-dir',
+        join(dir, 'cache'),
+        '-o',
+        output,
+        ...more,
+      ],
+      { cwd: dir },
+    );
   const cases: [string[], RegExp][] = [
-    [['/dev/null', '--output-format', 'jsonl', 'img1.png'], /^vggface: \/dev\/null: not a regular file: a character device; refusing to write over it\n$/],
-    [['chr.npy', '--overwrite', 'img1.png'], /^vggface: chr\.npy: not a regular file: a character device; refusing to write over it\n$/],
+    [
+      ['/dev/null', '--output-format', 'jsonl', 'img1.png'],
+      /^vggface: \/dev\/null: not a regular file: a character device; refusing to write over it\n$/,
+    ],
+    [
+      ['chr.npy', '--overwrite', 'img1.png'],
+      /^vggface: chr\.npy: not a regular file: a character device; refusing to write over it\n$/,
+    ],
     [['chr.npy', '--resume', 'img1.png'], /^vggface: chr\.npy: not a regular file: a character device/],
     [['fifo.jsonl', 'img1.png'], /^vggface: fifo\.jsonl: not a regular file: a FIFO \(named pipe\)/],
-    [['link.jsonl', '--overwrite', 'img1.png'], /^vggface: link\.jsonl: not a regular file: a symbolic link to img1\.png/],
+    [
+      ['link.jsonl', '--overwrite', 'img1.png'],
+      /^vggface: link\.jsonl: not a regular file: a symbolic link to img1\.png/,
+    ],
     [['side.f32', 'img1.png'], /^vggface: side\.f32\.index\.jsonl: not a regular file: a FIFO \(named pipe\)/],
-    [['./img1.png', '--output-format', 'jsonl', '--overwrite', 'img1.png'], /^vggface: \.\/img1\.png: is one of the inputs \(img1\.png\); refusing to overwrite it/],
-    [['list.txt', '--output-format', 'jsonl', '--overwrite', '--list', 'list.txt'], /^vggface: list\.txt: is one of the inputs; refusing/],
-    [['w.caffemodel', '--output-format', 'f32', '--overwrite', 'img1.png'], /^vggface: w\.caffemodel: is one of the inputs; refusing/],
+    [
+      ['./img1.png', '--output-format', 'jsonl', '--overwrite', 'img1.png'],
+      /^vggface: \.\/img1\.png: is one of the inputs \(img1\.png\); refusing to overwrite it/,
+    ],
+    [
+      ['list.txt', '--output-format', 'jsonl', '--overwrite', '--list', 'list.txt'],
+      /^vggface: list\.txt: is one of the inputs; refusing/,
+    ],
+    [
+      ['w.caffemodel', '--output-format', 'f32', '--overwrite', 'img1.png'],
+      /^vggface: w\.caffemodel: is one of the inputs; refusing/,
+    ],
   ];
   for (const [args, message] of cases) {
     const r = await run(...(args as [string, ...string[]]));
@@ -275,7 +381,10 @@ test('faces -o: existing crops are refused without --overwrite and replaced with
 
   const again = await runCli(['faces', PHOTO, '-o', out, ...DETECTOR]);
   assert.equal(again.code, 2, again.stderr);
-  assert.equal(again.stderr, `vggface: ${join(out, 'couple-1.png')} exists (and 1 more crop of these photos): pass --overwrite to replace the crops of an earlier run, or choose another folder\n`);
+  assert.equal(
+    again.stderr,
+    `vggface: ${join(out, 'couple-1.png')} exists (and 1 more crop of these photos): pass --overwrite to replace the crops of an earlier run, or choose another folder\n`,
+  );
   assert.equal(again.stdout, '');
   assert.deepEqual(snapshot(out), earlier, 'nothing written');
 
@@ -294,9 +403,20 @@ test('faces -o: existing crops are refused without --overwrite and replaced with
   copyFileSync(PHOTO, join(photos, 'x.jpg'));
   copyFileSync(join(FACES_DIR, 'img1.jpg'), join(photos, 'x-2.png'));
   const inputBefore = snapshot(photos);
-  const onInput = await runCli(['faces', join(photos, 'x.jpg'), join(photos, 'x-2.png'), '-o', photos, '--overwrite', ...DETECTOR]);
+  const onInput = await runCli([
+    'faces',
+    join(photos, 'x.jpg'),
+    join(photos, 'x-2.png'),
+    '-o',
+    photos,
+    '--overwrite',
+    ...DETECTOR,
+  ]);
   assert.equal(onInput.code, 1, onInput.stderr);
-  assert.match(onInput.stderr, /^vggface: .*photos\/x-2\.png: is one of the inputs; refusing to overwrite it: choose another output file\n$/);
+  assert.match(
+    onInput.stderr,
+    /^vggface: .*photos\/x-2\.png: is one of the inputs; refusing to overwrite it: choose another output file\n$/,
+  );
   assert.deepEqual(snapshot(photos), inputBefore, 'no crop written');
   rmSync(join(out, 'couple-2.png'));
   mkfifo(join(out, 'couple-2.png'));
@@ -304,7 +424,10 @@ test('faces -o: existing crops are refused without --overwrite and replaced with
   const beforeFifo = snapshot(out);
   const onFifo = await runCli(['faces', PHOTO, '-o', out, '--overwrite', ...DETECTOR]);
   assert.equal(onFifo.code, 1);
-  assert.match(onFifo.stderr, /out\/couple-2\.png: not a regular file: a FIFO \(named pipe\); refusing to write over it\n$/);
+  assert.match(
+    onFifo.stderr,
+    /out\/couple-2\.png: not a regular file: a FIFO \(named pipe\); refusing to write over it\n$/,
+  );
   assert.deepEqual(snapshot(out), beforeFifo, 'the other crop is not written either');
 });
 
@@ -316,7 +439,10 @@ test('faces -o: a path that is not a folder is refused', async (t) => {
   assert.match(onFile.stderr, /file: not a directory: a regular file; -o names the folder for the crops\n$/);
   const onNull = await runCli(['faces', PHOTO, '-o', '/dev/null', ...DETECTOR]);
   assert.equal(onNull.code, 1);
-  assert.equal(onNull.stderr, 'vggface: /dev/null: not a directory: a character device; -o names the folder for the crops\n');
+  assert.equal(
+    onNull.stderr,
+    'vggface: /dev/null: not a directory: a character device; -o names the folder for the crops\n',
+  );
   assertDevNullIntact();
   assert.equal(readFileSync(join(dir, 'file'), 'utf8'), 'x');
 });
@@ -335,7 +461,21 @@ test('eval --roc: the pairs file, an image, a device or a link are refused befor
   mknodNull(join(dir, 'dev.png'));
   symlinkSync('dev.png', join(dir, 'link.svg'));
   const before = snapshot(dir);
-  const run = (roc: string) => runCli(['eval', '--pairs', pairs, '--images', FACES_DIR, '-w', WEIGHTS, '--cache-dir', join(dir, 'cache'), '--roc', roc, ...DETECTOR]);
+  const run = (roc: string) =>
+    runCli([
+      'eval',
+      '--pairs',
+      pairs,
+      '--images',
+      FACES_DIR,
+      '-w',
+      WEIGHTS,
+      '--cache-dir',
+      join(dir, 'cache'),
+      '--roc',
+      roc,
+      ...DETECTOR,
+    ]);
   const cases: [string, RegExp][] = [
     [pairs, /pairs\.svg: is one of the inputs; refusing to overwrite it/],
     [join(dir, 'dev.png'), /dev\.png: not a regular file: a character device/],
@@ -353,7 +493,20 @@ test('eval --roc: the pairs file, an image, a device or a link are refused befor
   mkdirSync(photos);
   for (const n of ['img1.jpg', 'img2.jpg', 'img3.jpg']) copyFileSync(join(FACES_DIR, n), join(photos, n));
   linkSync(join(photos, 'img2.jpg'), join(photos, 'img2.png'));
-  const onImage = await runCli(['eval', '--pairs', pairs, '--images', photos, '-w', WEIGHTS, '--cache-dir', join(dir, 'cache'), '--roc', join(photos, 'img2.png'), ...DETECTOR]);
+  const onImage = await runCli([
+    'eval',
+    '--pairs',
+    pairs,
+    '--images',
+    photos,
+    '-w',
+    WEIGHTS,
+    '--cache-dir',
+    join(dir, 'cache'),
+    '--roc',
+    join(photos, 'img2.png'),
+    ...DETECTOR,
+  ]);
   assert.equal(onImage.code, 1);
   assert.match(onImage.stderr, /img2\.png: is one of the inputs \(.*img2\.jpg\)/);
   assert.deepEqual(readFileSync(join(photos, 'img2.png')), readFileSync(join(FACES_DIR, 'img2.jpg')));

@@ -22,8 +22,14 @@ test('LFW pairs.txt: folds from the header, image paths as LFW names them', () =
 });
 
 test('LFW pairs.txt: a bad line and a wrong count are named', () => {
-  assert.throws(() => parseLfwPairs('p.txt', '1\t1\nAlice\t1\t2\nAlice\tx\n', '/lfw'), /p\.txt: line 3: expected "name n1 n2" or "name1 n1 name2 n2", got "Alice\tx"/);
-  assert.throws(() => parseLfwPairs('p.txt', '1\t2\nAlice\t1\t2\nA\t1\tB\t2\n', '/lfw'), /header announces 1 x 2 same \+ 2 different = 4 pairs, the file has 2/);
+  assert.throws(
+    () => parseLfwPairs('p.txt', '1\t1\nAlice\t1\t2\nAlice\tx\n', '/lfw'),
+    /p\.txt: line 3: expected "name n1 n2" or "name1 n1 name2 n2", got "Alice\tx"/,
+  );
+  assert.throws(
+    () => parseLfwPairs('p.txt', '1\t2\nAlice\t1\t2\nA\t1\tB\t2\n', '/lfw'),
+    /header announces 1 x 2 same \+ 2 different = 4 pairs, the file has 2/,
+  );
   assert.throws(() => parseLfwPairs('p.txt', 'hello\n', '/lfw'), /line 1: expected the LFW header/);
 });
 
@@ -32,7 +38,12 @@ test('CSV pairs: master.csv from the shared data set', async () => {
   assert.equal(list.format, 'csv');
   assert.equal(list.pairs.length, 300);
   assert.equal(list.pairs.filter((p) => p.same).length, 38);
-  assert.deepEqual(list.pairs[0], { a: join(FACES_DIR, 'img20.jpg'), b: join(FACES_DIR, 'img21.jpg'), same: true, line: 2 });
+  assert.deepEqual(list.pairs[0], {
+    a: join(FACES_DIR, 'img20.jpg'),
+    b: join(FACES_DIR, 'img21.jpg'),
+    same: true,
+    line: 2,
+  });
   await checkPairImages(list);
 });
 

@@ -35,7 +35,14 @@ function assertBase(v: unknown): Map<unknown, unknown> {
   assert.equal(v.get('i32'), -70000);
   assert.equal(v.get('u16'), 60000);
   const nested = v.get('nested') as Map<string, unknown>;
-  assert.deepEqual([...nested.entries()], [['x', [1]], ['t3', [1, 2, 3]], ['e', []]]);
+  assert.deepEqual(
+    [...nested.entries()],
+    [
+      ['x', [1]],
+      ['t3', [1, 2, 3]],
+      ['e', []],
+    ],
+  );
   assert.ok(Object.isFrozen(nested.get('t3')), 'tuples are frozen');
   return v;
 }
@@ -45,7 +52,10 @@ test('CPython protocol 2 pickle: dict, list, tuples, ints of every width, float,
   assert.deepEqual([...v.keys()], ['a', 'b', 'big', 'neg', 'i32', 'u16', 'nested'], 'insertion order kept');
 });
 
-for (const [name, bytes] of [['4', PROTOCOL_4], ['5', PROTOCOL_5]] as const) {
+for (const [name, bytes] of [
+  ['4', PROTOCOL_4],
+  ['5', PROTOCOL_5],
+] as const) {
   test(`CPython protocol ${name} pickle: frames, memoize, bytes, sets, and OrderedDict through STACK_GLOBAL`, () => {
     const v = assertBase(read(hex(bytes)));
     assert.deepEqual(v.get('bytes'), Uint8Array.from([0x78, 0x79, 0]));
@@ -67,11 +77,23 @@ test('the end offset allows reading pickles one after another', () => {
 // CPython's output for {'conv1_1.weight': X()} where X.__reduce__ returns a dangerous callable.
 const HOSTILE_CPYTHON: readonly [string, string, string][] = [
   // os.system('touch VGGFACE_PWNED'), protocol 2: os.system pickles as posix.system on Linux
-  ['posix.system', 'protocol 2 GLOBAL', '80027d7100580e000000636f6e76315f312e776569676874710163706f7369780a73797374656d0a71025813000000746f75636820564747464143455f50574e45447103857104527105732e'],
+  [
+    'posix.system',
+    'protocol 2 GLOBAL',
+    '80027d7100580e000000636f6e76315f312e776569676874710163706f7369780a73797374656d0a71025813000000746f75636820564747464143455f50574e45447103857104527105732e',
+  ],
   // builtins.eval("__import__('os').system('touch VGGFACE_PWNED')"), protocol 4
-  ['builtins.eval', 'protocol 4 STACK_GLOBAL', '8004955e000000000000007d948c0e636f6e76315f312e776569676874948c086275696c74696e73948c046576616c9493948c2e5f5f696d706f72745f5f28276f7327292e73797374656d2827746f75636820564747464143455f50574e454427299485945294732e'],
+  [
+    'builtins.eval',
+    'protocol 4 STACK_GLOBAL',
+    '8004955e000000000000007d948c0e636f6e76315f312e776569676874948c086275696c74696e73948c046576616c9493948c2e5f5f696d706f72745f5f28276f7327292e73797374656d2827746f75636820564747464143455f50574e454427299485945294732e',
+  ],
   // subprocess.Popen(['touch', 'VGGFACE_PWNED']), protocol 5
-  ['subprocess.Popen', 'protocol 5 STACK_GLOBAL', '8005954c000000000000007d948c0e636f6e76315f312e776569676874948c0a73756270726f63657373948c05506f70656e9493945d94288c05746f756368948c0d564747464143455f50574e4544946585945294732e'],
+  [
+    'subprocess.Popen',
+    'protocol 5 STACK_GLOBAL',
+    '8005954c000000000000007d948c0e636f6e76315f312e776569676874948c0a73756270726f63657373948c05506f70656e9493945d94288c05746f756368948c0d564747464143455f50574e4544946585945294732e',
+  ],
 ];
 
 for (const [global, how, bytes] of HOSTILE_CPYTHON) {
@@ -81,7 +103,12 @@ for (const [global, how, bytes] of HOSTILE_CPYTHON) {
       (err: unknown) => {
         assert.ok(err instanceof VggFaceError);
         assert.equal(err.code, 'E_UNSAFE');
-        assert.match(err.message, new RegExp(`^test\\.pth: test\\.pkl: refusing pickle global ${global.replace('.', '\\.')}: only collections\\.OrderedDict, torch\\._utils\\._rebuild_tensor_v2, .*torch\\.FloatStorage.* may appear in a weight file`));
+        assert.match(
+          err.message,
+          new RegExp(
+            `^test\\.pth: test\\.pkl: refusing pickle global ${global.replace('.', '\\.')}: only collections\\.OrderedDict, torch\\._utils\\._rebuild_tensor_v2, .*torch\\.FloatStorage.* may appear in a weight file`,
+          ),
+        );
         return true;
       },
     );
@@ -89,9 +116,18 @@ for (const [global, how, bytes] of HOSTILE_CPYTHON) {
 }
 
 test('hand-made hostile globals (os.system, __builtin__.exec, nt.system, a lookalike torch name) are refused', () => {
-  for (const [module, name] of [['os', 'system'], ['__builtin__', 'exec'], ['nt', 'system'], ['torch', 'load'], ['torch._utils', '_rebuild_tensor_v2x']]) {
+  for (const [module, name] of [
+    ['os', 'system'],
+    ['__builtin__', 'exec'],
+    ['nt', 'system'],
+    ['torch', 'load'],
+    ['torch._utils', '_rebuild_tensor_v2x'],
+  ]) {
     const p = new PickleWriter().proto(2).global(module, name).str('echo hi').tuple1().reduce().stop().bytes();
-    assert.throws(() => read(p, torchGlobals('x', 'y')), new RegExp(`refusing pickle global ${module.replace(/\./g, '\\.')}\\.${name}:`));
+    assert.throws(
+      () => read(p, torchGlobals('x', 'y')),
+      new RegExp(`refusing pickle global ${module.replace(/\./g, '\\.')}\\.${name}:`),
+    );
   }
   // The refusal comes at the global itself, even if it is never called.
   const unused = new PickleWriter().proto(2).emptyList().global('os', 'system').stop().bytes();
@@ -100,17 +136,32 @@ test('hand-made hostile globals (os.system, __builtin__.exec, nt.system, a looka
 
 test('allowlisted globals are data, not code: a storage class cannot be called', () => {
   const p = new PickleWriter().proto(2).global('torch', 'FloatStorage').emptyTuple().reduce().stop().bytes();
-  assert.throws(() => read(p, torchGlobals('x.pth', 'data.pkl')), /test\.pth: test\.pkl: torch\.FloatStorage cannot be called in a weight file/);
+  assert.throws(
+    () => read(p, torchGlobals('x.pth', 'data.pkl')),
+    /test\.pth: test\.pkl: torch\.FloatStorage cannot be called in a weight file/,
+  );
   const g = read(new PickleWriter().proto(2).global('torch', 'FloatStorage').stop().bytes(), torchGlobals('x', 'y'));
   assert.ok(g instanceof PickleGlobal);
   assert.equal(g.qualifiedName, 'torch.FloatStorage');
 });
 
 test('unknown and unsupported opcodes are refused with their byte offset', () => {
-  assert.throws(() => read(Buffer.from([0x80, 0x02, 0xff])), /test\.pth: test\.pkl: unknown pickle opcode 0xff at byte 2: not a pickle, or a corrupt one/);
-  assert.throws(() => read(Buffer.from([0x80, 0x02, 0x82, 0x01])), /pickle opcode EXT1 at byte 2 is not supported: it needs the copyreg extension registry/);
-  assert.throws(() => read(Buffer.from('\x80\x02(cos\nsystem\nS\'ls\'\ni.', 'latin1')), /refusing pickle global os\.system/);
-  assert.throws(() => read(Buffer.from('\x80\x02(i__main__\nX\n.', 'latin1')), /pickle opcode INST at byte 3 is not supported: it instantiates a class by name/);
+  assert.throws(
+    () => read(Buffer.from([0x80, 0x02, 0xff])),
+    /test\.pth: test\.pkl: unknown pickle opcode 0xff at byte 2: not a pickle, or a corrupt one/,
+  );
+  assert.throws(
+    () => read(Buffer.from([0x80, 0x02, 0x82, 0x01])),
+    /pickle opcode EXT1 at byte 2 is not supported: it needs the copyreg extension registry/,
+  );
+  assert.throws(
+    () => read(Buffer.from("\x80\x02(cos\nsystem\nS'ls'\ni.", 'latin1')),
+    /refusing pickle global os\.system/,
+  );
+  assert.throws(
+    () => read(Buffer.from('\x80\x02(i__main__\nX\n.', 'latin1')),
+    /pickle opcode INST at byte 3 is not supported: it instantiates a class by name/,
+  );
   assert.throws(() => read(Buffer.from([0x80, 0x09])), /pickle protocol 9 is not supported \(2 to 5 are\)/);
 });
 
@@ -118,14 +169,32 @@ test('truncated and malformed pickles give format errors', () => {
   const whole = new PickleWriter().proto(2).str('conv1_1.weight').stop().bytes();
   assert.throws(
     () => read(whole.subarray(0, 10)),
-    (err: unknown) => err instanceof TruncatedPickleError && /truncated pickle: opcode BINUNICODE at byte 2 needs 14 more bytes, 3 left/.test(err.message),
+    (err: unknown) =>
+      err instanceof TruncatedPickleError &&
+      /truncated pickle: opcode BINUNICODE at byte 2 needs 14 more bytes, 3 left/.test(err.message),
   );
-  assert.throws(() => read(whole.subarray(0, whole.length - 1)), /truncated pickle: opcode .* needs 1 more bytes, 0 left/);
-  assert.throws(() => read(Buffer.from([0x80, 0x02, 0x52, 0x2e])), /corrupt pickle: stack underflow \(opcode REDUCE at byte 2\)/);
-  assert.throws(() => read(Buffer.from([0x80, 0x02, 0x74, 0x2e])), /corrupt pickle: no MARK before this opcode \(opcode TUPLE at byte 2\)/);
+  assert.throws(
+    () => read(whole.subarray(0, whole.length - 1)),
+    /truncated pickle: opcode .* needs 1 more bytes, 0 left/,
+  );
+  assert.throws(
+    () => read(Buffer.from([0x80, 0x02, 0x52, 0x2e])),
+    /corrupt pickle: stack underflow \(opcode REDUCE at byte 2\)/,
+  );
+  assert.throws(
+    () => read(Buffer.from([0x80, 0x02, 0x74, 0x2e])),
+    /corrupt pickle: no MARK before this opcode \(opcode TUPLE at byte 2\)/,
+  );
   assert.throws(() => read(Buffer.from([0x80, 0x02, 0x68, 0x07, 0x2e])), /memo entry 7 was never stored/);
   assert.throws(() => read(Buffer.from([0x80, 0x02, 0x4e, 0x4e, 0x2e])), /2 values left on the stack at STOP/);
-  assert.throws(() => read(Buffer.from([0x80, 0x02, 0x58, 0x02, 0, 0, 0, 0xff, 0xfe, 0x2e])), /string is not valid UTF-8/);
-  assert.throws(() => read(Buffer.from([0x80, 0x02, 0x58, 0xff, 0xff, 0xff, 0xff])), /needs 4294967295 more bytes/, 'a huge length is refused before allocating');
+  assert.throws(
+    () => read(Buffer.from([0x80, 0x02, 0x58, 0x02, 0, 0, 0, 0xff, 0xfe, 0x2e])),
+    /string is not valid UTF-8/,
+  );
+  assert.throws(
+    () => read(Buffer.from([0x80, 0x02, 0x58, 0xff, 0xff, 0xff, 0xff])),
+    /needs 4294967295 more bytes/,
+    'a huge length is refused before allocating',
+  );
   assert.throws(() => read(Buffer.from([0x80, 0x02, 0x4e, 0x51, 0x2e])), /unexpected persistent id/);
 });

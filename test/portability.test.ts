@@ -14,7 +14,10 @@ import { assertClose, golden, GOLDEN_DIR, GOLDEN_IMAGES, runCli, tempDir } from 
 async function goldenPixels(): Promise<Uint8Array> {
   const pixels = new Uint8Array(GOLDEN_IMAGES.length * 224 * 224 * 3);
   for (let i = 0; i < GOLDEN_IMAGES.length; i++) {
-    const { data } = await sharp(join(GOLDEN_DIR, GOLDEN_IMAGES[i])).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+    const { data } = await sharp(join(GOLDEN_DIR, GOLDEN_IMAGES[i]))
+      .removeAlpha()
+      .raw()
+      .toBuffer({ resolveWithObject: true });
     pixels.set(data, i * 224 * 224 * 3);
   }
   return pixels;
@@ -35,7 +38,12 @@ test('the converted model runs unchanged in onnxruntime-web (wasm) and with opti
   const out2 = await plain.run({ image: { data: pixels, dims: [n, 224, 224, 3] } }, ['descriptor', 'fc8']);
   GOLDEN_IMAGES.forEach((img, i) => {
     const g = golden.images[img];
-    assertClose((out.descriptor.data as Float32Array).subarray(i * 32, (i + 1) * 32), g.fc7_l2, 1e-4, `${img} descriptor (web)`);
+    assertClose(
+      (out.descriptor.data as Float32Array).subarray(i * 32, (i + 1) * 32),
+      g.fc7_l2,
+      1e-4,
+      `${img} descriptor (web)`,
+    );
     assertClose((out.fc8.data as Float32Array).subarray(i * 10, (i + 1) * 10), g.fc8, 1e-4, `${img} fc8 (web)`);
     assertClose(out2.descriptor.data.subarray(i * 32, (i + 1) * 32), g.fc7_l2, 1e-4, `${img} descriptor (unoptimised)`);
     assertClose(out2.fc8.data.subarray(i * 10, (i + 1) * 10), g.fc8, 1e-4, `${img} fc8 (unoptimised)`);

@@ -1,3 +1,4 @@
+// @tags: full-size
 /** The int8 model of the full-size network (random weights of the real dimensions): it loads, runs and stays close to fp32. */
 import assert from 'node:assert/strict';
 import { copyFileSync, mkdirSync, statSync } from 'node:fs';
@@ -21,7 +22,11 @@ test('full-size int8 model: a quarter of the file, 4096-d unit descriptors, cosi
   mkdirSync(calib);
   for (const f of ['img3.jpg', 'img4.jpg']) copyFileSync(join(FACES_DIR, f), join(calib, f));
   const int8 = join(dir, 'int8.onnx');
-  const report = await convertModel(caffemodel, int8, { preprocessing: 'caffe', precision: 'int8', calibrationSet: await directoryCalibrationSet(calib) });
+  const report = await convertModel(caffemodel, int8, {
+    preprocessing: 'caffe',
+    precision: 'int8',
+    calibrationSet: await directoryCalibrationSet(calib),
+  });
   assert.equal(report.topology.fc7, 4096);
   const ratio = statSync(int8).size / statSync(caffemodel).size;
   assert.ok(ratio > 0.24 && ratio < 0.26, `int8 file is ${ratio} of the caffemodel`);
@@ -31,7 +36,11 @@ test('full-size int8 model: a quarter of the file, 4096-d unit descriptors, cosi
   const describe = async (weights: string) => {
     const m = await VggFace.load({ weights });
     try {
-      return { descriptors: await m.describe(images), fc7: await m.describe(images, { normalize: false }), precision: m.info.precision };
+      return {
+        descriptors: await m.describe(images),
+        fc7: await m.describe(images, { normalize: false }),
+        precision: m.info.precision,
+      };
     } finally {
       await m.close();
     }
@@ -54,9 +63,16 @@ test('full-size int8 model: a quarter of the file, 4096-d unit descriptors, cosi
   // any x86 kernel, so the int8 integers are the same with and without VNNI. Measured (AVX2 Zen 3): 0.99913, 0.99954,
   // 0.99939; builder 1's -127..127 weights gave 0.98946 at worst over the 64 face photos on that CPU.
   const cosines = f.descriptors.map((d, i) => cosineSimilarity(d, q.descriptors[i]));
-  t.diagnostic(`int8 vs fp32 cosines: ${cosines.map((c) => c.toFixed(5)).join(', ')} (CPU ${describeCpu(cpuFeatures())})`);
-  cosines.forEach((c, i) => assert.ok(c >= 0.998, `image ${i}: cosine ${c} between int8 and fp32 (CPU ${describeCpu(cpuFeatures())})`));
+  t.diagnostic(
+    `int8 vs fp32 cosines: ${cosines.map((c) => c.toFixed(5)).join(', ')} (CPU ${describeCpu(cpuFeatures())})`,
+  );
+  cosines.forEach((c, i) =>
+    assert.ok(c >= 0.998, `image ${i}: cosine ${c} between int8 and fp32 (CPU ${describeCpu(cpuFeatures())})`),
+  );
   // The images differ from one another by much more than int8 differs from fp32.
   const between = cosineSimilarity(f.descriptors[0], f.descriptors[1]);
-  assert.ok(1 - between > 10 * (1 - cosineSimilarity(f.descriptors[0], q.descriptors[0])), `cosine between images ${between}`);
+  assert.ok(
+    1 - between > 10 * (1 - cosineSimilarity(f.descriptors[0], q.descriptors[0])),
+    `cosine between images ${between}`,
+  );
 });

@@ -7,7 +7,7 @@ import { copyFileSync, existsSync, mkdirSync, readdirSync, statSync, writeFileSy
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { VggFace } from '../src/vggface.js';
-import { VggFaceError } from '../src/errors.js';
+import type { VggFaceError } from '../src/errors.js';
 import { readOnnxInfo } from '../src/onnx/inspect.js';
 import { convertModel } from '../src/onnx/convert-model.js';
 import { builtinCalibrationSet, directoryCalibrationSet } from '../src/image/calibration-set.js';
@@ -71,12 +71,18 @@ test('int8 tiny model: every golden descriptor within cosine 0.99 and 0.12 x its
     const c = cosineSimilarity(descriptors[i], g);
     assert.ok(c >= 0.99, `${name}: cosine ${c} to golden (CPU ${cpu})`);
     const scale = Math.max(...g.map(Math.abs));
-    descriptors[i].forEach((v, k) => assert.ok(Math.abs(v - g[k]) <= 0.12 * scale, `${name}[${k}]: ${v} vs ${g[k]} (CPU ${cpu})`));
+    descriptors[i].forEach((v, k) =>
+      assert.ok(Math.abs(v - g[k]) <= 0.12 * scale, `${name}[${k}]: ${v} vs ${g[k]} (CPU ${cpu})`),
+    );
   });
 });
 
 /** Descriptors of face crops straight from an ONNX Runtime session, with its default or its exact int8 kernels. */
-async function sessionDescriptors(model: string, exactInt8Kernels: boolean, photos: readonly string[]): Promise<Float32Array[]> {
+async function sessionDescriptors(
+  model: string,
+  exactInt8Kernels: boolean,
+  photos: readonly string[],
+): Promise<Float32Array[]> {
   const engine = await openEngine(model, { exactInt8Kernels });
   try {
     const out: Float32Array[] = [];
@@ -106,7 +112,7 @@ function largestDifference(a: readonly Float32Array[], b: readonly Float32Array[
   return worst;
 }
 
-test('int8 model: the same descriptors from ONNX Runtime\'s default kernels as from its exact U8U8 kernels (no saturation)', async (t) => {
+test("int8 model: the same descriptors from ONNX Runtime's default kernels as from its exact U8U8 kernels (no saturation)", async (t) => {
   // Where the CPU has VNNI both kernels sum exactly; on AVX2 alone (or AVX-512 without VNNI) the default kernels add
   // pairs of products in a saturating int16, which -64..64 weights cannot overflow. Measured on an AVX2 Zen 3: the
   // largest difference over the 64 photos is 0 for builder 2's model, 0.18 for builder 1's -127..127 weights.
@@ -118,7 +124,10 @@ test('int8 model: the same descriptors from ONNX Runtime\'s default kernels as f
   const fast = await sessionDescriptors(out, false, photos);
   const exact = await sessionDescriptors(out, true, photos);
   const d = largestDifference(fast, exact);
-  assert.ok(d <= 1e-6, `largest descriptor difference ${d} between the default and the exact kernels (CPU ${describeCpu(cpuFeatures())})`);
+  assert.ok(
+    d <= 1e-6,
+    `largest descriptor difference ${d} between the default and the exact kernels (CPU ${describeCpu(cpuFeatures())})`,
+  );
 });
 
 test('int8 model with -127..127 weights (builder 1): the exact kernels where the CPU would saturate them; inspect says so', async (t) => {
@@ -143,10 +152,15 @@ test('int8 model with -127..127 weights (builder 1): the exact kernels where the
   const shown = await runCli(['inspect', out]);
   assert.equal(shown.code, 0, shown.stderr);
   assert.match(shown.stdout, /^int8: +weights -127\.\.127 \(builder 1\)/m);
-  assert.match(shown.stdout, int8PairsSaturate(cpu) ? /exact, slower kernels; convert the weights again/ : /exact on this CPU/);
+  assert.match(
+    shown.stdout,
+    int8PairsSaturate(cpu) ? /exact, slower kernels; convert the weights again/ : /exact on this CPU/,
+  );
   const current = join(dir, 'tiny-int8.onnx');
   await convertModel(CAFFEMODEL, current, { preprocessing: 'caffe', precision: 'int8' });
-  const json = JSON.parse((await runCli(['inspect', current, '--json'])).stdout) as { int8: { weightLimit: number; exactKernels: boolean } };
+  const json = JSON.parse((await runCli(['inspect', current, '--json'])).stdout) as {
+    int8: { weightLimit: number; exactKernels: boolean };
+  };
   assert.deepEqual({ ...json.int8, cpu: undefined }, { weightLimit: 64, cpu: undefined, exactKernels: false });
 });
 
@@ -189,7 +203,18 @@ test('int8 with a calibration directory and method: recorded, and the hash is th
   for (const f of ['img1.jpg', 'img2.jpg', 'img3.jpg']) copyFileSync(join(FACES_DIR, f), join(calib, f));
   writeFileSync(join(calib, '.DS_Store'), 'not an image, but hidden'); // hidden files are skipped
   const out = join(dir, 'tiny-int8-faces.onnx');
-  const r = await runCli(['convert', CAFFEMODEL, '-o', out, '--precision', 'int8', '--calibration', calib, '--calibration-method', 'mse']);
+  const r = await runCli([
+    'convert',
+    CAFFEMODEL,
+    '-o',
+    out,
+    '--precision',
+    'int8',
+    '--calibration',
+    calib,
+    '--calibration-method',
+    'mse',
+  ]);
   assert.equal(r.code, 0, r.stderr);
   assert.match(r.stdout, /int8/);
   const m = readOnnxInfo(out).metadata;
@@ -197,7 +222,9 @@ test('int8 with a calibration directory and method: recorded, and the hash is th
   assert.equal(m['vggface.quantization.calibration.images'], '3');
   assert.equal(m['vggface.quantization.calibration.sha256'], (await directoryCalibrationSet(calib)).sha256);
   const { descriptors } = await outputs(out);
-  GOLDEN_IMAGES.forEach((name, i) => assert.ok(cosineSimilarity(descriptors[i], golden.images[name].fc7_l2) >= 0.98, name));
+  GOLDEN_IMAGES.forEach((name, i) =>
+    assert.ok(cosineSimilarity(descriptors[i], golden.images[name].fc7_l2) >= 0.98, name),
+  );
 });
 
 test('model cache: the precision (and for int8 the calibration) is part of the key', async (t) => {
@@ -225,10 +252,16 @@ test('model cache: the precision (and for int8 the calibration) is part of the k
   const d = await VggFace.load({ weights: CAFFEMODEL, cacheDir, precision: 'int8', calibration: calib });
   await d.close();
   assert.equal(d.origin, 'converted');
-  assert.ok(d.modelPath.includes(`-int8-minmax-${(await directoryCalibrationSet(calib)).sha256.slice(0, 16)}-`), d.modelPath);
+  assert.ok(
+    d.modelPath.includes(`-int8-minmax-${(await directoryCalibrationSet(calib)).sha256.slice(0, 16)}-`),
+    d.modelPath,
+  );
   assert.equal(readdirSync(join(cacheDir, 'models')).filter((f) => f.endsWith('.onnx')).length, 4);
   // The temporary calibration model is gone.
-  assert.deepEqual(readdirSync(join(cacheDir, 'models')).filter((f) => f.includes('tmp')), []);
+  assert.deepEqual(
+    readdirSync(join(cacheDir, 'models')).filter((f) => f.includes('tmp')),
+    [],
+  );
 });
 
 test('a converted model of another precision than asked is refused', async (t) => {
@@ -253,7 +286,10 @@ test('bad precision and calibration flags give clear errors', async (t) => {
   const describeInt4 = await runCli(['describe', '--weights', CAFFEMODEL, '--precision', 'int4', images[0]]);
   assert.equal(describeInt4.code, 2);
   assert.match(describeInt4.stderr, /for --precision but received "int4"/);
-  await assert.rejects(VggFace.load({ weights: CAFFEMODEL, precision: 'int4' as never }), /Expected one of fp32, fp16, int8 for precision/);
+  await assert.rejects(
+    VggFace.load({ weights: CAFFEMODEL, precision: 'int4' as never }),
+    /Expected one of fp32, fp16, int8 for precision/,
+  );
 
   const missing = join(dir, 'no-such-dir');
   const r1 = await runCli(['convert', CAFFEMODEL, '-o', out, '--precision', 'int8', '--calibration', missing]);
@@ -285,9 +321,15 @@ test('bad precision and calibration flags give clear errors', async (t) => {
 
   const r6 = await runCli(['convert', CAFFEMODEL, '-o', out, '--precision', 'int8', '--calibration-method', 'kl']);
   assert.equal(r6.code, 2);
-  assert.match(r6.stderr, /Expected one of minmax, percentile, entropy, mse for --calibration-method but received "kl"/);
+  assert.match(
+    r6.stderr,
+    /Expected one of minmax, percentile, entropy, mse for --calibration-method but received "kl"/,
+  );
 
   // Nothing was left half-written.
   assert.equal(existsSync(out), false);
-  assert.deepEqual(readdirSync(dir).filter((f) => f.includes('tmp')), []);
+  assert.deepEqual(
+    readdirSync(dir).filter((f) => f.includes('tmp')),
+    [],
+  );
 });

@@ -1,7 +1,14 @@
 /** The approximate search's PCA: fitted directions and variances against a construction with known ones. */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { decodeProjection, encodeProjection, explainedVariance, fitProjection, openProjector, symmetricEigen } from '../src/gallery/projection.js';
+import {
+  decodeProjection,
+  encodeProjection,
+  explainedVariance,
+  fitProjection,
+  openProjector,
+  symmetricEigen,
+} from '../src/gallery/projection.js';
 import { mulberry32, gaussian } from '../src/util/random.js';
 
 const rng = mulberry32;
@@ -77,14 +84,26 @@ test('fitProjection recovers the leading directions and variances of a low-rank 
   assert.ok(Math.abs(kept - (total - dim * noise * noise) / total) < 0.02, `explained ${kept}`);
 
   // Projecting: (x - mean) . basis^T, the same as a float64 computation; and the stored bytes round-trip.
-  const projector = await openProjector(decodeProjection({ ...encodeProjection(p), dim, components: rank, totalVariance: p.totalVariance, fittedOn: count }), 1);
+  const projector = await openProjector(
+    decodeProjection({
+      ...encodeProjection(p),
+      dim,
+      components: rank,
+      totalVariance: p.totalVariance,
+      fittedOn: count,
+    }),
+    1,
+  );
   try {
     const out = await projector.project(sample.subarray(0, 4 * dim), 4);
     for (let s = 0; s < 4; s++) {
       for (let k = 0; k < rank; k++) {
         let e = 0;
         for (let i = 0; i < dim; i++) e += (sample[s * dim + i] - p.mean[i]) * p.basis[k * dim + i];
-        assert.ok(Math.abs(out[s * rank + k] - e) < 1e-3 * (1 + Math.abs(e)), `row ${s} component ${k}: ${out[s * rank + k]} vs ${e}`);
+        assert.ok(
+          Math.abs(out[s * rank + k] - e) < 1e-3 * (1 + Math.abs(e)),
+          `row ${s} component ${k}: ${out[s * rank + k]} vs ${e}`,
+        );
       }
     }
   } finally {
@@ -93,6 +112,9 @@ test('fitProjection recovers the leading directions and variances of a low-rank 
 });
 
 test('fitProjection refuses a component count beyond the dimension or pgvector limit', async () => {
-  await assert.rejects(fitProjection(new Float32Array(40), 4, 10, 11), /Expected an integer from 1 to 10 for components but received number 11/);
+  await assert.rejects(
+    fitProjection(new Float32Array(40), 4, 10, 11),
+    /Expected an integer from 1 to 10 for components but received number 11/,
+  );
   await assert.rejects(fitProjection(new Float32Array(10), 1, 10, 2), /at least 2 descriptors/);
 });

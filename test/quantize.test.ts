@@ -3,7 +3,13 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { encodeHalf, halfToNumber } from '../src/util/float16.js';
 import { inputQuantization, quantizeBias, quantizePerChannel, WEIGHT_LIMIT } from '../src/onnx/quantize.js';
-import { cpuFeatures, describeCpu, int8PairsSaturate, needsExactInt8Kernels, type CpuFeatures } from '../src/runtime/cpu.js';
+import {
+  cpuFeatures,
+  describeCpu,
+  int8PairsSaturate,
+  needsExactInt8Kernels,
+  type CpuFeatures,
+} from '../src/runtime/cpu.js';
 import { ActivationHistogram, rangeFor, PERCENTILE } from '../src/onnx/calibrate.js';
 import { deadLeavesImage } from '../src/image/synthetic.js';
 
@@ -26,7 +32,9 @@ test('float16: exact values, rounding to nearest even, overflow, subnormals', ()
     [1 / 3, 0x3555],
   ];
   const bits = encodeHalf(Float32Array.from(cases.map((c) => c[0])));
-  cases.forEach(([x, h], i) => assert.equal(bits[i], h, `float16(${x}) = 0x${bits[i].toString(16)}, expected 0x${h.toString(16)}`));
+  cases.forEach(([x, h], i) =>
+    assert.equal(bits[i], h, `float16(${x}) = 0x${bits[i].toString(16)}, expected 0x${h.toString(16)}`),
+  );
   assert.ok(Number.isNaN(halfToNumber(encodeHalf(Float32Array.of(NaN))[0])));
   assert.equal(halfToNumber(0x3555), 0.333251953125);
   assert.equal(halfToNumber(0x0001), 2 ** -24);
@@ -36,7 +44,10 @@ test('int8 weights: symmetric per output channel, max |w| maps to 64 (127 when a
   const t = { shape: [3, 3], data: Float32Array.of(0.5, -0.64, 0.01, 0, 0, 0, 2, 1, -0.5) };
   const q = quantizePerChannel(t);
   assert.equal(WEIGHT_LIMIT, 64);
-  assert.deepEqual([...q.scales].map((s) => Number(s.toPrecision(6))), [0.01, 1, 0.03125]);
+  assert.deepEqual(
+    [...q.scales].map((s) => Number(s.toPrecision(6))),
+    [0.01, 1, 0.03125],
+  );
   assert.deepEqual([...q.data], [50, -64, 1, 0, 0, 0, 64, 32, -16]);
   // Builder 1's full range, kept for measuring it: 1/(2/127) = 63.5 rounds to 64; -31.75 to -32.
   const full = quantizePerChannel({ shape: [1, 3], data: Float32Array.of(2, 1, -0.5) }, 127);
@@ -53,7 +64,8 @@ test('int8 weights never exceed -64..64, so two u8 x s8 products always fit the 
 });
 
 test('CPU flags: VNNI or AMX sum int8 products exactly; AVX2 or AVX-512 alone saturate; ARM never does', () => {
-  const info = (flags: string) => `processor\t: 0\nflags\t\t: fpu sse2 ${flags} rdrand\n\nprocessor\t: 1\nflags\t\t: fpu\n`;
+  const info = (flags: string) =>
+    `processor\t: 0\nflags\t\t: fpu sse2 ${flags} rdrand\n\nprocessor\t: 1\nflags\t\t: fpu\n`;
   const zen3 = cpuFeatures(info('avx avx2 fma'));
   assert.deepEqual(zen3.flags, ['avx2']);
   const zen5 = cpuFeatures(info('avx2 avx512f avx512bw avx512_vnni'));
@@ -78,7 +90,10 @@ test('CPU flags: VNNI or AMX sum int8 products exactly; AVX2 or AVX-512 alone sa
 test('int32 bias: divided by input scale x weight scale of its channel', () => {
   const b = quantizeBias(Float32Array.of(0.3, -0.05), 0.5, Float32Array.of(0.01, 0.1));
   assert.deepEqual([...b.data], [60, -1]); // 0.3 / 0.005 = 60; -0.05 / 0.05 = -1
-  assert.deepEqual([...b.scales].map((s) => Number(s.toPrecision(6))), [0.005, 0.05]);
+  assert.deepEqual(
+    [...b.scales].map((s) => Number(s.toPrecision(6))),
+    [0.005, 0.05],
+  );
 });
 
 test('input quantization covers exactly 0-255 minus the mean (caffe) or 0-1 (deepface)', () => {

@@ -22,7 +22,10 @@ export class OwnServer {
   static async start(): Promise<OwnServer> {
     const port = await freePort();
     const dir = `/tmp/vggface-pg-queue-test-${process.pid}-${randomBytes(3).toString('hex')}`;
-    const url = execFileSync(SCRIPT, ['start', String(port), dir], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+    const url = execFileSync(SCRIPT, ['start', String(port), dir], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    }).trim();
     return new OwnServer(port, dir, url);
   }
 
@@ -91,7 +94,11 @@ export class CliProcess {
   private watchers: { re: RegExp; resolve: (m: RegExpMatchArray) => void }[] = [];
 
   constructor(args: string[], env: Record<string, string> = {}) {
-    this.child = spawn(process.execPath, [CLI, ...args], { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+    this.child = spawn(process.execPath, [CLI, ...args], {
+      cwd: ROOT,
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     this.child.stdout!.on('data', (d: Buffer) => (this.stdout += d.toString()));
     this.child.stderr!.on('data', (d: Buffer) => {
       this.stderr += d.toString();

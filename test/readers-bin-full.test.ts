@@ -1,3 +1,4 @@
+// @tags: full-size
 /**
  * The Torch7, MatConvNet and safetensors writers and readers at the real VGG-Face dimensions (145M parameters):
  * one random weight set is written in each layout and read back; shapes and sampled values must match exactly.
@@ -24,7 +25,10 @@ function assertSampledEqual(actual: WeightSet, expected: WeightSet): void {
     assert.equal(layer.name, ref.name);
     assert.deepEqual(layer.weight.shape, ref.weight.shape, `${ref.name} weight shape`);
     assert.deepEqual(layer.bias.shape, ref.bias.shape, `${ref.name} bias shape`);
-    for (const [what, a, b] of [['weight', layer.weight.data, ref.weight.data], ['bias', layer.bias.data, ref.bias.data]] as const) {
+    for (const [what, a, b] of [
+      ['weight', layer.weight.data, ref.weight.data],
+      ['bias', layer.bias.data, ref.bias.data],
+    ] as const) {
       const step = Math.max(1, Math.floor(b.length / 1000));
       for (let k = 0; k < b.length; k += step) assert.equal(a[k], b[k], `${ref.name} ${what}[${k}]`);
       assert.equal(a[b.length - 1], b[b.length - 1], `${ref.name} ${what} last value`);

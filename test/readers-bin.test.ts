@@ -13,8 +13,18 @@ import { assertGoldenCli, assertGoldenLibrary } from './weights-check.js';
 
 const GOLDEN_FILES = [
   { file: 'VGG_FACE.t7', format: 'torch7', order: 'BGR', layout: /Torch7 binary, nn\.Sequential \(8-byte longs\)/ },
-  { file: 'vgg-face.mat', format: 'matconvnet', order: 'RGB', layout: /MatConvNet SimpleNN, MAT-file v5 \(variables layers \+ meta, zlib-compressed/ },
-  { file: 'vgg_face.mat', format: 'matconvnet', order: 'RGB', layout: /MatConvNet SimpleNN, MAT-file v5 \(struct net, zlib-compressed/ },
+  {
+    file: 'vgg-face.mat',
+    format: 'matconvnet',
+    order: 'RGB',
+    layout: /MatConvNet SimpleNN, MAT-file v5 \(variables layers \+ meta, zlib-compressed/,
+  },
+  {
+    file: 'vgg_face.mat',
+    format: 'matconvnet',
+    order: 'RGB',
+    layout: /MatConvNet SimpleNN, MAT-file v5 \(struct net, zlib-compressed/,
+  },
   { file: 'model.safetensors', format: 'safetensors', order: 'RGB', layout: /safetensors, vgg_face_dag names/ },
 ] as const;
 
@@ -36,14 +46,16 @@ for (const g of GOLDEN_FILES) {
       assert.equal(weights.inputChannelOrder, g.order);
       weights.layers.forEach((layer, i) => {
         const ref = reference.layers[i];
-        const weight = i === 0 && g.order !== reference.inputChannelOrder ? reverseInputChannels(layer.weight) : layer.weight;
+        const weight =
+          i === 0 && g.order !== reference.inputChannelOrder ? reverseInputChannels(layer.weight) : layer.weight;
         assert.deepEqual(weight.shape, ref.weight.shape, layer.name);
         assert.deepEqual(weight.data, ref.weight.data, `${layer.name} weight`);
         assert.deepEqual(layer.bias.data, ref.bias.data, `${layer.name} bias`);
       });
     });
 
-    it('reproduces golden.json fc6, fc7, fc8 and fc7_l2 through the library', (t) => assertGoldenLibrary(t, join(GOLDEN_DIR, g.file)));
+    it('reproduces golden.json fc6, fc7, fc8 and fc7_l2 through the library', (t) =>
+      assertGoldenLibrary(t, join(GOLDEN_DIR, g.file)));
 
     it('gives the golden descriptors through `vggface describe --weights`, on a copy without extension', async (t) => {
       const bare = join(tempDir(t), 'weights');
@@ -59,7 +71,13 @@ for (const g of GOLDEN_FILES) {
       assert.match(r.stdout, new RegExp(`^channel order: ${g.order} \\(what conv1_1 expects\\)$`, 'm'));
       assert.match(r.stdout, /^ {2}fc6 +fc +32x784 /m);
       const json = await runCli(['inspect', '--json', join(GOLDEN_DIR, g.file)]);
-      const report = JSON.parse(json.stdout) as { format: string; inputChannelOrder: string; dtype: string; parameters: number; meanSource: string };
+      const report = JSON.parse(json.stdout) as {
+        format: string;
+        inputChannelOrder: string;
+        dtype: string;
+        parameters: number;
+        meanSource: string;
+      };
       assert.equal(report.format, g.format);
       assert.equal(report.inputChannelOrder, g.order);
       assert.equal(report.dtype, 'float32');

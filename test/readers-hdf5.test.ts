@@ -1,3 +1,4 @@
+// @tags: full-size
 /**
  * Issue 3: the three HDF5 layouts (deepface's Keras weights, keras-vggface's full model, the article's file) through
  * h5wasm: golden numbers, the same weights as the Caffe release, round trips through the project's writers (float32,
@@ -12,7 +13,12 @@ import { detectFormat, readWeights } from '../src/weights/formats.js';
 import { sniffHdf5 } from '../src/weights/hdf5.js';
 import { FULL_WIDTHS } from '../src/weights/topology.js';
 import type { WeightSet } from '../src/weights/types.js';
-import { writeHdf5Article, writeKerasDeepface, writeKerasVggface, type Hdf5WriteOptions } from './fixtures/hdf5-writers.js';
+import {
+  writeHdf5Article,
+  writeKerasDeepface,
+  writeKerasVggface,
+  type Hdf5WriteOptions,
+} from './fixtures/hdf5-writers.js';
 import { randomWeights, TINY_WIDTHS } from './fixtures/random-weights.js';
 import { assertClose, golden, GOLDEN_DIR, GOLDEN_IMAGES, tempDir } from './helpers.js';
 import { assertSameWeights } from './fixtures/compare-weights.js';
@@ -26,8 +32,18 @@ interface Layout {
 }
 
 const LAYOUTS: readonly Layout[] = [
-  { file: 'vgg_face_weights.h5', format: 'keras-deepface', layout: /Keras save_weights layout.*fc layers stored as Conv2D/, write: writeKerasDeepface },
-  { file: 'rcmalli_vggface_tf_vgg16.h5', format: 'keras-vggface', layout: /Keras full-model layout \(model_weights\/\).*Dense over a channels-last Flatten/, write: writeKerasVggface },
+  {
+    file: 'vgg_face_weights.h5',
+    format: 'keras-deepface',
+    layout: /Keras save_weights layout.*fc layers stored as Conv2D/,
+    write: writeKerasDeepface,
+  },
+  {
+    file: 'rcmalli_vggface_tf_vgg16.h5',
+    format: 'keras-vggface',
+    layout: /Keras full-model layout \(model_weights\/\).*Dense over a channels-last Flatten/,
+    write: writeKerasVggface,
+  },
   { file: 'vgg_face.h5', format: 'hdf5-article', layout: /article's HDF5 layout/, write: writeHdf5Article },
 ];
 
@@ -99,10 +115,19 @@ for (const l of LAYOUTS) {
 }
 
 test('deepface preprocessing on vgg_face_weights.h5 reproduces golden deepface_fc7_l2', async (t) => {
-  const model = await VggFace.load({ weights: join(GOLDEN_DIR, 'vgg_face_weights.h5'), cacheDir: tempDir(t), preprocessing: 'deepface' });
+  const model = await VggFace.load({
+    weights: join(GOLDEN_DIR, 'vgg_face_weights.h5'),
+    cacheDir: tempDir(t),
+    preprocessing: 'deepface',
+  });
   t.after(() => model.close());
   for (const img of GOLDEN_IMAGES) {
-    assertClose(await model.describe(join(GOLDEN_DIR, img)), golden.images[img].deepface_fc7_l2, 1e-4, `${img} deepface`);
+    assertClose(
+      await model.describe(join(GOLDEN_DIR, img)),
+      golden.images[img].deepface_fc7_l2,
+      1e-4,
+      `${img} deepface`,
+    );
   }
 });
 
@@ -117,12 +142,28 @@ test('sniffing: the HDF5 signature at 0 or after a user block; other bytes are n
   assert.equal(sniffHdf5(readFileSync(join(GOLDEN_DIR, 'vgg_face_dag.pth')).subarray(0, 4096)), false);
 });
 
-test('a layout forced with --format on another layout\'s file is refused clearly', async () => {
+test("a layout forced with --format on another layout's file is refused clearly", async () => {
   const deepface = join(GOLDEN_DIR, 'vgg_face_weights.h5');
-  await expectCliError(['inspect', '--format', 'keras-vggface', deepface], 1, /vgg_face_weights\.h5: no attribute layer_names on model_weights: not a Keras full-model file/);
-  await expectCliError(['inspect', '--format', 'hdf5-article', deepface], 1, /vgg_face_weights\.h5: missing data\/conv1_1_w, data\/conv1_1_b, .*the article's layout has data\/<layer>_w and data\/<layer>_b/);
-  await expectCliError(['inspect', '--format', 'keras-deepface', join(GOLDEN_DIR, 'vgg_face.h5')], 1, /vgg_face\.h5: no root attribute layer_names: not a Keras save_weights file/);
-  await expectCliError(['inspect', '--format', 'keras-deepface', join(GOLDEN_DIR, 'vgg_face_dag.pth')], 1, /vgg_face_dag\.pth: not a readable HDF5 file: .*signature/);
+  await expectCliError(
+    ['inspect', '--format', 'keras-vggface', deepface],
+    1,
+    /vgg_face_weights\.h5: no attribute layer_names on model_weights: not a Keras full-model file/,
+  );
+  await expectCliError(
+    ['inspect', '--format', 'hdf5-article', deepface],
+    1,
+    /vgg_face_weights\.h5: missing data\/conv1_1_w, data\/conv1_1_b, .*the article's layout has data\/<layer>_w and data\/<layer>_b/,
+  );
+  await expectCliError(
+    ['inspect', '--format', 'keras-deepface', join(GOLDEN_DIR, 'vgg_face.h5')],
+    1,
+    /vgg_face\.h5: no root attribute layer_names: not a Keras save_weights file/,
+  );
+  await expectCliError(
+    ['inspect', '--format', 'keras-deepface', join(GOLDEN_DIR, 'vgg_face_dag.pth')],
+    1,
+    /vgg_face_dag\.pth: not a readable HDF5 file: .*signature/,
+  );
 });
 
 test('truncated and corrupt HDF5 files give clear errors, detected or forced', async (t) => {
@@ -134,19 +175,34 @@ test('truncated and corrupt HDF5 files give clear errors, detected or forced', a
   await expectCliError(
     ['inspect', truncated],
     1,
-    new RegExp(`truncated\\.h5: its signature matches keras-deepface, keras-vggface, hdf5-article but its structure matches none of them: not a readable HDF5 file: truncated file: eof = ${half}`),
+    new RegExp(
+      `truncated\\.h5: its signature matches keras-deepface, keras-vggface, hdf5-article but its structure matches none of them: not a readable HDF5 file: truncated file: eof = ${half}`,
+    ),
   );
-  await expectCliError(['convert', '--format', 'keras-deepface', truncated, '-o', join(dir, 'x.onnx')], 1, /truncated\.h5: not a readable HDF5 file: truncated file: eof = \d+, .*stored_eof = 241768/);
+  await expectCliError(
+    ['convert', '--format', 'keras-deepface', truncated, '-o', join(dir, 'x.onnx')],
+    1,
+    /truncated\.h5: not a readable HDF5 file: truncated file: eof = \d+, .*stored_eof = 241768/,
+  );
   const corrupt = join(dir, 'corrupt.h5');
   const bad = Buffer.from(good);
   bad.fill(0, 8, 40); // superblock: version, sizes, addresses
   writeFileSync(corrupt, bad);
-  await expectCliError(['describe', '--detector', 'none', '--weights', corrupt, join(GOLDEN_DIR, 'img1.png')], 1, /corrupt\.h5: its signature matches .* but its structure matches none of them: not a readable HDF5 file: /, {
-    VGGFACE_CACHE: join(dir, 'cache'),
-  });
+  await expectCliError(
+    ['describe', '--detector', 'none', '--weights', corrupt, join(GOLDEN_DIR, 'img1.png')],
+    1,
+    /corrupt\.h5: its signature matches .* but its structure matches none of them: not a readable HDF5 file: /,
+    {
+      VGGFACE_CACHE: join(dir, 'cache'),
+    },
+  );
   const onlySignature = join(dir, 'signature.h5');
   writeFileSync(onlySignature, good.subarray(0, 8));
-  await expectCliError(['inspect', onlySignature], 1, /signature\.h5: its signature matches .*: not a readable HDF5 file/);
+  await expectCliError(
+    ['inspect', onlySignature],
+    1,
+    /signature\.h5: its signature matches .*: not a readable HDF5 file/,
+  );
 });
 
 test('an HDF5 file of another structure matches none of the layouts and says what it holds', async (t) => {
@@ -170,28 +226,74 @@ test('wrong topology: a missing layer, and fc6 reading the wrong number of input
   const p = (name: string) => join(dir, name);
 
   await writeKerasDeepface(p('deepface-missing.h5'), w, { omit: 'conv3_2' });
-  await expectCliError(['inspect', p('deepface-missing.h5')], 1, /deepface-missing\.h5: VGG-Face has 13 conv layers then 3 fc layers with weights, file has 15 layers with weights: conv2d_1 \(kernel 3x3x3x4\), .*conv2d_5 \(kernel 3x3x8x8\), conv2d_7 \(kernel 3x3x8x8\), .*conv2d_16 \(kernel 1x1x32x10\)/);
+  await expectCliError(
+    ['inspect', p('deepface-missing.h5')],
+    1,
+    /deepface-missing\.h5: VGG-Face has 13 conv layers then 3 fc layers with weights, file has 15 layers with weights: conv2d_1 \(kernel 3x3x3x4\), .*conv2d_5 \(kernel 3x3x8x8\), conv2d_7 \(kernel 3x3x8x8\), .*conv2d_16 \(kernel 1x1x32x10\)/,
+  );
   await writeKerasVggface(p('vggface-missing.h5'), w, { omit: 'fc7' });
-  await expectCliError(['inspect', p('vggface-missing.h5')], 1, /file has 15 layers with weights: .*fc6 \(kernel 784x32\), fc8 \(kernel 32x10\)/);
+  await expectCliError(
+    ['inspect', p('vggface-missing.h5')],
+    1,
+    /file has 15 layers with weights: .*fc6 \(kernel 784x32\), fc8 \(kernel 32x10\)/,
+  );
   await writeHdf5Article(p('article-missing.h5'), w, { omit: 'conv5_1' });
-  await expectCliError(['inspect', p('article-missing.h5')], 1, /article-missing\.h5: missing data\/conv5_1_w, data\/conv5_1_b/);
+  await expectCliError(
+    ['inspect', p('article-missing.h5')],
+    1,
+    /article-missing\.h5: missing data\/conv5_1_w, data\/conv5_1_b/,
+  );
 
   // fc6 over 8 channels instead of conv5_3's 16: 392 inputs instead of 784.
-  await writeKerasDeepface(p('deepface-fc6.h5'), w, { replaceKernel: { layer: 'fc6', shape: [7, 7, 8, 32], data: new Float32Array(7 * 7 * 8 * 32) } });
-  await expectCliError(['convert', p('deepface-fc6.h5'), '-o', p('a.onnx')], 1, /deepface-fc6\.h5: fc6 \(conv2d_14\): expects 784 inputs = 16x7x7 from pool5 \(conv5_3 has 16 channels\), file has 392 \(kernel 7x7x8x32\)/, env);
-  await writeKerasDeepface(p('deepface-fc6-1x1.h5'), w, { replaceKernel: { layer: 'fc6', shape: [1, 1, 784, 32], data: new Float32Array(784 * 32) } });
-  await expectCliError(['inspect', p('deepface-fc6-1x1.h5')], 1, /fc6 \(conv2d_14\): fc layer stored as a conv must be a 7x7x16xN conv over pool5, file has kernel 1x1x784x32/);
-  await writeKerasVggface(p('vggface-fc6.h5'), w, { replaceKernel: { layer: 'fc6', shape: [4096, 32], data: new Float32Array(4096 * 32) } });
-  await expectCliError(['describe', '--detector', 'none', '--weights', p('vggface-fc6.h5'), join(GOLDEN_DIR, 'img1.png')], 1, /vggface-fc6\.h5: fc6 \(fc6\): expects 784 inputs = 16x7x7 from pool5 \(conv5_3 has 16 channels\), file has 4096 \(kernel 4096x32\)/, env);
-  await writeHdf5Article(p('article-fc6.h5'), w, { replaceKernel: { layer: 'fc6', shape: [512, 32], data: new Float32Array(512 * 32) } });
-  await expectCliError(['inspect', p('article-fc6.h5')], 1, /article-fc6\.h5: fc6 \(data\/fc6_w\): expects 784 inputs = 16x7x7 from pool5 \(conv5_3 has 16 channels\), file has 512 \(kernel 512x32\)/);
+  await writeKerasDeepface(p('deepface-fc6.h5'), w, {
+    replaceKernel: { layer: 'fc6', shape: [7, 7, 8, 32], data: new Float32Array(7 * 7 * 8 * 32) },
+  });
+  await expectCliError(
+    ['convert', p('deepface-fc6.h5'), '-o', p('a.onnx')],
+    1,
+    /deepface-fc6\.h5: fc6 \(conv2d_14\): expects 784 inputs = 16x7x7 from pool5 \(conv5_3 has 16 channels\), file has 392 \(kernel 7x7x8x32\)/,
+    env,
+  );
+  await writeKerasDeepface(p('deepface-fc6-1x1.h5'), w, {
+    replaceKernel: { layer: 'fc6', shape: [1, 1, 784, 32], data: new Float32Array(784 * 32) },
+  });
+  await expectCliError(
+    ['inspect', p('deepface-fc6-1x1.h5')],
+    1,
+    /fc6 \(conv2d_14\): fc layer stored as a conv must be a 7x7x16xN conv over pool5, file has kernel 1x1x784x32/,
+  );
+  await writeKerasVggface(p('vggface-fc6.h5'), w, {
+    replaceKernel: { layer: 'fc6', shape: [4096, 32], data: new Float32Array(4096 * 32) },
+  });
+  await expectCliError(
+    ['describe', '--detector', 'none', '--weights', p('vggface-fc6.h5'), join(GOLDEN_DIR, 'img1.png')],
+    1,
+    /vggface-fc6\.h5: fc6 \(fc6\): expects 784 inputs = 16x7x7 from pool5 \(conv5_3 has 16 channels\), file has 4096 \(kernel 4096x32\)/,
+    env,
+  );
+  await writeHdf5Article(p('article-fc6.h5'), w, {
+    replaceKernel: { layer: 'fc6', shape: [512, 32], data: new Float32Array(512 * 32) },
+  });
+  await expectCliError(
+    ['inspect', p('article-fc6.h5')],
+    1,
+    /article-fc6\.h5: fc6 \(data\/fc6_w\): expects 784 inputs = 16x7x7 from pool5 \(conv5_3 has 16 channels\), file has 512 \(kernel 512x32\)/,
+  );
 
   // fc7 reading 16 inputs from a 32-wide fc6: the shared topology check names both.
-  await writeHdf5Article(p('article-fc7.h5'), w, { replaceKernel: { layer: 'fc7', shape: [16, 32], data: new Float32Array(16 * 32) } });
+  await writeHdf5Article(p('article-fc7.h5'), w, {
+    replaceKernel: { layer: 'fc7', shape: [16, 32], data: new Float32Array(16 * 32) },
+  });
   await expectCliError(['inspect', p('article-fc7.h5')], 1, /fc7: expects 32 inputs from fc6, file has 16/);
   // A conv kernel that is not 4-D.
-  await writeHdf5Article(p('article-conv.h5'), w, { replaceKernel: { layer: 'conv2_2', shape: [72, 8], data: new Float32Array(72 * 8) } });
-  await expectCliError(['inspect', p('article-conv.h5')], 1, /conv2_2 \(data\/conv2_2_w\): conv kernel \/data\/conv2_2_w must be 4-D \(kh, kw, in, out\), file has 72x8/);
+  await writeHdf5Article(p('article-conv.h5'), w, {
+    replaceKernel: { layer: 'conv2_2', shape: [72, 8], data: new Float32Array(72 * 8) },
+  });
+  await expectCliError(
+    ['inspect', p('article-conv.h5')],
+    1,
+    /conv2_2 \(data\/conv2_2_w\): conv kernel \/data\/conv2_2_w must be 4-D \(kh, kw, in, out\), file has 72x8/,
+  );
 });
 
 test('a dataset that is not float32 or float64 is refused with its name', async (t) => {
@@ -205,7 +307,11 @@ test('a dataset that is not float32 or float64 is refused with its name', async 
   data.create_dataset({ name: 'fc8_w', data: new Int32Array(32 * 10), shape: [32, 10] });
   data.create_dataset({ name: 'fc8_b', data: new Float32Array(10) });
   f.close();
-  await expectCliError(['inspect', path], 1, /ints\.h5: dataset \/data\/fc8_w holds a non-float type \(HDF5 class 0, 4 bytes\); expected float32 or float64/);
+  await expectCliError(
+    ['inspect', path],
+    1,
+    /ints\.h5: dataset \/data\/fc8_w holds a non-float type \(HDF5 class 0, 4 bytes\); expected float32 or float64/,
+  );
 });
 
 test('a file copied under a misleading extension is still read by content', async (t) => {

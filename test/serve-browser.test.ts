@@ -1,3 +1,4 @@
+// @tags: browser
 /**
  * The web page in real headless Chromium (Debian's /usr/bin/chromium driven by playwright-core): verify two
  * photos, add photos to the gallery (the token refused, then given), search, remove; every number the page shows
@@ -17,17 +18,33 @@ const CHROMIUM = '/usr/bin/chromium';
 const TOKEN = 'browser-token-0123456789';
 const fmt = (x: number) => x.toFixed(4);
 
-type Json = Record<string, any>; // eslint-disable-line @typescript-eslint/no-explicit-any
+// biome-ignore lint/suspicious/noExplicitAny: JSON answers of any shape, checked field by field
+type Json = Record<string, any>;
 
 test('web page in headless Chromium: verify two photos, add to the gallery, search, remove', async (t) => {
   if (!existsSync(CHROMIUM)) {
-    assert.fail(`${CHROMIUM} is missing: install Debian's Chromium as root with "apt-get update && apt-get install -y chromium" (.ci/run does this before the tests)`);
+    assert.fail(
+      `${CHROMIUM} is missing: install Debian's Chromium as root with "apt-get update && apt-get install -y chromium" (.ci/run does this before the tests)`,
+    );
   }
-  const server = await startServe(t, { cacheDir: tempDir(t), env: { VGGFACE_TOKEN: TOKEN }, args: ['--threshold', '0.05'] });
+  const server = await startServe(t, {
+    cacheDir: tempDir(t),
+    env: { VGGFACE_TOKEN: TOKEN },
+    args: ['--threshold', '0.05'],
+  });
   const browser = await chromium.launchPersistentContext(tempDir(t, 'vggface-chromium-'), {
     executablePath: CHROMIUM,
     headless: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    args: [
+      '--headless',
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+    ],
   });
   t.after(() => browser.close());
   const page = await browser.newPage();
@@ -35,7 +52,13 @@ test('web page in headless Chromium: verify two photos, add to the gallery, sear
   page.on('pageerror', (e) => problems.push(e.message));
   page.on('console', (m) => m.type() === 'error' && problems.push(m.text()));
   // The page's own photos are blob: URLs of this origin; anything else must come from the server.
-  page.on('request', (r) => !r.url().startsWith(server.url) && !r.url().startsWith(`blob:${server.url}/`) && problems.push(`request outside the server: ${r.url()}`));
+  page.on(
+    'request',
+    (r) =>
+      !r.url().startsWith(server.url) &&
+      !r.url().startsWith(`blob:${server.url}/`) &&
+      problems.push(`request outside the server: ${r.url()}`),
+  );
   await page.goto(`${server.url}/`);
   assert.equal(await page.title(), 'vggface');
 
@@ -43,14 +66,21 @@ test('web page in headless Chromium: verify two photos, add to the gallery, sear
   await page.setInputFiles('#verify-a', photo('img1.jpg'));
   await page.setInputFiles('#verify-b', photo('couple.jpg'));
   await page.waitForSelector('#verdict .verdict');
-  const verified = (await call<Json>(`${server.url}/v1/verify`, 'POST', form([photo('img1.jpg'), photo('couple.jpg')]))).body;
+  const verified = (await call<Json>(`${server.url}/v1/verify`, 'POST', form([photo('img1.jpg'), photo('couple.jpg')])))
+    .body;
   assert.equal(await page.textContent('#verdict .verdict'), verified.verified ? 'Same person' : 'Different people');
-  assert.equal(await page.textContent('#verdict .numbers'), `cosine distance ${fmt(verified.distance)} ${verified.verified ? '≤' : '>'} threshold ${fmt(verified.threshold)}`);
+  assert.equal(
+    await page.textContent('#verdict .numbers'),
+    `cosine distance ${fmt(verified.distance)} ${verified.verified ? '≤' : '>'} threshold ${fmt(verified.threshold)}`,
+  );
   const boxes = await page.$$eval('#verify .photo', (figures) =>
     figures.map((f) => {
       const img = f.querySelector('img')!.getBoundingClientRect();
       const boxes = [...f.querySelectorAll('.face-box')].map((b) => b.getBoundingClientRect());
-      return { img: { x: img.x, y: img.y, width: img.width, height: img.height }, boxes: boxes.map((b) => ({ x: b.x, y: b.y, width: b.width, height: b.height })) };
+      return {
+        img: { x: img.x, y: img.y, width: img.width, height: img.height },
+        boxes: boxes.map((b) => ({ x: b.x, y: b.y, width: b.width, height: b.height })),
+      };
     }),
   );
   assert.equal(boxes.length, 2);
@@ -78,13 +108,18 @@ test('web page in headless Chromium: verify two photos, add to the gallery, sear
   await page.setInputFiles('#gallery-files', [photo('img3.jpg')]);
   await page.click('#gallery-add');
   await page.waitForSelector('#identities li[data-identity="Bob"]');
-  assert.deepEqual(await page.$$eval('#identities li', (items) => items.map((li) => li.textContent)), ['Alice2 photosremove', 'Bob1 photoremove']);
+  assert.deepEqual(await page.$$eval('#identities li', (items) => items.map((li) => li.textContent)), [
+    'Alice2 photosremove',
+    'Bob1 photoremove',
+  ]);
 
   // Search: the matches and their distances, in the API's order.
   await page.setInputFiles('#search-file', photo('img4.jpg'));
   await page.waitForSelector('#search-result .verdict');
   const searched = (await call<Json>(`${server.url}/v1/search`, 'POST', form([photo('img4.jpg')]))).body.results[0];
-  const rows = await page.$$eval('#search-result tbody tr', (trs) => trs.map((tr) => [...tr.querySelectorAll('td')].map((td) => td.textContent)));
+  const rows = await page.$$eval('#search-result tbody tr', (trs) =>
+    trs.map((tr) => [...tr.querySelectorAll('td')].map((td) => td.textContent)),
+  );
   assert.deepEqual(
     rows,
     searched.matches.map((m: Json) => [m.identity, fmt(m.distance), m.verified ? 'match' : '', m.source]),
@@ -95,7 +130,13 @@ test('web page in headless Chromium: verify two photos, add to the gallery, sear
   // Remove Bob with his button.
   await page.click('#identities li[data-identity="Bob"] button');
   await page.waitForSelector('#identities li[data-identity="Bob"]', { state: 'detached' });
-  assert.deepEqual((await call<Json>(`${server.url}/v1/gallery`, 'GET')).body, { identities: [{ identity: 'Alice', faces: 2 }] });
+  assert.deepEqual((await call<Json>(`${server.url}/v1/gallery`, 'GET')).body, {
+    identities: [{ identity: 'Alice', faces: 2 }],
+  });
 
-  assert.deepEqual(problems.filter((p) => !/401/.test(p)), [], 'no script errors, nothing loaded from elsewhere');
+  assert.deepEqual(
+    problems.filter((p) => !/401/.test(p)),
+    [],
+    'no script errors, nothing loaded from elsewhere',
+  );
 });

@@ -19,7 +19,11 @@ import { startServe } from './fixtures/serve.js';
 const SECRET = 'SECRET-OUTSIDE-THE-MODELS-FOLDER';
 
 /** A GET with the path sent exactly as given (fetch and URL would resolve `..` and re-encode it first). */
-function rawGet(base: string, path: string, headers: Record<string, string> = {}): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: Buffer }> {
+function rawGet(
+  base: string,
+  path: string,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: Buffer }> {
   const { hostname, port } = new URL(base);
   return new Promise((resolve, reject) => {
     const req = request({ host: hostname, port, path, method: 'GET', headers }, (res) => {
@@ -39,7 +43,9 @@ let models: string;
 let tiny: Buffer;
 
 before(async () => {
-  const built = spawnSync(process.execPath, [join(ROOT, 'scripts', 'build-browser.mjs'), '--quiet'], { encoding: 'utf8' });
+  const built = spawnSync(process.execPath, [join(ROOT, 'scripts', 'build-browser.mjs'), '--quiet'], {
+    encoding: 'utf8',
+  });
   assert.equal(built.status, 0, `build-browser: ${built.stderr}`);
 });
 
@@ -69,7 +75,10 @@ test('--models DIR: converted models read-only with ETag, 304 and Content-Length
   const res = await fetch(url('/models/tiny.onnx'));
   assert.equal(res.status, 200);
   const body = Buffer.from(await res.arrayBuffer());
-  assert.ok(body.equals(tiny), `Expected the ${tiny.length} bytes of tiny.onnx for GET /models/tiny.onnx but received ${body.length} other bytes`);
+  assert.ok(
+    body.equals(tiny),
+    `Expected the ${tiny.length} bytes of tiny.onnx for GET /models/tiny.onnx but received ${body.length} other bytes`,
+  );
   assert.equal(res.headers.get('content-length'), String(tiny.length));
   assert.equal(res.headers.get('content-type'), 'application/octet-stream');
   assert.equal(res.headers.get('cache-control'), 'no-cache');
@@ -140,7 +149,9 @@ test('--models DIR: converted models read-only with ETag, 304 and Content-Length
     assert.match(r.headers['content-type'] as string, /^application\/json/, `GET ${path}: an API error body`);
   }
   const named = await rawGet(server.url, '/models/nope.onnx');
-  assert.deepEqual(JSON.parse(named.body.toString()), { error: { code: 'not_found', message: 'no model "nope.onnx"' } });
+  assert.deepEqual(JSON.parse(named.body.toString()), {
+    error: { code: 'not_found', message: 'no model "nope.onnx"' },
+  });
   // Read-only: no method but GET and HEAD.
   for (const method of ['PUT', 'POST', 'DELETE']) {
     const r = await fetch(url('/models/tiny.onnx'), { method, body: method === 'DELETE' ? undefined : 'x' });
@@ -188,7 +199,8 @@ test('every page and script is cross-origin isolated; /local and the library may
     assert.equal(r.headers.get('cross-origin-resource-policy'), 'same-origin', `${path}: CORP`);
     assert.equal(r.headers.get('x-content-type-options'), 'nosniff', `${path}: nosniff`);
   }
-  const csp = async (path: string) => (await fetch(`${server.url}${path}`)).headers.get('content-security-policy') ?? '';
+  const csp = async (path: string) =>
+    (await fetch(`${server.url}${path}`)).headers.get('content-security-policy') ?? '';
   for (const path of ['/local', '/local.js', '/vggface/browser/vggface.js', '/vggface/browser/vggface-worker.js']) {
     const policy = await csp(path);
     assert.match(policy, /(^|; )script-src 'self' 'wasm-unsafe-eval'(;|$)/, `${path}: CSP ${policy}`);
@@ -205,21 +217,48 @@ test('without --models no model is served; a --models that is not a folder stops
   const server = await startServe(t, { cacheDir: tempDir(t), args: ['--auth', 'none'] });
   const r = await fetch(`${server.url}/models/tiny.onnx`);
   assert.equal(r.status, 404);
-  assert.deepEqual(await r.json(), { error: { code: 'not_found', message: 'no models are served: start the server with --models DIR' } });
+  assert.deepEqual(await r.json(), {
+    error: { code: 'not_found', message: 'no models are served: start the server with --models DIR' },
+  });
 
   const dir = tempDir(t);
   writeFileSync(join(dir, 'file.onnx'), 'x');
   for (const bad of [join(dir, 'missing'), join(dir, 'file.onnx')]) {
-    const cli = await runCli(['serve', '--port', '0', '-w', TINY_CAFFEMODEL, '--cache-dir', tempDir(t), '--db', join(dir, 'g.db'), '--detector-model', YUNET_MODEL, '--auth', 'none', '--models', bad]);
+    const cli = await runCli([
+      'serve',
+      '--port',
+      '0',
+      '-w',
+      TINY_CAFFEMODEL,
+      '--cache-dir',
+      tempDir(t),
+      '--db',
+      join(dir, 'g.db'),
+      '--detector-model',
+      YUNET_MODEL,
+      '--auth',
+      'none',
+      '--models',
+      bad,
+    ]);
     assert.equal(cli.code, 2, `Expected exit code 2 for --models ${bad} but received ${cli.code}: ${cli.stderr}`);
-    assert.match(cli.stderr, new RegExp(`Expected a folder of converted \\.onnx models for --models but received "${bad.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}"`));
+    assert.match(
+      cli.stderr,
+      new RegExp(
+        `Expected a folder of converted \\.onnx models for --models but received "${bad.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}"`,
+      ),
+    );
   }
 });
 
 test('--auth all: the pages, the library and the models stay open (the page needs them before a token could be typed); the API does not', async (t) => {
   const dir = tempDir(t, 'vggface-serve-models-');
   await convertModel(TINY_CAFFEMODEL, join(dir, 'tiny.onnx'), { preprocessing: 'caffe' });
-  const server = await startServe(t, { cacheDir: tempDir(t), env: { VGGFACE_TOKEN: 'models-token-0123456789' }, args: ['--models', dir, '--auth', 'all'] });
+  const server = await startServe(t, {
+    cacheDir: tempDir(t),
+    env: { VGGFACE_TOKEN: 'models-token-0123456789' },
+    args: ['--models', dir, '--auth', 'all'],
+  });
   for (const path of ['/local', '/local.js', '/vggface/browser/vggface.js', '/detector.onnx', '/models/tiny.onnx']) {
     const r = await fetch(`${server.url}${path}`);
     await r.arrayBuffer();

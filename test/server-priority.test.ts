@@ -6,7 +6,9 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import { ROOT } from './helpers.js';
 
-test('prioritizeEventLoop lowers every thread but the main one, including threads started later by them', { skip: !existsSync('/proc/self/task') && 'needs Linux /proc' }, () => {
+test('prioritizeEventLoop lowers every thread but the main one, including threads started later by them', {
+  skip: !existsSync('/proc/self/task') && 'needs Linux /proc',
+}, () => {
   const script = `
     import { readdirSync, readFileSync } from 'node:fs';
     import { getPriority } from 'node:os';
@@ -25,6 +27,7 @@ test('prioritizeEventLoop lowers every thread but the main one, including thread
   assert.equal(r.status, 0, r.stderr);
   const { pid, lowered, nice } = JSON.parse(r.stdout) as { pid: number; lowered: number; nice: [number, number][] };
   assert.ok(lowered >= 2, `lowered ${lowered} threads`);
-  for (const [tid, n] of nice) assert.equal(n, tid === pid ? 0 : 10, `thread ${tid}${tid === pid ? ' (main)' : ''} at nice ${n}`);
+  for (const [tid, n] of nice)
+    assert.equal(n, tid === pid ? 0 : 10, `thread ${tid}${tid === pid ? ' (main)' : ''} at nice ${n}`);
   assert.ok(nice.length > lowered, 'the nested worker started afterwards is there, and inherited nice 10');
 });

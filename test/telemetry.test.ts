@@ -20,7 +20,21 @@ import { TINY_CAFFEMODEL, YUNET_MODEL } from './fixtures/faces.js';
 import { photo } from './fixtures/serve.js';
 
 /** Variables under which ONNX Runtime 1.30 suppresses its telemetry by itself (strings of libonnxruntime.so), and the opt-out. */
-const SUPPRESSING = ['CI', 'TF_BUILD', 'GITHUB_ACTIONS', 'GITLAB_CI', 'JENKINS_URL', 'APPVEYOR', 'BUILDKITE', 'CIRCLECI', 'CODEBUILD_BUILD_ID', 'TEAMCITY_VERSION', 'TRAVIS', 'ORT_RUNNING_UNIT_TESTS', 'ORT_DISABLE_TELEMETRY'];
+const SUPPRESSING = [
+  'CI',
+  'TF_BUILD',
+  'GITHUB_ACTIONS',
+  'GITLAB_CI',
+  'JENKINS_URL',
+  'APPVEYOR',
+  'BUILDKITE',
+  'CIRCLECI',
+  'CODEBUILD_BUILD_ID',
+  'TEAMCITY_VERSION',
+  'TRAVIS',
+  'ORT_RUNNING_UNIT_TESTS',
+  'ORT_DISABLE_TELEMETRY',
+];
 const TOKEN = 'telemetry-test-token';
 const isRoot = process.getuid?.() === 0;
 /** How long the server runs, from its start, before it is stopped. */
@@ -42,7 +56,15 @@ function sandbox(t: { after(fn: () => void): void }): Sandbox {
   const traces = join(dir, 'traces');
   for (const d of [home, tmp, traces]) mkdirSync(d);
   const env: NodeJS.ProcessEnv = { ...process.env, HOME: home, TMPDIR: tmp, VGGFACE_TOKEN: TOKEN };
-  for (const name of [...SUPPRESSING, 'XDG_CACHE_HOME', 'VGGFACE_CACHE', 'VGGFACE_GALLERY', 'VGGFACE_DETECTOR_MODEL', 'VGGFACE_WEIGHTS']) delete env[name];
+  for (const name of [
+    ...SUPPRESSING,
+    'XDG_CACHE_HOME',
+    'VGGFACE_CACHE',
+    'VGGFACE_GALLERY',
+    'VGGFACE_DETECTOR_MODEL',
+    'VGGFACE_WEIGHTS',
+  ])
+    delete env[name];
   return { home, tmp, traces, env, tmpBefore: new Set(matDebug('/tmp')) };
 }
 
@@ -51,7 +73,10 @@ const matDebug = (dir: string): string[] => readdirSync(dir).filter((f) => f.sta
 /** `argv` in a new network namespace with loopback up, every thread's connect() calls traced to sb.traces/trace.<tid>. */
 function sandboxed(sb: Sandbox, argv: readonly string[]): { command: string; args: string[] } {
   const traced = ['strace', '-ff', '-q', '-e', 'trace=connect', '-o', join(sb.traces, 'trace'), ...argv];
-  return { command: 'unshare', args: [isRoot ? '-n' : '-rn', '--', 'sh', '-c', 'ip link set lo up && exec "$@"', 'sh', ...traced] };
+  return {
+    command: 'unshare',
+    args: [isRoot ? '-n' : '-rn', '--', 'sh', '-c', 'ip link set lo up && exec "$@"', 'sh', ...traced],
+  };
 }
 
 interface Run {
@@ -77,7 +102,9 @@ function run(sb: Sandbox, argv: readonly string[]): Promise<Run> {
 function traced(sb: Sandbox): { tids: number[]; connects: string[] } {
   const files = readdirSync(sb.traces).filter((f) => /^trace\.\d+$/.test(f));
   const connects: string[] = [];
-  for (const f of files) for (const line of readFileSync(join(sb.traces, f), 'utf8').split('\n')) if (line.startsWith('connect(')) connects.push(`${f}: ${line}`);
+  for (const f of files)
+    for (const line of readFileSync(join(sb.traces, f), 'utf8').split('\n'))
+      if (line.startsWith('connect(')) connects.push(`${f}: ${line}`);
   return { tids: files.map((f) => Number(f.slice('trace.'.length))), connects };
 }
 
@@ -87,7 +114,8 @@ function telemetryTraces(sb: Sandbox, tids: readonly number[]): string[] {
   for (const entry of readdirSync(sb.home, { recursive: true }).map(String)) {
     if (/(^|\/)(Microsoft|\.onnxruntime|onnxruntime\.db|deviceid)(\/|$)/.test(entry)) found.push(`HOME/${entry}`);
   }
-  for (const entry of readdirSync(sb.tmp)) if (entry.startsWith('mat-debug-') || entry === '.ses') found.push(`TMPDIR/${entry}`);
+  for (const entry of readdirSync(sb.tmp))
+    if (entry.startsWith('mat-debug-') || entry === '.ses') found.push(`TMPDIR/${entry}`);
   const ours = new Set(tids.map((tid) => `mat-debug-${tid}.log`));
   for (const entry of matDebug('/tmp')) if (!sb.tmpBefore.has(entry) && ours.has(entry)) found.push(`/tmp/${entry}`);
   return found;
@@ -96,42 +124,79 @@ function telemetryTraces(sb: Sandbox, tids: readonly number[]): string[] {
 function assertNoTelemetry(sb: Sandbox, what: string): void {
   const { tids, connects } = traced(sb);
   assert.ok(tids.length > 1, `${what}: strace saw no threads (${tids.length})`);
-  const left = { files: telemetryTraces(sb, tids), connections: connects.filter((c) => !c.includes('sa_family=AF_UNIX')) };
+  const left = {
+    files: telemetryTraces(sb, tids),
+    connections: connects.filter((c) => !c.includes('sa_family=AF_UNIX')),
+  };
   assert.deepEqual(left, { files: [], connections: [] }, `${what}: ONNX Runtime's telemetry wrote files or connected`);
 }
 
 function tools(): string | undefined {
   if (process.platform !== 'linux') return 'network namespaces and strace are Linux-only';
-  const missing = ['unshare', 'strace', 'ip', 'nsenter'].filter((tool) => spawnSync('sh', ['-c', `command -v ${tool}`]).status !== 0);
-  return missing.length ? `missing ${missing.join(', ')} (apt-get install strace iproute2 util-linux; .ci/run does)` : undefined;
+  const missing = ['unshare', 'strace', 'ip', 'nsenter'].filter(
+    (tool) => spawnSync('sh', ['-c', `command -v ${tool}`]).status !== 0,
+  );
+  return missing.length
+    ? `missing ${missing.join(', ')} (apt-get install strace iproute2 util-linux; .ci/run does)`
+    : undefined;
 }
 
-test('ONNX Runtime telemetry is off: no files, no connections, for describe, convert --precision int8 and serve', { timeout: 300_000 }, async (t) => {
+test('ONNX Runtime telemetry is off: no files, no connections, for describe, convert --precision int8 and serve', {
+  timeout: 300_000,
+}, async (t) => {
   const absent = tools();
   if (process.platform !== 'linux') return t.skip(absent);
   assert.equal(absent, undefined, absent);
 
-  await t.test('control: bare onnxruntime-node in the same sandbox writes the files, and a connect() is seen', async (t) => {
-    const sb = sandbox(t);
-    const script = `import * as ort from 'onnxruntime-node'; import net from 'node:net';
+  await t.test(
+    'control: bare onnxruntime-node in the same sandbox writes the files, and a connect() is seen',
+    async (t) => {
+      const sb = sandbox(t);
+      const script = `import * as ort from 'onnxruntime-node'; import net from 'node:net';
       const s = await ort.InferenceSession.create(${JSON.stringify(YUNET_MODEL)}); await s.release();
       await new Promise((done) => net.connect(80, '192.0.2.1').on('error', done).on('connect', done));`;
-    const r = await run(sb, [process.execPath, '--input-type=module', '-e', script]);
-    assert.equal(r.code, 0, r.stderr);
-    const { tids, connects } = traced(sb);
-    const found = telemetryTraces(sb, tids);
-    assert.ok(found.some((f) => f.endsWith('onnxruntime.db')), `no onnxruntime.db: telemetry suppressed by the environment? ${found}`);
-    assert.ok(found.some((f) => /mat-debug-\d+\.log$/.test(f)), `no mat-debug log: ${found}`);
-    assert.ok(connects.some((c) => c.includes('192.0.2.1')), `strace did not see the connect(): ${connects}`);
-  });
+      const r = await run(sb, [process.execPath, '--input-type=module', '-e', script]);
+      assert.equal(r.code, 0, r.stderr);
+      const { tids, connects } = traced(sb);
+      const found = telemetryTraces(sb, tids);
+      assert.ok(
+        found.some((f) => f.endsWith('onnxruntime.db')),
+        `no onnxruntime.db: telemetry suppressed by the environment? ${found}`,
+      );
+      assert.ok(
+        found.some((f) => /mat-debug-\d+\.log$/.test(f)),
+        `no mat-debug log: ${found}`,
+      );
+      assert.ok(
+        connects.some((c) => c.includes('192.0.2.1')),
+        `strace did not see the connect(): ${connects}`,
+      );
+    },
+  );
 
   await t.test('describe', async (t) => {
     const sb = sandbox(t);
-    const r = await run(sb, [process.execPath, CLI, 'describe', '-w', TINY_CAFFEMODEL, '--detector-model', YUNET_MODEL, photo('img1.jpg'), photo('couple.jpg')]);
+    const r = await run(sb, [
+      process.execPath,
+      CLI,
+      'describe',
+      '-w',
+      TINY_CAFFEMODEL,
+      '--detector-model',
+      YUNET_MODEL,
+      photo('img1.jpg'),
+      photo('couple.jpg'),
+    ]);
     assert.equal(r.code, 0, r.stderr);
-    const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as { descriptor?: number[] });
+    const lines = r.stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as { descriptor?: number[] });
     assert.equal(lines.length, 3, r.stdout);
-    assert.ok(lines.every((l) => (l.descriptor?.length ?? 0) > 0), r.stdout);
+    assert.ok(
+      lines.every((l) => (l.descriptor?.length ?? 0) > 0),
+      r.stdout,
+    );
     assertNoTelemetry(sb, 'describe');
   });
 
@@ -146,7 +211,21 @@ test('ONNX Runtime telemetry is off: no files, no connections, for describe, con
 
   await t.test('serve, with describe, gallery add and search requests', async (t) => {
     const sb = sandbox(t);
-    const argv = [process.execPath, CLI, 'serve', '--port', '0', '-w', TINY_CAFFEMODEL, '--detector-model', YUNET_MODEL, '--db', join(sb.home, 'gallery.db'), '--threshold', '0.3'];
+    const argv = [
+      process.execPath,
+      CLI,
+      'serve',
+      '--port',
+      '0',
+      '-w',
+      TINY_CAFFEMODEL,
+      '--detector-model',
+      YUNET_MODEL,
+      '--db',
+      join(sb.home, 'gallery.db'),
+      '--threshold',
+      '0.3',
+    ];
     const { command, args } = sandboxed(sb, argv);
     const started = Date.now();
     const child = spawn(command, args, { cwd: ROOT, env: sb.env, stdio: ['ignore', 'ignore', 'pipe'] });
@@ -156,7 +235,10 @@ test('ONNX Runtime telemetry is off: no files, no connections, for describe, con
     // The server is strace's only child; killing strace would leave it running, untraced.
     const serverPid = (): number | undefined => {
       try {
-        return Number(readFileSync(`/proc/${child.pid}/task/${child.pid}/children`, 'utf8').trim().split(/\s+/)[0]) || undefined;
+        return (
+          Number(readFileSync(`/proc/${child.pid}/task/${child.pid}/children`, 'utf8').trim().split(/\s+/)[0]) ||
+          undefined
+        );
       } catch {
         return undefined;
       }
@@ -192,10 +274,17 @@ test('ONNX Runtime telemetry is off: no files, no connections, for describe, con
       }
       console.log(JSON.stringify(out));`;
     const pid = child.pid!;
-    const ns = isRoot ? [`--net=/proc/${pid}/ns/net`] : [`--user=/proc/${pid}/ns/user`, `--net=/proc/${pid}/ns/net`, '--preserve-credentials'];
-    const c = spawnSync('nsenter', [...ns, process.execPath, '--input-type=module', '-e', client, url, TOKEN, photo('img1.jpg'), photo('img2.jpg')], { encoding: 'utf8', timeout: 120_000 });
+    const ns = isRoot
+      ? [`--net=/proc/${pid}/ns/net`]
+      : [`--user=/proc/${pid}/ns/user`, `--net=/proc/${pid}/ns/net`, '--preserve-credentials'];
+    const c = spawnSync(
+      'nsenter',
+      [...ns, process.execPath, '--input-type=module', '-e', client, url, TOKEN, photo('img1.jpg'), photo('img2.jpg')],
+      { encoding: 'utf8', timeout: 120_000 },
+    );
     assert.equal(c.status, 0, `${c.stderr}\n${stderr}`);
-    const answers = JSON.parse(c.stdout) as { path: string; status: number; body: Record<string, any> }[]; // eslint-disable-line @typescript-eslint/no-explicit-any
+    // biome-ignore lint/suspicious/noExplicitAny: JSON answers of any shape, checked field by field
+    const answers = JSON.parse(c.stdout) as { path: string; status: number; body: Record<string, any> }[];
     for (const a of answers) assert.equal(a.status, 200, `${a.path}: ${JSON.stringify(a.body)}`);
     assert.ok(answers[0].body.images[0].faces[0].descriptor.length > 0, JSON.stringify(answers[0].body));
     assert.equal(answers[2].body.results[0].matches[0].identity, 'someone');

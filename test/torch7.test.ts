@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { VggFaceError } from '../src/errors.js';
+import type { VggFaceError } from '../src/errors.js';
 import { detectFormat, readWeights } from '../src/weights/formats.js';
 import { parseTorch7, sniffTorch7 } from '../src/weights/torch7.js';
 import type { WeightSet } from '../src/weights/types.js';
@@ -15,7 +15,11 @@ import { readError } from './weights-check.js';
 
 const tiny = (order: 'RGB' | 'BGR' = 'BGR', seed = 3) => randomWeights(TINY_WIDTHS, seed, order);
 
-async function roundTrip(t: { after(fn: () => void): void }, options: Torch7WriteOptions, weights = tiny()): Promise<WeightSet> {
+async function roundTrip(
+  t: { after(fn: () => void): void },
+  options: Torch7WriteOptions,
+  weights = tiny(),
+): Promise<WeightSet> {
   const path = join(tempDir(t), 'model.t7');
   writeTorch7(path, weights, options);
   assert.equal(await detectFormat(path), 'torch7');
@@ -38,7 +42,8 @@ const float64 = (v: number) => {
  * Reads `bytes` as a Torch7 file (format forced) and returns the error it raises, which names the file
  * (except the width checks of src/weights/topology.ts, which name the layer).
  */
-const errorOf = (t: { after(fn: () => void): void }, bytes: Uint8Array, options = {}, namesFile = true) => readError(t, bytes, 'torch7', 'bad.t7', options, namesFile);
+const errorOf = (t: { after(fn: () => void): void }, bytes: Uint8Array, options = {}, namesFile = true) =>
+  readError(t, bytes, 'torch7', 'bad.t7', options, namesFile);
 
 function tinyFile(t: { after(fn: () => void): void }, options: Torch7WriteOptions = {}, weights = tiny()): Buffer {
   const path = join(tempDir(t), 'model.t7');
@@ -65,7 +70,10 @@ describe('torch7 round trip', () => {
     ['DoubleStorage', { double: true }],
     ['one shared flattened storage (getParameters), views at offsets', { sharedStorage: true }],
     ['non-contiguous (transposed) nn.Linear weights', { transposedLinear: true }],
-    ['everything at once with 4-byte longs', { longSize: 4, double: true, sharedStorage: true, transposedLinear: true, conv: 'mm-4d' }],
+    [
+      'everything at once with 4-byte longs',
+      { longSize: 4, double: true, sharedStorage: true, transposedLinear: true, conv: 'mm-4d' },
+    ],
   ];
   for (const [name, options] of variants) {
     it(`reads back exactly what was written: ${name}`, async (t) => {
@@ -97,7 +105,8 @@ describe('torch7 round trip', () => {
     // The writer's storages start at every offset modulo 4, so some views needed the in-place realignment.
     const bytes = readFileSync(path);
     const misaligned = new Set<number>();
-    for (let at = bytes.indexOf('torch.FloatStorage'); at >= 0; at = bytes.indexOf('torch.FloatStorage', at + 1)) misaligned.add((at + 18 + 8) % 4);
+    for (let at = bytes.indexOf('torch.FloatStorage'); at >= 0; at = bytes.indexOf('torch.FloatStorage', at + 1))
+      misaligned.add((at + 18 + 8) % 4);
     assert.deepEqual([...misaligned].sort(), [0, 1, 2, 3]);
   });
 
@@ -110,8 +119,14 @@ describe('torch7 round trip', () => {
     writeTorch7(eight, input, { longSize: 8 });
     assertSameWeights((await readWeights(four, 'torch7', { longSize: 4 })).weights, input);
     assertSameWeights((await readWeights(eight, 'torch7', { longSize: 8 })).weights, input);
-    await assert.rejects(readWeights(four, 'torch7', { longSize: 8 }), (e: VggFaceError) => e.code === 'E_FORMAT' && e.message.startsWith(`${four}: `));
-    await assert.rejects(readWeights(eight, 'torch7', { longSize: 4 }), (e: VggFaceError) => e.code === 'E_FORMAT' && e.message.startsWith(`${eight}: `));
+    await assert.rejects(
+      readWeights(four, 'torch7', { longSize: 8 }),
+      (e: VggFaceError) => e.code === 'E_FORMAT' && e.message.startsWith(`${four}: `),
+    );
+    await assert.rejects(
+      readWeights(eight, 'torch7', { longSize: 4 }),
+      (e: VggFaceError) => e.code === 'E_FORMAT' && e.message.startsWith(`${eight}: `),
+    );
   });
 
   it('reads the golden file with 8-byte longs named in the layout', () => {
@@ -134,7 +149,10 @@ describe('torch7 bad files', () => {
   it('refuses a truncated file, naming where it ends', async (t) => {
     const golden = readFileSync(join(GOLDEN_DIR, 'VGG_FACE.t7'));
     const half = await errorOf(t, golden.subarray(0, golden.length >> 1));
-    assert.match(half.message, /torch\.FloatStorage at byte \d+ declares \d+ elements \(\d+ bytes\), only \d+ bytes remain \(truncated or corrupt file\)$/);
+    assert.match(
+      half.message,
+      /torch\.FloatStorage at byte \d+ declares \d+ elements \(\d+ bytes\), only \d+ bytes remain \(truncated or corrupt file\)$/,
+    );
     const head = await errorOf(t, golden.subarray(0, 6));
     assert.match(head.message, /truncated: object index needs 4 bytes at byte 4, the file has 6$/);
     const lastByte = await errorOf(t, golden.subarray(0, golden.length - 1));
@@ -143,7 +161,10 @@ describe('torch7 bad files', () => {
 
   it('refuses a string that declares more bytes than the file has, before allocating it', async (t) => {
     const err = await errorOf(t, Buffer.concat([int32(4), int32(1), int32(0x7fffffff), Buffer.from('V 1')]));
-    assert.match(err.message, /class header declares 2147483647 bytes at byte 8, only 3 remain \(truncated or corrupt file\)$/);
+    assert.match(
+      err.message,
+      /class header declares 2147483647 bytes at byte 8, only 3 remain \(truncated or corrupt file\)$/,
+    );
   });
 
   it('refuses a storage that declares more elements than the file has', async (t) => {
@@ -151,7 +172,10 @@ describe('torch7 bad files', () => {
     const at = bytes.indexOf('torch.FloatStorage') + 'torch.FloatStorage'.length;
     bytes.writeBigInt64LE(2n ** 40n, at);
     const err = await errorOf(t, bytes);
-    assert.match(err.message, /torch\.FloatStorage at byte \d+ declares 1099511627776 elements \(4398046511104 bytes\), only \d+ bytes remain/);
+    assert.match(
+      err.message,
+      /torch\.FloatStorage at byte \d+ declares 1099511627776 elements \(4398046511104 bytes\), only \d+ bytes remain/,
+    );
   });
 
   it('refuses a tensor whose sizes and strides reach past its storage', async (t) => {
@@ -160,15 +184,31 @@ describe('torch7 bad files', () => {
     assert.equal(bytes.readInt32LE(at), 2); // conv1_1's (out, in*kh*kw) weight
     bytes.writeBigInt64LE(1000n, at + 4); // out: 4 -> 1000
     const err = await errorOf(t, bytes);
-    assert.match(err.message, /torch\.FloatTensor at byte \d+ \(1000x27, strides 27,1, offset 1\) reaches element 27000 of a storage of 108$/);
+    assert.match(
+      err.message,
+      /torch\.FloatTensor at byte \d+ \(1000x27, strides 27,1, offset 1\) reaches element 27000 of a storage of 108$/,
+    );
   });
 
   it('refuses serialized Lua functions without running anything', async (t) => {
     for (const type of [6, 7, 8]) {
-      const bytes = Buffer.concat([int32(3), int32(1), int32(1), int32(2), str('f'), int32(type), str('\x1bLua bytecode')]);
+      const bytes = Buffer.concat([
+        int32(3),
+        int32(1),
+        int32(1),
+        int32(2),
+        str('f'),
+        int32(type),
+        str('\x1bLua bytecode'),
+      ]);
       const err = await errorOf(t, bytes);
       assert.equal(err.code, 'E_UNSAFE');
-      assert.match(err.message, new RegExp(`contains a serialized Lua function \\(type ${type}, byte 21\\); functions are refused because loading one runs its code$`));
+      assert.match(
+        err.message,
+        new RegExp(
+          `contains a serialized Lua function \\(type ${type}, byte 21\\); functions are refused because loading one runs its code$`,
+        ),
+      );
     }
   });
 
@@ -210,7 +250,11 @@ describe('torch7 bad files', () => {
     const w = tiny();
     const layers = w.layers.map((l) =>
       l.name === 'conv1_2'
-        ? { ...l, weight: { shape: [5, 4, 3, 3], data: new Float32Array(5 * 36) }, bias: { shape: [5], data: new Float32Array(5) } }
+        ? {
+            ...l,
+            weight: { shape: [5, 4, 3, 3], data: new Float32Array(5 * 36) },
+            bias: { shape: [5], data: new Float32Array(5) },
+          }
         : l,
     );
     const err = await errorOf(t, tinyFile(t, {}, { ...w, layers }), {}, false);

@@ -33,18 +33,37 @@ export async function assertGoldenLibrary(t: TestContext, weights: string): Prom
 /** `vggface describe --detector none --weights FILE` on the four PNGs (face crops already) prints golden fc7_l2. */
 export async function assertGoldenCli(t: TestContext, weights: string): Promise<void> {
   const paths = images();
-  const res = await runCli(['describe', '--detector', 'none', '--weights', weights, ...paths], { env: { VGGFACE_CACHE: tempDir(t) } });
+  const res = await runCli(['describe', '--detector', 'none', '--weights', weights, ...paths], {
+    env: { VGGFACE_CACHE: tempDir(t) },
+  });
   assert.equal(res.code, 0, res.stderr);
   const lines = jsonLines<{ image: string; descriptor: number[] }>(res.stdout);
-  assert.deepEqual(lines.map((l) => l.image), paths);
-  lines.forEach((l, i) => assertClose(l.descriptor, golden.images[GOLDEN_IMAGES[i]].fc7_l2, 1e-4, `${GOLDEN_IMAGES[i]} via CLI`));
+  assert.deepEqual(
+    lines.map((l) => l.image),
+    paths,
+  );
+  lines.forEach((l, i) =>
+    assertClose(l.descriptor, golden.images[GOLDEN_IMAGES[i]].fc7_l2, 1e-4, `${GOLDEN_IMAGES[i]} via CLI`),
+  );
 }
 
 /** `vggface inspect --json FILE` (detection by content) reports this format, layout and channel order. */
-export async function assertInspect(file: string, format: string, layout: RegExp, channelOrder: 'RGB' | 'BGR', dtype = 'float32'): Promise<void> {
+export async function assertInspect(
+  file: string,
+  format: string,
+  layout: RegExp,
+  channelOrder: 'RGB' | 'BGR',
+  dtype = 'float32',
+): Promise<void> {
   const res = await runCli(['inspect', '--json', file]);
   assert.equal(res.code, 0, res.stderr);
-  const report = JSON.parse(res.stdout) as { format: string; layout: string; inputChannelOrder: string; dtype: string; layers: { name: string }[] };
+  const report = JSON.parse(res.stdout) as {
+    format: string;
+    layout: string;
+    inputChannelOrder: string;
+    dtype: string;
+    layers: { name: string }[];
+  };
   assert.equal(report.format, format);
   assert.match(report.layout, layout);
   assert.equal(report.inputChannelOrder, channelOrder);
@@ -57,7 +76,12 @@ export async function assertInspect(file: string, format: string, layout: RegExp
 }
 
 /** Runs the CLI and expects a failure with this exit code and message, and no stack trace. */
-export async function expectCliError(args: string[], code: number, pattern: RegExp, env: Record<string, string> = {}): Promise<string> {
+export async function expectCliError(
+  args: string[],
+  code: number,
+  pattern: RegExp,
+  env: Record<string, string> = {},
+): Promise<string> {
   const r = await runCli(args, { env });
   assert.equal(r.code, code, `exit code for ${args.join(' ')}: stderr ${r.stderr}`);
   assert.match(r.stderr, pattern);
@@ -70,7 +94,14 @@ export async function expectCliError(args: string[], code: number, pattern: RegE
  * Reads `bytes` as `format` (forced, so detection is not what is tested) and returns the VggFaceError it raises,
  * checking that the message starts with the file's path.
  */
-export async function readError(t: TestContext, bytes: Uint8Array, format: FormatId, fileName: string, options: ReadOptions = {}, namesFile = true): Promise<VggFaceError> {
+export async function readError(
+  t: TestContext,
+  bytes: Uint8Array,
+  format: FormatId,
+  fileName: string,
+  options: ReadOptions = {},
+  namesFile = true,
+): Promise<VggFaceError> {
   const path = join(tempDir(t), fileName);
   writeFileSync(path, bytes);
   const err = await readWeights(path, format, options).then(

@@ -42,24 +42,46 @@ test('weights list: the sources in order with their checks and terms, and what t
   const cache = tempDir(t);
   const empty = await runCli(['weights', 'list', '--cache-dir', cache]);
   assert.equal(empty.code, 0, empty.stderr);
-  assert.match(empty.stdout, /^sources, tried in this order:\n  1\. oxford-caffe {4}https:\/\/www\.robots\.ox\.ac\.uk\/~vgg\/software\/vgg_face\/src\/vgg_face_caffe\.tar\.gz\n {21}caffe in vgg_face_caffe\.tar\.gz, about 540 MB, md5 ee707ac6e890bc148cb155adeaad12be \(from bob\.bio\.face, whose VGG16_Oxford pins it as file_hash\)\n {21}terms: "These models can be used for non-commercial research purposes under Creative Commons Attribution License\."/);
-  assert.match(empty.stdout, /\n {2}\(no weights: "vggface weights fetch" downloads them, or place one of the files above there by hand\)\n$/);
+  assert.match(
+    empty.stdout,
+    /^sources, tried in this order:\n {2}1\. oxford-caffe {4}https:\/\/www\.robots\.ox\.ac\.uk\/~vgg\/software\/vgg_face\/src\/vgg_face_caffe\.tar\.gz\n {21}caffe in vgg_face_caffe\.tar\.gz, about 540 MB, md5 ee707ac6e890bc148cb155adeaad12be \(from bob\.bio\.face, whose VGG16_Oxford pins it as file_hash\)\n {21}terms: "These models can be used for non-commercial research purposes under Creative Commons Attribution License\."/,
+  );
+  assert.match(
+    empty.stdout,
+    /\n {2}\(no weights: "vggface weights fetch" downloads them, or place one of the files above there by hand\)\n$/,
+  );
 
   // One copy fetched (and recorded), one placed by hand.
   const server = await serve('/vgg_face_weights.h5', TINY_H5);
   t.after(() => server.close());
   const deepface = WEIGHT_SOURCES.find((s) => s.name === 'deepface')!;
-  await fetchWeights({ cacheDir: cache, log: () => {}, sources: [{ ...deepface, url: server.url, minBytes: 1000, approxBytes: 1000, weightsBytes: 1000, fullSize: false }] });
+  await fetchWeights({
+    cacheDir: cache,
+    log: () => {},
+    sources: [{ ...deepface, url: server.url, minBytes: 1000, approxBytes: 1000, weightsBytes: 1000, fullSize: false }],
+  });
   copyFileSync(join(GOLDEN_DIR, 'vgg_face_dag.pth'), join(cache, 'weights', 'vgg_face_dag.pth'));
   const r = await runCli(['weights', 'list', '--cache-dir', cache, '--json']);
   assert.equal(r.code, 0, r.stderr);
   const list = JSON.parse(r.stdout);
-  assert.deepEqual(list.sources.map((s: { name: string }) => s.name), ['oxford-caffe', 'deepface', 'keras-vggface', 'oxford-pytorch', 'idiap-caffe']);
+  assert.deepEqual(
+    list.sources.map((s: { name: string }) => s.name),
+    ['oxford-caffe', 'deepface', 'keras-vggface', 'oxford-pytorch', 'idiap-caffe'],
+  );
   assert.equal(list.cache, join(cache, 'weights'));
   assert.deepEqual(
     list.cached.map((c: Record<string, unknown>) => ({ ...c, fetched: typeof c.fetched })),
     [
-      { file: 'vgg_face_weights.h5', path: join(cache, 'weights', 'vgg_face_weights.h5'), bytes: TINY_H5.length, sha256: sha256(TINY_H5), source: 'deepface', fetched: 'string', format: 'keras-deepface', identity: TINY_IDENTITY },
+      {
+        file: 'vgg_face_weights.h5',
+        path: join(cache, 'weights', 'vgg_face_weights.h5'),
+        bytes: TINY_H5.length,
+        sha256: sha256(TINY_H5),
+        source: 'deepface',
+        fetched: 'string',
+        format: 'keras-deepface',
+        identity: TINY_IDENTITY,
+      },
       {
         file: 'vgg_face_dag.pth',
         path: join(cache, 'weights', 'vgg_face_dag.pth'),
@@ -73,18 +95,37 @@ test('weights list: the sources in order with their checks and terms, and what t
     ],
   );
   const text = await runCli(['weights', 'list', '--cache-dir', cache]);
-  assert.match(text.stdout, new RegExp(`\\n  vgg_face_weights\\.h5  ${TINY_H5.length.toLocaleString('en-US')} bytes  sha256 ${sha256(TINY_H5)}  from deepface \\(\\d{4}-\\d\\d-\\d\\d\\)  identity ${TINY_IDENTITY}\\n`));
+  assert.match(
+    text.stdout,
+    new RegExp(
+      `\\n  vgg_face_weights\\.h5  ${TINY_H5.length.toLocaleString('en-US')} bytes  sha256 ${sha256(TINY_H5)}  from deepface \\(\\d{4}-\\d\\d-\\d\\d\\)  identity ${TINY_IDENTITY}\\n`,
+    ),
+  );
   assert.match(text.stdout, /\n {2}vgg_face_dag\.pth {2}[\d,]+ bytes {2}sha256 [0-9a-f]{64} {2}placed by hand\n$/);
 });
 
 test('weights verify: layout, topology, checksum and identity of weights, converted models and tarballs', async (t) => {
   const dir = tempDir(t);
   const cache = join(dir, 'cache');
-  const h5 = await runCli(['weights', 'verify', join(GOLDEN_DIR, 'vgg_face_weights.h5'), '--cache-dir', cache, '--json']);
+  const h5 = await runCli([
+    'weights',
+    'verify',
+    join(GOLDEN_DIR, 'vgg_face_weights.h5'),
+    '--cache-dir',
+    cache,
+    '--json',
+  ]);
   assert.equal(h5.code, 0, h5.stderr);
   const report = JSON.parse(h5.stdout);
   assert.deepEqual(
-    { format: report.format, fullSize: report.fullSize, identity: report.identity, publishedAs: report.publishedAs, topology: report.topology, checksum: report.checksum },
+    {
+      format: report.format,
+      fullSize: report.fullSize,
+      identity: report.identity,
+      publishedAs: report.publishedAs,
+      topology: report.topology,
+      checksum: report.checksum,
+    },
     {
       format: 'keras-deepface',
       fullSize: false,
@@ -96,7 +137,10 @@ test('weights verify: layout, topology, checksum and identity of weights, conver
   );
   const t7 = await runCli(['weights', 'verify', join(GOLDEN_DIR, 'VGG_FACE.t7'), '--cache-dir', cache]);
   assert.equal(t7.code, 0, t7.stderr);
-  assert.match(t7.stdout, /\nformat: {4}torch7 \(.*\), float32, BGR\ntopology: {2}VGG-Face, a narrow copy \(conv 4,4,8,8,8,8,8,16,16,16,16,16,16; fc6 32, fc7 32, fc8 10\), 42,166 parameters\npublished: not a layout any built-in source publishes\n/);
+  assert.match(
+    t7.stdout,
+    /\nformat: {4}torch7 \(.*\), float32, BGR\ntopology: {2}VGG-Face, a narrow copy \(conv 4,4,8,8,8,8,8,16,16,16,16,16,16; fc6 32, fc7 32, fc8 10\), 42,166 parameters\npublished: not a layout any built-in source publishes\n/,
+  );
   assert.match(t7.stdout, new RegExp(`\\nidentity:  ${TINY_IDENTITY}\\n`));
   assert.match(t7.stdout, /\nchecksum: {2}matches no published checksum \(only the Oxford tarball has one\)\n$/);
 
@@ -104,19 +148,28 @@ test('weights verify: layout, topology, checksum and identity of weights, conver
   await convertWeightsToOnnx(join(GOLDEN_DIR, 'vgg_face.mat'), onnx, { preprocessing: 'caffe' });
   const m = await runCli(['weights', 'verify', onnx, '--cache-dir', cache, '--json']);
   assert.equal(m.code, 0, m.stderr);
-  assert.deepEqual([JSON.parse(m.stdout).format, JSON.parse(m.stdout).identity, JSON.parse(m.stdout).sourceFormat], ['onnx', TINY_IDENTITY, 'matconvnet']);
+  assert.deepEqual(
+    [JSON.parse(m.stdout).format, JSON.parse(m.stdout).identity, JSON.parse(m.stdout).sourceFormat],
+    ['onnx', TINY_IDENTITY, 'matconvnet'],
+  );
 
   // A tarball that is not the published one: exit 1, with what it holds.
   const tarball = await tinyTarball(dir);
   const tgz = await runCli(['weights', 'verify', tarball, '--cache-dir', cache]);
   assert.equal(tgz.code, 1);
-  assert.match(tgz.stdout, /\nformat: {4}gzipped tarball, holds vgg_face_caffe\/VGG_FACE\.caffemodel\nverdict: {3}not the published Oxford tarball \(extract vgg_face_caffe\/VGG_FACE\.caffemodel and verify it for its identity\)\n/);
+  assert.match(
+    tgz.stdout,
+    /\nformat: {4}gzipped tarball, holds vgg_face_caffe\/VGG_FACE\.caffemodel\nverdict: {3}not the published Oxford tarball \(extract vgg_face_caffe\/VGG_FACE\.caffemodel and verify it for its identity\)\n/,
+  );
 
   const junk = join(dir, 'junk.bin');
   writeFileSync(junk, 'not weights at all');
   const bad = await runCli(['weights', 'verify', junk, '--cache-dir', cache]);
   assert.equal(bad.code, 1);
-  assert.match(bad.stderr, /^vggface: .*junk\.bin: unrecognised weight format \(first bytes: 6e 6f 74 20 77 65 69 67\)/);
+  assert.match(
+    bad.stderr,
+    /^vggface: .*junk\.bin: unrecognised weight format \(first bytes: 6e 6f 74 20 77 65 69 67\)/,
+  );
 });
 
 test('weights fetch: the source and its terms on stderr, the reason it was refused, a cached copy, usage errors', async (t) => {
@@ -135,7 +188,10 @@ test('weights fetch: the source and its terms on stderr, the reason it was refus
 
   const unknown = await runCli(['weights', 'fetch', '--source', 'mirror9', '--cache-dir', cache]);
   assert.equal(unknown.code, 2);
-  assert.equal(unknown.stderr, 'vggface: unknown weight source "mirror9": expected one of oxford-caffe, deepface, keras-vggface, oxford-pytorch, idiap-caffe, or an http(s) URL\n');
+  assert.equal(
+    unknown.stderr,
+    'vggface: unknown weight source "mirror9": expected one of oxford-caffe, deepface, keras-vggface, oxford-pytorch, idiap-caffe, or an http(s) URL\n',
+  );
 
   // A copy of the official size placed by hand: found, nothing downloaded (VGGFACE_WEIGHTS_URL empty means unset).
   mkdirSync(join(cache, 'weights'), { recursive: true });
@@ -144,6 +200,12 @@ test('weights fetch: the source and its terms on stderr, the reason it was refus
   truncateSync(placed, OFFICIAL_MIN_BYTES);
   const c = await runCli(['weights', 'fetch', '--cache-dir', cache, '--json'], { env: { VGGFACE_WEIGHTS_URL: '' } });
   assert.equal(c.code, 0, c.stderr);
-  assert.deepEqual(JSON.parse(c.stdout), { path: placed, source: 'oxford-caffe', url: WEIGHT_SOURCES[0].url, cached: true, skipped: [] });
+  assert.deepEqual(JSON.parse(c.stdout), {
+    path: placed,
+    source: 'oxford-caffe',
+    url: WEIGHT_SOURCES[0].url,
+    cached: true,
+    skipped: [],
+  });
   assert.equal(c.stderr, 'vggface: already in the cache (from oxford-caffe); --force downloads again\n');
 });

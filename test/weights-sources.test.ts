@@ -6,7 +6,17 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  truncateSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { createServer, type IncomingHttpHeaders, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -14,8 +24,14 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { test } from 'node:test';
 import * as tar from 'tar';
-import { VggFaceError } from '../src/errors.js';
-import { fetchWeights, OFFICIAL_MIN_BYTES, readRecords, WEIGHT_SOURCES, type WeightSource } from '../src/weights/official.js';
+import type { VggFaceError } from '../src/errors.js';
+import {
+  fetchWeights,
+  OFFICIAL_MIN_BYTES,
+  readRecords,
+  WEIGHT_SOURCES,
+  type WeightSource,
+} from '../src/weights/official.js';
 import { GOLDEN_DIR, tempDir } from './helpers.js';
 
 const TINY_CAFFE = readFileSync(join(GOLDEN_DIR, 'VGG_FACE.caffemodel'));
@@ -70,7 +86,11 @@ async function serveRoutes(routes: Record<string, Route>): Promise<Routes> {
     let start = 0;
     const range = /^bytes=(\d+)-$/.exec(req.headers.range ?? '');
     if (range && req.headers['if-range'] === etag) start = Number(range[1]);
-    const headers: Record<string, string | number> = { etag, 'content-length': route.body.length - start, 'accept-ranges': 'bytes' };
+    const headers: Record<string, string | number> = {
+      etag,
+      'content-length': route.body.length - start,
+      'accept-ranges': 'bytes',
+    };
     if (start > 0) headers['content-range'] = `bytes ${start}-${route.body.length - 1}/${route.body.length}`;
     res.writeHead(start > 0 ? 206 : 200, headers);
     const slice = route.body.subarray(start);
@@ -97,7 +117,12 @@ async function serveRoutes(routes: Record<string, Route>): Promise<Routes> {
 }
 
 /** A test source: the tiny network, small sizes, the layout of `like` (a built-in source). */
-function source(name: string, url: string, like: 'oxford-caffe' | 'deepface' | 'oxford-pytorch', extra: Partial<WeightSource> = {}): WeightSource {
+function source(
+  name: string,
+  url: string,
+  like: 'oxford-caffe' | 'deepface' | 'oxford-pytorch',
+  extra: Partial<WeightSource> = {},
+): WeightSource {
   const base = WEIGHT_SOURCES.find((s) => s.name === like)!;
   return { ...base, name, url, approxBytes: 1000, weightsBytes: 1000, minBytes: 1000, fullSize: false, ...extra };
 }
@@ -113,7 +138,10 @@ test('sources are tried in order: a 404, then a wrong checksum, then the right t
   const dir = tempDir(t);
   const good = await tarball(dir, TINY_CAFFE);
   const other = await tarball(dir, TINY_CAFFE, 'another file\n');
-  const server = await serveRoutes({ '/b/vgg_face_caffe.tar.gz': { kind: 'file', body: other }, '/c/vgg_face_caffe.tar.gz': { kind: 'file', body: good } });
+  const server = await serveRoutes({
+    '/b/vgg_face_caffe.tar.gz': { kind: 'file', body: other },
+    '/c/vgg_face_caffe.tar.gz': { kind: 'file', body: good },
+  });
   t.after(() => server.close());
   const cacheDir = join(dir, 'cache');
   const [a, b, c] = ['a', 'b', 'c'].map((n) => `${server.base}/${n}/vgg_face_caffe.tar.gz`);
@@ -138,7 +166,11 @@ test('sources are tried in order: a 404, then a wrong checksum, then the right t
   assert.deepEqual(readFileSync(outcome.path), TINY_CAFFE);
   assert.equal(outcome.check?.identity, TINY_IDENTITY);
   assert.equal(outcome.md5, md5(good));
-  assert.deepEqual(readdirSync(weightsDirOf(cacheDir)), ['VGG_FACE.caffemodel'], 'no tarball, part file or staging folder left');
+  assert.deepEqual(
+    readdirSync(weightsDirOf(cacheDir)),
+    ['VGG_FACE.caffemodel'],
+    'no tarball, part file or staging folder left',
+  );
   const terms = WEIGHT_SOURCES[0].terms;
   assert.deepEqual(lines, [
     `downloading the VGG-Face weights from first (${a}, about 1 kB). Terms of use: ${terms}`,
@@ -150,8 +182,26 @@ test('sources are tried in order: a 404, then a wrong checksum, then the right t
   ]);
   const [record] = await readRecords(cacheDir);
   assert.deepEqual(
-    { file: record.file, source: record.source, url: record.url, md5: record.downloadMd5, sha256: record.downloadSha256, fileSha256: record.fileSha256, format: record.format, identity: record.identity },
-    { file: 'VGG_FACE.caffemodel', source: 'third', url: c, md5: md5(good), sha256: sha256(good), fileSha256: sha256(TINY_CAFFE), format: 'caffe', identity: TINY_IDENTITY },
+    {
+      file: record.file,
+      source: record.source,
+      url: record.url,
+      md5: record.downloadMd5,
+      sha256: record.downloadSha256,
+      fileSha256: record.fileSha256,
+      format: record.format,
+      identity: record.identity,
+    },
+    {
+      file: 'VGG_FACE.caffemodel',
+      source: 'third',
+      url: c,
+      md5: md5(good),
+      sha256: sha256(good),
+      fileSha256: sha256(TINY_CAFFE),
+      format: 'caffe',
+      identity: TINY_IDENTITY,
+    },
   );
   // The next fetch finds it in the cache and downloads nothing.
   const again = await fetchWeights({ cacheDir, sources, log });
@@ -180,8 +230,14 @@ test('bare weight files: a wrong sha256 and content that is not the expected lay
     ],
   });
   assert.deepEqual(outcome.skipped, [
-    { source: 'h5', reason: `${server.base}/h5: checksum mismatch: sha256 ${sha256(TINY_H5)}, the published file has ${wrong} (the test); the download was removed` },
-    { source: 'text', reason: `${server.base}/text: the download is not usable weights: unrecognised weight format (first bytes: 3c 68 74 6d 6c 3e 72 61); expected one of: onnx, caffe, torch7, matconvnet, safetensors, keras-deepface, keras-vggface, hdf5-article, pytorch. Use --format to force one.` },
+    {
+      source: 'h5',
+      reason: `${server.base}/h5: checksum mismatch: sha256 ${sha256(TINY_H5)}, the published file has ${wrong} (the test); the download was removed`,
+    },
+    {
+      source: 'text',
+      reason: `${server.base}/text: the download is not usable weights: unrecognised weight format (first bytes: 3c 68 74 6d 6c 3e 72 61); expected one of: onnx, caffe, torch7, matconvnet, safetensors, keras-deepface, keras-vggface, hdf5-article, pytorch. Use --format to force one.`,
+    },
   ]);
   assert.equal(outcome.source.name, 'pth');
   assert.equal(outcome.check?.format, 'pytorch');
@@ -195,12 +251,19 @@ test('a narrow network is not the published one: refused where the published wid
   const server = await serveRoutes({ '/h5': { kind: 'file', body: TINY_H5 } });
   t.after(() => server.close());
   const cacheDir = join(dir, 'cache');
-  const err: VggFaceError = await fetchWeights({ cacheDir, log: () => {}, sources: [source('h5', `${server.base}/h5`, 'deepface', { fullSize: true })] }).then(
+  const err: VggFaceError = await fetchWeights({
+    cacheDir,
+    log: () => {},
+    sources: [source('h5', `${server.base}/h5`, 'deepface', { fullSize: true })],
+  }).then(
     () => assert.fail('accepted'),
     (e: VggFaceError) => e,
   );
   assert.equal(err.code, 'E_TOPOLOGY');
-  assert.equal(err.message, `${server.base}/h5: the download has the VGG-Face topology but not its widths (conv 4,4,8,8,8,8,8,16,16,16,16,16,16, fc6 32, fc7 32, fc8 10): not the published network`);
+  assert.equal(
+    err.message,
+    `${server.base}/h5: the download has the VGG-Face topology but not its widths (conv 4,4,8,8,8,8,8,16,16,16,16,16,16, fc6 32, fc7 32, fc8 10): not the published network`,
+  );
   assert.deepEqual(readdirSync(weightsDirOf(cacheDir)), []);
 });
 
@@ -210,18 +273,31 @@ test('a DNS failure is named and the next source is tried; a single unresolvable
   t.after(() => server.close());
   const cacheDir = join(dir, 'cache');
   const bad = 'http://nonexistent.invalid/vgg_face_weights.h5';
-  const outcome = await fetchWeights({ cacheDir, log: () => {}, sources: [source('nowhere', bad, 'deepface'), source('ok', `${server.base}/ok`, 'deepface')] });
+  const outcome = await fetchWeights({
+    cacheDir,
+    log: () => {},
+    sources: [source('nowhere', bad, 'deepface'), source('ok', `${server.base}/ok`, 'deepface')],
+  });
   assert.equal(outcome.source.name, 'ok');
   assert.equal(outcome.skipped.length, 1);
-  assert.match(outcome.skipped[0].reason, /^cannot download http:\/\/nonexistent\.invalid\/vgg_face_weights\.h5: (ENOTFOUND|EAI_AGAIN|EAI_NONAME|EAI_FAIL) \(the host name nonexistent\.invalid does not resolve: no DNS answer for it, or no network\)$/);
+  assert.match(
+    outcome.skipped[0].reason,
+    /^cannot download http:\/\/nonexistent\.invalid\/vgg_face_weights\.h5: (ENOTFOUND|EAI_AGAIN|EAI_NONAME|EAI_FAIL) \(the host name nonexistent\.invalid does not resolve: no DNS answer for it, or no network\)$/,
+  );
   assert.deepEqual(readdirSync(weightsDirOf(cacheDir)), ['vgg_face_weights.h5']);
 
   const alone = join(dir, 'alone');
-  await assert.rejects(fetchWeights({ cacheDir: alone, log: () => {}, sources: [source('nowhere', bad, 'deepface')] }), (e: VggFaceError) => {
-    assert.equal(e.code, 'E_NETWORK');
-    assert.match(e.message, /^cannot download http:\/\/nonexistent\.invalid\/vgg_face_weights\.h5: \w+ \(the host name nonexistent\.invalid does not resolve: .*\)\. To use weights you already have, pass them with --weights FILE/);
-    return true;
-  });
+  await assert.rejects(
+    fetchWeights({ cacheDir: alone, log: () => {}, sources: [source('nowhere', bad, 'deepface')] }),
+    (e: VggFaceError) => {
+      assert.equal(e.code, 'E_NETWORK');
+      assert.match(
+        e.message,
+        /^cannot download http:\/\/nonexistent\.invalid\/vgg_face_weights\.h5: \w+ \(the host name nonexistent\.invalid does not resolve: .*\)\. To use weights you already have, pass them with --weights FILE/,
+      );
+      return true;
+    },
+  );
   assert.deepEqual(readdirSync(weightsDirOf(alone)), [], 'nothing left');
 });
 
@@ -239,12 +315,19 @@ test('a server that stalls is given up after the idle timeout, before the answer
     cacheDir,
     log: () => {},
     idleTimeoutMs: 300,
-    sources: [source('silent', `${server.base}/silent`, 'deepface'), source('slow', `${server.base}/slow`, 'deepface'), source('ok', `${server.base}/ok`, 'deepface')],
+    sources: [
+      source('silent', `${server.base}/silent`, 'deepface'),
+      source('slow', `${server.base}/slow`, 'deepface'),
+      source('ok', `${server.base}/ok`, 'deepface'),
+    ],
   });
   const elapsed = Date.now() - started;
   assert.deepEqual(outcome.skipped, [
     { source: 'silent', reason: `cannot download ${server.base}/silent: no data for 0.3 s` },
-    { source: 'slow', reason: `cannot download ${server.base}/slow: no data for 0.3 s. Run the same command again to resume` },
+    {
+      source: 'slow',
+      reason: `cannot download ${server.base}/slow: no data for 0.3 s. Run the same command again to resume`,
+    },
   ]);
   assert.equal(outcome.source.name, 'ok');
   assert.ok(elapsed < 5000, `bounded: ${elapsed} ms`);
@@ -261,17 +344,28 @@ test('a transfer cut short is resumed by the next fetch with a Range request, an
   t.after(() => server.close());
   const cacheDir = join(dir, 'cache');
   const url = `${server.base}/cut/vgg_face_caffe.tar.gz`;
-  const sources = [source('cut', url, 'oxford-caffe', { md5: md5(body), checksumFrom: 'the test' }), source('missing', `${server.base}/missing.h5`, 'deepface')];
+  const sources = [
+    source('cut', url, 'oxford-caffe', { md5: md5(body), checksumFrom: 'the test' }),
+    source('missing', `${server.base}/missing.h5`, 'deepface'),
+  ];
   const first = collect();
   await assert.rejects(fetchWeights({ cacheDir, sources, log: first.log }), (e: VggFaceError) => {
     assert.equal(e.code, 'E_NETWORK');
-    assert.match(e.message, new RegExp(`^no source gave a checked copy of the VGG-Face weights:\\n  cut: cannot download ${url}: .*Run the same command again to resume\\n  missing: cannot download ${server.base}/missing.h5: HTTP 404 Not Found\\nTo use weights you already have`));
+    assert.match(
+      e.message,
+      new RegExp(
+        `^no source gave a checked copy of the VGG-Face weights:\\n  cut: cannot download ${url}: .*Run the same command again to resume\\n  missing: cannot download ${server.base}/missing.h5: HTTP 404 Not Found\\nTo use weights you already have`,
+      ),
+    );
     return true;
   });
   const part = join(weightsDirOf(cacheDir), 'vgg_face_caffe.tar.gz.part');
   const partial = statSync(part).size;
   assert.ok(partial > 0 && partial < body.length, `partial file of ${partial} bytes`);
-  assert.deepEqual(readdirSync(weightsDirOf(cacheDir)).sort(), ['vgg_face_caffe.tar.gz.part', 'vgg_face_caffe.tar.gz.part.json']);
+  assert.deepEqual(readdirSync(weightsDirOf(cacheDir)).sort(), [
+    'vgg_face_caffe.tar.gz.part',
+    'vgg_face_caffe.tar.gz.part.json',
+  ]);
 
   const second = collect();
   const outcome = await fetchWeights({ cacheDir, sources, log: second.log });
@@ -279,7 +373,10 @@ test('a transfer cut short is resumed by the next fetch with a Range request, an
   const resumed = server.requests.filter((r) => r.path === '/cut/vgg_face_caffe.tar.gz')[1];
   assert.equal(resumed.headers.range, `bytes=${partial}-`);
   assert.equal(resumed.headers['if-range'], '"t1"');
-  assert.match(second.lines[0], new RegExp(`^downloading the VGG-Face weights from cut \\(${url}, about 1 kB, resuming after \\d+ kB\\)`));
+  assert.match(
+    second.lines[0],
+    new RegExp(`^downloading the VGG-Face weights from cut \\(${url}, about 1 kB, resuming after \\d+ kB\\)`),
+  );
   assert.deepEqual(readFileSync(outcome.path), TINY_CAFFE);
   assert.equal(outcome.md5, md5(body), 'the spliced file is the published one');
   assert.deepEqual(readdirSync(weightsDirOf(cacheDir)), ['VGG_FACE.caffemodel']);
@@ -293,14 +390,23 @@ test('not enough free space: the source is skipped before anything is downloaded
   const outcome = await fetchWeights({
     cacheDir,
     log: () => {},
-    sources: [source('huge', `${server.base}/huge`, 'oxford-caffe', { approxBytes: 4e15, weightsBytes: 3e15 }), source('ok', `${server.base}/ok`, 'deepface')],
+    sources: [
+      source('huge', `${server.base}/huge`, 'oxford-caffe', { approxBytes: 4e15, weightsBytes: 3e15 }),
+      source('ok', `${server.base}/ok`, 'deepface'),
+    ],
   });
   assert.equal(outcome.source.name, 'ok');
   assert.match(
     outcome.skipped[0].reason,
-    new RegExp(`^not enough free space in ${weightsDirOf(cacheDir).replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: huge needs about 10000000\\.0 GB \\(the download, the extracted model and the converted ONNX model\\), [\\d.]+ [kMG]?B is free; free some space or set VGGFACE_CACHE to a folder on a larger disk$`),
+    new RegExp(
+      `^not enough free space in ${weightsDirOf(cacheDir).replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: huge needs about 10000000\\.0 GB \\(the download, the extracted model and the converted ONNX model\\), [\\d.]+ [kMG]?B is free; free some space or set VGGFACE_CACHE to a folder on a larger disk$`,
+    ),
   );
-  assert.deepEqual(server.requests.map((r) => r.path), ['/ok'], 'nothing was requested from the source that does not fit');
+  assert.deepEqual(
+    server.requests.map((r) => r.path),
+    ['/ok'],
+    'nothing was requested from the source that does not fit',
+  );
 });
 
 /** A tmpfs of 1 MiB at `dir` when this process may mount one (root on Linux), else undefined. */
@@ -333,21 +439,41 @@ test('a full disk stops the fetch with a clear message, removes the partial down
         new Writable({
           write(chunk: Buffer, _enc, cb) {
             written += chunk.length;
-            if (written > 64 * 1024) cb(Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC', syscall: 'write' }));
+            if (written > 64 * 1024)
+              cb(
+                Object.assign(new Error('ENOSPC: no space left on device, write'), {
+                  code: 'ENOSPC',
+                  syscall: 'write',
+                }),
+              );
             else cb();
           },
         });
   await assert.rejects(
-    fetchWeights({ cacheDir, log: () => {}, openOutput, sources: [source('big', `${server.base}/big`, 'deepface'), source('ok', `${server.base}/ok`, 'deepface')] }),
+    fetchWeights({
+      cacheDir,
+      log: () => {},
+      openOutput,
+      sources: [source('big', `${server.base}/big`, 'deepface'), source('ok', `${server.base}/ok`, 'deepface')],
+    }),
     (e: VggFaceError) => {
       assert.equal(e.code, 'E_IO');
       const part = join(weightsDirOf(cacheDir), 'vgg_face_weights.h5.unverified.part');
-      assert.match(e.message, new RegExp(`^${part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: no space left on device while downloading ${server.base}/big \\(after \\d+ bytes\\); the partial download was removed$`));
+      assert.match(
+        e.message,
+        new RegExp(
+          `^${part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: no space left on device while downloading ${server.base}/big \\(after \\d+ bytes\\); the partial download was removed$`,
+        ),
+      );
       return true;
     },
   );
   assert.deepEqual(readdirSync(weightsDirOf(cacheDir)), [], 'no partial file');
-  assert.deepEqual(server.requests.map((r) => r.path), ['/big'], 'the next source is not tried on a full disk');
+  assert.deepEqual(
+    server.requests.map((r) => r.path),
+    ['/big'],
+    'the next source is not tried on a full disk',
+  );
   t.diagnostic(unmount ? 'full disk: a 1 MiB tmpfs' : 'full disk: an injected ENOSPC (no tmpfs could be mounted)');
 });
 
@@ -359,7 +485,9 @@ test('VGGFACE_WEIGHTS_URL set but empty means unset: the built-in sources (here 
   writeFileSync(placed, '');
   truncateSync(placed, OFFICIAL_MIN_BYTES); // sparse: a copy placed by hand, of the official size
   const saved = process.env.VGGFACE_WEIGHTS_URL;
-  t.after(() => (saved === undefined ? delete process.env.VGGFACE_WEIGHTS_URL : (process.env.VGGFACE_WEIGHTS_URL = saved)));
+  t.after(() =>
+    saved === undefined ? delete process.env.VGGFACE_WEIGHTS_URL : (process.env.VGGFACE_WEIGHTS_URL = saved),
+  );
   process.env.VGGFACE_WEIGHTS_URL = '';
   const found = await fetchWeights({ cacheDir, log: () => assert.fail('no message for a cached copy') });
   assert.deepEqual([found.cached, found.source.name, found.path], [true, 'oxford-caffe', placed]);

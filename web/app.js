@@ -1,6 +1,20 @@
 // The vggface web page: verify two photos, add photos to the gallery, search a photo. Plain browser JavaScript,
 // talking to this server's API with multipart uploads; nothing is loaded from anywhere else.
-import { $, el, fmt, galleryForm, identityItem, matchesTable, matchRow, plural, sameVerdict, searchPhoto, searchVerdict, status, verifyPhotos } from '/common.js';
+import {
+  $,
+  el,
+  fmt,
+  galleryForm,
+  identityItem,
+  matchesTable,
+  matchRow,
+  plural,
+  sameVerdict,
+  searchPhoto,
+  searchVerdict,
+  status,
+  verifyPhotos,
+} from '/common.js';
 
 // The token (for routes that change the gallery) is kept for this tab only.
 const tokenInput = $('#token');
@@ -31,7 +45,14 @@ verifyPhotos('Comparing…', async (a, b) => {
   return {
     faces: r.images.map((used) => (used.face ? [used.face] : [])),
     sizes: r.images,
-    verdict: () => [sameVerdict(r.verified), el('div', { class: 'numbers' }, `${r.metric} distance ${fmt(r.distance)} ${r.verified ? '≤' : '>'} threshold ${fmt(r.threshold)}`)],
+    verdict: () => [
+      sameVerdict(r.verified),
+      el(
+        'div',
+        { class: 'numbers' },
+        `${r.metric} distance ${fmt(r.distance)} ${r.verified ? '≤' : '>'} threshold ${fmt(r.threshold)}`,
+      ),
+    ],
   };
 });
 
@@ -44,7 +65,8 @@ async function refreshIdentities() {
     const r = await api('GET', '/v1/gallery');
     identities.replaceChildren();
     if (r.identities.length === 0) identities.append(el('li', { class: 'empty' }, 'None yet.'));
-    for (const { identity, faces } of r.identities) identities.append(identityItem(identity, faces, () => remove(identity)));
+    for (const { identity, faces } of r.identities)
+      identities.append(identityItem(identity, faces, () => remove(identity)));
   } catch (err) {
     identities.replaceChildren(el('li', { class: 'error' }, err.message));
   }
@@ -65,8 +87,17 @@ galleryForm(
   async (identity, files) => {
     const r = await api('POST', `/v1/gallery/${encodeURIComponent(identity)}/faces`, photosForm(files));
     const added = r.images.filter((i) => i.status === 'added').length;
-    const lines = r.images.map((i) => el('li', {}, `${i.name ?? 'photo'}: ${i.status === 'added' ? 'added' : `already in the gallery (as ${i.identity})`}`));
-    return [el('div', { class: 'numbers', 'data-added': String(added) }, `${identity}: ${added} added`), el('ul', {}, ...lines)];
+    const lines = r.images.map((i) =>
+      el(
+        'li',
+        {},
+        `${i.name ?? 'photo'}: ${i.status === 'added' ? 'added' : `already in the gallery (as ${i.identity})`}`,
+      ),
+    );
+    return [
+      el('div', { class: 'numbers', 'data-added': String(added) }, `${identity}: ${added} added`),
+      el('ul', {}, ...lines),
+    ];
   },
   refreshIdentities,
 );

@@ -73,7 +73,12 @@ export function dropZone(zone, onFile) {
 }
 
 /** The verdict of a comparison against a threshold. */
-export const sameVerdict = (verified) => el('div', { class: `verdict ${verified ? 'yes' : 'no'}`, 'data-verified': String(verified) }, verified ? 'Same person' : 'Different people');
+export const sameVerdict = (verified) =>
+  el(
+    'div',
+    { class: `verdict ${verified ? 'yes' : 'no'}`, 'data-verified': String(verified) },
+    verified ? 'Same person' : 'Different people',
+  );
 
 /**
  * The two drop zones of #verify: each photo picked is shown; once both are, `compare(a, b)` runs, showing `busy`
@@ -139,14 +144,34 @@ export function galleryForm(busy, add, refresh) {
 
 /** Who a search found: `identity` (shown as `text`), or nobody (undefined). */
 export const searchVerdict = (identity, text = identity) =>
-  el('div', { class: `verdict ${identity !== undefined ? 'yes' : 'no'}`, 'data-identity': identity ?? 'unknown' }, identity !== undefined ? text : 'Nobody in the gallery');
+  el(
+    'div',
+    { class: `verdict ${identity !== undefined ? 'yes' : 'no'}`, 'data-identity': identity ?? 'unknown' },
+    identity !== undefined ? text : 'Nobody in the gallery',
+  );
 
 /** A row of the matches table: `m` is {identity, distance, source}; `match` says whether it is within the threshold. */
 export const matchRow = (m, match, attrs = {}) =>
-  el('tr', { 'data-identity': m.identity, ...attrs }, el('td', {}, m.identity), el('td', {}, fmt(m.distance)), el('td', {}, match ? 'match' : ''), el('td', { class: 'numbers' }, m.source));
+  el(
+    'tr',
+    { 'data-identity': m.identity, ...attrs },
+    el('td', {}, m.identity),
+    el('td', {}, fmt(m.distance)),
+    el('td', {}, match ? 'match' : ''),
+    el('td', { class: 'numbers' }, m.source),
+  );
 
 export const matchesTable = (rows) =>
-  el('table', {}, el('thead', {}, el('tr', {}, el('th', {}, 'identity'), el('th', {}, 'distance'), el('th', {}, ''), el('th', {}, 'closest photo'))), el('tbody', {}, ...rows));
+  el(
+    'table',
+    {},
+    el(
+      'thead',
+      {},
+      el('tr', {}, el('th', {}, 'identity'), el('th', {}, 'distance'), el('th', {}, ''), el('th', {}, 'closest photo')),
+    ),
+    el('tbody', {}, ...rows),
+  );
 
 /**
  * The drop zone of #search: the photo picked is shown and `search(file, show)` runs, showing `busy` meanwhile; it

@@ -2,7 +2,21 @@
 // vggface/browser (onnxruntime-web in a Web Worker). Photos are read from the file inputs and never sent anywhere:
 // the only requests are for the page and its scripts, the library, the model and the face detector.
 import { VggFace, distance } from '/vggface/browser/vggface.js';
-import { $, el, fmt, galleryForm, identityItem, matchesTable, matchRow, plural, sameVerdict, searchPhoto, searchVerdict, status, verifyPhotos } from '/common.js';
+import {
+  $,
+  el,
+  fmt,
+  galleryForm,
+  identityItem,
+  matchesTable,
+  matchRow,
+  plural,
+  sameVerdict,
+  searchPhoto,
+  searchVerdict,
+  status,
+  verifyPhotos,
+} from '/common.js';
 
 /** deepface's cosine threshold for VGG-Face (src/verify/thresholds.ts): the only published one, for deepface-mode models. */
 const DEEPFACE_COSINE = 0.68;
@@ -12,7 +26,8 @@ const modelSelect = $('#model');
 const modelStatus = $('#model-status');
 const progress = $('#model-progress');
 const asked = new URLSearchParams(location.search).get('model');
-if (asked && ![...modelSelect.options].some((o) => o.value === asked)) modelSelect.append(el('option', { value: asked }, asked));
+if (asked && ![...modelSelect.options].some((o) => o.value === asked))
+  modelSelect.append(el('option', { value: asked }, asked));
 if (asked) modelSelect.value = asked;
 
 let loading; // Promise<VggFace> of the model chosen now
@@ -27,7 +42,10 @@ function loadModel() {
   progress.hidden = false;
   progress.removeAttribute('value');
   loading = (async () => {
-    await previous?.then((m) => m.close(), () => undefined);
+    await previous?.then(
+      (m) => m.close(),
+      () => undefined,
+    );
     const model = await VggFace.load({
       model: typeof source === 'string' ? `/models/${encodeURIComponent(source)}` : source,
       detectorModel: '/detector.onnx',
@@ -42,7 +60,11 @@ function loadModel() {
     progress.hidden = true;
     const i = model.info;
     modelStatus.replaceChildren(
-      el('span', { class: 'numbers', 'data-loaded': label }, `${label}: ${i.precision}, ${i.preprocessing} preprocessing, ${i.descriptorSize}-d; ${model.backend}, ${plural(model.threads, 'thread')}${self.crossOriginIsolated ? '' : ' (not cross-origin isolated)'}`),
+      el(
+        'span',
+        { class: 'numbers', 'data-loaded': label },
+        `${label}: ${i.precision}, ${i.preprocessing} preprocessing, ${i.descriptorSize}-d; ${model.backend}, ${plural(model.threads, 'thread')}${self.crossOriginIsolated ? '' : ' (not cross-origin isolated)'}`,
+      ),
     );
     return model;
   })();
@@ -70,7 +92,8 @@ function thresholdFor(model) {
   const typed = $('#threshold').value.trim();
   if (typed !== '') {
     const t = Number(typed);
-    if (!Number.isFinite(t) || t < 0) throw new Error(`Expected a number >= 0 for the threshold but received ${JSON.stringify(typed)}`);
+    if (!Number.isFinite(t) || t < 0)
+      throw new Error(`Expected a number >= 0 for the threshold but received ${JSON.stringify(typed)}`);
     return t;
   }
   return model.info.preprocessing === 'deepface' ? DEEPFACE_COSINE : undefined;
@@ -95,7 +118,13 @@ verifyPhotos('Comparing, in this browser…', async (a, b) => {
     verdict: () => {
       const d = distance(x.descriptor, y.descriptor, 'cosine');
       const t = thresholdFor(model);
-      const numbers = el('div', { class: 'numbers', 'data-distance': String(d) }, t === undefined ? `cosine distance ${fmt(d)} (no threshold for this model: type one above)` : `cosine distance ${fmt(d)} ${d <= t ? '≤' : '>'} threshold ${fmt(t)}`);
+      const numbers = el(
+        'div',
+        { class: 'numbers', 'data-distance': String(d) },
+        t === undefined
+          ? `cosine distance ${fmt(d)} (no threshold for this model: type one above)`
+          : `cosine distance ${fmt(d)} ${d <= t ? '≤' : '>'} threshold ${fmt(t)}`,
+      );
       return [t === undefined ? el('div', { class: 'verdict' }, 'Compared') : sameVerdict(d <= t), numbers];
     },
   };
@@ -106,7 +135,8 @@ const DB_NAME = 'vggface-local';
 const STORE = 'faces';
 const db = new Promise((resolve, reject) => {
   const req = indexedDB.open(DB_NAME, 1);
-  req.onupgradeneeded = () => req.result.createObjectStore(STORE, { keyPath: 'id', autoIncrement: true }).createIndex('model', 'model');
+  req.onupgradeneeded = () =>
+    req.result.createObjectStore(STORE, { keyPath: 'id', autoIncrement: true }).createIndex('model', 'model');
   req.onsuccess = () => resolve(req.result);
   req.onerror = () => reject(new Error(`the browser refused its database (IndexedDB): ${req.error?.message}`));
 });
@@ -140,7 +170,8 @@ async function refreshIdentities() {
   const counts = new Map();
   for (const f of faces) counts.set(f.identity, (counts.get(f.identity) ?? 0) + 1);
   identities.replaceChildren();
-  if (counts.size === 0) identities.append(el('li', { class: 'empty' }, model ? 'None yet.' : 'Load a model to see its gallery.'));
+  if (counts.size === 0)
+    identities.append(el('li', { class: 'empty' }, model ? 'None yet.' : 'Load a model to see its gallery.'));
   for (const [identity, n] of [...counts].sort((a, b) => a[0].localeCompare(b[0]))) {
     identities.append(identityItem(identity, n, () => remove(identity), { 'data-faces': String(n) }));
   }
@@ -148,7 +179,11 @@ async function refreshIdentities() {
 
 async function remove(identity) {
   const model = await loadModel();
-  status(galleryResult, `Removed ${identity} (${plural(await removeIdentity(modelKey(model), identity), 'photo')}).`, 'numbers');
+  status(
+    galleryResult,
+    `Removed ${identity} (${plural(await removeIdentity(modelKey(model), identity), 'photo')}).`,
+    'numbers',
+  );
   await refreshIdentities();
 }
 
@@ -158,8 +193,12 @@ galleryForm(
     const model = await loadModel();
     const described = await describe(model, files);
     const key = modelKey(model);
-    await addFaces(described.map((r, i) => ({ model: key, identity, name: files[i].name, descriptor: Array.from(r.descriptor) })));
-    return [el('div', { class: 'numbers', 'data-added': String(described.length) }, `${identity}: ${described.length} added`)];
+    await addFaces(
+      described.map((r, i) => ({ model: key, identity, name: files[i].name, descriptor: Array.from(r.descriptor) })),
+    );
+    return [
+      el('div', { class: 'numbers', 'data-added': String(described.length) }, `${identity}: ${described.length} added`),
+    ];
   },
   refreshIdentities,
 );
@@ -170,7 +209,17 @@ $('#gallery-export').addEventListener('click', async () => {
     const model = await loadModel();
     const key = modelKey(model);
     const faces = (await facesOf(key)).map(({ identity, name, descriptor }) => ({ identity, name, descriptor }));
-    const doc = { format: 'vggface-gallery', version: 1, model: { key, preprocessing: model.info.preprocessing, precision: model.info.precision, descriptorSize: model.info.descriptorSize }, faces };
+    const doc = {
+      format: 'vggface-gallery',
+      version: 1,
+      model: {
+        key,
+        preprocessing: model.info.preprocessing,
+        precision: model.info.precision,
+        descriptorSize: model.info.descriptorSize,
+      },
+      faces,
+    };
     const url = URL.createObjectURL(new Blob([JSON.stringify(doc)], { type: 'application/json' }));
     const a = el('a', { href: url, download: 'vggface-gallery.json' });
     document.body.append(a);
@@ -195,19 +244,36 @@ $('#gallery-import').addEventListener('change', async (e) => {
     } catch {
       throw new Error(`${file.name}: not JSON`);
     }
-    if (doc?.format !== 'vggface-gallery' || doc.version !== 1 || !Array.isArray(doc.faces)) throw new Error(`${file.name}: not a vggface gallery export (format "vggface-gallery", version 1)`);
-    if (doc.model?.key !== key) throw new Error(`${file.name}: its descriptors are of model ${doc.model?.key}, but this page has ${key} loaded: they cannot be compared`);
+    if (doc?.format !== 'vggface-gallery' || doc.version !== 1 || !Array.isArray(doc.faces))
+      throw new Error(`${file.name}: not a vggface gallery export (format "vggface-gallery", version 1)`);
+    if (doc.model?.key !== key)
+      throw new Error(
+        `${file.name}: its descriptors are of model ${doc.model?.key}, but this page has ${key} loaded: they cannot be compared`,
+      );
     const size = model.info.descriptorSize;
     const have = new Set((await facesOf(key)).map((f) => `${f.identity}\n${f.descriptor.join(',')}`));
     const fresh = [];
     for (const [i, f] of doc.faces.entries()) {
-      if (typeof f?.identity !== 'string' || f.identity === '' || !Array.isArray(f.descriptor) || f.descriptor.length !== size || !f.descriptor.every(Number.isFinite)) {
+      if (
+        typeof f?.identity !== 'string' ||
+        f.identity === '' ||
+        !Array.isArray(f.descriptor) ||
+        f.descriptor.length !== size ||
+        !f.descriptor.every(Number.isFinite)
+      ) {
         throw new Error(`${file.name}: face ${i + 1}: expected an identity and a descriptor of ${size} numbers`);
       }
-      if (!have.has(`${f.identity}\n${f.descriptor.join(',')}`)) fresh.push({ model: key, identity: f.identity, name: String(f.name ?? ''), descriptor: f.descriptor });
+      if (!have.has(`${f.identity}\n${f.descriptor.join(',')}`))
+        fresh.push({ model: key, identity: f.identity, name: String(f.name ?? ''), descriptor: f.descriptor });
     }
     await addFaces(fresh);
-    galleryResult.replaceChildren(el('div', { class: 'numbers', 'data-imported': String(fresh.length) }, `Imported ${plural(fresh.length, 'face')} (${doc.faces.length - fresh.length} already here).`));
+    galleryResult.replaceChildren(
+      el(
+        'div',
+        { class: 'numbers', 'data-imported': String(fresh.length) },
+        `Imported ${plural(fresh.length, 'face')} (${doc.faces.length - fresh.length} already here).`,
+      ),
+    );
   } catch (err) {
     status(galleryResult, err.message, 'error');
   }
@@ -223,15 +289,22 @@ searchPhoto('Searching, in this browser…', async (file, show) => {
   const best = new Map();
   for (const f of await facesOf(modelKey(model))) {
     const d = distance(r.descriptor, f.descriptor, 'cosine');
-    if (!best.has(f.identity) || d < best.get(f.identity).distance) best.set(f.identity, { identity: f.identity, distance: d, source: f.name });
+    if (!best.has(f.identity) || d < best.get(f.identity).distance)
+      best.set(f.identity, { identity: f.identity, distance: d, source: f.name });
   }
   const matches = [...best.values()].sort((a, b) => a.distance - b.distance).slice(0, 5);
   const t = thresholdFor(model);
   const found = matches[0] && (t === undefined || matches[0].distance <= t) ? matches[0].identity : undefined;
   return [
     searchVerdict(found, t === undefined ? `closest: ${found}` : found),
-    el('div', { class: 'numbers' }, t === undefined ? 'cosine distance (no threshold for this model: type one above)' : `cosine threshold ${fmt(t)}`),
-    matchesTable(matches.map((m) => matchRow(m, t !== undefined && m.distance <= t, { 'data-distance': String(m.distance) }))),
+    el(
+      'div',
+      { class: 'numbers' },
+      t === undefined ? 'cosine distance (no threshold for this model: type one above)' : `cosine threshold ${fmt(t)}`,
+    ),
+    matchesTable(
+      matches.map((m) => matchRow(m, t !== undefined && m.distance <= t, { 'data-distance': String(m.distance) })),
+    ),
   ];
 });
 

@@ -37,7 +37,9 @@ export const browserSection: Section = {
   name: 'browser',
   title: 'In the browser: vggface/browser in headless Chromium (WebAssembly, threads) against onnxruntime-node',
   async run(ctx) {
-    const built = spawnSync(process.execPath, [join(ROOT, 'scripts', 'build-browser.mjs'), '--quiet'], { encoding: 'utf8' });
+    const built = spawnSync(process.execPath, [join(ROOT, 'scripts', 'build-browser.mjs'), '--quiet'], {
+      encoding: 'utf8',
+    });
     if (built.status !== 0) throw new Error(`build-browser failed: ${built.stderr}`);
     const source = ctx.quick ? TINY : await ensureFullCaffemodel();
     const dir = mkdtempSync(join(WORK_DIR, 'browser-'));
@@ -53,7 +55,13 @@ export const browserSection: Section = {
         ctx.log(`onnxruntime-node ${precision}`);
         const node = await runTask<NodeThroughput>('throughput', { model, batches: [1, 8], rounds, imagesPerRound });
         ctx.log(`Chromium ${precision}`);
-        const web = await runTask<BrowserResult>('browser', { model, batches: [1, 8], rounds, imagesPerRound, threads });
+        const web = await runTask<BrowserResult>('browser', {
+          model,
+          batches: [1, 8],
+          rounds,
+          imagesPerRound,
+          threads,
+        });
         const w = web.result;
         if (!w.isolated) throw new Error('the bench page was not cross-origin isolated: no WebAssembly threads');
         const n = node.result;

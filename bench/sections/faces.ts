@@ -6,7 +6,8 @@ import { ensureFullCaffemodel } from '../fixtures.js';
 
 const FACES_DIR = join(ROOT, '..', 'shared', 'data', 'faces');
 /** The shared copy of the detector (the published file); $VGGFACE_DETECTOR_MODEL overrides it. */
-const DETECTOR = process.env.VGGFACE_DETECTOR_MODEL || join(ROOT, '..', 'shared', 'models', 'face_detection_yunet_2023mar.onnx');
+const DETECTOR =
+  process.env.VGGFACE_DETECTOR_MODEL || join(ROOT, '..', 'shared', 'models', 'face_detection_yunet_2023mar.onnx');
 
 interface DetectResult {
   photos: number;

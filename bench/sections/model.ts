@@ -14,7 +14,10 @@ export const modelSection: Section = {
     const cacheDir = mkdtempSync(join(WORK_DIR, 'cache-'));
     try {
       ctx.log('cold load (conversion)');
-      const cold = await runTask<{ ms: number; origin: string; modelPath: string }>('load', { weights: caffemodel, cacheDir });
+      const cold = await runTask<{ ms: number; origin: string; modelPath: string }>('load', {
+        weights: caffemodel,
+        cacheDir,
+      });
       ctx.log('cached load');
       const warm = await runTask<{ ms: number; origin: string }>('load', { weights: caffemodel, cacheDir });
       ctx.log('throughput');

@@ -32,7 +32,11 @@ interface FidelityRow {
   changed: number;
   maxDistanceChange: number;
 }
-type Fidelity = { images: number; threshold: number; referencePairDistance: { min: number; median: number; max: number } } & Record<string, FidelityRow>;
+type Fidelity = {
+  images: number;
+  threshold: number;
+  referencePairDistance: { min: number; median: number; max: number };
+} & Record<string, FidelityRow>;
 
 const SHARED = join(ROOT, '..', 'shared');
 const FACES = join(SHARED, 'data', 'faces');
@@ -51,7 +55,10 @@ export const precisionSection: Section = {
     const kind = int8CpuKind();
     const caffemodel = await ensureFullCaffemodel();
     const dir = mkdtempSync(join(WORK_DIR, 'precision-'));
-    const faces = readdirSync(FACES).filter((f) => /\.(jpe?g|png)$/i.test(f)).sort().map((f) => join(FACES, f));
+    const faces = readdirSync(FACES)
+      .filter((f) => /\.(jpe?g|png)$/i.test(f))
+      .sort()
+      .map((f) => join(FACES, f));
     try {
       const converted: Record<string, ChildResult<Converted>> = {};
       const model = (p: string) => join(dir, `${p}.onnx`);
@@ -60,7 +67,12 @@ export const precisionSection: Section = {
         converted[p] = await runTask<Converted>('convert', { source: caffemodel, output: model(p), precision: p });
       }
       ctx.log('convert int8 with -127..127 weights (builder 1, for comparison)');
-      converted['int8-full'] = await runTask<Converted>('convert', { source: caffemodel, output: model('int8-full'), precision: 'int8', weightLimit: 127 });
+      converted['int8-full'] = await runTask<Converted>('convert', {
+        source: caffemodel,
+        output: model('int8-full'),
+        precision: 'int8',
+        weightLimit: 127,
+      });
       ctx.log('fp16 computed in fp16 (for comparison, not shipped)');
       await runTask('fp16-compute', { source: caffemodel, output: model('fp16-compute') });
 
@@ -69,7 +81,12 @@ export const precisionSection: Section = {
       const run: Record<string, ChildResult<{ loadMs: number }>> = {};
       for (const p of variants) {
         ctx.log(`throughput ${p}`);
-        speed[p] = await runTask<Throughput>('throughput', { model: model(p), batches: [1, 8], rounds: ctx.quick ? 1 : 5, imagesPerRound: ctx.quick ? 8 : 32 });
+        speed[p] = await runTask<Throughput>('throughput', {
+          model: model(p),
+          batches: [1, 8],
+          rounds: ctx.quick ? 1 : 5,
+          imagesPerRound: ctx.quick ? 8 : 32,
+        });
         if (p === 'int8-full') continue;
         ctx.log(`peak RSS ${p}`);
         run[p] = await runTask<{ loadMs: number }>('run-model', { model: model(p), images: 16 });
@@ -88,7 +105,12 @@ export const precisionSection: Section = {
       const fidelityOf = (m: (p: string) => string) =>
         runTask<Fidelity>('fidelity', {
           reference: m('fp32'),
-          candidates: { fp16: m('fp16'), int8: m('int8'), 'int8-full': m('int8-full'), 'int8-full-default': m('int8-full') },
+          candidates: {
+            fp16: m('fp16'),
+            int8: m('int8'),
+            'int8-full': m('int8-full'),
+            'int8-full-default': m('int8-full'),
+          },
           defaultKernels: ['int8-full-default'],
           images: faces,
         });
@@ -138,7 +160,10 @@ export const precisionSection: Section = {
         '',
         '| model | end-to-end img/s | model-only img/s | ratio (target ≥ 0.9) | peak RSS |',
         '| --- | --- | --- | --- | --- |',
-        ...['fp32', 'int8'].map((p) => `| ${p} | ${e2e[p].result.e2e.toFixed(2)} | ${e2e[p].result.modelOnly.toFixed(2)} | ${e2e[p].result.ratio.toFixed(3)} | ${mb(e2e[p].maxRss)} |`),
+        ...['fp32', 'int8'].map(
+          (p) =>
+            `| ${p} | ${e2e[p].result.e2e.toFixed(2)} | ${e2e[p].result.modelOnly.toFixed(2)} | ${e2e[p].result.ratio.toFixed(3)} | ${mb(e2e[p].maxRss)} |`,
+        ),
         '',
         `Fidelity to fp32 on the ${faces.length} photos of ../shared/data/faces (none used for calibration). "centred": cosine after`,
         'subtracting the mean fp32 descriptor, i.e. on the part that tells images apart. Decisions: same/different over all pairs at',

@@ -41,7 +41,15 @@ interface Queried {
   size: number;
   openMs: number;
   rssAfterOpen: number;
-  approx: { candidates: number; p50Ms: number; p99Ms: number; recallAt10: number; identityRecallAt10: number; top1Exact: number; top1Identity: number }[];
+  approx: {
+    candidates: number;
+    p50Ms: number;
+    p99Ms: number;
+    recallAt10: number;
+    identityRecallAt10: number;
+    top1Exact: number;
+    top1Identity: number;
+  }[];
   exact?: { p50Ms: number; queries: number; top1Exact: number };
   server?: { facesBytes: number; projectedBytes: number; indexBytes: number };
 }
@@ -109,7 +117,8 @@ const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
 
 export const searchSection: Section = {
   name: 'search',
-  title: 'Gallery at scale: approximate search on PostgreSQL + pgvector and in the embedded gallery, against exact search',
+  title:
+    'Gallery at scale: approximate search on PostgreSQL + pgvector and in the embedded gallery, against exact search',
   async run(ctx) {
     mkdirSync(WORK_DIR, { recursive: true });
     const lines: string[] = [];
@@ -128,7 +137,7 @@ export const searchSection: Section = {
     const queries = ctx.quick ? 20 : 200;
     const components = 256;
     lines.push(
-      'Approximate search: each face\'s projection on the first 256 principal directions of a 20,000-face sample (fitted when the',
+      "Approximate search: each face's projection on the first 256 principal directions of a 20,000-face sample (fitted when the",
       'index is built), candidates from those (PostgreSQL: HNSW over `vector(256)`, m = 16, ef_construction 64, ef_search = candidates;',
       'embedded: every projection in memory, scored on ONNX Runtime), then the candidates re-ranked by their exact 4096-d distance.',
       `k = 10, cosine; ${queries} queries, each a new face of a gallery identity. Faces R@10 = share of the exact 10 nearest faces found`,
@@ -157,31 +166,64 @@ export const searchSection: Section = {
           // A loaded gallery is kept in .bench (or its database) with its load figures, and reused by the next run: a
           // million faces take the better part of an hour to load on 2 cores. Delete .bench/scale-* to load again.
           let loaded: Loaded;
-          if (existsSync(loadPath) && existsSync(`${truthPath}.json`) && (store === 'sqlite' ? existsSync(location) : await databaseExists(server.url, db))) {
+          if (
+            existsSync(loadPath) &&
+            existsSync(`${truthPath}.json`) &&
+            (store === 'sqlite' ? existsSync(location) : await databaseExists(server.url, db))
+          ) {
             loaded = JSON.parse(readFileSync(loadPath, 'utf8')) as Loaded;
             ctx.log(`scale: ${tag}: reusing the gallery loaded ${loaded.when}`);
           } else {
-            if (store === 'sqlite') for (const f of [location, `${location}-wal`, `${location}-shm`]) rmSync(f, { force: true });
+            if (store === 'sqlite')
+              for (const f of [location, `${location}-wal`, `${location}-shm`]) rmSync(f, { force: true });
             else {
               await admin(server.url, `DROP DATABASE IF EXISTS ${db}`);
               await admin(server.url, `CREATE DATABASE ${db}`);
               await admin(location, 'CREATE EXTENSION IF NOT EXISTS vector');
             }
             ctx.log(`scale: ${tag}: loading`);
-            const r = await runTask<Loaded>('search-scale-load', { store, set, size, components, queries, fit: 20_000, location, truthPath });
-            loaded = { ...r.result, when: new Date().toISOString().slice(0, 16).replace('T', ' '), loadPeakRss: r.maxRss };
+            const r = await runTask<Loaded>('search-scale-load', {
+              store,
+              set,
+              size,
+              components,
+              queries,
+              fit: 20_000,
+              location,
+              truthPath,
+            });
+            loaded = {
+              ...r.result,
+              when: new Date().toISOString().slice(0, 16).replace('T', ' '),
+              loadPeakRss: r.maxRss,
+            };
             writeFileSync(loadPath, JSON.stringify(loaded));
           }
           descriptions.set(set, loaded.description);
           ctx.log(`scale: ${tag}: searching`);
           // Exact search: a scan of every row (PostgreSQL), or every descriptor in memory (SQLite: 16 GiB at 1M).
           const exactFits = store === 'postgres' || loaded.size * DIM * 4 + 4 * GiB < freemem();
-          const q = await runTask<Queried>('search-scale-query', { store, location, truthPath, candidates, exactQueries: exactFits ? (loaded.size >= 1_000_000 ? 5 : 20) : 0 });
+          const q = await runTask<Queried>('search-scale-query', {
+            store,
+            location,
+            truthPath,
+            candidates,
+            exactQueries: exactFits ? (loaded.size >= 1_000_000 ? 5 : 20) : 0,
+          });
           const r = q.result;
-          const approx = r.approx.map((x) => `${x.candidates}: ${x.p50Ms.toFixed(1)} / ${x.p99Ms.toFixed(1)}, ${pct(x.recallAt10)}, ${pct(x.identityRecallAt10)}, ${pct(x.top1Exact)}, ${pct(x.top1Identity)}`).join('; ');
-          const exact = r.exact ? `${r.exact.p50Ms.toFixed(0)} (${r.exact.queries} queries)` : 'not run: the exact index needs the descriptors in memory';
+          const approx = r.approx
+            .map(
+              (x) =>
+                `${x.candidates}: ${x.p50Ms.toFixed(1)} / ${x.p99Ms.toFixed(1)}, ${pct(x.recallAt10)}, ${pct(x.identityRecallAt10)}, ${pct(x.top1Exact)}, ${pct(x.top1Identity)}`,
+            )
+            .join('; ');
+          const exact = r.exact
+            ? `${r.exact.p50Ms.toFixed(0)} (${r.exact.queries} queries)`
+            : 'not run: the exact index needs the descriptors in memory';
           const serverRss = store === 'postgres' ? `peak ${mb(postgresPeakRss())}` : '';
-          const sizes = r.server ? `faces ${mb(r.server.facesBytes)}, projections ${mb(r.server.projectedBytes)}, HNSW ${mb(r.server.indexBytes)}` : `file ${mb(statSync(location).size)}`;
+          const sizes = r.server
+            ? `faces ${mb(r.server.facesBytes)}, projections ${mb(r.server.projectedBytes)}, HNSW ${mb(r.server.indexBytes)}`
+            : `file ${mb(statSync(location).size)}`;
           lines.push(
             `| ${set} | ${store === 'postgres' ? 'PostgreSQL' : 'SQLite'} | ${r.size.toLocaleString('en-US')} | ${(loaded.loadMs / 1000).toFixed(0)} (${loaded.when}) | ${((loaded.fitIndexMs + loaded.indexMs) / 1000).toFixed(0)} | ${(r.openMs / 1000).toFixed(1)} | ${approx} | ${exact} | ${mb(q.maxRss)} | ${serverRss} | ${sizes} |`,
           );
@@ -200,18 +242,35 @@ export const searchSection: Section = {
       '| set | faces | queries | candidates by | kept | recall@10 with 50 / 200 / 1000 candidates |',
       '| --- | --- | --- | --- | --- | --- |',
     );
-    const candidateRuns: [ScaleSetName, number][] = ctx.quick ? [['generated', 5_000]] : [['augmented', 0], ['generated', 100_000], ['isotropic', 100_000]];
+    const candidateRuns: [ScaleSetName, number][] = ctx.quick
+      ? [['generated', 5_000]]
+      : [
+          ['augmented', 0],
+          ['generated', 100_000],
+          ['isotropic', 100_000],
+        ];
     for (const [set, size] of candidateRuns) {
       const cache = join(WORK_DIR, `candidates-${set}-${size}${ctx.quick ? '-quick' : ''}.json`);
       let c: Candidates;
       if (existsSync(cache)) c = JSON.parse(readFileSync(cache, 'utf8')) as Candidates;
       else {
         ctx.log(`candidates: ${set} ${size}`);
-        c = (await runTask<Candidates>('search-candidates', { set, size, queries: ctx.quick ? 10 : 30, candidates: [50, 200, 1000], components: [64, 128, 256, 512], fit: 20_000 })).result;
+        c = (
+          await runTask<Candidates>('search-candidates', {
+            set,
+            size,
+            queries: ctx.quick ? 10 : 30,
+            candidates: [50, 200, 1000],
+            components: [64, 128, 256, 512],
+            fit: 20_000,
+          })
+        ).result;
         writeFileSync(cache, JSON.stringify(c));
       }
       for (const m of c.results) {
-        lines.push(`| ${set} | ${c.size.toLocaleString('en-US')} | ${c.queries} | ${m.method} | ${m.kept === undefined ? '' : pct(m.kept)} | ${[50, 200, 1000].map((k) => pct(m.recall[k])).join(' / ')} |`);
+        lines.push(
+          `| ${set} | ${c.size.toLocaleString('en-US')} | ${c.queries} | ${m.method} | ${m.kept === undefined ? '' : pct(m.kept)} | ${[50, 200, 1000].map((k) => pct(m.recall[k])).join(' / ')} |`,
+        );
       }
     }
 
@@ -233,16 +292,19 @@ export const searchSection: Section = {
         const need = size * DIM * (precision === 'fp16' ? 2 : 4);
         const blocks = Math.ceil(size / 65_536) * 65_536 * DIM * (precision === 'fp16' ? 2 : 4);
         if (blocks + 4 * GiB > freemem()) {
-          lines.push(`| embedded exact ${precision} | ${size.toLocaleString('en-US')} | ${(need / GiB).toFixed(1)} GiB | not run: needs ${(blocks / GiB).toFixed(1)} GiB + 4 GiB spare, ${(freemem() / GiB).toFixed(1)} GiB free now | | | |`);
+          lines.push(
+            `| embedded exact ${precision} | ${size.toLocaleString('en-US')} | ${(need / GiB).toFixed(1)} GiB | not run: needs ${(blocks / GiB).toFixed(1)} GiB + 4 GiB spare, ${(freemem() / GiB).toFixed(1)} GiB free now | | | |`,
+          );
           continue;
         }
         ctx.log(`embedded exact ${precision} ${size}`);
         const r = await runTask<Embedded>('search-embedded', { size, precision, dim: DIM, queries: 30 });
         const e = r.result;
-        lines.push(`| embedded exact ${precision} | ${size.toLocaleString('en-US')} | ${mb(e.bytes)} | ${e.medianMs.toFixed(1)} | ${e.p90Ms.toFixed(1)} | ${e.correct}/${e.queries} | ${mb(r.maxRss)} |`);
+        lines.push(
+          `| embedded exact ${precision} | ${size.toLocaleString('en-US')} | ${mb(e.bytes)} | ${e.medianMs.toFixed(1)} | ${e.p90Ms.toFixed(1)} | ${e.correct}/${e.queries} | ${mb(r.maxRss)} |`,
+        );
       }
     }
     return lines.join('\n');
   },
 };
-

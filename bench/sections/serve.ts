@@ -11,7 +11,8 @@ import { mb, ROOT, runTask, WORK_DIR, type Section } from '../harness.js';
 import { ensureFullCaffemodel } from '../fixtures.js';
 
 const FACES_DIR = join(ROOT, '..', 'shared', 'data', 'faces');
-const DETECTOR = process.env.VGGFACE_DETECTOR_MODEL || join(ROOT, '..', 'shared', 'models', 'face_detection_yunet_2023mar.onnx');
+const DETECTOR =
+  process.env.VGGFACE_DETECTOR_MODEL || join(ROOT, '..', 'shared', 'models', 'face_detection_yunet_2023mar.onnx');
 const CLI = join(ROOT, 'dist', 'src', 'cli', 'main.js');
 const CONNECTIONS = 16;
 
@@ -50,7 +51,9 @@ interface Server {
 }
 
 function startServer(args: string[]): Promise<Server> {
-  const child = spawn(process.execPath, [CLI, 'serve', '--port', '0', '--auth', 'none', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, [CLI, 'serve', '--port', '0', '--auth', 'none', ...args], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   let stderr = '';
   return new Promise((resolve, reject) => {
@@ -70,7 +73,11 @@ function cliSeconds(args: string[]): Promise<number> {
     const child = spawn(process.execPath, [CLI, 'describe', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
     child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.once('exit', (code) => (code === 0 ? resolve((performance.now() - start) / 1000) : reject(new Error(`vggface describe exited with ${code}: ${stderr}`))));
+    child.once('exit', (code) =>
+      code === 0
+        ? resolve((performance.now() - start) / 1000)
+        : reject(new Error(`vggface describe exited with ${code}: ${stderr}`)),
+    );
   });
 }
 
@@ -118,11 +125,27 @@ export const serveSection: Section = {
     ctx.log(`batch rate: vggface describe on the same ${photos.length} photos`);
     const cli = await cliRate(['-w', weights, '--cache-dir', cacheDir, '--detector-model', DETECTOR], photos, rounds);
     ctx.log(`batch rate: describeFaces on the same ${photos.length} photos`);
-    const batch = await runTask<DescribeRate>('faces-describe', { dir: FACES_DIR, weights, cacheDir, detectorModel: DETECTOR, rounds, limit });
+    const batch = await runTask<DescribeRate>('faces-describe', {
+      dir: FACES_DIR,
+      weights,
+      cacheDir,
+      detectorModel: DETECTOR,
+      rounds,
+      limit,
+    });
 
     const dbDir = mkdtempSync(join(WORK_DIR, 'serve-'));
     ctx.log('starting vggface serve');
-    const server = await startServer(['-w', weights, '--cache-dir', cacheDir, '--detector-model', DETECTOR, '--db', join(dbDir, 'gallery.db')]);
+    const server = await startServer([
+      '-w',
+      weights,
+      '--cache-dir',
+      cacheDir,
+      '--detector-model',
+      DETECTOR,
+      '--db',
+      join(dbDir, 'gallery.db'),
+    ]);
     let exitCode: number | null = null;
     let load: Load;
     let before: Map<string, number>;
@@ -151,9 +174,15 @@ export const serveSection: Section = {
     const faces = delta('vggface_faces_described_total');
     const batches = delta('vggface_inference_batch_size_count');
     const served = load.ok / load.seconds;
-    const codes = Object.entries(load.statusCodes).map(([code, s]) => `${code}: ${s.count ?? 0}`).join(', ');
+    const codes = Object.entries(load.statusCodes)
+      .map(([code, s]) => `${code}: ${s.count ?? 0}`)
+      .join(', ');
     const refused = load.statusCodes['503']?.count ?? 0;
-    const otherErrors = load.errors + Object.entries(load.statusCodes).filter(([c]) => c !== '200' && c !== '503').reduce((s, [, v]) => s + (v.count ?? 0), 0);
+    const otherErrors =
+      load.errors +
+      Object.entries(load.statusCodes)
+        .filter(([c]) => c !== '200' && c !== '503')
+        .reduce((s, [, v]) => s + (v.count ?? 0), 0);
     return [
       `${CONNECTIONS} connections on loopback (autocannon), each posting one photo per request to \`POST /v1/describe\` (multipart, every face described), ` +
         `the ${photos.length} JPEGs of \`../shared/data/faces\` in turn, for ${load.seconds.toFixed(0)} s; server defaults (1 inference worker using every core, batch 8, queue 32), ` +

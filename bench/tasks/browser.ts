@@ -15,7 +15,13 @@ import { ISOLATION_HEADERS, registerStaticRoutes } from '../../src/server/static
 import { finishTask, median, taskArgs } from '../harness.js';
 
 const CHROMIUM = '/usr/bin/chromium';
-const { model, batches, rounds, imagesPerRound, threads = availableParallelism() } = taskArgs<{ model: string; batches: number[]; rounds: number; imagesPerRound: number; threads?: number }>();
+const {
+  model,
+  batches,
+  rounds,
+  imagesPerRound,
+  threads = availableParallelism(),
+} = taskArgs<{ model: string; batches: number[]; rounds: number; imagesPerRound: number; threads?: number }>();
 
 // The page starts loading the model as soon as it runs: navigation to first descriptor is what a user waits.
 const PAGE = `<!doctype html><meta charset="utf-8"><title>vggface browser bench</title><script type="module">
@@ -45,7 +51,16 @@ const base = `http://127.0.0.1:${typeof address === 'object' && address ? addres
 const browser = await chromium.launch({
   executablePath: CHROMIUM,
   headless: true,
-  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  args: [
+    '--headless',
+    '--no-sandbox',
+    '--disable-gpu',
+    '--disable-quic',
+    '--no-first-run',
+    '--disable-background-networking',
+    '--disable-component-update',
+    '--disable-sync',
+  ],
 });
 
 /** The summed RSS of a process's descendants: here Chromium's browser, renderer, GPU and utility processes. */
@@ -90,7 +105,10 @@ try {
   for (const batch of batches) {
     const perRound = await page.evaluate(
       async ({ batch, rounds, n }) => {
-        const w = window as unknown as { model: { describe(i: unknown[], o: object): Promise<unknown> }; images(n: number): unknown[] };
+        const w = window as unknown as {
+          model: { describe(i: unknown[], o: object): Promise<unknown> };
+          images(n: number): unknown[];
+        };
         const images = w.images(n);
         await w.model.describe(images, { batchSize: batch }); // warm-up
         const out: number[] = [];
@@ -106,7 +124,15 @@ try {
     rates[`batch${batch}`] = { median: median(perRound), rounds: perRound };
   }
   await context.close();
-  finishTask({ coldFirstMs: cold.firstMs, cachedFirstMs: cached.firstMs, backend: cold.backend, threads: cold.threads, isolated: cold.isolated, rates, peakRss });
+  finishTask({
+    coldFirstMs: cold.firstMs,
+    cachedFirstMs: cached.firstMs,
+    backend: cold.backend,
+    threads: cold.threads,
+    isolated: cold.isolated,
+    rates,
+    peakRss,
+  });
 } finally {
   clearInterval(sampler);
   await browser.close();

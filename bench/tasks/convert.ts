@@ -5,7 +5,12 @@ import { convertModel } from '../../src/onnx/convert-model.js';
 import type { Precision } from '../../src/onnx/builder.js';
 import { finishTask, taskArgs } from '../harness.js';
 
-const { source, output, precision, weightLimit } = taskArgs<{ source: string; output: string; precision: Precision; weightLimit?: number }>();
+const { source, output, precision, weightLimit } = taskArgs<{
+  source: string;
+  output: string;
+  precision: Precision;
+  weightLimit?: number;
+}>();
 const t0 = performance.now();
 const report = await convertModel(source, output, { preprocessing: 'caffe', precision, weightLimit });
 finishTask({ ms: performance.now() - t0, bytes: statSync(output).size, calibration: report.calibration });

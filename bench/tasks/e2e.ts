@@ -6,7 +6,12 @@
 import { VggFace } from '../../src/vggface.js';
 import { finishTask, median, taskArgs } from '../harness.js';
 
-const { model: modelPath, photos, rounds, batch } = taskArgs<{ model: string; photos: string[]; rounds: number; batch: number }>();
+const {
+  model: modelPath,
+  photos,
+  rounds,
+  batch,
+} = taskArgs<{ model: string; photos: string[]; rounds: number; batch: number }>();
 const model = await VggFace.load({ weights: modelPath });
 const S = 224 * 224 * 3;
 const decoded = photos.map((_, i) => {
@@ -38,4 +43,10 @@ for (let i = 0; i < rounds; i++) {
   }
 }
 await model.close();
-finishTask({ e2e: median(e2e), modelOnly: median(modelOnly), ratio: median(e2e) / median(modelOnly), e2eRounds: e2e, modelOnlyRounds: modelOnly });
+finishTask({
+  e2e: median(e2e),
+  modelOnly: median(modelOnly),
+  ratio: median(e2e) / median(modelOnly),
+  e2eRounds: e2e,
+  modelOnlyRounds: modelOnly,
+});

@@ -3,7 +3,12 @@
  * faces beside the real set's, and the time to generate `millionRows` faces (default 1,000,000) chunk by chunk.
  * Prints JSON; progress on stderr.
  */
-import { ensureFaceGenerator, openFaceGenerator, setStatistics, type EnsureGeneratorOptions } from '../face-generator.js';
+import {
+  ensureFaceGenerator,
+  openFaceGenerator,
+  setStatistics,
+  type EnsureGeneratorOptions,
+} from '../face-generator.js';
 import { loadFaceSet } from '../face-sets.js';
 import { finishTask, taskArgs } from '../harness.js';
 
@@ -41,13 +46,26 @@ try {
   const genMs = performance.now() - t;
   const cpu = process.cpuUsage(cpu0);
   finishTask({
-    params: { between: params.between.variances.length, within: params.within.variances.length, betweenResidual: params.between.residual, withinResidual: params.within.residual, betweenTotal: params.between.totalVariance, withinTotal: params.within.totalVariance },
+    params: {
+      between: params.between.variances.length,
+      within: params.within.variances.length,
+      betweenResidual: params.between.residual,
+      withinResidual: params.within.residual,
+      betweenTotal: params.between.totalVariance,
+      withinTotal: params.within.totalVariance,
+    },
     fitMs,
     real: realStats,
     generated: genStats,
     generatedAsReal: { facesPerIdentity: perReal, ...asReal },
     // CPU time of all threads: what the wall time would be near on an idle machine (/ cores), whatever else ran.
-    million: { rows: total, chunk, ms: genMs, cpuMs: (cpu.user + cpu.system) / 1000, facesPerSecond: (total / genMs) * 1000 },
+    million: {
+      rows: total,
+      chunk,
+      ms: genMs,
+      cpuMs: (cpu.user + cpu.system) / 1000,
+      facesPerSecond: (total / genMs) * 1000,
+    },
   });
 } finally {
   await g.close();

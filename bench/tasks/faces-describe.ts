@@ -35,4 +35,10 @@ for (let i = 0; i < rounds; i++) runs.push(await once());
 await detector.close();
 await model.close();
 const ms = median(runs.map((r) => r.ms));
-finishTask({ photos: photos.length, faces: runs[0].faces, photosPerSecond: (photos.length / ms) * 1000, facesPerSecond: (runs[0].faces / ms) * 1000, rounds: runs.map((r) => r.ms) });
+finishTask({
+  photos: photos.length,
+  faces: runs[0].faces,
+  photosPerSecond: (photos.length / ms) * 1000,
+  facesPerSecond: (runs[0].faces / ms) * 1000,
+  rounds: runs.map((r) => r.ms),
+});

@@ -7,7 +7,9 @@ import { decodeImage } from '../../src/image/decode.js';
 import { finishTask, median, taskArgs } from '../harness.js';
 
 const { dir, model, threads, rounds } = taskArgs<{ dir: string; model: string; threads?: number; rounds: number }>();
-const photos = readdirSync(dir).filter((f) => f.endsWith('.jpg')).map((f) => join(dir, f));
+const photos = readdirSync(dir)
+  .filter((f) => f.endsWith('.jpg'))
+  .map((f) => join(dir, f));
 const detector = await FaceDetector.open({ model, threads });
 const detect = resolveDetectOptions({});
 const align = resolveAlignOptions({});

@@ -13,7 +13,12 @@ import { MODEL_INPUT } from '../../src/onnx/builder.js';
 import { INPUT_SIZE } from '../../src/weights/topology.js';
 import { finishTask, taskArgs } from '../harness.js';
 
-const { reference, candidates, images, defaultKernels = [] } = taskArgs<{
+const {
+  reference,
+  candidates,
+  images,
+  defaultKernels = [],
+} = taskArgs<{
   reference: string;
   candidates: Record<string, string>;
   images: string[];
@@ -28,7 +33,9 @@ async function sessionDescriptors(model: string): Promise<Float32Array[]> {
     const out: Float32Array[] = [];
     for (const path of images) {
       const img = await loadSquare(path, path, INPUT_SIZE);
-      const r = await engine.run({ [MODEL_INPUT]: { data: img.data, dims: [1, INPUT_SIZE, INPUT_SIZE, 3] } }, ['descriptor']);
+      const r = await engine.run({ [MODEL_INPUT]: { data: img.data, dims: [1, INPUT_SIZE, INPUT_SIZE, 3] } }, [
+        'descriptor',
+      ]);
       out.push(r.descriptor.data.slice());
     }
     return out;
@@ -50,7 +57,8 @@ const ref = await describeAll(reference);
 // Threshold: the median reference distance over all pairs, where decisions are densest (so most fragile).
 // Random weights have no meaningful same-person threshold; a trained model's would see fewer changes.
 const distances: number[] = [];
-for (let i = 0; i < ref.length; i++) for (let j = i + 1; j < ref.length; j++) distances.push(distance(ref[i], ref[j], 'cosine'));
+for (let i = 0; i < ref.length; i++)
+  for (let j = i + 1; j < ref.length; j++) distances.push(distance(ref[i], ref[j], 'cosine'));
 const threshold = median(distances);
 const mean = new Float32Array(ref[0].length);
 for (const d of ref) d.forEach((v, k) => (mean[k] += v / ref.length));

@@ -21,12 +21,23 @@ const nodes: NodeSpec[] = spec.nodes.map((n, i) => ({
   // The first node casts the uint8 image to float: make it float16.
   attributes: i === 0 ? { to: { kind: 'int', value: DataType.FLOAT16 } } : n.attributes,
 }));
-for (const o of outputs) nodes.push({ op: 'Cast', inputs: [`${o}_fp16`], outputs: [o], attributes: { to: { kind: 'int', value: DataType.FLOAT } } });
+for (const o of outputs)
+  nodes.push({
+    op: 'Cast',
+    inputs: [`${o}_fp16`],
+    outputs: [o],
+    attributes: { to: { kind: 'int', value: DataType.FLOAT } },
+  });
 const initializers: InitializerSpec[] = spec.initializers.map((t) => {
   if (t.dataType !== DataType.FLOAT) return t;
   // 1e-12 (the L2 epsilon) underflows in float16: use its smallest normal instead.
   const f = t.name === 'l2_eps' ? Float32Array.of(2 ** -14) : new Float32Array(t.data.slice().buffer);
   return { ...t, dataType: DataType.FLOAT16, data: new Uint8Array(encodeHalf(f).buffer) };
 });
-encodeModel({ ...spec, nodes, initializers, metadata: { ...spec.metadata, 'vggface.precision': 'fp16' } }).writeFileAtomic(output);
+encodeModel({
+  ...spec,
+  nodes,
+  initializers,
+  metadata: { ...spec.metadata, 'vggface.precision': 'fp16' },
+}).writeFileAtomic(output);
 finishTask({ output });

@@ -45,9 +45,12 @@ export interface MakeFaceSetArgs {
 const SIZE = 224;
 const args = taskArgs<MakeFaceSetArgs>();
 const t0 = performance.now();
-const log = (m: string) => process.stderr.write(`[make-face-set ${((performance.now() - t0) / 1000).toFixed(0)} s] ${m}\n`);
+const log = (m: string) =>
+  process.stderr.write(`[make-face-set ${((performance.now() - t0) / 1000).toFixed(0)} s] ${m}\n`);
 
-const names = readdirSync(args.dir).filter((f) => /\.jpe?g$/i.test(f)).sort();
+const names = readdirSync(args.dir)
+  .filter((f) => /\.jpe?g$/i.test(f))
+  .sort();
 const persons = personsFromPairs(args.pivot, names);
 const model = await VggFace.load({ weights: args.weights, precision: args.precision, cacheDir: args.cacheDir });
 const loadMs = performance.now() - t0;
@@ -77,7 +80,15 @@ for (const [photo, name] of names.entries()) {
     log(`${name}: no face found, skipped`);
     continue;
   }
-  sources.push({ name, photo, person: persons[photo], image, transform: alignmentTransform(faces[0], align), facesFound: faces.length, score: faces[0].score });
+  sources.push({
+    name,
+    photo,
+    person: persons[photo],
+    image,
+    transform: alignmentTransform(faces[0], align),
+    facesFound: faces.length,
+    score: faces[0].score,
+  });
 }
 await detector.close();
 const detectMs = performance.now() - t0 - loadMs;
@@ -116,7 +127,8 @@ try {
     const running = model.run(pixels, count, ['descriptor', 'fc7_pre']);
     if (start + batch < jobs.length) next = prepare(start + batch);
     const { descriptor, fc7_pre: pre } = await running;
-    if (descriptor.length !== count * dim || pre.length !== count * dim) throw new Error(`internal: ${descriptor.length} descriptor values for ${count} faces of ${dim}`);
+    if (descriptor.length !== count * dim || pre.length !== count * dim)
+      throw new Error(`internal: ${descriptor.length} descriptor values for ${count} faces of ${dim}`);
     for (let r = 0; r < count; r++) {
       const row = pre.subarray(r * dim, (r + 1) * dim);
       let n = 0;
@@ -134,7 +146,9 @@ try {
     if (now - lastLog > 30_000 || done === jobs.length) {
       lastLog = now;
       const rate = (done / (now - describeStart)) * 1000;
-      log(`${done} / ${jobs.length} faces, ${rate.toFixed(2)} faces/s, about ${((jobs.length - done) / rate / 60).toFixed(1)} min left`);
+      log(
+        `${done} / ${jobs.length} faces, ${rate.toFixed(2)} faces/s, about ${((jobs.length - done) / rate / 60).toFixed(1)} min left`,
+      );
     }
   }
   const describeMs = performance.now() - describeStart;
@@ -172,13 +186,28 @@ try {
       output: 'descriptor (fc7, L2-normalised)',
     },
     detector: args.detectorModel,
-    photos: sources.map((s) => ({ name: s.name, person: s.person, facesFound: s.facesFound, score: Number(s.score.toFixed(4)) })),
+    photos: sources.map((s) => ({
+      name: s.name,
+      person: s.person,
+      facesFound: s.facesFound,
+      score: Number(s.score.toFixed(4)),
+    })),
     skipped,
     identity,
     photo: photo.map((p) => sources.findIndex((s) => s.photo === p)),
-    preActivation: { file: `${args.output}.pre.f32`, what: 'fc7_pre / ||fc7||: ReLU of a row is the descriptor row', maxReluError },
+    preActivation: {
+      file: `${args.output}.pre.f32`,
+      what: 'fc7_pre / ||fc7||: ReLU of a row is the descriptor row',
+      maxReluError,
+    },
     variant,
-    timing: { loadMs: Math.round(loadMs), detectMs: Math.round(detectMs), describeMs: Math.round(describeMs), totalMs: Math.round(performance.now() - t0), facesPerSecond: (rows / describeMs) * 1000 },
+    timing: {
+      loadMs: Math.round(loadMs),
+      detectMs: Math.round(detectMs),
+      describeMs: Math.round(describeMs),
+      totalMs: Math.round(performance.now() - t0),
+      facesPerSecond: (rows / describeMs) * 1000,
+    },
     createdAt: new Date().toISOString(),
   };
   writeFileSync(tmpMeta, JSON.stringify(meta));

@@ -9,7 +9,14 @@ import { explainedVariance, fitProjection, openProjector } from '../../src/galle
 import { finishTask, taskArgs } from '../harness.js';
 import { openScaleSet, type ScaleSetName } from '../scale-data.js';
 
-const a = taskArgs<{ set: ScaleSetName; size: number; queries: number; candidates: number[]; components: number[]; fit: number }>();
+const a = taskArgs<{
+  set: ScaleSetName;
+  size: number;
+  queries: number;
+  candidates: number[];
+  components: number[];
+  fit: number;
+}>();
 const set = await openScaleSet(a.set, a.size);
 const { dim, size } = set;
 const data = new Float32Array(size * dim);
@@ -22,11 +29,13 @@ const gemm = await openGemm({ transB: true });
 
 /** Per query, all rows' scores by `score` (higher is nearer), in row blocks. */
 async function scoresOf(rows: Float32Array, q: Float32Array, d: number, n: number): Promise<Float32Array> {
-  const out = new Float32Array(q.length / d * n);
+  const out = new Float32Array((q.length / d) * n);
   const nq = q.length / d;
   for (let s = 0; s < n; s += 16384) {
     const c = Math.min(16384, n - s);
-    const part = (await gemm.multiply({ data: q, rows: nq, cols: d }, { data: rows.subarray(s * d, (s + c) * d), rows: c, cols: d })).data;
+    const part = (
+      await gemm.multiply({ data: q, rows: nq, cols: d }, { data: rows.subarray(s * d, (s + c) * d), rows: c, cols: d })
+    ).data;
     for (let i = 0; i < nq; i++) out.set(part.subarray(i * c, (i + 1) * c), i * n + s);
   }
   return out;
@@ -42,7 +51,10 @@ const exactTop = queries.map((_, i) => new Set(topBy(exactScores, i * size, size
 const recall = (candidates: number[][], c: number) => {
   let hits = 0;
   candidates.forEach((cand, i) => {
-    const best = cand.slice(0, c).sort((x, y) => exactScores[i * size + y] - exactScores[i * size + x]).slice(0, 10);
+    const best = cand
+      .slice(0, c)
+      .sort((x, y) => exactScores[i * size + y] - exactScores[i * size + x])
+      .slice(0, 10);
     hits += best.filter((r) => exactTop[i].has(r)).length;
   });
   return hits / (10 * queries.length);
@@ -81,7 +93,12 @@ for (const centred of [false, true]) {
     }
     cands.push(topBy(key, 0, size, maxC));
   }
-  results.push({ method: centred ? 'binary codes of the centred descriptor (4096 bits)' : 'binary codes of the raw descriptor (4096 bits, the earlier design)', recall: Object.fromEntries(a.candidates.map((c) => [c, recall(cands, c)])) });
+  results.push({
+    method: centred
+      ? 'binary codes of the centred descriptor (4096 bits)'
+      : 'binary codes of the raw descriptor (4096 bits, the earlier design)',
+    recall: Object.fromEntries(a.candidates.map((c) => [c, recall(cands, c)])),
+  });
 }
 
 // PCA projections, fitted on a sample of the set.
@@ -100,7 +117,11 @@ for (const k of a.components) {
     for (let r = 0; r < size; r++) key[r] = 2 * dots[i * size + r] - norms[r]; // -(|p|^2 - 2 q.p): nearer is higher
     return topBy(key, 0, size, maxC);
   });
-  results.push({ method: `PCA, ${p.components} components`, kept: explainedVariance(p), recall: Object.fromEntries(a.candidates.map((c) => [c, recall(cands, c)])) });
+  results.push({
+    method: `PCA, ${p.components} components`,
+    kept: explainedVariance(p),
+    recall: Object.fromEntries(a.candidates.map((c) => [c, recall(cands, c)])),
+  });
 }
 await gemm.close();
 finishTask({ size, queries: queries.length, results });

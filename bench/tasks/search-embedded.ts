@@ -4,7 +4,12 @@ import type { Precision } from '../../src/gallery/scorer.js';
 import { finishTask, median, taskArgs } from '../harness.js';
 import { FACES_PER_IDENTITY, syntheticFace, syntheticQuery } from '../synthetic.js';
 
-const { size, precision, dim, queries } = taskArgs<{ size: number; precision: Precision; dim: number; queries: number }>();
+const { size, precision, dim, queries } = taskArgs<{
+  size: number;
+  precision: Precision;
+  dim: number;
+  queries: number;
+}>();
 const index = new DescriptorIndex(dim, precision);
 const t0 = performance.now();
 const v = new Float32Array(dim);
@@ -27,4 +32,12 @@ for (let q = 0; q < queries; q++) {
 }
 await index.close();
 times.sort((a, b) => a - b);
-finishTask({ buildMs, bytes: index.bytes, medianMs: median(times), p90Ms: times[Math.floor(times.length * 0.9)], minMs: times[0], correct, queries });
+finishTask({
+  buildMs,
+  bytes: index.bytes,
+  medianMs: median(times),
+  p90Ms: times[Math.floor(times.length * 0.9)],
+  minMs: times[0],
+  correct,
+  queries,
+});

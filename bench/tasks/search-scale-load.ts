@@ -36,10 +36,17 @@ const queries = await set.queries(a.queries);
 const qm = new Float32Array(queries.length * dim);
 queries.forEach((q, i) => qm.set(q.data, i * dim));
 const gemm = await openGemm({ transB: true });
-const best = queries.map(() => ({ score: new Float64Array(KEEP).fill(-Infinity), id: new Int32Array(KEEP).fill(-1), identity: new Int32Array(KEEP), min: -Infinity }));
+const best = queries.map(() => ({
+  score: new Float64Array(KEEP).fill(-Infinity),
+  id: new Int32Array(KEEP).fill(-1),
+  identity: new Int32Array(KEEP),
+  min: -Infinity,
+}));
 
 const store: GalleryStore & { load?: unknown } =
-  a.store === 'sqlite' ? await SqliteStore.open(a.location, { create: true }) : await PostgresStore.open(a.location, { statementTimeoutMs: 0 });
+  a.store === 'sqlite'
+    ? await SqliteStore.open(a.location, { create: true })
+    : await PostgresStore.open(a.location, { statementTimeoutMs: 0 });
 await store.initialize({ modelKey: `bench-${a.set}`, modelName: `bench ${a.set}`, dimension: dim, precision: 'fp32' });
 
 const times = { loadMs: 0, fitIndexMs: 0, indexMs: 0 };
@@ -55,7 +62,9 @@ for (let start = 0; start < size; start += CHUNK) {
   const count = Math.min(CHUNK, size - start);
   const c = await set.chunk(start, count);
   // Exact answers: the queries' dot products with this chunk (rows are unit vectors: cosine = dot).
-  const scores = (await gemm.multiply({ data: qm, rows: queries.length, cols: dim }, { data: c.data, rows: count, cols: dim })).data;
+  const scores = (
+    await gemm.multiply({ data: qm, rows: queries.length, cols: dim }, { data: c.data, rows: count, cols: dim })
+  ).data;
   for (let q = 0; q < queries.length; q++) {
     const b = best[q];
     for (let r = 0; r < count; r++) {
@@ -72,7 +81,13 @@ for (let start = 0; start < size; start += CHUNK) {
     }
   }
   const faces: NewFace[] = [];
-  for (let i = 0; i < count; i++) faces.push({ identity: `p${c.identity[i]}`, contentHash: `f${start + i}`, source: `f${start + i}`, descriptor: c.data.subarray(i * dim, (i + 1) * dim) });
+  for (let i = 0; i < count; i++)
+    faces.push({
+      identity: `p${c.identity[i]}`,
+      contentHash: `f${start + i}`,
+      source: `f${start + i}`,
+      descriptor: c.data.subarray(i * dim, (i + 1) * dim),
+    });
   await put(faces);
   if (!fitted && start + count >= Math.min(a.fit, size)) {
     const t = performance.now();
@@ -100,14 +115,20 @@ await gemm.close();
 // Per query: faces by score; the exact top 10 identities by their best face.
 const truth = [];
 for (let q = 0; q < queries.length; q++) {
-  const order = [...Array(KEEP).keys()].filter((i) => best[q].id[i] >= 0).sort((x, y) => best[q].score[y] - best[q].score[x]);
+  const order = [...Array(KEEP).keys()]
+    .filter((i) => best[q].id[i] >= 0)
+    .sort((x, y) => best[q].score[y] - best[q].score[x]);
   const seen: { identity: string; distance: number }[] = [];
   for (const i of order) {
     const identity = `p${best[q].identity[i]}`;
     if (!seen.some((s) => s.identity === identity)) seen.push({ identity, distance: 1 - best[q].score[i] });
     if (seen.length === 10) break;
   }
-  truth.push({ identity: `p${queries[q].identity}`, exact: seen, faces: order.slice(0, 10).map((i) => `f${best[q].id[i]}`) });
+  truth.push({
+    identity: `p${queries[q].identity}`,
+    exact: seen,
+    faces: order.slice(0, 10).map((i) => `f${best[q].id[i]}`),
+  });
 }
 await set.close();
 writeFileSync(`${a.truthPath}.f32`, Buffer.from(qm.buffer, qm.byteOffset, qm.byteLength));

@@ -19,14 +19,22 @@ interface Args {
   exactQueries: number;
 }
 const a = taskArgs<Args>();
-const meta = JSON.parse(readFileSync(`${a.truthPath}.json`, 'utf8')) as { dim: number; size: number; truth: { identity: string; exact: { identity: string; distance: number }[]; faces: string[] }[] };
+const meta = JSON.parse(readFileSync(`${a.truthPath}.json`, 'utf8')) as {
+  dim: number;
+  size: number;
+  truth: { identity: string; exact: { identity: string; distance: number }[]; faces: string[] }[];
+};
 const qb = readFileSync(`${a.truthPath}.f32`);
 const qs = new Float32Array(new Uint8Array(qb).buffer);
 const query = (i: number) => qs.subarray(i * meta.dim, (i + 1) * meta.dim);
-const pct = (xs: number[], p: number) => [...xs].sort((x, y) => x - y)[Math.min(xs.length - 1, Math.floor(p * xs.length))];
+const pct = (xs: number[], p: number) =>
+  [...xs].sort((x, y) => x - y)[Math.min(xs.length - 1, Math.floor(p * xs.length))];
 
 const t0 = performance.now();
-const store: GalleryStore & Pick<PostgresStore, 'nearestFaces'> = a.store === 'sqlite' ? await SqliteStore.open(a.location, { create: false }) : await PostgresStore.open(a.location, { statementTimeoutMs: 0 });
+const store: GalleryStore & Pick<PostgresStore, 'nearestFaces'> =
+  a.store === 'sqlite'
+    ? await SqliteStore.open(a.location, { create: false })
+    : await PostgresStore.open(a.location, { statementTimeoutMs: 0 });
 // The first search loads the index (SQLite: every projection into memory) and opens the ONNX Runtime sessions.
 await store.search(query(0), { k: 10, metric: 'cosine', approximate: true, candidates: a.candidates[0] });
 const openMs = performance.now() - t0;
@@ -52,7 +60,15 @@ for (const c of a.candidates) {
     faceHits += faces.filter((f) => meta.truth[i].faces.includes(f.source)).length;
   }
   const n = meta.truth.length;
-  approx.push({ candidates: c, p50Ms: median(times), p99Ms: pct(times, 0.99), recallAt10: faceHits / (10 * n), identityRecallAt10: hits / (10 * n), top1Exact: top1Exact / n, top1Identity: top1Identity / n });
+  approx.push({
+    candidates: c,
+    p50Ms: median(times),
+    p99Ms: pct(times, 0.99),
+    recallAt10: faceHits / (10 * n),
+    identityRecallAt10: hits / (10 * n),
+    top1Exact: top1Exact / n,
+    top1Identity: top1Identity / n,
+  });
 }
 const exactTimes: number[] = [];
 let exactTop1 = 0;
@@ -70,7 +86,20 @@ if (store instanceof PostgresStore) {
     `SELECT pg_total_relation_size('vggface_faces') AS faces, pg_relation_size('vggface_projected') AS projected, pg_relation_size('vggface_projected_hnsw') AS idx`,
   );
   await c.end();
-  server = { facesBytes: Number(r.rows[0].faces), projectedBytes: Number(r.rows[0].projected), indexBytes: Number(r.rows[0].idx) };
+  server = {
+    facesBytes: Number(r.rows[0].faces),
+    projectedBytes: Number(r.rows[0].projected),
+    indexBytes: Number(r.rows[0].idx),
+  };
 }
 await store.close();
-finishTask({ size: meta.size, openMs, rssAfterOpen, approx, exact: exactTimes.length ? { p50Ms: median(exactTimes), queries: exactTimes.length, top1Exact: exactTop1 / exactTimes.length } : undefined, server });
+finishTask({
+  size: meta.size,
+  openMs,
+  rssAfterOpen,
+  approx,
+  exact: exactTimes.length
+    ? { p50Ms: median(exactTimes), queries: exactTimes.length, top1Exact: exactTop1 / exactTimes.length }
+    : undefined,
+  server,
+});

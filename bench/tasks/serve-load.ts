@@ -8,12 +8,19 @@ import { basename } from 'node:path';
 import autocannon from 'autocannon';
 import { finishTask, median, taskArgs } from '../harness.js';
 
-const { url, photos, connections, seconds } = taskArgs<{ url: string; photos: string[]; connections: number; seconds: number }>();
+const { url, photos, connections, seconds } = taskArgs<{
+  url: string;
+  photos: string[];
+  connections: number;
+  seconds: number;
+}>();
 
 const BOUNDARY = 'vggface-bench-boundary';
 const bodies = photos.map((p) =>
   Buffer.concat([
-    Buffer.from(`--${BOUNDARY}\r\nContent-Disposition: form-data; name="images"; filename="${basename(p)}"\r\nContent-Type: image/jpeg\r\n\r\n`),
+    Buffer.from(
+      `--${BOUNDARY}\r\nContent-Disposition: form-data; name="images"; filename="${basename(p)}"\r\nContent-Type: image/jpeg\r\n\r\n`,
+    ),
     readFileSync(p),
     Buffer.from(`\r\n--${BOUNDARY}--\r\n`),
   ]),

@@ -8,7 +8,12 @@ import { availableParallelism } from 'node:os';
 import { VggFace } from '../../src/vggface.js';
 import { finishTask, median, taskArgs } from '../harness.js';
 
-const { model: modelPath, batches, rounds, imagesPerRound } = taskArgs<{ model: string; batches: number[]; rounds: number; imagesPerRound: number }>();
+const {
+  model: modelPath,
+  batches,
+  rounds,
+  imagesPerRound,
+} = taskArgs<{ model: string; batches: number[]; rounds: number; imagesPerRound: number }>();
 const model = await VggFace.load({ weights: modelPath });
 const raw = await ort.InferenceSession.create(modelPath, {
   intraOpNumThreads: availableParallelism(),
@@ -42,7 +47,10 @@ async function rawRun(batch: number): Promise<number> {
   return (images.length / (performance.now() - t)) * 1000;
 }
 
-const result: Record<string, { ours: number; raw: number; ratio: number; oursRounds: number[]; rawRounds: number[] } | boolean> = {
+const result: Record<
+  string,
+  { ours: number; raw: number; ratio: number; oursRounds: number[]; rawRounds: number[] } | boolean
+> = {
   exactKernels: model.exactInt8Kernels,
 };
 for (const batch of batches) {
@@ -59,7 +67,13 @@ for (const batch of batches) {
       o.push(await ours(batch));
     }
   }
-  result[`batch${batch}`] = { ours: median(o), raw: median(r), ratio: median(o) / median(r), oursRounds: o, rawRounds: r };
+  result[`batch${batch}`] = {
+    ours: median(o),
+    raw: median(r),
+    ratio: median(o) / median(r),
+    oursRounds: o,
+    rawRounds: r,
+  };
 }
 await model.close();
 await raw.release();

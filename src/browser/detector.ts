@@ -41,7 +41,12 @@ export interface FaceDetectorOptions extends RuntimeLoadOptions {
 }
 
 /** Validates the runtime options, as Node validates its own. */
-export function resolveRuntime(o: RuntimeLoadOptions): { backend: Backend; threads?: number; wasmPaths?: string; worker: boolean } {
+export function resolveRuntime(o: RuntimeLoadOptions): {
+  backend: Backend;
+  threads?: number;
+  wasmPaths?: string;
+  worker: boolean;
+} {
   return {
     backend: o.backend === undefined ? 'auto' : check.oneOf('backend', o.backend, BACKENDS),
     threads: o.threads === undefined ? undefined : check.integer('threads', o.threads, 1, 1024),
@@ -70,13 +75,24 @@ export class FaceDetector {
       throw invalidParameterError('model', `the YuNet model (${YUNET_FILE}) as a URL, a File/Blob or bytes`, undefined);
     }
     const runtime = resolveRuntime(options);
-    const { bytes, label, owned } = await readModel(options.model, 'detector model', { onProgress: options.onDownloadProgress, cache: options.cache ?? false });
-    if (!looksLikeOnnx(bytes)) throw new VggFaceError('E_MODEL', `${label}: not an ONNX model, expected the YuNet face detector (${YUNET_FILE})`, { input: label });
+    const { bytes, label, owned } = await readModel(options.model, 'detector model', {
+      onProgress: options.onDownloadProgress,
+      cache: options.cache ?? false,
+    });
+    if (!looksLikeOnnx(bytes))
+      throw new VggFaceError(
+        'E_MODEL',
+        `${label}: not an ONNX model, expected the YuNet face detector (${YUNET_FILE})`,
+        { input: label },
+      );
     let session: EngineSession;
     try {
       session = await openEngine(bytes, { ...runtime, backend: runtime.backend }, owned);
     } catch (err) {
-      throw new VggFaceError('E_MODEL', `${label}: onnxruntime-web cannot open it: ${(err as Error).message}`, { input: label, cause: err });
+      throw new VggFaceError('E_MODEL', `${label}: onnxruntime-web cannot open it: ${(err as Error).message}`, {
+        input: label,
+        cause: err,
+      });
     }
     const missing = YUNET_OUTPUTS.filter((o) => !session.outputNames.includes(o));
     if (!session.inputNames.includes(YUNET_INPUT) || missing.length > 0) {
@@ -102,7 +118,12 @@ export class FaceDetector {
   }
 
   /** Decodes a photo once, finds its faces and, given `align`, cuts each aligned crop from the original pixels. */
-  extract(input: BrowserImageInput, label: string, detect: ResolvedDetectOptions, align: ResolvedAlignOptions | null): Promise<FoundFace[]> {
+  extract(
+    input: BrowserImageInput,
+    label: string,
+    detect: ResolvedDetectOptions,
+    align: ResolvedAlignOptions | null,
+  ): Promise<FoundFace[]> {
     if (this.closed) return Promise.reject(new VggFaceError('E_USAGE', 'this FaceDetector was closed'));
     return this.session.faces(input, label, detect, align);
   }

@@ -11,13 +11,36 @@ import type { ResolvedDetectOptions } from '../face/detection.js';
 import type { Fit, RawImage } from '../image/decode.js';
 import { facesOp, portable, squareOp, type FoundFace, type PortableInput } from './pixels.js';
 import type { BrowserImageInput } from './image.js';
-import { ortBase, openSession, type RuntimeOptions, type Session, type SessionInfo, type TensorData } from './session.js';
+import {
+  ortBase,
+  openSession,
+  type RuntimeOptions,
+  type Session,
+  type SessionInfo,
+  type TensorData,
+} from './session.js';
 
 export type WorkerRequest =
   | { id: number; type: 'open'; model: ArrayBuffer; options: RuntimeOptions }
   | { id: number; type: 'run'; sid: number; feeds: Record<string, TensorData>; outputs: readonly string[] }
-  | { id: number; type: 'square'; input: PortableInput; label: string; size: number; fit: Fit; maxPixels: number | undefined }
-  | { id: number; type: 'faces'; sid: number; input: PortableInput; label: string; detect: ResolvedDetectOptions; align: ResolvedAlignOptions | null }
+  | {
+      id: number;
+      type: 'square';
+      input: PortableInput;
+      label: string;
+      size: number;
+      fit: Fit;
+      maxPixels: number | undefined;
+    }
+  | {
+      id: number;
+      type: 'faces';
+      sid: number;
+      input: PortableInput;
+      label: string;
+      detect: ResolvedDetectOptions;
+      align: ResolvedAlignOptions | null;
+    }
   | { id: number; type: 'close'; sid: number };
 
 export type WorkerReply = {
@@ -32,9 +55,20 @@ export type WorkerReply = {
 /** A session with the pixel work of pipeline steps done beside it (in its worker, or here). */
 export interface EngineSession extends Session {
   /** Decodes an image and brings it to size x size (an image that size is untouched). */
-  square(input: BrowserImageInput, label: string, size: number, fit: Fit, maxPixels: number | undefined): Promise<RawImage>;
+  square(
+    input: BrowserImageInput,
+    label: string,
+    size: number,
+    fit: Fit,
+    maxPixels: number | undefined,
+  ): Promise<RawImage>;
   /** With this session as YuNet: decodes a photo, finds its faces and, given `align`, cuts their aligned crops. */
-  faces(input: BrowserImageInput, label: string, detect: ResolvedDetectOptions, align: ResolvedAlignOptions | null): Promise<FoundFace[]>;
+  faces(
+    input: BrowserImageInput,
+    label: string,
+    detect: ResolvedDetectOptions,
+    align: ResolvedAlignOptions | null,
+  ): Promise<FoundFace[]>;
 }
 
 type WithoutId<T> = T extends unknown ? Omit<T, 'id'> : never;
@@ -53,12 +87,17 @@ class WorkerClient {
       const p = this.pending.get(data.id);
       this.pending.delete(data.id);
       const e = data.error;
-      if (e !== undefined) p?.reject(e.code ? new VggFaceError(e.code, e.message, { input: e.input }) : new Error(e.message));
+      if (e !== undefined)
+        p?.reject(e.code ? new VggFaceError(e.code, e.message, { input: e.input }) : new Error(e.message));
       else p?.resolve(data);
     };
     this.worker.onerror = (e: ErrorEvent) => {
       e.preventDefault();
-      this.fail(new Error(`the vggface worker failed${e.message ? `: ${e.message}` : ' to start (is vggface-worker.js served beside vggface.js?)'}`));
+      this.fail(
+        new Error(
+          `the vggface worker failed${e.message ? `: ${e.message}` : ' to start (is vggface-worker.js served beside vggface.js?)'}`,
+        ),
+      );
     };
     this.worker.onmessageerror = () => this.fail(new Error('the vggface worker sent a message that could not be read'));
   }
@@ -108,7 +147,11 @@ export interface EngineOptions extends RuntimeOptions {
  */
 export async function openEngine(model: Uint8Array, options: EngineOptions, transfer: boolean): Promise<EngineSession> {
   // Absolute, so a worker (or a blob-started one) resolves it as the page would.
-  const runtime: RuntimeOptions = { backend: options.backend, wasmPaths: ortBase(options.wasmPaths), threads: options.threads };
+  const runtime: RuntimeOptions = {
+    backend: options.backend,
+    wasmPaths: ortBase(options.wasmPaths),
+    threads: options.threads,
+  };
   if (!options.worker) {
     const s = await openSession(model, runtime);
     return {
@@ -116,7 +159,8 @@ export async function openEngine(model: Uint8Array, options: EngineOptions, tran
       run: (feeds, outputs) => s.run(feeds, outputs),
       close: () => s.close(),
       square: (input, label, size, fit, maxPixels) => squareOp(input, label, size, fit, maxPixels),
-      faces: (input, label, detect, align) => facesOp((feeds, outputs) => s.run(feeds, outputs), input, label, detect, align),
+      faces: (input, label, detect, align) =>
+        facesOp((feeds, outputs) => s.run(feeds, outputs), input, label, detect, align),
     };
   }
   const key = JSON.stringify(runtime);
@@ -128,7 +172,11 @@ export async function openEngine(model: Uint8Array, options: EngineOptions, tran
   }
   const owner = client;
   owner.sessions++;
-  const whole = transfer && model.byteOffset === 0 && model.byteLength === model.buffer.byteLength && model.buffer instanceof ArrayBuffer;
+  const whole =
+    transfer &&
+    model.byteOffset === 0 &&
+    model.byteLength === model.buffer.byteLength &&
+    model.buffer instanceof ArrayBuffer;
   const bytes = whole ? (model.buffer as ArrayBuffer) : model.slice().buffer;
   let info: WorkerReply;
   try {

@@ -11,7 +11,16 @@ import { isPlainObject } from '../validate.js';
 import { fitSquare } from './resize.js';
 
 /** A photo or face crop, as a page has it. Strings are URLs (fetched, same rules as fetch()). */
-export type BrowserImageInput = Blob | string | URL | ImageBitmap | HTMLImageElement | HTMLCanvasElement | OffscreenCanvas | ImageData | RawImage;
+export type BrowserImageInput =
+  | Blob
+  | string
+  | URL
+  | ImageBitmap
+  | HTMLImageElement
+  | HTMLCanvasElement
+  | OffscreenCanvas
+  | ImageData
+  | RawImage;
 
 /** 100 megapixels, as in Node. */
 export const DEFAULT_MAX_PIXELS = 100_000_000;
@@ -37,15 +46,23 @@ function checkRaw(raw: RawImage, label: string): void {
   if (!Number.isInteger(width) || !Number.isInteger(height) || width < 1 || height < 1) {
     throw invalidParameterError(`${label} width/height`, 'positive integers', `${width}x${height}`);
   }
-  if (data.length !== width * height * 3) throw invalidParameterError(`${label} data`, `${width * height * 3} bytes (${width}x${height}x3 RGB)`, data);
+  if (data.length !== width * height * 3)
+    throw invalidParameterError(`${label} data`, `${width * height * 3} bytes (${width}x${height}x3 RGB)`, data);
 }
 
 function tooLarge(label: string, w: number, h: number, limit: number): VggFaceError {
-  return new VggFaceError('E_IMAGE', `${label}: image is ${w}x${h} = ${w * h} pixels, over the limit of ${limit} (raise it with maxPixels)`, { input: label });
+  return new VggFaceError(
+    'E_IMAGE',
+    `${label}: image is ${w}x${h} = ${w * h} pixels, over the limit of ${limit} (raise it with maxPixels)`,
+    { input: label },
+  );
 }
 
 export function notAnImage(label: string, err: unknown): VggFaceError {
-  return new VggFaceError('E_IMAGE', `${label}: not a decodable image (${(err as Error)?.message ?? String(err)})`, { input: label, cause: err });
+  return new VggFaceError('E_IMAGE', `${label}: not a decodable image (${(err as Error)?.message ?? String(err)})`, {
+    input: label,
+    cause: err,
+  });
 }
 
 /** RGBA (ImageData, canvas) to RGB; alpha is dropped as sharp's removeAlpha does. */
@@ -73,23 +90,38 @@ async function blobOf(url: string, label: string): Promise<Blob> {
   try {
     res = await fetch(url);
   } catch (err) {
-    throw new VggFaceError('E_NETWORK', `${label}: cannot fetch (${(err as Error).message})`, { input: label, cause: err });
+    throw new VggFaceError('E_NETWORK', `${label}: cannot fetch (${(err as Error).message})`, {
+      input: label,
+      cause: err,
+    });
   }
-  if (!res.ok) throw new VggFaceError('E_NETWORK', `${label}: HTTP ${res.status}${res.statusText ? ` ${res.statusText}` : ''}`, { input: label });
+  if (!res.ok)
+    throw new VggFaceError('E_NETWORK', `${label}: HTTP ${res.status}${res.statusText ? ` ${res.statusText}` : ''}`, {
+      input: label,
+    });
   return res.blob();
 }
 
 async function bitmapOf(blob: Blob, label: string): Promise<ImageBitmap> {
-  if (blob.size === 0) throw new VggFaceError('E_IMAGE', `${label}: empty file (0 bytes), not an image`, { input: label });
+  if (blob.size === 0)
+    throw new VggFaceError('E_IMAGE', `${label}: empty file (0 bytes), not an image`, { input: label });
   try {
-    return await createImageBitmap(blob, { imageOrientation: 'from-image', colorSpaceConversion: 'none', premultiplyAlpha: 'none' });
+    return await createImageBitmap(blob, {
+      imageOrientation: 'from-image',
+      colorSpaceConversion: 'none',
+      premultiplyAlpha: 'none',
+    });
   } catch (err) {
     throw notAnImage(label, err);
   }
 }
 
 /** Decodes any input to full-size 8-bit RGB. */
-export async function decodeImage(input: BrowserImageInput, label: string, maxPixels = DEFAULT_MAX_PIXELS): Promise<RawImage> {
+export async function decodeImage(
+  input: BrowserImageInput,
+  label: string,
+  maxPixels = DEFAULT_MAX_PIXELS,
+): Promise<RawImage> {
   const limit = (w: number, h: number) => {
     if (w * h > maxPixels) throw tooLarge(label, w, h, maxPixels);
   };
@@ -122,18 +154,31 @@ export async function decodeImage(input: BrowserImageInput, label: string, maxPi
     limit(input.naturalWidth, input.naturalHeight);
     return pixelsOf(input, input.naturalWidth, input.naturalHeight);
   }
-  const drawable = (has('ImageBitmap') && input instanceof ImageBitmap) || (has('OffscreenCanvas') && input instanceof OffscreenCanvas) || (has('HTMLCanvasElement') && input instanceof HTMLCanvasElement);
+  const drawable =
+    (has('ImageBitmap') && input instanceof ImageBitmap) ||
+    (has('OffscreenCanvas') && input instanceof OffscreenCanvas) ||
+    (has('HTMLCanvasElement') && input instanceof HTMLCanvasElement);
   if (drawable) {
     const { width, height } = input as ImageBitmap;
     if (!(width > 0 && height > 0)) throw notAnImage(label, new Error(`it is ${width}x${height}`));
     limit(width, height);
     return pixelsOf(input as CanvasImageSource, width, height);
   }
-  throw invalidParameterError(label, 'a Blob or File, a URL, an ImageBitmap, an <img>, a canvas, ImageData or {data, width, height} RGB pixels', input);
+  throw invalidParameterError(
+    label,
+    'a Blob or File, a URL, an ImageBitmap, an <img>, a canvas, ImageData or {data, width, height} RGB pixels',
+    input,
+  );
 }
 
 /** Decodes and brings the image to size x size, as Node's loadSquare: an image already that size is untouched. */
-export async function loadSquare(input: BrowserImageInput, label: string, size: number, fit: Fit, maxPixels?: number): Promise<RawImage> {
+export async function loadSquare(
+  input: BrowserImageInput,
+  label: string,
+  size: number,
+  fit: Fit,
+  maxPixels?: number,
+): Promise<RawImage> {
   const img = await decodeImage(input, label, maxPixels);
   if (img.width === size && img.height === size) return img;
   return fit === 'deepface' ? deepfaceResize(img, size) : fitSquare(img, size, fit);

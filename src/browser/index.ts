@@ -3,7 +3,17 @@
  * WebAssembly with SIMD and threads otherwise), in a Web Worker. The same names, options, results and errors as
  * the Node library; the geometry (detection decoding, NMS, alignment) is the same code.
  */
-export { VggFace, extractFaces, type LoadOptions, type DescribeFacesOptions, type DescribePhotosOptions, type DescribeResult, type DescribeFacesResult, type DescribePhotoResult, type FaceDescription } from './vggface.js';
+export {
+  VggFace,
+  extractFaces,
+  type LoadOptions,
+  type DescribeFacesOptions,
+  type DescribePhotosOptions,
+  type DescribeResult,
+  type DescribeFacesResult,
+  type DescribePhotoResult,
+  type FaceDescription,
+} from './vggface.js';
 export { FaceDetector, YUNET_FILE, type FaceDetectorOptions, type RuntimeLoadOptions } from './detector.js';
 export { decodeImage, loadSquare, inputLabel, type BrowserImageInput } from './image.js';
 export { readOnnxInterface, modelInfo, MODEL_INPUT, MODEL_OUTPUTS, type ModelOutput } from './model-info.js';

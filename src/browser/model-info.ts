@@ -15,7 +15,12 @@ export const MODEL_INPUT = 'image';
 export const MODEL_OUTPUTS = ['fc6', 'fc7_pre', 'fc7', 'fc8', 'descriptor'] as const;
 export type ModelOutput = (typeof MODEL_OUTPUTS)[number];
 export const PRECISIONS: readonly Precision[] = ['fp32', 'fp16', 'int8'];
-export const META_KEYS = { preprocessing: 'vggface.preprocessing', precision: 'vggface.precision', topology: 'vggface.topology', weightLimit: 'vggface.quantization.weight_limit' } as const;
+export const META_KEYS = {
+  preprocessing: 'vggface.preprocessing',
+  precision: 'vggface.precision',
+  topology: 'vggface.topology',
+  weightLimit: 'vggface.quantization.weight_limit',
+} as const;
 
 export interface OnnxInterface {
   readonly inputs: readonly string[];
@@ -30,7 +35,12 @@ export function looksLikeOnnx(bytes: Uint8Array): boolean {
 
 /** Graph inputs (initializers excluded), outputs and metadata_props of an ONNX model held in memory. */
 export function readOnnxInterface(bytes: Uint8Array, label: string): OnnxInterface {
-  if (!looksLikeOnnx(bytes)) throw new VggFaceError('E_MODEL', `${label}: not an ONNX model (${bytes.length === 0 ? 'empty' : `starts with bytes ${[...bytes.subarray(0, 4)].map((b) => b.toString(16).padStart(2, '0')).join(' ')}`})`, { input: label });
+  if (!looksLikeOnnx(bytes))
+    throw new VggFaceError(
+      'E_MODEL',
+      `${label}: not an ONNX model (${bytes.length === 0 ? 'empty' : `starts with bytes ${[...bytes.subarray(0, 4)].map((b) => b.toString(16).padStart(2, '0')).join(' ')}`})`,
+      { input: label },
+    );
   const r = new ProtoReader(bytes, label);
   const inputs: string[] = [];
   const outputs: string[] = [];
@@ -54,17 +64,24 @@ export function readOnnxInterface(bytes: Uint8Array, label: string): OnnxInterfa
         for (const g of r.fields(f.start, f.end)) {
           if (g.wire !== WIRE_LEN) continue;
           if (g.no === 11 || g.no === 12) {
-            for (const h of r.fields(g.start, g.end)) if (h.no === 1) (g.no === 11 ? inputs : outputs).push(r.string(h));
+            for (const h of r.fields(g.start, g.end))
+              if (h.no === 1) (g.no === 11 ? inputs : outputs).push(r.string(h));
           } else if (g.no === 5) {
-            for (const h of r.fields(g.start, g.end)) if (h.no === 8 && h.wire === WIRE_LEN) initializers.add(r.string(h));
+            for (const h of r.fields(g.start, g.end))
+              if (h.no === 8 && h.wire === WIRE_LEN) initializers.add(r.string(h));
           }
         }
       }
     }
   } catch (err) {
-    throw new VggFaceError('E_MODEL', `${label}: not an ONNX model (${(err as Error).message.replace(`${label}: `, '')})`, { input: label, cause: err });
+    throw new VggFaceError(
+      'E_MODEL',
+      `${label}: not an ONNX model (${(err as Error).message.replace(`${label}: `, '')})`,
+      { input: label, cause: err },
+    );
   }
-  if (!sawGraph || irVersion === 0) throw new VggFaceError('E_MODEL', `${label}: not an ONNX model: no ir_version or graph`, { input: label });
+  if (!sawGraph || irVersion === 0)
+    throw new VggFaceError('E_MODEL', `${label}: not an ONNX model: no ir_version or graph`, { input: label });
   return { inputs: inputs.filter((i) => !initializers.has(i)), outputs, metadata };
 }
 
@@ -86,21 +103,37 @@ export function modelInfo(label: string, onnx: OnnxInterface): ModelInfo {
     throw new VggFaceError('E_MODEL', `${label}: metadata ${META_KEYS.topology} is not valid JSON`, { input: label });
   }
   if (!topology || typeof topology.fc7 !== 'number') {
-    throw new VggFaceError('E_MODEL', `${label}: missing ${META_KEYS.topology} metadata; convert the weights with vggface convert`, { input: label });
+    throw new VggFaceError(
+      'E_MODEL',
+      `${label}: missing ${META_KEYS.topology} metadata; convert the weights with vggface convert`,
+      { input: label },
+    );
   }
   const preprocessing = m[META_KEYS.preprocessing];
   if (preprocessing !== 'caffe' && preprocessing !== 'deepface') {
-    throw new VggFaceError('E_MODEL', `${label}: unknown preprocessing "${preprocessing}" in metadata`, { input: label });
+    throw new VggFaceError('E_MODEL', `${label}: unknown preprocessing "${preprocessing}" in metadata`, {
+      input: label,
+    });
   }
   const precision = m[META_KEYS.precision] ?? 'fp32';
   if (!(PRECISIONS as readonly string[]).includes(precision)) {
     throw new VggFaceError('E_MODEL', `${label}: unknown precision "${precision}" in metadata`, { input: label });
   }
-  const info: ModelInfo = { preprocessing, precision: precision as Precision, descriptorSize: topology.fc7, topology, metadata: m };
+  const info: ModelInfo = {
+    preprocessing,
+    precision: precision as Precision,
+    descriptorSize: topology.fc7,
+    topology,
+    metadata: m,
+  };
   if (precision !== 'int8') return info;
   const limit = Number(m[META_KEYS.weightLimit] ?? 127);
   if (!Number.isInteger(limit) || limit < 1 || limit > 127) {
-    throw new VggFaceError('E_MODEL', `${label}: ${META_KEYS.weightLimit} is "${m[META_KEYS.weightLimit]}", expected an integer 1-127`, { input: label });
+    throw new VggFaceError(
+      'E_MODEL',
+      `${label}: ${META_KEYS.weightLimit} is "${m[META_KEYS.weightLimit]}", expected an integer 1-127`,
+      { input: label },
+    );
   }
   return { ...info, int8WeightLimit: limit };
 }

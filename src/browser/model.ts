@@ -22,17 +22,29 @@ export interface FetchModelOptions {
 }
 
 /** The response to read, and the Cache Storage write that completes once it has been read (if caching). */
-async function download(url: string, options: FetchModelOptions): Promise<{ res: Response; stored?: Promise<unknown> }> {
-  const cache = options.cache && typeof caches !== 'undefined' ? await caches.open(options.cache).catch(() => undefined) : undefined;
+async function download(
+  url: string,
+  options: FetchModelOptions,
+): Promise<{ res: Response; stored?: Promise<unknown> }> {
+  const cache =
+    options.cache && typeof caches !== 'undefined'
+      ? await caches.open(options.cache).catch(() => undefined)
+      : undefined;
   const hit = await cache?.match(url);
   if (hit) return { res: hit };
   let res: Response;
   try {
     res = await fetch(url);
   } catch (err) {
-    throw new VggFaceError('E_NETWORK', `${url}: cannot fetch the model (${(err as Error).message})`, { input: url, cause: err });
+    throw new VggFaceError('E_NETWORK', `${url}: cannot fetch the model (${(err as Error).message})`, {
+      input: url,
+      cause: err,
+    });
   }
-  if (!res.ok) throw new VggFaceError('E_NETWORK', `${url}: HTTP ${res.status}${res.statusText ? ` ${res.statusText}` : ''}`, { input: url });
+  if (!res.ok)
+    throw new VggFaceError('E_NETWORK', `${url}: HTTP ${res.status}${res.statusText ? ` ${res.statusText}` : ''}`, {
+      input: url,
+    });
   if (!cache || !res.body) return { res };
   // Stored as it streams in; a failed write only costs the next load a download.
   const [mine, kept] = res.body.tee();
@@ -52,7 +64,11 @@ async function readAll(res: Response, label: string, onProgress: FetchModelOptio
     try {
       chunk = await reader.read();
     } catch (err) {
-      throw new VggFaceError('E_NETWORK', `${label}: the download failed after ${received} bytes (${(err as Error).message})`, { input: label, cause: err });
+      throw new VggFaceError(
+        'E_NETWORK',
+        `${label}: the download failed after ${received} bytes (${(err as Error).message})`,
+        { input: label, cause: err },
+      );
     }
     if (chunk.done) break;
     const v = chunk.value;
@@ -69,7 +85,11 @@ async function readAll(res: Response, label: string, onProgress: FetchModelOptio
 }
 
 /** Reads a model source into memory. */
-export async function readModel(source: ModelSource, what: string, options: FetchModelOptions = {}): Promise<ModelBytes> {
+export async function readModel(
+  source: ModelSource,
+  what: string,
+  options: FetchModelOptions = {},
+): Promise<ModelBytes> {
   if (typeof source === 'string' || source instanceof URL) {
     const url = new URL(String(source), typeof location === 'undefined' ? undefined : location.href).href;
     const label = String(source);
@@ -83,6 +103,7 @@ export async function readModel(source: ModelSource, what: string, options: Fetc
     return { bytes: new Uint8Array(await source.arrayBuffer()), label, owned: true };
   }
   if (source instanceof ArrayBuffer) return { bytes: new Uint8Array(source), label: what, owned: false };
-  if (ArrayBuffer.isView(source)) return { bytes: new Uint8Array(source.buffer, source.byteOffset, source.byteLength), label: what, owned: false };
+  if (ArrayBuffer.isView(source))
+    return { bytes: new Uint8Array(source.buffer, source.byteOffset, source.byteLength), label: what, owned: false };
   throw invalidParameterError(what, 'a URL, a File or Blob, an ArrayBuffer or a Uint8Array', source);
 }

@@ -22,27 +22,54 @@ export interface FoundFace {
   readonly crop?: RawImage;
 }
 
-type Run = (feeds: Record<string, TensorData>, outputs: readonly string[]) => Promise<Record<string, { data: Float32Array; dims: number[] }>>;
+type Run = (
+  feeds: Record<string, TensorData>,
+  outputs: readonly string[],
+) => Promise<Record<string, { data: Float32Array; dims: number[] }>>;
 
-export function squareOp(input: BrowserImageInput, label: string, size: number, fit: Fit, maxPixels: number | undefined): Promise<RawImage> {
+export function squareOp(
+  input: BrowserImageInput,
+  label: string,
+  size: number,
+  fit: Fit,
+  maxPixels: number | undefined,
+): Promise<RawImage> {
   return loadSquare(input, label, size, fit, maxPixels);
 }
 
 /** Decodes a photo, finds its faces with the YuNet session `run`, and cuts each aligned crop from the original pixels. */
-export async function facesOp(run: Run, input: BrowserImageInput, label: string, detect: ResolvedDetectOptions, align: ResolvedAlignOptions | null): Promise<FoundFace[]> {
+export async function facesOp(
+  run: Run,
+  input: BrowserImageInput,
+  label: string,
+  detect: ResolvedDetectOptions,
+  align: ResolvedAlignOptions | null,
+): Promise<FoundFace[]> {
   const image = await decodeImage(input, label, detect.maxPixels);
   const faces = await findFaces(image, detect, {
     resize: async (img, w, h) => resizeRgb(img, w, h).data,
-    run: async (tensor, width, height) => (await run({ [YUNET_INPUT]: { type: 'float32', data: tensor, dims: [1, 3, height, width] } }, YUNET_OUTPUTS)) as YuNetOutputs,
+    run: async (tensor, width, height) =>
+      (await run(
+        { [YUNET_INPUT]: { type: 'float32', data: tensor, dims: [1, 3, height, width] } },
+        YUNET_OUTPUTS,
+      )) as YuNetOutputs,
   });
-  return faces.map((face) => (align ? { face, crop: warpBilinear(image, alignmentTransform(face, align), align.size) } : { face }));
+  return faces.map((face) =>
+    align ? { face, crop: warpBilinear(image, alignmentTransform(face, align), align.size) } : { face },
+  );
 }
 
 /** Makes any page input portable: an <img> or canvas becomes an ImageBitmap (this library's, to transfer), a URL absolute. */
-export async function portable(input: BrowserImageInput, label: string): Promise<{ input: PortableInput; transfer: Transferable[] }> {
+export async function portable(
+  input: BrowserImageInput,
+  label: string,
+): Promise<{ input: PortableInput; transfer: Transferable[] }> {
   const has = (name: string) => typeof (globalThis as Record<string, unknown>)[name] === 'function';
   if (typeof input === 'string' || input instanceof URL) {
-    return { input: new URL(String(input), typeof location === 'undefined' ? undefined : location.href).href, transfer: [] };
+    return {
+      input: new URL(String(input), typeof location === 'undefined' ? undefined : location.href).href,
+      transfer: [],
+    };
   }
   let source: HTMLImageElement | HTMLCanvasElement | OffscreenCanvas | undefined;
   if (has('HTMLImageElement') && input instanceof HTMLImageElement) {
@@ -53,8 +80,12 @@ export async function portable(input: BrowserImageInput, label: string): Promise
     }
     if (input.naturalWidth === 0) throw notAnImage(label, new Error('the image has no pixels'));
     source = input;
-  } else if ((has('HTMLCanvasElement') && input instanceof HTMLCanvasElement) || (has('OffscreenCanvas') && input instanceof OffscreenCanvas)) {
-    if (!(input.width > 0 && input.height > 0)) throw notAnImage(label, new Error(`it is ${input.width}x${input.height}`));
+  } else if (
+    (has('HTMLCanvasElement') && input instanceof HTMLCanvasElement) ||
+    (has('OffscreenCanvas') && input instanceof OffscreenCanvas)
+  ) {
+    if (!(input.width > 0 && input.height > 0))
+      throw notAnImage(label, new Error(`it is ${input.width}x${input.height}`));
     source = input;
   }
   if (!source) return { input: input as PortableInput, transfer: [] };

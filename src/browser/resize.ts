@@ -94,7 +94,9 @@ function applyHorizontal(img: RawImage, t: Taps): RawImage {
     const src = y * img.width * 3;
     const dst = y * t.outLen * 3;
     for (let i = 0; i < t.outLen; i++) {
-      let r = 0, g = 0, b = 0;
+      let r = 0,
+        g = 0,
+        b = 0;
       for (let k = i * t.n, end = k + t.n; k < end; k++) {
         const w = t.weights[k];
         const p = src + t.taps[k] * 3;
@@ -149,7 +151,9 @@ let bicubicMasks: Int32Array[] | undefined;
  * with single bright pixels; bit-exact on the crops of test/browser-shared.test.ts).
  */
 function enlarge(img: RawImage, hscale: number, vscale: number): RawImage {
-  bicubicMasks ??= Array.from({ length: TRANSFORM_SCALE + 1 }, (_, t) => Int32Array.from(catmull(t / TRANSFORM_SCALE), (v) => Math.trunc(v * (1 << INTERPOLATE_SHIFT))));
+  bicubicMasks ??= Array.from({ length: TRANSFORM_SCALE + 1 }, (_, t) =>
+    Int32Array.from(catmull(t / TRANSFORM_SCALE), (v) => Math.trunc(v * (1 << INTERPOLATE_SHIFT))),
+  );
   const w = Math.floor(img.width * hscale + 0.5);
   const h = Math.floor(img.height * vscale + 0.5);
   const out = new Uint8Array(w * h * 3);
@@ -214,11 +218,13 @@ export function fitSquare(img: RawImage, size: number, fit: SquareFit): RawImage
   if (fit === 'crop') {
     const left = Math.floor((w - size + 1) / 2);
     const top = Math.floor((h - size + 1) / 2);
-    for (let y = 0; y < size; y++) out.set(scaled.data.subarray(((y + top) * w + left) * 3, ((y + top) * w + left + size) * 3), y * size * 3);
+    for (let y = 0; y < size; y++)
+      out.set(scaled.data.subarray(((y + top) * w + left) * 3, ((y + top) * w + left + size) * 3), y * size * 3);
   } else {
     const left = Math.floor((size - w) / 2);
     const top = Math.floor((size - h) / 2);
-    for (let y = 0; y < h; y++) out.set(scaled.data.subarray(y * w * 3, (y + 1) * w * 3), ((y + top) * size + left) * 3);
+    for (let y = 0; y < h; y++)
+      out.set(scaled.data.subarray(y * w * 3, (y + 1) * w * 3), ((y + top) * size + left) * 3);
   }
   return { data: out, width: size, height: size, channels: 3 };
 }

@@ -36,7 +36,10 @@ export interface SessionInfo {
 
 export interface Session extends SessionInfo {
   /** Runs the model. The feeds' buffers are taken over (moved to the worker). */
-  run(feeds: Record<string, TensorData>, outputs: readonly string[]): Promise<Record<string, { data: Float32Array; dims: number[] }>>;
+  run(
+    feeds: Record<string, TensorData>,
+    outputs: readonly string[],
+  ): Promise<Record<string, { data: Float32Array; dims: number[] }>>;
   close(): Promise<void>;
 }
 
@@ -66,7 +69,9 @@ function loadOrt(file: string, base: string, threads: number | undefined): Promi
       try {
         ort = (await import(/* @vite-ignore */ /* webpackIgnore: true */ url)) as typeof Ort;
       } catch (err) {
-        throw new Error(`cannot load onnxruntime-web from ${url} (${(err as Error).message}); serve its files beside vggface.js or pass wasmPaths`);
+        throw new Error(
+          `cannot load onnxruntime-web from ${url} (${(err as Error).message}); serve its files beside vggface.js or pass wasmPaths`,
+        );
       }
       ort.env.wasm.wasmPaths = base;
       if (threads !== undefined) ort.env.wasm.numThreads = threads;
@@ -82,7 +87,8 @@ function loadOrt(file: string, base: string, threads: number | undefined): Promi
 export async function openSession(model: Uint8Array, options: RuntimeOptions): Promise<Session> {
   const base = ortBase(options.wasmPaths);
   const gpu = options.backend !== 'wasm' && (await hasWebGpu());
-  if (options.backend === 'webgpu' && !gpu) throw new Error('backend "webgpu" was asked for, but this browser has no WebGPU adapter');
+  if (options.backend === 'webgpu' && !gpu)
+    throw new Error('backend "webgpu" was asked for, but this browser has no WebGPU adapter');
   const ort = await loadOrt(gpu ? 'ort.webgpu.min.mjs' : 'ort.wasm.min.mjs', base, options.threads);
   let session: Ort.InferenceSession | undefined;
   let backend: 'webgpu' | 'wasm' = 'wasm';

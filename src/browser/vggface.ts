@@ -56,7 +56,9 @@ export interface DescribePhotosOptions extends DescribeFacesOptions {
 type Decoded = { label: string; image?: RawImage; error?: VggFaceError };
 
 const asError = (err: unknown, label: string): VggFaceError =>
-  err instanceof VggFaceError ? err : new VggFaceError('E_IMAGE', `${label}: ${(err as Error)?.message ?? String(err)}`, { input: label, cause: err });
+  err instanceof VggFaceError
+    ? err
+    : new VggFaceError('E_IMAGE', `${label}: ${(err as Error)?.message ?? String(err)}`, { input: label, cause: err });
 
 export class VggFace {
   private closed = false;
@@ -83,16 +85,24 @@ export class VggFace {
   /** Reads the model, checks it is a vggface model and opens an onnxruntime-web session (in a Web Worker by default). */
   static async load(options: LoadOptions): Promise<VggFace> {
     if (!check.isPlainObject(options)) throw invalidParameterError('options', 'an object', options);
-    if (options.model === undefined) throw invalidParameterError('model', 'a converted model (URL, File/Blob or bytes)', undefined);
+    if (options.model === undefined)
+      throw invalidParameterError('model', 'a converted model (URL, File/Blob or bytes)', undefined);
     const runtime = resolveRuntime(options);
-    const { bytes, label, owned } = await readModel(options.model, 'model', { onProgress: options.onDownloadProgress, cache: options.cache ?? false });
-    if (bytes.length === 0) throw new VggFaceError('E_MODEL', `${label}: empty file (0 bytes), not a model`, { input: label });
+    const { bytes, label, owned } = await readModel(options.model, 'model', {
+      onProgress: options.onDownloadProgress,
+      cache: options.cache ?? false,
+    });
+    if (bytes.length === 0)
+      throw new VggFaceError('E_MODEL', `${label}: empty file (0 bytes), not a model`, { input: label });
     const info = modelInfo(label, readOnnxInterface(bytes, label));
     let session: EngineSession;
     try {
       session = await openEngine(bytes, runtime, owned);
     } catch (err) {
-      throw new VggFaceError('E_MODEL', `${label}: onnxruntime-web cannot open it: ${(err as Error).message}`, { input: label, cause: err });
+      throw new VggFaceError('E_MODEL', `${label}: onnxruntime-web cannot open it: ${(err as Error).message}`, {
+        input: label,
+        cause: err,
+      });
     }
     return new VggFace(session, label, info, options);
   }
@@ -106,7 +116,10 @@ export class VggFace {
   describe(input: BrowserImageInput, options?: DescribeOptions): Promise<Float32Array>;
   /** Describes many images, batched; resolves in input order. Rejects on the first input that fails. */
   describe(inputs: readonly BrowserImageInput[], options?: DescribeOptions): Promise<Float32Array[]>;
-  async describe(inputs: BrowserImageInput | readonly BrowserImageInput[], options: DescribeOptions = {}): Promise<Float32Array | Float32Array[]> {
+  async describe(
+    inputs: BrowserImageInput | readonly BrowserImageInput[],
+    options: DescribeOptions = {},
+  ): Promise<Float32Array | Float32Array[]> {
     const list = Array.isArray(inputs) ? (inputs as readonly BrowserImageInput[]) : [inputs as BrowserImageInput];
     const out: Float32Array[] = [];
     for await (const r of this.describeEach(list, options)) {
@@ -117,7 +130,10 @@ export class VggFace {
   }
 
   /** Describes images (face crops, brought to 224x224 by `fit`) as a stream of results in input order. */
-  async *describeEach(inputs: Iterable<BrowserImageInput>, options: DescribeOptions = {}): AsyncGenerator<DescribeResult> {
+  async *describeEach(
+    inputs: Iterable<BrowserImageInput>,
+    options: DescribeOptions = {},
+  ): AsyncGenerator<DescribeResult> {
     this.assertOpen();
     const o = normalizeDescribeOptions(options, this.info.preprocessing === 'deepface' ? 'deepface' : 'crop');
     const list = [...inputs];
@@ -134,7 +150,9 @@ export class VggFace {
       const vectors = await this.runDecoded(decoded, o.layer, o.normalize);
       for (let k = 0; k < decoded.length; k++) {
         const d = decoded[k];
-        yield d.error ? { index: start + k, label: d.label, error: d.error } : { index: start + k, label: d.label, descriptor: vectors.get(k)! };
+        yield d.error
+          ? { index: start + k, label: d.label, error: d.error }
+          : { index: start + k, label: d.label, descriptor: vectors.get(k)! };
       }
       o.onProgress?.(start + decoded.length, list.length);
     }
@@ -144,14 +162,35 @@ export class VggFace {
    * Every face in whole photos: decoded once, found by YuNet, aligned upright from the original pixels and
    * described. One result per photo, in input order, as Node's describeFaces.
    */
-  async *describeFaces(inputs: Iterable<BrowserImageInput>, options: DescribeFacesOptions = {}): AsyncGenerator<DescribeFacesResult> {
+  async *describeFaces(
+    inputs: Iterable<BrowserImageInput>,
+    options: DescribeFacesOptions = {},
+  ): AsyncGenerator<DescribeFacesResult> {
     this.assertOpen();
     if (!check.isPlainObject(options)) throw invalidParameterError('options', 'an object', options);
-    const { detector: given, align, margin, minScore, nmsThreshold, detectionSize, minFaceSize, maxFaces, ...describeOptions } = options;
+    const {
+      detector: given,
+      align,
+      margin,
+      minScore,
+      nmsThreshold,
+      detectionSize,
+      minFaceSize,
+      maxFaces,
+      ...describeOptions
+    } = options;
     const o = normalizeDescribeOptions(describeOptions, 'crop');
-    const detect = resolveDetectOptions({ minScore, nmsThreshold, detectionSize, minFaceSize, maxFaces, maxPixels: o.maxPixels });
+    const detect = resolveDetectOptions({
+      minScore,
+      nmsThreshold,
+      detectionSize,
+      minFaceSize,
+      maxFaces,
+      maxPixels: o.maxPixels,
+    });
     const alignment = resolveAlignOptions({ align, margin, size: INPUT_SIZE });
-    if (given !== undefined && !(given instanceof FaceDetector)) throw invalidParameterError('detector', 'a FaceDetector', given);
+    if (given !== undefined && !(given instanceof FaceDetector))
+      throw invalidParameterError('detector', 'a FaceDetector', given);
     const detector = given ?? (await this.detector());
     const list = [...inputs];
     for (let start = 0; start < list.length; start += o.batchSize) {
@@ -159,7 +198,13 @@ export class VggFace {
       for (let k = start; k < Math.min(list.length, start + o.batchSize); k++) {
         const label = inputLabel(list[k], k);
         try {
-          photos.push({ label, faces: (await detector.extract(list[k], label, detect, alignment)) as { face: DetectedFace; crop: RawImage }[] });
+          photos.push({
+            label,
+            faces: (await detector.extract(list[k], label, detect, alignment)) as {
+              face: DetectedFace;
+              crop: RawImage;
+            }[],
+          });
         } catch (err) {
           photos.push({ label, error: asError(err, label) });
         }
@@ -175,14 +220,22 @@ export class VggFace {
       for (let k = 0; k < photos.length; k++) {
         const p = photos[k];
         if (p.error) yield { index: start + k, label: p.label, error: p.error };
-        else yield { index: start + k, label: p.label, faces: p.faces!.map((f): FaceDescription => ({ face: f.face, descriptor: vectors[v++] })) };
+        else
+          yield {
+            index: start + k,
+            label: p.label,
+            faces: p.faces!.map((f): FaceDescription => ({ face: f.face, descriptor: vectors[v++] })),
+          };
       }
       o.onProgress?.(start + photos.length, list.length);
     }
   }
 
   /** One descriptor per photo: the largest face of each (an error when there is none), or with `faces: 'none'` the image as given. */
-  async *describePhotos(inputs: Iterable<BrowserImageInput>, options: DescribePhotosOptions = {}): AsyncGenerator<DescribePhotoResult> {
+  async *describePhotos(
+    inputs: Iterable<BrowserImageInput>,
+    options: DescribePhotosOptions = {},
+  ): AsyncGenerator<DescribePhotoResult> {
     if (!check.isPlainObject(options)) throw invalidParameterError('options', 'an object', options);
     const { faces = 'largest', fit, ...rest } = options;
     check.oneOf('faces', faces, ['largest', 'none']);
@@ -191,10 +244,17 @@ export class VggFace {
       yield* this.describeEach(inputs, { layer, normalize, batchSize, maxPixels, onProgress, fit });
       return;
     }
-    if (fit !== undefined) throw invalidParameterError('fit', "undefined when faces are detected (use faces: 'none' for crops)", fit);
+    if (fit !== undefined)
+      throw invalidParameterError('fit', "undefined when faces are detected (use faces: 'none' for crops)", fit);
     for await (const r of this.describeFaces(inputs, { ...rest, maxFaces: 1 })) {
       if (r.error) yield { index: r.index, label: r.label, error: r.error };
-      else if (r.faces.length === 0) yield { index: r.index, label: r.label, error: new VggFaceError('E_IMAGE', `${r.label}: no face found`, { input: r.label }), noFace: true };
+      else if (r.faces.length === 0)
+        yield {
+          index: r.index,
+          label: r.label,
+          error: new VggFaceError('E_IMAGE', `${r.label}: no face found`, { input: r.label }),
+          noFace: true,
+        };
       else yield { index: r.index, label: r.label, descriptor: r.faces[0].descriptor, face: r.faces[0].face };
     }
   }
@@ -206,12 +266,19 @@ export class VggFace {
   async run(pixels: Uint8Array, count: number, outputs: readonly ModelOutput[]): Promise<Record<string, Float32Array>> {
     this.assertOpen();
     const per = INPUT_SIZE * INPUT_SIZE * 3;
-    if (pixels.length !== count * per) throw invalidParameterError('pixels', `${count * per} bytes (${count} x 224x224x3)`, pixels);
+    if (pixels.length !== count * per)
+      throw invalidParameterError('pixels', `${count * per} bytes (${count} x 224x224x3)`, pixels);
     let res;
     try {
-      res = await this.session.run({ [MODEL_INPUT]: { type: 'uint8', data: pixels, dims: [count, INPUT_SIZE, INPUT_SIZE, 3] } }, outputs);
+      res = await this.session.run(
+        { [MODEL_INPUT]: { type: 'uint8', data: pixels, dims: [count, INPUT_SIZE, INPUT_SIZE, 3] } },
+        outputs,
+      );
     } catch (err) {
-      throw new VggFaceError('E_MODEL', `${this.modelLabel}: inference failed: ${(err as Error).message}`, { input: this.modelLabel, cause: err });
+      throw new VggFaceError('E_MODEL', `${this.modelLabel}: inference failed: ${(err as Error).message}`, {
+        input: this.modelLabel,
+        cause: err,
+      });
     }
     const out: Record<string, Float32Array> = {};
     for (const name of outputs) out[name] = res[name].data;
@@ -239,9 +306,23 @@ export class VggFace {
     if (!this.ownDetector) {
       const { detectorModel, onDetectorDownloadProgress, backend, threads, wasmPaths, worker, cache } = this.load;
       if (detectorModel === undefined) {
-        return Promise.reject(invalidParameterError('detectorModel', 'the YuNet model (a URL, File/Blob or bytes) in VggFace.load, or a detector option', undefined));
+        return Promise.reject(
+          invalidParameterError(
+            'detectorModel',
+            'the YuNet model (a URL, File/Blob or bytes) in VggFace.load, or a detector option',
+            undefined,
+          ),
+        );
       }
-      const opening = FaceDetector.open({ model: detectorModel, onDownloadProgress: onDetectorDownloadProgress, backend, threads, wasmPaths, worker, cache });
+      const opening = FaceDetector.open({
+        model: detectorModel,
+        onDownloadProgress: onDetectorDownloadProgress,
+        backend,
+        threads,
+        wasmPaths,
+        worker,
+        cache,
+      });
       this.ownDetector = opening;
       opening.catch(() => {
         if (this.ownDetector === opening) this.ownDetector = undefined;

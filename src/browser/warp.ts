@@ -22,7 +22,12 @@ export function warpBilinear(image: RawImage, transform: Similarity, size: numbe
   const { width: w, height: h, data } = image;
   const inv = invertSimilarity(transform);
   // The part of the photo Node hands to libvips, and where libvips's output lands in the crop (align.ts).
-  const corners = [[-0.5, -0.5], [size - 0.5, -0.5], [-0.5, size - 0.5], [size - 0.5, size - 0.5]].map(([x, y]) => applySimilarity(inv, [x, y]));
+  const corners = [
+    [-0.5, -0.5],
+    [size - 0.5, -0.5],
+    [-0.5, size - 0.5],
+    [size - 0.5, size - 0.5],
+  ].map(([x, y]) => applySimilarity(inv, [x, y]));
   const x0 = Math.max(0, Math.floor(Math.min(...corners.map((c) => c[0]))) - 2);
   const y0 = Math.max(0, Math.floor(Math.min(...corners.map((c) => c[1]))) - 2);
   const x1 = Math.min(w, Math.ceil(Math.max(...corners.map((c) => c[0]))) + 3);
@@ -31,7 +36,12 @@ export function warpBilinear(image: RawImage, transform: Similarity, size: numbe
   const { a, b } = transform;
   const rw = x1 - x0;
   const rh = y1 - y0;
-  const region = [[0, 0], [rw, 0], [0, rh], [rw, rh]].map(([x, y]) => [a * x - b * y, b * x + a * y]);
+  const region = [
+    [0, 0],
+    [rw, 0],
+    [0, rh],
+    [rw, rh],
+  ].map(([x, y]) => [a * x - b * y, b * x + a * y]);
   const minX = Math.min(...region.map((c) => c[0]));
   const minY = Math.min(...region.map((c) => c[1]));
   const outW = Math.floor(Math.max(...region.map((c) => c[0])) - minX + 0.5);
@@ -53,7 +63,13 @@ export function warpBilinear(image: RawImage, transform: Similarity, size: numbe
       const c1 = ONE - Y - c2;
       const o = (v * size + u) * 3;
       for (let c = 0; c < 3; c++) {
-        out[o + c] = (c1 * px(ix, iy, c) + c2 * px(ix + 1, iy, c) + c3 * px(ix, iy + 1, c) + c4 * px(ix + 1, iy + 1, c) + ONE / 2) >> SHIFT;
+        out[o + c] =
+          (c1 * px(ix, iy, c) +
+            c2 * px(ix + 1, iy, c) +
+            c3 * px(ix, iy + 1, c) +
+            c4 * px(ix + 1, iy + 1, c) +
+            ONE / 2) >>
+          SHIFT;
       }
     }
   }

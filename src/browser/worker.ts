@@ -37,7 +37,14 @@ scope.onmessage = async ({ data: req }) => {
       const s = await openSession(new Uint8Array(req.model), req.options);
       const sid = nextSession++;
       sessions.set(sid, s);
-      scope.postMessage({ id: req.id, sid, inputNames: s.inputNames, outputNames: s.outputNames, backend: s.backend, threads: s.threads });
+      scope.postMessage({
+        id: req.id,
+        sid,
+        inputNames: s.inputNames,
+        outputNames: s.outputNames,
+        backend: s.backend,
+        threads: s.threads,
+      });
     } else if (req.type === 'run') {
       const out = await session(req.sid).run(req.feeds, req.outputs);
       const transfer: Transferable[] = [];
@@ -51,8 +58,17 @@ scope.onmessage = async ({ data: req }) => {
       scope.postMessage({ id: req.id, image }, [image.data.buffer as ArrayBuffer]);
     } else if (req.type === 'faces') {
       const s = session(req.sid);
-      const faces = await facesOp((feeds, outputs) => s.run(feeds, outputs), req.input, req.label, req.detect, req.align);
-      scope.postMessage({ id: req.id, faces }, faces.flatMap((f) => (f.crop ? [f.crop.data.buffer as ArrayBuffer] : [])));
+      const faces = await facesOp(
+        (feeds, outputs) => s.run(feeds, outputs),
+        req.input,
+        req.label,
+        req.detect,
+        req.align,
+      );
+      scope.postMessage(
+        { id: req.id, faces },
+        faces.flatMap((f) => (f.crop ? [f.crop.data.buffer as ArrayBuffer] : [])),
+      );
     } else {
       const s = sessions.get(req.sid);
       sessions.delete(req.sid);
@@ -61,6 +77,13 @@ scope.onmessage = async ({ data: req }) => {
     }
   } catch (err) {
     const e = err as Partial<VggFaceError>;
-    scope.postMessage({ id: req.id, error: { message: e?.message ?? String(err), code: err instanceof VggFaceError ? err.code : undefined, input: e?.input } });
+    scope.postMessage({
+      id: req.id,
+      error: {
+        message: e?.message ?? String(err),
+        code: err instanceof VggFaceError ? err.code : undefined,
+        input: e?.input,
+      },
+    });
   }
 };

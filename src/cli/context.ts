@@ -1,5 +1,5 @@
 /** What a command needs from the process, passed in so commands never reach for globals directly. */
-import { VggFaceError } from '../errors.js';
+import type { VggFaceError } from '../errors.js';
 
 export interface CommandContext {
   readonly stdin: NodeJS.ReadableStream;

@@ -23,20 +23,42 @@ export interface FaceFlags {
 }
 
 /** Flags that only mean something when faces are detected. */
-const DETECTION_FLAGS: readonly (keyof FaceFlags)[] = ['detectorModel', 'align', 'margin', 'maxFaces', 'minFaceSize', 'minScore'];
+const DETECTION_FLAGS: readonly (keyof FaceFlags)[] = [
+  'detectorModel',
+  'align',
+  'margin',
+  'maxFaces',
+  'minFaceSize',
+  'minScore',
+];
 const flagName = (key: string) => `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
 
 export function addFaceOptions(cmd: Command, options: { detectorChoice: boolean }): Command {
   if (options.detectorChoice) {
-    cmd.option('--detector <name>', 'yunet (default): find every face in each photo and describe it aligned; none: describe each image as given (a face crop)');
+    cmd.option(
+      '--detector <name>',
+      'yunet (default): find every face in each photo and describe it aligned; none: describe each image as given (a face crop)',
+    );
   }
   return cmd
-    .option('--detector-model <file>', 'YuNet ONNX file (default: $VGGFACE_DETECTOR_MODEL, else the OpenCV Zoo model, downloaded into the cache on first use)')
-    .option('--align <mode>', `how faces are made upright: ${ALIGN_MODES.join(', ')} (default eyes: eye line level, size from all five landmarks; 5pt: least-squares fit of the five landmarks; none: the box, unrotated)`)
-    .option('--margin <fraction>', `room around the face in the crop, as a fraction of the face (default ${DEFAULT_MARGIN})`)
+    .option(
+      '--detector-model <file>',
+      'YuNet ONNX file (default: $VGGFACE_DETECTOR_MODEL, else the OpenCV Zoo model, downloaded into the cache on first use)',
+    )
+    .option(
+      '--align <mode>',
+      `how faces are made upright: ${ALIGN_MODES.join(', ')} (default eyes: eye line level, size from all five landmarks; 5pt: least-squares fit of the five landmarks; none: the box, unrotated)`,
+    )
+    .option(
+      '--margin <fraction>',
+      `room around the face in the crop, as a fraction of the face (default ${DEFAULT_MARGIN})`,
+    )
     .option('--max-faces <n>', 'keep at most the n largest faces of each photo')
     .option('--min-face-size <px>', 'ignore faces whose box is smaller than this, in photo pixels')
-    .option('--min-score <score>', `ignore detections scored below this, 0..1 (default ${DEFAULT_MIN_SCORE}; 0 keeps every candidate the detector scores above 0: thousands per photo)`);
+    .option(
+      '--min-score <score>',
+      `ignore detections scored below this, 0..1 (default ${DEFAULT_MIN_SCORE}; 0 keeps every candidate the detector scores above 0: thousands per photo)`,
+    );
 }
 
 export interface ParsedFaceOptions {
@@ -53,7 +75,8 @@ export function faceOptions(flags: FaceFlags): ParsedFaceOptions {
   const detector = flags.detector === undefined ? 'yunet' : check.oneOf('--detector', flags.detector, DETECTORS);
   if (detector === 'none') {
     const given = DETECTION_FLAGS.filter((k) => flags[k] !== undefined).map(flagName);
-    if (given.length > 0) throw usageError(`${given.join(', ')}: only with face detection, not with --detector none`, given[0]);
+    if (given.length > 0)
+      throw usageError(`${given.join(', ')}: only with face detection, not with --detector none`, given[0]);
   }
   return {
     detector,
@@ -61,7 +84,8 @@ export function faceOptions(flags: FaceFlags): ParsedFaceOptions {
     align: flags.align === undefined ? undefined : check.oneOf('--align', flags.align, ALIGN_MODES),
     margin: flags.margin === undefined ? undefined : check.number('--margin', flags.margin, 0, 4),
     maxFaces: flags.maxFaces === undefined ? undefined : check.integer('--max-faces', flags.maxFaces, 1, 100_000),
-    minFaceSize: flags.minFaceSize === undefined ? undefined : check.number('--min-face-size', flags.minFaceSize, 0, 1e6),
+    minFaceSize:
+      flags.minFaceSize === undefined ? undefined : check.number('--min-face-size', flags.minFaceSize, 0, 1e6),
     minScore: flags.minScore === undefined ? undefined : check.number('--min-score', flags.minScore, 0, 1),
   };
 }
@@ -83,7 +107,10 @@ export function threadsOption(flags: { threads?: string }): number | undefined {
 
 /** What commands that need one descriptor per photo (verify, eval, calibrate, gallery) pass to `describePhotos`. */
 export interface PhotoHandling {
-  readonly options: Pick<DescribePhotosOptions, 'faces' | 'fit' | 'detector' | 'align' | 'margin' | 'minFaceSize' | 'minScore'>;
+  readonly options: Pick<
+    DescribePhotosOptions,
+    'faces' | 'fit' | 'detector' | 'align' | 'margin' | 'minFaceSize' | 'minScore'
+  >;
   /** The detector this opened (the caller closes it), when faces are detected. */
   readonly detector: FaceDetector | undefined;
 }
@@ -92,7 +119,9 @@ export interface PhotoHandling {
  * The detector first (small, and a missing one should fail before the large model loads), then the model;
  * nothing is left open when either fails. The caller closes both.
  */
-export async function openPhotosAndModel(flags: FaceFlags & ModelFlags & { fit?: string }): Promise<{ photos: PhotoHandling; model: VggFace }> {
+export async function openPhotosAndModel(
+  flags: FaceFlags & ModelFlags & { fit?: string },
+): Promise<{ photos: PhotoHandling; model: VggFace }> {
   const load = modelOptions(flags); // validates the model flags before anything opens
   const photos = await openPhotoHandling(flags);
   try {
@@ -107,12 +136,22 @@ export async function openPhotosAndModel(flags: FaceFlags & ModelFlags & { fit?:
  * Parses the face flags and opens the detector first: it is small, and a missing one should fail before the
  * large model loads. With --detector none, images are described as given and --fit applies.
  */
-export async function openPhotoHandling(flags: FaceFlags & { fit?: string; cacheDir?: string; threads?: string }): Promise<PhotoHandling> {
+export async function openPhotoHandling(
+  flags: FaceFlags & { fit?: string; cacheDir?: string; threads?: string },
+): Promise<PhotoHandling> {
   const faces = faceOptions(flags);
-  if (faces.detector === 'none') return { options: { faces: 'none', fit: imageOptions(flags).fit }, detector: undefined };
-  if (flags.fit !== undefined) throw usageError('--fit: only with --detector none (detected faces are cropped square around the face)', '--fit');
-  if (faces.maxFaces !== undefined) throw usageError('--max-faces: this command uses the largest face of each photo', '--max-faces');
-  const detector = await FaceDetector.open({ model: faces.detectorModel, cacheDir: flags.cacheDir, threads: threadsOption(flags), onDownloadProgress: detectorDownloadProgress() });
+  if (faces.detector === 'none')
+    return { options: { faces: 'none', fit: imageOptions(flags).fit }, detector: undefined };
+  if (flags.fit !== undefined)
+    throw usageError('--fit: only with --detector none (detected faces are cropped square around the face)', '--fit');
+  if (faces.maxFaces !== undefined)
+    throw usageError('--max-faces: this command uses the largest face of each photo', '--max-faces');
+  const detector = await FaceDetector.open({
+    model: faces.detectorModel,
+    cacheDir: flags.cacheDir,
+    threads: threadsOption(flags),
+    onDownloadProgress: detectorDownloadProgress(),
+  });
   const { align, margin, minFaceSize, minScore } = faces;
   return { options: { faces: 'largest', detector, align, margin, minFaceSize, minScore }, detector };
 }

@@ -48,7 +48,11 @@ async function readList(file: string, stdin: NodeJS.ReadableStream): Promise<str
     .filter((l) => l !== '' && !l.startsWith('#'));
 }
 
-export async function collectImages(args: readonly string[], list: string | undefined, stdin: NodeJS.ReadableStream): Promise<string[]> {
+export async function collectImages(
+  args: readonly string[],
+  list: string | undefined,
+  stdin: NodeJS.ReadableStream,
+): Promise<string[]> {
   const out: string[] = [];
   for (const arg of args) {
     let isDir = false;
@@ -61,6 +65,12 @@ export async function collectImages(args: readonly string[], list: string | unde
     else out.push(arg);
   }
   if (list !== undefined) out.push(...(await readList(list, stdin)));
-  if (out.length === 0) throw usageError(args.length > 0 ? `no images found in ${args.join(', ')}` : 'no images: give image files, folders, or --list FILE', 'images');
+  if (out.length === 0)
+    throw usageError(
+      args.length > 0
+        ? `no images found in ${args.join(', ')}`
+        : 'no images: give image files, folders, or --list FILE',
+      'images',
+    );
   return out;
 }

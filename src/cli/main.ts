@@ -57,7 +57,8 @@ export async function main(argv: string[], ctx: CommandContext): Promise<number>
     return ctx.failures > 0 ? 1 : 0;
   } catch (err) {
     if (err instanceof CommanderError) {
-      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return 0;
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help')
+        return 0;
       return 2;
     }
     if (err instanceof VggFaceError) {

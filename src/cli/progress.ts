@@ -9,7 +9,11 @@ export interface Progress {
 const NONE: Progress = { update() {}, stop() {} };
 
 /** A bar for `total` items when stderr is a TTY and `total` reaches `threshold`. */
-export function progressBar(label: string, total: number, options: { threshold?: number; bytes?: boolean } = {}): Progress {
+export function progressBar(
+  label: string,
+  total: number,
+  options: { threshold?: number; bytes?: boolean } = {},
+): Progress {
   if (!process.stderr.isTTY || total < (options.threshold ?? 0)) return NONE;
   const format = options.bytes
     ? `${label} [{bar}] {percentage}% | {valueMB}/{totalMB} MB | ETA {eta_formatted}`

@@ -78,7 +78,12 @@ function boxTransform(face: DetectedFace, { margin, size }: ResolvedAlignOptions
   const cx = face.box.x + face.box.width / 2;
   const cy = face.box.y + face.box.height / 2;
   const t = { a: s, b: 0, tx: (size - 1) / 2 - s * cx, ty: (size - 1) / 2 - s * cy };
-  if (!isInvertible(t)) throw invalidParameterError('face.box', 'a box with finite coordinates and a positive width or height', JSON.stringify(face.box));
+  if (!isInvertible(t))
+    throw invalidParameterError(
+      'face.box',
+      'a box with finite coordinates and a positive width or height',
+      JSON.stringify(face.box),
+    );
   return t;
 }
 
@@ -87,7 +92,10 @@ function landmarkTransform(face: DetectedFace, { align, margin, size }: Resolved
   const template = templateInCrop(size, margin);
   if (align === 'eyes') {
     // The rotation that takes the eye line onto the template's (level) eye line.
-    const [ex, ey] = [face.landmarks.leftEye[0] - face.landmarks.rightEye[0], face.landmarks.leftEye[1] - face.landmarks.rightEye[1]];
+    const [ex, ey] = [
+      face.landmarks.leftEye[0] - face.landmarks.rightEye[0],
+      face.landmarks.leftEye[1] - face.landmarks.rightEye[1],
+    ];
     const [tx, ty] = [template.leftEye[0] - template.rightEye[0], template.leftEye[1] - template.rightEye[1]];
     return fitScaleAndShift(points(face.landmarks), points(template), [ex * tx + ey * ty, ex * ty - ey * tx]);
   }

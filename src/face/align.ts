@@ -24,7 +24,12 @@ function rint(x: number): number {
 export async function warpToCrop(image: RawImage, transform: Similarity, size: number): Promise<RawImage> {
   const out = new Uint8Array(size * size * 3);
   const inv = invertSimilarity(transform);
-  const corners = [[-0.5, -0.5], [size - 0.5, -0.5], [-0.5, size - 0.5], [size - 0.5, size - 0.5]].map((c) => applySimilarity(inv, c as unknown as Point));
+  const corners = [
+    [-0.5, -0.5],
+    [size - 0.5, -0.5],
+    [-0.5, size - 0.5],
+    [size - 0.5, size - 0.5],
+  ].map((c) => applySimilarity(inv, c as unknown as Point));
   // The region of the photo under the crop, with 2 pixels more for the interpolation window.
   const x0 = Math.max(0, Math.floor(Math.min(...corners.map((c) => c[0]))) - 2);
   const y0 = Math.max(0, Math.floor(Math.min(...corners.map((c) => c[1]))) - 2);
@@ -41,12 +46,23 @@ export async function warpToCrop(image: RawImage, transform: Similarity, size: n
   const offY = b * x0 + a * y0 + transform.ty;
   const kx = Math.round(offX);
   const ky = Math.round(offY);
-  const regionCorners = [[0, 0], [w, 0], [0, h], [w, h]].map(([x, y]) => [a * x - b * y, b * x + a * y]);
+  const regionCorners = [
+    [0, 0],
+    [w, 0],
+    [0, h],
+    [w, h],
+  ].map(([x, y]) => [a * x - b * y, b * x + a * y]);
   const lx = rint(Math.min(...regionCorners.map((c) => c[0])));
   const ly = rint(Math.min(...regionCorners.map((c) => c[1])));
   const { data, info } = await sharp(image.data, { raw: { width: image.width, height: image.height, channels: 3 } })
     .extract({ left: x0, top: y0, width: w, height: h })
-    .affine([[a, -b], [b, a]], { odx: offX - kx, ody: offY - ky, interpolator: sharp.interpolators.bilinear, background: { r: 0, g: 0, b: 0 } })
+    .affine(
+      [
+        [a, -b],
+        [b, a],
+      ],
+      { odx: offX - kx, ody: offY - ky, interpolator: sharp.interpolators.bilinear, background: { r: 0, g: 0, b: 0 } },
+    )
     .raw()
     .toBuffer({ resolveWithObject: true });
   // Crop pixel (u, v) is output pixel (u - lx - kx, v - ly - ky).
@@ -66,7 +82,11 @@ export async function warpToCrop(image: RawImage, transform: Similarity, size: n
 }
 
 /** The aligned crop of one face and the transform that made it. */
-export async function alignFace(image: RawImage, face: DetectedFace, options: ResolvedAlignOptions): Promise<{ crop: RawImage; transform: Similarity }> {
+export async function alignFace(
+  image: RawImage,
+  face: DetectedFace,
+  options: ResolvedAlignOptions,
+): Promise<{ crop: RawImage; transform: Similarity }> {
   const transform = alignmentTransform(face, options);
   return { crop: await warpToCrop(image, transform, options.size), transform };
 }

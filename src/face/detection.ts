@@ -47,11 +47,20 @@ export function resolveDetectOptions(options: DetectOptions = {}): ResolvedDetec
   if (!check.isPlainObject(options)) throw invalidParameterError('options', 'an object', options);
   return {
     minScore: options.minScore === undefined ? DEFAULT_MIN_SCORE : check.number('minScore', options.minScore, 0, 1),
-    nmsThreshold: options.nmsThreshold === undefined ? DEFAULT_NMS_THRESHOLD : check.number('nmsThreshold', options.nmsThreshold, 0, 1),
-    detectionSize: options.detectionSize === undefined ? DEFAULT_DETECTION_SIZE : check.integer('detectionSize', options.detectionSize, 32, 8192),
+    nmsThreshold:
+      options.nmsThreshold === undefined
+        ? DEFAULT_NMS_THRESHOLD
+        : check.number('nmsThreshold', options.nmsThreshold, 0, 1),
+    detectionSize:
+      options.detectionSize === undefined
+        ? DEFAULT_DETECTION_SIZE
+        : check.integer('detectionSize', options.detectionSize, 32, 8192),
     minFaceSize: options.minFaceSize === undefined ? 0 : check.number('minFaceSize', options.minFaceSize, 0, 1e6),
     maxFaces: options.maxFaces === undefined ? Infinity : check.integer('maxFaces', options.maxFaces, 1, 100_000),
-    maxPixels: options.maxPixels === undefined ? undefined : check.integer('maxPixels', options.maxPixels, 1, Number.MAX_SAFE_INTEGER),
+    maxPixels:
+      options.maxPixels === undefined
+        ? undefined
+        : check.integer('maxPixels', options.maxPixels, 1, Number.MAX_SAFE_INTEGER),
   };
 }
 
@@ -62,7 +71,10 @@ const area = (f: DetectedFace) => f.box.width * f.box.height;
  * in the black padding that keeps the detector's input a multiple of 32 can score above a low --min-score.
  */
 const overlapsImage = (f: DetectedFace, image: RawImage) =>
-  f.box.x < image.width - 0.5 && f.box.y < image.height - 0.5 && f.box.x + f.box.width > -0.5 && f.box.y + f.box.height > -0.5;
+  f.box.x < image.width - 0.5 &&
+  f.box.y < image.height - 0.5 &&
+  f.box.x + f.box.width > -0.5 &&
+  f.box.y + f.box.height > -0.5;
 
 /** What detection needs from its platform. */
 export interface DetectionRuntime {
@@ -73,7 +85,11 @@ export interface DetectionRuntime {
 }
 
 /** Finds the faces of a decoded RGB image, largest first, in its pixel coordinates. */
-export async function findFaces(image: RawImage, options: ResolvedDetectOptions, runtime: DetectionRuntime): Promise<DetectedFace[]> {
+export async function findFaces(
+  image: RawImage,
+  options: ResolvedDetectOptions,
+  runtime: DetectionRuntime,
+): Promise<DetectedFace[]> {
   const lb = await letterbox(image, options.detectionSize, runtime.resize);
   const out = await runtime.run(lb.tensor, lb.width, lb.height);
   const candidates = decodeYuNet(out, lb.width, lb.height, options.minScore);

@@ -35,7 +35,10 @@ export interface DetectorModelOptions {
 /** Checks that a file is an ONNX model with YuNet's input and outputs. */
 export function checkYuNetInterface(path: string): void {
   const { head } = readHead(path);
-  if (!sniffOnnx(head)) throw new VggFaceError('E_MODEL', `${path}: not an ONNX model, expected the YuNet face detector (${YUNET_FILE})`, { input: path });
+  if (!sniffOnnx(head))
+    throw new VggFaceError('E_MODEL', `${path}: not an ONNX model, expected the YuNet face detector (${YUNET_FILE})`, {
+      input: path,
+    });
   const info = readOnnxInfo(path);
   const missing = YUNET_OUTPUTS.filter((o) => !info.outputs.includes(o));
   if (!info.inputs.includes(YUNET_INPUT) || missing.length > 0) {
@@ -75,9 +78,16 @@ export async function ensureDetectorModel(options: DetectorModelOptions): Promis
   try {
     await mkdir(dir, { recursive: true });
   } catch (err) {
-    throw new VggFaceError('E_IO', `${dir}: cannot create the detector cache: ${(err as Error).message}`, { input: dir, cause: err });
+    throw new VggFaceError('E_IO', `${dir}: cannot create the detector cache: ${(err as Error).message}`, {
+      input: dir,
+      cause: err,
+    });
   }
-  await downloadFile(url, staging, { onProgress: options.onProgress, hint: DETECTOR_OFFLINE_HINT, maxBytes: 16 * YUNET_BYTES });
+  await downloadFile(url, staging, {
+    onProgress: options.onProgress,
+    hint: DETECTOR_OFFLINE_HINT,
+    maxBytes: 16 * YUNET_BYTES,
+  });
   const size = (await stat(staging)).size;
   const sha = await sha256File(staging);
   if (size !== YUNET_BYTES || sha !== YUNET_SHA256) {

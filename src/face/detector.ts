@@ -54,7 +54,11 @@ export class FaceDetector {
     if (!check.isPlainObject(options)) throw invalidParameterError('options', 'an object', options);
     if (options.model !== undefined) check.nonEmptyString('model', options.model);
     if (options.threads !== undefined) check.integer('threads', options.threads, 1, 1024);
-    const modelPath = await ensureDetectorModel({ model: options.model, cacheDir: options.cacheDir ?? defaultCacheDir(), onProgress: options.onDownloadProgress });
+    const modelPath = await ensureDetectorModel({
+      model: options.model,
+      cacheDir: options.cacheDir ?? defaultCacheDir(),
+      onProgress: options.onDownloadProgress,
+    });
     const engine = await openEngine(modelPath, { threads: options.threads });
     return new FaceDetector(engine, modelPath);
   }
@@ -71,7 +75,8 @@ export class FaceDetector {
     if (this.closed) throw new VggFaceError('E_USAGE', 'this FaceDetector was closed');
     return findFaces(image, options, {
       resize: sharpResize,
-      run: (tensor, width, height) => this.engine.run({ [YUNET_INPUT]: { data: tensor, dims: [1, 3, height, width] } }, YUNET_OUTPUTS),
+      run: (tensor, width, height) =>
+        this.engine.run({ [YUNET_INPUT]: { data: tensor, dims: [1, 3, height, width] } }, YUNET_OUTPUTS),
     });
   }
 

@@ -57,6 +57,12 @@ export function unletterbox(face: DetectedFace, scaleX: number, scaleY: number):
   return {
     box: { x, y, width: face.box.width / scaleX, height: face.box.height / scaleY },
     score: face.score,
-    landmarks: { rightEye: px(l.rightEye), leftEye: px(l.leftEye), noseTip: px(l.noseTip), mouthRight: px(l.mouthRight), mouthLeft: px(l.mouthLeft) },
+    landmarks: {
+      rightEye: px(l.rightEye),
+      leftEye: px(l.leftEye),
+      noseTip: px(l.noseTip),
+      mouthRight: px(l.mouthRight),
+      mouthLeft: px(l.mouthLeft),
+    },
   };
 }

@@ -15,7 +15,11 @@ export function iou(a: Box, b: Box): number {
  * Greedy NMS as OpenCV's NMSBoxes: visit candidates by descending score and drop every one whose IoU with an
  * already kept box exceeds `iouThreshold`. Returns the kept items, best first.
  */
-export function nonMaxSuppression<T extends { readonly box: Box; readonly score: number }>(items: readonly T[], iouThreshold: number, limit = Infinity): T[] {
+export function nonMaxSuppression<T extends { readonly box: Box; readonly score: number }>(
+  items: readonly T[],
+  iouThreshold: number,
+  limit = Infinity,
+): T[] {
   const sorted = [...items].sort((a, b) => b.score - a.score);
   const kept: T[] = [];
   for (const candidate of sorted) {

@@ -58,7 +58,13 @@ export async function extractFacesSettled(
       try {
         results[i] = { photo: await extractFaces(detector, input, label, detect, align) };
       } catch (err) {
-        const error = err instanceof VggFaceError ? err : new VggFaceError('E_IMAGE', `${label}: ${(err as Error)?.message ?? String(err)}`, { input: label, cause: err });
+        const error =
+          err instanceof VggFaceError
+            ? err
+            : new VggFaceError('E_IMAGE', `${label}: ${(err as Error)?.message ?? String(err)}`, {
+                input: label,
+                cause: err,
+              });
         results[i] = { error };
       }
     }

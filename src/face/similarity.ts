@@ -40,12 +40,25 @@ export function similarityAngle(s: Similarity): number {
 }
 
 /** Mean of each point set and the points centred on it. */
-function centre(src: readonly Point[], dst: readonly Point[], what: string): { src: Point; dst: Point; p: Point[]; q: Point[] } {
-  if (src.length !== dst.length || src.length < 2) throw new RangeError(`${what} needs two or more point pairs, got ${src.length} and ${dst.length}`);
-  const mean = (ps: readonly Point[]): Point => [ps.reduce((s, p) => s + p[0], 0) / ps.length, ps.reduce((s, p) => s + p[1], 0) / ps.length];
+function centre(
+  src: readonly Point[],
+  dst: readonly Point[],
+  what: string,
+): { src: Point; dst: Point; p: Point[]; q: Point[] } {
+  if (src.length !== dst.length || src.length < 2)
+    throw new RangeError(`${what} needs two or more point pairs, got ${src.length} and ${dst.length}`);
+  const mean = (ps: readonly Point[]): Point => [
+    ps.reduce((s, p) => s + p[0], 0) / ps.length,
+    ps.reduce((s, p) => s + p[1], 0) / ps.length,
+  ];
   const ms = mean(src);
   const md = mean(dst);
-  return { src: ms, dst: md, p: src.map((p) => [p[0] - ms[0], p[1] - ms[1]]), q: dst.map((q) => [q[0] - md[0], q[1] - md[1]]) };
+  return {
+    src: ms,
+    dst: md,
+    p: src.map((p) => [p[0] - ms[0], p[1] - ms[1]]),
+    q: dst.map((q) => [q[0] - md[0], q[1] - md[1]]),
+  };
 }
 
 /** The similarity with linear part (a, b) that maps the source centroid onto the destination centroid. */
@@ -56,7 +69,9 @@ function withShift(a: number, b: number, c: ReturnType<typeof centre>): Similari
 /** The similarity that maps `src` onto `dst` with the least squared error (exact for two distinct points). */
 export function fitSimilarity(src: readonly Point[], dst: readonly Point[]): Similarity {
   const c = centre(src, dst, 'fitSimilarity');
-  let dot = 0, cross = 0, norm = 0;
+  let dot = 0,
+    cross = 0,
+    norm = 0;
   c.p.forEach(([px, py], i) => {
     const [qx, qy] = c.q[i];
     dot += px * qx + py * qy;
@@ -79,13 +94,17 @@ export function fitScaleAndShift(src: readonly Point[], dst: readonly Point[], r
   if (len === 0) throw new RangeError('fitScaleAndShift: zero rotation vector');
   const cos = rotation[0] / len;
   const sin = rotation[1] / len;
-  let num = 0, norm = 0;
+  let num = 0,
+    norm = 0;
   c.p.forEach(([px, py], i) => {
     num += (cos * px - sin * py) * c.q[i][0] + (sin * px + cos * py) * c.q[i][1]; // (R p') . q'
     norm += px * px + py * py;
   });
   if (norm === 0) throw new RangeError('fitScaleAndShift: the source points coincide');
   const scale = num / norm;
-  if (!(scale > 0) || !Number.isFinite(scale)) throw new RangeError(`fitScaleAndShift: no positive scale maps the points under this rotation (least-squares scale ${scale})`);
+  if (!(scale > 0) || !Number.isFinite(scale))
+    throw new RangeError(
+      `fitScaleAndShift: no positive scale maps the points under this rotation (least-squares scale ${scale})`,
+    );
   return withShift(scale * cos, scale * sin, c);
 }

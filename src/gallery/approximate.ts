@@ -15,22 +15,38 @@ export const MAX_CANDIDATES = 1000;
 
 export function checkCandidates(location: string, candidates: number | undefined): number {
   const c = candidates ?? DEFAULT_CANDIDATES;
-  if (!Number.isInteger(c) || c < 1 || c > MAX_CANDIDATES) throw usageError(`${location}: candidates must be an integer from 1 to ${MAX_CANDIDATES}, got ${c}`, 'candidates');
+  if (!Number.isInteger(c) || c < 1 || c > MAX_CANDIDATES)
+    throw usageError(`${location}: candidates must be an integer from 1 to ${MAX_CANDIDATES}, got ${c}`, 'candidates');
   return c;
 }
 
 /** The build's settings, checked against the gallery's dimension. */
-export function annSettings(location: string, dim: number, options: AnnIndexOptions = {}): { components: number; sample: number } {
+export function annSettings(
+  location: string,
+  dim: number,
+  options: AnnIndexOptions = {},
+): { components: number; sample: number } {
   const components = options.components ?? Math.min(DEFAULT_COMPONENTS, dim);
   const most = Math.min(dim, MAX_COMPONENTS);
-  if (!Number.isInteger(components) || components < 1 || components > most) throw usageError(`${location}: components must be an integer from 1 to ${most}, got ${components}`, 'components');
+  if (!Number.isInteger(components) || components < 1 || components > most)
+    throw usageError(`${location}: components must be an integer from 1 to ${most}, got ${components}`, 'components');
   const sample = options.sample ?? FIT_SAMPLE;
-  if (!Number.isInteger(sample) || sample < 2) throw usageError(`${location}: the projection's sample must be an integer of at least 2 faces, got ${sample}`, 'sample');
+  if (!Number.isInteger(sample) || sample < 2)
+    throw usageError(
+      `${location}: the projection's sample must be an integer of at least 2 faces, got ${sample}`,
+      'sample',
+    );
   return { components, sample };
 }
 
 /** Fits the projection on `count` sampled descriptors; fewer faces than components keeps as many as the sample allows. */
-export async function fitGalleryProjection(sample: Float32Array, count: number, dim: number, components: number, threads?: number): Promise<Projection> {
+export async function fitGalleryProjection(
+  sample: Float32Array,
+  count: number,
+  dim: number,
+  components: number,
+  threads?: number,
+): Promise<Projection> {
   return fitProjection(sample, count, dim, Math.max(1, Math.min(components, count - 1)), { threads });
 }
 
@@ -72,7 +88,12 @@ export function rerank(
   for (const c of candidates) {
     const d = exactDistance(query, c.descriptor, metric);
     const cur = best.get(c.identity);
-    if (!cur || d < cur.distance || (d === cur.distance && c.id < cur.face.id)) best.set(c.identity, { identity: c.identity, distance: d, face: { id: c.id, identity: c.identity, source: c.source } });
+    if (!cur || d < cur.distance || (d === cur.distance && c.id < cur.face.id))
+      best.set(c.identity, {
+        identity: c.identity,
+        distance: d,
+        face: { id: c.id, identity: c.identity, source: c.source },
+      });
   }
   return [...best.values()].sort((a, b) => a.distance - b.distance || (a.identity < b.identity ? -1 : 1)).slice(0, k);
 }

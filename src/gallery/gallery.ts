@@ -78,10 +78,21 @@ export interface GallerySearchResult {
 }
 
 export function checkIdentity(identity: unknown): string {
-  if (typeof identity !== 'string' || identity.trim() === '' || identity.length > 256 || /[\u0000-\u001f\u007f]/.test(identity)) {
+  if (
+    typeof identity !== 'string' ||
+    identity.trim() === '' ||
+    identity.length > 256 ||
+    // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what this refuses
+    /[\u0000-\u001f\u007f]/.test(identity)
+  ) {
     throw invalidParameterError('identity', 'a name of 1 to 256 printable characters', identity);
   }
-  if (identity === UNKNOWN) throw invalidParameterError('identity', `a name other than "${UNKNOWN}" (search answers it when nothing matches)`, identity);
+  if (identity === UNKNOWN)
+    throw invalidParameterError(
+      'identity',
+      `a name other than "${UNKNOWN}" (search answers it when nothing matches)`,
+      identity,
+    );
   return identity;
 }
 
@@ -99,7 +110,10 @@ export async function contentHash(input: ImageInput, label: string): Promise<str
 }
 
 /** Opens the store behind a location (SQLite file or postgres:// URL) without a model: enough to list and remove. */
-export async function openGalleryStore(db: string, options: { create?: boolean; threads?: number; postgres?: PostgresOpenOptions } = {}): Promise<GalleryStore> {
+export async function openGalleryStore(
+  db: string,
+  options: { create?: boolean; threads?: number; postgres?: PostgresOpenOptions } = {},
+): Promise<GalleryStore> {
   check.nonEmptyString('db', db);
   // The stores load here, with their native modules (pg, better-sqlite3): importing vggface loads neither.
   if (isPostgresUrl(db)) {
@@ -114,7 +128,10 @@ export async function openGalleryStore(db: string, options: { create?: boolean; 
 export async function removeIdentity(store: GalleryStore, identity: string): Promise<number> {
   checkIdentity(identity);
   const n = await store.remove(identity);
-  if (n === 0) throw new VggFaceError('E_GALLERY', `${store.location}: no identity "${identity}" in the gallery`, { input: identity });
+  if (n === 0)
+    throw new VggFaceError('E_GALLERY', `${store.location}: no identity "${identity}" in the gallery`, {
+      input: identity,
+    });
   return n;
 }
 
@@ -146,7 +163,8 @@ export class Gallery<M extends GalleryModel = VggFace> {
     if (!check.isPlainObject(options)) throw invalidParameterError('options', 'an object', options);
     const db = options.db ?? defaultGalleryPath();
     check.nonEmptyString('db', db);
-    const precision = options.precision === undefined ? 'fp32' : check.oneOf('precision', options.precision, PRECISIONS);
+    const precision =
+      options.precision === undefined ? 'fp32' : check.oneOf('precision', options.precision, PRECISIONS);
     const store = await openGalleryStore(db, options);
     try {
       const identity = await modelIdentity(model);
@@ -176,7 +194,12 @@ export class Gallery<M extends GalleryModel = VggFace> {
    * Describes `images` and stores them under `identity`, one transaction per inference batch: a crash keeps every
    * committed batch. An image already stored (same content) is reported as a duplicate, not stored again.
    */
-  async add(this: Gallery<VggFace>, identity: string, images: readonly ImageInput[], options: DescribePhotosOptions = {}): Promise<AddedImage[]> {
+  async add(
+    this: Gallery<VggFace>,
+    identity: string,
+    images: readonly ImageInput[],
+    options: DescribePhotosOptions = {},
+  ): Promise<AddedImage[]> {
     checkIdentity(identity);
     await this.bind();
     const results: AddedImage[] = new Array(images.length);
@@ -208,15 +231,32 @@ export class Gallery<M extends GalleryModel = VggFace> {
     for (let s = 0; s < todo.length; s += batchSize) {
       const batch = todo.slice(s, s + batchSize);
       const described: { i: number; descriptor: Float32Array }[] = [];
-      for await (const r of this.model.describePhotos(batch.map((i) => images[i]), { ...options, batchSize, onProgress: undefined })) {
+      for await (const r of this.model.describePhotos(
+        batch.map((i) => images[i]),
+        { ...options, batchSize, onProgress: undefined },
+      )) {
         const i = batch[r.index];
-        if (r.error) results[i] = { index: i, label: labels[i], status: 'failed', error: new VggFaceError(r.error.code, r.error.message.replace(/^input #\d+/, labels[i]), { input: labels[i], cause: r.error }) };
+        if (r.error)
+          results[i] = {
+            index: i,
+            label: labels[i],
+            status: 'failed',
+            error: new VggFaceError(r.error.code, r.error.message.replace(/^input #\d+/, labels[i]), {
+              input: labels[i],
+              cause: r.error,
+            }),
+          };
         else described.push({ i, descriptor: r.descriptor });
       }
-      const outcomes = await this.store.add(described.map((d) => ({ identity, contentHash: hashes[d.i]!, source: labels[d.i], descriptor: d.descriptor })));
+      const outcomes = await this.store.add(
+        described.map((d) => ({ identity, contentHash: hashes[d.i]!, source: labels[d.i], descriptor: d.descriptor })),
+      );
       described.forEach((d, k) => {
         const o = outcomes[k];
-        results[d.i] = o.status === 'added' ? { index: d.i, label: labels[d.i], status: 'added' } : { index: d.i, label: labels[d.i], status: 'duplicate', identity: o.identity };
+        results[d.i] =
+          o.status === 'added'
+            ? { index: d.i, label: labels[d.i], status: 'added' }
+            : { index: d.i, label: labels[d.i], status: 'duplicate', identity: o.identity };
       });
       options.onProgress?.(Math.min(s + batchSize, todo.length), todo.length);
     }
@@ -228,7 +268,14 @@ export class Gallery<M extends GalleryModel = VggFace> {
    * identities) is moved to the identity here, on writing only, so that the same network from any layout opens it.
    */
   private async bind(): Promise<void> {
-    let meta = (await this.store.meta()) ?? (await this.store.initialize({ modelKey: this.identity.key, modelName: this.identity.name, dimension: this.model.dimension(), precision: this.precision }));
+    let meta =
+      (await this.store.meta()) ??
+      (await this.store.initialize({
+        modelKey: this.identity.key,
+        modelName: this.identity.name,
+        dimension: this.model.dimension(),
+        precision: this.precision,
+      }));
     this.checkModel(meta);
     if (meta.modelKey !== this.identity.key) {
       // Read back either way: when rekey finds the key no longer the old one, another process changed it first.
@@ -246,13 +293,21 @@ export class Gallery<M extends GalleryModel = VggFace> {
     checkIdentity(identity);
     for (const [i, img] of images.entries()) {
       if (!(img.descriptor instanceof Float32Array) || img.descriptor.length !== this.model.dimension()) {
-        throw invalidParameterError(`images[${i}].descriptor`, `a Float32Array of ${this.model.dimension()} values`, img.descriptor);
+        throw invalidParameterError(
+          `images[${i}].descriptor`,
+          `a Float32Array of ${this.model.dimension()} values`,
+          img.descriptor,
+        );
       }
     }
     await this.bind();
-    const outcomes = await this.store.add(images.map((img) => ({ identity, contentHash: img.contentHash, source: img.label, descriptor: img.descriptor })));
+    const outcomes = await this.store.add(
+      images.map((img) => ({ identity, contentHash: img.contentHash, source: img.label, descriptor: img.descriptor })),
+    );
     return outcomes.map((o, i) =>
-      o.status === 'added' ? { index: i, label: images[i].label, status: 'added' } : { index: i, label: images[i].label, status: 'duplicate', identity: o.identity },
+      o.status === 'added'
+        ? { index: i, label: images[i].label, status: 'added' }
+        : { index: i, label: images[i].label, status: 'duplicate', identity: o.identity },
     );
   }
 
@@ -260,7 +315,11 @@ export class Gallery<M extends GalleryModel = VggFace> {
    * Searches with an image: its largest face, or with `faces: 'none'` the image as given (the same handling the
    * gallery's faces were added with, for results that mean anything).
    */
-  async search(this: Gallery<VggFace>, image: ImageInput, options: GallerySearchOptions & DescribePhotosOptions): Promise<GallerySearchResult> {
+  async search(
+    this: Gallery<VggFace>,
+    image: ImageInput,
+    options: GallerySearchOptions & DescribePhotosOptions,
+  ): Promise<GallerySearchResult> {
     const { k, metric, threshold, approximate, candidates, ...describe } = options;
     for await (const r of this.model.describePhotos([image], describe)) {
       if (r.error) throw r.error;
@@ -276,13 +335,30 @@ export class Gallery<M extends GalleryModel = VggFace> {
     const metric = options.metric === undefined ? DEFAULT_METRIC : check.oneOf('metric', options.metric, METRICS);
     const threshold = check.number('threshold', options.threshold, 0, Number.MAX_VALUE);
     // No count first: that is a scan of every row in PostgreSQL (over 100 ms at a million faces).
-    const found = (await this.store.meta()) ? await this.store.search(descriptor, { k, metric, approximate: options.approximate, candidates: options.candidates }) : [];
+    const found = (await this.store.meta())
+      ? await this.store.search(descriptor, {
+          k,
+          metric,
+          approximate: options.approximate,
+          candidates: options.candidates,
+        })
+      : [];
     if (found.length === 0 && (await this.store.count()) === 0) {
-      throw new VggFaceError('E_GALLERY', `${this.store.location}: the gallery is empty: add faces first with "vggface gallery add"`, { input: this.store.location });
+      throw new VggFaceError(
+        'E_GALLERY',
+        `${this.store.location}: the gallery is empty: add faces first with "vggface gallery add"`,
+        { input: this.store.location },
+      );
     }
     const matches = found.map((m) => ({ ...m, verified: m.distance <= threshold }));
     const best = matches[0];
-    return { identity: best?.verified ? best.identity : UNKNOWN, distance: best?.distance ?? Number.NaN, threshold, metric, matches };
+    return {
+      identity: best?.verified ? best.identity : UNKNOWN,
+      distance: best?.distance ?? Number.NaN,
+      threshold,
+      metric,
+      matches,
+    };
   }
 
   async list(): Promise<IdentitySummary[]> {

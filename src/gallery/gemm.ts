@@ -30,7 +30,14 @@ export async function openGemm(options: { transA?: boolean; transB?: boolean; th
     docString: `y = ${transA ? 'a^T' : 'a'} x ${transB ? 'b^T' : 'b'}`,
     opset: 17,
     irVersion: 8,
-    nodes: [{ op: 'Gemm', inputs: ['a', 'b'], outputs: ['y'], attributes: { transA: { kind: 'int', value: transA }, transB: { kind: 'int', value: transB } } }],
+    nodes: [
+      {
+        op: 'Gemm',
+        inputs: ['a', 'b'],
+        outputs: ['y'],
+        attributes: { transA: { kind: 'int', value: transA }, transB: { kind: 'int', value: transB } },
+      },
+    ],
     initializers: [],
     inputs: [
       { name: 'a', elemType: DataType.FLOAT, shape: ['ar', 'ac'] },
@@ -42,10 +49,17 @@ export async function openGemm(options: { transA?: boolean; transB?: boolean; th
   const engine: InferenceEngine = await openEngine(model, { threads: options.threads });
   return {
     async multiply(a, b) {
-      if (a.data.length !== a.rows * a.cols || b.data.length !== b.rows * b.cols) throw new Error('internal: matrix data does not match its shape');
+      if (a.data.length !== a.rows * a.cols || b.data.length !== b.rows * b.cols)
+        throw new Error('internal: matrix data does not match its shape');
       const inner = transA ? a.rows : a.cols;
-      if (inner !== (transB ? b.cols : b.rows)) throw new Error(`internal: cannot multiply ${a.rows}x${a.cols} by ${b.rows}x${b.cols} (transA ${transA}, transB ${transB})`);
-      const r = await engine.run({ a: { data: a.data, dims: [a.rows, a.cols] }, b: { data: b.data, dims: [b.rows, b.cols] } }, ['y']);
+      if (inner !== (transB ? b.cols : b.rows))
+        throw new Error(
+          `internal: cannot multiply ${a.rows}x${a.cols} by ${b.rows}x${b.cols} (transA ${transA}, transB ${transB})`,
+        );
+      const r = await engine.run(
+        { a: { data: a.data, dims: [a.rows, a.cols] }, b: { data: b.data, dims: [b.rows, b.cols] } },
+        ['y'],
+      );
       return { data: r.y.data, rows: r.y.dims[0], cols: r.y.dims[1] };
     },
     close: () => engine.close(),

@@ -23,7 +23,15 @@ import { distanceFromSums, type Metric } from '../metrics/distance.js';
 import { annSettings, checkCandidates, fitGalleryProjection, needsRefit, newGeneration } from './approximate.js';
 import type { IdentityMatch } from './descriptor-index.js';
 import { decodeProjection, encodeProjection, openProjector, type Projector } from './projection.js';
-import type { AddOutcome, AnnIndexOptions, GalleryMeta, GalleryStore, IdentitySummary, NewFace, StoreSearchOptions } from './types.js';
+import type {
+  AddOutcome,
+  AnnIndexOptions,
+  GalleryMeta,
+  GalleryStore,
+  IdentitySummary,
+  NewFace,
+  StoreSearchOptions,
+} from './types.js';
 
 export const PG_SCHEMA_VERSION = 2;
 /** halfvec (fp16 storage) arrived in pgvector 0.7.0. */
@@ -59,7 +67,9 @@ export function redactUrl(url: string): string {
     for (const k of [...u.searchParams.keys()]) if (SECRET_PARAMS.test(k)) u.searchParams.set(k, '***');
     return u.toString().replace(/=\*\*\*(?=&|#|$)/g, '=***');
   } catch {
-    return url.replace(/(\/\/[^/@?#:]*):[^@/?#]*@/, '$1:***@').replace(/([?&](?:password|pass|pwd|sslpassword|sslkey)=)[^&#]*/gi, '$1***');
+    return url
+      .replace(/(\/\/[^/@?#:]*):[^@/?#]*@/, '$1:***@')
+      .replace(/([?&](?:password|pass|pwd|sslpassword|sslkey)=)[^&#]*/gi, '$1***');
   }
 }
 
@@ -154,10 +164,15 @@ export interface ParsedPostgresUrl {
 /** "30s", "500ms", "2min", "1500" (milliseconds, as PostgreSQL reads a bare number of these settings). */
 function parseDuration(name: string, value: string, location: string, unitless: 'ms' | 's'): number {
   const m = /^\s*(\d+(?:\.\d+)?)\s*(ms|s|min|h)?\s*$/.exec(value);
-  if (!m) throw usageError(`${location}: ${name} must be a duration such as 500ms, 30s or 2min (0 for none), got ${JSON.stringify(value)}`, name);
+  if (!m)
+    throw usageError(
+      `${location}: ${name} must be a duration such as 500ms, 30s or 2min (0 for none), got ${JSON.stringify(value)}`,
+      name,
+    );
   const scale = { ms: 1, s: 1000, min: 60_000, h: 3_600_000 }[(m[2] ?? unitless) as 'ms' | 's' | 'min' | 'h'];
   const ms = Math.round(Number(m[1]) * scale);
-  if (ms > 2_147_483_647) throw usageError(`${location}: ${name} is too long (at most 24 days), got ${JSON.stringify(value)}`, name);
+  if (ms > 2_147_483_647)
+    throw usageError(`${location}: ${name} is too long (at most 24 days), got ${JSON.stringify(value)}`, name);
   return ms;
 }
 
@@ -173,7 +188,10 @@ export function parsePostgresUrl(url: string, env: NodeJS.ProcessEnv = process.e
   try {
     u = new URL(url);
   } catch {
-    throw usageError(`${location}: not a valid URL (expected postgres://user@host:port/database; encode special characters of the password as %XX)`, '--db');
+    throw usageError(
+      `${location}: not a valid URL (expected postgres://user@host:port/database; encode special characters of the password as %XX)`,
+      '--db',
+    );
   }
   const take = (name: string): string | undefined => {
     const v = u.searchParams.get(name) ?? undefined;
@@ -182,7 +200,10 @@ export function parsePostgresUrl(url: string, env: NodeJS.ProcessEnv = process.e
   };
   const schema = take('schema');
   if (schema !== undefined && !/^[A-Za-z_][A-Za-z0-9_$]{0,62}$/.test(schema)) {
-    throw usageError(`${location}: schema must be a name of 1 to 63 letters, digits, _ or $, not starting with a digit, got ${JSON.stringify(schema)}`, 'schema');
+    throw usageError(
+      `${location}: schema must be a name of 1 to 63 letters, digits, _ or $, not starting with a digit, got ${JSON.stringify(schema)}`,
+      'schema',
+    );
   }
   const duration = (name: string, unitless: 'ms' | 's') => {
     const v = take(name);
@@ -195,7 +216,10 @@ export function parsePostgresUrl(url: string, env: NodeJS.ProcessEnv = process.e
   let mode = (take('sslmode') ?? env.PGSSLMODE ?? 'prefer').toLowerCase();
   if (mode === 'no-verify') mode = 'require'; // node-postgres's name for what libpq calls require
   if (!(SSL_MODES as readonly string[]).includes(mode)) {
-    throw usageError(`${location}: sslmode must be one of ${SSL_MODES.join(', ')}, got ${JSON.stringify(mode)}`, 'sslmode');
+    throw usageError(
+      `${location}: sslmode must be one of ${SSL_MODES.join(', ')}, got ${JSON.stringify(mode)}`,
+      'sslmode',
+    );
   }
   const sslmode = mode as SslMode;
   const withMode = (m: SslMode) => {
@@ -205,8 +229,18 @@ export function parsePostgresUrl(url: string, env: NodeJS.ProcessEnv = process.e
     return v.toString();
   };
   const plain = { ssl: false, connectionString: withMode('disable') };
-  const encrypted = { ssl: true, connectionString: withMode(sslmode === 'allow' || sslmode === 'prefer' ? 'require' : sslmode) };
-  const attempts = sslmode === 'disable' ? [plain] : sslmode === 'allow' ? [plain, encrypted] : sslmode === 'prefer' ? [encrypted, plain] : [encrypted];
+  const encrypted = {
+    ssl: true,
+    connectionString: withMode(sslmode === 'allow' || sslmode === 'prefer' ? 'require' : sslmode),
+  };
+  const attempts =
+    sslmode === 'disable'
+      ? [plain]
+      : sslmode === 'allow'
+        ? [plain, encrypted]
+        : sslmode === 'prefer'
+          ? [encrypted, plain]
+          : [encrypted];
   return { location, sslmode, attempts, schema, connectTimeoutMs, statementTimeoutMs, lockTimeoutMs };
 }
 
@@ -215,8 +249,23 @@ function isConnectionError(err: unknown): boolean {
   const e = err as { code?: unknown; message?: unknown };
   const code = typeof e?.code === 'string' ? e.code : '';
   if (code.startsWith('08') || code === '57P01' || code === '57P02' || code === '57P03') return true;
-  if (['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'ECONNABORTED'].includes(code)) return true;
-  return /Connection terminated|not queryable|connection timeout|timeout expired|Query read timeout|server closed the connection|socket hang up/i.test(String(e?.message ?? ''));
+  if (
+    [
+      'ECONNREFUSED',
+      'ECONNRESET',
+      'EPIPE',
+      'ETIMEDOUT',
+      'EHOSTUNREACH',
+      'ENETUNREACH',
+      'ENOTFOUND',
+      'EAI_AGAIN',
+      'ECONNABORTED',
+    ].includes(code)
+  )
+    return true;
+  return /Connection terminated|not queryable|connection timeout|timeout expired|Query read timeout|server closed the connection|socket hang up/i.test(
+    String(e?.message ?? ''),
+  );
 }
 
 const isRetryable = (err: unknown): boolean => ['40P01', '40001'].includes((err as { code?: string })?.code ?? '');
@@ -227,11 +276,15 @@ const formatMs = (ms: number) => (ms === 0 ? 'none' : ms % 1000 === 0 ? `${ms / 
 function compareVersions(a: string, b: string): number {
   const pa = a.split(/[.-]/).map((x) => Number.parseInt(x, 10) || 0);
   const pb = b.split(/[.-]/).map((x) => Number.parseInt(x, 10) || 0);
-  for (let i = 0; i < Math.max(pa.length, pb.length); i++) if ((pa[i] ?? 0) !== (pb[i] ?? 0)) return (pa[i] ?? 0) - (pb[i] ?? 0);
+  for (let i = 0; i < Math.max(pa.length, pb.length); i++)
+    if ((pa[i] ?? 0) !== (pb[i] ?? 0)) return (pa[i] ?? 0) - (pb[i] ?? 0);
   return 0;
 }
 
-type Query = <R extends pg.QueryResultRow = Record<string, unknown>>(sql: string, params?: unknown[]) => Promise<pg.QueryResult<R>>;
+type Query = <R extends pg.QueryResultRow = Record<string, unknown>>(
+  sql: string,
+  params?: unknown[],
+) => Promise<pg.QueryResult<R>>;
 
 /** Names of the gallery's objects in its schema, and pgvector's types, functions and operators in the extension's. */
 interface Names {
@@ -316,8 +369,12 @@ export class PostgresStore implements GalleryStore {
     try {
       await store.connection();
       await store.run('write', async (q) => {
-        const schema = options.schema ?? store.parsed.schema ?? (await q<{ s: string | null }>('SELECT current_schema() AS s')).rows[0].s;
-        if (!schema) throw store.error('the search_path names no existing schema: name one with ?schema=NAME in the URL');
+        const schema =
+          options.schema ??
+          store.parsed.schema ??
+          (await q<{ s: string | null }>('SELECT current_schema() AS s')).rows[0].s;
+        if (!schema)
+          throw store.error('the search_path names no existing schema: name one with ?schema=NAME in the URL');
         store.names = namesFor(schema, store.names.extSchema);
         await store.checkExtension(q, false);
         await store.checkSchema(q);
@@ -339,7 +396,11 @@ export class PostgresStore implements GalleryStore {
     const message = error === undefined ? undefined : this.reason(error);
     if (this.stateNow.state === state && this.stateNow.error === message) return;
     const changed = this.stateNow.state !== state;
-    this.stateNow = { state, since: changed ? Date.now() : this.stateNow.since, ...(message ? { error: message } : {}) };
+    this.stateNow = {
+      state,
+      since: changed ? Date.now() : this.stateNow.since,
+      ...(message ? { error: message } : {}),
+    };
     if (changed) this.options.onStateChange?.(this.stateNow);
   }
 
@@ -354,15 +415,18 @@ export class PostgresStore implements GalleryStore {
           : /Query read timeout/.test(String(e?.message))
             ? 'the server stopped answering (no reply within the statement timeout plus 10 s)'
             : /timeout/i.test(String(e?.message)) && !('severity' in (e ?? {}))
-            ? `no answer within ${formatMs(this.connectTimeoutMs)}`
-            : String(e?.message ?? err);
+              ? `no answer within ${formatMs(this.connectTimeoutMs)}`
+              : String(e?.message ?? err);
     return scrub(text, this.url);
   }
 
   /** The open connection, or a new one (one attempt, shared by concurrent callers). */
   private async connection(): Promise<pg.Client> {
     if (this.client) return this.client;
-    if (this.closed) throw new GalleryUnavailableError(`${this.location}: the gallery is closed`, 'unavailable', { input: this.location });
+    if (this.closed)
+      throw new GalleryUnavailableError(`${this.location}: the gallery is closed`, 'unavailable', {
+        input: this.location,
+      });
     this.connecting ??= this.connectOnce().finally(() => (this.connecting = undefined));
     try {
       const client = await this.connecting;
@@ -376,14 +440,21 @@ export class PostgresStore implements GalleryStore {
       this.setState('reconnecting', err);
       this.scheduleReconnect();
       if (err instanceof VggFaceError) throw err;
-      throw new GalleryUnavailableError(`cannot connect to ${this.location}: ${this.reason(err)}`, 'unavailable', { input: this.location, cause: err });
+      throw new GalleryUnavailableError(`cannot connect to ${this.location}: ${this.reason(err)}`, 'unavailable', {
+        input: this.location,
+        cause: err,
+      });
     }
   }
 
   private async connectOnce(): Promise<pg.Client> {
     let last: unknown;
     for (const [i, attempt] of this.parsed.attempts.entries()) {
-      const client = new pg.Client({ connectionString: attempt.connectionString, connectionTimeoutMillis: this.connectTimeoutMs, keepAlive: true });
+      const client = new pg.Client({
+        connectionString: attempt.connectionString,
+        connectionTimeoutMillis: this.connectTimeoutMs,
+        keepAlive: true,
+      });
       // A dropped idle connection: forget it (the next operation, or the reconnect loop, opens another).
       client.on('error', (err) => this.lost(client, err));
       client.on('end', () => this.lost(client, new Error('the server closed the connection')));
@@ -391,7 +462,9 @@ export class PostgresStore implements GalleryStore {
         await client.connect();
         if (this.closed) {
           await client.end().catch(() => {});
-          throw new GalleryUnavailableError(`${this.location}: the gallery is closed`, 'unavailable', { input: this.location });
+          throw new GalleryUnavailableError(`${this.location}: the gallery is closed`, 'unavailable', {
+            input: this.location,
+          });
         }
         this.client = client;
         return client;
@@ -402,7 +475,9 @@ export class PostgresStore implements GalleryStore {
         if (err instanceof VggFaceError) throw err;
         // libpq's allow tries SSL when the server refuses a plain connection; prefer tries plain when it has no SSL.
         const next = this.parsed.attempts[i + 1];
-        const refusedPlain = !attempt.ssl && /no encryption|SSL (?:connection )?(?:is )?required|hostssl/i.test(String((err as Error).message));
+        const refusedPlain =
+          !attempt.ssl &&
+          /no encryption|SSL (?:connection )?(?:is )?required|hostssl/i.test(String((err as Error).message));
         const noSsl = attempt.ssl && /does not support SSL/i.test(String((err as Error).message));
         if (!next || !(refusedPlain || noSsl)) break;
       }
@@ -413,11 +488,17 @@ export class PostgresStore implements GalleryStore {
         this.parsed.sslmode === 'verify-full' || this.parsed.sslmode === 'verify-ca'
           ? ` (sslmode=${this.parsed.sslmode} checks the server's certificate${this.parsed.sslmode === 'verify-full' ? ' and its name' : ''}: name its CA with sslrootcert=FILE, or use sslmode=require to encrypt without checking)`
           : '';
-      throw new VggFaceError('E_GALLERY', `cannot connect to ${this.location}: ${this.reason(last)}${hint}`, { input: this.location, cause: last });
+      throw new VggFaceError('E_GALLERY', `cannot connect to ${this.location}: ${this.reason(last)}${hint}`, {
+        input: this.location,
+        cause: last,
+      });
     }
     if (e?.code === '28P01' || e?.code === '28000' || e?.code === '3D000') {
       // Not the server being away: the URL is wrong for it (authentication, database).
-      throw new VggFaceError('E_GALLERY', `cannot connect to ${this.location}: ${this.reason(last)}`, { input: this.location, cause: last });
+      throw new VggFaceError('E_GALLERY', `cannot connect to ${this.location}: ${this.reason(last)}`, {
+        input: this.location,
+        cause: last,
+      });
     }
     throw last;
   }
@@ -449,7 +530,12 @@ export class PostgresStore implements GalleryStore {
    * are retried with a pause, and after a lost connection the transaction is repeated once on a new one when that is
    * safe (it only reads, or it was not committing when the connection went).
    */
-  private async run<T>(kind: 'read' | 'write', fn: (q: Query) => Promise<T>, what = 'query', repeatable = true): Promise<T> {
+  private async run<T>(
+    kind: 'read' | 'write',
+    fn: (q: Query) => Promise<T>,
+    what = 'query',
+    repeatable = true,
+  ): Promise<T> {
     let reconnected = false;
     for (let attempt = 1; ; attempt++) {
       const client = await this.connection();
@@ -459,10 +545,16 @@ export class PostgresStore implements GalleryStore {
         if (/^\s*SET LOCAL statement_timeout = (\d+)/.test(sql)) statementTimeout.ms = Number(/= (\d+)/.exec(sql)![1]);
         // A server that stops answering (a network cut, no reset) is given up on past the statement timeout.
         const queryTimeout = statementTimeout.ms > 0 ? statementTimeout.ms + 10_000 : undefined;
-        return client.query({ text: sql, values: params, ...(queryTimeout ? { query_timeout: queryTimeout } : {}) } as pg.QueryConfig);
+        return client.query({
+          text: sql,
+          values: params,
+          ...(queryTimeout ? { query_timeout: queryTimeout } : {}),
+        } as pg.QueryConfig);
       };
       try {
-        await client.query(`BEGIN; SET LOCAL statement_timeout = ${this.statementTimeoutMs}; SET LOCAL lock_timeout = ${this.lockTimeoutMs}`);
+        await client.query(
+          `BEGIN; SET LOCAL statement_timeout = ${this.statementTimeoutMs}; SET LOCAL lock_timeout = ${this.lockTimeoutMs}`,
+        );
         const out = await fn(q);
         committing = true;
         await client.query('COMMIT');
@@ -523,7 +615,13 @@ export class PostgresStore implements GalleryStore {
   private async checkExtension(q: Query, create: boolean): Promise<void> {
     const info = async () =>
       (
-        await q<{ installed: string | null; ext_schema: string | null; available: string | null; usr: string; db: string }>(
+        await q<{
+          installed: string | null;
+          ext_schema: string | null;
+          available: string | null;
+          usr: string;
+          db: string;
+        }>(
           `SELECT e.extversion AS installed, n.nspname AS ext_schema,
                   (SELECT default_version FROM pg_available_extensions WHERE name = 'vector') AS available,
                   current_user AS usr, current_database() AS db
@@ -538,7 +636,8 @@ export class PostgresStore implements GalleryStore {
           `pgvector is not installed on the PostgreSQL server (no extension "vector" is available): install pgvector ${PGVECTOR_MIN_VERSION} or later there (https://github.com/pgvector/pgvector#installation), then a superuser runs, in database ${database}: CREATE EXTENSION vector;`,
         );
       }
-      if (compareVersions(x.available, PGVECTOR_MIN_VERSION) < 0) throw this.tooOld(x.available, x.available, database, 'available on the server');
+      if (compareVersions(x.available, PGVECTOR_MIN_VERSION) < 0)
+        throw this.tooOld(x.available, x.available, database, 'available on the server');
       if (!create) return;
       try {
         await q('SELECT pg_advisory_xact_lock($1)', [SCHEMA_LOCK]); // one extension for every schema of the database
@@ -553,7 +652,8 @@ export class PostgresStore implements GalleryStore {
       }
       x = await info();
     }
-    if (compareVersions(x.installed!, PGVECTOR_MIN_VERSION) < 0) throw this.tooOld(x.installed!, x.available, database, `installed in database ${database}`);
+    if (compareVersions(x.installed!, PGVECTOR_MIN_VERSION) < 0)
+      throw this.tooOld(x.installed!, x.available, database, `installed in database ${database}`);
     this.names = namesFor(this.names.schema, x.ext_schema!);
   }
 
@@ -562,7 +662,9 @@ export class PostgresStore implements GalleryStore {
       available !== null && compareVersions(available, PGVECTOR_MIN_VERSION) >= 0
         ? `a superuser runs, connected to database ${database}: ALTER EXTENSION vector UPDATE;`
         : `install pgvector ${PGVECTOR_MIN_VERSION} or later on the server (https://github.com/pgvector/pgvector#installation), then a superuser runs, connected to database ${database}: ALTER EXTENSION vector UPDATE;`;
-    return this.error(`pgvector ${found} is ${where}; vggface needs ${PGVECTOR_MIN_VERSION} or later (halfvec): ${fix}`);
+    return this.error(
+      `pgvector ${found} is ${where}; vggface needs ${PGVECTOR_MIN_VERSION} or later (halfvec): ${fix}`,
+    );
   }
 
   private async tables(q: Query): Promise<string[]> {
@@ -577,18 +679,27 @@ export class PostgresStore implements GalleryStore {
   private async checkSchema(q: Query): Promise<void> {
     const tables = await this.tables(q);
     if (tables.length === 0) return;
-    if (tables.length !== 2) throw this.error(`wrong schema: found ${tables.join(', ')} but not both vggface_meta and vggface_faces`);
+    if (tables.length !== 2)
+      throw this.error(`wrong schema: found ${tables.join(', ')} but not both vggface_meta and vggface_faces`);
     const meta = await this.readMetaRows(q);
-    if (meta.application !== APPLICATION) throw this.error('wrong schema: vggface_meta has no application = vggface-gallery');
+    if (meta.application !== APPLICATION)
+      throw this.error('wrong schema: vggface_meta has no application = vggface-gallery');
     const version = Number(meta.schema_version);
-    if (version > PG_SCHEMA_VERSION) throw this.error(`gallery schema version ${version} is newer than this vggface supports (${PG_SCHEMA_VERSION}); upgrade vggface`);
+    if (version > PG_SCHEMA_VERSION)
+      throw this.error(
+        `gallery schema version ${version} is newer than this vggface supports (${PG_SCHEMA_VERSION}); upgrade vggface`,
+      );
     if (!(version >= 1)) throw this.error(`wrong schema: schema_version "${meta.schema_version}"`);
-    const cols = await q<{ column_name: string }>(`SELECT column_name FROM information_schema.columns WHERE table_schema = $1 AND table_name = 'vggface_faces'`, [this.names.schema]);
+    const cols = await q<{ column_name: string }>(
+      `SELECT column_name FROM information_schema.columns WHERE table_schema = $1 AND table_name = 'vggface_faces'`,
+      [this.names.schema],
+    );
     const names = cols.rows.map((c) => c.column_name);
     for (const c of ['id', 'identity', 'content_hash', 'source', 'embedding']) {
       if (!names.includes(c)) throw this.error(`wrong schema: table vggface_faces has no column ${c}`);
     }
-    if (version < PG_SCHEMA_VERSION) await this.migrate(q, Number(meta.dimension), meta.precision === 'fp16' ? 'halfvec' : 'vector');
+    if (version < PG_SCHEMA_VERSION)
+      await this.migrate(q, Number(meta.dimension), meta.precision === 'fp16' ? 'halfvec' : 'vector');
   }
 
   private async readMetaRows(q: Query): Promise<Record<string, string>> {
@@ -603,15 +714,25 @@ export class PostgresStore implements GalleryStore {
   private async migrate(q: Query, dim: number, type: string): Promise<void> {
     await this.lock(q);
     const current = Number((await this.readMetaRows(q)).schema_version);
-    for (let v = current; v < PG_SCHEMA_VERSION; v++) for (const sql of MIGRATIONS[v](this.names, dim, type)) await q(sql);
+    for (let v = current; v < PG_SCHEMA_VERSION; v++)
+      for (const sql of MIGRATIONS[v](this.names, dim, type)) await q(sql);
     await q(`UPDATE ${this.names.meta} SET value = $1 WHERE key = 'schema_version'`, [String(PG_SCHEMA_VERSION)]);
   }
 
   async meta(): Promise<GalleryMeta | undefined> {
     if (this.cachedMeta) return this.cachedMeta;
-    const m = await this.run('read', async (q) => ((await this.tables(q)).length === 0 ? undefined : this.readMetaRows(q)), 'reading the gallery');
+    const m = await this.run(
+      'read',
+      async (q) => ((await this.tables(q)).length === 0 ? undefined : this.readMetaRows(q)),
+      'reading the gallery',
+    );
     if (!m) return undefined;
-    this.cachedMeta = { modelKey: m.model_key, modelName: m.model_name, dimension: Number(m.dimension), precision: m.precision === 'fp16' ? 'fp16' : 'fp32' };
+    this.cachedMeta = {
+      modelKey: m.model_key,
+      modelName: m.model_name,
+      dimension: Number(m.dimension),
+      precision: m.precision === 'fp16' ? 'fp16' : 'fp32',
+    };
     return this.cachedMeta;
   }
 
@@ -624,7 +745,9 @@ export class PostgresStore implements GalleryStore {
         await this.checkExtension(q, true);
         const exists = await q(`SELECT 1 FROM pg_namespace WHERE nspname = $1`, [this.names.schema]);
         if (exists.rows.length === 0) await q(`CREATE SCHEMA ${quoteIdent(this.names.schema)}`);
-        for (const m of MIGRATIONS) for (const sql of m(this.names, meta.dimension, meta.precision === 'fp16' ? 'halfvec' : 'vector')) await q(sql);
+        for (const m of MIGRATIONS)
+          for (const sql of m(this.names, meta.dimension, meta.precision === 'fp16' ? 'halfvec' : 'vector'))
+            await q(sql);
         const rows: [string, string][] = [
           ['application', APPLICATION],
           ['schema_version', String(PG_SCHEMA_VERSION)],
@@ -633,7 +756,10 @@ export class PostgresStore implements GalleryStore {
           ['dimension', String(meta.dimension)],
           ['precision', meta.precision],
         ];
-        await q(`INSERT INTO ${this.names.meta} (key, value) SELECT * FROM unnest($1::text[], $2::text[])`, [rows.map((r) => r[0]), rows.map((r) => r[1])]);
+        await q(`INSERT INTO ${this.names.meta} (key, value) SELECT * FROM unnest($1::text[], $2::text[])`, [
+          rows.map((r) => r[0]),
+          rows.map((r) => r[1]),
+        ]);
       },
       'creating the gallery',
     );
@@ -648,7 +774,11 @@ export class PostgresStore implements GalleryStore {
     if (hashes.length === 0 || !(await this.meta())) return out;
     const r = await this.run(
       'read',
-      (q) => q<{ content_hash: string; identity: string; source: string }>(`SELECT content_hash, identity, source FROM ${this.names.faces} WHERE content_hash = ANY($1)`, [hashes]),
+      (q) =>
+        q<{ content_hash: string; identity: string; source: string }>(
+          `SELECT content_hash, identity, source FROM ${this.names.faces} WHERE content_hash = ANY($1)`,
+          [hashes],
+        ),
       'looking up images',
     );
     for (const x of r.rows) out.set(x.content_hash, { identity: x.identity, source: x.source });
@@ -663,7 +793,12 @@ export class PostgresStore implements GalleryStore {
    * Inserts faces in multi-row statements, in content-hash order (two sessions adding the same faces lock them
    * in the same order, so they do not deadlock); returns the hashes inserted with their ids.
    */
-  private async insertRows(q: Query, meta: GalleryMeta, faces: readonly NewFace[], returning: boolean): Promise<Map<string, number>> {
+  private async insertRows(
+    q: Query,
+    meta: GalleryMeta,
+    faces: readonly NewFace[],
+    returning: boolean,
+  ): Promise<Map<string, number>> {
     const type = this.vectorType(meta);
     // Shared with other adds, exclusive with an index build: a face is never stored between a build's last read and
     // its commit, which would leave it without a projection.
@@ -671,11 +806,15 @@ export class PostgresStore implements GalleryStore {
     const approx = await this.currentProjector(q);
     if (approx) returning = true;
     const seen = new Set<string>();
-    const rows = faces.filter((f) => !seen.has(f.contentHash) && seen.add(f.contentHash)).sort((a, b) => (a.contentHash < b.contentHash ? -1 : a.contentHash > b.contentHash ? 1 : 0));
+    const rows = faces
+      .filter((f) => !seen.has(f.contentHash) && seen.add(f.contentHash))
+      .sort((a, b) => (a.contentHash < b.contentHash ? -1 : a.contentHash > b.contentHash ? 1 : 0));
     const inserted = new Map<string, number>();
     for (let s = 0; s < rows.length; s += ROWS_PER_INSERT) {
       const chunk = rows.slice(s, s + ROWS_PER_INSERT);
-      const values = chunk.map((_, i) => `($${4 * i + 1}, $${4 * i + 2}, $${4 * i + 3}, $${4 * i + 4}::${type})`).join(', ');
+      const values = chunk
+        .map((_, i) => `($${4 * i + 1}, $${4 * i + 2}, $${4 * i + 3}, $${4 * i + 4}::${type})`)
+        .join(', ');
       const r = await q<{ id: string; content_hash: string }>(
         `INSERT INTO ${this.names.faces} (identity, content_hash, source, embedding) VALUES ${values} ON CONFLICT (content_hash) DO NOTHING${returning ? ' RETURNING id, content_hash' : ''}`,
         chunk.flatMap((f) => [f.identity, f.contentHash, f.source, vectorParam(f.descriptor, meta.precision)]),
@@ -683,7 +822,11 @@ export class PostgresStore implements GalleryStore {
       for (const x of r.rows) inserted.set(x.content_hash, Number(x.id));
       if (approx && r.rows.length > 0) {
         const byHash = new Map(chunk.map((f) => [f.contentHash, f]));
-        await this.insertProjections(q, approx.projector, r.rows.map((x) => ({ id: Number(x.id), descriptor: byHash.get(x.content_hash)!.descriptor })));
+        await this.insertProjections(
+          q,
+          approx.projector,
+          r.rows.map((x) => ({ id: Number(x.id), descriptor: byHash.get(x.content_hash)!.descriptor })),
+        );
       }
     }
     return inserted;
@@ -698,7 +841,11 @@ export class PostgresStore implements GalleryStore {
     return `${this.names.ext}.${meta.precision === 'fp16' ? 'halfvec_send' : 'vector_send'}(embedding)`;
   }
 
-  private async insertProjections(q: Query, projector: Projector, faces: readonly { id: number; descriptor: Float32Array }[]): Promise<void> {
+  private async insertProjections(
+    q: Query,
+    projector: Projector,
+    faces: readonly { id: number; descriptor: Float32Array }[],
+  ): Promise<void> {
     const { dim, components } = projector.projection;
     const x = new Float32Array(faces.length * dim);
     faces.forEach((f, i) => x.set(f.descriptor, i * dim));
@@ -709,7 +856,10 @@ export class PostgresStore implements GalleryStore {
       const values = chunk.map((_, i) => `($${2 * i + 1}::bigint, $${2 * i + 2}::${type})`).join(', ');
       await q(
         `INSERT INTO ${this.names.projected} (face_id, proj) VALUES ${values} ON CONFLICT (face_id) DO UPDATE SET proj = EXCLUDED.proj`,
-        chunk.flatMap((f, i) => [f.id, vectorParam(proj.subarray((s + i) * components, (s + i + 1) * components), 'fp32')]),
+        chunk.flatMap((f, i) => [
+          f.id,
+          vectorParam(proj.subarray((s + i) * components, (s + i + 1) * components), 'fp32'),
+        ]),
       );
     }
   }
@@ -720,13 +870,29 @@ export class PostgresStore implements GalleryStore {
     const generation = g.rows[0]?.generation;
     if (generation === undefined) return undefined;
     if (this.approx?.generation === generation) return this.approx;
-    const r = await q<{ dim: number; components: number; fitted_on: number; total_variance: number; mean: Buffer; basis: Buffer; variances: Buffer }>(
+    const r = await q<{
+      dim: number;
+      components: number;
+      fitted_on: number;
+      total_variance: number;
+      mean: Buffer;
+      basis: Buffer;
+      variances: Buffer;
+    }>(
       `SELECT dim, components, fitted_on, total_variance, mean, basis, variances FROM ${this.names.projection} WHERE id = 1`,
     );
     const row = r.rows[0];
     let projection;
     try {
-      projection = decodeProjection({ dim: row.dim, components: row.components, mean: row.mean, basis: row.basis, variances: row.variances, totalVariance: Number(row.total_variance), fittedOn: row.fitted_on });
+      projection = decodeProjection({
+        dim: row.dim,
+        components: row.components,
+        mean: row.mean,
+        basis: row.basis,
+        variances: row.variances,
+        totalVariance: Number(row.total_variance),
+        fittedOn: row.fitted_on,
+      });
     } catch (err) {
       throw this.error(`the approximate index is damaged: ${(err as Error).message}`, err);
     }
@@ -746,7 +912,10 @@ export class PostgresStore implements GalleryStore {
         const others = [...new Set(faces.map((f) => f.contentHash).filter((h) => !inserted.has(h)))];
         const prev = new Map<string, { identity: string; source: string }>();
         if (others.length > 0) {
-          const r = await q<{ content_hash: string; identity: string; source: string }>(`SELECT content_hash, identity, source FROM ${this.names.faces} WHERE content_hash = ANY($1)`, [others]);
+          const r = await q<{ content_hash: string; identity: string; source: string }>(
+            `SELECT content_hash, identity, source FROM ${this.names.faces} WHERE content_hash = ANY($1)`,
+            [others],
+          );
           for (const x of r.rows) prev.set(x.content_hash, x);
         }
         const first = new Set<string>();
@@ -756,7 +925,10 @@ export class PostgresStore implements GalleryStore {
             first.add(f.contentHash);
             return { status: 'added', id };
           }
-          const p = prev.get(f.contentHash) ?? { identity: f.identity, source: faces.find((g) => g.contentHash === f.contentHash)!.source };
+          const p = prev.get(f.contentHash) ?? {
+            identity: f.identity,
+            source: faces.find((g) => g.contentHash === f.contentHash)!.source,
+          };
           return { status: 'duplicate', identity: p.identity, source: p.source };
         });
       },
@@ -795,7 +967,10 @@ export class PostgresStore implements GalleryStore {
   }
 
   private async annIndexExists(q: Query): Promise<boolean> {
-    const r = await q(`SELECT 1 FROM pg_indexes WHERE schemaname = $1 AND tablename = 'vggface_projected' AND indexname = $2`, [this.names.schema, ANN_INDEX]);
+    const r = await q(
+      `SELECT 1 FROM pg_indexes WHERE schemaname = $1 AND tablename = 'vggface_projected' AND indexname = $2`,
+      [this.names.schema, ANN_INDEX],
+    );
     return r.rows.length === 1;
   }
 
@@ -806,7 +981,11 @@ export class PostgresStore implements GalleryStore {
   /** Whether the gallery has the approximate-search index. */
   async hasAnnIndex(): Promise<boolean> {
     if (!(await this.meta())) return false;
-    return this.run('read', async (q) => (await this.projectionExists(q)) && (await this.annIndexExists(q)), 'looking up the approximate index');
+    return this.run(
+      'read',
+      async (q) => (await this.projectionExists(q)) && (await this.annIndexExists(q)),
+      'looking up the approximate index',
+    );
   }
 
   private async buildAnnIndex(q: Query, meta: GalleryMeta): Promise<void> {
@@ -814,12 +993,26 @@ export class PostgresStore implements GalleryStore {
     await q('SET LOCAL statement_timeout = 0');
     // count(*), not the planner's estimate: that is stale right after a load (-1 for a table never analysed).
     const rows = Number((await q<{ n: string }>(`SELECT count(*) AS n FROM ${this.names.projected}`)).rows[0].n);
-    const components = Number((await q<{ c: number }>(`SELECT components AS c FROM ${this.names.projection} WHERE id = 1`)).rows[0]?.c ?? meta.dimension);
+    const components = Number(
+      (await q<{ c: number }>(`SELECT components AS c FROM ${this.names.projection} WHERE id = 1`)).rows[0]?.c ??
+        meta.dimension,
+    );
     // The graph in memory: each node's vector plus about 400 bytes of neighbour lists (m = 16), with a margin.
-    const wanted = Math.min(8192, Math.max(64, Math.ceil((Math.max(rows, 0) * (components * 4 + 400) * 1.3) / 2 ** 20)));
-    const current = Number((await q<{ mb: string }>(`SELECT (setting::bigint * 1024 / 1048576) AS mb FROM pg_settings WHERE name = 'maintenance_work_mem'`)).rows[0].mb);
+    const wanted = Math.min(
+      8192,
+      Math.max(64, Math.ceil((Math.max(rows, 0) * (components * 4 + 400) * 1.3) / 2 ** 20)),
+    );
+    const current = Number(
+      (
+        await q<{ mb: string }>(
+          `SELECT (setting::bigint * 1024 / 1048576) AS mb FROM pg_settings WHERE name = 'maintenance_work_mem'`,
+        )
+      ).rows[0].mb,
+    );
     if (wanted > current) await q(`SET LOCAL maintenance_work_mem = '${wanted}MB'`);
-    await q(`CREATE INDEX IF NOT EXISTS ${ANN_INDEX} ON ${this.names.projected} USING hnsw (proj ${this.names.ext}.vector_l2_ops)`);
+    await q(
+      `CREATE INDEX IF NOT EXISTS ${ANN_INDEX} ON ${this.names.projected} USING hnsw (proj ${this.names.ext}.vector_l2_ops)`,
+    );
   }
 
   /**
@@ -828,12 +1021,17 @@ export class PostgresStore implements GalleryStore {
    */
   private async buildProjection(q: Query, meta: GalleryMeta, options: AnnIndexOptions): Promise<void> {
     const { components, sample } = annSettings(this.location, meta.dimension, options);
-    const ids = (await q<{ id: string }>(`SELECT id FROM ${this.names.faces} ORDER BY random() LIMIT $1`, [sample])).rows.map((r) => Number(r.id));
+    const ids = (
+      await q<{ id: string }>(`SELECT id FROM ${this.names.faces} ORDER BY random() LIMIT $1`, [sample])
+    ).rows.map((r) => Number(r.id));
     if (ids.length < 2) throw this.error(`the approximate index needs at least 2 faces, the gallery has ${ids.length}`);
     const x = new Float32Array(ids.length * meta.dimension);
     for (let s = 0; s < ids.length; s += BUILD_BATCH) {
       const part = ids.slice(s, s + BUILD_BATCH);
-      const r = await q<{ embedding: Buffer }>(`SELECT ${this.sendVector(meta)} AS embedding FROM ${this.names.faces} WHERE id = ANY($1::bigint[])`, [part]);
+      const r = await q<{ embedding: Buffer }>(
+        `SELECT ${this.sendVector(meta)} AS embedding FROM ${this.names.faces} WHERE id = ANY($1::bigint[])`,
+        [part],
+      );
       r.rows.forEach((row, i) => x.set(readVectorBinary(row.embedding, meta), (s + i) * meta.dimension));
       options.onProgress?.('sample', s + part.length, ids.length);
     }
@@ -843,17 +1041,31 @@ export class PostgresStore implements GalleryStore {
     const stored = encodeProjection(projection);
     const generation = newGeneration();
     await q(`DELETE FROM ${this.names.projected}`);
-    await q(`ALTER TABLE ${this.names.projected} ALTER COLUMN proj TYPE ${this.names.ext}.vector(${projection.components})`);
+    await q(
+      `ALTER TABLE ${this.names.projected} ALTER COLUMN proj TYPE ${this.names.ext}.vector(${projection.components})`,
+    );
     await q(`DELETE FROM ${this.names.projection}`);
     await q(
       `INSERT INTO ${this.names.projection} (id, generation, dim, components, fitted_on, total_variance, mean, basis, variances) VALUES (1, $1, $2, $3, $4, $5, $6, $7, $8)`,
-      [generation, projection.dim, projection.components, projection.fittedOn, projection.totalVariance, stored.mean, stored.basis, stored.variances],
+      [
+        generation,
+        projection.dim,
+        projection.components,
+        projection.fittedOn,
+        projection.totalVariance,
+        stored.mean,
+        stored.basis,
+        stored.variances,
+      ],
     );
     const approx = (await this.currentProjector(q))!;
     const total = Number((await q<{ n: string }>(`SELECT count(*) AS n FROM ${this.names.faces}`)).rows[0].n);
     let done = 0;
     for (let after = 0; ; ) {
-      const r = await q<{ id: string; embedding: Buffer }>(`SELECT id, ${this.sendVector(meta)} AS embedding FROM ${this.names.faces} WHERE id > $1 ORDER BY id LIMIT $2`, [after, BUILD_BATCH]);
+      const r = await q<{ id: string; embedding: Buffer }>(
+        `SELECT id, ${this.sendVector(meta)} AS embedding FROM ${this.names.faces} WHERE id > $1 ORDER BY id LIMIT $2`,
+        [after, BUILD_BATCH],
+      );
       if (r.rows.length === 0) break;
       const faces = r.rows.map((row) => ({ id: Number(row.id), descriptor: readVectorBinary(row.embedding, meta) }));
       await this.insertProjections(q, approx.projector, faces);
@@ -874,8 +1086,10 @@ export class PostgresStore implements GalleryStore {
       'write',
       async (q): Promise<'built' | 'exists' | 'too few'> => {
         await this.lock(q);
-        const fitted = (await q<{ n: number }>(`SELECT fitted_on AS n FROM ${this.names.projection} WHERE id = 1`)).rows[0]?.n;
-        const count = async () => Number((await q<{ n: string }>(`SELECT count(*) AS n FROM ${this.names.faces}`)).rows[0].n);
+        const fitted = (await q<{ n: number }>(`SELECT fitted_on AS n FROM ${this.names.projection} WHERE id = 1`))
+          .rows[0]?.n;
+        const count = async () =>
+          Number((await q<{ n: string }>(`SELECT count(*) AS n FROM ${this.names.faces}`)).rows[0].n);
         // A projection fitted on a small gallery that has grown since is fitted again (see needsRefit).
         let faces: number | undefined;
         const refit = fitted !== undefined && fitted < sample && needsRefit(fitted, (faces = await count()), sample);
@@ -901,25 +1115,47 @@ export class PostgresStore implements GalleryStore {
 
   async remove(identity: string): Promise<number> {
     if (!(await this.meta())) return 0;
-    return this.run('write', async (q) => (await q(`DELETE FROM ${this.names.faces} WHERE identity = $1`, [identity])).rowCount ?? 0, 'removing an identity');
+    return this.run(
+      'write',
+      async (q) => (await q(`DELETE FROM ${this.names.faces} WHERE identity = $1`, [identity])).rowCount ?? 0,
+      'removing an identity',
+    );
   }
 
   async list(): Promise<IdentitySummary[]> {
     if (!(await this.meta())) return [];
-    const r = await this.run('read', (q) => q<{ identity: string; faces: string }>(`SELECT identity, count(*) AS faces FROM ${this.names.faces} GROUP BY identity ORDER BY identity`), 'listing identities');
+    const r = await this.run(
+      'read',
+      (q) =>
+        q<{ identity: string; faces: string }>(
+          `SELECT identity, count(*) AS faces FROM ${this.names.faces} GROUP BY identity ORDER BY identity`,
+        ),
+      'listing identities',
+    );
     return r.rows.map((x) => ({ identity: x.identity, faces: Number(x.faces) }));
   }
 
   async count(): Promise<number> {
     if (!(await this.meta())) return 0;
-    return Number((await this.run('read', (q) => q<{ n: string }>(`SELECT count(*) AS n FROM ${this.names.faces}`), 'counting faces')).rows[0].n);
+    return Number(
+      (
+        await this.run(
+          'read',
+          (q) => q<{ n: string }>(`SELECT count(*) AS n FROM ${this.names.faces}`),
+          'counting faces',
+        )
+      ).rows[0].n,
+    );
   }
 
   /**
    * Nearest faces (not grouped by identity): exact, or through the binary HNSW index with `candidates`
    * re-ranked exactly. Distances are pgvector's (cosine distance, or L2 for euclidean), mapped to `metric`.
    */
-  async nearestFaces(query: Float32Array, options: { k: number; metric: Metric; approximate?: boolean; candidates?: number }): Promise<{ id: number; identity: string; source: string; distance: number }[]> {
+  async nearestFaces(
+    query: Float32Array,
+    options: { k: number; metric: Metric; approximate?: boolean; candidates?: number },
+  ): Promise<{ id: number; identity: string; source: string; distance: number }[]> {
     const meta = await this.requireMeta();
     const type = this.vectorType(meta);
     const op = `OPERATOR(${this.names.ext}.${options.metric === 'euclidean' ? '<->' : '<=>'})`;
@@ -930,7 +1166,12 @@ export class PostgresStore implements GalleryStore {
         [q, options.k, ...extra],
       ),
     );
-    return rows.rows.map((r) => ({ id: Number(r.id), identity: r.identity, source: r.source, distance: mapDistance(Number(r.d), options.metric) }));
+    return rows.rows.map((r) => ({
+      id: Number(r.id),
+      identity: r.identity,
+      source: r.source,
+      distance: mapDistance(Number(r.d), options.metric),
+    }));
   }
 
   /** Runs a search: exact, or with the candidates the approximate index proposes (the projected query is $3). */
@@ -951,7 +1192,9 @@ export class PostgresStore implements GalleryStore {
         // The index returns at most ef_search rows; ask for as many as will be re-ranked.
         await q(`SET LOCAL hnsw.ef_search = ${Math.max(40, candidates)}`);
         const projected = await approx.projector.project(query, 1);
-        return search(q, { count: candidates, components: approx.projector.projection.components }, [vectorParam(projected, 'fp32')]);
+        return search(q, { count: candidates, components: approx.projector.projection.components }, [
+          vectorParam(projected, 'fp32'),
+        ]);
       },
       'searching',
     );
@@ -969,7 +1212,11 @@ export class PostgresStore implements GalleryStore {
         [q, options.k, ...extra],
       ),
     );
-    return r.rows.map((x) => ({ identity: x.identity, distance: mapDistance(Number(x.d), options.metric), face: { id: Number(x.id), identity: x.identity, source: x.source } }));
+    return r.rows.map((x) => ({
+      identity: x.identity,
+      distance: mapDistance(Number(x.d), options.metric),
+      face: { id: Number(x.id), identity: x.identity, source: x.source },
+    }));
   }
 
   /**
@@ -993,7 +1240,11 @@ export class PostgresStore implements GalleryStore {
   async rekey(oldKey: string, newKey: string): Promise<boolean> {
     if (!(await this.meta())) return false;
     // The WHERE on the old value makes it safe to repeat, and leaves a key another session changed first as it is.
-    const r = await this.run('write', (q) => q(`UPDATE ${this.names.meta} SET value = $1 WHERE key = 'model_key' AND value = $2`, [newKey, oldKey]), 'changing the model key');
+    const r = await this.run(
+      'write',
+      (q) => q(`UPDATE ${this.names.meta} SET value = $1 WHERE key = 'model_key' AND value = $2`, [newKey, oldKey]),
+      'changing the model key',
+    );
     this.cachedMeta = undefined; // changed here or elsewhere: read it again
     return r.rowCount === 1;
   }
@@ -1014,20 +1265,30 @@ export class PostgresStore implements GalleryStore {
     const ended = client.end().catch(() => {});
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<'late'>((r) => (timer = setTimeout(() => r('late'), 2000)));
-    if ((await Promise.race([ended, late])) === 'late') (client as unknown as { connection: { stream: { destroy(): void } } }).connection.stream.destroy();
+    if ((await Promise.race([ended, late])) === 'late')
+      (client as unknown as { connection: { stream: { destroy(): void } } }).connection.stream.destroy();
     clearTimeout(timer);
   }
 }
 
 function namesFor(schema: string, extSchema: string): Names {
   const s = quoteIdent(schema);
-  return { schema, meta: `${s}.vggface_meta`, faces: `${s}.vggface_faces`, projection: `${s}.vggface_projection`, projected: `${s}.vggface_projected`, ext: quoteIdent(extSchema), extSchema };
+  return {
+    schema,
+    meta: `${s}.vggface_meta`,
+    faces: `${s}.vggface_faces`,
+    projection: `${s}.vggface_projection`,
+    projected: `${s}.vggface_projected`,
+    ext: quoteIdent(extSchema),
+    extSchema,
+  };
 }
 
 /** A vector or halfvec in pgvector's binary form (vector_send: int16 dimension, int16 unused, big-endian values). */
 function readVectorBinary(b: Buffer, meta: GalleryMeta): Float32Array {
   const dim = b.readInt16BE(0);
-  if (dim !== meta.dimension) throw new Error(`a stored descriptor has ${dim} dimensions, the gallery ${meta.dimension}`);
+  if (dim !== meta.dimension)
+    throw new Error(`a stored descriptor has ${dim} dimensions, the gallery ${meta.dimension}`);
   const body = Buffer.from(new Uint8Array(b.subarray(4)).buffer); // a copy at offset 0 (aligned), swapped to native order
   if (meta.precision === 'fp16') {
     if (LITTLE_ENDIAN) body.swap16();

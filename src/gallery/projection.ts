@@ -59,12 +59,19 @@ const CHUNK_ROWS = 2048;
 /**
  * Fits a PCA of `count` descriptors of `dim` values (`sample`, row-major) keeping `components` directions.
  */
-export async function fitProjection(sample: Float32Array, count: number, dim: number, components: number, options: FitOptions = {}): Promise<Projection> {
+export async function fitProjection(
+  sample: Float32Array,
+  count: number,
+  dim: number,
+  components: number,
+  options: FitOptions = {},
+): Promise<Projection> {
   if (!Number.isInteger(components) || components < 1 || components > Math.min(dim, MAX_COMPONENTS)) {
     throw invalidParameterError('components', `an integer from 1 to ${Math.min(dim, MAX_COMPONENTS)}`, components);
   }
   if (count < 2) throw invalidParameterError('sample', 'at least 2 descriptors to fit a projection on', count);
-  if (sample.length !== count * dim) throw new Error(`internal: sample of ${sample.length} values, expected ${count} x ${dim}`);
+  if (sample.length !== count * dim)
+    throw new Error(`internal: sample of ${sample.length} values, expected ${count} x ${dim}`);
   const mean = new Float64Array(dim);
   for (let r = 0; r < count; r++) {
     const o = r * dim;
@@ -86,7 +93,10 @@ export async function fitProjection(sample: Float32Array, count: number, dim: nu
         const o = (s + r) * dim;
         for (let i = 0; i < dim; i++) chunk[r * dim + i] = sample[o + i] - mean32[i];
       }
-      const part = await aTa.multiply({ data: chunk.subarray(0, rows * dim), rows, cols: dim }, { data: chunk.subarray(0, rows * dim), rows, cols: dim });
+      const part = await aTa.multiply(
+        { data: chunk.subarray(0, rows * dim), rows, cols: dim },
+        { data: chunk.subarray(0, rows * dim), rows, cols: dim },
+      );
       for (let i = 0; i < cov64.length; i++) cov64[i] += part.data[i];
     }
     const cov = new Float32Array(dim * dim);
@@ -147,7 +157,8 @@ export async function openProjector(projection: Projection, threads?: number): P
   return {
     projection,
     async project(rows, count) {
-      if (rows.length !== count * dim) throw new Error(`internal: ${rows.length} values to project, expected ${count} x ${dim}`);
+      if (rows.length !== count * dim)
+        throw new Error(`internal: ${rows.length} values to project, expected ${count} x ${dim}`);
       if (count === 0) return new Float32Array(0);
       const out = (await gemm.multiply({ data: rows, rows: count, cols: dim }, basisM)).data;
       for (let r = 0; r < count; r++) for (let k = 0; k < components; k++) out[r * components + k] -= offset[k];
@@ -173,11 +184,13 @@ export function decodeProjection(stored: {
   fittedOn: number;
 }): Projection {
   const f32 = (b: Uint8Array, n: number, what: string) => {
-    if (b.byteLength !== n * 4) throw new Error(`stored projection: ${what} of ${b.byteLength} bytes, expected ${n * 4}`);
+    if (b.byteLength !== n * 4)
+      throw new Error(`stored projection: ${what} of ${b.byteLength} bytes, expected ${n * 4}`);
     return new Float32Array(new Uint8Array(b).buffer);
   };
   const { dim, components } = stored;
-  if (stored.variances.byteLength !== components * 8) throw new Error(`stored projection: variances of ${stored.variances.byteLength} bytes, expected ${components * 8}`);
+  if (stored.variances.byteLength !== components * 8)
+    throw new Error(`stored projection: variances of ${stored.variances.byteLength} bytes, expected ${components * 8}`);
   return {
     dim,
     components,
@@ -222,7 +235,8 @@ function orthonormalizeRows(m: Float32Array, rows: number, cols: number): void {
  */
 export function symmetricEigen(a: Float64Array, n: number): { values: Float64Array; vectors: Float64Array } {
   // Symmetrise: the product that made `a` is symmetric only up to rounding.
-  for (let i = 0; i < n; i++) for (let j = i + 1; j < n; j++) a[i * n + j] = a[j * n + i] = (a[i * n + j] + a[j * n + i]) / 2;
+  for (let i = 0; i < n; i++)
+    for (let j = i + 1; j < n; j++) a[i * n + j] = a[j * n + i] = (a[i * n + j] + a[j * n + i]) / 2;
   const v = new Float64Array(n * n);
   for (let i = 0; i < n; i++) v[i * n + i] = 1;
   for (let sweep = 0; sweep < 50; sweep++) {

@@ -22,10 +22,22 @@ function scorerSpec(dim: number, precision: Precision): ModelSpec {
     nodes: half
       ? [
           { op: 'MatMul', inputs: ['rows', 'query'], outputs: ['scores_half'] },
-          { op: 'Cast', inputs: ['scores_half'], outputs: ['scores'], attributes: { to: { kind: 'int', value: DataType.FLOAT } } },
+          {
+            op: 'Cast',
+            inputs: ['scores_half'],
+            outputs: ['scores'],
+            attributes: { to: { kind: 'int', value: DataType.FLOAT } },
+          },
         ]
       : // query [1, dim] x rows^T: the orientation measured fastest (a GEMV over row-major rows).
-        [{ op: 'Gemm', inputs: ['query', 'rows'], outputs: ['scores'], attributes: { transB: { kind: 'int', value: 1 } } }],
+        [
+          {
+            op: 'Gemm',
+            inputs: ['query', 'rows'],
+            outputs: ['scores'],
+            attributes: { transB: { kind: 'int', value: 1 } },
+          },
+        ],
     initializers: [],
     inputs: [
       { name: 'rows', elemType: elem, shape: ['n', dim] },
@@ -49,7 +61,10 @@ export async function openScorer(dim: number, precision: Precision, threads?: nu
     precision,
     async scores(rows, count, query) {
       const res = await engine.run(
-        { rows: { data: rows, dims: [count, dim] }, query: { data: query, dims: precision === 'fp16' ? [dim, 1] : [1, dim] } },
+        {
+          rows: { data: rows, dims: [count, dim] },
+          query: { data: query, dims: precision === 'fp16' ? [dim, 1] : [1, dim] },
+        },
         ['scores'],
       );
       return res.scores.data;

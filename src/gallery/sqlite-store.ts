@@ -11,12 +11,28 @@ import { mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import { VggFaceError } from '../errors.js';
-import { annSettings, checkCandidates, exactDistance, fitGalleryProjection, needsRefit, newGeneration, rerank } from './approximate.js';
+import {
+  annSettings,
+  checkCandidates,
+  exactDistance,
+  fitGalleryProjection,
+  needsRefit,
+  newGeneration,
+  rerank,
+} from './approximate.js';
 import { DescriptorIndex, type IdentityMatch } from './descriptor-index.js';
 import { decodeProjection, encodeProjection, openProjector, type Projection, type Projector } from './projection.js';
 import { decodeHalf, encodeHalf } from '../util/float16.js';
 import type { Metric } from '../metrics/distance.js';
-import type { AddOutcome, AnnIndexOptions, GalleryMeta, GalleryStore, IdentitySummary, NewFace, StoreSearchOptions } from './types.js';
+import type {
+  AddOutcome,
+  AnnIndexOptions,
+  GalleryMeta,
+  GalleryStore,
+  IdentitySummary,
+  NewFace,
+  StoreSearchOptions,
+} from './types.js';
 
 export const SQLITE_SCHEMA_VERSION = 2;
 /** Faces read, projected and written per step while building the approximate index. */
@@ -111,11 +127,16 @@ export class SqliteStore implements GalleryStore {
     if (!tables.includes('meta') || !tables.includes('faces')) {
       throw galleryError(this.location, `not a vggface gallery: a SQLite database with tables ${tables.join(', ')}`);
     }
-    const get = (k: string) => this.db.prepare('SELECT value FROM meta WHERE key = ?').pluck().get(k) as string | undefined;
-    if (get('application') !== APPLICATION) throw galleryError(this.location, 'not a vggface gallery: its meta table has no application = vggface-gallery');
+    const get = (k: string) =>
+      this.db.prepare('SELECT value FROM meta WHERE key = ?').pluck().get(k) as string | undefined;
+    if (get('application') !== APPLICATION)
+      throw galleryError(this.location, 'not a vggface gallery: its meta table has no application = vggface-gallery');
     const version = Number(get('schema_version'));
     if (version > SQLITE_SCHEMA_VERSION) {
-      throw galleryError(this.location, `gallery schema version ${version} is newer than this vggface supports (${SQLITE_SCHEMA_VERSION}); upgrade vggface`);
+      throw galleryError(
+        this.location,
+        `gallery schema version ${version} is newer than this vggface supports (${SQLITE_SCHEMA_VERSION}); upgrade vggface`,
+      );
     }
     if (!(version >= 1)) throw galleryError(this.location, `wrong schema: schema_version "${get('schema_version')}"`);
     const columns = (this.db.prepare(`PRAGMA table_info(faces)`).all() as { name: string }[]).map((c) => c.name);
@@ -138,7 +159,12 @@ export class SqliteStore implements GalleryStore {
     if (!hasMeta) return undefined;
     const rows = this.db.prepare('SELECT key, value FROM meta').all() as { key: string; value: string }[];
     const m = Object.fromEntries(rows.map((r) => [r.key, r.value]));
-    return { modelKey: m.model_key, modelName: m.model_name, dimension: Number(m.dimension), precision: m.precision === 'fp16' ? 'fp16' : 'fp32' };
+    return {
+      modelKey: m.model_key,
+      modelName: m.model_name,
+      dimension: Number(m.dimension),
+      precision: m.precision === 'fp16' ? 'fp16' : 'fp32',
+    };
   }
 
   async initialize(meta: GalleryMeta): Promise<GalleryMeta> {
@@ -176,15 +202,28 @@ export class SqliteStore implements GalleryStore {
 
   async add(faces: readonly NewFace[]): Promise<AddOutcome[]> {
     const meta = (await this.meta())!;
-    const insert = this.db.prepare('INSERT INTO faces (identity, content_hash, source, added_at, descriptor) VALUES (?, ?, ?, ?, ?) ON CONFLICT (content_hash) DO NOTHING');
-    const insertProjected = this.db.prepare('INSERT OR REPLACE INTO projected (face_id, identity, proj) VALUES (?, ?, ?)');
+    const insert = this.db.prepare(
+      'INSERT INTO faces (identity, content_hash, source, added_at, descriptor) VALUES (?, ?, ?, ?, ?) ON CONFLICT (content_hash) DO NOTHING',
+    );
+    const insertProjected = this.db.prepare(
+      'INSERT OR REPLACE INTO projected (face_id, identity, proj) VALUES (?, ?, ?)',
+    );
     const find = this.db.prepare('SELECT identity, source FROM faces WHERE content_hash = ?');
     const now = new Date().toISOString();
     // With an approximate index, each new face is projected (before the transaction: ONNX Runtime is asynchronous)
     // and stored with its projection; the transaction checks the projection is still the one used.
     for (let attempt = 1; ; attempt++) {
       const approx = await this.currentProjector();
-      const projected = approx && faces.length > 0 ? await approx.projector.project(concatRows(faces.map((f) => f.descriptor), meta.dimension), faces.length) : undefined;
+      const projected =
+        approx && faces.length > 0
+          ? await approx.projector.project(
+              concatRows(
+                faces.map((f) => f.descriptor),
+                meta.dimension,
+              ),
+              faces.length,
+            )
+          : undefined;
       const k = approx?.projector.projection.components ?? 0;
       const tx = this.db.transaction((batch: readonly NewFace[]) => {
         if (this.generationNow() !== approx?.generation) throw new ProjectionChanged();
@@ -211,7 +250,8 @@ export class SqliteStore implements GalleryStore {
         const o = outcomes[i];
         if (o.status !== 'added') return;
         this.index?.append({ id: o.id, identity: f.identity, source: f.source }, this.index.encode(f.descriptor));
-        if (projected) approx!.index?.append({ id: o.id, identity: f.identity, source: '' }, projected.slice(i * k, (i + 1) * k));
+        if (projected)
+          approx!.index?.append({ id: o.id, identity: f.identity, source: '' }, projected.slice(i * k, (i + 1) * k));
       });
       return outcomes;
     }
@@ -227,7 +267,9 @@ export class SqliteStore implements GalleryStore {
   }
 
   /** The stored projection's projector (opened once per generation), or undefined without an approximate index. */
-  private async currentProjector(): Promise<{ generation: string; projector: Projector; index?: DescriptorIndex } | undefined> {
+  private async currentProjector(): Promise<
+    { generation: string; projector: Projector; index?: DescriptorIndex } | undefined
+  > {
     const generation = this.generationNow();
     if (generation === undefined) return undefined;
     if (this.approx?.generation === generation) return this.approx;
@@ -242,7 +284,15 @@ export class SqliteStore implements GalleryStore {
     };
     let projection: Projection;
     try {
-      projection = decodeProjection({ dim: r.dim, components: r.components, mean: r.mean, basis: r.basis, variances: r.variances, totalVariance: r.total_variance, fittedOn: r.fitted_on });
+      projection = decodeProjection({
+        dim: r.dim,
+        components: r.components,
+        mean: r.mean,
+        basis: r.basis,
+        variances: r.variances,
+        totalVariance: r.total_variance,
+        fittedOn: r.fitted_on,
+      });
     } catch (err) {
       throw galleryError(this.location, `the approximate index is damaged: ${(err as Error).message}`, err);
     }
@@ -270,7 +320,9 @@ export class SqliteStore implements GalleryStore {
     const meta = await this.meta();
     if (!meta) throw galleryError(this.location, 'the gallery is empty: add faces first with "vggface gallery add"');
     const { components, sample } = annSettings(this.location, meta.dimension, options);
-    const fitted = this.hasTable('projection') ? (this.db.prepare('SELECT fitted_on FROM projection WHERE id = 1').pluck().get() as number | undefined) : undefined;
+    const fitted = this.hasTable('projection')
+      ? (this.db.prepare('SELECT fitted_on FROM projection WHERE id = 1').pluck().get() as number | undefined)
+      : undefined;
     if (fitted !== undefined && !needsRefit(fitted, await this.count(), sample)) return false;
     const ids = this.db.prepare('SELECT id FROM faces ORDER BY random() LIMIT ?').pluck().all(sample) as number[];
     // Fewer than 2 faces: nothing to fit a projection on, and approximate search is exact until there are more.
@@ -293,25 +345,46 @@ export class SqliteStore implements GalleryStore {
       const parts: { ids: number[]; identities: string[]; proj: Float32Array }[] = [];
       let done = 0;
       for (let after = -1; ; ) {
-        const batch = this.db.prepare('SELECT id, identity, descriptor FROM faces WHERE id > ? ORDER BY id LIMIT ?').all(after, BUILD_BATCH) as { id: number; identity: string; descriptor: Buffer }[];
+        const batch = this.db
+          .prepare('SELECT id, identity, descriptor FROM faces WHERE id > ? ORDER BY id LIMIT ?')
+          .all(after, BUILD_BATCH) as { id: number; identity: string; descriptor: Buffer }[];
         if (batch.length === 0) break;
         const x = new Float32Array(batch.length * meta.dimension);
         batch.forEach((r, i) => x.set(this.decodeDescriptor(meta, r.descriptor, r.id), i * meta.dimension));
-        parts.push({ ids: batch.map((r) => r.id), identities: batch.map((r) => r.identity), proj: await projector.project(x, batch.length) });
+        parts.push({
+          ids: batch.map((r) => r.id),
+          identities: batch.map((r) => r.identity),
+          proj: await projector.project(x, batch.length),
+        });
         after = batch[batch.length - 1].id;
         done += batch.length;
         options.onProgress?.('project', done, total);
       }
       const k = projection.components;
       const write = this.db.transaction(() => {
-        const now = this.hasTable('projection') ? (this.db.prepare('SELECT fitted_on FROM projection WHERE id = 1').pluck().get() as number | undefined) : undefined;
+        const now = this.hasTable('projection')
+          ? (this.db.prepare('SELECT fitted_on FROM projection WHERE id = 1').pluck().get() as number | undefined)
+          : undefined;
         if (now !== fitted) return false; // another process built it first
         this.db.exec('DELETE FROM projection; DELETE FROM projected');
         this.db
-          .prepare('INSERT INTO projection (id, generation, dim, components, fitted_on, total_variance, mean, basis, variances, created_at) VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, ?)')
-          .run(generation, projection.dim, k, projection.fittedOn, projection.totalVariance, stored.mean, stored.basis, stored.variances, new Date().toISOString());
+          .prepare(
+            'INSERT INTO projection (id, generation, dim, components, fitted_on, total_variance, mean, basis, variances, created_at) VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+          )
+          .run(
+            generation,
+            projection.dim,
+            k,
+            projection.fittedOn,
+            projection.totalVariance,
+            stored.mean,
+            stored.basis,
+            stored.variances,
+            new Date().toISOString(),
+          );
         const put = this.db.prepare('INSERT OR REPLACE INTO projected (face_id, identity, proj) VALUES (?, ?, ?)');
-        for (const p of parts) p.ids.forEach((id, i) => put.run(id, p.identities[i], bytesOf(p.proj.subarray(i * k, (i + 1) * k))));
+        for (const p of parts)
+          p.ids.forEach((id, i) => put.run(id, p.identities[i], bytesOf(p.proj.subarray(i * k, (i + 1) * k))));
         // Faces removed while projecting: their projections go too.
         this.db.exec('DELETE FROM projected WHERE face_id NOT IN (SELECT id FROM faces)');
         return true;
@@ -325,13 +398,21 @@ export class SqliteStore implements GalleryStore {
       if (!built) return false;
       options.onProgress?.('index', 1, 1);
       // Faces added by other processes before the commit were stored without a projection: project them now.
-      const missing = this.db.prepare('SELECT id, identity, descriptor FROM faces WHERE id NOT IN (SELECT face_id FROM projected) ORDER BY id').all() as { id: number; identity: string; descriptor: Buffer }[];
+      const missing = this.db
+        .prepare(
+          'SELECT id, identity, descriptor FROM faces WHERE id NOT IN (SELECT face_id FROM projected) ORDER BY id',
+        )
+        .all() as { id: number; identity: string; descriptor: Buffer }[];
       if (missing.length > 0) {
         const x = new Float32Array(missing.length * meta.dimension);
         missing.forEach((r, i) => x.set(this.decodeDescriptor(meta, r.descriptor, r.id), i * meta.dimension));
         const proj = await projector.project(x, missing.length);
-        const put = this.db.prepare('INSERT OR IGNORE INTO projected (face_id, identity, proj) SELECT id, identity, ? FROM faces WHERE id = ?');
-        this.db.transaction(() => missing.forEach((r, i) => put.run(bytesOf(proj.subarray(i * k, (i + 1) * k)), r.id))).immediate();
+        const put = this.db.prepare(
+          'INSERT OR IGNORE INTO projected (face_id, identity, proj) SELECT id, identity, ? FROM faces WHERE id = ?',
+        );
+        this.db
+          .transaction(() => missing.forEach((r, i) => put.run(bytesOf(proj.subarray(i * k, (i + 1) * k)), r.id)))
+          .immediate();
       }
       return true;
     } finally {
@@ -341,7 +422,8 @@ export class SqliteStore implements GalleryStore {
 
   private checkDescriptorSize(meta: GalleryMeta, b: Buffer, id: number): void {
     const bytes = meta.dimension * (meta.precision === 'fp16' ? 2 : 4);
-    if (b.byteLength !== bytes) throw galleryError(this.location, `face ${id}: descriptor of ${b.byteLength} bytes, expected ${bytes}`);
+    if (b.byteLength !== bytes)
+      throw galleryError(this.location, `face ${id}: descriptor of ${b.byteLength} bytes, expected ${bytes}`);
   }
 
   /** A stored descriptor as float32, its size checked. */
@@ -358,9 +440,18 @@ export class SqliteStore implements GalleryStore {
     if (approx.index) return { projector: approx.projector, index: approx.index };
     const k = approx.projector.projection.components;
     const index = new DescriptorIndex(k, 'fp32', this.threads);
-    for (const r of this.db.prepare('SELECT face_id, identity, proj FROM projected ORDER BY face_id').iterate() as Iterable<{ face_id: number; identity: string; proj: Buffer }>) {
-      if (r.proj.byteLength !== k * 4) throw galleryError(this.location, `face ${r.face_id}: projection of ${r.proj.byteLength} bytes, expected ${k * 4}`);
-      index.append({ id: r.face_id, identity: r.identity, source: '' }, new Float32Array(new Uint8Array(r.proj).buffer));
+    for (const r of this.db
+      .prepare('SELECT face_id, identity, proj FROM projected ORDER BY face_id')
+      .iterate() as Iterable<{ face_id: number; identity: string; proj: Buffer }>) {
+      if (r.proj.byteLength !== k * 4)
+        throw galleryError(
+          this.location,
+          `face ${r.face_id}: projection of ${r.proj.byteLength} bytes, expected ${k * 4}`,
+        );
+      index.append(
+        { id: r.face_id, identity: r.identity, source: '' },
+        new Float32Array(new Uint8Array(r.proj).buffer),
+      );
     }
     approx.index = index;
     return { projector: approx.projector, index };
@@ -368,10 +459,12 @@ export class SqliteStore implements GalleryStore {
 
   async remove(identity: string): Promise<number> {
     if (!(await this.meta())) return 0;
-    const n = this.db.transaction(() => {
-      if (this.hasTable('projected')) this.db.prepare('DELETE FROM projected WHERE identity = ?').run(identity);
-      return this.db.prepare('DELETE FROM faces WHERE identity = ?').run(identity).changes;
-    }).immediate();
+    const n = this.db
+      .transaction(() => {
+        if (this.hasTable('projected')) this.db.prepare('DELETE FROM projected WHERE identity = ?').run(identity);
+        return this.db.prepare('DELETE FROM faces WHERE identity = ?').run(identity).changes;
+      })
+      .immediate();
     this.index?.retain((f) => f.identity !== identity);
     this.approx?.index?.retain((f) => f.identity !== identity);
     return n;
@@ -379,7 +472,9 @@ export class SqliteStore implements GalleryStore {
 
   async list(): Promise<IdentitySummary[]> {
     if (!(await this.meta())) return [];
-    return this.db.prepare('SELECT identity, count(*) AS faces FROM faces GROUP BY identity ORDER BY identity').all() as IdentitySummary[];
+    return this.db
+      .prepare('SELECT identity, count(*) AS faces FROM faces GROUP BY identity ORDER BY identity')
+      .all() as IdentitySummary[];
   }
 
   async count(): Promise<number> {
@@ -397,7 +492,10 @@ export class SqliteStore implements GalleryStore {
     for (const r of rows.iterate() as Iterable<{ id: number; identity: string; source: string; descriptor: Buffer }>) {
       this.checkDescriptorSize(meta, r.descriptor, r.id);
       const copy = new Uint8Array(r.descriptor); // aligned copy, kept in its stored precision
-      index.append({ id: r.id, identity: r.identity, source: r.source }, meta.precision === 'fp16' ? new Uint16Array(copy.buffer) : new Float32Array(copy.buffer));
+      index.append(
+        { id: r.id, identity: r.identity, source: r.source },
+        meta.precision === 'fp16' ? new Uint16Array(copy.buffer) : new Float32Array(copy.buffer),
+      );
     }
     this.index = index;
     return index;
@@ -420,30 +518,58 @@ export class SqliteStore implements GalleryStore {
   }
 
   /** The `count` faces whose projections are nearest the query's, with their full descriptors (for re-ranking). */
-  private async approximateCandidates(meta: GalleryMeta, query: Float32Array, count: number): Promise<{ id: number; identity: string; source: string; descriptor: Float32Array }[]> {
+  private async approximateCandidates(
+    meta: GalleryMeta,
+    query: Float32Array,
+    count: number,
+  ): Promise<{ id: number; identity: string; source: string; descriptor: Float32Array }[]> {
     const { projector, index } = await this.loadApproxIndex();
     const near = await index.nearestRows(await projector.project(query, 1), count);
     if (near.length === 0) return [];
     const rows = this.db
       .prepare('SELECT id, identity, source, descriptor FROM faces WHERE id IN (SELECT value FROM json_each(?))')
-      .all(JSON.stringify(near.map((f) => f.id))) as { id: number; identity: string; source: string; descriptor: Buffer }[];
-    return rows.map((r) => ({ id: r.id, identity: r.identity, source: r.source, descriptor: this.decodeDescriptor(meta, r.descriptor, r.id) }));
+      .all(JSON.stringify(near.map((f) => f.id))) as {
+      id: number;
+      identity: string;
+      source: string;
+      descriptor: Buffer;
+    }[];
+    return rows.map((r) => ({
+      id: r.id,
+      identity: r.identity,
+      source: r.source,
+      descriptor: this.decodeDescriptor(meta, r.descriptor, r.id),
+    }));
   }
 
   /**
    * Nearest faces (not grouped by identity), as PostgresStore.nearestFaces: approximate (the projection's candidates
    * re-ranked exactly), or exact (every stored descriptor compared in float64: a check, not a fast path).
    */
-  async nearestFaces(query: Float32Array, options: { k: number; metric: Metric; approximate?: boolean; candidates?: number }): Promise<{ id: number; identity: string; source: string; distance: number }[]> {
+  async nearestFaces(
+    query: Float32Array,
+    options: { k: number; metric: Metric; approximate?: boolean; candidates?: number },
+  ): Promise<{ id: number; identity: string; source: string; distance: number }[]> {
     const meta = await this.meta();
     if (!meta) throw galleryError(this.location, 'the gallery is empty: add faces first with "vggface gallery add"');
     const found: { id: number; identity: string; source: string; distance: number }[] = [];
     const add = (r: { id: number; identity: string; source: string; descriptor: Float32Array }) =>
-      found.push({ id: r.id, identity: r.identity, source: r.source, distance: exactDistance(query, r.descriptor, options.metric) });
+      found.push({
+        id: r.id,
+        identity: r.identity,
+        source: r.source,
+        distance: exactDistance(query, r.descriptor, options.metric),
+      });
     if (options.approximate && (await this.hasAnnIndex())) {
-      for (const r of await this.approximateCandidates(meta, query, checkCandidates(this.location, options.candidates))) add(r);
+      for (const r of await this.approximateCandidates(meta, query, checkCandidates(this.location, options.candidates)))
+        add(r);
     } else {
-      for (const r of this.db.prepare('SELECT id, identity, source, descriptor FROM faces').iterate() as Iterable<{ id: number; identity: string; source: string; descriptor: Buffer }>) {
+      for (const r of this.db.prepare('SELECT id, identity, source, descriptor FROM faces').iterate() as Iterable<{
+        id: number;
+        identity: string;
+        source: string;
+        descriptor: Buffer;
+      }>) {
         add({ ...r, descriptor: this.decodeDescriptor(meta, r.descriptor, r.id) });
       }
     }
@@ -453,7 +579,9 @@ export class SqliteStore implements GalleryStore {
   /** A stored descriptor as float32, for checks. */
   async descriptor(id: number): Promise<Float32Array | undefined> {
     const meta = await this.meta();
-    const r = this.db.prepare('SELECT descriptor FROM faces WHERE id = ?').get(id) as { descriptor: Buffer } | undefined;
+    const r = this.db.prepare('SELECT descriptor FROM faces WHERE id = ?').get(id) as
+      | { descriptor: Buffer }
+      | undefined;
     if (!r || !meta) return undefined;
     const copy = new Uint8Array(r.descriptor);
     return meta.precision === 'fp16' ? decodeHalf(new Uint16Array(copy.buffer)) : new Float32Array(copy.buffer);

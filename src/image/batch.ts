@@ -9,11 +9,21 @@ export interface DecodedItem {
 }
 
 /** Never rejects: each item carries its image or its error. */
-export async function decodeBatch(items: readonly { input: ImageInput; label: string }[], size: number, options: ResizeOptions): Promise<DecodedItem[]> {
+export async function decodeBatch(
+  items: readonly { input: ImageInput; label: string }[],
+  size: number,
+  options: ResizeOptions,
+): Promise<DecodedItem[]> {
   const settled = await Promise.allSettled(items.map((it) => loadSquare(it.input, it.label, size, options)));
   return settled.map((s, i) => {
     if (s.status === 'fulfilled') return { label: items[i].label, image: s.value };
-    const err = s.reason instanceof VggFaceError ? s.reason : new VggFaceError('E_IMAGE', `${items[i].label}: ${(s.reason as Error)?.message ?? String(s.reason)}`, { input: items[i].label, cause: s.reason });
+    const err =
+      s.reason instanceof VggFaceError
+        ? s.reason
+        : new VggFaceError('E_IMAGE', `${items[i].label}: ${(s.reason as Error)?.message ?? String(s.reason)}`, {
+            input: items[i].label,
+            cause: s.reason,
+          });
     return { label: items[i].label, error: err };
   });
 }

@@ -28,7 +28,11 @@ export interface CalibrationSet {
 }
 
 /** Runs `produce` once to hash (and so check) every image; `images()` produces them again on demand. */
-async function preparedSet(source: string, count: number, produce: () => AsyncGenerator<Uint8Array>): Promise<CalibrationSet> {
+async function preparedSet(
+  source: string,
+  count: number,
+  produce: () => AsyncGenerator<Uint8Array>,
+): Promise<CalibrationSet> {
   const hash = createHash('sha256');
   for await (const img of produce()) hash.update(img);
   return { source, count, sha256: hash.digest('hex'), images: produce };
@@ -44,12 +48,19 @@ export function builtinCalibrationSet(count = BUILTIN_CALIBRATION_IMAGES): Promi
  * The image files of `dir` (not recursive; hidden files and sub-directories are skipped). Errors name the
  * directory or the file: missing, not a directory, no files, or a file that is not a decodable image.
  */
-export async function directoryCalibrationSet(dir: string, options: { fit?: Fit; maxPixels?: number } = {}): Promise<CalibrationSet> {
+export async function directoryCalibrationSet(
+  dir: string,
+  options: { fit?: Fit; maxPixels?: number } = {},
+): Promise<CalibrationSet> {
   let names: string[];
   try {
     const st = await stat(dir);
     if (!st.isDirectory()) {
-      throw new VggFaceError('E_USAGE', `--calibration ${dir}: not a directory; expected a directory of calibration images`, { input: dir });
+      throw new VggFaceError(
+        'E_USAGE',
+        `--calibration ${dir}: not a directory; expected a directory of calibration images`,
+        { input: dir },
+      );
     }
     names = await readdir(dir);
   } catch (err) {
@@ -63,12 +74,19 @@ export async function directoryCalibrationSet(dir: string, options: { fit?: Fit;
     if ((await stat(path)).isFile()) files.push(path);
   }
   if (files.length === 0) {
-    throw new VggFaceError('E_USAGE', `--calibration ${dir}: the directory has no image files; give a directory of face images (JPEG, PNG, ...)`, { input: dir });
+    throw new VggFaceError(
+      'E_USAGE',
+      `--calibration ${dir}: the directory has no image files; give a directory of face images (JPEG, PNG, ...)`,
+      { input: dir },
+    );
   }
   return preparedSet(`directory ${dir} (${files.length} images)`, files.length, async function* () {
     for (const file of files) {
       try {
-        const img = await loadSquare(file, file, INPUT_SIZE, { fit: options.fit ?? 'crop', maxPixels: options.maxPixels });
+        const img = await loadSquare(file, file, INPUT_SIZE, {
+          fit: options.fit ?? 'crop',
+          maxPixels: options.maxPixels,
+        });
         yield img.data;
       } catch (err) {
         if (err instanceof VggFaceError) {

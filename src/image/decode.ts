@@ -94,10 +94,21 @@ export function sizeProblem(width: number, height: number, limits: SizeLimits, w
   const pixels = width * height;
   const long = Math.max(width, height);
   const short = Math.min(width, height);
-  if (pixels > limits.maxPixels) return { limit: 'pixels', message: `image is ${width}x${height} = ${pixels} pixels, over ${whose} limit of ${limits.maxPixels}` };
-  if (long > limits.maxSide) return { limit: 'side', message: `image is ${width}x${height}: its longer side is over ${whose} limit of ${limits.maxSide} pixels` };
+  if (pixels > limits.maxPixels)
+    return {
+      limit: 'pixels',
+      message: `image is ${width}x${height} = ${pixels} pixels, over ${whose} limit of ${limits.maxPixels}`,
+    };
+  if (long > limits.maxSide)
+    return {
+      limit: 'side',
+      message: `image is ${width}x${height}: its longer side is over ${whose} limit of ${limits.maxSide} pixels`,
+    };
   if (long > short * limits.maxAspectRatio) {
-    return { limit: 'aspect', message: `image is ${width}x${height}: its aspect ratio (${Math.round(long / short)}:1) is over ${whose} limit of ${limits.maxAspectRatio}:1` };
+    return {
+      limit: 'aspect',
+      message: `image is ${width}x${height}: its aspect ratio (${Math.round(long / short)}:1) is over ${whose} limit of ${limits.maxAspectRatio}:1`,
+    };
   }
   return undefined;
 }
@@ -106,7 +117,10 @@ export interface ResizeOptions extends DecodeOptions {
   readonly fit?: Fit;
 }
 
-const SHARP_FIT = { crop: 'cover', pad: 'contain', stretch: 'fill' } as const satisfies Record<Exclude<Fit, 'deepface'>, string>;
+const SHARP_FIT = { crop: 'cover', pad: 'contain', stretch: 'fill' } as const satisfies Record<
+  Exclude<Fit, 'deepface'>,
+  string
+>;
 
 export function isRawImage(value: unknown): value is RawImage {
   if (!isPlainObject(value)) return false;
@@ -142,7 +156,8 @@ async function openImage(input: ImageInput, label: string, options: DecodeOption
     try {
       const st = await stat(input);
       if (st.isDirectory()) throw Object.assign(new Error('directory'), { code: 'EISDIR' });
-      if (st.size === 0) throw new VggFaceError('E_IMAGE', `${label}: empty file (0 bytes), not an image`, { input: label });
+      if (st.size === 0)
+        throw new VggFaceError('E_IMAGE', `${label}: empty file (0 bytes), not an image`, { input: label });
     } catch (err) {
       if (err instanceof VggFaceError) throw err;
       throw fileError(label, err);
@@ -150,21 +165,35 @@ async function openImage(input: ImageInput, label: string, options: DecodeOption
   } else if (isRawImage(input)) {
     checkRaw(input, label);
     checkSize(label, input.width, input.height, limits);
-    return { img: sharp(input.data, { raw: { width: input.width, height: input.height, channels: 3 } }), width: input.width, height: input.height };
+    return {
+      img: sharp(input.data, { raw: { width: input.width, height: input.height, channels: 3 } }),
+      width: input.width,
+      height: input.height,
+    };
   } else if (!(input instanceof Uint8Array)) {
-    throw invalidParameterError(label, 'a path, a Buffer/Uint8Array of an encoded image, or {data, width, height} RGB pixels', input);
+    throw invalidParameterError(
+      label,
+      'a path, a Buffer/Uint8Array of an encoded image, or {data, width, height} RGB pixels',
+      input,
+    );
   } else if (input.length === 0) {
     throw new VggFaceError('E_IMAGE', `${label}: empty buffer, not an image`, { input: label });
   }
   let meta: Metadata;
-  const img = sharp(input, { autoOrient: true, limitInputPixels: false, failOn: 'error', pages: 1 }).timeout({ seconds: timeoutOf(options) });
+  const img = sharp(input, { autoOrient: true, limitInputPixels: false, failOn: 'error', pages: 1 }).timeout({
+    seconds: timeoutOf(options),
+  });
   try {
     meta = await img.metadata();
   } catch (err) {
     throw notAnImage(label, err);
   }
   if (!(SUPPORTED_FORMATS as readonly string[]).includes(meta.format ?? '')) {
-    throw new VggFaceError('E_IMAGE', `${label}: ${meta.format ?? 'unknown'} images are not supported; expected JPEG, PNG, WebP, TIFF, GIF or AVIF`, { input: label });
+    throw new VggFaceError(
+      'E_IMAGE',
+      `${label}: ${meta.format ?? 'unknown'} images are not supported; expected JPEG, PNG, WebP, TIFF, GIF or AVIF`,
+      { input: label },
+    );
   }
   const w = meta.autoOrient?.width ?? meta.width;
   const h = meta.autoOrient?.height ?? meta.height;
@@ -174,7 +203,8 @@ async function openImage(input: ImageInput, label: string, options: DecodeOption
 
 function timeoutOf(options: DecodeOptions): number {
   const seconds = options.timeoutSeconds ?? DEFAULT_DECODE_TIMEOUT_SECONDS;
-  if (!Number.isInteger(seconds) || seconds < 1) throw invalidParameterError('timeoutSeconds', 'a whole number of seconds, at least 1', seconds);
+  if (!Number.isInteger(seconds) || seconds < 1)
+    throw invalidParameterError('timeoutSeconds', 'a whole number of seconds, at least 1', seconds);
   return seconds;
 }
 
@@ -187,7 +217,10 @@ function checkSize(label: string, w: number, h: number, limits: SizeLimits): voi
 
 function notAnImage(label: string, err: unknown): VggFaceError {
   const msg = (err as Error).message ?? String(err);
-  return new VggFaceError('E_IMAGE', `${label}: not a decodable image (${msg.replace(/^Input (buffer|file) /, '')})`, { input: label, cause: err });
+  return new VggFaceError('E_IMAGE', `${label}: not a decodable image (${msg.replace(/^Input (buffer|file) /, '')})`, {
+    input: label,
+    cause: err,
+  });
 }
 
 /** sharp's message when its `timeout` stops a pipeline: `timeout: 12% complete`. */
@@ -195,13 +228,26 @@ const SHARP_TIMEOUT = /^timeout: \d+% complete/;
 
 async function toRgb(img: Sharp, label: string, options: DecodeOptions): Promise<RawImage> {
   try {
-    const { data, info } = await img.removeAlpha().toColourspace('srgb').raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
-    if (info.channels !== 3) throw new VggFaceError('E_IMAGE', `${label}: decoded to ${info.channels} channels, expected 3`, { input: label });
-    return { data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength), width: info.width, height: info.height, channels: 3 };
+    const { data, info } = await img
+      .removeAlpha()
+      .toColourspace('srgb')
+      .raw({ depth: 'uchar' })
+      .toBuffer({ resolveWithObject: true });
+    if (info.channels !== 3)
+      throw new VggFaceError('E_IMAGE', `${label}: decoded to ${info.channels} channels, expected 3`, { input: label });
+    return {
+      data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
+      width: info.width,
+      height: info.height,
+      channels: 3,
+    };
   } catch (err) {
     if (err instanceof VggFaceError) throw err;
     if (SHARP_TIMEOUT.test((err as Error)?.message ?? '')) {
-      throw new VggFaceError('E_IMAGE', `${label}: decoding took over the time limit of ${timeoutOf(options)} s`, { input: label, cause: err });
+      throw new VggFaceError('E_IMAGE', `${label}: decoding took over the time limit of ${timeoutOf(options)} s`, {
+        input: label,
+        cause: err,
+      });
     }
     throw notAnImage(label, err);
   }
@@ -219,7 +265,12 @@ export async function decodeImage(input: ImageInput, label: string, options: Dec
 /**
  * Decodes and brings the image to size x size RGB. An image already that size is used untouched (no resampling).
  */
-export async function loadSquare(input: ImageInput, label: string, size: number, options: ResizeOptions = {}): Promise<RawImage> {
+export async function loadSquare(
+  input: ImageInput,
+  label: string,
+  size: number,
+  options: ResizeOptions = {},
+): Promise<RawImage> {
   if (isRawImage(input)) {
     checkRaw(input, label);
     if (input.width === size && input.height === size) return input;

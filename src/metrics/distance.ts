@@ -22,7 +22,8 @@ export interface PairSums {
 }
 
 export function pairSums(a: ArrayLike<number>, b: ArrayLike<number>): PairSums {
-  if (a.length !== b.length) throw invalidParameterError('descriptors', `two vectors of the same length`, `lengths ${a.length} and ${b.length}`);
+  if (a.length !== b.length)
+    throw invalidParameterError('descriptors', `two vectors of the same length`, `lengths ${a.length} and ${b.length}`);
   let dot = 0;
   let aa = 0;
   let bb = 0;
@@ -66,7 +67,12 @@ export function cosineSimilarity(a: ArrayLike<number>, b: ArrayLike<number>): nu
 export function distance(a: ArrayLike<number>, b: ArrayLike<number>, metric: Metric = DEFAULT_METRIC): number {
   if (metric === 'euclidean') {
     // Direct difference: exact for near-identical vectors, where aa + bb - 2 dot would cancel.
-    if (a.length !== b.length) throw invalidParameterError('descriptors', `two vectors of the same length`, `lengths ${a.length} and ${b.length}`);
+    if (a.length !== b.length)
+      throw invalidParameterError(
+        'descriptors',
+        `two vectors of the same length`,
+        `lengths ${a.length} and ${b.length}`,
+      );
     let s = 0;
     for (let i = 0; i < a.length; i++) {
       const d = a[i] - b[i];

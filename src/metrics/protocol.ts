@@ -4,7 +4,16 @@
  * ROC AUC, EER and TAR@FAR are computed over all pairs, as LFW results usually are.
  */
 import { invalidParameterError } from '../errors.js';
-import { accuracyAt, bestThreshold, equalErrorRate, rocAuc, rocCurve, tarAtFar, type RocPoint, type ScoredPair } from './roc.js';
+import {
+  accuracyAt,
+  bestThreshold,
+  equalErrorRate,
+  rocAuc,
+  rocCurve,
+  tarAtFar,
+  type RocPoint,
+  type ScoredPair,
+} from './roc.js';
 
 export interface FoldedPair extends ScoredPair {
   /** 0-based fold; pairs without one are assigned by {@link assignFolds}. */
@@ -52,7 +61,10 @@ export function assignFolds(pairs: readonly ScoredPair[], k = 10): FoldedPair[] 
 }
 
 /** Runs the protocol. Every fold needs pairs; every training set needs both classes. */
-export function evaluatePairs(pairs: readonly FoldedPair[], options: { fars?: readonly number[] } = {}): EvaluationReport {
+export function evaluatePairs(
+  pairs: readonly FoldedPair[],
+  options: { fars?: readonly number[] } = {},
+): EvaluationReport {
   const foldIds = [...new Set(pairs.map((p) => p.fold))].sort((a, b) => a - b);
   if (foldIds.length < 2) throw invalidParameterError('pairs', 'pairs in at least 2 folds', `${foldIds.length} fold`);
   const folds: FoldResult[] = foldIds.map((fold) => {

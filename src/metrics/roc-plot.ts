@@ -29,7 +29,9 @@ export function rocSvg(curve: readonly RocPoint[], info: RocPlotInfo): string {
   const x = (far: number) => M.left + ((Math.log10(Math.max(far, 10 ** minDecade)) - minDecade) / -minDecade) * pw;
   const y = (tar: number) => M.top + (1 - tar) * ph;
   const parts: string[] = [];
-  parts.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="DejaVu Sans, Arial, sans-serif" font-size="12">`);
+  parts.push(
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="DejaVu Sans, Arial, sans-serif" font-size="12">`,
+  );
   parts.push(`<rect width="${W}" height="${H}" fill="white"/>`);
   for (let d = minDecade; d <= 0; d++) {
     const px = x(10 ** d).toFixed(1);
@@ -39,7 +41,9 @@ export function rocSvg(curve: readonly RocPoint[], info: RocPlotInfo): string {
   for (let t = 0; t <= 10; t += 2) {
     const py = y(t / 10).toFixed(1);
     parts.push(`<line x1="${M.left}" y1="${py}" x2="${M.left + pw}" y2="${py}" stroke="#ddd"/>`);
-    parts.push(`<text x="${M.left - 8}" y="${py}" text-anchor="end" dominant-baseline="middle">${(t / 10).toFixed(1)}</text>`);
+    parts.push(
+      `<text x="${M.left - 8}" y="${py}" text-anchor="end" dominant-baseline="middle">${(t / 10).toFixed(1)}</text>`,
+    );
   }
   parts.push(`<rect x="${M.left}" y="${M.top}" width="${pw}" height="${ph}" fill="none" stroke="black"/>`);
   // A step curve: TAR holds between points, as a threshold sweep does.
@@ -52,9 +56,15 @@ export function rocSvg(curve: readonly RocPoint[], info: RocPlotInfo): string {
   parts.push(`<polyline points="${pts.join(' ')}" fill="none" stroke="#c0392b" stroke-width="2"/>`);
   parts.push(`<text x="${W / 2}" y="22" text-anchor="middle" font-size="15">${esc(info.title)}</text>`);
   parts.push(`<text x="${M.left + pw / 2}" y="${H - 15}" text-anchor="middle">false accept rate (log scale)</text>`);
-  parts.push(`<text x="18" y="${M.top + ph / 2}" text-anchor="middle" transform="rotate(-90 18 ${M.top + ph / 2})">true accept rate</text>`);
-  parts.push(`<text x="${M.left + pw - 10}" y="${M.top + ph - 30}" text-anchor="end">AUC ${info.auc.toFixed(4)}</text>`);
-  parts.push(`<text x="${M.left + pw - 10}" y="${M.top + ph - 12}" text-anchor="end">EER ${(info.eer * 100).toFixed(2)}%</text>`);
+  parts.push(
+    `<text x="18" y="${M.top + ph / 2}" text-anchor="middle" transform="rotate(-90 18 ${M.top + ph / 2})">true accept rate</text>`,
+  );
+  parts.push(
+    `<text x="${M.left + pw - 10}" y="${M.top + ph - 30}" text-anchor="end">AUC ${info.auc.toFixed(4)}</text>`,
+  );
+  parts.push(
+    `<text x="${M.left + pw - 10}" y="${M.top + ph - 12}" text-anchor="end">EER ${(info.eer * 100).toFixed(2)}%</text>`,
+  );
   parts.push('</svg>');
   return parts.join('\n') + '\n';
 }
@@ -63,7 +73,12 @@ export function rocSvg(curve: readonly RocPoint[], info: RocPlotInfo): string {
  * Writes the curve to `path`: SVG for .svg, PNG for .png; through a temporary file and a rename. The path must be a
  * regular file (or absent) and none of `inputs`.
  */
-export async function writeRocPlot(path: string, curve: readonly RocPoint[], info: RocPlotInfo, inputs: readonly string[] = []): Promise<void> {
+export async function writeRocPlot(
+  path: string,
+  curve: readonly RocPoint[],
+  info: RocPlotInfo,
+  inputs: readonly string[] = [],
+): Promise<void> {
   const ext = extname(path).toLowerCase();
   if (ext !== '.svg' && ext !== '.png') throw usageError(`--roc ${path}: expected a .svg or .png file name`, '--roc');
   checkOutputPath(path, inputs);

@@ -31,7 +31,11 @@ function counts(pairs: readonly ScoredPair[]): { pos: number; neg: number } {
 
 function requireBothClasses(pos: number, neg: number): void {
   if (pos === 0 || neg === 0) {
-    throw invalidParameterError('pairs', 'at least one same-person and one different-person pair', `${pos} same and ${neg} different`);
+    throw invalidParameterError(
+      'pairs',
+      'at least one same-person and one different-person pair',
+      `${pos} same and ${neg} different`,
+    );
   }
 }
 
@@ -43,7 +47,9 @@ export function rocCurve(pairs: readonly ScoredPair[]): RocPoint[] {
   const { pos, neg } = counts(pairs);
   requireBothClasses(pos, neg);
   const sorted = [...pairs].sort((a, b) => a.distance - b.distance);
-  const points: RocPoint[] = [{ threshold: sorted[0].distance - 1e-9 * Math.max(1, Math.abs(sorted[0].distance)), far: 0, tar: 0 }];
+  const points: RocPoint[] = [
+    { threshold: sorted[0].distance - 1e-9 * Math.max(1, Math.abs(sorted[0].distance)), far: 0, tar: 0 },
+  ];
   let tp = 0;
   let fp = 0;
   for (let i = 0; i < sorted.length; ) {
@@ -60,7 +66,8 @@ export function rocCurve(pairs: readonly ScoredPair[]): RocPoint[] {
 /** Area under the ROC curve (trapezoids, so tied distances count half): P(distance of a same pair < of a different pair). */
 export function rocAuc(curve: readonly RocPoint[]): number {
   let area = 0;
-  for (let i = 1; i < curve.length; i++) area += ((curve[i].far - curve[i - 1].far) * (curve[i].tar + curve[i - 1].tar)) / 2;
+  for (let i = 1; i < curve.length; i++)
+    area += ((curve[i].far - curve[i - 1].far) * (curve[i].tar + curve[i - 1].tar)) / 2;
   return area;
 }
 

@@ -12,7 +12,14 @@ import { VERSION } from '../version.js';
 import { reverseInputChannels } from '../weights/layout.js';
 import { BLOCKS, INPUT_SIZE, type Topology } from '../weights/topology.js';
 import { VGG_FACE_MEAN_RGB, type LayerWeights, type Tensor, type WeightSet } from '../weights/types.js';
-import { DataType, encodeModel, type InitializerSpec, type ModelSpec, type NodeSpec, type ValueInfoSpec } from './proto.js';
+import {
+  DataType,
+  encodeModel,
+  type InitializerSpec,
+  type ModelSpec,
+  type NodeSpec,
+  type ValueInfoSpec,
+} from './proto.js';
 import { encodeHalf } from '../util/float16.js';
 import type { ProtoMessage } from '../proto/writer.js';
 
@@ -96,10 +103,25 @@ export const POOL_ATTRIBUTES = { kernel_shape: ints([2, 2]), strides: ints([2, 2
 export function preprocessingPart(preprocessing: Preprocessing, mean: readonly number[]): GraphPart {
   const nodes: NodeSpec[] = [];
   const inits: InitializerSpec[] = [];
-  nodes.push({ op: 'Cast', inputs: [MODEL_INPUT], outputs: ['image_f32'], attributes: { to: { kind: 'int', value: DataType.FLOAT } } });
-  nodes.push({ op: 'Transpose', inputs: ['image_f32'], outputs: ['image_nchw'], attributes: { perm: ints([0, 3, 1, 2]) } });
+  nodes.push({
+    op: 'Cast',
+    inputs: [MODEL_INPUT],
+    outputs: ['image_f32'],
+    attributes: { to: { kind: 'int', value: DataType.FLOAT } },
+  });
+  nodes.push({
+    op: 'Transpose',
+    inputs: ['image_f32'],
+    outputs: ['image_nchw'],
+    attributes: { perm: ints([0, 3, 1, 2]) },
+  });
   if (preprocessing === 'caffe') {
-    inits.push({ name: 'mean_rgb', dataType: DataType.FLOAT, dims: [1, 3, 1, 1], data: bytesOf(Float32Array.from(mean)) });
+    inits.push({
+      name: 'mean_rgb',
+      dataType: DataType.FLOAT,
+      dims: [1, 3, 1, 1],
+      data: bytesOf(Float32Array.from(mean)),
+    });
     nodes.push({ op: 'Sub', inputs: ['image_nchw', 'mean_rgb'], outputs: ['data'] });
   } else {
     inits.push({ name: 'scale', dataType: DataType.FLOAT, dims: [], data: bytesOf(Float32Array.of(1 / 255)) });
@@ -113,7 +135,12 @@ export function descriptorPart(): GraphPart {
   return {
     inits: [{ name: 'l2_eps', dataType: DataType.FLOAT, dims: [], data: bytesOf(Float32Array.of(1e-12)) }],
     nodes: [
-      { op: 'ReduceL2', inputs: ['fc7'], outputs: ['fc7_norm'], attributes: { axes: ints([1]), keepdims: { kind: 'int', value: 1 } } },
+      {
+        op: 'ReduceL2',
+        inputs: ['fc7'],
+        outputs: ['fc7_norm'],
+        attributes: { axes: ints([1]), keepdims: { kind: 'int', value: 1 } },
+      },
       { op: 'Max', inputs: ['fc7_norm', 'l2_eps'], outputs: ['fc7_norm_safe'] },
       { op: 'Div', inputs: ['fc7', 'fc7_norm_safe'], outputs: ['descriptor'] },
     ],
@@ -122,7 +149,9 @@ export function descriptorPart(): GraphPart {
 
 /** The layer's weight as the graph should see it: conv1_1 of a BGR-trained model gets its input channels reversed. */
 export function graphWeight(weights: WeightSet, layer: LayerWeights): Tensor {
-  return layer.name === 'conv1_1' && weights.inputChannelOrder === 'BGR' ? reverseInputChannels(layer.weight) : layer.weight;
+  return layer.name === 'conv1_1' && weights.inputChannelOrder === 'BGR'
+    ? reverseInputChannels(layer.weight)
+    : layer.weight;
 }
 
 /** Spatial side of each block's conv activations (224, 112, 56, 28, 14). */
@@ -131,24 +160,42 @@ export function blockSide(block: number): number {
 }
 
 /** Graph input and the five outputs, plus (for calibration) every conv activation. */
-export function graphInterface(topology: Topology, convOutputs = false): { inputs: ValueInfoSpec[]; outputs: ValueInfoSpec[] } {
+export function graphInterface(
+  topology: Topology,
+  convOutputs = false,
+): { inputs: ValueInfoSpec[]; outputs: ValueInfoSpec[] } {
   const batch = 'batch';
   const inputs: ValueInfoSpec[] = [
-    { name: MODEL_INPUT, elemType: DataType.UINT8, shape: [batch, INPUT_SIZE, INPUT_SIZE, 3], doc: 'RGB image, uint8 HWC' },
+    {
+      name: MODEL_INPUT,
+      elemType: DataType.UINT8,
+      shape: [batch, INPUT_SIZE, INPUT_SIZE, 3],
+      doc: 'RGB image, uint8 HWC',
+    },
   ];
   const outputs: ValueInfoSpec[] = [
     { name: 'fc6', elemType: DataType.FLOAT, shape: [batch, topology.fc6], doc: 'fc6 after ReLU' },
     { name: 'fc7_pre', elemType: DataType.FLOAT, shape: [batch, topology.fc7], doc: 'fc7 before ReLU' },
     { name: 'fc7', elemType: DataType.FLOAT, shape: [batch, topology.fc7], doc: 'fc7 after ReLU' },
     { name: 'fc8', elemType: DataType.FLOAT, shape: [batch, topology.fc8], doc: 'fc8 logits (identities)' },
-    { name: 'descriptor', elemType: DataType.FLOAT, shape: [batch, topology.fc7], doc: 'fc7 L2-normalised: the face descriptor' },
+    {
+      name: 'descriptor',
+      elemType: DataType.FLOAT,
+      shape: [batch, topology.fc7],
+      doc: 'fc7 L2-normalised: the face descriptor',
+    },
   ];
   if (convOutputs) {
     let i = 0;
     BLOCKS.forEach((block, b) => {
       for (const name of block) {
         const side = blockSide(b);
-        outputs.push({ name, elemType: DataType.FLOAT, shape: [batch, topology.conv[i++], side, side], doc: `${name} after ReLU (calibration)` });
+        outputs.push({
+          name,
+          elemType: DataType.FLOAT,
+          shape: [batch, topology.conv[i++], side, side],
+          doc: `${name} after ReLU (calibration)`,
+        });
       }
     });
   }
@@ -156,10 +203,18 @@ export function graphInterface(topology: Topology, convOutputs = false): { input
 }
 
 /** What the metadata records about the source weights. */
-export type WeightSetInfo = Pick<WeightSet, 'format' | 'layout' | 'sourceDtype' | 'inputChannelOrder' | 'mean' | 'identity'>;
+export type WeightSetInfo = Pick<
+  WeightSet,
+  'format' | 'layout' | 'sourceDtype' | 'inputChannelOrder' | 'mean' | 'identity'
+>;
 
 /** The metadata every converted model carries; `extra` adds or overrides keys (precision, quantization). */
-export function modelMetadata(weights: WeightSetInfo, topology: Topology, options: BuildOptions, extra: Record<string, string>): Record<string, string> {
+export function modelMetadata(
+  weights: WeightSetInfo,
+  topology: Topology,
+  options: BuildOptions,
+  extra: Record<string, string>,
+): Record<string, string> {
   const metadata: Record<string, string> = {
     [META.producer]: VERSION,
     [META.builder]: String(BUILDER_VERSION),
@@ -179,7 +234,12 @@ export function modelMetadata(weights: WeightSetInfo, topology: Topology, option
 }
 
 /** Puts the parts into a model spec with the vggface interface. */
-export function assembleSpec(part: GraphPart, io: { inputs: ValueInfoSpec[]; outputs: ValueInfoSpec[] }, metadata: Record<string, string>, opset = OPSET): ModelSpec {
+export function assembleSpec(
+  part: GraphPart,
+  io: { inputs: ValueInfoSpec[]; outputs: ValueInfoSpec[] },
+  metadata: Record<string, string>,
+  opset = OPSET,
+): ModelSpec {
   return {
     graphName: 'vgg_face',
     producerName: 'vggface',
@@ -207,7 +267,12 @@ export function buildModelSpec(weights: WeightSet, topology: Topology, options: 
       return name;
     }
     inits.push({ name: `${name}_fp16`, dataType: DataType.FLOAT16, dims: t.shape, data: bytesOf(encodeHalf(t.data)) });
-    nodes.push({ op: 'Cast', inputs: [`${name}_fp16`], outputs: [name], attributes: { to: { kind: 'int', value: DataType.FLOAT } } });
+    nodes.push({
+      op: 'Cast',
+      inputs: [`${name}_fp16`],
+      outputs: [name],
+      attributes: { to: { kind: 'int', value: DataType.FLOAT } },
+    });
     return name;
   };
 
@@ -232,7 +297,13 @@ export function buildModelSpec(weights: WeightSet, topology: Topology, options: 
     const layer = byName.get(name)!;
     const w = param(`${name}.weight`, layer.weight);
     const bias = param(`${name}.bias`, layer.bias);
-    nodes.push({ op: 'Gemm', name, inputs: [input, w, bias], outputs: [output], attributes: { transB: { kind: 'int', value: 1 } } });
+    nodes.push({
+      op: 'Gemm',
+      name,
+      inputs: [input, w, bias],
+      outputs: [output],
+      attributes: { transB: { kind: 'int', value: 1 } },
+    });
   };
   fc('fc6', 'pool5_flat', 'fc6_pre');
   nodes.push({ op: 'Relu', inputs: ['fc6_pre'], outputs: ['fc6'] });

@@ -216,7 +216,10 @@ export async function collectStatistics(
     if (batch.length === 0) return;
     const pixels = new Uint8Array(batch.length * per);
     batch.forEach((img, i) => pixels.set(img, i * per));
-    const out = await engine.run({ [MODEL_INPUT]: { data: pixels, dims: [batch.length, INPUT_SIZE, INPUT_SIZE, 3] } }, tensors);
+    const out = await engine.run(
+      { [MODEL_INPUT]: { data: pixels, dims: [batch.length, INPUT_SIZE, INPUT_SIZE, 3] } },
+      tensors,
+    );
     for (const t of tensors) histograms[t].add(out[t].data);
     count += batch.length;
     batch = [];

@@ -11,7 +11,13 @@ import { checkOutputPath } from '../util/files.js';
 import { sha256File } from '../util/hash.js';
 import { builtinCalibrationSet, type CalibrationSet } from '../image/calibration-set.js';
 import { openEngine } from '../runtime/onnxruntime.js';
-import { collectStatistics, DEFAULT_CALIBRATION_METHOD, PERCENTILE, rangesFor, type CalibrationMethod } from './calibrate.js';
+import {
+  collectStatistics,
+  DEFAULT_CALIBRATION_METHOD,
+  PERCENTILE,
+  rangesFor,
+  type CalibrationMethod,
+} from './calibrate.js';
 import { writeQuantizedModel, type ConversionReport, type ConvertOptions } from './convert.js';
 import { convertInWorker } from './convert-worker.js';
 
@@ -31,7 +37,11 @@ export function methodLabel(method: CalibrationMethod): string {
   return method === 'percentile' ? `percentile ${PERCENTILE}` : method;
 }
 
-export async function convertModel(source: string, output: string, options: ConvertModelOptions): Promise<ConversionReport> {
+export async function convertModel(
+  source: string,
+  output: string,
+  options: ConvertModelOptions,
+): Promise<ConversionReport> {
   // Before anything is read or written: an int8 conversion writes its calibration model first.
   checkOutputPath(output, [source]);
   const base: ConvertOptions = {
@@ -50,10 +60,17 @@ export async function convertModel(source: string, output: string, options: Conv
   let stats;
   let prepared;
   try {
-    prepared = await convertInWorker(source, calibrationModel, { ...base, precision: 'fp32', convOutputs: true, quantizeWeights: true });
+    prepared = await convertInWorker(source, calibrationModel, {
+      ...base,
+      precision: 'fp32',
+      convOutputs: true,
+      quantizeWeights: true,
+    });
     const engine = await openEngine(calibrationModel, { threads: options.threads });
     try {
-      stats = await collectStatistics(engine, set.images(), { onImage: (done) => options.onCalibrationProgress?.(done, set.count) });
+      stats = await collectStatistics(engine, set.images(), {
+        onImage: (done) => options.onCalibrationProgress?.(done, set.count),
+      });
     } finally {
       await engine.close();
     }
@@ -61,6 +78,18 @@ export async function convertModel(source: string, output: string, options: Conv
     rmSync(calibrationModel, { force: true });
   }
   const { report, quantized } = prepared;
-  const calibration = { ranges: rangesFor(stats, method), method: methodLabel(method), sha256: set.sha256, source: set.source, images: stats.images };
-  return writeQuantizedModel(quantized!, report.topology, output, { preprocessing: base.preprocessing, source, sha256: base.sha256!, format: report.format, calibration });
+  const calibration = {
+    ranges: rangesFor(stats, method),
+    method: methodLabel(method),
+    sha256: set.sha256,
+    source: set.source,
+    images: stats.images,
+  };
+  return writeQuantizedModel(quantized!, report.topology, output, {
+    preprocessing: base.preprocessing,
+    source,
+    sha256: base.sha256!,
+    format: report.format,
+    calibration,
+  });
 }

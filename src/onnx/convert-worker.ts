@@ -16,12 +16,17 @@ interface Request {
   options: ConvertOptions;
 }
 
-type Reply = { ok: true; outcome: ConversionOutcome } | { ok: false; code: ErrorCode | undefined; message: string; input?: string };
+type Reply =
+  | { ok: true; outcome: ConversionOutcome }
+  | { ok: false; code: ErrorCode | undefined; message: string; input?: string };
 
 /** Converts in a worker thread; with `quantizeWeights` the int8 layers come back moved, not copied. */
 export function convertInWorker(source: string, output: string, options: ConvertOptions): Promise<ConversionOutcome> {
   return new Promise((resolve, reject) => {
-    const worker = new Worker(new URL(import.meta.url), { workerData: { source, output, options } satisfies Request, execArgv: workerExecArgv() });
+    const worker = new Worker(new URL(import.meta.url), {
+      workerData: { source, output, options } satisfies Request,
+      execArgv: workerExecArgv(),
+    });
     let reply: Reply | undefined;
     let failure: Error | undefined;
     worker.once('message', (r: Reply) => (reply = r));
@@ -31,9 +36,21 @@ export function convertInWorker(source: string, output: string, options: Convert
     worker.once('exit', (code) => {
       if (reply?.ok) resolve(reply.outcome);
       else if (reply?.code) reject(new VggFaceError(reply.code, reply.message, { input: reply.input }));
-      else if (reply) reject(new VggFaceError('E_INTERNAL', `conversion of ${source} failed: ${reply.message}`, { input: source }));
-      else if (failure) reject(new VggFaceError('E_INTERNAL', `conversion of ${source} failed: ${failure.message}`, { input: source, cause: failure }));
-      else reject(new VggFaceError('E_INTERNAL', `conversion of ${source} stopped (worker exit code ${code})`, { input: source }));
+      else if (reply)
+        reject(new VggFaceError('E_INTERNAL', `conversion of ${source} failed: ${reply.message}`, { input: source }));
+      else if (failure)
+        reject(
+          new VggFaceError('E_INTERNAL', `conversion of ${source} failed: ${failure.message}`, {
+            input: source,
+            cause: failure,
+          }),
+        );
+      else
+        reject(
+          new VggFaceError('E_INTERNAL', `conversion of ${source} stopped (worker exit code ${code})`, {
+            input: source,
+          }),
+        );
     });
   });
 }
@@ -42,10 +59,16 @@ if (!isMainThread && parentPort && (workerData as Request | undefined)?.source) 
   const { source, output, options } = workerData as Request;
   const port = parentPort;
   convertAndQuantize(source, output, options).then(
-    (outcome) => port.postMessage({ ok: true, outcome } satisfies Reply, outcome.quantized ? transferList(outcome.quantized) : []),
+    (outcome) =>
+      port.postMessage({ ok: true, outcome } satisfies Reply, outcome.quantized ? transferList(outcome.quantized) : []),
     (err: unknown) => {
       const e = err as VggFaceError;
-      port.postMessage({ ok: false, code: err instanceof VggFaceError ? e.code : undefined, message: e?.message ?? String(err), input: e?.input } satisfies Reply);
+      port.postMessage({
+        ok: false,
+        code: err instanceof VggFaceError ? e.code : undefined,
+        message: e?.message ?? String(err),
+        input: e?.input,
+      } satisfies Reply);
     },
   );
 }

@@ -56,24 +56,44 @@ export interface ConversionOutcome {
   readonly quantized?: QuantizedWeights;
 }
 
-export async function convertWeightsToOnnx(source: string, output: string, options: ConvertOptions): Promise<ConversionReport> {
+export async function convertWeightsToOnnx(
+  source: string,
+  output: string,
+  options: ConvertOptions,
+): Promise<ConversionReport> {
   return (await convertAndQuantize(source, output, options)).report;
 }
 
-export async function convertAndQuantize(source: string, output: string, options: ConvertOptions): Promise<ConversionOutcome> {
+export async function convertAndQuantize(
+  source: string,
+  output: string,
+  options: ConvertOptions,
+): Promise<ConversionOutcome> {
   const precision = options.precision ?? 'fp32';
-  if (precision === 'int8' && !options.calibration) throw new VggFaceError('E_INTERNAL', 'int8 conversion without calibration ranges');
+  if (precision === 'int8' && !options.calibration)
+    throw new VggFaceError('E_INTERNAL', 'int8 conversion without calibration ranges');
   checkOutputPath(output, [source]);
   const sha256 = options.sha256 ?? (await sha256File(source));
   const { weights, topology, format } = await readWeights(source, options.format, options.readOptions);
   const build = { preprocessing: options.preprocessing, sourceSha256: sha256, sourceName: basename(source) };
-  const quantized = precision === 'int8' || options.quantizeWeights ? quantizeWeights(weights, options.weightLimit) : undefined;
+  const quantized =
+    precision === 'int8' || options.quantizeWeights ? quantizeWeights(weights, options.weightLimit) : undefined;
   const model =
     precision === 'int8'
       ? encodeModel(buildQuantizedSpec(quantized!, topology, { ...build, calibration: options.calibration! }))
       : buildModel(weights, topology, { ...build, precision, convOutputs: options.convOutputs });
   model.writeFileAtomic(output);
-  const report = conversionReport(source, output, format, weights, topology, sha256, options.preprocessing, precision, options.calibration);
+  const report = conversionReport(
+    source,
+    output,
+    format,
+    weights,
+    topology,
+    sha256,
+    options.preprocessing,
+    precision,
+    options.calibration,
+  );
   return options.quantizeWeights ? { report, quantized } : { report };
 }
 
@@ -84,9 +104,25 @@ export function writeQuantizedModel(
   output: string,
   options: { preprocessing: Preprocessing; source: string; sha256: string; format: FormatId; calibration: Calibration },
 ): ConversionReport {
-  const build = { preprocessing: options.preprocessing, sourceSha256: options.sha256, sourceName: basename(options.source) };
-  encodeModel(buildQuantizedSpec(quantized, topology, { ...build, calibration: options.calibration })).writeFileAtomic(output);
-  return conversionReport(options.source, output, options.format, quantized.info, topology, options.sha256, options.preprocessing, 'int8', options.calibration);
+  const build = {
+    preprocessing: options.preprocessing,
+    sourceSha256: options.sha256,
+    sourceName: basename(options.source),
+  };
+  encodeModel(buildQuantizedSpec(quantized, topology, { ...build, calibration: options.calibration })).writeFileAtomic(
+    output,
+  );
+  return conversionReport(
+    options.source,
+    output,
+    options.format,
+    quantized.info,
+    topology,
+    options.sha256,
+    options.preprocessing,
+    'int8',
+    options.calibration,
+  );
 }
 
 function conversionReport(
@@ -112,6 +148,8 @@ function conversionReport(
     ...(weights.identity ? { identity: weights.identity } : {}),
     preprocessing,
     precision,
-    ...(precision === 'int8' && c ? { calibration: { method: c.method, source: c.source, sha256: c.sha256, images: c.images } } : {}),
+    ...(precision === 'int8' && c
+      ? { calibration: { method: c.method, source: c.source, sha256: c.sha256, images: c.images } }
+      : {}),
   };
 }

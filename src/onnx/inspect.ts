@@ -28,7 +28,11 @@ export function sniffOnnx(head: Uint8Array): boolean {
 
 class FileScanner {
   private readonly buf = Buffer.alloc(16);
-  constructor(private readonly fd: number, readonly size: number, private readonly path: string) {}
+  constructor(
+    private readonly fd: number,
+    readonly size: number,
+    private readonly path: string,
+  ) {}
 
   varintAt(pos: number): [number, number] {
     const n = readSync(this.fd, this.buf, 0, Math.min(10, this.size - pos), pos);
@@ -55,7 +59,10 @@ class FileScanner {
   }
 
   /** Top-level fields of [start, end): tag, wire, payload range (varint value for wire 0). */
-  *fields(start: number, end: number): Generator<{ no: number; wire: number; value: number; start: number; end: number }> {
+  *fields(
+    start: number,
+    end: number,
+  ): Generator<{ no: number; wire: number; value: number; start: number; end: number }> {
     let pos = start;
     while (pos < end) {
       const [tag, p1] = this.varintAt(pos);
@@ -67,7 +74,11 @@ class FileScanner {
         pos = p2;
       } else if (wire === 2) {
         const [len, p2] = this.varintAt(p1);
-        if (p2 + len > end) throw formatError(this.path, `truncated ONNX file: field ${no} at byte ${pos} declares ${len} bytes, ${end - p2} remain`);
+        if (p2 + len > end)
+          throw formatError(
+            this.path,
+            `truncated ONNX file: field ${no} at byte ${pos} declares ${len} bytes, ${end - p2} remain`,
+          );
         yield { no, wire, value: len, start: p2, end: p2 + len };
         pos = p2 + len;
       } else if (wire === 5) {
@@ -131,7 +142,16 @@ export function readOnnxInfo(path: string): OnnxInfo {
     }
     if (!sawGraph || irVersion === 0) throw formatError(path, 'not an ONNX model: no ir_version or graph');
     const initNames = new Set(initializers.map((i) => i.name));
-    return { irVersion, producer, opsets, metadata, inputs: inputs.filter((i) => !initNames.has(i)), outputs, initializers, fileSize: size };
+    return {
+      irVersion,
+      producer,
+      opsets,
+      metadata,
+      inputs: inputs.filter((i) => !initNames.has(i)),
+      outputs,
+      initializers,
+      fileSize: size,
+    };
   } finally {
     closeSync(fd);
   }

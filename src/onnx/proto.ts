@@ -55,7 +55,15 @@ export interface ModelSpec {
 }
 
 // Field numbers from onnx.proto3.
-const MODEL = { irVersion: 1, producerName: 2, producerVersion: 3, docString: 6, graph: 7, opsetImport: 8, metadataProps: 14 } as const;
+const MODEL = {
+  irVersion: 1,
+  producerName: 2,
+  producerVersion: 3,
+  docString: 6,
+  graph: 7,
+  opsetImport: 8,
+  metadataProps: 14,
+} as const;
 const GRAPH = { node: 1, name: 2, initializer: 5, docString: 10, input: 11, output: 12 } as const;
 const NODE = { input: 1, output: 2, name: 3, opType: 4, attribute: 5, domain: 7 } as const;
 const ATTR = { name: 1, f: 2, i: 3, s: 4, ints: 8, type: 20 } as const;
@@ -129,7 +137,8 @@ export function encodeModel(spec: ModelSpec): ProtoMessage {
     .string(MODEL.docString, spec.docString)
     .message(MODEL.graph, graph);
   model.message(MODEL.opsetImport, new ProtoMessage().string(1, '').varint(2, spec.opset));
-  for (const o of spec.extraOpsets ?? []) model.message(MODEL.opsetImport, new ProtoMessage().string(1, o.domain).varint(2, o.version));
+  for (const o of spec.extraOpsets ?? [])
+    model.message(MODEL.opsetImport, new ProtoMessage().string(1, o.domain).varint(2, o.version));
   for (const [k, v] of Object.entries(spec.metadata)) {
     model.message(MODEL.metadataProps, new ProtoMessage().string(1, k).string(2, v));
   }

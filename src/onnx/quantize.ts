@@ -100,7 +100,11 @@ export function quantizePerChannel(t: Tensor, limit = WEIGHT_LIMIT): QuantizedTe
 }
 
 /** int32 bias for an integer kernel: b / (input scale x weight scale of the channel). */
-export function quantizeBias(bias: Float32Array, inputScale: number, weightScales: Float32Array): { data: Int32Array; scales: Float32Array } {
+export function quantizeBias(
+  bias: Float32Array,
+  inputScale: number,
+  weightScales: Float32Array,
+): { data: Int32Array; scales: Float32Array } {
   const data = new Int32Array(bias.length);
   const scales = new Float32Array(bias.length);
   for (let o = 0; o < bias.length; o++) {
@@ -111,7 +115,10 @@ export function quantizeBias(bias: Float32Array, inputScale: number, weightScale
 }
 
 /** uint8 quantization of the preprocessed input: its exact range, asymmetric, 0 exactly representable. */
-export function inputQuantization(preprocessing: Preprocessing, mean: readonly number[]): { scale: number; zeroPoint: number } {
+export function inputQuantization(
+  preprocessing: Preprocessing,
+  mean: readonly number[],
+): { scale: number; zeroPoint: number } {
   if (preprocessing === 'deepface') return { scale: 1 / 255, zeroPoint: 0 };
   const lo = -Math.max(...mean);
   const hi = 255 - Math.min(...mean);
@@ -149,11 +156,23 @@ export interface QuantizedWeights {
 export function quantizeWeights(weights: WeightSet, limit = WEIGHT_LIMIT): QuantizedWeights {
   const { format, layout, sourceDtype, inputChannelOrder, mean, identity } = weights;
   return {
-    info: { format, layout, sourceDtype, inputChannelOrder, ...(mean ? { mean } : {}), ...(identity ? { identity } : {}) },
+    info: {
+      format,
+      layout,
+      sourceDtype,
+      inputChannelOrder,
+      ...(mean ? { mean } : {}),
+      ...(identity ? { identity } : {}),
+    },
     limit,
     layers: weights.layers.map((layer) => {
       const w = graphWeight(weights, layer);
-      return { name: layer.name, shape: [...w.shape], ...quantizePerChannel(w, limit), bias: Float32Array.from(layer.bias.data) };
+      return {
+        name: layer.name,
+        shape: [...w.shape],
+        ...quantizePerChannel(w, limit),
+        bias: Float32Array.from(layer.bias.data),
+      };
     }),
   };
 }
@@ -171,8 +190,10 @@ export function buildQuantizedSpec(weights: QuantizedWeights, topology: Topology
   }
   const mean = weights.info.mean ?? VGG_FACE_MEAN_RGB;
   const { nodes, inits } = preprocessingPart(options.preprocessing, mean);
-  const scalar = (name: string, value: number) => inits.push({ name, dataType: DataType.FLOAT, dims: [], data: bytesOf(Float32Array.of(value)) });
-  const zeroPoint = (name: string, value: number) => inits.push({ name, dataType: DataType.UINT8, dims: [], data: Uint8Array.of(value) });
+  const scalar = (name: string, value: number) =>
+    inits.push({ name, dataType: DataType.FLOAT, dims: [], data: bytesOf(Float32Array.of(value)) });
+  const zeroPoint = (name: string, value: number) =>
+    inits.push({ name, dataType: DataType.UINT8, dims: [], data: Uint8Array.of(value) });
   const quantize = (input: string, output: string, scale: number, zp: number) => {
     scalar(`${output}.scale`, scale);
     zeroPoint(`${output}.zero_point`, zp);
@@ -191,7 +212,11 @@ export function buildQuantizedSpec(weights: QuantizedWeights, topology: Topology
     nodes.push({ op: 'DequantizeLinear', inputs: [x.name, ...x.params], outputs: [out] });
     return out;
   };
-  const quantized = (name: string, scale: number): Q => ({ name, scale, params: [`${name}.scale`, `${name}.zero_point`] });
+  const quantized = (name: string, scale: number): Q => ({
+    name,
+    scale,
+    params: [`${name}.scale`, `${name}.zero_point`],
+  });
 
   /** int8 weight and int32 bias of a layer, each behind a per-channel DequantizeLinear. */
   const layerParams = (layer: QuantizedLayer, inputScale: number): [string, string] => {
@@ -201,13 +226,33 @@ export function buildQuantizedSpec(weights: QuantizedWeights, topology: Topology
     const add = (spec: InitializerSpec) => inits.push(spec);
     add({ name: `${name}.weight_q`, dataType: DataType.INT8, dims: layer.shape, data: bytesOf(layer.data) });
     add({ name: `${name}.weight_scale`, dataType: DataType.FLOAT, dims: [channels], data: bytesOf(layer.scales) });
-    add({ name: `${name}.weight_zero_point`, dataType: DataType.INT8, dims: [channels], data: new Uint8Array(channels) });
+    add({
+      name: `${name}.weight_zero_point`,
+      dataType: DataType.INT8,
+      dims: [channels],
+      data: new Uint8Array(channels),
+    });
     add({ name: `${name}.bias_q`, dataType: DataType.INT32, dims: [channels], data: bytesOf(b.data) });
     add({ name: `${name}.bias_scale`, dataType: DataType.FLOAT, dims: [channels], data: bytesOf(b.scales) });
-    add({ name: `${name}.bias_zero_point`, dataType: DataType.INT32, dims: [channels], data: new Uint8Array(channels * 4) });
+    add({
+      name: `${name}.bias_zero_point`,
+      dataType: DataType.INT32,
+      dims: [channels],
+      data: new Uint8Array(channels * 4),
+    });
     const axis0 = { axis: { kind: 'int', value: 0 } } as const;
-    nodes.push({ op: 'DequantizeLinear', inputs: [`${name}.weight_q`, `${name}.weight_scale`, `${name}.weight_zero_point`], outputs: [`${name}.weight`], attributes: axis0 });
-    nodes.push({ op: 'DequantizeLinear', inputs: [`${name}.bias_q`, `${name}.bias_scale`, `${name}.bias_zero_point`], outputs: [`${name}.bias`], attributes: axis0 });
+    nodes.push({
+      op: 'DequantizeLinear',
+      inputs: [`${name}.weight_q`, `${name}.weight_scale`, `${name}.weight_zero_point`],
+      outputs: [`${name}.weight`],
+      attributes: axis0,
+    });
+    nodes.push({
+      op: 'DequantizeLinear',
+      inputs: [`${name}.bias_q`, `${name}.bias_scale`, `${name}.bias_zero_point`],
+      outputs: [`${name}.bias`],
+      attributes: axis0,
+    });
     return [`${name}.weight`, `${name}.bias`];
   };
 
@@ -231,14 +276,25 @@ export function buildQuantizedSpec(weights: QuantizedWeights, topology: Topology
     nodes.push({ op: 'MaxPool', name: `pool${b + 1}`, inputs: [x.name], outputs: [pool], attributes: POOL_ATTRIBUTES });
     x = { ...x, name: pool };
   });
-  nodes.push({ op: 'Flatten', inputs: [x.name], outputs: ['pool5_flat_q'], attributes: { axis: { kind: 'int', value: 1 } } });
+  nodes.push({
+    op: 'Flatten',
+    inputs: [x.name],
+    outputs: ['pool5_flat_q'],
+    attributes: { axis: { kind: 'int', value: 1 } },
+  });
   x = { ...x, name: 'pool5_flat_q' };
 
   const fc = (name: string, input: Q, output: string) => {
     const layer = byName.get(name)!;
     const xdq = dequantize(input);
     const [w, bias] = layerParams(layer, input.scale);
-    nodes.push({ op: 'Gemm', name, inputs: [xdq, w, bias], outputs: [output], attributes: { transB: { kind: 'int', value: 1 } } });
+    nodes.push({
+      op: 'Gemm',
+      name,
+      inputs: [xdq, w, bias],
+      outputs: [output],
+      attributes: { transB: { kind: 'int', value: 1 } },
+    });
   };
   fc('fc6', x, 'fc6_pre');
   nodes.push({ op: 'Relu', inputs: ['fc6_pre'], outputs: ['fc6'] });
@@ -256,13 +312,18 @@ export function buildQuantizedSpec(weights: QuantizedWeights, topology: Topology
   const c = options.calibration;
   const metadata = modelMetadata(weights.info, topology, options, {
     [META.precision]: 'int8',
-    [META.quantScheme]: weights.limit === WEIGHT_LIMIT ? QUANT_SCHEME : QUANT_SCHEME.replaceAll(String(WEIGHT_LIMIT), String(weights.limit)),
+    [META.quantScheme]:
+      weights.limit === WEIGHT_LIMIT
+        ? QUANT_SCHEME
+        : QUANT_SCHEME.replaceAll(String(WEIGHT_LIMIT), String(weights.limit)),
     [META.weightLimit]: String(weights.limit),
     [META.calibrationMethod]: c.method,
     [META.calibrationSha256]: c.sha256,
     [META.calibrationSource]: c.source,
     [META.calibrationImages]: String(c.images),
-    [META.activationRanges]: JSON.stringify(Object.fromEntries(calibratedTensors().map((t) => [t, Number(ranges[t].toPrecision(6))]))),
+    [META.activationRanges]: JSON.stringify(
+      Object.fromEntries(calibratedTensors().map((t) => [t, Number(ranges[t].toPrecision(6))])),
+    ),
   });
   return assembleSpec({ nodes, inits }, graphInterface(topology), metadata);
 }

@@ -52,14 +52,21 @@ export interface SinkOptions {
 
 export function outputFormatFor(path: string, given: string | undefined): OutputFormat {
   if (given !== undefined) {
-    if (!(OUTPUT_FORMATS as readonly string[]).includes(given)) throw usageError(`Expected one of ${OUTPUT_FORMATS.join(', ')} for --output-format but received ${JSON.stringify(given)}`, '--output-format');
+    if (!(OUTPUT_FORMATS as readonly string[]).includes(given))
+      throw usageError(
+        `Expected one of ${OUTPUT_FORMATS.join(', ')} for --output-format but received ${JSON.stringify(given)}`,
+        '--output-format',
+      );
     return given as OutputFormat;
   }
   const ext = /\.([a-z0-9]+)$/i.exec(path)?.[1]?.toLowerCase();
   if (ext === 'jsonl' || ext === 'ndjson' || ext === 'json') return 'jsonl';
   if (ext === 'npy') return 'npy';
   if (ext === 'f32' || ext === 'bin') return 'f32';
-  throw usageError(`${path}: cannot tell the output format from the extension; use .jsonl, .npy or .f32, or --output-format`, '--output');
+  throw usageError(
+    `${path}: cannot tell the output format from the extension; use .jsonl, .npy or .f32, or --output-format`,
+    '--output',
+  );
 }
 
 export function indexPathFor(path: string): string {
@@ -78,7 +85,12 @@ export interface TargetOptions {
  * an input (the matrix formats' index too): called before the model loads, so the mistake is cheap, and before
  * anything is opened, so a refusal leaves nothing behind. Returns the size of what is there (0 for nothing).
  */
-export async function checkOutputTarget(path: string, resume: boolean, overwrite: boolean, options: TargetOptions = {}): Promise<number> {
+export async function checkOutputTarget(
+  path: string,
+  resume: boolean,
+  overwrite: boolean,
+  options: TargetOptions = {},
+): Promise<number> {
   const existing = checkOutputPath(path, options.inputs).size;
   if ((options.format ?? 'jsonl') !== 'jsonl') checkOutputPath(indexPathFor(path), options.inputs);
   if (existing > 0 && !resume && !overwrite) {
@@ -94,7 +106,9 @@ export async function openDescriptorSink(options: SinkOptions): Promise<Descript
   }
   const existing = await checkOutputTarget(options.path, options.resume, options.overwrite, options);
   const resume = options.resume && existing > 0;
-  return options.format === 'jsonl' ? openJsonl(options.path, resume, options.settings) : openMatrix(options.path, options.format, resume, options.settings);
+  return options.format === 'jsonl'
+    ? openJsonl(options.path, resume, options.settings)
+    : openMatrix(options.path, options.format, resume, options.settings);
 }
 
 async function openFile(path: string, flags: string): Promise<FileHandle> {
@@ -121,7 +135,9 @@ class JsonlSink implements DescriptorSink {
       ? r.rows.map((row) => `{"image":${label},"descriptor":${vectorJson(row.descriptor)}}`)
       : r.rows.length === 0
         ? [`{"image":${label},"faces":0}`]
-        : r.rows.map((row) => `{"image":${label},"face":${faceJson(row.face!)},"descriptor":${vectorJson(row.descriptor)}}`);
+        : r.rows.map(
+            (row) => `{"image":${label},"face":${faceJson(row.face!)},"descriptor":${vectorJson(row.descriptor)}}`,
+          );
     for (const line of lines) await writeLine(this.stream, line);
   }
 
@@ -137,7 +153,10 @@ class JsonlSink implements DescriptorSink {
 }
 
 /** Every line of a file with its byte range, reading only the first `prefix` bytes of each line's text. */
-async function* scanLines(path: string, prefix = 4096): AsyncGenerator<{ start: number; end: number; head: string; complete: boolean }> {
+async function* scanLines(
+  path: string,
+  prefix = 4096,
+): AsyncGenerator<{ start: number; end: number; head: string; complete: boolean }> {
   let offset = 0;
   let lineStart = 0;
   let head: Buffer[] = [];
@@ -160,13 +179,17 @@ async function* scanLines(path: string, prefix = 4096): AsyncGenerator<{ start: 
     }
     offset += chunk.length;
   }
-  if (lineStart < offset) yield { start: lineStart, end: offset, head: Buffer.concat(head).toString('utf8'), complete: false };
+  if (lineStart < offset)
+    yield { start: lineStart, end: offset, head: Buffer.concat(head).toString('utf8'), complete: false };
 }
 
 /** The image a JSON line is about: lines start with {"image":"..."}, so only the head needs parsing. */
 function imageOfLine(head: string, path: string, at: number): string {
   const m = /^\{"image":("(?:[^"\\]|\\.)*")/.exec(head);
-  if (!m) throw new VggFaceError('E_FORMAT', `${path}: cannot resume: the line at byte ${at} is not a describe output line`, { input: path });
+  if (!m)
+    throw new VggFaceError('E_FORMAT', `${path}: cannot resume: the line at byte ${at} is not a describe output line`, {
+      input: path,
+    });
   return JSON.parse(m[1]) as string;
 }
 
@@ -219,10 +242,18 @@ function checkJsonlLine(line: string, settings: OutputSettings, path: string): v
   }
   const detected = 'face' in parsed || 'faces' in parsed;
   if (detected !== (settings.detector !== 'none')) {
-    throw new VggFaceError('E_USAGE', `${path}: cannot resume: it was written ${detected ? 'with' : 'without'} face detection, this run is ${detected ? 'without' : 'with'} it`, { input: path });
+    throw new VggFaceError(
+      'E_USAGE',
+      `${path}: cannot resume: it was written ${detected ? 'with' : 'without'} face detection, this run is ${detected ? 'without' : 'with'} it`,
+      { input: path },
+    );
   }
   if (parsed.descriptor && parsed.descriptor.length !== settings.dimension) {
-    throw new VggFaceError('E_USAGE', `${path}: cannot resume: its descriptors have ${parsed.descriptor.length} values, this run writes ${settings.dimension}`, { input: path });
+    throw new VggFaceError(
+      'E_USAGE',
+      `${path}: cannot resume: its descriptors have ${parsed.descriptor.length} values, this run writes ${settings.dimension}`,
+      { input: path },
+    );
   }
 }
 
@@ -253,8 +284,15 @@ class MatrixSink implements DescriptorSink {
     if (r.rows.length > 0) {
       const bytes = Buffer.alloc(r.rows.length * this.dimension * 4);
       r.rows.forEach((row, i) => {
-        if (row.descriptor.length !== this.dimension) throw new VggFaceError('E_INTERNAL', `descriptor of ${r.image} has ${row.descriptor.length} values, expected ${this.dimension}`);
-        bytes.set(new Uint8Array(row.descriptor.buffer, row.descriptor.byteOffset, row.descriptor.byteLength), i * this.dimension * 4);
+        if (row.descriptor.length !== this.dimension)
+          throw new VggFaceError(
+            'E_INTERNAL',
+            `descriptor of ${r.image} has ${row.descriptor.length} values, expected ${this.dimension}`,
+          );
+        bytes.set(
+          new Uint8Array(row.descriptor.buffer, row.descriptor.byteOffset, row.descriptor.byteLength),
+          i * this.dimension * 4,
+        );
       });
       await this.matrix.write(bytes, 0, bytes.length, this.dataStart + start * this.dimension * 4);
       this.rows += r.rows.length;
@@ -275,7 +313,12 @@ class MatrixSink implements DescriptorSink {
   }
 }
 
-async function openMatrix(path: string, format: OutputFormat, resume: boolean, settings: OutputSettings): Promise<DescriptorSink> {
+async function openMatrix(
+  path: string,
+  format: OutputFormat,
+  resume: boolean,
+  settings: OutputSettings,
+): Promise<DescriptorSink> {
   const indexPath = indexPathFor(path);
   const header: IndexHeader = { vggface: 'describe-index', format, ...settings };
   const done = new Set<string>();
@@ -283,7 +326,10 @@ async function openMatrix(path: string, format: OutputFormat, resume: boolean, s
   let indexBytes = 0;
   if (resume) {
     let first = true;
-    if (checkOutputPath(indexPath).size === 0) throw new VggFaceError('E_FORMAT', `${indexPath}: cannot resume ${path}: its index is missing or empty`, { input: indexPath });
+    if (checkOutputPath(indexPath).size === 0)
+      throw new VggFaceError('E_FORMAT', `${indexPath}: cannot resume ${path}: its index is missing or empty`, {
+        input: indexPath,
+      });
     for await (const line of scanLines(indexPath, 1 << 16)) {
       if (!line.complete) break;
       if (first) {
@@ -291,16 +337,29 @@ async function openMatrix(path: string, format: OutputFormat, resume: boolean, s
         checkIndexHeader(line.head, header, indexPath);
       } else {
         const m = /"rows":\[(\d+),(\d+)\]/.exec(line.head);
-        if (!m || Number(m[1]) !== rows) throw new VggFaceError('E_FORMAT', `${indexPath}: cannot resume: the line at byte ${line.start} does not continue the rows (expected row ${rows})`, { input: indexPath });
+        if (!m || Number(m[1]) !== rows)
+          throw new VggFaceError(
+            'E_FORMAT',
+            `${indexPath}: cannot resume: the line at byte ${line.start} does not continue the rows (expected row ${rows})`,
+            { input: indexPath },
+          );
         done.add(imageOfLine(line.head, indexPath, line.start));
         rows = Number(m[2]);
       }
       indexBytes = line.end;
     }
-    if (first) throw new VggFaceError('E_FORMAT', `${indexPath}: cannot resume ${path}: its index is missing or empty`, { input: indexPath });
+    if (first)
+      throw new VggFaceError('E_FORMAT', `${indexPath}: cannot resume ${path}: its index is missing or empty`, {
+        input: indexPath,
+      });
     const needed = (format === 'npy' ? NPY_HEADER_BYTES : 0) + rows * settings.dimension * 4;
     const have = checkOutputPath(path).size;
-    if (have < needed) throw new VggFaceError('E_FORMAT', `${path}: cannot resume: the index lists ${rows} rows but the file holds only ${have} bytes (${needed} needed)`, { input: path });
+    if (have < needed)
+      throw new VggFaceError(
+        'E_FORMAT',
+        `${path}: cannot resume: the index lists ${rows} rows but the file holds only ${have} bytes (${needed} needed)`,
+        { input: path },
+      );
     if (format === 'npy') {
       const fh = await openFile(path, 'r');
       const head = Buffer.alloc(NPY_HEADER_BYTES);
@@ -308,7 +367,11 @@ async function openMatrix(path: string, format: OutputFormat, resume: boolean, s
       await fh.close();
       const parsed = parseNpyHeader(head);
       if (!parsed || parsed.columns !== settings.dimension || parsed.headerBytes !== NPY_HEADER_BYTES) {
-        throw new VggFaceError('E_FORMAT', `${path}: cannot resume: not a ${settings.dimension}-column float32 .npy written by vggface`, { input: path });
+        throw new VggFaceError(
+          'E_FORMAT',
+          `${path}: cannot resume: not a ${settings.dimension}-column float32 .npy written by vggface`,
+          { input: path },
+        );
       }
     }
   }
@@ -331,11 +394,17 @@ function checkIndexHeader(head: string, want: IndexHeader, indexPath: string): v
   try {
     got = JSON.parse(head) as Partial<IndexHeader>;
   } catch {
-    throw new VggFaceError('E_FORMAT', `${indexPath}: cannot resume: the first line is not a vggface index header`, { input: indexPath });
+    throw new VggFaceError('E_FORMAT', `${indexPath}: cannot resume: the first line is not a vggface index header`, {
+      input: indexPath,
+    });
   }
   for (const key of ['vggface', 'format', 'dimension', 'layer', 'normalized', 'detector'] as const) {
     if (got[key] !== want[key]) {
-      throw new VggFaceError('E_USAGE', `${indexPath}: cannot resume: it was written with ${key} ${JSON.stringify(got[key])}, this run has ${JSON.stringify(want[key])}`, { input: indexPath });
+      throw new VggFaceError(
+        'E_USAGE',
+        `${indexPath}: cannot resume: it was written with ${key} ${JSON.stringify(got[key])}, this run has ${JSON.stringify(want[key])}`,
+        { input: indexPath },
+      );
     }
   }
 }

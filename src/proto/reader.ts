@@ -63,26 +63,40 @@ export class ProtoReader {
           break;
         }
         case WIRE_FIXED64:
-          if (pos + 8 > end) throw formatError(this.source, `truncated protobuf: fixed64 field ${no} at byte ${pos} runs past byte ${end}`);
+          if (pos + 8 > end)
+            throw formatError(
+              this.source,
+              `truncated protobuf: fixed64 field ${no} at byte ${pos} runs past byte ${end}`,
+            );
           yield { no, wire, value: 0, start: pos, end: pos + 8, tagStart };
           pos += 8;
           break;
         case WIRE_LEN: {
           const [len, p2] = this.varint(pos, end);
           if (p2 + len > end) {
-            throw formatError(this.source, `truncated protobuf: field ${no} at byte ${pos} declares ${len} bytes but only ${end - p2} remain`);
+            throw formatError(
+              this.source,
+              `truncated protobuf: field ${no} at byte ${pos} declares ${len} bytes but only ${end - p2} remain`,
+            );
           }
           yield { no, wire, value: len, start: p2, end: p2 + len, tagStart };
           pos = p2 + len;
           break;
         }
         case WIRE_FIXED32:
-          if (pos + 4 > end) throw formatError(this.source, `truncated protobuf: fixed32 field ${no} at byte ${pos} runs past byte ${end}`);
+          if (pos + 4 > end)
+            throw formatError(
+              this.source,
+              `truncated protobuf: fixed32 field ${no} at byte ${pos} runs past byte ${end}`,
+            );
           yield { no, wire, value: 0, start: pos, end: pos + 4, tagStart };
           pos += 4;
           break;
         default:
-          throw formatError(this.source, `corrupt protobuf: unsupported wire type ${wire} (field ${no}) at byte ${pos}`);
+          throw formatError(
+            this.source,
+            `corrupt protobuf: unsupported wire type ${wire} (field ${no}) at byte ${pos}`,
+          );
       }
     }
   }
@@ -94,7 +108,8 @@ export class ProtoReader {
   /** Repeated varints, packed (one WIRE_LEN field) or not (this field alone). */
   varints(f: ProtoField): number[] {
     if (f.wire === WIRE_VARINT) return [f.value];
-    if (f.wire !== WIRE_LEN) throw formatError(this.source, `corrupt protobuf: field ${f.no} should hold integers, has wire type ${f.wire}`);
+    if (f.wire !== WIRE_LEN)
+      throw formatError(this.source, `corrupt protobuf: field ${f.no} should hold integers, has wire type ${f.wire}`);
     const out: number[] = [];
     let pos = f.start;
     while (pos < f.end) {

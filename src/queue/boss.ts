@@ -59,4 +59,3 @@ export async function startBoss(url: string, options: BossOptions): Promise<PgBo
 export async function stopBoss(boss: PgBoss): Promise<void> {
   await boss.stop({ graceful: false, wait: true, close: true }).catch(() => {});
 }
-

@@ -17,8 +17,14 @@ export function queueError(message: string, options: { input?: string; cause?: u
 }
 
 /** Opens a pool and checks that the server answers, with a message that names the (redacted) URL. */
-export async function openPool(url: string, options: { max?: number; applicationName: string; connectTimeoutMs?: number }): Promise<pg.Pool> {
-  if (!isPostgresUrl(url)) throw new VggFaceError('E_USAGE', `--db: expected a postgres:// URL, got ${JSON.stringify(redactUrl(url))}`, { input: '--db' });
+export async function openPool(
+  url: string,
+  options: { max?: number; applicationName: string; connectTimeoutMs?: number },
+): Promise<pg.Pool> {
+  if (!isPostgresUrl(url))
+    throw new VggFaceError('E_USAGE', `--db: expected a postgres:// URL, got ${JSON.stringify(redactUrl(url))}`, {
+      input: '--db',
+    });
   const pool = new pg.Pool({
     connectionString: url,
     max: options.max ?? 4,
@@ -39,18 +45,46 @@ export async function openPool(url: string, options: { max?: number; application
 
 export function connectError(url: string, err: unknown): VggFaceError {
   const e = err as NodeJS.ErrnoException;
-  const reason = e.code === 'ECONNREFUSED' ? 'connection refused (is PostgreSQL running there?)' : e.code === 'ENOTFOUND' ? 'unknown host' : e.message;
+  const reason =
+    e.code === 'ECONNREFUSED'
+      ? 'connection refused (is PostgreSQL running there?)'
+      : e.code === 'ENOTFOUND'
+        ? 'unknown host'
+        : e.message;
   return queueError(`cannot connect to ${redactUrl(url)}: ${reason}`, { input: redactUrl(url), cause: err });
 }
 
-const TRANSIENT_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'EAI_AGAIN', '57P01', '57P02', '57P03', '40001', '40P01', '53300']);
+const TRANSIENT_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EPIPE',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EAI_AGAIN',
+  '57P01',
+  '57P02',
+  '57P03',
+  '40001',
+  '40P01',
+  '53300',
+]);
 
 /** Whether an error means "the server is (briefly) not there": worth retrying the same work later. */
 export function isTransient(err: unknown): boolean {
-  for (let e = err as { code?: string; message?: string; cause?: unknown } | undefined, depth = 0; e && depth < 4; e = e.cause as typeof e, depth++) {
+  for (
+    let e = err as { code?: string; message?: string; cause?: unknown } | undefined, depth = 0;
+    e && depth < 4;
+    e = e.cause as typeof e, depth++
+  ) {
     if (e.code && (TRANSIENT_CODES.has(e.code) || e.code.startsWith('08'))) return true;
     const m = e.message ?? '';
-    if (/Connection terminated|connection error|not queryable|timeout exceeded when trying to connect|the database system is (starting up|shutting down)|terminating connection/i.test(m)) return true;
+    if (
+      /Connection terminated|connection error|not queryable|timeout exceeded when trying to connect|the database system is (starting up|shutting down)|terminating connection/i.test(
+        m,
+      )
+    )
+      return true;
   }
   return false;
 }
@@ -58,7 +92,10 @@ export function isTransient(err: unknown): boolean {
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref?.());
 
 /** Runs `fn` in one transaction on one client of the pool; pg-boss statements join it through `executor`. */
-export async function transaction<T>(pool: pg.Pool, fn: (client: pg.PoolClient, executor: SqlExecutor) => Promise<T>): Promise<T> {
+export async function transaction<T>(
+  pool: pg.Pool,
+  fn: (client: pg.PoolClient, executor: SqlExecutor) => Promise<T>,
+): Promise<T> {
   const client = await pool.connect();
   // A checked-out client has no error listener of the pool's: a server that goes away between two statements
   // would otherwise be an uncaught 'error' event. The next statement fails and says why.
@@ -87,7 +124,10 @@ export async function transaction<T>(pool: pg.Pool, fn: (client: pg.PoolClient, 
  * Retries `fn` while it fails with a transient error, pausing 0.5 s, 1 s, 2 s ... 5 s between tries, until it
  * succeeds, fails otherwise, or `until()` says to stop (then the last error is thrown).
  */
-export async function retrying<T>(fn: () => Promise<T>, options: { until?: () => boolean; onRetry?: (err: unknown) => void } = {}): Promise<T> {
+export async function retrying<T>(
+  fn: () => Promise<T>,
+  options: { until?: () => boolean; onRetry?: (err: unknown) => void } = {},
+): Promise<T> {
   let pause = 500;
   for (;;) {
     try {

@@ -24,7 +24,11 @@ async function runDimension(db: pg.Pool, run: Run): Promise<number> {
   return r.rows[0]?.d ?? (run.settings.layer === 'fc8' ? 2622 : 4096);
 }
 
-export async function exportRun(db: pg.Pool, run: Run, o: ExportOptions): Promise<{ photos: number; rows: number; failed: number }> {
+export async function exportRun(
+  db: pg.Pool,
+  run: Run,
+  o: ExportOptions,
+): Promise<{ photos: number; rows: number; failed: number }> {
   const dimension = await runDimension(db, run);
   const detected = run.settings.detector !== 'none';
   const sink = await openDescriptorSink({
@@ -32,7 +36,12 @@ export async function exportRun(db: pg.Pool, run: Run, o: ExportOptions): Promis
     format: o.format,
     resume: false,
     overwrite: o.overwrite,
-    settings: { dimension, layer: run.settings.layer, normalized: run.settings.normalize, detector: run.settings.detector },
+    settings: {
+      dimension,
+      layer: run.settings.layer,
+      normalized: run.settings.normalize,
+      detector: run.settings.detector,
+    },
     stdout: o.stdout,
   });
   let photos = 0;

@@ -44,10 +44,12 @@ export async function identitiesFor(references: readonly string[], source: Ident
     } catch (err) {
       throw usageError(`${source.file}: not a CSV file: ${(err as Error).message}`, source.file);
     }
-    if (rows.length > 0 && rows[0][0]?.toLowerCase() === 'reference' && rows[0][1]?.toLowerCase() === 'identity') rows = rows.slice(1);
+    if (rows.length > 0 && rows[0][0]?.toLowerCase() === 'reference' && rows[0][1]?.toLowerCase() === 'identity')
+      rows = rows.slice(1);
     const map = new Map<string, string>();
     rows.forEach((row, i) => {
-      if (row.length < 2 || !row[0] || !row[1]) throw usageError(`${source.file}: row ${i + 1}: expected reference,identity`, source.file);
+      if (row.length < 2 || !row[0] || !row[1])
+        throw usageError(`${source.file}: row ${i + 1}: expected reference,identity`, source.file);
       map.set(normalizeReference(row[0], dirname(source.file)), row[1]);
     });
     lookup = (ref) => map.get(ref);

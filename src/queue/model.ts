@@ -36,15 +36,28 @@ export async function bindingOfModel(model: Pick<VggFace, 'info' | 'modelPath'>)
  * weights are hashed (int8 weights are converted, and cached, since the calibration is part of the identity).
  * Undefined when no weights are named: the first worker binds the run.
  */
-export async function bindingOfWeights(options: Pick<LoadOptions, 'weights' | 'format' | 'preprocessing' | 'precision' | 'cacheDir' | 'threads'>): Promise<ModelBinding | undefined> {
+export async function bindingOfWeights(
+  options: Pick<LoadOptions, 'weights' | 'format' | 'preprocessing' | 'precision' | 'cacheDir' | 'threads'>,
+): Promise<ModelBinding | undefined> {
   const weights = options.weights ?? envValue('weights');
   if (!weights) return undefined;
   const format = options.format ?? (await detectFormat(weights));
   if (format === 'onnx' || options.precision === 'int8') {
-    const resolved = await resolveModel({ weights, format, cacheDir: options.cacheDir ?? defaultCacheDir(), preprocessing: options.preprocessing, precision: options.precision, threads: options.threads });
+    const resolved = await resolveModel({
+      weights,
+      format,
+      cacheDir: options.cacheDir ?? defaultCacheDir(),
+      preprocessing: options.preprocessing,
+      precision: options.precision,
+      threads: options.threads,
+    });
     const info = format === 'onnx' ? modelInfoFromOnnx(weights) : resolved.info;
     return fromInfo(info, await sha256File(weights), basename(weights));
   }
-  const base = { sha256: await sha256File(weights), preprocessing: options.preprocessing ?? 'caffe', precision: options.precision ?? 'fp32' };
+  const base = {
+    sha256: await sha256File(weights),
+    preprocessing: options.preprocessing ?? 'caffe',
+    precision: options.precision ?? 'fp32',
+  };
   return { key: modelKey(base), ...base, name: basename(weights) };
 }

@@ -20,7 +20,9 @@ export interface FetchLimits {
 
 export const DEFAULT_LIMITS: FetchLimits = { maxBytes: 64 * 1024 * 1024, timeoutMs: 30_000, maxRedirects: 5 };
 
-export type ReadOutcome = { readonly bytes: Buffer; readonly error?: undefined } | { readonly bytes?: undefined; readonly error: string };
+export type ReadOutcome =
+  | { readonly bytes: Buffer; readonly error?: undefined }
+  | { readonly bytes?: undefined; readonly error: string };
 
 export const isUrl = (ref: string) => /^https?:\/\//i.test(ref);
 
@@ -38,7 +40,11 @@ export function normalizeReference(ref: string, cwd = process.cwd()): string {
     return ref;
   }
   const scheme = /^([a-z][a-z0-9+.-]*):\/\//i.exec(ref);
-  if (scheme) throw usageError(`${ref}: ${scheme[1]}:// references are not supported (use a path every worker sees, or an http(s) URL)`, ref);
+  if (scheme)
+    throw usageError(
+      `${ref}: ${scheme[1]}:// references are not supported (use a path every worker sees, or an http(s) URL)`,
+      ref,
+    );
   if (/[\r\n]/.test(ref)) throw usageError(`${JSON.stringify(ref)}: a reference cannot contain a line break`, ref);
   return isAbsolute(ref) ? ref : resolve(cwd, ref);
 }
@@ -58,7 +64,16 @@ async function readPath(path: string, maxBytes: number): Promise<ReadOutcome> {
     fh = await open(path, 'r');
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
-    return { error: code === 'ENOENT' ? 'no such file' : code === 'EACCES' ? 'permission denied' : code === 'EISDIR' ? 'is a directory' : (err as Error).message };
+    return {
+      error:
+        code === 'ENOENT'
+          ? 'no such file'
+          : code === 'EACCES'
+            ? 'permission denied'
+            : code === 'EISDIR'
+              ? 'is a directory'
+              : (err as Error).message,
+    };
   }
   try {
     const st = await fh.stat();
@@ -83,8 +98,15 @@ async function readUrl(first: string, limits: FetchLimits): Promise<ReadOutcome>
   const signal = AbortSignal.timeout(limits.timeoutMs);
   let url = first;
   for (let hop = 0; ; hop++) {
-    if (!/^https?:$/.test(new URL(url).protocol)) return { error: `redirected to ${url}: only http and https are fetched` };
-    if (!allowed(url, limits.allowPrefixes)) return { error: hop === 0 ? 'not under an allowed URL prefix (worker --allow-url-prefix)' : `redirected to ${url}, which is not under an allowed URL prefix` };
+    if (!/^https?:$/.test(new URL(url).protocol))
+      return { error: `redirected to ${url}: only http and https are fetched` };
+    if (!allowed(url, limits.allowPrefixes))
+      return {
+        error:
+          hop === 0
+            ? 'not under an allowed URL prefix (worker --allow-url-prefix)'
+            : `redirected to ${url}, which is not under an allowed URL prefix`,
+      };
     let res: Response;
     try {
       res = await fetch(url, { redirect: 'manual', signal, headers: { accept: 'image/*' } });

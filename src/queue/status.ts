@@ -27,7 +27,13 @@ export interface RunStatus {
   readonly inFlight: number;
   /** Photos in dead batches (queue retry queues them again). */
   readonly dead: number;
-  readonly batches: { readonly total: number; readonly queued: number; readonly inFlight: number; readonly completed: number; readonly dead: number };
+  readonly batches: {
+    readonly total: number;
+    readonly queued: number;
+    readonly inFlight: number;
+    readonly completed: number;
+    readonly dead: number;
+  };
   /** Photos recorded per second over the last minute. */
   readonly rate: number;
   /** Seconds left at that rate; null when nothing moves. */
@@ -42,7 +48,17 @@ export interface RunStatus {
 const RATE_WINDOW_S = 60;
 
 export async function runStatus(db: pg.Pool, run: Run): Promise<RunStatus> {
-  const counts = await db.query<{ described: string; no_face: string; failed: string; faces: string | null; added: string; duplicates: string; recent: string; first: Date | null; now: Date }>(
+  const counts = await db.query<{
+    described: string;
+    no_face: string;
+    failed: string;
+    faces: string | null;
+    added: string;
+    duplicates: string;
+    recent: string;
+    first: Date | null;
+    now: Date;
+  }>(
     `SELECT count(*) FILTER (WHERE status = 'described') AS described,
             count(*) FILTER (WHERE status = 'no_face') AS no_face,
             count(*) FILTER (WHERE status = 'failed') AS failed,
@@ -59,7 +75,10 @@ export async function runStatus(db: pg.Pool, run: Run): Promise<RunStatus> {
   const noFace = Number(c.no_face);
   const failed = Number(c.failed);
   // Photos of held batches that are not recorded yet, and batch counts by state.
-  const jobs = await db.query<{ state: string; jobs: string }>(`SELECT state, count(*) AS jobs FROM ${BOSS_SCHEMA}.job WHERE name = $1 GROUP BY state`, [run.queue]);
+  const jobs = await db.query<{ state: string; jobs: string }>(
+    `SELECT state, count(*) AS jobs FROM ${BOSS_SCHEMA}.job WHERE name = $1 GROUP BY state`,
+    [run.queue],
+  );
   const byState = Object.fromEntries(jobs.rows.map((r) => [r.state, Number(r.jobs)]));
   const held = await db.query<{ photos: string }>(
     `SELECT count(*) AS photos FROM ${BOSS_SCHEMA}.job j CROSS JOIN LATERAL jsonb_array_elements(j.data->'refs') e
@@ -71,7 +90,14 @@ export async function runStatus(db: pg.Pool, run: Run): Promise<RunStatus> {
   const deadList = await deadJobs(db, run.queue);
   const deadRefs = deadList.flatMap((d) => d.data.refs.map((r) => r[1]));
   const deadRecorded = deadRefs.length
-    ? Number((await db.query<{ n: string }>('SELECT count(*) AS n FROM vggface_queue_results WHERE run = $1 AND reference = ANY($2::text[])', [run.id, deadRefs])).rows[0].n)
+    ? Number(
+        (
+          await db.query<{ n: string }>(
+            'SELECT count(*) AS n FROM vggface_queue_results WHERE run = $1 AND reference = ANY($2::text[])',
+            [run.id, deadRefs],
+          )
+        ).rows[0].n,
+      )
     : 0;
   const dead = deadRefs.length - deadRecorded;
   const recorded = described + noFace + failed;
@@ -86,7 +112,8 @@ export async function runStatus(db: pg.Pool, run: Run): Promise<RunStatus> {
   const elapsed = c.first ? Math.max(1, (c.now.getTime() - c.first.getTime()) / 1000) : 0;
   const rate = c.first ? Number(c.recent) / Math.min(RATE_WINDOW_S, elapsed) : 0;
   const left = pending + inFlight;
-  const state = left === 0 && dead === 0 ? 'done' : left === 0 ? 'stalled' : (byState.active ?? 0) > 0 ? 'running' : 'queued';
+  const state =
+    left === 0 && dead === 0 ? 'done' : left === 0 ? 'stalled' : (byState.active ?? 0) > 0 ? 'running' : 'queued';
   return {
     run: run.id,
     createdAt: run.createdAt.toISOString(),
@@ -137,7 +164,8 @@ export function formatStatus(s: RunStatus, width = 30): string {
   ];
   if (s.gallery) lines.push(`gallery: ${s.gallery.added} added, ${s.gallery.duplicates} already there`);
   for (const f of s.failures) lines.push(`  failed: ${f.photos} x ${f.reason} (e.g. ${f.example})`);
-  for (const d of s.deadBatches) lines.push(`  dead batch ${d.batch} (${d.photos} photos): ${d.error ?? 'no error recorded'}`);
+  for (const d of s.deadBatches)
+    lines.push(`  dead batch ${d.batch} (${d.photos} photos): ${d.error ?? 'no error recorded'}`);
   if (s.failed || s.dead) lines.push(`  (vggface queue retry ${s.run} queues them again)`);
   return lines.join('\n') + '\n';
 }

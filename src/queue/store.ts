@@ -151,16 +151,29 @@ export async function ensureSchema(pool: pg.Pool): Promise<void> {
   try {
     await client.query('BEGIN');
     await client.query('SELECT pg_advisory_xact_lock($1)', [SCHEMA_LOCK]);
-    const exists = await client.query(`SELECT 1 FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = 'vggface_queue_meta'`);
+    const exists = await client.query(
+      `SELECT 1 FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = 'vggface_queue_meta'`,
+    );
     let version = 0;
     if (exists.rowCount) {
-      const meta = Object.fromEntries((await client.query<{ key: string; value: string }>('SELECT key, value FROM vggface_queue_meta')).rows.map((r) => [r.key, r.value]));
-      if (meta.application !== APPLICATION) throw queueError('wrong schema: vggface_queue_meta has no application = vggface-queue');
+      const meta = Object.fromEntries(
+        (await client.query<{ key: string; value: string }>('SELECT key, value FROM vggface_queue_meta')).rows.map(
+          (r) => [r.key, r.value],
+        ),
+      );
+      if (meta.application !== APPLICATION)
+        throw queueError('wrong schema: vggface_queue_meta has no application = vggface-queue');
       version = Number(meta.schema_version);
-      if (version > QUEUE_SCHEMA_VERSION) throw queueError(`queue schema version ${version} is newer than this vggface supports (${QUEUE_SCHEMA_VERSION}); upgrade vggface`);
+      if (version > QUEUE_SCHEMA_VERSION)
+        throw queueError(
+          `queue schema version ${version} is newer than this vggface supports (${QUEUE_SCHEMA_VERSION}); upgrade vggface`,
+        );
     }
     for (let v = version; v < QUEUE_SCHEMA_VERSION; v++) for (const sql of MIGRATIONS[v]) await client.query(sql);
-    if (version > 0 && version < QUEUE_SCHEMA_VERSION) await client.query(`UPDATE vggface_queue_meta SET value = $1 WHERE key = 'schema_version'`, [String(QUEUE_SCHEMA_VERSION)]);
+    if (version > 0 && version < QUEUE_SCHEMA_VERSION)
+      await client.query(`UPDATE vggface_queue_meta SET value = $1 WHERE key = 'schema_version'`, [
+        String(QUEUE_SCHEMA_VERSION),
+      ]);
     await client.query('COMMIT');
   } catch (err) {
     await client.query('ROLLBACK').catch(() => {});
@@ -172,7 +185,9 @@ export async function ensureSchema(pool: pg.Pool): Promise<void> {
 
 /** Whether the queue tables exist (status and export do not create them). */
 export async function hasSchema(db: pg.Pool | pg.PoolClient): Promise<boolean> {
-  const r = await db.query(`SELECT 1 FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = 'vggface_queue_runs'`);
+  const r = await db.query(
+    `SELECT 1 FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = 'vggface_queue_runs'`,
+  );
   return (r.rowCount ?? 0) > 0;
 }
 
@@ -214,8 +229,15 @@ export async function getRun(db: pg.Pool | pg.PoolClient, id: string): Promise<R
 export async function requireRun(db: pg.Pool, id: string): Promise<Run> {
   const run = await getRun(db, id);
   if (run) return run;
-  const known = (await hasSchema(db)) ? (await db.query<{ id: string }>('SELECT id FROM vggface_queue_runs ORDER BY created_at DESC LIMIT 5')).rows.map((r) => r.id) : [];
-  throw queueError(`unknown run ${JSON.stringify(id)}: ${known.length ? `the latest runs are ${known.join(', ')}` : 'this database has no runs (submit one with vggface queue submit)'}`, { input: id });
+  const known = (await hasSchema(db))
+    ? (await db.query<{ id: string }>('SELECT id FROM vggface_queue_runs ORDER BY created_at DESC LIMIT 5')).rows.map(
+        (r) => r.id,
+      )
+    : [];
+  throw queueError(
+    `unknown run ${JSON.stringify(id)}: ${known.length ? `the latest runs are ${known.join(', ')}` : 'this database has no runs (submit one with vggface queue submit)'}`,
+    { input: id },
+  );
 }
 
 export async function listRuns(db: pg.Pool): Promise<Run[]> {
@@ -239,7 +261,18 @@ export async function insertRun(client: pg.PoolClient, run: Omit<Run, 'createdAt
   await client.query(
     `INSERT INTO vggface_queue_runs (id, queue, total, batches, batch_size, into_target, settings, options, model, detector)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
-    [run.id, run.queue, run.total, run.batches, run.batchSize, run.into, run.settings, run.options, run.model, run.detector],
+    [
+      run.id,
+      run.queue,
+      run.total,
+      run.batches,
+      run.batchSize,
+      run.into,
+      run.settings,
+      run.options,
+      run.model,
+      run.detector,
+    ],
   );
 }
 
@@ -247,7 +280,12 @@ export async function insertRun(client: pg.PoolClient, run: Omit<Run, 'createdAt
  * Binds the run to a worker's model and detector where the run has none yet, and returns what the run is bound
  * to (the caller compares): the first worker decides, atomically.
  */
-export async function bindRun(db: pg.Pool, id: string, model: ModelBinding, detector: string | null): Promise<{ model: ModelBinding; detector: string | null }> {
+export async function bindRun(
+  db: pg.Pool,
+  id: string,
+  model: ModelBinding,
+  detector: string | null,
+): Promise<{ model: ModelBinding; detector: string | null }> {
   const r = await db.query<{ model: ModelBinding; detector: string | null }>(
     `UPDATE vggface_queue_runs SET model = COALESCE(model, $2::jsonb),
        detector = CASE WHEN settings->>'detector' = 'none' THEN NULL ELSE COALESCE(detector, $3) END
@@ -261,7 +299,10 @@ export async function bindRun(db: pg.Pool, id: string, model: ModelBinding, dete
 /** The references of a batch that already have a result in the run (a retried batch skips them). */
 export async function recordedReferences(db: pg.Pool, run: string, refs: readonly string[]): Promise<Set<string>> {
   if (refs.length === 0) return new Set();
-  const r = await db.query<{ reference: string }>('SELECT reference FROM vggface_queue_results WHERE run = $1 AND reference = ANY($2::text[])', [run, refs]);
+  const r = await db.query<{ reference: string }>(
+    'SELECT reference FROM vggface_queue_results WHERE run = $1 AND reference = ANY($2::text[])',
+    [run, refs],
+  );
   return new Set(r.rows.map((x) => x.reference));
 }
 
@@ -277,7 +318,13 @@ function descriptorBytes(vs: readonly Float32Array[]): Buffer | null {
 }
 
 /** Inserts a batch's results; those already there (an earlier run of the batch) are kept. Returns how many were new. */
-export async function insertResults(client: pg.PoolClient, run: string, batch: number, worker: string, results: readonly PhotoResult[]): Promise<number> {
+export async function insertResults(
+  client: pg.PoolClient,
+  run: string,
+  batch: number,
+  worker: string,
+  results: readonly PhotoResult[],
+): Promise<number> {
   if (results.length === 0) return 0;
   const cols = 12;
   const params: unknown[] = [];
@@ -285,7 +332,20 @@ export async function insertResults(client: pg.PoolClient, run: string, batch: n
   results.forEach((r, i) => {
     const b = i * cols;
     rows.push(`(${Array.from({ length: cols }, (_, k) => `$${b + k + 1}`).join(', ')})`);
-    params.push(run, r.reference, r.idx, batch, r.status, r.sha256 ?? null, r.error ?? null, r.faces ? JSON.stringify(r.faces) : null, descriptorBytes(r.descriptors), r.identity ?? null, r.gallery ?? null, worker);
+    params.push(
+      run,
+      r.reference,
+      r.idx,
+      batch,
+      r.status,
+      r.sha256 ?? null,
+      r.error ?? null,
+      r.faces ? JSON.stringify(r.faces) : null,
+      descriptorBytes(r.descriptors),
+      r.identity ?? null,
+      r.gallery ?? null,
+      worker,
+    );
   });
   const res = await client.query(
     `INSERT INTO vggface_queue_results (run, reference, idx, batch, status, content_sha256, error, faces, descriptors, identity, gallery, worker)
@@ -297,7 +357,9 @@ export async function insertResults(client: pg.PoolClient, run: string, batch: n
 
 /** Faces as stored (jsonb reorders keys) put back in the order describe writes them. */
 function faceFromJson(f: DetectedFace): DetectedFace {
-  const landmarks = Object.fromEntries(LANDMARK_NAMES.map((n) => [n, f.landmarks[n]])) as unknown as DetectedFace['landmarks'];
+  const landmarks = Object.fromEntries(
+    LANDMARK_NAMES.map((n) => [n, f.landmarks[n]]),
+  ) as unknown as DetectedFace['landmarks'];
   return { box: { x: f.box.x, y: f.box.y, width: f.box.width, height: f.box.height }, score: f.score, landmarks };
 }
 
@@ -312,7 +374,12 @@ interface ResultRow {
 }
 
 /** A run's results in submission order, read in pages (a run of millions never sits in memory). */
-export async function* readResults(db: pg.Pool, run: string, dimension: number, pageSize = 1000): AsyncGenerator<PhotoResult> {
+export async function* readResults(
+  db: pg.Pool,
+  run: string,
+  dimension: number,
+  pageSize = 1000,
+): AsyncGenerator<PhotoResult> {
   let after = -1;
   for (;;) {
     const r = await db.query<ResultRow>(
@@ -323,7 +390,12 @@ export async function* readResults(db: pg.Pool, run: string, dimension: number, 
     for (const row of r.rows) {
       const descriptors: Float32Array[] = [];
       if (row.descriptors) {
-        const all = new Float32Array(row.descriptors.buffer.slice(row.descriptors.byteOffset, row.descriptors.byteOffset + row.descriptors.byteLength));
+        const all = new Float32Array(
+          row.descriptors.buffer.slice(
+            row.descriptors.byteOffset,
+            row.descriptors.byteOffset + row.descriptors.byteLength,
+          ),
+        );
         for (let at = 0; at < all.length; at += dimension) descriptors.push(all.subarray(at, at + dimension));
       }
       yield {

@@ -8,7 +8,18 @@ import type pg from 'pg';
 import { usageError } from '../errors.js';
 import { RUN_RETENTION_MINUTES, startBoss, stopBoss, type Boss } from './boss.js';
 import { openPool, transaction, type SqlExecutor } from './db.js';
-import { ensureSchema, insertRun, queueName, requireRun, BOSS_SCHEMA, type BatchData, type ModelBinding, type Run, type RunOptions, type RunSettings } from './store.js';
+import {
+  ensureSchema,
+  insertRun,
+  queueName,
+  requireRun,
+  BOSS_SCHEMA,
+  type BatchData,
+  type ModelBinding,
+  type Run,
+  type RunOptions,
+  type RunSettings,
+} from './store.js';
 
 export interface SubmitOptions {
   readonly db: string;
@@ -40,12 +51,21 @@ function newRunId(): string {
 }
 
 /** Inserts batches of `refs` (pairs of submission index and reference) as jobs of the run's queue. */
-async function enqueue(boss: Boss, db: SqlExecutor, run: Run | { id: string; queue: string }, refs: BatchData['refs'], batchSize: number, firstBatch: number): Promise<number> {
+async function enqueue(
+  boss: Boss,
+  db: SqlExecutor,
+  run: Run | { id: string; queue: string },
+  refs: BatchData['refs'],
+  batchSize: number,
+  firstBatch: number,
+): Promise<number> {
   // Jobs inserted together are taken by priority first, then in random (uuid) order: the priority falls with the
   // batch number, so batches are taken in submission order.
   const jobs: { name: string; priority: number; data: BatchData }[] = [];
-  for (let i = 0, b = firstBatch; i < refs.length; i += batchSize, b++) jobs.push({ name: run.queue, priority: -b, data: { run: run.id, batch: b, refs: refs.slice(i, i + batchSize) } });
-  for (let i = 0; i < jobs.length; i += JOBS_PER_INSERT) await boss.insert(jobs.slice(i, i + JOBS_PER_INSERT), { db: db as never });
+  for (let i = 0, b = firstBatch; i < refs.length; i += batchSize, b++)
+    jobs.push({ name: run.queue, priority: -b, data: { run: run.id, batch: b, refs: refs.slice(i, i + batchSize) } });
+  for (let i = 0; i < jobs.length; i += JOBS_PER_INSERT)
+    await boss.insert(jobs.slice(i, i + JOBS_PER_INSERT), { db: db as never });
   return jobs.length;
 }
 
@@ -61,7 +81,8 @@ async function createRunQueue(boss: Boss, queue: string, options: RunOptions): P
 }
 
 export async function submitRun(o: SubmitOptions): Promise<SubmitResult> {
-  if (o.into === 'gallery' && o.identities?.length !== o.references.length) throw usageError('--into gallery needs an identity for every photo (--identity-from)', '--identity-from');
+  if (o.into === 'gallery' && o.identities?.length !== o.references.length)
+    throw usageError('--into gallery needs an identity for every photo (--identity-from)', '--identity-from');
   const seen = new Set<string>();
   const refs: ([number, string] | [number, string, string])[] = [];
   o.references.forEach((r, i) => {
@@ -115,14 +136,29 @@ export interface RetryResult {
 }
 
 /** Dead batches of a run: pg-boss jobs in the failed state. */
-export async function deadJobs(db: pg.Pool | pg.PoolClient, queue: string): Promise<{ id: string; photos: number; error: string | null; data: BatchData }[]> {
-  const exists = await db.query(`SELECT 1 FROM information_schema.tables WHERE table_schema = $1 AND table_name = 'job'`, [BOSS_SCHEMA]);
+export async function deadJobs(
+  db: pg.Pool | pg.PoolClient,
+  queue: string,
+): Promise<{ id: string; photos: number; error: string | null; data: BatchData }[]> {
+  const exists = await db.query(
+    `SELECT 1 FROM information_schema.tables WHERE table_schema = $1 AND table_name = 'job'`,
+    [BOSS_SCHEMA],
+  );
   if (!exists.rowCount) return [];
-  const r = await db.query<{ id: string; data: BatchData; output: { message?: string; value?: { message?: string } } | null }>(
+  const r = await db.query<{
+    id: string;
+    data: BatchData;
+    output: { message?: string; value?: { message?: string } } | null;
+  }>(
     `SELECT id, data, output FROM ${BOSS_SCHEMA}.job WHERE name = $1 AND state = 'failed' ORDER BY (data->>'batch')::int`,
     [queue],
   );
-  return r.rows.map((row) => ({ id: row.id, data: row.data, photos: row.data.refs.length, error: row.output?.message ?? row.output?.value?.message ?? null }));
+  return r.rows.map((row) => ({
+    id: row.id,
+    data: row.data,
+    photos: row.data.refs.length,
+    error: row.output?.message ?? row.output?.value?.message ?? null,
+  }));
 }
 
 /**
@@ -144,12 +180,22 @@ export async function retryRun(db: string, runId: string): Promise<RetryResult> 
       // A gallery run's photos keep the identity they were submitted with.
       const refs: BatchData['refs'] = failed.rows
         .sort((a, b) => a.idx - b.idx)
-        .map((r) => (run.into === 'gallery' ? ([r.idx, r.reference, r.identity ?? ''] as const) : ([r.idx, r.reference] as const)));
-      const last = await client.query<{ batches: number }>('SELECT batches FROM vggface_queue_runs WHERE id = $1', [run.id]);
+        .map((r) =>
+          run.into === 'gallery' ? ([r.idx, r.reference, r.identity ?? ''] as const) : ([r.idx, r.reference] as const),
+        );
+      const last = await client.query<{ batches: number }>('SELECT batches FROM vggface_queue_runs WHERE id = $1', [
+        run.id,
+      ]);
       const added = refs.length ? await enqueue(boss!, executor, run, refs, run.batchSize, last.rows[0].batches) : 0;
-      if (added) await client.query('UPDATE vggface_queue_runs SET batches = batches + $2 WHERE id = $1', [run.id, added]);
+      if (added)
+        await client.query('UPDATE vggface_queue_runs SET batches = batches + $2 WHERE id = $1', [run.id, added]);
       const dead = await deadJobs(client, run.queue);
-      if (dead.length) await boss!.retry(run.queue, dead.map((d) => d.id), { db: executor as never });
+      if (dead.length)
+        await boss!.retry(
+          run.queue,
+          dead.map((d) => d.id),
+          { db: executor as never },
+        );
       return { run: run.id, photos: refs.length, batches: dead.length };
     });
   } finally {

@@ -12,7 +12,7 @@
  */
 import { hostname } from 'node:os';
 import type pg from 'pg';
-import { VggFaceError } from '../errors.js';
+import type { VggFaceError } from '../errors.js';
 import { FaceDetector } from '../face/detector.js';
 import { Gallery } from '../gallery/gallery.js';
 import { ensureDetectorModel } from '../face/detector-model.js';
@@ -155,7 +155,9 @@ export class QueueWorker {
       await this.closeSlots();
       throw err;
     }
-    this.o.log(`worker ${this.id}: model ${describeBinding(this.binding)}, ${this.o.concurrency} slot${this.o.concurrency > 1 ? 's' : ''}${this.o.run ? `, run ${this.o.run}` : ''}`);
+    this.o.log(
+      `worker ${this.id}: model ${describeBinding(this.binding)}, ${this.o.concurrency} slot${this.o.concurrency > 1 ? 's' : ''}${this.o.run ? `, run ${this.o.run}` : ''}`,
+    );
   }
 
   /** Open runs all bound to other models: this worker can do nothing for them, and says so. */
@@ -167,7 +169,7 @@ export class QueueWorker {
       throw queueError(
         `this worker's model is ${describeBinding(this.binding)}, but every open run is bound to another: ` +
           others.map((r) => `run ${r.id}: ${describeBinding(r.model!)}`).join('; ') +
-          '. Start the worker with the run\'s weights and flags (descriptors of different models cannot be mixed)',
+          ". Start the worker with the run's weights and flags (descriptors of different models cannot be mixed)",
       );
     }
   }
@@ -197,7 +199,10 @@ export class QueueWorker {
           };
         }
         if (detector !== null && bound.detector !== null && bound.detector !== detector) {
-          return { ok: false, reason: `run ${run.id} is bound to the face detector with sha256 ${bound.detector.slice(0, 12)}...; this worker's (${(await this.detectorFile()).path}) is ${detector.slice(0, 12)}...: pass the same --detector-model` };
+          return {
+            ok: false,
+            reason: `run ${run.id} is bound to the face detector with sha256 ${bound.detector.slice(0, 12)}...; this worker's (${(await this.detectorFile()).path}) is ${detector.slice(0, 12)}...: pass the same --detector-model`,
+          };
         }
         return { ok: true };
       })();
@@ -210,7 +215,10 @@ export class QueueWorker {
 
   private detectorFile(): Promise<{ path: string; sha: string }> {
     this.detectorSha ??= (async () => {
-      const path = await ensureDetectorModel({ model: this.o.detectorModel ?? envValue('detectorModel'), cacheDir: this.o.load.cacheDir ?? defaultCacheDir() });
+      const path = await ensureDetectorModel({
+        model: this.o.detectorModel ?? envValue('detectorModel'),
+        cacheDir: this.o.load.cacheDir ?? defaultCacheDir(),
+      });
       return { path, sha: await sha256File(path) };
     })();
     this.detectorSha.catch(() => (this.detectorSha = undefined));
@@ -284,7 +292,9 @@ export class QueueWorker {
         this.stats.givenBack++;
         this.o.log(`worker ${this.id}: run ${h.run.id} batch ${h.job.data.batch}: given back unfinished`);
       } catch (err) {
-        this.o.log(`worker ${this.id}: run ${h.run.id} batch ${h.job.data.batch}: could not be given back (${(err as Error).message}); it goes to another worker after its timeout`);
+        this.o.log(
+          `worker ${this.id}: run ${h.run.id} batch ${h.job.data.batch}: could not be given back (${(err as Error).message}); it goes to another worker after its timeout`,
+        );
       }
     }
     this.releasedResolve?.();
@@ -374,14 +384,17 @@ export class QueueWorker {
       return;
     }
     const summary = { worker: this.id, described: 0, noFace: 0, failed: 0 };
-    for (const r of results) summary[r.status === 'described' ? 'described' : r.status === 'no_face' ? 'noFace' : 'failed']++;
+    for (const r of results)
+      summary[r.status === 'described' ? 'described' : r.status === 'no_face' ? 'noFace' : 'failed']++;
     if (this.released) return;
     try {
       const { inserted, completed } = await retrying(
         () =>
           transaction(this.pool, async (client, executor) => {
             const inserted = await insertResults(client, run.id, batch, this.id, results);
-            const res = (await this.boss.complete(run.queue, job.id, summary, { db: executor as never })) as unknown as { affected: number };
+            const res = (await this.boss.complete(run.queue, job.id, summary, {
+              db: executor as never,
+            })) as unknown as { affected: number };
             return { inserted, completed: res.affected };
           }),
         { until: () => Date.now() > expires, onRetry: (e) => this.dbNote(e) },
@@ -392,10 +405,13 @@ export class QueueWorker {
       this.o.log(
         `${tag}: done in ${((Date.now() - started) / 1000).toFixed(1)} s: ${summary.described} described, ${summary.noFace} without a face, ${summary.failed} failed` +
           `${skipped ? `, ${skipped} already recorded` : ''}${inserted < results.length ? `, ${results.length - inserted} recorded meanwhile by another worker` : ''}` +
-          `${completed === 0 ? ' (the batch was no longer this worker\'s: it ran past its timeout)' : ''}`,
+          `${completed === 0 ? " (the batch was no longer this worker's: it ran past its timeout)" : ''}`,
       );
     } catch (err) {
-      if (isTransient(err)) this.o.log(`${tag}: results not stored (${(err as Error).message}); the batch goes to another worker after its timeout`);
+      if (isTransient(err))
+        this.o.log(
+          `${tag}: results not stored (${(err as Error).message}); the batch goes to another worker after its timeout`,
+        );
       else await this.failJob(tag, run, job, err, expires);
     }
   }
@@ -405,7 +421,10 @@ export class QueueWorker {
     if (this.released) return; // given back: no longer this worker's to fail
     const message = (err as Error)?.message ?? String(err);
     this.o.log(`${tag}: failed: ${message}`);
-    await retrying(() => this.boss.fail(run.queue, job.id, { message }), { until: () => Date.now() > expires, onRetry: (e) => this.dbNote(e) }).catch(() => {});
+    await retrying(() => this.boss.fail(run.queue, job.id, { message }), {
+      until: () => Date.now() > expires,
+      onRetry: (e) => this.dbNote(e),
+    }).catch(() => {});
   }
 
   /**
@@ -421,7 +440,10 @@ export class QueueWorker {
       const byIdentity = new Map<string, PhotoResult[]>();
       for (const r of described) byIdentity.set(r.identity!, [...(byIdentity.get(r.identity!) ?? []), r]);
       for (const [identity, items] of byIdentity) {
-        const added = await lane.gallery.addDescriptors(identity, items.map((r) => ({ label: r.reference, contentHash: r.sha256!, descriptor: r.descriptors[0] })));
+        const added = await lane.gallery.addDescriptors(
+          identity,
+          items.map((r) => ({ label: r.reference, contentHash: r.sha256!, descriptor: r.descriptors[0] })),
+        );
         added.forEach((a, i) => outcome.set(items[i].reference, a.status === 'added' ? 'added' : 'duplicate'));
       }
       return results.map((r) => (outcome.has(r.reference) ? { ...r, gallery: outcome.get(r.reference) } : r));
@@ -435,9 +457,19 @@ export class QueueWorker {
 
   /** Describes the photos of a batch not yet recorded; a photo that fails is a result, not an exception. */
   private async describeBatch(slot: Slot, run: Run, data: BatchData, late: () => boolean): Promise<PhotoResult[]> {
-    const done = await retrying(() => recordedReferences(this.pool, run.id, data.refs.map((r) => r[1])), { until: late, onRetry: (e) => this.dbNote(e) });
+    const done = await retrying(
+      () =>
+        recordedReferences(
+          this.pool,
+          run.id,
+          data.refs.map((r) => r[1]),
+        ),
+      { until: late, onRetry: (e) => this.dbNote(e) },
+    );
     const todo = data.refs.filter((r) => !done.has(r[1]));
-    const read: { idx: number; reference: string; identity?: string; bytes?: Buffer; error?: string }[] = todo.map((r) => ({ idx: r[0], reference: r[1], identity: r[2] }));
+    const read: { idx: number; reference: string; identity?: string; bytes?: Buffer; error?: string }[] = todo.map(
+      (r) => ({ idx: r[0], reference: r[1], identity: r[2] }),
+    );
     for (let i = 0; i < read.length; i += READ_PARALLEL) {
       await Promise.all(
         read.slice(i, i + READ_PARALLEL).map(async (item) => {
@@ -449,7 +481,16 @@ export class QueueWorker {
     }
     const results: PhotoResult[] = [];
     const readable = read.filter((r) => r.bytes);
-    for (const r of read) if (!r.bytes) results.push({ idx: r.idx, reference: r.reference, identity: r.identity, status: 'failed', error: r.error, descriptors: [] });
+    for (const r of read)
+      if (!r.bytes)
+        results.push({
+          idx: r.idx,
+          reference: r.reference,
+          identity: r.identity,
+          status: 'failed',
+          error: r.error,
+          descriptors: [],
+        });
     const s = run.settings;
     const common = { layer: s.layer, normalize: s.normalize, batchSize: s.inferenceBatch, maxPixels: s.maxPixels };
     const inputs = readable.map((r) => r.bytes!);
@@ -457,18 +498,70 @@ export class QueueWorker {
       for await (const r of slot.model.describeEach(inputs, { ...common, fit: s.fit })) {
         const item = readable[r.index];
         const sha = sha256(item.bytes!);
-        if (r.error) results.push({ idx: item.idx, reference: item.reference, identity: item.identity, status: 'failed', sha256: sha, error: reasonOf(r.error), descriptors: [] });
-        else results.push({ idx: item.idx, reference: item.reference, identity: item.identity, status: 'described', sha256: sha, descriptors: [r.descriptor] });
+        if (r.error)
+          results.push({
+            idx: item.idx,
+            reference: item.reference,
+            identity: item.identity,
+            status: 'failed',
+            sha256: sha,
+            error: reasonOf(r.error),
+            descriptors: [],
+          });
+        else
+          results.push({
+            idx: item.idx,
+            reference: item.reference,
+            identity: item.identity,
+            status: 'described',
+            sha256: sha,
+            descriptors: [r.descriptor],
+          });
       }
     } else {
       const detector = await this.openDetector(slot);
       const { align, margin, maxFaces, minFaceSize, minScore } = s;
-      for await (const r of slot.model.describeFaces(inputs, { ...common, detector, align, margin, maxFaces, minFaceSize, minScore })) {
+      for await (const r of slot.model.describeFaces(inputs, {
+        ...common,
+        detector,
+        align,
+        margin,
+        maxFaces,
+        minFaceSize,
+        minScore,
+      })) {
         const item = readable[r.index];
         const sha = sha256(item.bytes!);
-        if (r.error) results.push({ idx: item.idx, reference: item.reference, identity: item.identity, status: 'failed', sha256: sha, error: reasonOf(r.error), descriptors: [] });
-        else if (r.faces.length === 0) results.push({ idx: item.idx, reference: item.reference, identity: item.identity, status: 'no_face', sha256: sha, faces: [], descriptors: [] });
-        else results.push({ idx: item.idx, reference: item.reference, identity: item.identity, status: 'described', sha256: sha, faces: r.faces.map((f) => f.face), descriptors: r.faces.map((f) => f.descriptor) });
+        if (r.error)
+          results.push({
+            idx: item.idx,
+            reference: item.reference,
+            identity: item.identity,
+            status: 'failed',
+            sha256: sha,
+            error: reasonOf(r.error),
+            descriptors: [],
+          });
+        else if (r.faces.length === 0)
+          results.push({
+            idx: item.idx,
+            reference: item.reference,
+            identity: item.identity,
+            status: 'no_face',
+            sha256: sha,
+            faces: [],
+            descriptors: [],
+          });
+        else
+          results.push({
+            idx: item.idx,
+            reference: item.reference,
+            identity: item.identity,
+            status: 'described',
+            sha256: sha,
+            faces: r.faces.map((f) => f.face),
+            descriptors: r.faces.map((f) => f.descriptor),
+          });
       }
     }
     return results.sort((a, b) => a.idx - b.idx);
@@ -477,7 +570,9 @@ export class QueueWorker {
   /** The slot's face detector, opened once (a failed open is tried again by the next batch, which reports it). */
   private openDetector(slot: Slot): Promise<FaceDetector> {
     if (!slot.detector) {
-      const opening = this.detectorFile().then((f) => FaceDetector.open({ model: f.path, threads: this.o.load.threads }));
+      const opening = this.detectorFile().then((f) =>
+        FaceDetector.open({ model: f.path, threads: this.o.load.threads }),
+      );
       slot.detector = opening;
       opening.catch(() => {
         if (slot.detector === opening) slot.detector = undefined;
@@ -496,7 +591,8 @@ export class QueueWorker {
 
   /** Closes everything; a batch given back may still hold a connection or the model: none of it is waited for long. */
   private async close(): Promise<void> {
-    const within = (p: Promise<unknown>, ms: number) => Promise.race([p.catch(() => {}), new Promise((r) => setTimeout(r, ms).unref())]);
+    const within = (p: Promise<unknown>, ms: number) =>
+      Promise.race([p.catch(() => {}), new Promise((r) => setTimeout(r, ms).unref())]);
     await within(this.closeSlots(), 10_000);
     await within(stopBoss(this.boss), 5000);
     await within(this.pool.end(), 2000);

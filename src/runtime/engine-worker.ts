@@ -18,7 +18,9 @@ interface SerializedError {
   message: string;
   input?: string;
 }
-type ToWorker = { type: 'run'; id: number; feeds: Record<string, TensorData>; outputs: readonly string[] } | { type: 'close' };
+type ToWorker =
+  | { type: 'run'; id: number; feeds: Record<string, TensorData>; outputs: readonly string[] }
+  | { type: 'close' };
 type FromWorker =
   | { type: 'ready'; inputNames: string[]; outputNames: string[] }
   | { type: 'open-error'; error: SerializedError }
@@ -32,7 +34,11 @@ interface Setup {
 
 function serialize(err: unknown): SerializedError {
   const e = err as VggFaceError;
-  return { code: err instanceof VggFaceError ? e.code : undefined, message: e?.message ?? String(err), input: e?.input };
+  return {
+    code: err instanceof VggFaceError ? e.code : undefined,
+    message: e?.message ?? String(err),
+    input: e?.input,
+  };
 }
 
 function revive(e: SerializedError): VggFaceError {
@@ -42,7 +48,10 @@ function revive(e: SerializedError): VggFaceError {
 /** Opens `model` in a new worker thread; resolves once the session is ready (or rejects with its error). */
 export function openEngineInWorker(model: string | Uint8Array, options: EngineOptions = {}): Promise<InferenceEngine> {
   return new Promise((resolve, reject) => {
-    const worker = new Worker(new URL(import.meta.url), { workerData: { model, options } satisfies Setup, execArgv: workerExecArgv() });
+    const worker = new Worker(new URL(import.meta.url), {
+      workerData: { model, options } satisfies Setup,
+      execArgv: workerExecArgv(),
+    });
     const pending = new Map<number, { resolve: (o: Outputs) => void; reject: (e: Error) => void }>();
     let nextId = 0;
     let opened = false;
@@ -113,7 +122,11 @@ if (!isMainThread && parentPort && (workerData as Setup | undefined)?.model !== 
           (err: unknown) => port.postMessage({ type: 'error', id: m.id, error: serialize(err) } satisfies FromWorker),
         );
       });
-      port.postMessage({ type: 'ready', inputNames: [...engine.inputNames], outputNames: [...engine.outputNames] } satisfies FromWorker);
+      port.postMessage({
+        type: 'ready',
+        inputNames: [...engine.inputNames],
+        outputNames: [...engine.outputNames],
+      } satisfies FromWorker);
     },
     (err: unknown) => {
       port.postMessage({ type: 'open-error', error: serialize(err) } satisfies FromWorker);

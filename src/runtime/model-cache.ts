@@ -7,7 +7,15 @@
 import { mkdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { VggFaceError } from '../errors.js';
-import { BUILDER_VERSION, META, MODEL_INPUT, MODEL_OUTPUTS, PRECISIONS, type Precision, type Preprocessing } from '../onnx/builder.js';
+import {
+  BUILDER_VERSION,
+  META,
+  MODEL_INPUT,
+  MODEL_OUTPUTS,
+  PRECISIONS,
+  type Precision,
+  type Preprocessing,
+} from '../onnx/builder.js';
 import { DEFAULT_CALIBRATION_METHOD, type CalibrationMethod } from '../onnx/calibrate.js';
 import { convertModel } from '../onnx/convert-model.js';
 import { BUILTIN_CALIBRATION_ID, directoryCalibrationSet, type CalibrationSet } from '../image/calibration-set.js';
@@ -68,7 +76,11 @@ export function modelInfoFromOnnx(path: string, onnx: OnnxInfo = readOnnxInfo(pa
     throw new VggFaceError('E_MODEL', `${path}: metadata ${META.topology} is not valid JSON`, { input: path });
   }
   if (!topology || typeof topology.fc7 !== 'number') {
-    throw new VggFaceError('E_MODEL', `${path}: missing ${META.topology} metadata; convert the weights with vggface convert`, { input: path });
+    throw new VggFaceError(
+      'E_MODEL',
+      `${path}: missing ${META.topology} metadata; convert the weights with vggface convert`,
+      { input: path },
+    );
   }
   const preprocessing = m[META.preprocessing];
   if (preprocessing !== 'caffe' && preprocessing !== 'deepface') {
@@ -78,11 +90,21 @@ export function modelInfoFromOnnx(path: string, onnx: OnnxInfo = readOnnxInfo(pa
   if (!(PRECISIONS as readonly string[]).includes(precision)) {
     throw new VggFaceError('E_MODEL', `${path}: unknown precision "${precision}" in metadata`, { input: path });
   }
-  const info: ModelInfo = { preprocessing, precision: precision as Precision, descriptorSize: topology.fc7, topology, metadata: m };
+  const info: ModelInfo = {
+    preprocessing,
+    precision: precision as Precision,
+    descriptorSize: topology.fc7,
+    topology,
+    metadata: m,
+  };
   if (precision !== 'int8') return info;
   const limit = Number(m[META.weightLimit] ?? 127);
   if (!Number.isInteger(limit) || limit < 1 || limit > 127) {
-    throw new VggFaceError('E_MODEL', `${path}: ${META.weightLimit} is "${m[META.weightLimit]}", expected an integer 1-127`, { input: path });
+    throw new VggFaceError(
+      'E_MODEL',
+      `${path}: ${META.weightLimit} is "${m[META.weightLimit]}", expected an integer 1-127`,
+      { input: path },
+    );
   }
   return { ...info, int8WeightLimit: limit };
 }
@@ -92,7 +114,12 @@ export function modelInfoFromOnnx(path: string, onnx: OnnxInfo = readOnnxInfo(pa
  * the calibration method and the calibration set (the built-in set's version, or the first 16 hex digits of the
  * directory's hash).
  */
-export function cachedModelPath(cacheDir: string, sha256: string, preprocessing: Preprocessing, variant = 'fp32'): string {
+export function cachedModelPath(
+  cacheDir: string,
+  sha256: string,
+  preprocessing: Preprocessing,
+  variant = 'fp32',
+): string {
   return join(cacheDir, 'models', `${sha256}-${preprocessing}-${variant}-b${BUILDER_VERSION}.onnx`);
 }
 
@@ -101,7 +128,11 @@ export async function resolveModel(options: ResolveOptions): Promise<ResolvedMod
   if (format === 'onnx') {
     const info = modelInfoFromOnnx(options.weights);
     if (options.calibration !== undefined) {
-      throw new VggFaceError('E_USAGE', `${options.weights}: already a converted model; calibration images are used when converting weights to int8`, { input: options.calibration });
+      throw new VggFaceError(
+        'E_USAGE',
+        `${options.weights}: already a converted model; calibration images are used when converting weights to int8`,
+        { input: options.calibration },
+      );
     }
     if (options.precision && options.precision !== info.precision) {
       throw new VggFaceError(
@@ -130,7 +161,9 @@ export async function resolveModel(options: ResolveOptions): Promise<ResolvedMod
     const setId = calibrationSet ? calibrationSet.sha256.slice(0, 16) : BUILTIN_CALIBRATION_ID;
     variant = `int8-${options.calibrationMethod ?? DEFAULT_CALIBRATION_METHOD}-${setId}`;
   } else if (options.calibration !== undefined) {
-    throw new VggFaceError('E_USAGE', `calibration images are only used for int8 models, not ${precision}`, { input: options.calibration });
+    throw new VggFaceError('E_USAGE', `calibration images are only used for int8 models, not ${precision}`, {
+      input: options.calibration,
+    });
   }
   const cached = cachedModelPath(options.cacheDir, sha256, preprocessing, variant);
   if (await isFile(cached)) {
@@ -138,13 +171,17 @@ export async function resolveModel(options: ResolveOptions): Promise<ResolvedMod
       const info = modelInfoFromOnnx(cached);
       // A conversion written before network identities records none: converted again (once), so that calibrations,
       // galleries and the server key on the identity.
-      if (info.metadata[META.identity] !== undefined) return { modelPath: cached, info, origin: 'cached', sourceFormat: format };
+      if (info.metadata[META.identity] !== undefined)
+        return { modelPath: cached, info, origin: 'cached', sourceFormat: format };
     } catch {
       // A damaged cache entry (disk full, killed writer on a filesystem without atomic rename): convert again.
     }
   }
   await mkdir(join(options.cacheDir, 'models'), { recursive: true }).catch((err: unknown) => {
-    throw new VggFaceError('E_IO', `${options.cacheDir}: cannot create the model cache: ${(err as Error).message}`, { input: options.cacheDir, cause: err });
+    throw new VggFaceError('E_IO', `${options.cacheDir}: cannot create the model cache: ${(err as Error).message}`, {
+      input: options.cacheDir,
+      cause: err,
+    });
   });
   await convertModel(options.weights, cached, {
     preprocessing,

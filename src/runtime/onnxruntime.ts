@@ -30,7 +30,10 @@ export interface TensorData {
 export interface InferenceEngine {
   readonly inputNames: readonly string[];
   readonly outputNames: readonly string[];
-  run(feeds: Record<string, TensorData>, outputs: readonly string[]): Promise<Record<string, { data: Float32Array; dims: readonly number[] }>>;
+  run(
+    feeds: Record<string, TensorData>,
+    outputs: readonly string[],
+  ): Promise<Record<string, { data: Float32Array; dims: readonly number[] }>>;
   close(): Promise<void>;
 }
 
@@ -48,7 +51,8 @@ function tensorType(data: TensorData['data']): 'float32' | 'uint8' | 'int8' | 'f
  */
 function tensorOf(t: TensorData): ort.Tensor {
   const tensor = new ort.Tensor(tensorType(t.data), t.data, t.dims);
-  if (t.data instanceof Uint16Array && !(tensor.data instanceof Uint16Array)) (tensor as unknown as { cpuData: Uint16Array }).cpuData = t.data;
+  if (t.data instanceof Uint16Array && !(tensor.data instanceof Uint16Array))
+    (tensor as unknown as { cpuData: Uint16Array }).cpuData = t.data;
   return tensor;
 }
 
@@ -72,9 +76,15 @@ export async function openEngine(model: string | Uint8Array, options: EngineOpti
       executionProviders: ['cpu'],
       ...(options.exactInt8Kernels ? { extra: { session: { x64quantprecision: '1' } } } : {}),
     };
-    session = typeof model === 'string' ? await ort.InferenceSession.create(model, sessionOptions) : await ort.InferenceSession.create(model, sessionOptions);
+    session =
+      typeof model === 'string'
+        ? await ort.InferenceSession.create(model, sessionOptions)
+        : await ort.InferenceSession.create(model, sessionOptions);
   } catch (err) {
-    throw new VggFaceError('E_MODEL', `${modelPath}: ONNX Runtime cannot load this model: ${(err as Error).message}`, { input: modelPath, cause: err });
+    throw new VggFaceError('E_MODEL', `${modelPath}: ONNX Runtime cannot load this model: ${(err as Error).message}`, {
+      input: modelPath,
+      cause: err,
+    });
   }
   return {
     inputNames: session.inputNames,
@@ -86,7 +96,8 @@ export async function openEngine(model: string | Uint8Array, options: EngineOpti
       const out: Record<string, { data: Float32Array; dims: readonly number[] }> = {};
       for (const name of outputs) {
         const t = result[name];
-        if (!(t.data instanceof Float32Array)) throw new VggFaceError('E_MODEL', `output ${name} is ${t.type}, expected float32`);
+        if (!(t.data instanceof Float32Array))
+          throw new VggFaceError('E_MODEL', `output ${name} is ${t.type}, expected float32`);
         out[name] = { data: t.data, dims: t.dims };
       }
       return out;

@@ -24,7 +24,7 @@ import { SERVE_DEFAULTS, type ServeOptions } from './options.js';
 import type { FaceMode, ImageResult, JobSpec, JsonResult, VectorResult } from './protocol.js';
 import { apiRoutes, errorSchema, type Access, type RouteSpec } from './schemas.js';
 import { registerStaticRoutes } from './static.js';
-import { busboyLimits, jobImages, readMultipartBody, Upload, uploadKeyword } from './uploads.js';
+import { busboyLimits, jobImages, readMultipartBody, type Upload, uploadKeyword } from './uploads.js';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -74,7 +74,13 @@ interface SearchBody extends VerifyBody {
 const spec = (b: PhotoOptions, output: JobSpec['output'], extra: Partial<JobSpec> = {}): JobSpec => ({
   faces: b.faces,
   fit: b.fit,
-  detection: { align: b.align, margin: b.margin, minScore: b.minScore, minFaceSize: b.minFaceSize, maxFaces: b.maxFaces },
+  detection: {
+    align: b.align,
+    margin: b.margin,
+    minScore: b.minScore,
+    minFaceSize: b.minFaceSize,
+    maxFaces: b.maxFaces,
+  },
   layer: 'fc7',
   normalize: true,
   output,
@@ -85,14 +91,27 @@ const spec = (b: PhotoOptions, output: JobSpec['output'], extra: Partial<JobSpec
 const nameOf = (img: BodyImage): string | undefined => img.name;
 
 /** The face each image was described by, for answers. */
-function usedFace(img: BodyImage, r: VectorResult): { name?: string; width?: number; height?: number; face?: DetectedFace } {
+function usedFace(
+  img: BodyImage,
+  r: VectorResult,
+): { name?: string; width?: number; height?: number; face?: DetectedFace } {
   // Rounded as describe and the CLI write faces (pixels to 2 decimals, score to 4).
-  return { name: nameOf(img), width: r.width, height: r.height, face: r.face && (JSON.parse(faceJson(r.face)) as DetectedFace) };
+  return {
+    name: nameOf(img),
+    width: r.width,
+    height: r.height,
+    face: r.face && (JSON.parse(faceJson(r.face)) as DetectedFace),
+  };
 }
 
 /** 2097152 -> "2 MiB". */
 function formatBytes(n: number): string {
-  for (const [unit, size] of [['GiB', 2 ** 30], ['MiB', 2 ** 20], ['KiB', 2 ** 10]] as const) if (n >= size && n % (size / 8) === 0) return `${n / size} ${unit}`;
+  for (const [unit, size] of [
+    ['GiB', 2 ** 30],
+    ['MiB', 2 ** 20],
+    ['KiB', 2 ** 10],
+  ] as const)
+    if (n >= size && n % (size / 8) === 0) return `${n / size} ${unit}`;
   return `${n} bytes`;
 }
 
@@ -101,16 +120,21 @@ const MAX_IDENTITY_URL_LENGTH = 256 * 9;
 
 /** The router's errors, before any route: a path segment too long for an identity, a URL that is not valid. */
 function frameworkApiError(error: FastifyError): ApiError {
-  if (error.code === 'FST_ERR_MAX_PARAM_LENGTH') return new ApiError(414, 'uri_too_long', 'the URL is too long: an identity has at most 256 characters');
-  if (error.code === 'FST_ERR_BAD_URL') return new ApiError(400, 'invalid_url', 'the URL is not valid (a malformed percent-encoding)');
+  if (error.code === 'FST_ERR_MAX_PARAM_LENGTH')
+    return new ApiError(414, 'uri_too_long', 'the URL is too long: an identity has at most 256 characters');
+  if (error.code === 'FST_ERR_BAD_URL')
+    return new ApiError(400, 'invalid_url', 'the URL is not valid (a malformed percent-encoding)');
   return internalError();
 }
 
 /** Maps anything thrown while answering to the API's error. */
 export function apiErrorOf(error: unknown, maxImages: number): ApiError {
   if (error instanceof ApiError) return error;
-  if (error instanceof VggFaceError) return error.code === 'E_USAGE' ? new ApiError(400, 'invalid_request', error.message) : internalError();
-  const e = error as FastifyError & { validation?: { keyword: string; instancePath: string; params: Record<string, unknown> }[] };
+  if (error instanceof VggFaceError)
+    return error.code === 'E_USAGE' ? new ApiError(400, 'invalid_request', error.message) : internalError();
+  const e = error as FastifyError & {
+    validation?: { keyword: string; instancePath: string; params: Record<string, unknown> }[];
+  };
   if (e?.validation) {
     const v = e.validation[0];
     if (v?.keyword === 'maxItems' && v.instancePath === '/images' && v.params.limit === maxImages) {
@@ -134,10 +158,15 @@ export function apiErrorOf(error: unknown, maxImages: number): ApiError {
     case 'FST_ERR_CTP_INVALID_JSON_BODY':
       return new ApiError(400, 'invalid_json', 'the body is not valid JSON');
   }
-  if (e instanceof SyntaxError && (e as FastifyError).statusCode === 400) return new ApiError(400, 'invalid_json', 'the body is not valid JSON');
+  if (e instanceof SyntaxError && (e as FastifyError).statusCode === 400)
+    return new ApiError(400, 'invalid_json', 'the body is not valid JSON');
   const status = e?.statusCode;
   if (typeof status === 'number' && status >= 400 && status < 500) {
-    return new ApiError(status, 'invalid_request', typeof e.code === 'string' && e.code.startsWith('FST_') ? e.message : 'invalid request');
+    return new ApiError(
+      status,
+      'invalid_request',
+      typeof e.code === 'string' && e.code.startsWith('FST_') ? e.message : 'invalid request',
+    );
   }
   return internalError();
 }
@@ -146,12 +175,15 @@ export function apiErrorOf(error: unknown, maxImages: number): ApiError {
 function formatSchemaErrors(errors: readonly Record<string, unknown>[], dataVar: string): Error {
   const e = errors[0] ?? {};
   const description = (e.parentSchema as { description?: unknown } | undefined)?.description;
-  if (String(e.schemaPath ?? '').includes('/then/') && typeof description === 'string') return new Error(`${dataVar}: ${description}`);
+  if (String(e.schemaPath ?? '').includes('/then/') && typeof description === 'string')
+    return new Error(`${dataVar}: ${description}`);
   const path = `${dataVar}${String(e.instancePath ?? '')}`;
   const params = (e.params ?? {}) as Record<string, unknown>;
   switch (e.keyword) {
     case 'enum':
-      return new Error(`${path} must be one of ${(params.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(', ')}`);
+      return new Error(
+        `${path} must be one of ${(params.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(', ')}`,
+      );
     case 'additionalProperties':
       return new Error(`${path} has an unknown field ${JSON.stringify(params.additionalProperty)}`);
     case 'upload':
@@ -176,7 +208,8 @@ export async function buildApp(ctx: ApiContext): Promise<FastifyInstance> {
     // Receiving the request is bounded separately (Node checks it coarsely anyway), never below 10 s.
     requestTimeout: Math.max(options.timeoutMs, 10_000),
     ajv: { customOptions: { removeAdditional: false, verbose: true, keywords: [uploadKeyword] } },
-    schemaErrorFormatter: (errors, dataVar) => formatSchemaErrors(errors as unknown as Record<string, unknown>[], dataVar),
+    schemaErrorFormatter: (errors, dataVar) =>
+      formatSchemaErrors(errors as unknown as Record<string, unknown>[], dataVar),
     // An identity may have 256 characters (as the CLI takes): percent-encoded UTF-8, up to 9 characters each.
     routerOptions: { maxParamLength: MAX_IDENTITY_URL_LENGTH },
     // Errors found before a route is chosen get the same {error: {code, message}} as every other answer:
@@ -194,7 +227,11 @@ export async function buildApp(ctx: ApiContext): Promise<FastifyInstance> {
   // JSON and multipart only (fastify would also parse text/plain, which no route takes: 415). JSON bodies have a
   // lower limit of their own: they are parsed on the event loop (see SERVE_DEFAULTS.maxJsonBytes).
   app.removeContentTypeParser(['text/plain', 'application/json']);
-  app.addContentTypeParser('application/json', { parseAs: 'string', bodyLimit: jsonLimit }, app.getDefaultJsonParser('error', 'error'));
+  app.addContentTypeParser(
+    'application/json',
+    { parseAs: 'string', bodyLimit: jsonLimit },
+    app.getDefaultJsonParser('error', 'error'),
+  );
   await app.register(multipart, { limits: busboyLimits(options) });
 
   const limits = { maxBodyBytes: options.maxBodyBytes, maxImages: options.maxImages };
@@ -202,7 +239,11 @@ export async function buildApp(ctx: ApiContext): Promise<FastifyInstance> {
   /** 413 for a body over its limit: JSON's says what to send instead. */
   const tooLarge = (request: FastifyRequest) =>
     isJson(request)
-      ? new ApiError(413, 'body_too_large', `a JSON body may have at most ${formatBytes(jsonLimit)} (its base64 is parsed on the event loop): send photos as multipart/form-data, in fields named images`)
+      ? new ApiError(
+          413,
+          'body_too_large',
+          `a JSON body may have at most ${formatBytes(jsonLimit)} (its base64 is parsed on the event loop): send photos as multipart/form-data, in fields named images`,
+        )
       : new ApiError(413, 'body_too_large', 'the request body is over the server’s size limit');
   app.addHook('onRequest', async (request) => {
     const misdirected = ctx.hostCheck(request.headers.host);
@@ -213,7 +254,8 @@ export async function buildApp(ctx: ApiContext): Promise<FastifyInstance> {
     }
     // Refuse an announced oversized body before reading it (multipart is not bounded by bodyLimit).
     const length = Number(request.headers['content-length']);
-    if (Number.isFinite(length) && length > (isJson(request) ? jsonLimit : options.maxBodyBytes)) throw tooLarge(request);
+    if (Number.isFinite(length) && length > (isJson(request) ? jsonLimit : options.maxBodyBytes))
+      throw tooLarge(request);
   });
   app.addHook('preValidation', async (request) => {
     if (request.isMultipart()) request.body = await readMultipartBody(request, limits);
@@ -225,10 +267,18 @@ export async function buildApp(ctx: ApiContext): Promise<FastifyInstance> {
     return payload;
   });
   app.addHook('onResponse', async (request, reply) => {
-    metrics.request(request.routeOptions.url ?? 'unmatched', request.method, reply.statusCode, reply.elapsedTime / 1000);
+    metrics.request(
+      request.routeOptions.url ?? 'unmatched',
+      request.method,
+      reply.statusCode,
+      reply.elapsedTime / 1000,
+    );
   });
   app.setErrorHandler((error, request, reply) => {
-    const api = (error as FastifyError).code === 'FST_ERR_CTP_BODY_TOO_LARGE' ? tooLarge(request) : apiErrorOf(error, options.maxImages);
+    const api =
+      (error as FastifyError).code === 'FST_ERR_CTP_BODY_TOO_LARGE'
+        ? tooLarge(request)
+        : apiErrorOf(error, options.maxImages);
     if (api.code === 'internal') request.log.error({ err: error }, 'internal error');
     if (api.retryAfter !== undefined) void reply.header('Retry-After', String(api.retryAfter));
     if (api.status === 401) void reply.header('WWW-Authenticate', 'Bearer realm="vggface"');
@@ -258,7 +308,11 @@ export async function buildApp(ctx: ApiContext): Promise<FastifyInstance> {
   const thresholdFor = (metric: Metric, given: number | undefined): number => {
     const t = given ?? ctx.thresholds[metric];
     if (t === undefined) {
-      throw new ApiError(422, 'no_threshold', `no ${metric} threshold: this model has none calibrated; send "threshold" (or start the server with --metric ${metric} --threshold T)`);
+      throw new ApiError(
+        422,
+        'no_threshold',
+        `no ${metric} threshold: this model has none calibrated; send "threshold" (or start the server with --metric ${metric} --threshold T)`,
+      );
     }
     return t;
   };
@@ -266,7 +320,11 @@ export async function buildApp(ctx: ApiContext): Promise<FastifyInstance> {
   const handlers: Record<string, (request: FastifyRequest, reply: FastifyReply) => Promise<unknown>> = {
     async describe(request, reply) {
       const b = request.body as DescribeBody;
-      const results = (await runImages(reply, spec(b, 'json', { layer: b.layer, normalize: b.normalize }), b.images)) as JsonResult[];
+      const results = (await runImages(
+        reply,
+        spec(b, 'json', { layer: b.layer, normalize: b.normalize }),
+        b.images,
+      )) as JsonResult[];
       void reply.type('application/json; charset=utf-8');
       return `{"images":[${results.map((r) => r.json).join(',')}]}`;
     },
@@ -275,7 +333,13 @@ export async function buildApp(ctx: ApiContext): Promise<FastifyInstance> {
       const threshold = thresholdFor(b.metric, b.threshold);
       const [x, y] = (await runImages(reply, spec(b, 'vectors'), b.images)) as VectorResult[];
       const d = distance(x.descriptor, y.descriptor, b.metric);
-      return { verified: d <= threshold, distance: d, threshold, metric: b.metric, images: [usedFace(b.images[0], x), usedFace(b.images[1], y)] };
+      return {
+        verified: d <= threshold,
+        distance: d,
+        threshold,
+        metric: b.metric,
+        images: [usedFace(b.images[0], x), usedFace(b.images[1], y)],
+      };
     },
     async addFaces(request, reply) {
       const identity = checkIdentity((request.params as { id: string }).id);
@@ -283,9 +347,20 @@ export async function buildApp(ctx: ApiContext): Promise<FastifyInstance> {
       const results = (await runImages(reply, spec(b, 'vectors', { hash: true }), b.images)) as VectorResult[];
       const outcomes = await gallery.add(
         identity,
-        results.map((r, i) => ({ name: nameOf(b.images[i]) ?? `sha256:${r.sha256!.slice(0, 16)}`, sha256: r.sha256!, descriptor: r.descriptor })),
+        results.map((r, i) => ({
+          name: nameOf(b.images[i]) ?? `sha256:${r.sha256!.slice(0, 16)}`,
+          sha256: r.sha256!,
+          descriptor: r.descriptor,
+        })),
       );
-      return { identity, images: outcomes.map((o, i) => ({ ...usedFace(b.images[i], results[i]), status: o.status, identity: o.identity })) };
+      return {
+        identity,
+        images: outcomes.map((o, i) => ({
+          ...usedFace(b.images[i], results[i]),
+          status: o.status,
+          identity: o.identity,
+        })),
+      };
     },
     async removeIdentity(request) {
       const identity = checkIdentity((request.params as { id: string }).id);
@@ -333,9 +408,15 @@ export async function buildApp(ctx: ApiContext): Promise<FastifyInstance> {
   return app;
 }
 
-function registerRoute(app: FastifyInstance, r: RouteSpec, handler: (request: FastifyRequest, reply: FastifyReply) => Promise<unknown>): void {
+function registerRoute(
+  app: FastifyInstance,
+  r: RouteSpec,
+  handler: (request: FastifyRequest, reply: FastifyReply) => Promise<unknown>,
+): void {
   const response: Record<number, unknown> = {};
-  for (const [status, res] of Object.entries(r.responses)) if (res.schema && (res.contentType ?? 'application/json') === 'application/json') response[Number(status)] = res.schema;
+  for (const [status, res] of Object.entries(r.responses))
+    if (res.schema && (res.contentType ?? 'application/json') === 'application/json')
+      response[Number(status)] = res.schema;
   for (const status of [400, 401, 404, 413, 415, 421, 422, 500, 503]) response[status] ??= errorSchema;
   app.route({
     method: r.method,
@@ -343,7 +424,16 @@ function registerRoute(app: FastifyInstance, r: RouteSpec, handler: (request: Fa
     config: { access: r.access },
     schema: {
       ...(r.params ? { params: r.params } : {}),
-      ...(r.body ? { body: { content: { 'application/json': { schema: r.body.json }, 'multipart/form-data': { schema: r.body.multipart } } } } : {}),
+      ...(r.body
+        ? {
+            body: {
+              content: {
+                'application/json': { schema: r.body.json },
+                'multipart/form-data': { schema: r.body.multipart },
+              },
+            },
+          }
+        : {}),
       response,
     },
     handler,

@@ -14,7 +14,9 @@ export function needsToken(auth: AuthMode, access: Access): boolean {
  */
 export function tokenMatches(header: string | undefined, token: string): boolean {
   const m = /^Bearer[ ]+(\S+)\s*$/i.exec(header ?? '');
-  const given = createHash('sha256').update(m ? m[1] : '').digest();
+  const given = createHash('sha256')
+    .update(m ? m[1] : '')
+    .digest();
   const expected = createHash('sha256').update(token).digest();
   return timingSafeEqual(given, expected) && m !== null;
 }

@@ -4,7 +4,15 @@ import { VggFaceError, type ErrorCode } from '../errors.js';
 import type { IdentitySummary } from '../gallery/types.js';
 import type { Metric } from '../metrics/distance.js';
 import { ApiError } from './api-error.js';
-import type { AddOutcome, GalleryEvent, GalleryReply, GalleryRequest, GallerySetup, SearchOutcome, StoredImage } from './gallery-worker.js';
+import type {
+  AddOutcome,
+  GalleryEvent,
+  GalleryReply,
+  GalleryRequest,
+  GallerySetup,
+  SearchOutcome,
+  StoredImage,
+} from './gallery-worker.js';
 import { workerExecArgv } from '../util/worker.js';
 
 const WORKER_URL = new URL('./gallery-worker.js', import.meta.url);
@@ -34,7 +42,11 @@ export class GalleryClient {
         const up = r.state.state === 'connected';
         if (r.state.state === 'closed') return;
         this.galleryHealth = { backend, state: up ? 'ok' : 'unavailable' };
-        this.log(up ? 'gallery: connected to PostgreSQL again' : `gallery: lost the connection to PostgreSQL (${r.state.error ?? 'unknown reason'}); reconnecting`);
+        this.log(
+          up
+            ? 'gallery: connected to PostgreSQL again'
+            : `gallery: lost the connection to PostgreSQL (${r.state.error ?? 'unknown reason'}); reconnecting`,
+        );
         return;
       }
       const p = this.pending.get(r.id);
@@ -48,7 +60,8 @@ export class GalleryClient {
     });
     worker.on('error', (err) => this.log(`gallery worker error: ${err.stack ?? err.message}`));
     worker.on('exit', () => {
-      for (const p of this.pending.values()) p.reject(new ApiError(500, 'internal', 'internal error (see the server log)'));
+      for (const p of this.pending.values())
+        p.reject(new ApiError(500, 'internal', 'internal error (see the server log)'));
       this.pending.clear();
     });
   }
@@ -56,14 +69,24 @@ export class GalleryClient {
   /** Opens the gallery (creating its file if needed) and loads its search index; rejects with the store's error. */
   static open(setup: GallerySetup, log: (message: string) => void): Promise<GalleryClient> {
     return new Promise((resolve, reject) => {
-      const worker = new Worker(WORKER_URL, { workerData: { role: 'vggface-gallery', setup }, execArgv: workerExecArgv() });
-      const fail = (err: Error) => reject(new VggFaceError('E_GALLERY', `the gallery worker failed to start: ${err.message}`, { cause: err }));
-      worker.once('error', fail);
-      worker.once('message', (m: { ready: boolean; backend?: GalleryHealth['backend']; code?: string; message?: string }) => {
-        worker.off('error', fail);
-        if (m.ready) resolve(new GalleryClient(worker, log, m.backend ?? 'sqlite'));
-        else reject(new VggFaceError((m.code as ErrorCode) ?? 'E_GALLERY', m.message ?? 'the gallery could not be opened'));
+      const worker = new Worker(WORKER_URL, {
+        workerData: { role: 'vggface-gallery', setup },
+        execArgv: workerExecArgv(),
       });
+      const fail = (err: Error) =>
+        reject(new VggFaceError('E_GALLERY', `the gallery worker failed to start: ${err.message}`, { cause: err }));
+      worker.once('error', fail);
+      worker.once(
+        'message',
+        (m: { ready: boolean; backend?: GalleryHealth['backend']; code?: string; message?: string }) => {
+          worker.off('error', fail);
+          if (m.ready) resolve(new GalleryClient(worker, log, m.backend ?? 'sqlite'));
+          else
+            reject(
+              new VggFaceError((m.code as ErrorCode) ?? 'E_GALLERY', m.message ?? 'the gallery could not be opened'),
+            );
+        },
+      );
     });
   }
 
@@ -109,7 +132,9 @@ export class GalleryClient {
     const exited = new Promise<void>((resolve) => this.worker.once('exit', () => resolve()));
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), CLOSE_GRACE_MS)));
-    const closed = this.call({ op: 'close' }).catch((err: unknown) => this.log(`closing the gallery: ${(err as Error).message}`));
+    const closed = this.call({ op: 'close' }).catch((err: unknown) =>
+      this.log(`closing the gallery: ${(err as Error).message}`),
+    );
     if ((await Promise.race([closed.then(() => exited), late])) === 'late') {
       this.log('the gallery did not close in time: ending its thread');
       await this.worker.terminate();

@@ -60,7 +60,13 @@ export interface SearchOutcome {
 
 export type GalleryRequest =
   | { readonly op: 'add'; readonly identity: string; readonly images: readonly StoredImage[] }
-  | { readonly op: 'search'; readonly descriptor: Float32Array; readonly k: number; readonly metric: Metric; readonly threshold: number }
+  | {
+      readonly op: 'search';
+      readonly descriptor: Float32Array;
+      readonly k: number;
+      readonly metric: Metric;
+      readonly threshold: number;
+    }
   | { readonly op: 'remove'; readonly identity: string }
   | { readonly op: 'list' }
   /** Out of turn: ends the database connection now, so operations stuck on it fail (shutting down). */
@@ -75,11 +81,18 @@ export type GalleryReply =
 function apiError(err: unknown): { error: ApiErrorData; detail?: string } {
   if (err instanceof ApiError) return { error: err.toData() };
   if (err instanceof GalleryUnavailableError) {
-    const message = err.reason === 'timeout' ? 'the gallery database did not answer in time: retry later' : 'the gallery database is unavailable: retry later';
+    const message =
+      err.reason === 'timeout'
+        ? 'the gallery database did not answer in time: retry later'
+        : 'the gallery database is unavailable: retry later';
     return { error: { status: 503, code: 'gallery_unavailable', message, retryAfter: 2 }, detail: err.message };
   }
-  if (err instanceof VggFaceError && err.code === 'E_USAGE') return { error: { status: 400, code: 'invalid_request', message: err.message } };
-  return { error: { status: 500, code: 'internal', message: 'internal error (see the server log)' }, detail: (err as Error)?.stack ?? String(err) };
+  if (err instanceof VggFaceError && err.code === 'E_USAGE')
+    return { error: { status: 400, code: 'invalid_request', message: err.message } };
+  return {
+    error: { status: 500, code: 'internal', message: 'internal error (see the server log)' },
+    detail: (err as Error)?.stack ?? String(err),
+  };
 }
 
 async function run(gallery: Gallery<GalleryModel>, req: GalleryRequest, setup: GallerySetup): Promise<unknown> {
@@ -89,21 +102,43 @@ async function run(gallery: Gallery<GalleryModel>, req: GalleryRequest, setup: G
         req.identity,
         req.images.map((img) => ({ label: img.name, contentHash: img.sha256, descriptor: img.descriptor })),
       );
-      return added.map((a): AddOutcome => ({ status: a.status === 'added' ? 'added' : 'duplicate', identity: a.identity ?? req.identity }));
+      return added.map(
+        (a): AddOutcome => ({
+          status: a.status === 'added' ? 'added' : 'duplicate',
+          identity: a.identity ?? req.identity,
+        }),
+      );
     }
     case 'search': {
-      if ((await gallery.store.count()) === 0) throw new ApiError(404, 'gallery_empty', 'the gallery has no faces yet: add some with POST /v1/gallery/{id}/faces');
-      const r = await gallery.searchDescriptor(req.descriptor, { k: req.k, metric: req.metric, threshold: req.threshold, approximate: setup.approximate, candidates: setup.candidates });
+      if ((await gallery.store.count()) === 0)
+        throw new ApiError(
+          404,
+          'gallery_empty',
+          'the gallery has no faces yet: add some with POST /v1/gallery/{id}/faces',
+        );
+      const r = await gallery.searchDescriptor(req.descriptor, {
+        k: req.k,
+        metric: req.metric,
+        threshold: req.threshold,
+        approximate: setup.approximate,
+        candidates: setup.candidates,
+      });
       return {
         identity: r.identity,
         distance: r.distance,
-        matches: r.matches.map((m) => ({ identity: m.identity, distance: m.distance, verified: m.verified, source: m.face.source })),
+        matches: r.matches.map((m) => ({
+          identity: m.identity,
+          distance: m.distance,
+          verified: m.verified,
+          source: m.face.source,
+        })),
       } satisfies SearchOutcome;
     }
     case 'remove': {
       checkIdentity(req.identity);
       const removed = await gallery.store.remove(req.identity);
-      if (removed === 0) throw new ApiError(404, 'identity_not_found', `no identity ${JSON.stringify(req.identity)} in the gallery`);
+      if (removed === 0)
+        throw new ApiError(404, 'identity_not_found', `no identity ${JSON.stringify(req.identity)} in the gallery`);
       return removed;
     }
     case 'list':
@@ -118,7 +153,11 @@ async function run(gallery: Gallery<GalleryModel>, req: GalleryRequest, setup: G
 }
 
 async function start(setup: GallerySetup, port: NonNullable<typeof parentPort>): Promise<void> {
-  const binding: GalleryModel = { info: setup.info, modelPath: setup.modelPath, dimension: (layer: Layer = 'fc7') => setup.info.topology[layer] };
+  const binding: GalleryModel = {
+    info: setup.info,
+    modelPath: setup.modelPath,
+    dimension: (layer: Layer = 'fc7') => setup.info.topology[layer],
+  };
   let gallery: Gallery<GalleryModel>;
   let ready = false;
   // PostgreSQL: reconnect after the server restarts, and say so (for /healthz); with --approximate, the index now.
@@ -130,18 +169,30 @@ async function start(setup: GallerySetup, port: NonNullable<typeof parentPort>):
     },
   };
   try {
-    gallery = await Gallery.open(binding, { db: setup.db, precision: setup.storage, create: true, threads: setup.threads, postgres });
+    gallery = await Gallery.open(binding, {
+      db: setup.db,
+      precision: setup.storage,
+      create: true,
+      threads: setup.threads,
+      postgres,
+    });
     // Load the search index now, not on the first search.
     if (gallery.store instanceof SqliteStore && (await gallery.store.meta())) await gallery.store.loadIndex();
   } catch (err) {
-    port.postMessage({ ready: false, code: err instanceof VggFaceError ? err.code : 'E_INTERNAL', message: (err as Error)?.message ?? String(err) });
+    port.postMessage({
+      ready: false,
+      code: err instanceof VggFaceError ? err.code : 'E_INTERNAL',
+      message: (err as Error)?.message ?? String(err),
+    });
     port.close();
     return;
   }
   let chain: Promise<unknown> = Promise.resolve();
   port.on('message', ({ id, request }: { id: number; request: GalleryRequest }) => {
     if (request.op === 'abort') {
-      void run(gallery, request, setup).then(() => port.postMessage({ id, ok: true, value: null } satisfies GalleryReply));
+      void run(gallery, request, setup).then(() =>
+        port.postMessage({ id, ok: true, value: null } satisfies GalleryReply),
+      );
       return;
     }
     chain = chain.then(async () => {

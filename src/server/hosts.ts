@@ -39,7 +39,10 @@ export function hostOfHeader(header: string): string {
 export function checkAllowedHost(name: string): string {
   const n = normalize(name);
   if (!(HOST_NAME.test(n) || isIP(n) !== 0)) {
-    throw usageError(`--allowed-host ${JSON.stringify(name)}: expected a host name or an IP address (no scheme, port or path)`, '--allowed-host');
+    throw usageError(
+      `--allowed-host ${JSON.stringify(name)}: expected a host name or an IP address (no scheme, port or path)`,
+      '--allowed-host',
+    );
   }
   return n;
 }
@@ -48,7 +51,11 @@ export function checkAllowedHost(name: string): string {
  * The Host check of a server listening on `listenHost` (resolved to `resolved`, its addresses when it is a name).
  * Returns the error to answer with, or undefined when the Host is one of the server's.
  */
-export function hostChecker(listenHost: string, resolved: readonly string[], allowed: readonly string[]): (header: string | undefined) => ApiError | undefined {
+export function hostChecker(
+  listenHost: string,
+  resolved: readonly string[],
+  allowed: readonly string[],
+): (header: string | undefined) => ApiError | undefined {
   const listen = normalize(listenHost);
   const names = new Set(['localhost', listen, ...resolved.map(normalize), ...allowed.map(checkAllowedHost)]);
   const wildcard = WILDCARDS.has(listen);
@@ -73,6 +80,10 @@ export async function resolveListenHost(host: string): Promise<string[]> {
     return (await lookup(host, { all: true })).map((a) => a.address);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code ?? 'unknown error';
-    throw new VggFaceError('E_USAGE', `--host ${JSON.stringify(host)}: not an address of this machine, and it does not resolve as a name (${code})`, { input: '--host', cause: err });
+    throw new VggFaceError(
+      'E_USAGE',
+      `--host ${JSON.stringify(host)}: not an address of this machine, and it does not resolve as a name (${code})`,
+      { input: '--host', cause: err },
+    );
   }
 }

@@ -68,7 +68,10 @@ const RETRY_MAX = 600;
 
 function spawn(setup: WorkerSetup): Promise<{ handle: WorkerHandle; model: LoadedModel; secondsPerImage: number }> {
   return new Promise((resolve, reject) => {
-    const worker = new Worker(WORKER_URL, { workerData: { role: 'vggface-inference', setup }, execArgv: workerExecArgv() });
+    const worker = new Worker(WORKER_URL, {
+      workerData: { role: 'vggface-inference', setup },
+      execArgv: workerExecArgv(),
+    });
     const onMessage = (m: FromWorker) => {
       if (m.type === 'ready') {
         cleanup();
@@ -181,22 +184,53 @@ export class InferencePool {
    * Runs one request's images. Rejects with an ApiError: 503 when the queue is full or the deadline passes first,
    * the image's own error (400/413/415/422) when one of them cannot be used, 500 when a worker fails.
    */
-  submit(spec: JobSpec, images: readonly JobImage[], options: { deadline: number; signal?: AbortSignal; transfer?: readonly ArrayBuffer[] }): Promise<ImageResult[]> {
+  submit(
+    spec: JobSpec,
+    images: readonly JobImage[],
+    options: { deadline: number; signal?: AbortSignal; transfer?: readonly ArrayBuffer[] },
+  ): Promise<ImageResult[]> {
     if (this.closed) return Promise.reject(new ApiError(503, 'shutting_down', 'the server is shutting down', 1));
     if (this.waiting.length >= this.settings.queueSize && !this.idleWorker(images.length)) {
       this.observer.rejected('queue_full');
       const retry = this.retryAfterSeconds();
-      return Promise.reject(new ApiError(503, 'queue_full', `the server is busy (${this.waiting.length} requests waiting); retry in ${retry} s`, retry));
+      return Promise.reject(
+        new ApiError(
+          503,
+          'queue_full',
+          `the server is busy (${this.waiting.length} requests waiting); retry in ${retry} s`,
+          retry,
+        ),
+      );
     }
     return new Promise<ImageResult[]>((resolve, reject) => {
-      const job: PendingJob = { id: this.nextId++, spec, images, transfer: options.transfer ?? [], resolve, reject, settled: false };
+      const job: PendingJob = {
+        id: this.nextId++,
+        spec,
+        images,
+        transfer: options.transfer ?? [],
+        resolve,
+        reject,
+        settled: false,
+      };
       const wait = Math.max(0, options.deadline - Date.now());
       job.timer = setTimeout(() => {
         this.observer.rejected('timeout');
         const retry = this.retryAfterSeconds();
-        this.abandon(job, new ApiError(503, 'timeout', `the request did not finish within the server's time limit; retry in ${retry} s`, retry));
+        this.abandon(
+          job,
+          new ApiError(
+            503,
+            'timeout',
+            `the request did not finish within the server's time limit; retry in ${retry} s`,
+            retry,
+          ),
+        );
       }, wait);
-      options.signal?.addEventListener('abort', () => this.abandon(job, new ApiError(499, 'client_closed', 'the client closed the connection')), { once: true });
+      options.signal?.addEventListener(
+        'abort',
+        () => this.abandon(job, new ApiError(499, 'client_closed', 'the client closed the connection')),
+        { once: true },
+      );
       this.waiting.push(job);
       this.dispatch();
     });
@@ -224,7 +258,9 @@ export class InferencePool {
       if (handle.inflight === 0) handle.busySince = performance.now();
       handle.inflight += job.images.length;
       handle.jobs.set(job.id, job);
-      handle.worker.postMessage({ type: 'job', id: job.id, spec: job.spec, images: job.images } satisfies ToWorker, [...job.transfer]);
+      handle.worker.postMessage({ type: 'job', id: job.id, spec: job.spec, images: job.images } satisfies ToWorker, [
+        ...job.transfer,
+      ]);
     }
   }
 
@@ -243,7 +279,7 @@ export class InferencePool {
 
   private release(job: PendingJob): void {
     const handle = job.worker;
-    if (!handle || !handle.jobs.delete(job.id)) return;
+    if (!handle?.jobs.delete(job.id)) return;
     handle.inflight -= job.images.length;
   }
 
@@ -301,7 +337,8 @@ export class InferencePool {
   /** Closes the workers (their models and detectors); requests still waiting are refused. */
   async close(): Promise<void> {
     this.closed = true;
-    for (const job of this.waiting.splice(0)) this.settle(job, () => job.reject(new ApiError(503, 'shutting_down', 'the server is shutting down', 1)));
+    for (const job of this.waiting.splice(0))
+      this.settle(job, () => job.reject(new ApiError(503, 'shutting_down', 'the server is shutting down', 1)));
     await Promise.all(
       this.handles.map(
         (h) =>

@@ -16,7 +16,15 @@ import { resolveAlignOptions, type ResolvedAlignOptions } from '../face/align.js
 import { FaceDetector, resolveDetectOptions, type ResolvedDetectOptions } from '../face/detector.js';
 import { extractFaces } from '../face/pipeline.js';
 import type { DetectedFace } from '../face/types.js';
-import { decodeImage, loadSquare, sizeLimits, sizeProblem, SUPPORTED_FORMATS, type DecodeOptions, type Fit } from '../image/decode.js';
+import {
+  decodeImage,
+  loadSquare,
+  sizeLimits,
+  sizeProblem,
+  SUPPORTED_FORMATS,
+  type DecodeOptions,
+  type Fit,
+} from '../image/decode.js';
 import type { ModelOutput } from '../onnx/builder.js';
 import { sha256 } from '../util/hash.js';
 import { modelIdentity } from '../verify/thresholds.js';
@@ -99,7 +107,11 @@ async function checkImage(bytes: Uint8Array, label: string, maxPixels: number): 
     throw new ApiError(422, 'invalid_image', `${label}: not a decodable image`);
   }
   if (!(SUPPORTED_FORMATS as readonly string[]).includes(meta.format ?? '')) {
-    throw new ApiError(415, 'unsupported_image_type', `${label}: ${meta.format ?? 'unknown'} images are not supported; send JPEG, PNG, WebP, TIFF, GIF or AVIF`);
+    throw new ApiError(
+      415,
+      'unsupported_image_type',
+      `${label}: ${meta.format ?? 'unknown'} images are not supported; send JPEG, PNG, WebP, TIFF, GIF or AVIF`,
+    );
   }
   const w = meta.autoOrient?.width ?? meta.width;
   const h = meta.autoOrient?.height ?? meta.height;
@@ -126,7 +138,12 @@ export class Pipeline {
     let align: ResolvedAlignOptions;
     try {
       const d = spec.detection;
-      detect = resolveDetectOptions({ minScore: d.minScore, minFaceSize: d.minFaceSize, maxFaces: spec.faces === 'largest' ? 1 : d.maxFaces, maxPixels: this.setup.maxPixels });
+      detect = resolveDetectOptions({
+        minScore: d.minScore,
+        minFaceSize: d.minFaceSize,
+        maxFaces: spec.faces === 'largest' ? 1 : d.maxFaces,
+        maxPixels: this.setup.maxPixels,
+      });
       align = resolveAlignOptions({ align: d.align, margin: d.margin, size: INPUT_SIZE });
     } catch (err) {
       this.post({ type: 'failed', id, error: imageApiError(err).toData() });
@@ -236,7 +253,10 @@ export class Pipeline {
       await checkImage(bytes, label, this.setup.maxPixels);
       if (job.finished) return;
       const output = outputFor(job.spec);
-      const decode: DecodeOptions = { maxPixels: this.setup.maxPixels, timeoutSeconds: this.setup.decodeTimeoutSeconds };
+      const decode: DecodeOptions = {
+        maxPixels: this.setup.maxPixels,
+        timeoutSeconds: this.setup.decodeTimeoutSeconds,
+      };
       if (job.spec.faces === 'none') {
         const crop = await loadSquare(bytes, label, INPUT_SIZE, { ...decode, fit: job.fit });
         state.slots = [{}];
@@ -245,7 +265,8 @@ export class Pipeline {
         const image = await decodeImage(bytes, label, decode);
         if (job.finished) return;
         const photo = await extractFaces(this.detector, image, label, job.detect, job.align);
-        if (job.spec.faces === 'largest' && photo.faces.length === 0) throw new ApiError(422, 'no_face', `${label}: no face found`);
+        if (job.spec.faces === 'largest' && photo.faces.length === 0)
+          throw new ApiError(422, 'no_face', `${label}: no face found`);
         state.width = photo.width;
         state.height = photo.height;
         state.slots = photo.faces.map((f) => ({ face: f.face }));
@@ -318,7 +339,8 @@ export class Pipeline {
     job.released = true; // an answer releases the job: all its work is done
     const transfer: ArrayBuffer[] = [];
     const results: ImageResult[] = job.states.map((s, index) => {
-      if (job.spec.output === 'json') return { json: imageJson(job.images[index].name, s, job.spec.faces === 'none'), faces: s.slots.length };
+      if (job.spec.output === 'json')
+        return { json: imageJson(job.images[index].name, s, job.spec.faces === 'none'), faces: s.slots.length };
       const slot = s.slots[0];
       transfer.push(slot.vector!.buffer as ArrayBuffer);
       return { width: s.width, height: s.height, face: slot.face, descriptor: slot.vector!, sha256: s.sha256 };
@@ -363,7 +385,11 @@ function yieldToEventLoop(): void {
  * requests are timed, so a cold burst is not told to retry in 1 s.
  */
 async function timeOnePhoto(model: VggFace, detector: FaceDetector): Promise<number> {
-  const jpeg = await sharp({ create: { width: 1024, height: 768, channels: 3, background: { r: 128, g: 128, b: 128 } } }).jpeg().toBuffer();
+  const jpeg = await sharp({
+    create: { width: 1024, height: 768, channels: 3, background: { r: 128, g: 128, b: 128 } },
+  })
+    .jpeg()
+    .toBuffer();
   const detect = resolveDetectOptions({});
   const align = resolveAlignOptions({ size: INPUT_SIZE });
   const run = async () => {
@@ -383,7 +409,11 @@ async function start(setup: WorkerSetup, port: NonNullable<typeof parentPort>): 
   let detector: FaceDetector | undefined;
   try {
     model = await VggFace.load({ ...setup.load, threads: setup.threads });
-    detector = await FaceDetector.open({ model: setup.detectorModel, cacheDir: setup.load.cacheDir, threads: setup.threads });
+    detector = await FaceDetector.open({
+      model: setup.detectorModel,
+      cacheDir: setup.load.cacheDir,
+      threads: setup.threads,
+    });
     const identity = await modelIdentity(model);
     const secondsPerImage = await timeOnePhoto(model, detector);
     const pipeline = new Pipeline(model, detector, setup, post);
@@ -392,17 +422,24 @@ async function start(setup: WorkerSetup, port: NonNullable<typeof parentPort>): 
       else if (m.type === 'cancel') pipeline.cancel(m.id);
       else if (m.type === 'close') {
         // Sessions are released only once nothing runs on them (a cancelled request's photo may still be in work).
-        void pipeline.whenIdle().then(() => Promise.all([model!.close(), detector!.close()])).then(() => {
-          post({ type: 'closed' });
-          port.close();
-        });
+        void pipeline
+          .whenIdle()
+          .then(() => Promise.all([model!.close(), detector!.close()]))
+          .then(() => {
+            post({ type: 'closed' });
+            port.close();
+          });
       }
     });
     post({ type: 'ready', modelPath: model.modelPath, info: model.info, identity, secondsPerImage });
   } catch (err) {
     await model?.close();
     await detector?.close();
-    post({ type: 'fatal', code: err instanceof VggFaceError ? err.code : undefined, message: String((err as Error)?.message ?? err) });
+    post({
+      type: 'fatal',
+      code: err instanceof VggFaceError ? err.code : undefined,
+      message: String((err as Error)?.message ?? err),
+    });
     port.close();
   }
 }

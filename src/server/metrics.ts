@@ -23,7 +23,12 @@ export function createMetrics(queue: () => QueueProbe | undefined): ServerMetric
   const registry = new Registry();
   const registers = [registry];
   collectDefaultMetrics({ register: registry });
-  const requests = new Counter({ name: 'vggface_http_requests_total', help: 'HTTP requests answered, by route, method and status.', labelNames: ['route', 'method', 'status'], registers });
+  const requests = new Counter({
+    name: 'vggface_http_requests_total',
+    help: 'HTTP requests answered, by route, method and status.',
+    labelNames: ['route', 'method', 'status'],
+    registers,
+  });
   const latency = new Histogram({
     name: 'vggface_http_request_duration_seconds',
     help: 'Time from the request to its answer, by route, method and status.',
@@ -47,11 +52,31 @@ export function createMetrics(queue: () => QueueProbe | undefined): ServerMetric
       this.set(queue()?.inflightImages ?? 0);
     },
   });
-  const batchSize = new Histogram({ name: 'vggface_inference_batch_size', help: 'Faces per inference call.', buckets: [1, 2, 4, 8, 16, 32, 64], registers });
-  const batchSeconds = new Histogram({ name: 'vggface_inference_duration_seconds', help: 'Time of one inference call.', buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5], registers });
-  const images = new Counter({ name: 'vggface_images_described_total', help: 'Images described (photos or crops), by request kind.', labelNames: ['faces'], registers });
+  const batchSize = new Histogram({
+    name: 'vggface_inference_batch_size',
+    help: 'Faces per inference call.',
+    buckets: [1, 2, 4, 8, 16, 32, 64],
+    registers,
+  });
+  const batchSeconds = new Histogram({
+    name: 'vggface_inference_duration_seconds',
+    help: 'Time of one inference call.',
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers,
+  });
+  const images = new Counter({
+    name: 'vggface_images_described_total',
+    help: 'Images described (photos or crops), by request kind.',
+    labelNames: ['faces'],
+    registers,
+  });
   const faces = new Counter({ name: 'vggface_faces_described_total', help: 'Faces described.', registers });
-  const rejected = new Counter({ name: 'vggface_rejected_total', help: 'Requests refused with 503, by reason.', labelNames: ['reason'], registers });
+  const rejected = new Counter({
+    name: 'vggface_rejected_total',
+    help: 'Requests refused with 503, by reason.',
+    labelNames: ['reason'],
+    registers,
+  });
   return {
     registry,
     request(route, method, status, seconds) {

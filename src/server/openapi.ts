@@ -63,8 +63,22 @@ export function buildOpenApi(routes: readonly RouteSpec[], auth: AuthMode): Reco
           status,
           {
             description: spec.description,
-            ...(spec.schema || spec.contentType ? { content: { [spec.contentType ?? 'application/json']: spec.schema ? { schema: documentedSchema(spec.schema) } : {} } } : {}),
-            ...(status === '503' ? { headers: { 'Retry-After': { description: 'Seconds to wait before retrying.', schema: { type: 'integer' } } } } : {}),
+            ...(spec.schema || spec.contentType
+              ? {
+                  content: {
+                    [spec.contentType ?? 'application/json']: spec.schema
+                      ? { schema: documentedSchema(spec.schema) }
+                      : {},
+                  },
+                }
+              : {}),
+            ...(status === '503'
+              ? {
+                  headers: {
+                    'Retry-After': { description: 'Seconds to wait before retrying.', schema: { type: 'integer' } },
+                  },
+                }
+              : {}),
           },
         ]),
       ),
@@ -80,7 +94,11 @@ export function buildOpenApi(routes: readonly RouteSpec[], auth: AuthMode): Reco
         'VGG-Face face descriptors over HTTP: describe faces, verify two photos, and a gallery of known people to search. ' +
         'Images are sent as JSON (base64) or as multipart/form-data uploads; errors are {"error": {"code", "message"}}.',
     },
-    components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', description: 'The server token ($VGGFACE_TOKEN or --token-file).' } } },
+    components: {
+      securitySchemes: {
+        bearer: { type: 'http', scheme: 'bearer', description: 'The server token ($VGGFACE_TOKEN or --token-file).' },
+      },
+    },
     paths,
   };
 }

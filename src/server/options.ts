@@ -91,7 +91,11 @@ export function defaultThreadsPerWorker(workers: number): number {
  * The bearer token: $VGGFACE_TOKEN, or the first line of a token file (the file wins when both are given).
  * A token is required unless auth is `none`, so a server is never open for writing by accident.
  */
-export async function resolveToken(auth: AuthMode, tokenFile: string | undefined, env: NodeJS.ProcessEnv = process.env): Promise<string | undefined> {
+export async function resolveToken(
+  auth: AuthMode,
+  tokenFile: string | undefined,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<string | undefined> {
   let token: string | undefined;
   if (tokenFile !== undefined) {
     let text: string;
@@ -101,7 +105,8 @@ export async function resolveToken(auth: AuthMode, tokenFile: string | undefined
       throw fileError(tokenFile, err);
     }
     token = text.split(/\r?\n/)[0].trim();
-    if (token === '') throw usageError(`${tokenFile}: the token file is empty (its first line is the token)`, '--token-file');
+    if (token === '')
+      throw usageError(`${tokenFile}: the token file is empty (its first line is the token)`, '--token-file');
   } else if (env.VGGFACE_TOKEN !== undefined && env.VGGFACE_TOKEN.trim() !== '') {
     token = env.VGGFACE_TOKEN.trim();
   }
@@ -121,17 +126,26 @@ export async function resolveToken(auth: AuthMode, tokenFile: string | undefined
  * first space, so a token with whitespace could never match (and control characters cannot be in a header).
  */
 export function checkToken(token: string, source = 'token'): void {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what this refuses
   if (/[\s\u0000-\u001f\u007f]/.test(token)) {
-    throw usageError(`${source}: the token contains whitespace or a control character, so no Authorization header could carry it: use one word (e.g. openssl rand -hex 16)`, 'token');
+    throw usageError(
+      `${source}: the token contains whitespace or a control character, so no Authorization header could carry it: use one word (e.g. openssl rand -hex 16)`,
+      'token',
+    );
   }
 }
 
 /** "32MiB", "500k", "1048576": bytes with an optional binary suffix (k, m, g; "b" and "ib" optional). */
 export function parseByteSize(name: string, value: string): number {
   const m = /^\s*(\d+(?:\.\d+)?)\s*([kmg]?)(?:i?b)?\s*$/i.exec(value);
-  if (!m) throw usageError(`Expected a size in bytes (e.g. 33554432, 500k, 32MiB) for ${name} but received ${JSON.stringify(value)}`, name);
+  if (!m)
+    throw usageError(
+      `Expected a size in bytes (e.g. 33554432, 500k, 32MiB) for ${name} but received ${JSON.stringify(value)}`,
+      name,
+    );
   const scale = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 }[m[2].toLowerCase() as '' | 'k' | 'm' | 'g'];
   const bytes = Math.floor(Number(m[1]) * scale);
-  if (bytes < 1024 || bytes > 2 ** 31) throw usageError(`Expected a size between 1 KiB and 2 GiB for ${name} but received ${JSON.stringify(value)}`, name);
+  if (bytes < 1024 || bytes > 2 ** 31)
+    throw usageError(`Expected a size between 1 KiB and 2 GiB for ${name} but received ${JSON.stringify(value)}`, name);
   return bytes;
 }

@@ -73,7 +73,13 @@ export type ToWorker =
 
 export type FromWorker =
   /** Loaded; `secondsPerImage`: one photo timed at start (decode, detection, one face described). */
-  | { readonly type: 'ready'; readonly modelPath: string; readonly info: ModelInfo; readonly identity: ModelIdentity; readonly secondsPerImage: number }
+  | {
+      readonly type: 'ready';
+      readonly modelPath: string;
+      readonly info: ModelInfo;
+      readonly identity: ModelIdentity;
+      readonly secondsPerImage: number;
+    }
   /** The answer; nothing runs for the job any more. */
   | { readonly type: 'done'; readonly id: number; readonly results: readonly ImageResult[] }
   /** The request's error; work already running for it may go on until `released`. */

@@ -64,15 +64,24 @@ const imageJson: JsonSchema = {
     data: {
       type: 'string',
       contentEncoding: 'base64',
-      description: 'The encoded image (JPEG, PNG, WebP, TIFF, GIF or AVIF) in base64, standard or URL-safe; a data: URL prefix is accepted.',
+      description:
+        'The encoded image (JPEG, PNG, WebP, TIFF, GIF or AVIF) in base64, standard or URL-safe; a data: URL prefix is accepted.',
     },
     name,
   },
 };
 
-const upload: JsonSchema = { upload: true, description: 'An image file (JPEG, PNG, WebP, TIFF, GIF or AVIF); its file name names it in results.' };
+const upload: JsonSchema = {
+  upload: true,
+  description: 'An image file (JPEG, PNG, WebP, TIFF, GIF or AVIF); its file name names it in results.',
+};
 
-const number = (minimum: number, maximum: number, description: string): JsonSchema => ({ type: 'number', minimum, maximum, description });
+const number = (minimum: number, maximum: number, description: string): JsonSchema => ({
+  type: 'number',
+  minimum,
+  maximum,
+  description,
+});
 
 /** Options of every route that finds faces in photos. */
 function faceOptions(modes: readonly string[], fallback: string): Record<string, JsonSchema> {
@@ -85,7 +94,12 @@ function faceOptions(modes: readonly string[], fallback: string): Record<string,
         (modes.includes('all') ? '`all`: every face of each photo, largest first; ' : '') +
         '`largest`: the largest face of each photo (a photo without a face is an error); `none`: each image is a face crop, described as given.',
     },
-    fit: { type: 'string', enum: FITS, description: 'With faces `none`: how a non-square crop becomes 224x224 (default crop; deepface for deepface-preprocessed models).' },
+    fit: {
+      type: 'string',
+      enum: FITS,
+      description:
+        'With faces `none`: how a non-square crop becomes 224x224 (default crop; deepface for deepface-preprocessed models).',
+    },
     align: { type: 'string', enum: ALIGN_MODES, description: 'How detected faces are made upright (default eyes).' },
     margin: number(0, MAX_MARGIN, 'Room around a detected face, as a fraction of the face (default 0.2).'),
     minScore: number(0, 1, 'Ignore detections scored lower (default 0.75).'),
@@ -101,7 +115,9 @@ const DETECTION_OPTIONS = ['align', 'margin', 'minScore', 'minFaceSize'];
  */
 function rule(description: string, condition: JsonSchema, then: JsonSchema): JsonSchema {
   const props = then.properties as Record<string, JsonSchema> | undefined;
-  const described = props ? { ...then, properties: Object.fromEntries(Object.entries(props).map(([k, v]) => [k, { ...v, description }])) } : then;
+  const described = props
+    ? { ...then, properties: Object.fromEntries(Object.entries(props).map(([k, v]) => [k, { ...v, description }])) }
+    : then;
   return { description, if: condition, then: { ...described, description } };
 }
 
@@ -109,31 +125,54 @@ function rule(description: string, condition: JsonSchema, then: JsonSchema): Jso
 function faceRules(withMaxFaces: boolean): JsonSchema[] {
   const detection = withMaxFaces ? [...DETECTION_OPTIONS, 'maxFaces'] : DETECTION_OPTIONS;
   const rules: JsonSchema[] = [
-    rule('fit applies to face crops: it needs faces "none"', { required: ['fit'] }, { required: ['faces'], properties: { faces: { const: 'none' } } }),
+    rule(
+      'fit applies to face crops: it needs faces "none"',
+      { required: ['fit'] },
+      { required: ['faces'], properties: { faces: { const: 'none' } } },
+    ),
     rule(
       `${detection.join(', ')} apply to detected faces: not with faces "none"`,
       { required: ['faces'], properties: { faces: { const: 'none' } } },
       { not: { anyOf: detection.map((p) => ({ required: [p] })) } },
     ),
   ];
-  if (withMaxFaces) rules.push(rule('maxFaces applies to faces "all"', { required: ['maxFaces'] }, { properties: { faces: { const: 'all' } } }));
+  if (withMaxFaces)
+    rules.push(
+      rule('maxFaces applies to faces "all"', { required: ['maxFaces'] }, { properties: { faces: { const: 'all' } } }),
+    );
   return rules;
 }
 
 function thresholdOptions(metric: Metric): Record<string, JsonSchema> {
   return {
-    metric: { type: 'string', enum: METRICS, default: metric, description: `Distance: ${METRICS.join(', ')} (default ${metric}).` },
+    metric: {
+      type: 'string',
+      enum: METRICS,
+      default: metric,
+      description: `Distance: ${METRICS.join(', ')} (default ${metric}).`,
+    },
     threshold: {
       type: 'number',
       minimum: 0,
-      description: "Same person when distance <= threshold. Default: the server's --threshold for its metric, else the model's calibrated threshold (or deepface's, for deepface-preprocessed models).",
+      description:
+        "Same person when distance <= threshold. Default: the server's --threshold for its metric, else the model's calibrated threshold (or deepface's, for deepface-preprocessed models).",
     },
   };
 }
 
 /** The JSON and multipart forms of a body with images and options. */
-function imagesBody(count: { min: number; max: number }, options: Record<string, JsonSchema>, rules: JsonSchema[]): { json: JsonSchema; multipart: JsonSchema } {
-  const images = (items: JsonSchema, description: string): JsonSchema => ({ type: 'array', minItems: count.min, maxItems: count.max, items, description });
+function imagesBody(
+  count: { min: number; max: number },
+  options: Record<string, JsonSchema>,
+  rules: JsonSchema[],
+): { json: JsonSchema; multipart: JsonSchema } {
+  const images = (items: JsonSchema, description: string): JsonSchema => ({
+    type: 'array',
+    minItems: count.min,
+    maxItems: count.max,
+    items,
+    description,
+  });
   const body = (items: JsonSchema, description: string): JsonSchema => ({
     type: 'object',
     required: ['images'],
@@ -153,9 +192,19 @@ const point: JsonSchema = { type: 'array', items: { type: 'number' }, minItems: 
 const face: JsonSchema = {
   type: 'object',
   required: ['box', 'score', 'landmarks'],
-  description: "A detected face, in pixels of the photo as displayed (EXIF orientation applied). Right and left are the subject's.",
+  description:
+    "A detected face, in pixels of the photo as displayed (EXIF orientation applied). Right and left are the subject's.",
   properties: {
-    box: { type: 'object', required: ['x', 'y', 'width', 'height'], properties: { x: { type: 'number' }, y: { type: 'number' }, width: { type: 'number' }, height: { type: 'number' } } },
+    box: {
+      type: 'object',
+      required: ['x', 'y', 'width', 'height'],
+      properties: {
+        x: { type: 'number' },
+        y: { type: 'number' },
+        width: { type: 'number' },
+        height: { type: 'number' },
+      },
+    },
     score: { type: 'number' },
     landmarks: {
       type: 'object',
@@ -169,7 +218,11 @@ const photo = {
   width: { type: 'integer', description: 'Photo width as displayed (absent for crops).' },
   height: { type: 'integer' },
 };
-const descriptor: JsonSchema = { type: 'array', items: { type: 'number' }, description: 'The descriptor (fc7, L2-normalised, unless layer/normalize say otherwise).' };
+const descriptor: JsonSchema = {
+  type: 'array',
+  items: { type: 'number' },
+  description: 'The descriptor (fc7, L2-normalised, unless layer/normalize say otherwise).',
+};
 const describedImage: JsonSchema = {
   type: 'object',
   required: ['faces'],
@@ -196,12 +249,20 @@ const match: JsonSchema = {
 export const errorSchema: JsonSchema = {
   type: 'object',
   required: ['error'],
-  properties: { error: { type: 'object', required: ['code', 'message'], properties: { code: { type: 'string' }, message: { type: 'string' } } } },
+  properties: {
+    error: {
+      type: 'object',
+      required: ['code', 'message'],
+      properties: { code: { type: 'string' }, message: { type: 'string' } },
+    },
+  },
 };
 
 const err = (description: string): ResponseSpec => ({ description, schema: errorSchema });
 const IMAGE_ERRORS: Record<number, ResponseSpec> = {
-  400: err('A malformed request: invalid JSON, a field of the wrong type or out of range, an unknown field, invalid base64.'),
+  400: err(
+    'A malformed request: invalid JSON, a field of the wrong type or out of range, an unknown field, invalid base64.',
+  ),
   413: err('The body, an image (pixels) or the number of images is over the server’s limits.'),
   415: err('Not JSON or multipart/form-data, or an image format that is not supported.'),
   422: err('An image that cannot be decoded, or (faces largest) with no face.'),
@@ -211,7 +272,9 @@ const IMAGE_ERRORS: Record<number, ResponseSpec> = {
 const AUTH_ERROR: Record<number, ResponseSpec> = { 401: err('Missing or wrong bearer token.') };
 /** Every route checks the Host header first. */
 const HOST_ERROR: Record<number, ResponseSpec> = {
-  421: err('The Host header is not a name of this server (localhost, its listen address, --allowed-host): refused against DNS rebinding.'),
+  421: err(
+    'The Host header is not a name of this server (localhost, its listen address, --allowed-host): refused against DNS rebinding.',
+  ),
 };
 const LONG_ID_ERROR: Record<number, ResponseSpec> = { 414: err('The identity in the URL is over 256 characters.') };
 
@@ -226,7 +289,8 @@ export const identityParams: JsonSchema = {
       maxLength: 256,
       pattern: '^(?!\\s*$)[^\\u0000-\\u001f\\u007f]+$',
       not: { const: 'unknown' },
-      description: 'The identity (person): 1 to 256 printable characters, not only spaces, not "unknown" (what search answers when nothing matches).',
+      description:
+        'The identity (person): 1 to 256 printable characters, not only spaces, not "unknown" (what search answers when nothing matches).',
     },
   },
 };
@@ -241,15 +305,22 @@ export const healthSchema: JsonSchema = {
     inflightImages: { type: 'integer' },
     gallery: {
       type: 'object',
-      description: 'The gallery store; `unavailable` while its PostgreSQL server cannot be reached (the server reconnects by itself).',
-      properties: { backend: { type: 'string', enum: ['sqlite', 'postgres'] }, state: { type: 'string', enum: ['ok', 'unavailable'] } },
+      description:
+        'The gallery store; `unavailable` while its PostgreSQL server cannot be reached (the server reconnects by itself).',
+      properties: {
+        backend: { type: 'string', enum: ['sqlite', 'postgres'] },
+        state: { type: 'string', enum: ['ok', 'unavailable'] },
+      },
     },
   },
 };
 
 /** Every route of the server, with its schemas. */
 export function apiRoutes(limits: SchemaLimits): RouteSpec[] {
-  return routeTable(limits).map((r) => ({ ...r, responses: { ...r.responses, ...HOST_ERROR, ...(r.params === identityParams ? LONG_ID_ERROR : {}) } }));
+  return routeTable(limits).map((r) => ({
+    ...r,
+    responses: { ...r.responses, ...HOST_ERROR, ...(r.params === identityParams ? LONG_ID_ERROR : {}) },
+  }));
 }
 
 function routeTable(limits: SchemaLimits): RouteSpec[] {
@@ -261,20 +332,38 @@ function routeTable(limits: SchemaLimits): RouteSpec[] {
       method: 'POST',
       url: '/v1/describe',
       summary: 'Describe every face in photos',
-      description: 'Finds the faces of each photo (or takes each image as a face crop with faces "none") and returns their descriptors, boxes, landmarks and scores.',
+      description:
+        'Finds the faces of each photo (or takes each image as a face crop with faces "none") and returns their descriptors, boxes, landmarks and scores.',
       access: 'read',
       body: imagesBody(
         many,
         {
           ...faceOptions(['all', 'largest', 'none'], 'all'),
-          maxFaces: { type: 'integer', minimum: 1, maximum: 1000, description: 'With faces `all`: keep the largest n faces of each photo.' },
-          layer: { type: 'string', enum: LAYERS, default: 'fc7', description: 'fc7 is the VGG-Face descriptor; fc6, or fc8 (logits over the 2,622 training identities).' },
+          maxFaces: {
+            type: 'integer',
+            minimum: 1,
+            maximum: 1000,
+            description: 'With faces `all`: keep the largest n faces of each photo.',
+          },
+          layer: {
+            type: 'string',
+            enum: LAYERS,
+            default: 'fc7',
+            description: 'fc7 is the VGG-Face descriptor; fc6, or fc8 (logits over the 2,622 training identities).',
+          },
           normalize: { type: 'boolean', default: true, description: 'L2-normalise the vector.' },
         },
         faceRules(true),
       ),
       responses: {
-        200: { description: 'One entry per image, in order.', schema: { type: 'object', required: ['images'], properties: { images: { type: 'array', items: describedImage } } } },
+        200: {
+          description: 'One entry per image, in order.',
+          schema: {
+            type: 'object',
+            required: ['images'],
+            properties: { images: { type: 'array', items: describedImage } },
+          },
+        },
         ...IMAGE_ERRORS,
         ...AUTH_ERROR,
       },
@@ -310,7 +399,8 @@ function routeTable(limits: SchemaLimits): RouteSpec[] {
       method: 'POST',
       url: '/v1/gallery/:id/faces',
       summary: 'Add photos of a person to the gallery',
-      description: 'Describes the largest face of each photo and stores it under the identity, all in one transaction (an image that fails stores nothing). An image already in the gallery (same bytes) is not stored again.',
+      description:
+        'Describes the largest face of each photo and stores it under the identity, all in one transaction (an image that fails stores nothing). An image already in the gallery (same bytes) is not stored again.',
       access: 'write',
       params: identityParams,
       body: imagesBody(many, crops, faceRules(false)),
@@ -331,7 +421,10 @@ function routeTable(limits: SchemaLimits): RouteSpec[] {
                     ...photo,
                     face,
                     status: { type: 'string', enum: ['added', 'duplicate'] },
-                    identity: { type: 'string', description: 'The identity the image is stored under (for a duplicate, possibly another).' },
+                    identity: {
+                      type: 'string',
+                      description: 'The identity the image is stored under (for a duplicate, possibly another).',
+                    },
                   },
                 },
               },
@@ -350,7 +443,14 @@ function routeTable(limits: SchemaLimits): RouteSpec[] {
       access: 'write',
       params: identityParams,
       responses: {
-        200: { description: 'Removed.', schema: { type: 'object', required: ['identity', 'removed'], properties: { identity: { type: 'string' }, removed: { type: 'integer' } } } },
+        200: {
+          description: 'Removed.',
+          schema: {
+            type: 'object',
+            required: ['identity', 'removed'],
+            properties: { identity: { type: 'string' }, removed: { type: 'integer' } },
+          },
+        },
         400: IMAGE_ERRORS[400],
         404: err('The gallery has no such identity.'),
         500: IMAGE_ERRORS[500],
@@ -369,7 +469,16 @@ function routeTable(limits: SchemaLimits): RouteSpec[] {
           schema: {
             type: 'object',
             required: ['identities'],
-            properties: { identities: { type: 'array', items: { type: 'object', required: ['identity', 'faces'], properties: { identity: { type: 'string' }, faces: { type: 'integer' } } } } },
+            properties: {
+              identities: {
+                type: 'array',
+                items: {
+                  type: 'object',
+                  required: ['identity', 'faces'],
+                  properties: { identity: { type: 'string' }, faces: { type: 'integer' } },
+                },
+              },
+            },
           },
         },
         500: IMAGE_ERRORS[500],
@@ -384,12 +493,17 @@ function routeTable(limits: SchemaLimits): RouteSpec[] {
       access: 'read',
       body: imagesBody(
         many,
-        { ...crops, k: { type: 'integer', minimum: 1, maximum: 100, default: 5, description: 'Identities to return.' }, ...thresholdOptions(limits.metric) },
+        {
+          ...crops,
+          k: { type: 'integer', minimum: 1, maximum: 100, default: 5, description: 'Identities to return.' },
+          ...thresholdOptions(limits.metric),
+        },
         faceRules(false),
       ),
       responses: {
         200: {
-          description: 'One entry per image, in order: "identity" is the best match if its distance is <= threshold, else "unknown".',
+          description:
+            'One entry per image, in order: "identity" is the best match if its distance is <= threshold, else "unknown".',
           schema: {
             type: 'object',
             required: ['results'],
@@ -424,7 +538,10 @@ function routeTable(limits: SchemaLimits): RouteSpec[] {
       url: '/healthz',
       summary: 'Liveness and load; answers at once, even while the workers are busy',
       access: 'open',
-      responses: { 200: { description: 'Serving.', schema: healthSchema }, 503: { description: 'Shutting down, or the gallery database is unavailable.', schema: healthSchema } },
+      responses: {
+        200: { description: 'Serving.', schema: healthSchema },
+        503: { description: 'Shutting down, or the gallery database is unavailable.', schema: healthSchema },
+      },
     },
     {
       operationId: 'metrics',
@@ -432,7 +549,14 @@ function routeTable(limits: SchemaLimits): RouteSpec[] {
       url: '/metrics',
       summary: 'Prometheus metrics (text format 0.0.4)',
       access: 'read',
-      responses: { 200: { description: 'Request counts and latencies by route and status, queue depth, inference batch sizes, images described.', contentType: 'text/plain' }, ...AUTH_ERROR },
+      responses: {
+        200: {
+          description:
+            'Request counts and latencies by route and status, queue depth, inference batch sizes, images described.',
+          contentType: 'text/plain',
+        },
+        ...AUTH_ERROR,
+      },
     },
     {
       operationId: 'openapi',

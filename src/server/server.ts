@@ -35,8 +35,12 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
-export async function startServer(options: ServeOptions, log: (message: string) => void = (m) => process.stderr.write(`${m}\n`)): Promise<RunningServer> {
-  if (options.auth !== 'none' && !options.token) throw usageError(`auth ${options.auth} needs a token (or auth none to serve without one)`, 'token');
+export async function startServer(
+  options: ServeOptions,
+  log: (message: string) => void = (m) => process.stderr.write(`${m}\n`),
+): Promise<RunningServer> {
+  if (options.auth !== 'none' && !options.token)
+    throw usageError(`auth ${options.auth} needs a token (or auth none to serve without one)`, 'token');
   if (options.token !== undefined) checkToken(options.token);
   // Before the model loads: a listen name that does not resolve, or an allowed host that is not a name, is a usage error.
   const hostCheck = hostChecker(options.host, await resolveListenHost(options.host), options.allowedHosts ?? []);
@@ -62,7 +66,15 @@ export async function startServer(options: ServeOptions, log: (message: string) 
   let gallery: GalleryClient;
   try {
     gallery = await GalleryClient.open(
-      { db: options.db, storage: options.storage, modelPath: running.model.modelPath, info: running.model.info, threads: options.threadsPerWorker, approximate: options.approximate, candidates: options.candidates },
+      {
+        db: options.db,
+        storage: options.storage,
+        modelPath: running.model.modelPath,
+        info: running.model.info,
+        threads: options.threadsPerWorker,
+        approximate: options.approximate,
+        candidates: options.candidates,
+      },
       log,
     );
   } catch (err) {
@@ -76,21 +88,42 @@ export async function startServer(options: ServeOptions, log: (message: string) 
     for (const metric of METRICS) {
       const explicit = metric === options.metric ? options.threshold : undefined;
       try {
-        thresholds[metric] = (await resolveThreshold({ metric, explicit, cacheDir: options.load.cacheDir ?? defaultCacheDir(), identity: running.model.identity })).threshold;
+        thresholds[metric] = (
+          await resolveThreshold({
+            metric,
+            explicit,
+            cacheDir: options.load.cacheDir ?? defaultCacheDir(),
+            identity: running.model.identity,
+          })
+        ).threshold;
       } catch (err) {
         if (!(err instanceof VggFaceError && err.code === 'E_NOT_FOUND')) throw err;
       }
     }
-    app = await buildApp({ options, pool: running, gallery, thresholds, metrics, hostCheck, modelsDir, shuttingDown: () => shuttingDown });
+    app = await buildApp({
+      options,
+      pool: running,
+      gallery,
+      thresholds,
+      metrics,
+      hostCheck,
+      modelsDir,
+      shuttingDown: () => shuttingDown,
+    });
     await app.listen({ host: options.host, port: options.port });
   } catch (err) {
     await app?.close();
     await running.close();
     await gallery.close();
-    if ((err as NodeJS.ErrnoException)?.code === 'EADDRINUSE') throw new VggFaceError('E_USAGE', `${options.host}:${options.port}: the address is in use (pick another --port)`);
-    if ((err as NodeJS.ErrnoException)?.code === 'EADDRNOTAVAIL') throw new VggFaceError('E_USAGE', `${options.host}: not an address of this machine (--host)`);
+    if ((err as NodeJS.ErrnoException)?.code === 'EADDRINUSE')
+      throw new VggFaceError('E_USAGE', `${options.host}:${options.port}: the address is in use (pick another --port)`);
+    if ((err as NodeJS.ErrnoException)?.code === 'EADDRNOTAVAIL')
+      throw new VggFaceError('E_USAGE', `${options.host}: not an address of this machine (--host)`);
     if (['ENOTFOUND', 'EAI_AGAIN', 'EAI_FAIL', 'EAI_NONAME'].includes((err as NodeJS.ErrnoException)?.code ?? '')) {
-      throw new VggFaceError('E_USAGE', `--host ${JSON.stringify(options.host)}: does not resolve to an address of this machine`);
+      throw new VggFaceError(
+        'E_USAGE',
+        `--host ${JSON.stringify(options.host)}: does not resolve to an address of this machine`,
+      );
     }
     throw err;
   }

@@ -30,7 +30,8 @@ const WEB_FILES: Record<string, { file: string; type: string }> = {
   '/common.js': { file: 'common.js', type: 'text/javascript; charset=utf-8' },
 };
 /** The pages load nothing from elsewhere and show the photos they were given as blob: URLs. */
-const CSP_BASE = "default-src 'self'; img-src 'self' blob:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'";
+const CSP_BASE =
+  "default-src 'self'; img-src 'self' blob:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'";
 /** `/local`, the library and its worker also compile onnxruntime-web's WebAssembly (a worker's CSP is its script's). */
 export const CONTENT_SECURITY_POLICY = {
   api: CSP_BASE,
@@ -72,7 +73,8 @@ export async function resolveModelsDir(dir: string): Promise<string> {
  * A strong validator from what changes whenever the file does: its inode (a file replaced by a rename gets a new
  * one), size and modification time in nanoseconds. Hashing would read 540 MB per request.
  */
-const etagOf = (s: { ino: bigint; size: bigint; mtimeNs: bigint }) => `"${s.ino.toString(36)}-${s.size.toString(36)}-${s.mtimeNs.toString(36)}"`;
+const etagOf = (s: { ino: bigint; size: bigint; mtimeNs: bigint }) =>
+  `"${s.ino.toString(36)}-${s.size.toString(36)}-${s.mtimeNs.toString(36)}"`;
 
 /** RFC 9110 If-None-Match: a list of entity tags (weak comparison) or `*`. */
 export function noneMatch(header: string | undefined, etag: string): boolean {
@@ -88,9 +90,18 @@ export function noneMatch(header: string | undefined, etag: string): boolean {
  * regular file (folder, FIFO, device, socket) is refused. The file is opened once and streamed from that descriptor,
  * so what is checked is what is sent.
  */
-async function sendFile(request: FastifyRequest, reply: FastifyReply, dir: string, name: string, extensions: readonly string[], what: string, csp?: string): Promise<unknown> {
+async function sendFile(
+  request: FastifyRequest,
+  reply: FastifyReply,
+  dir: string,
+  name: string,
+  extensions: readonly string[],
+  what: string,
+  csp?: string,
+): Promise<unknown> {
   const missing = () => new ApiError(404, 'not_found', `no ${what} ${JSON.stringify(name.slice(0, 200))}`);
-  if (name === '' || name.startsWith('.') || /[/\\\0]/.test(name) || !extensions.some((e) => name.endsWith(e))) throw missing();
+  if (name === '' || name.startsWith('.') || /[/\\\0]/.test(name) || !extensions.some((e) => name.endsWith(e)))
+    throw missing();
   let real: string;
   let root: string;
   try {
@@ -100,14 +111,21 @@ async function sendFile(request: FastifyRequest, reply: FastifyReply, dir: strin
   }
   if (!real.startsWith(root.endsWith(sep) ? root : root + sep)) throw missing();
   // O_NONBLOCK: opening a FIFO would otherwise wait for a writer. O_NOFOLLOW: the path was just resolved.
-  const handle = await open(real, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK).catch(() => undefined);
+  const handle = await open(real, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK).catch(
+    () => undefined,
+  );
   if (!handle) throw missing();
   let keep = false;
   try {
     const s = await handle.stat({ bigint: true });
     if (!s.isFile()) throw missing();
     const etag = etagOf(s);
-    void reply.headers({ ...ISOLATION_HEADERS, ETag: etag, 'Cache-Control': 'no-cache', 'X-Content-Type-Options': 'nosniff' });
+    void reply.headers({
+      ...ISOLATION_HEADERS,
+      ETag: etag,
+      'Cache-Control': 'no-cache',
+      'X-Content-Type-Options': 'nosniff',
+    });
     if (csp) void reply.header('Content-Security-Policy', csp);
     if (noneMatch(request.headers['if-none-match'], etag)) return reply.code(304).send();
     const ext = name.slice(name.lastIndexOf('.'));
@@ -121,12 +139,22 @@ async function sendFile(request: FastifyRequest, reply: FastifyReply, dir: strin
 }
 
 export function registerStaticRoutes(app: FastifyInstance, options: StaticOptions): void {
-  const web = Object.entries(WEB_FILES).map(([url, f]) => ({ url, body: readFileSync(new URL(f.file, WEB_DIR)), type: f.type }));
+  const web = Object.entries(WEB_FILES).map(([url, f]) => ({
+    url,
+    body: readFileSync(new URL(f.file, WEB_DIR)),
+    type: f.type,
+  }));
   for (const file of web) {
     // /common.js, which both pages import, runs no WebAssembly itself: it gets the policy of / and /app.js.
-    const csp = file.url === '/local' || file.url === '/local.js' ? CONTENT_SECURITY_POLICY.local : CONTENT_SECURITY_POLICY.api;
+    const csp =
+      file.url === '/local' || file.url === '/local.js' ? CONTENT_SECURITY_POLICY.local : CONTENT_SECURITY_POLICY.api;
     app.get(file.url, { config: { access: 'open' } }, async (_request, reply) => {
-      void reply.type(file.type).headers({ ...ISOLATION_HEADERS, 'Content-Security-Policy': csp, 'X-Content-Type-Options': 'nosniff', 'Cache-Control': 'no-cache' });
+      void reply.type(file.type).headers({
+        ...ISOLATION_HEADERS,
+        'Content-Security-Policy': csp,
+        'X-Content-Type-Options': 'nosniff',
+        'Cache-Control': 'no-cache',
+      });
       return file.body;
     });
   }
@@ -137,7 +165,15 @@ export function registerStaticRoutes(app: FastifyInstance, options: StaticOption
   files('/vggface/browser/:file', async (request, reply) => {
     const name = (request.params as { file: string }).file;
     try {
-      return await sendFile(request, reply, browserDir, name, ['.js', '.mjs', '.wasm', '.map'], 'file of the browser library', CONTENT_SECURITY_POLICY.local);
+      return await sendFile(
+        request,
+        reply,
+        browserDir,
+        name,
+        ['.js', '.mjs', '.wasm', '.map'],
+        'file of the browser library',
+        CONTENT_SECURITY_POLICY.local,
+      );
     } catch (err) {
       if (err instanceof ApiError && err.status === 404 && name === 'vggface.js') {
         throw new ApiError(404, 'not_found', 'the browser library is not built: run npm run build:browser');
@@ -146,7 +182,8 @@ export function registerStaticRoutes(app: FastifyInstance, options: StaticOption
     }
   });
   files('/detector.onnx', async (request, reply) => {
-    if (options.detectorModel === undefined) throw new ApiError(404, 'not_found', 'this server was started without --detector-model');
+    if (options.detectorModel === undefined)
+      throw new ApiError(404, 'not_found', 'this server was started without --detector-model');
     // The one file the server was given, whatever its name.
     const real = await realpath(options.detectorModel).catch(() => options.detectorModel!);
     return sendFile(request, reply, dirname(real), basename(real), [''], 'detector model');
@@ -154,7 +191,8 @@ export function registerStaticRoutes(app: FastifyInstance, options: StaticOption
   // No route for /models/ itself: the folder is never listed.
   files('/models/:name', async (request, reply) => {
     const name = (request.params as { name: string }).name;
-    if (options.modelsDir === undefined) throw new ApiError(404, 'not_found', 'no models are served: start the server with --models DIR');
+    if (options.modelsDir === undefined)
+      throw new ApiError(404, 'not_found', 'no models are served: start the server with --models DIR');
     return sendFile(request, reply, options.modelsDir, name, ['.onnx'], 'model');
   });
 }

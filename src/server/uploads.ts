@@ -32,6 +32,7 @@ export const uploadKeyword = {
 } as const;
 
 const safeName = (name: string | undefined): string | undefined => {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what this removes
   const cleaned = (name ?? '').replace(/[\u0000-\u001f\u007f]/g, '').slice(0, 256);
   return cleaned === '' ? undefined : cleaned;
 };
@@ -43,14 +44,24 @@ export interface MultipartLimits {
 
 /** Multipart limits for @fastify/multipart (busboy): per file, files, fields. */
 export function busboyLimits(limits: MultipartLimits) {
-  return { fileSize: limits.maxBodyBytes, files: limits.maxImages, fields: 32, fieldSize: 4096, parts: limits.maxImages + 32, headerPairs: 100 };
+  return {
+    fileSize: limits.maxBodyBytes,
+    files: limits.maxImages,
+    fields: 32,
+    fieldSize: 4096,
+    parts: limits.maxImages + 32,
+    headerPairs: 100,
+  };
 }
 
 /**
  * Reads a multipart request into `{images: Upload[], field: value, ...}`. Files must be in fields named `images`;
  * a text field given twice becomes an array (which the schema then refuses).
  */
-export async function readMultipartBody(request: FastifyRequest, limits: MultipartLimits): Promise<Record<string, unknown>> {
+export async function readMultipartBody(
+  request: FastifyRequest,
+  limits: MultipartLimits,
+): Promise<Record<string, unknown>> {
   try {
     return await readParts(request, limits);
   } catch (err) {
@@ -60,9 +71,15 @@ export async function readMultipartBody(request: FastifyRequest, limits: Multipa
 
 /** busboy's framing errors (plain Errors) and what each means to the client. */
 const FRAMING_ERRORS: readonly [RegExp, string][] = [
-  [/boundary not found|boundary required|needle cannot be an empty/i, 'the Content-Type has no boundary (multipart/form-data; boundary=...)'],
+  [
+    /boundary not found|boundary required|needle cannot be an empty/i,
+    'the Content-Type has no boundary (multipart/form-data; boundary=...)',
+  ],
   [/needle cannot have a length bigger/i, 'the boundary of the Content-Type is over 70 characters'],
-  [/unexpected end of multipart data/i, 'the body ends before its closing boundary (cut short, or not framed by the boundary of its Content-Type)'],
+  [
+    /unexpected end of multipart data/i,
+    'the body ends before its closing boundary (cut short, or not framed by the boundary of its Content-Type)',
+  ],
 ];
 
 /**
@@ -102,18 +119,26 @@ class UploadBuffer {
   }
 }
 
-const tooLarge = (limit: number) => new ApiError(413, 'body_too_large', `the request body is over the server's limit of ${limit} bytes`);
+const tooLarge = (limit: number) =>
+  new ApiError(413, 'body_too_large', `the request body is over the server's limit of ${limit} bytes`);
 
 async function readParts(request: FastifyRequest, limits: MultipartLimits): Promise<Record<string, unknown>> {
   const body: Record<string, unknown> = {};
   const images: Upload[] = [];
   const length = Number(request.headers['content-length']);
-  const files = new UploadBuffer(Number.isSafeInteger(length) && length >= 0 ? Math.min(length, limits.maxBodyBytes) : limits.maxBodyBytes, limits.maxBodyBytes);
+  const files = new UploadBuffer(
+    Number.isSafeInteger(length) && length >= 0 ? Math.min(length, limits.maxBodyBytes) : limits.maxBodyBytes,
+    limits.maxBodyBytes,
+  );
   for await (const part of request.parts({ limits: busboyLimits(limits) }) as AsyncIterable<Multipart>) {
     if (part.type === 'file') {
       if (part.fieldname !== 'images') {
         part.file.resume();
-        throw new ApiError(400, 'invalid_request', `unexpected file field "${safeName(part.fieldname) ?? ''}": send images in fields named images`);
+        throw new ApiError(
+          400,
+          'invalid_request',
+          `unexpected file field "${safeName(part.fieldname) ?? ''}": send images in fields named images`,
+        );
       }
       images.push(new Upload(await files.read(part.file), safeName(part.filename)));
     } else {
@@ -130,7 +155,10 @@ async function readParts(request: FastifyRequest, limits: MultipartLimits): Prom
  * The images of a validated body, JSON or multipart, as the workers take them, and the buffers to move to the
  * worker with them (the uploads' request buffer: nothing else holds it).
  */
-export function jobImages(images: readonly (Upload | { data: string; name?: string })[]): { images: JobImage[]; transfer: ArrayBuffer[] } {
+export function jobImages(images: readonly (Upload | { data: string; name?: string })[]): {
+  images: JobImage[];
+  transfer: ArrayBuffer[];
+} {
   const transfer = new Set<ArrayBuffer>();
   const jobs = images.map((img) => {
     if (!(img instanceof Upload)) return { data: img.data, name: img.name };

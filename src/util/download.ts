@@ -70,7 +70,10 @@ export function networkReason(url: string, err: unknown): string {
 }
 
 function networkError(url: string, err: unknown, hint?: string): VggFaceError {
-  return new VggFaceError('E_NETWORK', `cannot download ${url}: ${networkReason(url, err)}${hint ? `. ${hint}` : ''}`, { input: url, cause: err });
+  return new VggFaceError('E_NETWORK', `cannot download ${url}: ${networkReason(url, err)}${hint ? `. ${hint}` : ''}`, {
+    input: url,
+    cause: err,
+  });
 }
 
 async function removePart(part: string, metaPath: string): Promise<void> {
@@ -128,7 +131,11 @@ export async function downloadFile(url: string, dest: string, options: DownloadO
       const m = /bytes (\d+)-(\d+)\/(\d+)/.exec(res.headers.get('content-range') ?? '');
       if (!m || Number(m[1]) !== offset) {
         await res.body?.cancel();
-        throw new VggFaceError('E_NETWORK', `cannot resume ${url}: server answered range ${res.headers.get('content-range')}, expected bytes ${offset}-`, { input: url });
+        throw new VggFaceError(
+          'E_NETWORK',
+          `cannot resume ${url}: server answered range ${res.headers.get('content-range')}, expected bytes ${offset}-`,
+          { input: url },
+        );
       }
       append = true;
       total = Number(m[3]);
@@ -139,7 +146,11 @@ export async function downloadFile(url: string, dest: string, options: DownloadO
       total = len === null ? undefined : Number(len);
     } else {
       await res.body?.cancel();
-      throw new VggFaceError('E_NETWORK', `cannot download ${url}: HTTP ${res.status} ${res.statusText}${options.hint ? `. ${options.hint}` : ''}`, { input: url });
+      throw new VggFaceError(
+        'E_NETWORK',
+        `cannot download ${url}: HTTP ${res.status} ${res.statusText}${options.hint ? `. ${options.hint}` : ''}`,
+        { input: url },
+      );
     }
     const refuse = async (why: string) => {
       await res.body?.cancel();
@@ -150,7 +161,9 @@ export async function downloadFile(url: string, dest: string, options: DownloadO
       throw await refuse(`${total} bytes exceeds the limit of ${options.maxBytes}`);
     }
     if (total !== undefined && options.expectedBytes !== undefined && total !== options.expectedBytes) {
-      throw await refuse(`wrong size: the server sends ${total} bytes, the published file has ${options.expectedBytes}`);
+      throw await refuse(
+        `wrong size: the server sends ${total} bytes, the published file has ${options.expectedBytes}`,
+      );
     }
     if (total !== undefined && options.minBytes !== undefined && total < options.minBytes) {
       throw await refuse(`${total} bytes is too small to be the file (at least ${options.minBytes} expected)`);
@@ -178,7 +191,9 @@ export async function downloadFile(url: string, dest: string, options: DownloadO
       },
     });
     if (!res.body) throw new VggFaceError('E_NETWORK', `cannot download ${url}: empty response body`, { input: url });
-    const output = options.openOutput ? options.openOutput(part, append) : createWriteStream(part, { flags: append ? 'a' : 'w' });
+    const output = options.openOutput
+      ? options.openOutput(part, append)
+      : createWriteStream(part, { flags: append ? 'a' : 'w' });
     try {
       await pipeline(Readable.fromWeb(res.body as import('node:stream/web').ReadableStream), counter, output);
     } catch (err) {
@@ -188,7 +203,11 @@ export async function downloadFile(url: string, dest: string, options: DownloadO
         controller.abort();
         await removePart(part, metaPath);
         const e = fileError(part, err, 'write');
-        throw new VggFaceError('E_IO', `${e.message} while downloading ${url} (after ${received} bytes); the partial download was removed`, { input: part, cause: err });
+        throw new VggFaceError(
+          'E_IO',
+          `${e.message} while downloading ${url} (after ${received} bytes); the partial download was removed`,
+          { input: part, cause: err },
+        );
       }
       if (err instanceof VggFaceError) {
         await removePart(part, metaPath);
@@ -197,11 +216,19 @@ export async function downloadFile(url: string, dest: string, options: DownloadO
       throw networkError(url, err, `${options.hint ? `${options.hint}. ` : ''}Run the same command again to resume`);
     }
     if (total !== undefined && received !== total) {
-      throw new VggFaceError('E_NETWORK', `download of ${url} incomplete: ${received} of ${total} bytes. Run the same command again to resume`, { input: url });
+      throw new VggFaceError(
+        'E_NETWORK',
+        `download of ${url} incomplete: ${received} of ${total} bytes. Run the same command again to resume`,
+        { input: url },
+      );
     }
     if (options.expectedBytes !== undefined && received !== options.expectedBytes) {
       await removePart(part, metaPath);
-      throw new VggFaceError('E_NETWORK', `refusing ${url}: wrong size: received ${received} bytes, the published file has ${options.expectedBytes}`, { input: url });
+      throw new VggFaceError(
+        'E_NETWORK',
+        `refusing ${url}: wrong size: received ${received} bytes, the published file has ${options.expectedBytes}`,
+        { input: url },
+      );
     }
     await rename(part, dest);
     await rm(metaPath, { force: true });

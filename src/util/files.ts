@@ -99,13 +99,24 @@ export function checkOutputPath(path: string, inputs: readonly string[] | InputF
     } catch {
       // unreadable link: say no more than what it is
     }
-    throw new VggFaceError('E_IO', `${path}: not a regular file: a symbolic link${target}; refusing to replace it (write to the file it points to, or remove the link)`, { input: path });
+    throw new VggFaceError(
+      'E_IO',
+      `${path}: not a regular file: a symbolic link${target}; refusing to replace it (write to the file it points to, or remove the link)`,
+      { input: path },
+    );
   }
-  if (!st.isFile()) throw new VggFaceError('E_IO', `${path}: not a regular file: ${fileKind(st)}; refusing to write over it`, { input: path });
+  if (!st.isFile())
+    throw new VggFaceError('E_IO', `${path}: not a regular file: ${fileKind(st)}; refusing to write over it`, {
+      input: path,
+    });
   const input = (inputs instanceof InputFiles ? inputs : new InputFiles(inputs)).match(st);
   if (input !== undefined) {
     const same = input === path ? '' : ` (${input})`;
-    throw new VggFaceError('E_IO', `${path}: is one of the inputs${same}; refusing to overwrite it: choose another output file`, { input: path });
+    throw new VggFaceError(
+      'E_IO',
+      `${path}: is one of the inputs${same}; refusing to overwrite it: choose another output file`,
+      { input: path },
+    );
   }
   return { exists: true, size: st.size };
 }

@@ -20,12 +20,12 @@ function halfFromFloat32Bits(x: number): number {
     const half = 1 << (shift - 1);
     const rest = m & ((1 << shift) - 1);
     let h = m >>> shift;
-    if (rest > half || (rest === half && (h & 1))) h++;
+    if (rest > half || (rest === half && h & 1)) h++;
     return sign | h;
   }
   let h = (e << 10) | (mant >>> 13);
   const rest = mant & 0x1fff;
-  if (rest > 0x1000 || (rest === 0x1000 && (h & 1))) h++; // may carry into the exponent: still correct (up to Inf)
+  if (rest > 0x1000 || (rest === 0x1000 && h & 1)) h++; // may carry into the exponent: still correct (up to Inf)
   return sign | h;
 }
 
@@ -45,7 +45,8 @@ export const HALF_TO_FLOAT: Float32Array = (() => {
     const sign = h & 0x8000 ? -1 : 1;
     const e = (h >>> 10) & 0x1f;
     const m = h & 0x3ff;
-    t[h] = e === 0 ? sign * m * 2 ** -24 : e === 0x1f ? (m ? NaN : sign * Infinity) : sign * (1 + m / 1024) * 2 ** (e - 15);
+    t[h] =
+      e === 0 ? sign * m * 2 ** -24 : e === 0x1f ? (m ? NaN : sign * Infinity) : sign * (1 + m / 1024) * 2 ** (e - 15);
   }
   return t;
 })();

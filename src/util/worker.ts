@@ -7,7 +7,15 @@ import '../runtime/no-telemetry.js';
  * these to every test process (found by scripts/node-matrix.sh), and so would a user's own `node --test` suite.
  * Those in the first list take a value, given as --name=value or as the next argument.
  */
-const PER_PROCESS_WITH_VALUE = ['--stack-trace-limit', '--secure-heap-min', '--secure-heap', '--v8-pool-size', '--trace-event-file-pattern', '--tls-cipher-list', '--use-largepages'];
+const PER_PROCESS_WITH_VALUE = [
+  '--stack-trace-limit',
+  '--secure-heap-min',
+  '--secure-heap',
+  '--v8-pool-size',
+  '--trace-event-file-pattern',
+  '--tls-cipher-list',
+  '--use-largepages',
+];
 const PER_PROCESS_FLAGS = ['--node-snapshot', '--no-node-snapshot'];
 
 /**

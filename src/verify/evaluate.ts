@@ -33,12 +33,26 @@ export interface MeasureOptions extends DescribePhotosOptions {
  * photo has no face is skipped and listed (as `verify --pairs` skips it): the detector missing a face is a result
  * to report, not a broken input; with `strict` it stops the run. Any other failure (an unreadable photo) stops it.
  */
-export async function measurePairs(model: VggFace, list: PairList, metrics: readonly Metric[], options: MeasureOptions = {}): Promise<PairDistances> {
+export async function measurePairs(
+  model: VggFace,
+  list: PairList,
+  metrics: readonly Metric[],
+  options: MeasureOptions = {},
+): Promise<PairDistances> {
   const unlabelled = list.pairs.find((p) => p.same === undefined);
-  if (unlabelled) throw new VggFaceError('E_FORMAT', `${list.path}: line ${unlabelled.line}: no Decision (Yes/No): evaluation needs labelled pairs`, { input: list.path });
+  if (unlabelled)
+    throw new VggFaceError(
+      'E_FORMAT',
+      `${list.path}: line ${unlabelled.line}: no Decision (Yes/No): evaluation needs labelled pairs`,
+      { input: list.path },
+    );
   await checkPairImages(list);
   const { strict = false, ...describeOptions } = options;
-  const described = await describeDistinct(model, list.pairs.flatMap((p) => [p.a, p.b]), describeOptions);
+  const described = await describeDistinct(
+    model,
+    list.pairs.flatMap((p) => [p.a, p.b]),
+    describeOptions,
+  );
   const skipped: SkippedPair[] = [];
   const kept = list.pairs.filter((p) => {
     const [a, b] = [described.get(p.a)!, described.get(p.b)!];
@@ -46,13 +60,21 @@ export async function measurePairs(model: VggFace, list: PairList, metrics: read
     if (!failed) return true;
     const noFace = a.error ? a.noFace : b.noFace;
     if (strict || !noFace) {
-      throw new VggFaceError(failed.code, `${list.path}: line ${p.line}: ${failed.message}${noFace ? ' (--strict: stopped at the first pair without a face)' : ''}`, { input: list.path, cause: failed });
+      throw new VggFaceError(
+        failed.code,
+        `${list.path}: line ${p.line}: ${failed.message}${noFace ? ' (--strict: stopped at the first pair without a face)' : ''}`,
+        { input: list.path, cause: failed },
+      );
     }
     skipped.push({ line: p.line, image: a.error ? p.a : p.b, reason: failed.message });
     return false;
   });
   if (kept.length === 0) {
-    throw new VggFaceError('E_IMAGE', `${list.path}: no pair left to evaluate: every pair has a photo without a face (first: line ${skipped[0].line}, ${skipped[0].reason})`, { input: list.path });
+    throw new VggFaceError(
+      'E_IMAGE',
+      `${list.path}: no pair left to evaluate: every pair has a photo without a face (first: line ${skipped[0].line}, ${skipped[0].reason})`,
+      { input: list.path },
+    );
   }
   const distances = new Map(metrics.map((m) => [m, new Float64Array(kept.length)]));
   kept.forEach((p, i) => {
@@ -67,8 +89,11 @@ export function evaluateMetric(measured: PairDistances, metric: Metric): Evaluat
   const d = measured.distances.get(metric);
   if (!d) throw new VggFaceError('E_INTERNAL', `no distances measured for ${metric}`);
   const scored = measured.list.pairs.map((p, i) => ({ distance: d[i], same: p.same! }));
-  const folded: FoldedPair[] = measured.list.format === 'lfw' && measured.list.pairs.every((p) => p.fold !== undefined) && new Set(measured.list.pairs.map((p) => p.fold)).size > 1
-    ? scored.map((s, i) => ({ ...s, fold: measured.list.pairs[i].fold! }))
-    : assignFolds(scored, 10);
+  const folded: FoldedPair[] =
+    measured.list.format === 'lfw' &&
+    measured.list.pairs.every((p) => p.fold !== undefined) &&
+    new Set(measured.list.pairs.map((p) => p.fold)).size > 1
+      ? scored.map((s, i) => ({ ...s, fold: measured.list.pairs[i].fold! }))
+      : assignFolds(scored, 10);
   return evaluatePairs(folded);
 }

@@ -29,7 +29,16 @@ export interface PairList {
   readonly pairs: readonly ImagePair[];
 }
 
-const DECISIONS: Record<string, boolean> = { yes: true, no: false, true: true, false: false, '1': true, '0': false, same: true, different: false };
+const DECISIONS: Record<string, boolean> = {
+  yes: true,
+  no: false,
+  true: true,
+  false: false,
+  '1': true,
+  '0': false,
+  same: true,
+  different: false,
+};
 
 /** Reads a pair list; `imagesDir` is where image names are resolved (absolute CSV paths are kept). */
 export async function readPairList(path: string, imagesDir: string): Promise<PairList> {
@@ -52,7 +61,10 @@ export function parseLfwPairs(path: string, text: string, imagesDir: string): Pa
   const lines = text.split(/\r?\n/);
   const header = lines[0].trim().split(/\s+/);
   if (header.length > 2 || !header.every((h) => /^\d+$/.test(h))) {
-    throw formatError(path, `line 1: expected the LFW header "<folds> <pairs per class>" or "<pairs per class>", got "${lines[0].trim().slice(0, 60)}"`);
+    throw formatError(
+      path,
+      `line 1: expected the LFW header "<folds> <pairs per class>" or "<pairs per class>", got "${lines[0].trim().slice(0, 60)}"`,
+    );
   }
   const [sets, perClass] = header.length === 2 ? [Number(header[0]), Number(header[1])] : [1, Number(header[0])];
   const pairs: ImagePair[] = [];
@@ -72,7 +84,10 @@ export function parseLfwPairs(path: string, text: string, imagesDir: string): Pa
   }
   const expected = sets * perClass * 2;
   if (pairs.length !== expected) {
-    throw formatError(path, `the header announces ${sets} x ${perClass} same + ${perClass} different = ${expected} pairs, the file has ${pairs.length}`);
+    throw formatError(
+      path,
+      `the header announces ${sets} x ${perClass} same + ${perClass} different = ${expected} pairs, the file has ${pairs.length}`,
+    );
   }
   return { path, format: 'lfw', pairs };
 }
@@ -80,7 +95,13 @@ export function parseLfwPairs(path: string, text: string, imagesDir: string): Pa
 export function parseCsvPairs(path: string, text: string, imagesDir: string): PairList {
   let records: { record: string[]; info: { lines: number } }[];
   try {
-    records = parse(text, { info: true, skip_empty_lines: true, trim: true, relax_column_count: true, bom: true }) as never;
+    records = parse(text, {
+      info: true,
+      skip_empty_lines: true,
+      trim: true,
+      relax_column_count: true,
+      bom: true,
+    }) as never;
   } catch (err) {
     const e = err as { lines?: number; message?: string };
     throw formatError(path, `${e.lines ? `line ${e.lines}: ` : ''}not valid CSV: ${e.message ?? String(err)}`, err);
@@ -92,7 +113,10 @@ export function parseCsvPairs(path: string, text: string, imagesDir: string): Pa
   const iy = col(['file_y', 'img2', 'image2', 'b']);
   const id = col(['decision', 'same', 'label']);
   if (ix < 0 || iy < 0) {
-    throw formatError(path, `line 1: expected a header with columns file_x and file_y (and optionally Decision), got "${records[0].record.join(',').slice(0, 80)}"`);
+    throw formatError(
+      path,
+      `line 1: expected a header with columns file_x and file_y (and optionally Decision), got "${records[0].record.join(',').slice(0, 80)}"`,
+    );
   }
   const resolve = (p: string) => (isAbsolute(p) ? p : join(imagesDir, p));
   const pairs: ImagePair[] = [];
@@ -106,7 +130,8 @@ export function parseCsvPairs(path: string, text: string, imagesDir: string): Pa
     let same: boolean | undefined;
     if (id >= 0) {
       same = DECISIONS[record[id].toLowerCase()];
-      if (same === undefined) throw formatError(path, `line ${line}: Decision must be Yes or No, got "${record[id].slice(0, 40)}"`);
+      if (same === undefined)
+        throw formatError(path, `line ${line}: Decision must be Yes or No, got "${record[id].slice(0, 40)}"`);
     }
     pairs.push({ a: resolve(a), b: resolve(b), same, line });
   }
@@ -122,7 +147,10 @@ export async function checkPairImages(list: PairList): Promise<void> {
     for (const img of [p.a, p.b]) {
       let ok = seen.get(img);
       if (ok === undefined) {
-        ok = await stat(img).then((s) => s.isFile(), () => false);
+        ok = await stat(img).then(
+          (s) => s.isFile(),
+          () => false,
+        );
         seen.set(img, ok);
       }
       if (!ok && missing.length < 5) missing.push(`line ${p.line}: ${img}`);
@@ -130,6 +158,10 @@ export async function checkPairImages(list: PairList): Promise<void> {
   }
   if (missing.length > 0) {
     const total = list.pairs.filter((p) => !seen.get(p.a) || !seen.get(p.b)).length;
-    throw new VggFaceError('E_NOT_FOUND', `${list.path}: ${total} pair(s) name images that do not exist: ${missing.join('; ')}`, { input: list.path });
+    throw new VggFaceError(
+      'E_NOT_FOUND',
+      `${list.path}: ${total} pair(s) name images that do not exist: ${missing.join('; ')}`,
+      { input: list.path },
+    );
   }
 }

@@ -17,10 +17,15 @@ import { META, type Preprocessing } from '../onnx/builder.js';
 import { checkOutputPath } from '../util/files.js';
 import { sha256File } from '../util/hash.js';
 import type { VggFace } from '../vggface.js';
-import { type Metric } from '../metrics/distance.js';
+import type { Metric } from '../metrics/distance.js';
 
 /** deepface's thresholds for VGG-Face (4096-d, L2-normalised descriptors), from its verification.find_threshold. */
-export const DEEPFACE_THRESHOLDS: Readonly<Record<Metric, number>> = { cosine: 0.68, euclidean: 1.17, euclidean_l2: 1.17, angular: 0.39 };
+export const DEEPFACE_THRESHOLDS: Readonly<Record<Metric, number>> = {
+  cosine: 0.68,
+  euclidean: 1.17,
+  euclidean_l2: 1.17,
+  angular: 0.39,
+};
 
 /** What a calibration is keyed by. */
 export interface ModelIdentity {
@@ -44,7 +49,13 @@ export async function modelIdentity(model: Pick<VggFace, 'info' | 'modelPath'>):
   const sha256 = m[META.identity] ?? fileSha256 ?? (await sha256File(model.modelPath));
   const preprocessing = model.info.preprocessing;
   const legacyKeys = fileSha256 !== undefined && fileSha256 !== sha256 ? [`${fileSha256}-${preprocessing}`] : [];
-  return { sha256, preprocessing, key: `${sha256}-${preprocessing}`, legacyKeys, name: m[META.sourceName] ?? model.modelPath };
+  return {
+    sha256,
+    preprocessing,
+    key: `${sha256}-${preprocessing}`,
+    legacyKeys,
+    name: m[META.sourceName] ?? model.modelPath,
+  };
 }
 
 /** Whether a stored key (a gallery's model key, a calibration's) belongs to this model. */
@@ -73,7 +84,10 @@ export function calibrationPath(cacheDir: string, id: ModelIdentity): string {
 }
 
 /** The model's calibrations: those under its identity, else those stored under its legacy key (file sha256). */
-export async function loadCalibrations(cacheDir: string, id: ModelIdentity): Promise<Partial<Record<Metric, Calibration>>> {
+export async function loadCalibrations(
+  cacheDir: string,
+  id: ModelIdentity,
+): Promise<Partial<Record<Metric, Calibration>>> {
   for (const key of [id.key, ...(id.legacyKeys ?? [])]) {
     const found = await loadCalibrationFile(join(cacheDir, 'thresholds', `${key}.json`));
     if (found) return found;
@@ -101,12 +115,20 @@ async function loadCalibrationFile(path: string): Promise<Partial<Record<Metric,
  * Records calibrations for a model (other metrics' entries are kept); written to a temporary file, then renamed.
  * The file must be a regular file (or absent) and none of `inputs` (the pairs file, the images, the model).
  */
-export async function saveCalibrations(cacheDir: string, id: ModelIdentity, entries: readonly Calibration[], inputs: readonly string[] = []): Promise<string> {
+export async function saveCalibrations(
+  cacheDir: string,
+  id: ModelIdentity,
+  entries: readonly Calibration[],
+  inputs: readonly string[] = [],
+): Promise<string> {
   const path = calibrationPath(cacheDir, id);
   checkOutputPath(path, inputs); // before reading it too: a FIFO there would block the read
   const thresholds = { ...(await loadCalibrations(cacheDir, id)) };
   for (const e of entries) thresholds[e.metric] = e;
-  const body: CalibrationFile = { model: { sha256: id.sha256, preprocessing: id.preprocessing, name: id.name }, thresholds };
+  const body: CalibrationFile = {
+    model: { sha256: id.sha256, preprocessing: id.preprocessing, name: id.name },
+    thresholds,
+  };
   const tmp = `${path}.tmp-${process.pid}`;
   try {
     await mkdir(join(cacheDir, 'thresholds'), { recursive: true });
@@ -128,12 +150,18 @@ export interface ResolvedThreshold {
 }
 
 /** Explicit, else calibrated for this model, else deepface's published value in deepface mode; else a clear error. */
-export async function resolveThreshold(options: { metric: Metric; explicit?: number; cacheDir: string; identity: ModelIdentity }): Promise<ResolvedThreshold> {
+export async function resolveThreshold(options: {
+  metric: Metric;
+  explicit?: number;
+  cacheDir: string;
+  identity: ModelIdentity;
+}): Promise<ResolvedThreshold> {
   const { metric, identity } = options;
   if (options.explicit !== undefined) return { threshold: options.explicit, metric, source: 'explicit' };
   const calibrated = (await loadCalibrations(options.cacheDir, identity))[metric];
   if (calibrated) return { threshold: calibrated.threshold, metric, source: 'calibrated' };
-  if (identity.preprocessing === 'deepface') return { threshold: DEEPFACE_THRESHOLDS[metric], metric, source: 'deepface' };
+  if (identity.preprocessing === 'deepface')
+    return { threshold: DEEPFACE_THRESHOLDS[metric], metric, source: 'deepface' };
   throw new VggFaceError(
     'E_NOT_FOUND',
     `no calibrated ${metric} threshold for model ${identity.name} (sha256 ${identity.sha256.slice(0, 12)}, caffe preprocessing): ` +
@@ -141,4 +169,3 @@ export async function resolveThreshold(options: { metric: Metric; explicit?: num
     { input: identity.name },
   );
 }
-

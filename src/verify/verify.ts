@@ -1,5 +1,5 @@
 /** Same person or not: distances against a threshold, for one pair or many, each distinct image described once. */
-import { VggFaceError } from '../errors.js';
+import type { VggFaceError } from '../errors.js';
 import type { ImageInput } from '../image/decode.js';
 import { distance, type Metric } from '../metrics/distance.js';
 import type { DescribePhotosOptions, VggFace } from '../vggface.js';
@@ -19,18 +19,37 @@ export function verifyDescriptors(a: Float32Array, b: Float32Array, metric: Metr
 }
 
 export type Described =
-  | { readonly descriptor: Float32Array; readonly face?: DetectedFace; readonly error?: undefined; readonly noFace?: undefined }
-  | { readonly descriptor?: undefined; readonly face?: undefined; readonly error: VggFaceError; readonly noFace?: true };
+  | {
+      readonly descriptor: Float32Array;
+      readonly face?: DetectedFace;
+      readonly error?: undefined;
+      readonly noFace?: undefined;
+    }
+  | {
+      readonly descriptor?: undefined;
+      readonly face?: undefined;
+      readonly error: VggFaceError;
+      readonly noFace?: true;
+    };
 
 /**
  * Describes each distinct image once, batched, whatever the number of pairs it appears in: the largest face of each
  * photo, or with `faces: 'none'` the image as given. Returns the outcome per image (path, or the input itself for buffers).
  */
-export async function describeDistinct<T extends ImageInput>(model: VggFace, images: Iterable<T>, options: DescribePhotosOptions = {}): Promise<Map<T, Described>> {
+export async function describeDistinct<T extends ImageInput>(
+  model: VggFace,
+  images: Iterable<T>,
+  options: DescribePhotosOptions = {},
+): Promise<Map<T, Described>> {
   const distinct = [...new Set(images)];
   const out = new Map<T, Described>();
   for await (const r of model.describePhotos(distinct, options)) {
-    out.set(distinct[r.index], r.error ? { error: r.error, ...(r.noFace ? { noFace: r.noFace } : {}) } : { descriptor: r.descriptor, face: r.face });
+    out.set(
+      distinct[r.index],
+      r.error
+        ? { error: r.error, ...(r.noFace ? { noFace: r.noFace } : {}) }
+        : { descriptor: r.descriptor, face: r.face },
+    );
   }
   return out;
 }

@@ -16,13 +16,42 @@ const NET = { name: 1, layers: 2, input: 3, inputDim: 4, layer: 100 } as const;
 const V1 = { bottom: 2, top: 3, name: 4, type: 5, blobs: 6, convParam: 10 } as const;
 const V2 = { name: 1, type: 2, bottom: 3, top: 4, blobs: 7, convParam: 106 } as const;
 const BLOB = { num: 1, channels: 2, height: 3, width: 4, data: 5, shape: 7, doubleData: 8 } as const;
-const CONV_PARAM = { numOutput: 1, pad: 3, kernelSize: 4, group: 5, stride: 6, padH: 9, padW: 10, kernelH: 11, kernelW: 12, strideH: 13, strideW: 14 } as const;
+const CONV_PARAM = {
+  numOutput: 1,
+  pad: 3,
+  kernelSize: 4,
+  group: 5,
+  stride: 6,
+  padH: 9,
+  padW: 10,
+  kernelH: 11,
+  kernelW: 12,
+  strideH: 13,
+  strideW: 14,
+} as const;
 
 /** V1LayerParameter.LayerType values that matter here. */
 const V1_TYPES: Record<number, string> = {
-  0: 'None', 1: 'Accuracy', 3: 'Concat', 4: 'Convolution', 5: 'Data', 6: 'Dropout', 8: 'Flatten', 12: 'ImageData',
-  14: 'InnerProduct', 15: 'LRN', 17: 'Pooling', 18: 'ReLU', 19: 'Sigmoid', 20: 'Softmax', 21: 'SoftmaxWithLoss',
-  22: 'Split', 23: 'TanH', 29: 'MemoryData', 33: 'Slice', 39: 'Deconvolution',
+  0: 'None',
+  1: 'Accuracy',
+  3: 'Concat',
+  4: 'Convolution',
+  5: 'Data',
+  6: 'Dropout',
+  8: 'Flatten',
+  12: 'ImageData',
+  14: 'InnerProduct',
+  15: 'LRN',
+  17: 'Pooling',
+  18: 'ReLU',
+  19: 'Sigmoid',
+  20: 'Softmax',
+  21: 'SoftmaxWithLoss',
+  22: 'Split',
+  23: 'TanH',
+  29: 'MemoryData',
+  33: 'Slice',
+  39: 'Deconvolution',
 };
 
 interface RawBlob {
@@ -62,13 +91,16 @@ export const caffeReader: WeightReader = {
 export function sniffCaffe(head: Uint8Array): boolean {
   for (const t of peekTags(head)) {
     if ((t.no === NET.layers || t.no === NET.layer) && t.wire === WIRE_LEN) return true;
-    const allowed = (t.no === NET.name || t.no === NET.input) ? t.wire === WIRE_LEN : t.no === NET.inputDim;
+    const allowed = t.no === NET.name || t.no === NET.input ? t.wire === WIRE_LEN : t.no === NET.inputDim;
     if (!allowed) return false;
   }
   return false;
 }
 
-export function parseCaffeModel(bytes: Uint8Array, path: string): { weights: WeightSet; topology: Topology; layers: RawLayer[]; version: 1 | 2 } {
+export function parseCaffeModel(
+  bytes: Uint8Array,
+  path: string,
+): { weights: WeightSet; topology: Topology; layers: RawLayer[]; version: 1 | 2 } {
   if (bytes.byteLength === 0) throw formatError(path, 'empty file (0 bytes), expected a Caffe NetParameter');
   const r = new ProtoReader(bytes, path);
   const v1: ProtoField[] = [];
@@ -87,13 +119,21 @@ export function parseCaffeModel(bytes: Uint8Array, path: string): { weights: Wei
     if (layer.blobs.length === 0) continue;
     if (layer.type === 'Convolution') found.push(convLayer(layer, path));
     else if (layer.type === 'InnerProduct') found.push(fcLayer(layer, path));
-    else throw new VggFaceError('E_TOPOLOGY', `${path}: layer ${layer.name} of type ${layer.type} has weights; VGG-Face has weights only in Convolution and InnerProduct layers`, { input: path });
+    else
+      throw new VggFaceError(
+        'E_TOPOLOGY',
+        `${path}: layer ${layer.name} of type ${layer.type} has weights; VGG-Face has weights only in Convolution and InnerProduct layers`,
+        { input: path },
+      );
   }
   const dtypes = new Set(layers.flatMap((l) => l.blobs.map((b) => b.dtype)));
   const { weights, topology } = assembleWeightSet(
     {
       format: 'caffe',
-      layout: version === 1 ? 'Caffe NetParameter V1 (layers, enum types, num/channels/height/width)' : 'Caffe NetParameter V2 (layer, string types, BlobShape)',
+      layout:
+        version === 1
+          ? 'Caffe NetParameter V1 (layers, enum types, num/channels/height/width)'
+          : 'Caffe NetParameter V2 (layer, string types, BlobShape)',
       sourceDtype: [...dtypes].join('+') || 'float32',
       inputChannelOrder: 'BGR',
     },
@@ -128,7 +168,8 @@ function parseConvParam(r: ProtoReader, f: ProtoField): RawLayer['conv'] {
   let group = 1;
   for (const c of r.fields(f.start, f.end)) {
     if (c.no === CONV_PARAM.pad || c.no === CONV_PARAM.padH || c.no === CONV_PARAM.padW) pad.push(...r.varints(c));
-    else if (c.no === CONV_PARAM.stride || c.no === CONV_PARAM.strideH || c.no === CONV_PARAM.strideW) stride.push(...r.varints(c));
+    else if (c.no === CONV_PARAM.stride || c.no === CONV_PARAM.strideH || c.no === CONV_PARAM.strideW)
+      stride.push(...r.varints(c));
     else if (c.no === CONV_PARAM.group) group = c.value;
   }
   return { pad, stride, group };
@@ -159,7 +200,12 @@ function parseBlob(r: ProtoReader, bf: ProtoField, where: string): RawBlob {
         break;
     }
   }
-  const dims = shape ?? [legacy[BLOB.num] ?? 1, legacy[BLOB.channels] ?? 1, legacy[BLOB.height] ?? 1, legacy[BLOB.width] ?? 1];
+  const dims = shape ?? [
+    legacy[BLOB.num] ?? 1,
+    legacy[BLOB.channels] ?? 1,
+    legacy[BLOB.height] ?? 1,
+    legacy[BLOB.width] ?? 1,
+  ];
   const expected = dims.reduce((a, b) => a * b, 1);
   let data: Float32Array;
   let dtype: RawBlob['dtype'] = 'float32';
@@ -172,7 +218,10 @@ function parseBlob(r: ProtoReader, bf: ProtoField, where: string): RawBlob {
     throw formatError(where, `has no data (neither data nor double_data), shape ${dims.join('x')}`);
   }
   if (data.length !== expected) {
-    throw formatError(where, `shape ${dims.join('x')} needs ${expected} values, blob has ${data.length} (truncated or corrupt file)`);
+    throw formatError(
+      where,
+      `shape ${dims.join('x')} needs ${expected} values, blob has ${data.length} (truncated or corrupt file)`,
+    );
   }
   return { dims, data, dtype };
 }
@@ -197,7 +246,11 @@ function readFloats(r: ProtoReader, fields: ProtoField[], width: 4 | 8, where: s
   if (fields.length === 1 && fields[0].wire === packedWire) {
     const f = fields[0];
     const n = f.end - f.start;
-    if (n % width !== 0) throw formatError(where, `packed ${width === 4 ? 'float' : 'double'} data of ${n} bytes is not a multiple of ${width}`);
+    if (n % width !== 0)
+      throw formatError(
+        where,
+        `packed ${width === 4 ? 'float' : 'double'} data of ${n} bytes is not a multiple of ${width}`,
+      );
     if (width === 8) return float64ToFloat32(r.bytes, f.start, n / width, where);
     return float32View(r.bytes, alignInPlace(r.bytes, f), n / 4, where);
   }
@@ -212,7 +265,8 @@ function readFloats(r: ProtoReader, fields: ProtoField[], width: 4 | 8, where: s
   const dv = new DataView(r.bytes.buffer, r.bytes.byteOffset, r.bytes.byteLength);
   let k = 0;
   for (const f of fields) {
-    for (let p = f.start; p < f.end; p += width) out[k++] = width === 4 ? dv.getFloat32(p, true) : dv.getFloat64(p, true);
+    for (let p = f.start; p < f.end; p += width)
+      out[k++] = width === 4 ? dv.getFloat32(p, true) : dv.getFloat64(p, true);
   }
   return out;
 }
@@ -220,14 +274,39 @@ function readFloats(r: ProtoReader, fields: ProtoField[], width: 4 | 8, where: s
 function convLayer(layer: RawLayer, path: string): FoundLayer {
   const [w, b] = layer.blobs;
   if (!b) throw new VggFaceError('E_TOPOLOGY', `${path}: conv layer ${layer.name} has no bias blob`, { input: path });
-  if (w.dims.length !== 4) throw new VggFaceError('E_TOPOLOGY', `${path}: conv layer ${layer.name} weight must be 4-D (out, in, kh, kw), file has ${w.dims.join('x')}`, { input: path });
+  if (w.dims.length !== 4)
+    throw new VggFaceError(
+      'E_TOPOLOGY',
+      `${path}: conv layer ${layer.name} weight must be 4-D (out, in, kh, kw), file has ${w.dims.join('x')}`,
+      { input: path },
+    );
   if (layer.conv) {
     const bad = (values: number[], want: number) => values.length > 0 && values.some((v) => v !== want);
-    if (bad(layer.conv.pad, 1)) throw new VggFaceError('E_TOPOLOGY', `${path}: conv layer ${layer.name} must have pad 1, file has pad ${layer.conv.pad.join(',')}`, { input: path });
-    if (bad(layer.conv.stride, 1)) throw new VggFaceError('E_TOPOLOGY', `${path}: conv layer ${layer.name} must have stride 1, file has stride ${layer.conv.stride.join(',')}`, { input: path });
-    if (layer.conv.group !== 1) throw new VggFaceError('E_TOPOLOGY', `${path}: conv layer ${layer.name} must have group 1, file has ${layer.conv.group}`, { input: path });
+    if (bad(layer.conv.pad, 1))
+      throw new VggFaceError(
+        'E_TOPOLOGY',
+        `${path}: conv layer ${layer.name} must have pad 1, file has pad ${layer.conv.pad.join(',')}`,
+        { input: path },
+      );
+    if (bad(layer.conv.stride, 1))
+      throw new VggFaceError(
+        'E_TOPOLOGY',
+        `${path}: conv layer ${layer.name} must have stride 1, file has stride ${layer.conv.stride.join(',')}`,
+        { input: path },
+      );
+    if (layer.conv.group !== 1)
+      throw new VggFaceError(
+        'E_TOPOLOGY',
+        `${path}: conv layer ${layer.name} must have group 1, file has ${layer.conv.group}`,
+        { input: path },
+      );
   }
-  return { sourceName: layer.name, kind: 'conv', weight: tensor(w.dims, w.data), bias: tensor([b.data.length], b.data) };
+  return {
+    sourceName: layer.name,
+    kind: 'conv',
+    weight: tensor(w.dims, w.data),
+    bias: tensor([b.data.length], b.data),
+  };
 }
 
 function fcLayer(layer: RawLayer, path: string): FoundLayer {
@@ -236,6 +315,11 @@ function fcLayer(layer: RawLayer, path: string): FoundLayer {
   // V1: 1x1xOUTxIN; V2: OUTxIN. Any leading 1s are dropped.
   const dims = [...w.dims];
   while (dims.length > 2 && dims[0] === 1) dims.shift();
-  if (dims.length !== 2) throw new VggFaceError('E_TOPOLOGY', `${path}: fc layer ${layer.name} weight must be (out, in), file has ${w.dims.join('x')}`, { input: path });
+  if (dims.length !== 2)
+    throw new VggFaceError(
+      'E_TOPOLOGY',
+      `${path}: fc layer ${layer.name} weight must be (out, in), file has ${w.dims.join('x')}`,
+      { input: path },
+    );
   return { sourceName: layer.name, kind: 'fc', weight: tensor(dims, w.data), bias: tensor([b.data.length], b.data) };
 }

@@ -24,7 +24,8 @@ export function assembleWeightSet(
 ): { weights: WeightSet; topology: Topology } {
   const convCount = found.filter((l) => l.kind === 'conv').length;
   const fcCount = found.length - convCount;
-  const summary = () => found.map((l) => `${l.sourceName} (${l.kind} ${l.weight.shape.join('x')})`).join(', ') || 'none';
+  const summary = () =>
+    found.map((l) => `${l.sourceName} (${l.kind} ${l.weight.shape.join('x')})`).join(', ') || 'none';
   if (found.length !== LAYER_NAMES.length || convCount !== CONV_LAYER_NAMES.length) {
     throw new VggFaceError(
       'E_TOPOLOGY',

@@ -27,12 +27,15 @@ interface Request {
   format?: FormatId;
 }
 
-type Reply = { ok: true; check: WeightsCheck } | { ok: false; code: ErrorCode | undefined; message: string; input?: string };
+type Reply =
+  | { ok: true; check: WeightsCheck }
+  | { ok: false; code: ErrorCode | undefined; message: string; input?: string };
 
 /** Reads and checks `path` here (detected layout, or `format`). */
 export async function checkWeights(path: string, format?: FormatId): Promise<WeightsCheck> {
   const id = format ?? (await detectFormat(path));
-  if (id === 'onnx') throw new VggFaceError('E_FORMAT', `${path}: a converted ONNX model, not weights`, { input: path });
+  if (id === 'onnx')
+    throw new VggFaceError('E_FORMAT', `${path}: a converted ONNX model, not weights`, { input: path });
   const { weights, topology } = await readWeights(path, id);
   return {
     format: id,
@@ -48,7 +51,10 @@ export async function checkWeights(path: string, format?: FormatId): Promise<Wei
 /** {@link checkWeights} in a worker thread; errors come back as the same VggFaceErrors. */
 export function checkWeightsInWorker(path: string, format?: FormatId): Promise<WeightsCheck> {
   return new Promise((resolve, reject) => {
-    const worker = new Worker(new URL(import.meta.url), { workerData: { checkWeightsPath: path, format } satisfies Request, execArgv: workerExecArgv() });
+    const worker = new Worker(new URL(import.meta.url), {
+      workerData: { checkWeightsPath: path, format } satisfies Request,
+      execArgv: workerExecArgv(),
+    });
     let reply: Reply | undefined;
     let failure: Error | undefined;
     worker.once('message', (r: Reply) => (reply = r));
@@ -56,9 +62,17 @@ export function checkWeightsInWorker(path: string, format?: FormatId): Promise<W
     worker.once('exit', (code) => {
       if (reply?.ok) resolve(reply.check);
       else if (reply?.code) reject(new VggFaceError(reply.code, reply.message, { input: reply.input }));
-      else if (reply) reject(new VggFaceError('E_INTERNAL', `checking ${path} failed: ${reply.message}`, { input: path }));
-      else if (failure) reject(new VggFaceError('E_INTERNAL', `checking ${path} failed: ${failure.message}`, { input: path, cause: failure }));
-      else reject(new VggFaceError('E_INTERNAL', `checking ${path} stopped (worker exit code ${code})`, { input: path }));
+      else if (reply)
+        reject(new VggFaceError('E_INTERNAL', `checking ${path} failed: ${reply.message}`, { input: path }));
+      else if (failure)
+        reject(
+          new VggFaceError('E_INTERNAL', `checking ${path} failed: ${failure.message}`, {
+            input: path,
+            cause: failure,
+          }),
+        );
+      else
+        reject(new VggFaceError('E_INTERNAL', `checking ${path} stopped (worker exit code ${code})`, { input: path }));
     });
   });
 }
@@ -70,7 +84,12 @@ if (!isMainThread && parentPort && (workerData as Request | undefined)?.checkWei
     (check) => port.postMessage({ ok: true, check } satisfies Reply),
     (err: unknown) => {
       const e = err as VggFaceError;
-      port.postMessage({ ok: false, code: err instanceof VggFaceError ? e.code : undefined, message: e?.message ?? String(err), input: e?.input } satisfies Reply);
+      port.postMessage({
+        ok: false,
+        code: err instanceof VggFaceError ? e.code : undefined,
+        message: e?.message ?? String(err),
+        input: e?.input,
+      } satisfies Reply);
     },
   );
 }

@@ -80,12 +80,21 @@ export async function detectFormat(path: string): Promise<FormatId> {
 
 export function readerFor(format: FormatId): WeightReader {
   const reader = READERS.find((r) => r.id === format);
-  if (!reader) throw new VggFaceError('E_USAGE', `format ${format} has no weight reader; expected one of: ${READERS.map((r) => r.id).join(', ')}`, { input: format });
+  if (!reader)
+    throw new VggFaceError(
+      'E_USAGE',
+      `format ${format} has no weight reader; expected one of: ${READERS.map((r) => r.id).join(', ')}`,
+      { input: format },
+    );
   return reader;
 }
 
 /** Reads any supported weight file into the canonical weight set, checks its topology and computes its identity. */
-export async function readWeights(path: string, format?: FormatId, options: ReadOptions = {}): Promise<{ weights: WeightSet; topology: Topology; format: FormatId }> {
+export async function readWeights(
+  path: string,
+  format?: FormatId,
+  options: ReadOptions = {},
+): Promise<{ weights: WeightSet; topology: Topology; format: FormatId }> {
   const id = format ?? (await detectFormat(path));
   if (format) readHead(path); // same file checks (missing, directory, empty) when the format is forced
   const read = await readerFor(id).read(path, options);

@@ -7,7 +7,10 @@ import { HALF_TO_FLOAT } from '../util/float16.js';
 
 function checkRange(bytes: Uint8Array, offset: number, count: number, what: string, path: string): void {
   if (offset < 0 || offset + count * 2 > bytes.byteLength) {
-    throw formatError(path, `truncated: ${count} ${what} values at byte ${offset} run past the end (${bytes.byteLength} bytes)`);
+    throw formatError(
+      path,
+      `truncated: ${count} ${what} values at byte ${offset} run past the end (${bytes.byteLength} bytes)`,
+    );
   }
 }
 

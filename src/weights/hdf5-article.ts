@@ -13,14 +13,16 @@ const GROUP = '/data';
 function matchArticle(file: Hdf5File): true | string {
   if (file.kind(GROUP) !== 'group') return `no group data (${describeTopLevel(file)})`;
   const keys = file.keys(GROUP);
-  if (!keys.some((k) => k.endsWith('_w'))) return `group data holds no <layer>_w datasets (it holds ${keys.slice(0, 8).join(', ') || 'nothing'})`;
+  if (!keys.some((k) => k.endsWith('_w')))
+    return `group data holds no <layer>_w datasets (it holds ${keys.slice(0, 8).join(', ') || 'nothing'})`;
   return true;
 }
 
 function storedLayers(file: Hdf5File): StoredLayer[] {
   const missing: string[] = [];
   for (const name of LAYER_NAMES) {
-    for (const suffix of ['_w', '_b']) if (file.kind(`${GROUP}/${name}${suffix}`) !== 'dataset') missing.push(`data/${name}${suffix}`);
+    for (const suffix of ['_w', '_b'])
+      if (file.kind(`${GROUP}/${name}${suffix}`) !== 'dataset') missing.push(`data/${name}${suffix}`);
   }
   if (missing.length > 0) {
     throw new VggFaceError(
@@ -44,11 +46,16 @@ async function readArticle(path: string): Promise<WeightSet> {
     const found: FoundLayer[] = stored.slice(0, CONV_LAYER_NAMES.length).map((l) => readConvLayer(file, l));
     const pool5Channels = found[found.length - 1].weight.shape[0];
     const [fc6, fc7, fc8] = stored.slice(CONV_LAYER_NAMES.length);
-    found.push(readFcLayer(file, fc6, { pool5Channels, inputOrder: 'CHW' }), readFcLayer(file, fc7), readFcLayer(file, fc8));
+    found.push(
+      readFcLayer(file, fc6, { pool5Channels, inputOrder: 'CHW' }),
+      readFcLayer(file, fc7),
+      readFcLayer(file, fc8),
+    );
     return assembleWeightSet(
       {
         format: 'hdf5-article',
-        layout: "the article's HDF5 layout (data/<layer>_w, <layer>_b; kernels (kh, kw, in, out), fc (in, out), fc6 inputs C,H,W)",
+        layout:
+          "the article's HDF5 layout (data/<layer>_w, <layer>_b; kernels (kh, kw, in, out), fc (in, out), fc6 inputs C,H,W)",
         sourceDtype: storedDtype(stored),
         inputChannelOrder: 'BGR',
       },

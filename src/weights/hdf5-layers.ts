@@ -27,7 +27,9 @@ function shapeText(shape: readonly number[]): string {
 }
 
 function topologyError(file: Hdf5File, layer: StoredLayer, problem: string): VggFaceError {
-  return new VggFaceError('E_TOPOLOGY', `${file.path}: ${layer.canonical} (${layer.sourceName}): ${problem}`, { input: file.path });
+  return new VggFaceError('E_TOPOLOGY', `${file.path}: ${layer.canonical} (${layer.sourceName}): ${problem}`, {
+    input: file.path,
+  });
 }
 
 function readBias(file: Hdf5File, layer: StoredLayer): Tensor {
@@ -40,16 +42,30 @@ function readBias(file: Hdf5File, layer: StoredLayer): Tensor {
 /** A conv layer: (kh, kw, in, out) -> (out, in, kh, kw). */
 export function readConvLayer(file: Hdf5File, layer: StoredLayer): FoundLayer {
   const k = layer.kernel.shape;
-  if (k.length !== 4) throw topologyError(file, layer, `conv kernel ${layer.kernel.path} must be 4-D (kh, kw, in, out), file has ${shapeText(k)}`);
+  if (k.length !== 4)
+    throw topologyError(
+      file,
+      layer,
+      `conv kernel ${layer.kernel.path} must be 4-D (kh, kw, in, out), file has ${shapeText(k)}`,
+    );
   const [kh, kw, cin, cout] = k;
-  return { sourceName: layer.sourceName, kind: 'conv', weight: hwioToOihw(file.readAll(layer.kernel), kh, kw, cin, cout), bias: readBias(file, layer) };
+  return {
+    sourceName: layer.sourceName,
+    kind: 'conv',
+    weight: hwioToOihw(file.readAll(layer.kernel), kh, kw, cin, cout),
+    bias: readBias(file, layer),
+  };
 }
 
 /**
  * An fc layer stored transposed -> canonical (out, in), streamed through small blocks. `pool5Channels` is set for
  * fc6 (the width of conv5_3): its kernel must read exactly 7x7 of those, and H,W,C inputs are re-ordered to C,H,W.
  */
-export function readFcLayer(file: Hdf5File, layer: StoredLayer, fc6?: { pool5Channels: number; inputOrder: Fc6InputOrder }): FoundLayer {
+export function readFcLayer(
+  file: Hdf5File,
+  layer: StoredLayer,
+  fc6?: { pool5Channels: number; inputOrder: Fc6InputOrder },
+): FoundLayer {
   const k = layer.kernel.shape;
   let inputs: number;
   let out: number;
@@ -59,13 +75,23 @@ export function readFcLayer(file: Hdf5File, layer: StoredLayer, fc6?: { pool5Cha
     const [kh, kw, cin, cout] = k;
     const want = fc6 ? POOL5_SIZE : 1;
     if (kh !== want || kw !== want) {
-      const expected = fc6 ? `a ${POOL5_SIZE}x${POOL5_SIZE}x${fc6.pool5Channels}xN conv over pool5` : 'a 1x1xINxOUT conv';
-      throw topologyError(file, layer, `fc layer stored as a conv must be ${expected}, file has kernel ${shapeText(k)}`);
+      const expected = fc6
+        ? `a ${POOL5_SIZE}x${POOL5_SIZE}x${fc6.pool5Channels}xN conv over pool5`
+        : 'a 1x1xINxOUT conv';
+      throw topologyError(
+        file,
+        layer,
+        `fc layer stored as a conv must be ${expected}, file has kernel ${shapeText(k)}`,
+      );
     }
     inputs = kh * kw * cin;
     out = cout;
   } else {
-    throw topologyError(file, layer, `fc kernel ${layer.kernel.path} must be (in, out) or (kh, kw, in, out), file has ${shapeText(k)}`);
+    throw topologyError(
+      file,
+      layer,
+      `fc kernel ${layer.kernel.path} must be (in, out) or (kh, kw, in, out), file has ${shapeText(k)}`,
+    );
   }
   let hwc: { c: number; h: number; w: number } | undefined;
   if (fc6) {
@@ -82,8 +108,15 @@ export function readFcLayer(file: Hdf5File, layer: StoredLayer, fc6?: { pool5Cha
     if (fc6.inputOrder === 'HWC' || k.length === 4) hwc = { c, h: POOL5_SIZE, w: POOL5_SIZE };
   }
   const weight = new Float32Array(out * inputs);
-  file.readRows(layer.kernel, (rows, firstRow, rowCount) => transposeRowsInto(weight, rows, firstRow, rowCount, out, hwc));
-  return { sourceName: layer.sourceName, kind: 'fc', weight: tensor([out, inputs], weight), bias: readBias(file, layer) };
+  file.readRows(layer.kernel, (rows, firstRow, rowCount) =>
+    transposeRowsInto(weight, rows, firstRow, rowCount, out, hwc),
+  );
+  return {
+    sourceName: layer.sourceName,
+    kind: 'fc',
+    weight: tensor([out, inputs], weight),
+    bias: readBias(file, layer),
+  };
 }
 
 /** The dtypes of the layers' datasets, as WeightSet.sourceDtype. */

@@ -135,10 +135,14 @@ export class Hdf5File {
     const meta = this.guard(datasetPath, () => this.module.get_dataset_metadata(this.file.file_id, datasetPath));
     const floatClass = this.module.H5T_class_t.H5T_FLOAT.value;
     if (meta.type !== floatClass || (meta.size !== 4 && meta.size !== 8)) {
-      const what = meta.type === floatClass ? `float${meta.size * 8}` : `a non-float type (HDF5 class ${meta.type}, ${meta.size} bytes)`;
+      const what =
+        meta.type === floatClass
+          ? `float${meta.size * 8}`
+          : `a non-float type (HDF5 class ${meta.type}, ${meta.size} bytes)`;
       throw formatError(this.path, `dataset ${datasetPath} holds ${what}; expected float32 or float64`);
     }
-    if (!meta.shape || meta.shape.length === 0) throw formatError(this.path, `dataset ${datasetPath} is a scalar; expected an array`);
+    if (!meta.shape || meta.shape.length === 0)
+      throw formatError(this.path, `dataset ${datasetPath} is a scalar; expected an array`);
     return { path: datasetPath, shape: [...meta.shape], dtype: meta.size === 4 ? 'float32' : 'float64' };
   }
 
@@ -166,7 +170,11 @@ export class Hdf5File {
     const blockRows = Math.max(1, Math.min(inner, Math.floor(BLOCK_BYTES / (rowLength * itemBytes))));
     const m = this.module;
     const ptr = m._malloc(blockRows * rowLength * itemBytes);
-    if (ptr === 0) throw new VggFaceError('E_INTERNAL', `${this.path}: cannot allocate ${blockRows * rowLength * itemBytes} bytes of HDF5 read buffer`);
+    if (ptr === 0)
+      throw new VggFaceError(
+        'E_INTERNAL',
+        `${this.path}: cannot allocate ${blockRows * rowLength * itemBytes} bytes of HDF5 read buffer`,
+      );
     try {
       for (let p = 0; p < planes; p++) {
         const lead: bigint[] = [];
@@ -186,7 +194,10 @@ export class Hdf5File {
           );
           if (status < 0) throw formatError(this.path, `cannot read dataset ${ds.path} (HDF5 status ${status})`);
           // The heap may have grown during the read: take the view afterwards.
-          const view = ds.dtype === 'float32' ? new Float32Array(m.HEAPU8.buffer, ptr, n * rowLength) : new Float64Array(m.HEAPU8.buffer, ptr, n * rowLength);
+          const view =
+            ds.dtype === 'float32'
+              ? new Float32Array(m.HEAPU8.buffer, ptr, n * rowLength)
+              : new Float64Array(m.HEAPU8.buffer, ptr, n * rowLength);
           visit(view, p * inner + r0, n);
         }
       }

@@ -13,7 +13,14 @@ import { formatError, VggFaceError } from '../errors.js';
 import { assembleWeightSet, type FoundLayer } from './canonical.js';
 import { describeTopLevel, Hdf5File, probeHdf5, sniffHdf5 } from './hdf5.js';
 import { readConvLayer, readFcLayer, storedDtype, type StoredLayer } from './hdf5-layers.js';
-import { CONV_LAYER_NAMES, FC_LAYER_NAMES, LAYER_NAMES, type FormatId, type WeightReader, type WeightSet } from './types.js';
+import {
+  CONV_LAYER_NAMES,
+  FC_LAYER_NAMES,
+  LAYER_NAMES,
+  type FormatId,
+  type WeightReader,
+  type WeightSet,
+} from './types.js';
 
 /** Where the layers live: the root (`save_weights`) or `model_weights/` (`model.save`). */
 type KerasContainer = 'weights' | 'model';
@@ -25,9 +32,12 @@ const CONTAINERS: Record<KerasContainer, { id: FormatId; group: string; name: st
 
 function matchKeras(file: Hdf5File, container: KerasContainer): true | string {
   const { group } = CONTAINERS[container];
-  if (container === 'model' && file.kind(group) !== 'group') return `no group model_weights (${describeTopLevel(file)})`;
+  if (container === 'model' && file.kind(group) !== 'group')
+    return `no group model_weights (${describeTopLevel(file)})`;
   if (!file.attributeNames(group).includes('layer_names')) {
-    return container === 'model' ? 'group model_weights has no attribute layer_names' : `no root attribute layer_names (${describeTopLevel(file)})`;
+    return container === 'model'
+      ? 'group model_weights has no attribute layer_names'
+      : `no root attribute layer_names (${describeTopLevel(file)})`;
   }
   return true;
 }
@@ -41,7 +51,12 @@ function storedLayers(file: Hdf5File, container: KerasContainer): StoredLayer[] 
   const { group } = CONTAINERS[container];
   const layerNames = file.stringsAttribute(group, 'layer_names');
   if (!layerNames) {
-    throw formatError(file.path, container === 'model' ? 'no attribute layer_names on model_weights: not a Keras full-model file' : 'no root attribute layer_names: not a Keras save_weights file');
+    throw formatError(
+      file.path,
+      container === 'model'
+        ? 'no attribute layer_names on model_weights: not a Keras full-model file'
+        : 'no root attribute layer_names: not a Keras save_weights file',
+    );
   }
   const found: { sourceName: string; kernelPath: string; biasPath: string }[] = [];
   for (const name of layerNames) {
@@ -57,23 +72,34 @@ function storedLayers(file: Hdf5File, container: KerasContainer): StoredLayer[] 
         { input: file.path },
       );
     }
-    const pick = (kind: string, fallback: number) => weightNames.find((w) => new RegExp(`(^|/)${kind}(:\\d+)?$`).test(w)) ?? weightNames[fallback];
+    const pick = (kind: string, fallback: number) =>
+      weightNames.find((w) => new RegExp(`(^|/)${kind}(:\\d+)?$`).test(w)) ?? weightNames[fallback];
     const kernelPath = join(g, pick('kernel', 0));
     const biasPath = join(g, pick('bias', 1));
     for (const p of [kernelPath, biasPath]) {
-      if (file.kind(p) !== 'dataset') throw formatError(file.path, `weight_names of ${g} lists ${p.slice(g.length + 1)}, but there is no dataset ${p}`);
+      if (file.kind(p) !== 'dataset')
+        throw formatError(
+          file.path,
+          `weight_names of ${g} lists ${p.slice(g.length + 1)}, but there is no dataset ${p}`,
+        );
     }
     found.push({ sourceName: name, kernelPath, biasPath });
   }
   if (found.length !== LAYER_NAMES.length) {
-    const list = found.map((l) => `${l.sourceName} (kernel ${file.dataset(l.kernelPath).shape.join('x')})`).join(', ') || 'none';
+    const list =
+      found.map((l) => `${l.sourceName} (kernel ${file.dataset(l.kernelPath).shape.join('x')})`).join(', ') || 'none';
     throw new VggFaceError(
       'E_TOPOLOGY',
       `${file.path}: VGG-Face has ${CONV_LAYER_NAMES.length} conv layers then ${FC_LAYER_NAMES.length} fc layers with weights, file has ${found.length} layers with weights: ${list}`,
       { input: file.path },
     );
   }
-  return found.map((l, i) => ({ canonical: LAYER_NAMES[i], sourceName: l.sourceName, kernel: file.dataset(l.kernelPath), bias: file.dataset(l.biasPath) }));
+  return found.map((l, i) => ({
+    canonical: LAYER_NAMES[i],
+    sourceName: l.sourceName,
+    kernel: file.dataset(l.kernelPath),
+    bias: file.dataset(l.biasPath),
+  }));
 }
 
 async function readKeras(path: string, container: KerasContainer): Promise<WeightSet> {
@@ -83,11 +109,21 @@ async function readKeras(path: string, container: KerasContainer): Promise<Weigh
     const found: FoundLayer[] = stored.slice(0, CONV_LAYER_NAMES.length).map((l) => readConvLayer(file, l));
     const pool5Channels = found[found.length - 1].weight.shape[0];
     const [fc6, fc7, fc8] = stored.slice(CONV_LAYER_NAMES.length);
-    found.push(readFcLayer(file, fc6, { pool5Channels, inputOrder: 'HWC' }), readFcLayer(file, fc7), readFcLayer(file, fc8));
-    const fcKind = fc6.kernel.shape.length === 4 ? 'fc layers stored as Conv2D' : 'fc layers Dense over a channels-last Flatten';
+    found.push(
+      readFcLayer(file, fc6, { pool5Channels, inputOrder: 'HWC' }),
+      readFcLayer(file, fc7),
+      readFcLayer(file, fc8),
+    );
+    const fcKind =
+      fc6.kernel.shape.length === 4 ? 'fc layers stored as Conv2D' : 'fc layers Dense over a channels-last Flatten';
     const { id, name } = CONTAINERS[container];
     return assembleWeightSet(
-      { format: id, layout: `${name}, kernels (kh, kw, in, out), ${fcKind}`, sourceDtype: storedDtype(stored), inputChannelOrder: 'BGR' },
+      {
+        format: id,
+        layout: `${name}, kernels (kh, kw, in, out), ${fcKind}`,
+        sourceDtype: storedDtype(stored),
+        inputChannelOrder: 'BGR',
+      },
       found,
       path,
     ).weights;
@@ -106,5 +142,11 @@ function kerasReader(container: KerasContainer, description: string): WeightRead
   };
 }
 
-export const kerasDeepfaceReader = kerasReader('weights', 'Keras HDF5 save_weights layout (deepface vgg_face_weights.h5)');
-export const kerasVggfaceReader = kerasReader('model', 'Keras HDF5 full model under model_weights/ (keras-vggface rcmalli_vggface_tf_vgg16.h5)');
+export const kerasDeepfaceReader = kerasReader(
+  'weights',
+  'Keras HDF5 save_weights layout (deepface vgg_face_weights.h5)',
+);
+export const kerasVggfaceReader = kerasReader(
+  'model',
+  'Keras HDF5 full model under model_weights/ (keras-vggface rcmalli_vggface_tf_vgg16.h5)',
+);

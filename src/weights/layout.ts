@@ -29,7 +29,13 @@ export function hwioToOihw(data: Float32Array, kh: number, kw: number, cin: numb
  * Column-major (h, w, in, out) -> (out, in, h, w), in place. MatConvNet kernels: read row-major, the MATLAB array is
  * (out, in, w, h), so only each h x w plane needs transposing, and the 411 MB fc6 kernel is not copied.
  */
-export function colMajorHwioToOihwInPlace(data: Float32Array, kh: number, kw: number, cin: number, cout: number): Tensor {
+export function colMajorHwioToOihwInPlace(
+  data: Float32Array,
+  kh: number,
+  kw: number,
+  cin: number,
+  cout: number,
+): Tensor {
   const area = kh * kw;
   if (kh > 1 && kw > 1) {
     const plane = new Float32Array(area);
@@ -97,7 +103,10 @@ export function reverseInputChannels(t: Tensor): Tensor {
 export function float32View(bytes: Uint8Array, offset: number, count: number, path = 'file'): Float32Array {
   const start = bytes.byteOffset + offset;
   if (offset < 0 || offset + count * 4 > bytes.byteLength) {
-    throw formatError(path, `truncated: ${count} float32 values at byte ${offset} run past the end (${bytes.byteLength} bytes)`);
+    throw formatError(
+      path,
+      `truncated: ${count} float32 values at byte ${offset} run past the end (${bytes.byteLength} bytes)`,
+    );
   }
   if (start % 4 === 0) return new Float32Array(bytes.buffer, start, count);
   const copy = new Float32Array(count);
@@ -108,7 +117,10 @@ export function float32View(bytes: Uint8Array, offset: number, count: number, pa
 /** float64 little-endian bytes -> float32 (always a copy: the dtype changes). */
 export function float64ToFloat32(bytes: Uint8Array, offset: number, count: number, path = 'file'): Float32Array {
   if (offset < 0 || offset + count * 8 > bytes.byteLength) {
-    throw formatError(path, `truncated: ${count} float64 values at byte ${offset} run past the end (${bytes.byteLength} bytes)`);
+    throw formatError(
+      path,
+      `truncated: ${count} float64 values at byte ${offset} run past the end (${bytes.byteLength} bytes)`,
+    );
   }
   const dv = new DataView(bytes.buffer, bytes.byteOffset + offset, count * 8);
   const out = new Float32Array(count);
@@ -151,7 +163,12 @@ export function transposeRowsInto(
  * A strided tensor's elements in row-major order (PyTorch and Torch7 store transposed or narrowed views this way):
  * `read(i)` gives storage element i; the walk starts at element `offset`.
  */
-export function gatherStrided(sizes: readonly number[], strides: readonly number[], offset: number, read: (i: number) => number): Float32Array {
+export function gatherStrided(
+  sizes: readonly number[],
+  strides: readonly number[],
+  offset: number,
+  read: (i: number) => number,
+): Float32Array {
   const count = sizes.reduce((a, b) => a * b, 1);
   const out = new Float32Array(count);
   const rank = sizes.length;

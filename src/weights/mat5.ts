@@ -19,25 +19,95 @@ import { float32View } from './layout.js';
 
 /** Data element types. */
 export const MI = {
-  INT8: 1, UINT8: 2, INT16: 3, UINT16: 4, INT32: 5, UINT32: 6, SINGLE: 7, DOUBLE: 9,
-  INT64: 12, UINT64: 13, MATRIX: 14, COMPRESSED: 15, UTF8: 16, UTF16: 17, UTF32: 18,
+  INT8: 1,
+  UINT8: 2,
+  INT16: 3,
+  UINT16: 4,
+  INT32: 5,
+  UINT32: 6,
+  SINGLE: 7,
+  DOUBLE: 9,
+  INT64: 12,
+  UINT64: 13,
+  MATRIX: 14,
+  COMPRESSED: 15,
+  UTF8: 16,
+  UTF16: 17,
+  UTF32: 18,
 } as const;
 
 /** Array classes (the low byte of the array flags). */
 export const MX = {
-  CELL: 1, STRUCT: 2, OBJECT: 3, CHAR: 4, SPARSE: 5, DOUBLE: 6, SINGLE: 7, INT8: 8, UINT8: 9,
-  INT16: 10, UINT16: 11, INT32: 12, UINT32: 13, INT64: 14, UINT64: 15, FUNCTION: 16, OPAQUE: 17,
+  CELL: 1,
+  STRUCT: 2,
+  OBJECT: 3,
+  CHAR: 4,
+  SPARSE: 5,
+  DOUBLE: 6,
+  SINGLE: 7,
+  INT8: 8,
+  UINT8: 9,
+  INT16: 10,
+  UINT16: 11,
+  INT32: 12,
+  UINT32: 13,
+  INT64: 14,
+  UINT64: 15,
+  FUNCTION: 16,
+  OPAQUE: 17,
 } as const;
 
 const CLASS_NAMES: Record<number, string> = {
-  1: 'cell', 2: 'struct', 3: 'object', 4: 'char', 5: 'sparse', 6: 'double', 7: 'single', 8: 'int8', 9: 'uint8',
-  10: 'int16', 11: 'uint16', 12: 'int32', 13: 'uint32', 14: 'int64', 15: 'uint64', 16: 'function_handle', 17: 'opaque',
+  1: 'cell',
+  2: 'struct',
+  3: 'object',
+  4: 'char',
+  5: 'sparse',
+  6: 'double',
+  7: 'single',
+  8: 'int8',
+  9: 'uint8',
+  10: 'int16',
+  11: 'uint16',
+  12: 'int32',
+  13: 'uint32',
+  14: 'int64',
+  15: 'uint64',
+  16: 'function_handle',
+  17: 'opaque',
 };
 
-const TYPE_BYTES: Record<number, number> = { 1: 1, 2: 1, 3: 2, 4: 2, 5: 4, 6: 4, 7: 4, 9: 8, 12: 8, 13: 8, 16: 1, 17: 2, 18: 4 };
+const TYPE_BYTES: Record<number, number> = {
+  1: 1,
+  2: 1,
+  3: 2,
+  4: 2,
+  5: 4,
+  6: 4,
+  7: 4,
+  9: 8,
+  12: 8,
+  13: 8,
+  16: 1,
+  17: 2,
+  18: 4,
+};
 const TYPE_NAMES: Record<number, string> = {
-  1: 'miINT8', 2: 'miUINT8', 3: 'miINT16', 4: 'miUINT16', 5: 'miINT32', 6: 'miUINT32', 7: 'miSINGLE', 9: 'miDOUBLE',
-  12: 'miINT64', 13: 'miUINT64', 14: 'miMATRIX', 15: 'miCOMPRESSED', 16: 'miUTF8', 17: 'miUTF16', 18: 'miUTF32',
+  1: 'miINT8',
+  2: 'miUINT8',
+  3: 'miINT16',
+  4: 'miUINT16',
+  5: 'miINT32',
+  6: 'miUINT32',
+  7: 'miSINGLE',
+  9: 'miDOUBLE',
+  12: 'miINT64',
+  13: 'miUINT64',
+  14: 'miMATRIX',
+  15: 'miCOMPRESSED',
+  16: 'miUTF8',
+  17: 'miUTF16',
+  18: 'miUTF32',
 };
 
 /** zlib cannot expand data by more than about 1032:1; a declared size beyond that is a bomb or corruption. */
@@ -102,7 +172,9 @@ export interface MatFile {
 
 /** Header checks shared by the reader and detection. */
 export function matHeaderText(head: Uint8Array): string {
-  return Buffer.from(head.subarray(0, Math.min(116, head.length))).toString('latin1').replace(/[\0\s]+$/, '');
+  return Buffer.from(head.subarray(0, Math.min(116, head.length)))
+    .toString('latin1')
+    .replace(/[\0\s]+$/, '');
 }
 
 export function isMat73(head: Uint8Array): boolean {
@@ -136,30 +208,40 @@ export async function readMatFile(path: string): Promise<MatFile> {
     const header = Buffer.alloc(Math.min(HEADER_BYTES, size));
     await readExactly(fh, header, 0, path);
     if (isMat73(header)) throw formatError(path, mat73Problem(path));
-    if (size < HEADER_BYTES) throw formatError(path, `truncated: ${size} bytes, a MAT-file starts with a ${HEADER_BYTES}-byte header`);
+    if (size < HEADER_BYTES)
+      throw formatError(path, `truncated: ${size} bytes, a MAT-file starts with a ${HEADER_BYTES}-byte header`);
     const headerText = matHeaderText(header);
     if (!headerText.startsWith('MATLAB 5.0 MAT-file')) {
-      throw formatError(path, `not a MAT-file v5: the header text starts ${JSON.stringify(headerText.slice(0, 24))}, expected "MATLAB 5.0 MAT-file"`);
+      throw formatError(
+        path,
+        `not a MAT-file v5: the header text starts ${JSON.stringify(headerText.slice(0, 24))}, expected "MATLAB 5.0 MAT-file"`,
+      );
     }
     const endian = header.toString('latin1', 126, 128);
-    if (endian !== 'IM' && endian !== 'MI') throw formatError(path, `bad MAT-file endian indicator ${JSON.stringify(endian)} (expected "IM" or "MI")`);
+    if (endian !== 'IM' && endian !== 'MI')
+      throw formatError(path, `bad MAT-file endian indicator ${JSON.stringify(endian)} (expected "IM" or "MI")`);
     const littleEndian = endian === 'IM';
     const version = littleEndian ? header.readUInt16LE(124) : header.readUInt16BE(124);
-    if (version !== 0x0100) throw formatError(path, `unsupported MAT-file version 0x${version.toString(16)} (expected 0x0100)`);
+    if (version !== 0x0100)
+      throw formatError(path, `unsupported MAT-file version 0x${version.toString(16)} (expected 0x0100)`);
 
     const variables = new Map<string, MatValue>();
     let compressed = false;
     let pos = HEADER_BYTES;
     const tag = Buffer.alloc(8);
     while (pos < size) {
-      if (size - pos < 8) throw formatError(path, `truncated: ${size - pos} stray bytes at byte ${pos}, an element tag needs 8`);
+      if (size - pos < 8)
+        throw formatError(path, `truncated: ${size - pos} stray bytes at byte ${pos}, an element tag needs 8`);
       const at = pos;
       await readExactly(fh, tag, pos, path);
       const type = littleEndian ? tag.readUInt32LE(0) : tag.readUInt32BE(0);
       const n = littleEndian ? tag.readUInt32LE(4) : tag.readUInt32BE(4);
       const dataStart = pos + 8;
       if (dataStart + n > size) {
-        throw formatError(path, `truncated: the ${TYPE_NAMES[type] ?? `type ${type}`} element at byte ${pos} declares ${n} bytes, only ${size - dataStart} remain`);
+        throw formatError(
+          path,
+          `truncated: the ${TYPE_NAMES[type] ?? `type ${type}`} element at byte ${pos} declares ${n} bytes, only ${size - dataStart} remain`,
+        );
       }
       let element: Buffer;
       if (type === MI.COMPRESSED) {
@@ -172,7 +254,10 @@ export async function readMatFile(path: string): Promise<MatFile> {
         await readExactly(fh, element.subarray(8), dataStart, path);
         pos = dataStart + pad8(n);
       } else {
-        throw formatError(path, `unexpected ${TYPE_NAMES[type] ?? `element type ${type}`} at byte ${pos}; a MAT-file holds miMATRIX or miCOMPRESSED variables`);
+        throw formatError(
+          path,
+          `unexpected ${TYPE_NAMES[type] ?? `element type ${type}`} at byte ${pos}; a MAT-file holds miMATRIX or miCOMPRESSED variables`,
+        );
       }
       const parser = new MatParser(element, littleEndian, path, `variable at byte ${at}`);
       const { name, value } = parser.topLevel();
@@ -235,7 +320,10 @@ async function inflateElement(path: string, start: number, length: number, littl
             if (headFilled < 8) continue;
             const type = littleEndian ? head.readUInt32LE(0) : head.readUInt32BE(0);
             const n = littleEndian ? head.readUInt32LE(4) : head.readUInt32BE(4);
-            if (type !== MI.MATRIX) throw fail(formatError(path, `${where} holds ${TYPE_NAMES[type] ?? `element type ${type}`}, expected miMATRIX`));
+            if (type !== MI.MATRIX)
+              throw fail(
+                formatError(path, `${where} holds ${TYPE_NAMES[type] ?? `element type ${type}`}, expected miMATRIX`),
+              );
             const total = 8 + n;
             if (total > MAX_INFLATE_RATIO * length + 1024) {
               throw fail(
@@ -251,7 +339,13 @@ async function inflateElement(path: string, start: number, length: number, littl
             filled = 8;
           }
           if (filled + c.length > out.length) {
-            throw fail(new VggFaceError('E_UNSAFE', `${path}: ${where} inflates past its declared ${out.length} bytes (zlib bomb or corrupt file)`, { input: path }));
+            throw fail(
+              new VggFaceError(
+                'E_UNSAFE',
+                `${path}: ${where} inflates past its declared ${out.length} bytes (zlib bomb or corrupt file)`,
+                { input: path },
+              ),
+            );
           }
           c.copy(out, filled);
           filled += c.length;
@@ -264,7 +358,8 @@ async function inflateElement(path: string, start: number, length: number, littl
     throw formatError(path, `${where}: zlib: ${(err as Error).message} (truncated or corrupt file)`, err);
   }
   if (!out) throw formatError(path, `truncated: ${where} inflates to only ${headFilled} bytes`);
-  if (filled < out.length) throw formatError(path, `truncated: ${where} inflates to ${filled} bytes, its miMATRIX declares ${out.length}`);
+  if (filled < out.length)
+    throw formatError(path, `truncated: ${where} inflates to ${filled} bytes, its miMATRIX declares ${out.length}`);
   return out;
 }
 
@@ -293,7 +388,8 @@ export class MatParser {
 
   topLevel(): { name: string; value: MatValue } {
     const tag = this.tag(0, this.bytes.byteLength, 'variable');
-    if (tag.type !== MI.MATRIX) throw this.fail(`expected miMATRIX, found ${TYPE_NAMES[tag.type] ?? `type ${tag.type}`}`, 0);
+    if (tag.type !== MI.MATRIX)
+      throw this.fail(`expected miMATRIX, found ${TYPE_NAMES[tag.type] ?? `type ${tag.type}`}`, 0);
     return this.matrix(tag, 0, 'variable');
   }
 
@@ -318,7 +414,11 @@ export class MatParser {
     }
     const n = this.u32(at + 4);
     const dataStart = at + 8;
-    if (dataStart + n > end) throw this.fail(`truncated: ${what} element declares ${n} bytes, only ${end - dataStart} remain in its parent`, at);
+    if (dataStart + n > end)
+      throw this.fail(
+        `truncated: ${what} element declares ${n} bytes, only ${end - dataStart} remain in its parent`,
+        at,
+      );
     // Padding to 8 bytes may be missing after the last element of a compressed variable.
     return { type: first, n, dataStart, next: Math.min(dataStart + pad8(n), end), at };
   }
@@ -326,9 +426,20 @@ export class MatParser {
   private matrix(tag: Tag, depth: number, what: string): { name: string; value: MatValue } {
     if (depth > MAX_DEPTH) throw this.fail(`arrays nested deeper than ${MAX_DEPTH} levels`, tag.at);
     const end = tag.dataStart + tag.n;
-    if (tag.n === 0) return { name: '', value: { kind: 'numeric', className: 'double', dims: [0, 0], real: this.data(MI.DOUBLE, end, 0), logical: false } };
+    if (tag.n === 0)
+      return {
+        name: '',
+        value: {
+          kind: 'numeric',
+          className: 'double',
+          dims: [0, 0],
+          real: this.data(MI.DOUBLE, end, 0),
+          logical: false,
+        },
+      };
     const flagsTag = this.tag(tag.dataStart, end, `${what} array flags`);
-    if (flagsTag.type !== MI.UINT32 || flagsTag.n !== 8) throw this.fail(`${what}: array flags must be 8 bytes of miUINT32`, flagsTag.at);
+    if (flagsTag.type !== MI.UINT32 || flagsTag.n !== 8)
+      throw this.fail(`${what}: array flags must be 8 bytes of miUINT32`, flagsTag.at);
     const flags = this.u32(flagsTag.dataStart);
     const classId = flags & 0xff;
     const complex = (flags & 0x800) !== 0;
@@ -337,7 +448,8 @@ export class MatParser {
     if (!className) throw this.fail(`${what}: unknown array class ${classId}`, flagsTag.at);
 
     const dimsTag = this.tag(flagsTag.next, end, `${what} dimensions`);
-    if (dimsTag.type !== MI.INT32 || dimsTag.n % 4 !== 0 || dimsTag.n < 8) throw this.fail(`${what}: dimensions must be two or more miINT32 values`, dimsTag.at);
+    if (dimsTag.type !== MI.INT32 || dimsTag.n % 4 !== 0 || dimsTag.n < 8)
+      throw this.fail(`${what}: dimensions must be two or more miINT32 values`, dimsTag.at);
     const dims: number[] = [];
     for (let p = dimsTag.dataStart; p < dimsTag.dataStart + dimsTag.n; p += 4) {
       const d = this.dv.getInt32(p, this.le);
@@ -347,7 +459,8 @@ export class MatParser {
     const count = dims.reduce((a, b) => a * b, 1);
 
     const nameTag = this.tag(dimsTag.next, end, `${what} name`);
-    if (nameTag.type !== MI.INT8 && nameTag.type !== MI.UINT8 && nameTag.type !== MI.UTF8) throw this.fail(`${what}: array name must be miINT8`, nameTag.at);
+    if (nameTag.type !== MI.INT8 && nameTag.type !== MI.UINT8 && nameTag.type !== MI.UTF8)
+      throw this.fail(`${what}: array name must be miINT8`, nameTag.at);
     const name = Buffer.from(this.bytes.subarray(nameTag.dataStart, nameTag.dataStart + nameTag.n)).toString('latin1');
     const label = name || what;
     let pos = nameTag.next;
@@ -355,11 +468,13 @@ export class MatParser {
     switch (classId) {
       case MX.CELL: {
         // Every cell takes at least an 8-byte tag: a larger count is corrupt, and refusing it avoids a huge loop.
-        if (count * 8 > end - pos) throw this.fail(`${label}: cell array of ${dims.join('x')} cannot fit in ${end - pos} bytes`, tag.at);
+        if (count * 8 > end - pos)
+          throw this.fail(`${label}: cell array of ${dims.join('x')} cannot fit in ${end - pos} bytes`, tag.at);
         const items: MatValue[] = [];
         for (let i = 0; i < count; i++) {
           const t = this.tag(pos, end, `${label}{${i + 1}}`);
-          if (t.type !== MI.MATRIX) throw this.fail(`${label}{${i + 1}} is ${TYPE_NAMES[t.type] ?? `type ${t.type}`}, expected miMATRIX`, t.at);
+          if (t.type !== MI.MATRIX)
+            throw this.fail(`${label}{${i + 1}} is ${TYPE_NAMES[t.type] ?? `type ${t.type}`}, expected miMATRIX`, t.at);
           items.push(this.matrix(t, depth + 1, `${label}{${i + 1}}`).value);
           pos = t.next;
         }
@@ -370,27 +485,43 @@ export class MatParser {
         let objectClass: string | undefined;
         if (classId === MX.OBJECT) {
           const classTag = this.tag(pos, end, `${label} class name`);
-          objectClass = Buffer.from(this.bytes.subarray(classTag.dataStart, classTag.dataStart + classTag.n)).toString('latin1');
+          objectClass = Buffer.from(this.bytes.subarray(classTag.dataStart, classTag.dataStart + classTag.n)).toString(
+            'latin1',
+          );
           pos = classTag.next;
         }
         const lenTag = this.tag(pos, end, `${label} field name length`);
-        if (lenTag.type !== MI.INT32 || lenTag.n !== 4) throw this.fail(`${label}: field name length must be one miINT32`, lenTag.at);
+        if (lenTag.type !== MI.INT32 || lenTag.n !== 4)
+          throw this.fail(`${label}: field name length must be one miINT32`, lenTag.at);
         const fieldLength = this.dv.getInt32(lenTag.dataStart, this.le);
         const namesTag = this.tag(lenTag.next, end, `${label} field names`);
-        if (fieldLength <= 0 || namesTag.n % fieldLength !== 0) throw this.fail(`${label}: ${namesTag.n} bytes of field names are not a multiple of ${fieldLength}`, namesTag.at);
+        if (fieldLength <= 0 || namesTag.n % fieldLength !== 0)
+          throw this.fail(
+            `${label}: ${namesTag.n} bytes of field names are not a multiple of ${fieldLength}`,
+            namesTag.at,
+          );
         const fieldNames: string[] = [];
         for (let p = namesTag.dataStart; p < namesTag.dataStart + namesTag.n; p += fieldLength) {
-          fieldNames.push(Buffer.from(this.bytes.subarray(p, p + fieldLength)).toString('latin1').replace(/\0.*$/s, ''));
+          fieldNames.push(
+            Buffer.from(this.bytes.subarray(p, p + fieldLength))
+              .toString('latin1')
+              .replace(/\0.*$/s, ''),
+          );
         }
         pos = namesTag.next;
-        if (count * fieldNames.length * 8 > end - pos) throw this.fail(`${label}: struct array of ${dims.join('x')} with ${fieldNames.length} fields cannot fit in ${end - pos} bytes`, tag.at);
+        if (count * fieldNames.length * 8 > end - pos)
+          throw this.fail(
+            `${label}: struct array of ${dims.join('x')} with ${fieldNames.length} fields cannot fit in ${end - pos} bytes`,
+            tag.at,
+          );
         const items: Map<string, MatValue>[] = [];
         for (let i = 0; i < count; i++) {
           const item = new Map<string, MatValue>();
           for (const field of fieldNames) {
             const where = `${label}${count > 1 ? `(${i + 1})` : ''}.${field}`;
             const t = this.tag(pos, end, where);
-            if (t.type !== MI.MATRIX) throw this.fail(`${where} is ${TYPE_NAMES[t.type] ?? `type ${t.type}`}, expected miMATRIX`, t.at);
+            if (t.type !== MI.MATRIX)
+              throw this.fail(`${where} is ${TYPE_NAMES[t.type] ?? `type ${t.type}`}, expected miMATRIX`, t.at);
             item.set(field, this.matrix(t, depth + 1, where).value);
             pos = t.next;
           }
@@ -409,7 +540,9 @@ export class MatParser {
       default: {
         const realTag = this.tag(pos, end, `${label} data`);
         const real = this.numericData(realTag, count, label);
-        const imag = complex ? this.numericData(this.tag(realTag.next, end, `${label} imaginary data`), count, `${label} (imaginary part)`) : undefined;
+        const imag = complex
+          ? this.numericData(this.tag(realTag.next, end, `${label} imaginary data`), count, `${label} (imaginary part)`)
+          : undefined;
         return { name, value: { kind: 'numeric', className, dims, real, imag, logical } };
       }
     }
@@ -424,7 +557,11 @@ export class MatParser {
     if (!width || t.type === MI.UTF8 || t.type === MI.UTF16 || t.type === MI.UTF32) {
       throw this.fail(`${label}: numeric data of ${TYPE_NAMES[t.type] ?? `type ${t.type}`}`, t.at);
     }
-    if (t.n !== count * width) throw this.fail(`${label}: ${count} values need ${count * width} bytes of ${TYPE_NAMES[t.type]}, the element has ${t.n}`, t.at);
+    if (t.n !== count * width)
+      throw this.fail(
+        `${label}: ${count} values need ${count * width} bytes of ${TYPE_NAMES[t.type]}, the element has ${t.n}`,
+        t.at,
+      );
     return this.data(t.type, t.dataStart, t.n);
   }
 
@@ -456,7 +593,8 @@ export class MatParser {
     }
     const rows = dims[0] ?? 0;
     if (rows <= 1) return text(codes);
-    if (codes.length % rows !== 0) throw this.fail(`${label}: ${codes.length} characters do not fill ${rows} rows`, t.at);
+    if (codes.length % rows !== 0)
+      throw this.fail(`${label}: ${codes.length} characters do not fill ${rows} rows`, t.at);
     const cols = codes.length / rows;
     const lines: string[] = [];
     for (let r = 0; r < rows; r++) lines.push(text(Array.from({ length: cols }, (_, c) => codes[r + c * rows]))); // column-major
@@ -467,7 +605,8 @@ export class MatParser {
 /** Code points -> string, in slices (spreading a long array overflows the stack); invalid ones become U+FFFD. */
 function text(codes: readonly number[]): string {
   let s = '';
-  for (let i = 0; i < codes.length; i += 4096) s += String.fromCodePoint(...codes.slice(i, i + 4096).map((c) => (c <= 0x10ffff ? c : 0xfffd)));
+  for (let i = 0; i < codes.length; i += 4096)
+    s += String.fromCodePoint(...codes.slice(i, i + 4096).map((c) => (c <= 0x10ffff ? c : 0xfffd)));
   return s;
 }
 
@@ -495,17 +634,28 @@ export function matToNumbers(d: MatData): number[] {
 
 function getter(dv: DataView, type: number, le: boolean): (i: number) => number {
   switch (type) {
-    case MI.INT8: return (i) => dv.getInt8(i);
-    case MI.UINT8: return (i) => dv.getUint8(i);
-    case MI.INT16: return (i) => dv.getInt16(i * 2, le);
-    case MI.UINT16: return (i) => dv.getUint16(i * 2, le);
-    case MI.INT32: return (i) => dv.getInt32(i * 4, le);
-    case MI.UINT32: return (i) => dv.getUint32(i * 4, le);
-    case MI.SINGLE: return (i) => dv.getFloat32(i * 4, le);
-    case MI.DOUBLE: return (i) => dv.getFloat64(i * 8, le);
-    case MI.INT64: return (i) => Number(dv.getBigInt64(i * 8, le));
-    case MI.UINT64: return (i) => Number(dv.getBigUint64(i * 8, le));
-    default: throw new Error(`internal: numeric type ${type}`);
+    case MI.INT8:
+      return (i) => dv.getInt8(i);
+    case MI.UINT8:
+      return (i) => dv.getUint8(i);
+    case MI.INT16:
+      return (i) => dv.getInt16(i * 2, le);
+    case MI.UINT16:
+      return (i) => dv.getUint16(i * 2, le);
+    case MI.INT32:
+      return (i) => dv.getInt32(i * 4, le);
+    case MI.UINT32:
+      return (i) => dv.getUint32(i * 4, le);
+    case MI.SINGLE:
+      return (i) => dv.getFloat32(i * 4, le);
+    case MI.DOUBLE:
+      return (i) => dv.getFloat64(i * 8, le);
+    case MI.INT64:
+      return (i) => Number(dv.getBigInt64(i * 8, le));
+    case MI.UINT64:
+      return (i) => Number(dv.getBigUint64(i * 8, le));
+    default:
+      throw new Error(`internal: numeric type ${type}`);
   }
 }
 
@@ -514,10 +664,15 @@ export function matTypeName(v: MatValue | undefined): string {
   if (!v) return 'missing';
   const dims = v.dims.join('x');
   switch (v.kind) {
-    case 'numeric': return `${dims} ${v.className}`;
-    case 'char': return `${dims} char`;
-    case 'cell': return `${dims} cell`;
-    case 'struct': return `${dims} ${v.className ? `${v.className} object` : 'struct'}`;
-    case 'unsupported': return `${dims} ${v.className}`;
+    case 'numeric':
+      return `${dims} ${v.className}`;
+    case 'char':
+      return `${dims} char`;
+    case 'cell':
+      return `${dims} cell`;
+    case 'struct':
+      return `${dims} ${v.className ? `${v.className} object` : 'struct'}`;
+    case 'unsupported':
+      return `${dims} ${v.className}`;
   }
 }

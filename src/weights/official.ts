@@ -37,7 +37,8 @@ const MAX_DOWNLOAD_BYTES = 2 * 1024 ** 3;
 const WEIGHTS_APPROX_BYTES = 580_100_000;
 
 /** The Oxford VGG statement of terms, as its VGG Face page gives it (quoted by keras-vggface, deepface and others). */
-const OXFORD_TERMS = '"These models can be used for non-commercial research purposes under Creative Commons Attribution License." (Oxford VGG, https://www.robots.ox.ac.uk/~vgg/software/vgg_face/)';
+const OXFORD_TERMS =
+  '"These models can be used for non-commercial research purposes under Creative Commons Attribution License." (Oxford VGG, https://www.robots.ox.ac.uk/~vgg/software/vgg_face/)';
 
 /** One place the published network can be downloaded from. */
 export interface WeightSource {
@@ -122,7 +123,8 @@ export const WEIGHT_SOURCES: readonly WeightSource[] = [
     weightsBytes: WEIGHTS_APPROX_BYTES,
     minBytes: PARAMETER_BYTES,
     maxBytes: MAX_DOWNLOAD_BYTES,
-    terms: 'keras-vggface README: "Original models can be used for non-commercial research purposes under Creative Commons Attribution License. The code that provided in this project is under MIT License."',
+    terms:
+      'keras-vggface README: "Original models can be used for non-commercial research purposes under Creative Commons Attribution License. The code that provided in this project is under MIT License."',
   },
   {
     name: 'oxford-pytorch',
@@ -156,7 +158,11 @@ export function resolveSource(nameOrUrl: string, options: { minBytes?: number } 
   const known = WEIGHT_SOURCES.find((s) => s.name === nameOrUrl);
   if (known) return known;
   if (/^https?:\/\//i.test(nameOrUrl)) return urlSource(nameOrUrl, options.minBytes);
-  throw new VggFaceError('E_USAGE', `unknown weight source "${nameOrUrl}": expected one of ${WEIGHT_SOURCES.map((s) => s.name).join(', ')}, or an http(s) URL`, { input: nameOrUrl });
+  throw new VggFaceError(
+    'E_USAGE',
+    `unknown weight source "${nameOrUrl}": expected one of ${WEIGHT_SOURCES.map((s) => s.name).join(', ')}, or an http(s) URL`,
+    { input: nameOrUrl },
+  );
 }
 
 /** A location the user gave: a tarball holding VGG_FACE.caffemodel (by its name), or a weight file in any layout. */
@@ -267,7 +273,10 @@ async function sizeOf(path: string): Promise<number | undefined> {
 }
 
 /** The first of the sources' weight files already in the cache (placed there by a fetch, or by hand), if any. */
-export async function cachedWeights(cacheDir: string, sources: readonly WeightSource[] = WEIGHT_SOURCES): Promise<{ path: string; source: WeightSource } | undefined> {
+export async function cachedWeights(
+  cacheDir: string,
+  sources: readonly WeightSource[] = WEIGHT_SOURCES,
+): Promise<{ path: string; source: WeightSource } | undefined> {
   for (const source of sources) {
     const path = join(weightsDir(cacheDir), source.file);
     const size = await sizeOf(path);
@@ -333,11 +342,27 @@ export async function fetchWeights(options: OfficialWeightsOptions): Promise<Fet
       const outcome = await fetchFrom(source, dir, options, log, single);
       await removeStalePartials(dir);
       await recordFetch(options.cacheDir, source, outcome).catch(() => undefined); // the record is informative only
-      log(`weights from ${source.name} checked (${outcome.check.format}, identity ${outcome.check.identity}): ${outcome.path}`);
-      return { path: outcome.path, source, cached: false, skipped, check: outcome.check, sha256: outcome.sha256, md5: outcome.md5 };
+      log(
+        `weights from ${source.name} checked (${outcome.check.format}, identity ${outcome.check.identity}): ${outcome.path}`,
+      );
+      return {
+        path: outcome.path,
+        source,
+        cached: false,
+        skipped,
+        check: outcome.check,
+        sha256: outcome.sha256,
+        md5: outcome.md5,
+      };
     } catch (err) {
       if (err instanceof DiskError) throw err.error;
-      const e = err instanceof VggFaceError ? err : new VggFaceError('E_INTERNAL', `${source.url}: ${(err as Error)?.message ?? String(err)}`, { input: source.url, cause: err });
+      const e =
+        err instanceof VggFaceError
+          ? err
+          : new VggFaceError('E_INTERNAL', `${source.url}: ${(err as Error)?.message ?? String(err)}`, {
+              input: source.url,
+              cause: err,
+            });
       if (single) throw e;
       errors.push(e);
       skipped.push({ source: source.name, reason: e.message });
@@ -362,10 +387,17 @@ interface SourceOutcome {
   readonly bytes: number;
 }
 
-async function fetchFrom(source: WeightSource, dir: string, options: OfficialWeightsOptions, log: (m: string) => void, single: boolean): Promise<SourceOutcome> {
+async function fetchFrom(
+  source: WeightSource,
+  dir: string,
+  options: OfficialWeightsOptions,
+  log: (m: string) => void,
+  single: boolean,
+): Promise<SourceOutcome> {
   const download = join(dir, source.download);
   const partBytes = (await sizeOf(`${download}.part`)) ?? 0;
-  const need = Math.max(0, source.approxBytes - partBytes) + (source.archive ? source.weightsBytes : 0) + source.weightsBytes;
+  const need =
+    Math.max(0, source.approxBytes - partBytes) + (source.archive ? source.weightsBytes : 0) + source.weightsBytes;
   const free = await freeBytes(dir);
   if (free !== undefined && free < need) {
     throw new VggFaceError(
@@ -396,10 +428,18 @@ async function fetchFrom(source: WeightSource, dir: string, options: OfficialWei
     const { md5, sha256 } = await hashFile(download);
     const bytes = (await stat(download)).size;
     if (source.md5 && md5 !== source.md5) {
-      throw new VggFaceError('E_FORMAT', `${source.url}: checksum mismatch: md5 ${md5}, the published file has ${source.md5} (${source.checksumFrom}); the download was removed`, { input: source.url });
+      throw new VggFaceError(
+        'E_FORMAT',
+        `${source.url}: checksum mismatch: md5 ${md5}, the published file has ${source.md5} (${source.checksumFrom}); the download was removed`,
+        { input: source.url },
+      );
     }
     if (source.sha256 && sha256 !== source.sha256) {
-      throw new VggFaceError('E_FORMAT', `${source.url}: checksum mismatch: sha256 ${sha256}, the published file has ${source.sha256} (${source.checksumFrom}); the download was removed`, { input: source.url });
+      throw new VggFaceError(
+        'E_FORMAT',
+        `${source.url}: checksum mismatch: sha256 ${sha256}, the published file has ${source.sha256} (${source.checksumFrom}); the download was removed`,
+        { input: source.url },
+      );
     }
     const head = readHead(download).head;
     const isGzip = head[0] === 0x1f && head[1] === 0x8b;
@@ -424,7 +464,11 @@ async function fetchFrom(source: WeightSource, dir: string, options: OfficialWei
 }
 
 /** Extracts VGG_FACE.caffemodel from the tarball and moves it into place once it is checked. */
-async function extractCaffemodel(source: WeightSource, dir: string, tarball: string): Promise<{ path: string; check: WeightsCheck }> {
+async function extractCaffemodel(
+  source: WeightSource,
+  dir: string,
+  tarball: string,
+): Promise<{ path: string; check: WeightsCheck }> {
   const url = source.url;
   const minBytes = source.minBytes;
   const staging = join(dir, `extract-${process.pid}-${Date.now().toString(36)}`);
@@ -442,8 +486,15 @@ async function extractCaffemodel(source: WeightSource, dir: string, tarball: str
         },
       });
     } catch (err) {
-      const message = (err as NodeJS.ErrnoException)?.code === 'ENOSPC' ? 'no space left on device while extracting it' : `the downloaded archive is corrupt (${(err as Error).message})`;
-      const e = new VggFaceError((err as NodeJS.ErrnoException)?.code === 'ENOSPC' ? 'E_IO' : 'E_FORMAT', `${url}: ${message}; it was removed, run again to download it anew`, { input: url, cause: err });
+      const message =
+        (err as NodeJS.ErrnoException)?.code === 'ENOSPC'
+          ? 'no space left on device while extracting it'
+          : `the downloaded archive is corrupt (${(err as Error).message})`;
+      const e = new VggFaceError(
+        (err as NodeJS.ErrnoException)?.code === 'ENOSPC' ? 'E_IO' : 'E_FORMAT',
+        `${url}: ${message}; it was removed, run again to download it anew`,
+        { input: url, cause: err },
+      );
       if (e.code === 'E_IO') throw new DiskError(e);
       throw e;
     }
@@ -474,10 +525,18 @@ async function checkContent(source: WeightSource, path: string): Promise<Weights
     check = await checkWeightsInWorker(path);
   } catch (err) {
     const e = err as VggFaceError;
-    throw new VggFaceError(e.code ?? 'E_FORMAT', `${source.url}: the download is not usable weights: ${e.message?.replace(`${path}: `, '') ?? String(err)}`, { input: source.url, cause: err });
+    throw new VggFaceError(
+      e.code ?? 'E_FORMAT',
+      `${source.url}: the download is not usable weights: ${e.message?.replace(`${path}: `, '') ?? String(err)}`,
+      { input: source.url, cause: err },
+    );
   }
   if (source.format && check.format !== source.format) {
-    throw new VggFaceError('E_FORMAT', `${source.url}: the download is ${check.format} weights, expected ${source.format}`, { input: source.url });
+    throw new VggFaceError(
+      'E_FORMAT',
+      `${source.url}: the download is ${check.format} weights, expected ${source.format}`,
+      { input: source.url },
+    );
   }
   if ((source.fullSize ?? true) && !check.fullSize) {
     const t = check.topology;

@@ -15,7 +15,14 @@ import { openForReading } from '../util/files.js';
 import { assembleWeightSet, type FoundLayer } from './canonical.js';
 import { tensor } from './layout.js';
 import { TruncatedPickleError, unpickle } from './pickle.js';
-import { ELEMENT_SIZE, storageDtype, tensorToFloat32, torchGlobals, TorchTensor, type StorageRef } from './torch-tensors.js';
+import {
+  ELEMENT_SIZE,
+  storageDtype,
+  tensorToFloat32,
+  torchGlobals,
+  TorchTensor,
+  type StorageRef,
+} from './torch-tensors.js';
 import { LAYER_NAMES, type WeightReader, type WeightSet } from './types.js';
 
 const ZIP_SIGNATURE = [0x50, 0x4b, 0x03, 0x04];
@@ -32,7 +39,11 @@ const WRAPPER_KEYS = ['state_dict', 'model', 'model_state_dict'];
 function isLegacy(head: Uint8Array): boolean {
   if (head[0] !== 0x80 || head[1] < 2 || head[1] > 5) return false;
   const at = head[2] === 0x95 ? 11 : 2;
-  return head[at] === 0x8a && head[at + 1] === LEGACY_MAGIC_BYTES.length && LEGACY_MAGIC_BYTES.every((b, i) => head[at + 2 + i] === b);
+  return (
+    head[at] === 0x8a &&
+    head[at + 1] === LEGACY_MAGIC_BYTES.length &&
+    LEGACY_MAGIC_BYTES.every((b, i) => head[at + 2 + i] === b)
+  );
 }
 
 function isZip(head: Uint8Array): boolean {
@@ -66,13 +77,16 @@ function storageRegistry(path: string, source: string, legacy: boolean) {
   const storages = new Map<string, StorageRef>();
   const persistentLoad = (pid: unknown): StorageRef => {
     // zip: ('storage', storage_type, key, location, numel); legacy: (..., numel, view_metadata)
-    if (!Array.isArray(pid) || pid[0] !== 'storage' || pid.length < 5) throw formatError(path, `${source}: unexpected persistent id ${describe(pid)}`);
+    if (!Array.isArray(pid) || pid[0] !== 'storage' || pid.length < 5)
+      throw formatError(path, `${source}: unexpected persistent id ${describe(pid)}`);
     const dtype = storageDtype(pid[1]);
     const [, , key, , numel] = pid;
     if (!dtype) throw formatError(path, `${source}: persistent id names no storage type (${describe(pid[1])})`);
-    if (typeof key !== 'string' || !Number.isSafeInteger(numel) || (numel as number) < 0) throw formatError(path, `${source}: malformed storage id ${describe(pid)}`);
+    if (typeof key !== 'string' || !Number.isSafeInteger(numel) || (numel as number) < 0)
+      throw formatError(path, `${source}: malformed storage id ${describe(pid)}`);
     const known = storages.get(key);
-    if (known && known.dtype !== dtype) throw formatError(path, `${source}: storage ${key} is used as both ${known.dtype} and ${dtype}`);
+    if (known && known.dtype !== dtype)
+      throw formatError(path, `${source}: storage ${key} is used as both ${known.dtype} and ${dtype}`);
     const root: StorageRef = known ?? { dtype, key, elementOffset: 0, numel: numel as number };
     storages.set(key, root);
     const view = legacy ? pid[5] : null;
@@ -130,12 +144,19 @@ function pickleEntry(entries: Map<string, yauzl.Entry>): string | undefined {
  * Reads a whole entry into a new buffer allocated at its final size. Stored entries (torch.save never compresses)
  * are read straight from the file at the offset yauzl found for them; compressed ones are inflated by yauzl.
  */
-async function readEntry(zip: yauzl.ZipFile, entry: yauzl.Entry, path: string, fd: number, fileSize: number): Promise<Uint8Array> {
+async function readEntry(
+  zip: yauzl.ZipFile,
+  entry: yauzl.Entry,
+  path: string,
+  fd: number,
+  fileSize: number,
+): Promise<Uint8Array> {
   const size = entry.uncompressedSize;
   try {
     if (entry.compressionMethod === 0 && !entry.isEncrypted()) {
       const { fileDataStart } = await zip.readLocalFileHeaderPromise(entry, { minimal: true });
-      if (fileDataStart + size > fileSize) throw new Error(`its ${size} bytes at byte ${fileDataStart} run past the end of the file (${fileSize} bytes)`);
+      if (fileDataStart + size > fileSize)
+        throw new Error(`its ${size} bytes at byte ${fileDataStart} run past the end of the file (${fileSize} bytes)`);
       const out = readAt(fd, size, fileDataStart);
       if (out.length !== size) throw new Error(`read ${out.length} of ${size} bytes`);
       return out;
@@ -151,7 +172,11 @@ async function readEntry(zip: yauzl.ZipFile, entry: yauzl.Entry, path: string, f
     if (at !== size) throw new Error(`read ${at} of ${size} bytes`);
     return out;
   } catch (err) {
-    throw formatError(path, `zip entry ${entry.fileName} cannot be read (truncated or corrupt archive): ${(err as Error).message}`, err);
+    throw formatError(
+      path,
+      `zip entry ${entry.fileName} cannot be read (truncated or corrupt archive): ${(err as Error).message}`,
+      err,
+    );
   }
 }
 
@@ -167,27 +192,39 @@ async function openZipContainer(path: string): Promise<Container> {
     const file = { fd, size: fstatSync(fd).size };
     const read = (entry: yauzl.Entry) => readEntry(zip, entry, path, file.fd, file.size);
     const pkl = pickleEntry(entries);
-    if (!pkl) throw formatError(path, `zip archive without data.pkl: not a PyTorch file (entries: ${[...entries.keys()].slice(0, 6).join(', ') || 'none'})`);
+    if (!pkl)
+      throw formatError(
+        path,
+        `zip archive without data.pkl: not a PyTorch file (entries: ${[...entries.keys()].slice(0, 6).join(', ') || 'none'})`,
+      );
     const top = pkl.slice(0, -'data.pkl'.length);
     const pklEntry = entries.get(pkl)!;
-    if (pklEntry.uncompressedSize > MAX_PICKLE_BYTES) throw formatError(path, `${pkl} is ${pklEntry.uncompressedSize} bytes; a state dict's pickle is far smaller`);
+    if (pklEntry.uncompressedSize > MAX_PICKLE_BYTES)
+      throw formatError(path, `${pkl} is ${pklEntry.uncompressedSize} bytes; a state dict's pickle is far smaller`);
     let littleEndian = true;
     const order = entries.get(`${top}byteorder`);
     if (order) {
       const text = new TextDecoder().decode(await read(order)).trim();
-      if (text !== 'little' && text !== 'big') throw formatError(path, `${top}byteorder says "${text.slice(0, 20)}", expected little or big`);
+      if (text !== 'little' && text !== 'big')
+        throw formatError(path, `${top}byteorder says "${text.slice(0, 20)}", expected little or big`);
       littleEndian = text === 'little';
     }
     const source = pkl;
     const { persistentLoad } = storageRegistry(path, source, false);
-    const root = unpickle(await read(pklEntry), 0, { source, path, globals: torchGlobals(path, source), persistentLoad }).value;
+    const root = unpickle(await read(pklEntry), 0, {
+      source,
+      path,
+      globals: torchGlobals(path, source),
+      persistentLoad,
+    }).value;
     return {
       layout: `PyTorch zip archive (${top}data.pkl, ${top}data/<key>, ${littleEndian ? 'little' : 'big'}-endian)`,
       root,
       littleEndian,
       async storageBytes(key) {
         const entry = entries.get(`${top}data/${key}`);
-        if (!entry) throw formatError(path, `storage ${top}data/${key}, referenced by ${pkl}, is missing from the archive`);
+        if (!entry)
+          throw formatError(path, `storage ${top}data/${key}, referenced by ${pkl}, is missing from the archive`);
         return read(entry);
       },
       close,
@@ -239,12 +276,20 @@ function openLegacyContainer(path: string): Container {
       const storage = registry.storages.get(key);
       if (!storage) throw formatError(path, `${source}: storage key ${key} is listed but no tensor uses it`);
       const countBytes = readAt(fd, 8, pos);
-      if (countBytes.length < 8) throw formatError(path, `truncated: storage ${key}'s element count at byte ${pos} runs past the end (${size} bytes)`);
+      if (countBytes.length < 8)
+        throw formatError(
+          path,
+          `truncated: storage ${key}'s element count at byte ${pos} runs past the end (${size} bytes)`,
+        );
       const count = new DataView(countBytes.buffer, countBytes.byteOffset, 8).getBigInt64(0, parsed.littleEndian);
       const bytes = Number(count) * ELEMENT_SIZE[storage.dtype];
-      if (count < 0n || !Number.isSafeInteger(bytes)) throw formatError(path, `${source}: storage ${key} declares ${count} elements`);
+      if (count < 0n || !Number.isSafeInteger(bytes))
+        throw formatError(path, `${source}: storage ${key} declares ${count} elements`);
       if (pos + 8 + bytes > size) {
-        throw formatError(path, `truncated: storage ${key} (${count} ${storage.dtype} elements, ${bytes} bytes at byte ${pos + 8}) runs past the end of the file (${size} bytes)`);
+        throw formatError(
+          path,
+          `truncated: storage ${key} (${count} ${storage.dtype} elements, ${bytes} bytes at byte ${pos + 8}) runs past the end of the file (${size} bytes)`,
+        );
       }
       offsets.set(key, { at: pos + 8, bytes });
       pos += 8 + bytes;
@@ -270,14 +315,20 @@ function openLegacyContainer(path: string): Container {
 function parseLegacyPickles(head: Uint8Array, path: string, source: string, persistentLoad: (pid: unknown) => unknown) {
   const plain = { path, globals: new Map() };
   const magic = unpickle(head, 0, { ...plain, source: `${source} magic number` });
-  if (magic.value !== LEGACY_MAGIC) throw formatError(path, `${source}: wrong magic number ${String(magic.value)}; not a PyTorch file`);
+  if (magic.value !== LEGACY_MAGIC)
+    throw formatError(path, `${source}: wrong magic number ${String(magic.value)}; not a PyTorch file`);
   const version = unpickle(head, magic.end, { ...plain, source: `${source} protocol version` });
-  if (version.value !== LEGACY_PROTOCOL_VERSION) throw formatError(path, `${source}: protocol version ${String(version.value)}, expected ${LEGACY_PROTOCOL_VERSION}`);
+  if (version.value !== LEGACY_PROTOCOL_VERSION)
+    throw formatError(
+      path,
+      `${source}: protocol version ${String(version.value)}, expected ${LEGACY_PROTOCOL_VERSION}`,
+    );
   const sysInfo = unpickle(head, version.end, { ...plain, source: `${source} sys info` });
   const littleEndian = !(sysInfo.value instanceof Map && sysInfo.value.get('little_endian') === false);
   const object = unpickle(head, sysInfo.end, { path, source, globals: torchGlobals(path, source), persistentLoad });
   const keys = unpickle(head, object.end, { ...plain, source: `${source} storage keys` });
-  if (!Array.isArray(keys.value) || !keys.value.every((k) => typeof k === 'string')) throw formatError(path, `${source}: storage keys are not a list of strings`);
+  if (!Array.isArray(keys.value) || !keys.value.every((k) => typeof k === 'string'))
+    throw formatError(path, `${source}: storage keys are not a list of strings`);
   return { root: object.value, keys: keys.value as string[], end: keys.end, littleEndian };
 }
 
@@ -296,10 +347,12 @@ function stateDict(root: unknown, path: string): Map<string, TorchTensor> {
       }
     }
   }
-  if (!(dict instanceof Map)) throw formatError(path, `expected a state dict (a dict of tensors), the file holds ${describe(root)}`);
+  if (!(dict instanceof Map))
+    throw formatError(path, `expected a state dict (a dict of tensors), the file holds ${describe(root)}`);
   const tensors = new Map<string, TorchTensor>();
   for (const [k, v] of dict) if (typeof k === 'string' && v instanceof TorchTensor) tensors.set(k, v);
-  if (tensors.size === 0) throw formatError(path, `expected a state dict of tensors, the file holds ${describe(root)} without tensors`);
+  if (tensors.size === 0)
+    throw formatError(path, `expected a state dict of tensors, the file holds ${describe(root)} without tensors`);
   return tensors;
 }
 
@@ -331,7 +384,9 @@ function namedLayers(tensors: Map<string, TorchTensor>, path: string): NamedLaye
     if (!g.bias) throw topology(`${prefix}.weight has no ${prefix}.bias`);
     const rank = g.weight[1].size.length;
     if (rank !== 4 && rank !== 2) {
-      throw topology(`${g.weight[0]} has shape ${g.weight[1].size.join('x')}; VGG-Face has only conv (out, in, kh, kw) and fc (out, in) weights`);
+      throw topology(
+        `${g.weight[0]} has shape ${g.weight[1].size.join('x')}; VGG-Face has only conv (out, in, kh, kw) and fc (out, in) weights`,
+      );
     }
     return { prefix, weight: g.weight, bias: g.bias, kind: rank === 4 ? 'conv' : 'fc' };
   });
@@ -351,7 +406,8 @@ async function readPytorch(path: string): Promise<WeightSet> {
     // Storages are read when first needed and dropped after their last tensor: a float32 tensor keeps its
     // storage alive as a view, a converted one lets it go.
     const uses = new Map<string, number>();
-    for (const l of layers) for (const [, t] of [l.weight, l.bias]) uses.set(t.storage.key, (uses.get(t.storage.key) ?? 0) + 1);
+    for (const l of layers)
+      for (const [, t] of [l.weight, l.bias]) uses.set(t.storage.key, (uses.get(t.storage.key) ?? 0) + 1);
     const loaded = new Map<string, Uint8Array>();
     const data = async ([name, t]: [string, TorchTensor]) => {
       const key = t.storage.key;
@@ -383,7 +439,9 @@ async function matchPytorch(path: string): Promise<true | string> {
     if (isLegacy(readFirstBytes(path, 32))) return true;
     const { zip, entries } = await openZip(path);
     zip.close();
-    return pickleEntry(entries) ? true : `a zip archive without data.pkl (entries: ${[...entries.keys()].slice(0, 6).join(', ') || 'none'})`;
+    return pickleEntry(entries)
+      ? true
+      : `a zip archive without data.pkl (entries: ${[...entries.keys()].slice(0, 6).join(', ') || 'none'})`;
   } catch (err) {
     return err instanceof VggFaceError ? err.message.replace(`${path}: `, '') : String(err);
   }

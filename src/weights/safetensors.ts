@@ -17,8 +17,21 @@ export const MAX_HEADER_BYTES = 100 * 1024 * 1024;
 
 /** Byte width of every dtype the format defines (others are refused as unknown). */
 const DTYPE_BYTES: Record<string, number> = {
-  F64: 8, F32: 4, F16: 2, BF16: 2, F8_E4M3: 1, F8_E5M2: 1,
-  I64: 8, I32: 4, I16: 2, I8: 1, U64: 8, U32: 4, U16: 2, U8: 1, BOOL: 1,
+  F64: 8,
+  F32: 4,
+  F16: 2,
+  BF16: 2,
+  F8_E4M3: 1,
+  F8_E5M2: 1,
+  I64: 8,
+  I32: 4,
+  I16: 2,
+  I8: 1,
+  U64: 8,
+  U32: 4,
+  U16: 2,
+  U8: 1,
+  BOOL: 1,
 };
 /** The dtypes weights may have, with the name `inspect` shows. */
 const FLOAT_DTYPES: Record<string, string> = { F32: 'float32', F16: 'float16', BF16: 'bfloat16', F64: 'float64' };
@@ -70,25 +83,38 @@ export function sniffSafetensors(head: Uint8Array, size: number): boolean {
   if (length < 2) return false;
   if (head[8] !== 0x7b /* { */) return false;
   const next = head[9];
-  return next === 0x22 /* " */ || next === 0x7d /* } */ || next === 0x20 || next === 0x0a || next === 0x0d || next === 0x09;
+  return (
+    next === 0x22 /* " */ || next === 0x7d /* } */ || next === 0x20 || next === 0x0a || next === 0x0d || next === 0x09
+  );
 }
 
 /** Reads and validates the header: every tensor's range lies in the data and no two overlap. */
 /** Checks the 8-byte header length against the limit and the file size; returns it. */
 function checkHeaderLength(prefix: Uint8Array, fileSize: number, path: string): number {
-  if (prefix.byteLength < 8) throw formatError(path, `truncated: ${fileSize} bytes, a safetensors file starts with an 8-byte header length`);
+  if (prefix.byteLength < 8)
+    throw formatError(path, `truncated: ${fileSize} bytes, a safetensors file starts with an 8-byte header length`);
   const dv = new DataView(prefix.buffer, prefix.byteOffset, 8);
   const length = dv.getUint32(0, true) + dv.getUint32(4, true) * 2 ** 32;
   if (length > MAX_HEADER_BYTES) {
-    throw new VggFaceError('E_UNSAFE', `${path}: safetensors header length ${length} exceeds the ${MAX_HEADER_BYTES}-byte limit (corrupt or hostile file)`, { input: path });
+    throw new VggFaceError(
+      'E_UNSAFE',
+      `${path}: safetensors header length ${length} exceeds the ${MAX_HEADER_BYTES}-byte limit (corrupt or hostile file)`,
+      { input: path },
+    );
   }
   if (8 + length > fileSize) {
-    throw formatError(path, `truncated: safetensors header length ${length} runs past the end of the file (${fileSize} bytes)`);
+    throw formatError(
+      path,
+      `truncated: safetensors header length ${length} runs past the end of the file (${fileSize} bytes)`,
+    );
   }
   return length;
 }
 
-export function parseSafetensorsHeader(bytes: Uint8Array, path: string): { entries: SafetensorsEntry[]; dataStart: number } {
+export function parseSafetensorsHeader(
+  bytes: Uint8Array,
+  path: string,
+): { entries: SafetensorsEntry[]; dataStart: number } {
   const length = checkHeaderLength(bytes.subarray(0, 8), bytes.byteLength, path);
   const dataStart = 8 + length;
   const dataSize = bytes.byteLength - dataStart;
@@ -106,26 +132,37 @@ export function parseSafetensorsHeader(bytes: Uint8Array, path: string): { entri
     if (name === '__metadata__') continue; // free-form strings; nothing in it changes the weights
     const where = `tensor ${JSON.stringify(name)}`;
     const info = value as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
-    if (info === null || typeof info !== 'object') throw formatError(path, `${where}: expected an object with dtype, shape and data_offsets`);
+    if (info === null || typeof info !== 'object')
+      throw formatError(path, `${where}: expected an object with dtype, shape and data_offsets`);
     if (typeof info.dtype !== 'string') throw formatError(path, `${where}: dtype must be a string`);
     const width = DTYPE_BYTES[info.dtype];
     if (width === undefined) {
-      throw formatError(path, `${where}: unknown dtype ${JSON.stringify(info.dtype)}; safetensors defines ${Object.keys(DTYPE_BYTES).join(', ')}`);
+      throw formatError(
+        path,
+        `${where}: unknown dtype ${JSON.stringify(info.dtype)}; safetensors defines ${Object.keys(DTYPE_BYTES).join(', ')}`,
+      );
     }
     const isIndex = (v: unknown) => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
-    if (!Array.isArray(info.shape) || !info.shape.every(isIndex)) throw formatError(path, `${where}: shape must be an array of non-negative integers`);
+    if (!Array.isArray(info.shape) || !info.shape.every(isIndex))
+      throw formatError(path, `${where}: shape must be an array of non-negative integers`);
     const offsets = info.data_offsets;
     if (!Array.isArray(offsets) || offsets.length !== 2 || !offsets.every(isIndex)) {
       throw formatError(path, `${where}: data_offsets must be [begin, end], two non-negative integers`);
     }
     const [begin, end] = offsets as [number, number];
     if (begin > end || end > dataSize) {
-      throw formatError(path, `${where}: data_offsets [${begin}, ${end}] out of range: the data section has ${dataSize} bytes`);
+      throw formatError(
+        path,
+        `${where}: data_offsets [${begin}, ${end}] out of range: the data section has ${dataSize} bytes`,
+      );
     }
     const shape = info.shape as number[];
     const count = shape.reduce((a, b) => a * b, 1);
-    if ((end - begin) !== count * width) {
-      throw formatError(path, `${where}: shape [${shape.join(', ')}] of ${info.dtype} needs ${count * width} bytes, data_offsets [${begin}, ${end}] span ${end - begin}`);
+    if (end - begin !== count * width) {
+      throw formatError(
+        path,
+        `${where}: shape [${shape.join(', ')}] of ${info.dtype} needs ${count * width} bytes, data_offsets [${begin}, ${end}] span ${end - begin}`,
+      );
     }
     entries.push({ name, dtype: info.dtype, shape, begin: dataStart + begin, end: dataStart + end });
   }
@@ -135,7 +172,10 @@ export function parseSafetensorsHeader(bytes: Uint8Array, path: string): { entri
     const a = last;
     if (!a || b.end > a.end) last = b;
     if (a && b.begin < a.end) {
-      throw formatError(path, `tensors ${JSON.stringify(a.name)} and ${JSON.stringify(b.name)} overlap (data_offsets [${a.begin - dataStart}, ${a.end - dataStart}] and [${b.begin - dataStart}, ${b.end - dataStart}])`);
+      throw formatError(
+        path,
+        `tensors ${JSON.stringify(a.name)} and ${JSON.stringify(b.name)} overlap (data_offsets [${a.begin - dataStart}, ${a.end - dataStart}] and [${b.begin - dataStart}, ${b.end - dataStart}])`,
+      );
     }
   }
   return { entries, dataStart };
@@ -155,7 +195,10 @@ function tensorData(bytes: Uint8Array, e: SafetensorsEntry, path: string): Float
     case 'F64':
       return float64ToFloat32(bytes, e.begin, count, where);
     default:
-      throw formatError(path, `tensor ${JSON.stringify(e.name)} has dtype ${e.dtype}; weights must be ${Object.keys(FLOAT_DTYPES).join(', ')}`);
+      throw formatError(
+        path,
+        `tensor ${JSON.stringify(e.name)} has dtype ${e.dtype}; weights must be ${Object.keys(FLOAT_DTYPES).join(', ')}`,
+      );
   }
 }
 
@@ -182,13 +225,24 @@ export function parseSafetensors(bytes: Uint8Array, path: string): { weights: We
     const b = byName.get(`${prefix}.bias`);
     if (!b) throw new VggFaceError('E_TOPOLOGY', `${path}: ${prefix}.weight has no ${prefix}.bias`, { input: path });
     for (const e of [w, b]) {
-      if (!FLOAT_DTYPES[e.dtype]) throw formatError(path, `tensor ${JSON.stringify(e.name)} has dtype ${e.dtype}; weights must be ${Object.keys(FLOAT_DTYPES).join(', ')}`);
+      if (!FLOAT_DTYPES[e.dtype])
+        throw formatError(
+          path,
+          `tensor ${JSON.stringify(e.name)} has dtype ${e.dtype}; weights must be ${Object.keys(FLOAT_DTYPES).join(', ')}`,
+        );
       dtypes.add(FLOAT_DTYPES[e.dtype]);
     }
     if (w.shape.length !== 4 && w.shape.length !== 2) {
-      throw new VggFaceError('E_TOPOLOGY', `${path}: ${w.name} has shape ${w.shape.join('x')}; expected a conv weight (out, in, kh, kw) or an fc weight (out, in)`, { input: path });
+      throw new VggFaceError(
+        'E_TOPOLOGY',
+        `${path}: ${w.name} has shape ${w.shape.join('x')}; expected a conv weight (out, in, kh, kw) or an fc weight (out, in)`,
+        { input: path },
+      );
     }
-    if (b.shape.length !== 1) throw new VggFaceError('E_TOPOLOGY', `${path}: ${b.name} has shape ${b.shape.join('x')}; a bias is 1-D`, { input: path });
+    if (b.shape.length !== 1)
+      throw new VggFaceError('E_TOPOLOGY', `${path}: ${b.name} has shape ${b.shape.join('x')}; a bias is 1-D`, {
+        input: path,
+      });
     return {
       sourceName: prefix,
       kind: w.shape.length === 4 ? 'conv' : 'fc',

@@ -4,7 +4,14 @@
  * Widths are read from the weights, so a narrow copy of the same topology validates too.
  */
 import { VggFaceError } from '../errors.js';
-import { CONV_LAYER_NAMES, FC_LAYER_NAMES, LAYER_NAMES, type LayerName, type LayerWeights, type WeightSet } from './types.js';
+import {
+  CONV_LAYER_NAMES,
+  FC_LAYER_NAMES,
+  LAYER_NAMES,
+  type LayerName,
+  type LayerWeights,
+  type WeightSet,
+} from './types.js';
 
 /** The input side the network was trained for; pool5 is then 7x7. */
 export const INPUT_SIZE = 224;
@@ -65,22 +72,27 @@ export function validateTopology(weights: Pick<WeightSet, 'layers'>, source = 'w
   for (let i = 0; i < LAYER_NAMES.length; i++) {
     const layer = layers[i];
     const expected = LAYER_NAMES[i];
-    if (layer.name !== expected) throw topologyError(layer.sourceName, `expected layer ${expected} at position ${i + 1}, found ${layer.name}`);
+    if (layer.name !== expected)
+      throw topologyError(layer.sourceName, `expected layer ${expected} at position ${i + 1}, found ${layer.name}`);
     checkTensorSizes(layer);
     const w = layer.weight.shape;
     if (layer.kind === 'conv') {
-      if (w.length !== 4) throw topologyError(layer.name, `conv weight must have 4 dimensions (out, in, 3, 3), file has ${shapeText(w)}`);
+      if (w.length !== 4)
+        throw topologyError(layer.name, `conv weight must have 4 dimensions (out, in, 3, 3), file has ${shapeText(w)}`);
       if (w[2] !== 3 || w[3] !== 3) throw topologyError(layer.name, `expects a 3x3 kernel, file has ${w[2]}x${w[3]}`);
       if (w[1] !== inChannels) {
         const from = i === 0 ? 'the RGB image' : LAYER_NAMES[i - 1];
-        throw topologyError(layer.name, `expects ${inChannels} input channels from ${from}, file has ${w[1]} (weight ${shapeText(w)})`);
+        throw topologyError(
+          layer.name,
+          `expects ${inChannels} input channels from ${from}, file has ${w[1]} (weight ${shapeText(w)})`,
+        );
       }
       inChannels = w[0];
       conv.push(w[0]);
     } else {
-      if (w.length !== 2) throw topologyError(layer.name, `fc weight must have 2 dimensions (out, in), file has ${shapeText(w)}`);
-      const expectedIn =
-        layer.name === 'fc6' ? inChannels * POOL5_SIZE * POOL5_SIZE : layers[i - 1].weight.shape[0];
+      if (w.length !== 2)
+        throw topologyError(layer.name, `fc weight must have 2 dimensions (out, in), file has ${shapeText(w)}`);
+      const expectedIn = layer.name === 'fc6' ? inChannels * POOL5_SIZE * POOL5_SIZE : layers[i - 1].weight.shape[0];
       if (w[1] !== expectedIn) {
         const detail =
           layer.name === 'fc6'
@@ -90,7 +102,10 @@ export function validateTopology(weights: Pick<WeightSet, 'layers'>, source = 'w
       }
     }
     if (layer.bias.shape.length !== 1 || layer.bias.shape[0] !== w[0]) {
-      throw topologyError(layer.name, `bias must have ${w[0]} values (one per output), file has ${shapeText(layer.bias.shape)}`);
+      throw topologyError(
+        layer.name,
+        `bias must have ${w[0]} values (one per output), file has ${shapeText(layer.bias.shape)}`,
+      );
     }
     parameters += layer.weight.data.length + layer.bias.data.length;
   }
@@ -104,22 +119,35 @@ export function validateTopology(weights: Pick<WeightSet, 'layers'>, source = 'w
  */
 export function assertFiniteWeights(weights: Pick<WeightSet, 'layers'>, source: string): void {
   for (const layer of weights.layers) {
-    for (const [what, t] of [['weight', layer.weight], ['bias', layer.bias]] as const) {
+    for (const [what, t] of [
+      ['weight', layer.weight],
+      ['bias', layer.bias],
+    ] as const) {
       let bad = 0;
       const d = t.data;
       for (let i = 0; i < d.length; i++) if (d[i] - d[i] !== 0) bad++; // false only for NaN and +-Infinity
       if (bad > 0) {
-        throw new VggFaceError('E_FORMAT', `${source}: ${layer.name} ${what} has ${bad} non-finite values (NaN or infinity): the file is corrupt`, { input: source });
+        throw new VggFaceError(
+          'E_FORMAT',
+          `${source}: ${layer.name} ${what} has ${bad} non-finite values (NaN or infinity): the file is corrupt`,
+          { input: source },
+        );
       }
     }
   }
 }
 
 function checkTensorSizes(layer: LayerWeights): void {
-  for (const [what, t] of [['weight', layer.weight], ['bias', layer.bias]] as const) {
+  for (const [what, t] of [
+    ['weight', layer.weight],
+    ['bias', layer.bias],
+  ] as const) {
     const n = t.shape.reduce((a, b) => a * b, 1);
     if (n !== t.data.length) {
-      throw topologyError(layer.name, `${what} shape ${shapeText(t.shape)} needs ${n} values, file has ${t.data.length}`);
+      throw topologyError(
+        layer.name,
+        `${what} shape ${shapeText(t.shape)} needs ${n} values, file has ${t.data.length}`,
+      );
     }
   }
 }

@@ -55,8 +55,10 @@ export function torchGlobals(path: string, source: string): Map<string, GlobalHa
   const rebuildTensor = (args: readonly unknown[]) => {
     // v2: (storage, storage_offset, size, stride, requires_grad, backward_hooks[, metadata]); v1: the first four
     const [storage, offset, size, stride] = args;
-    if (args.length < 4 || !(storage && typeof storage === 'object' && 'dtype' in storage)) throw bad('_rebuild_tensor_v2 without a storage');
-    if (!Number.isSafeInteger(offset) || (offset as number) < 0) throw bad(`tensor with storage offset ${String(offset)}`);
+    if (args.length < 4 || !(storage && typeof storage === 'object' && 'dtype' in storage))
+      throw bad('_rebuild_tensor_v2 without a storage');
+    if (!Number.isSafeInteger(offset) || (offset as number) < 0)
+      throw bad(`tensor with storage offset ${String(offset)}`);
     if (!isIntArray(size) || !isIntArray(stride) || size.length !== stride.length) {
       throw bad(`tensor with sizes ${JSON.stringify(size)} and strides ${JSON.stringify(stride)}`);
     }
@@ -70,7 +72,8 @@ export function torchGlobals(path: string, source: string): Map<string, GlobalHa
           const m = new Map<unknown, unknown>();
           const init = args[0];
           if (init instanceof Map) for (const [k, v] of init) m.set(k, v);
-          else if (Array.isArray(init)) for (const kv of init) if (Array.isArray(kv) && kv.length === 2) m.set(kv[0], kv[1]);
+          else if (Array.isArray(init))
+            for (const kv of init) if (Array.isArray(kv) && kv.length === 2) m.set(kv[0], kv[1]);
           return m;
         },
       },
@@ -109,7 +112,13 @@ function isContiguous(size: readonly number[], stride: readonly number[]): boole
  * The tensor's values as float32 in row-major order. `bytes` holds the storage (from its first element);
  * `littleEndian` is the file's byte order. Checks that the storage holds every element the tensor reads.
  */
-export function tensorToFloat32(t: TorchTensor, bytes: Uint8Array, littleEndian: boolean, path: string, name: string): Float32Array {
+export function tensorToFloat32(
+  t: TorchTensor,
+  bytes: Uint8Array,
+  littleEndian: boolean,
+  path: string,
+  name: string,
+): Float32Array {
   const { dtype } = t.storage;
   const elem = ELEMENT_SIZE[dtype];
   const numel = t.numel;
@@ -123,7 +132,8 @@ export function tensorToFloat32(t: TorchTensor, bytes: Uint8Array, littleEndian:
     );
   }
   const base = t.storage.elementOffset + t.storageOffset;
-  if (dtype === 'float32' && littleEndian && isContiguous(t.size, t.stride)) return float32View(bytes, base * 4, numel, path);
+  if (dtype === 'float32' && littleEndian && isContiguous(t.size, t.stride))
+    return float32View(bytes, base * 4, numel, path);
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const scratch = new DataView(new ArrayBuffer(4));
   const read: (i: number) => number =

@@ -20,7 +20,17 @@ import { float64ToFloat32, gatherStrided, tensor } from './layout.js';
 import type { Topology } from './topology.js';
 import type { ReadOptions, WeightReader, WeightSet } from './types.js';
 
-const TYPE = { nil: 0, number: 1, string: 2, table: 3, torch: 4, boolean: 5, function: 6, legacyRecurFunction: 7, recurFunction: 8 } as const;
+const TYPE = {
+  nil: 0,
+  number: 1,
+  string: 2,
+  table: 3,
+  torch: 4,
+  boolean: 5,
+  function: 6,
+  legacyRecurFunction: 7,
+  recurFunction: 8,
+} as const;
 /** Deeper nesting than this is refused instead of overflowing the stack (VGG_FACE.t7 nests 5 deep). */
 const MAX_DEPTH = 200;
 /** Torch tensors have at most a handful of dimensions; TH refuses more than 64 anyway. */
@@ -69,8 +79,22 @@ export interface TorchTensor {
 
 /** torch.<Prefix>Tensor / torch.<Prefix>Storage; CUDA classes are serialized as host data of the same type. */
 const ELEMENTS: Record<string, ElementType> = {
-  Byte: 'byte', Char: 'char', Short: 'short', Int: 'int', Long: 'long', Float: 'float', Double: 'double', Half: 'half',
-  Cuda: 'float', CudaByte: 'byte', CudaChar: 'char', CudaShort: 'short', CudaInt: 'int', CudaLong: 'long', CudaDouble: 'double', CudaHalf: 'half',
+  Byte: 'byte',
+  Char: 'char',
+  Short: 'short',
+  Int: 'int',
+  Long: 'long',
+  Float: 'float',
+  Double: 'double',
+  Half: 'half',
+  Cuda: 'float',
+  CudaByte: 'byte',
+  CudaChar: 'char',
+  CudaShort: 'short',
+  CudaInt: 'int',
+  CudaLong: 'long',
+  CudaDouble: 'double',
+  CudaHalf: 'half',
 };
 
 function elementBytes(e: ElementType, longSize: 4 | 8): number {
@@ -117,7 +141,10 @@ export class Torch7Parser {
 
   private need(n: number, what: string): void {
     if (this.pos + n > this.bytes.byteLength) {
-      throw formatError(this.path, `truncated: ${what} needs ${n} bytes at byte ${this.pos}, the file has ${this.bytes.byteLength}`);
+      throw formatError(
+        this.path,
+        `truncated: ${what} needs ${n} bytes at byte ${this.pos}, the file has ${this.bytes.byteLength}`,
+      );
     }
   }
 
@@ -147,7 +174,10 @@ export class Torch7Parser {
     const start = this.pos;
     const n = this.int(`${what} length`);
     if (n < 0 || this.pos + n > this.bytes.byteLength) {
-      throw formatError(this.path, `${what} declares ${n} bytes at byte ${start}, only ${this.bytes.byteLength - this.pos} remain (truncated or corrupt file)`);
+      throw formatError(
+        this.path,
+        `${what} declares ${n} bytes at byte ${start}, only ${this.bytes.byteLength - this.pos} remain (truncated or corrupt file)`,
+      );
     }
     const s = this.decoder.decode(this.bytes.subarray(this.pos, this.pos + n));
     this.pos += n;
@@ -187,7 +217,10 @@ export class Torch7Parser {
           { input: this.path },
         );
       default:
-        throw this.fail(`unknown Torch7 type code ${type}${this.longSize === 8 ? '' : ' (read with 4-byte longs)'}`, at);
+        throw this.fail(
+          `unknown Torch7 type code ${type}${this.longSize === 8 ? '' : ' (read with 4-byte longs)'}`,
+          at,
+        );
     }
   }
 
@@ -198,7 +231,10 @@ export class Torch7Parser {
     const n = this.int('table size');
     // Each entry takes at least 8 bytes (two type codes): a larger count cannot be genuine.
     if (n < 0 || n * 8 > this.bytes.byteLength - this.pos) {
-      throw formatError(this.path, `table declares ${n} entries at byte ${at}, only ${this.bytes.byteLength - this.pos} bytes remain (truncated or corrupt file)`);
+      throw formatError(
+        this.path,
+        `table declares ${n} entries at byte ${at}, only ${this.bytes.byteLength - this.pos} bytes remain (truncated or corrupt file)`,
+      );
     }
     for (let i = 0; i < n; i++) {
       const key = this.readObject(depth + 1);
@@ -214,14 +250,16 @@ export class Torch7Parser {
     let className = header;
     if (header.startsWith('V ')) {
       version = Number(header.slice(2));
-      if (!Number.isInteger(version)) throw this.fail(`class version header ${JSON.stringify(header)} is not "V <number>"`);
+      if (!Number.isInteger(version))
+        throw this.fail(`class version header ${JSON.stringify(header)} is not "V <number>"`);
       className = this.string('class name');
     }
     const data = /^torch\.(\w*)(Tensor|Storage)$/.exec(className);
     if (data) {
       const element = ELEMENTS[data[1]];
       if (!element) throw formatError(this.path, `unsupported tensor class ${className}`);
-      const value = data[2] === 'Tensor' ? this.readTensor(className, element, depth) : this.readStorage(className, element);
+      const value =
+        data[2] === 'Tensor' ? this.readTensor(className, element, depth) : this.readStorage(className, element);
       this.memo.set(index, value);
       return value;
     }
@@ -237,7 +275,10 @@ export class Torch7Parser {
     const width = elementBytes(element, this.longSize);
     const remaining = this.bytes.byteLength - this.pos;
     if (count < 0 || count * width > remaining) {
-      throw formatError(this.path, `${className} at byte ${at} declares ${count} elements (${count * width} bytes), only ${remaining} bytes remain (truncated or corrupt file)`);
+      throw formatError(
+        this.path,
+        `${className} at byte ${at} declares ${count} elements (${count * width} bytes), only ${remaining} bytes remain (truncated or corrupt file)`,
+      );
     }
     const storage: TorchStorage = { kind: 'storage', className, element, count, dataOffset: this.pos };
     this.pos += count * width;
@@ -254,7 +295,10 @@ export class Torch7Parser {
     for (let i = 0; i < dims; i++) strides.push(this.long(`${className} stride`));
     const offset = this.long(`${className} storage offset`) - 1;
     if (sizes.some((s) => s < 0) || strides.some((s) => s < 0) || offset < 0) {
-      throw this.fail(`${className} has negative sizes, strides or offset (${sizes.join('x')}, strides ${strides.join(',')}, offset ${offset + 1})`, at);
+      throw this.fail(
+        `${className} has negative sizes, strides or offset (${sizes.join('x')}, strides ${strides.join(',')}, offset ${offset + 1})`,
+        at,
+      );
     }
     const storage = this.readObject(depth + 1);
     if (storage !== null && (typeof storage !== 'object' || storage.kind !== 'storage')) {
@@ -306,7 +350,10 @@ class StorageViews {
     if (t.sizes.length === 0 || count === 0) return new Float32Array(0);
     const s = t.storage!;
     if (t.element !== 'float' && t.element !== 'double' && t.element !== 'half') {
-      throw formatError(this.path, `${what} is a ${t.className}; weights must be FloatTensor, DoubleTensor or HalfTensor`);
+      throw formatError(
+        this.path,
+        `${what} is a ${t.className}; weights must be FloatTensor, DoubleTensor or HalfTensor`,
+      );
     }
     if (isContiguous(t)) {
       if (t.element === 'float') return this.floats(s).subarray(t.offset, t.offset + count);
@@ -336,10 +383,18 @@ function isContiguous(t: TorchTensor): boolean {
 
 /** Modules that carry no weights and do not change what the weight-bearing layers compute. */
 const WEIGHTLESS = new Set([
-  'nn.ReLU', 'cudnn.ReLU', 'nn.Threshold',
-  'nn.SpatialMaxPooling', 'cudnn.SpatialMaxPooling',
-  'nn.View', 'nn.Reshape', 'nn.Dropout',
-  'nn.SoftMax', 'cudnn.SoftMax', 'nn.LogSoftMax', 'cudnn.LogSoftMax',
+  'nn.ReLU',
+  'cudnn.ReLU',
+  'nn.Threshold',
+  'nn.SpatialMaxPooling',
+  'cudnn.SpatialMaxPooling',
+  'nn.View',
+  'nn.Reshape',
+  'nn.Dropout',
+  'nn.SoftMax',
+  'cudnn.SoftMax',
+  'nn.LogSoftMax',
+  'cudnn.LogSoftMax',
 ]);
 const CONV_CLASSES = new Set(['nn.SpatialConvolutionMM', 'nn.SpatialConvolution', 'cudnn.SpatialConvolution']);
 const FC_CLASSES = new Set(['nn.Linear']);
@@ -404,10 +459,15 @@ function sniffTorch7Ascii(head: Uint8Array): boolean {
 export function parseTorch7(bytes: Uint8Array, path: string, options: ReadOptions = {}): ParsedTorch7 {
   if (bytes.byteLength === 0) throw formatError(path, 'empty file (0 bytes), expected a Torch7 .t7 file');
   if (sniffTorch7Ascii(bytes)) {
-    throw formatError(path, "Torch7 ASCII serialization is not supported; save the model in binary form (torch.save(file, model), the default)");
+    throw formatError(
+      path,
+      'Torch7 ASCII serialization is not supported; save the model in binary form (torch.save(file, model), the default)',
+    );
   }
   if (options.longSize !== undefined && options.longSize !== 4 && options.longSize !== 8) {
-    throw new VggFaceError('E_USAGE', `Expected 4 or 8 for longSize but received ${String(options.longSize)}`, { input: 'longSize' });
+    throw new VggFaceError('E_USAGE', `Expected 4 or 8 for longSize but received ${String(options.longSize)}`, {
+      input: 'longSize',
+    });
   }
   let root: LuaValue;
   let longSize: 4 | 8 = options.longSize ?? 8;
@@ -432,20 +492,38 @@ export function parseTorch7(bytes: Uint8Array, path: string, options: ReadOption
     const isConv = CONV_CLASSES.has(m.className);
     if (!isConv && !FC_CLASSES.has(m.className)) {
       const weighted = m.fields.get('weight') ? ' with weights' : '';
-      throw new VggFaceError('E_TOPOLOGY', `${path}: ${m.where} is ${m.className}${weighted}, which VGG-Face does not have (expected convolutions, nn.Linear, ReLU, max-pooling, View, Dropout and SoftMax)`, { input: path });
+      throw new VggFaceError(
+        'E_TOPOLOGY',
+        `${path}: ${m.where} is ${m.className}${weighted}, which VGG-Face does not have (expected convolutions, nn.Linear, ReLU, max-pooling, View, Dropout and SoftMax)`,
+        { input: path },
+      );
     }
     const weight = tensorField(m, 'weight', path);
     const bias = tensorField(m, 'bias', path);
-    for (const t of [weight, bias]) dtypes.add(t.element === 'double' ? 'float64' : t.element === 'half' ? 'float16' : 'float32');
+    for (const t of [weight, bias])
+      dtypes.add(t.element === 'double' ? 'float64' : t.element === 'half' ? 'float16' : 'float32');
     const name = `${m.where} (${m.className})`;
     const w = views.data(weight, `${path}: ${name} weight`);
     const b = views.data(bias, `${path}: ${name} bias`);
-    if (bias.sizes.length !== 1) throw new VggFaceError('E_TOPOLOGY', `${path}: ${name} bias has shape ${bias.sizes.join('x')}; a bias is 1-D`, { input: path });
+    if (bias.sizes.length !== 1)
+      throw new VggFaceError('E_TOPOLOGY', `${path}: ${name} bias has shape ${bias.sizes.join('x')}; a bias is 1-D`, {
+        input: path,
+      });
     if (isConv) {
       checkConvParams(m, path, name);
-      found.push({ sourceName: name, kind: 'conv', weight: tensor(convShape(m, weight, path, name), w), bias: tensor(bias.sizes, b) });
+      found.push({
+        sourceName: name,
+        kind: 'conv',
+        weight: tensor(convShape(m, weight, path, name), w),
+        bias: tensor(bias.sizes, b),
+      });
     } else {
-      if (weight.sizes.length !== 2) throw new VggFaceError('E_TOPOLOGY', `${path}: ${name} weight has shape ${weight.sizes.join('x')}; nn.Linear weights are (out, in)`, { input: path });
+      if (weight.sizes.length !== 2)
+        throw new VggFaceError(
+          'E_TOPOLOGY',
+          `${path}: ${name} weight has shape ${weight.sizes.join('x')}; nn.Linear weights are (out, in)`,
+          { input: path },
+        );
       found.push({ sourceName: name, kind: 'fc', weight: tensor(weight.sizes, w), bias: tensor(bias.sizes, b) });
     }
   }
@@ -464,7 +542,9 @@ export function parseTorch7(bytes: Uint8Array, path: string, options: ReadOption
 
 function fieldsOf(value: LuaValue, where: string, path: string): Module {
   if (!value || typeof value !== 'object' || value.kind !== 'object') {
-    throw new VggFaceError('E_TOPOLOGY', `${path}: ${where} is ${describe(value)}, expected an nn module`, { input: path });
+    throw new VggFaceError('E_TOPOLOGY', `${path}: ${where} is ${describe(value)}, expected an nn module`, {
+      input: path,
+    });
   }
   if (!(value.content instanceof LuaTable)) {
     throw formatError(path, `${where} (${value.className}) has no field table`);
@@ -479,13 +559,23 @@ function flattenModules(root: LuaValue, path: string): Module[] {
     const children = m.fields.get('modules');
     if (children === undefined || children === null) return void out.push(m);
     if (m.className !== 'nn.Sequential') {
-      throw new VggFaceError('E_TOPOLOGY', `${path}: ${m.where} is a ${m.className} container; VGG-Face is a plain nn.Sequential`, { input: path });
+      throw new VggFaceError(
+        'E_TOPOLOGY',
+        `${path}: ${m.where} is a ${m.className} container; VGG-Face is a plain nn.Sequential`,
+        { input: path },
+      );
     }
-    if (!(children instanceof LuaTable)) throw formatError(path, `${m.where} (nn.Sequential): modules is ${describe(children)}, expected a table`);
-    if (depth > 8) throw new VggFaceError('E_TOPOLOGY', `${path}: containers nested deeper than 8 levels`, { input: path });
+    if (!(children instanceof LuaTable))
+      throw formatError(path, `${m.where} (nn.Sequential): modules is ${describe(children)}, expected a table`);
+    if (depth > 8)
+      throw new VggFaceError('E_TOPOLOGY', `${path}: containers nested deeper than 8 levels`, { input: path });
     for (let i = 1; i <= children.entries.size; i++) {
       const child = children.get(i);
-      if (child === undefined) throw formatError(path, `${m.where} (nn.Sequential): modules has ${children.entries.size} entries but no module ${i}`);
+      if (child === undefined)
+        throw formatError(
+          path,
+          `${m.where} (nn.Sequential): modules has ${children.entries.size} entries but no module ${i}`,
+        );
       const where = depth === 0 ? `module ${i}` : `${m.where}.${i}`;
       visit(fieldsOf(child, where, path), depth + 1);
     }
@@ -504,7 +594,11 @@ function describe(v: LuaValue | undefined): string {
 function tensorField(m: Module, field: 'weight' | 'bias', path: string): TorchTensor {
   const v = m.fields.get(field);
   if (!v || typeof v !== 'object' || v.kind !== 'tensor') {
-    throw new VggFaceError('E_TOPOLOGY', `${path}: ${m.where} (${m.className}) has no ${field} tensor (${describe(v)})`, { input: path });
+    throw new VggFaceError(
+      'E_TOPOLOGY',
+      `${path}: ${m.where} (${m.className}) has no ${field} tensor (${describe(v)})`,
+      { input: path },
+    );
   }
   return v;
 }
@@ -517,24 +611,45 @@ function numberField(m: Module, field: string): number | undefined {
 /** SpatialConvolutionMM keeps its weight as (out, in*kh*kw) (columns in in, kh, kw order); reshape to (out, in, kh, kw). */
 function convShape(m: Module, weight: TorchTensor, path: string, name: string): number[] {
   if (weight.sizes.length === 4) return [...weight.sizes];
-  if (weight.sizes.length !== 2) throw new VggFaceError('E_TOPOLOGY', `${path}: ${name} weight has shape ${weight.sizes.join('x')}; expected (out, in, kh, kw) or (out, in*kh*kw)`, { input: path });
+  if (weight.sizes.length !== 2)
+    throw new VggFaceError(
+      'E_TOPOLOGY',
+      `${path}: ${name} weight has shape ${weight.sizes.join('x')}; expected (out, in, kh, kw) or (out, in*kh*kw)`,
+      { input: path },
+    );
   const cin = numberField(m, 'nInputPlane');
   const kh = numberField(m, 'kH');
   const kw = numberField(m, 'kW');
   if (cin === undefined || kh === undefined || kw === undefined) {
-    throw formatError(path, `${name} has a 2-D weight ${weight.sizes.join('x')} but no nInputPlane/kH/kW fields to reshape it`);
+    throw formatError(
+      path,
+      `${name} has a 2-D weight ${weight.sizes.join('x')} but no nInputPlane/kH/kW fields to reshape it`,
+    );
   }
   if (cin * kh * kw !== weight.sizes[1]) {
-    throw new VggFaceError('E_TOPOLOGY', `${path}: ${name} weight ${weight.sizes.join('x')} does not match nInputPlane ${cin} x kH ${kh} x kW ${kw}`, { input: path });
+    throw new VggFaceError(
+      'E_TOPOLOGY',
+      `${path}: ${name} weight ${weight.sizes.join('x')} does not match nInputPlane ${cin} x kH ${kh} x kW ${kw}`,
+      { input: path },
+    );
   }
   return [weight.sizes[0], cin, kh, kw];
 }
 
 function checkConvParams(m: Module, path: string, name: string): void {
-  for (const [field, want] of [['padW', 1], ['padH', 1], ['dW', 1], ['dH', 1]] as const) {
+  for (const [field, want] of [
+    ['padW', 1],
+    ['padH', 1],
+    ['dW', 1],
+    ['dH', 1],
+  ] as const) {
     const v = numberField(m, field);
     if (v !== undefined && v !== want) {
-      throw new VggFaceError('E_TOPOLOGY', `${path}: ${name} has ${field} ${v}; VGG-Face convolutions have ${field} ${want}`, { input: path });
+      throw new VggFaceError(
+        'E_TOPOLOGY',
+        `${path}: ${name} has ${field} ${v}; VGG-Face convolutions have ${field} ${want}`,
+        { input: path },
+      );
     }
   }
 }

@@ -24,11 +24,19 @@ export type FormatId =
 export type ChannelOrder = 'RGB' | 'BGR';
 
 export const CONV_LAYER_NAMES = [
-  'conv1_1', 'conv1_2',
-  'conv2_1', 'conv2_2',
-  'conv3_1', 'conv3_2', 'conv3_3',
-  'conv4_1', 'conv4_2', 'conv4_3',
-  'conv5_1', 'conv5_2', 'conv5_3',
+  'conv1_1',
+  'conv1_2',
+  'conv2_1',
+  'conv2_2',
+  'conv3_1',
+  'conv3_2',
+  'conv3_3',
+  'conv4_1',
+  'conv4_2',
+  'conv4_3',
+  'conv5_1',
+  'conv5_2',
+  'conv5_3',
 ] as const;
 export const FC_LAYER_NAMES = ['fc6', 'fc7', 'fc8'] as const;
 export const LAYER_NAMES = [...CONV_LAYER_NAMES, ...FC_LAYER_NAMES] as const;

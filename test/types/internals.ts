@@ -5,7 +5,7 @@
  */
 import * as vggface from 'vggface';
 import * as internal from 'vggface/internal';
-import { Gallery, VggFace, type GalleryOpenOptions, type StoragePrecision } from 'vggface';
+import { Gallery, type VggFace, type GalleryOpenOptions, type StoragePrecision } from 'vggface';
 
 // Stores, the index and the store-level gallery functions.
 // @ts-expect-error internal: vggface/internal

@@ -12,7 +12,7 @@ export function calibrateCommand(ctx: CommandContext): Command {
     .summary('choose and store the decision threshold of a model from labelled pairs')
     .description(
       'Evaluates labelled pairs as "eval" does and stores, for the model, the threshold most accurate on all pairs.\n' +
-        'verify and gallery search then use it when no --threshold is given. Thresholds are kept per model (the network\'s\n' +
+        "verify and gallery search then use it when no --threshold is given. Thresholds are kept per model (the network's\n" +
         'identity, the same for every layout of the same weights, + preprocessing) in <cache>/thresholds/<identity>-<preprocessing>.json.',
     );
   addEvalOptions(cmd, 'all', `distance to calibrate: ${METRICS.join(', ')} or all`);
@@ -35,10 +35,18 @@ export function calibrateCommand(ctx: CommandContext): Command {
       }));
       const path = await saveCalibrations(cacheDir ?? defaultCacheDir(), identity, entries, inputs);
       if (flags.json) {
-        ctx.stdout.write(JSON.stringify({ file: path, model: identity, metrics: reports.map((r) => reportJson(r.metric, r.report, measured.skipped)) }) + '\n');
+        ctx.stdout.write(
+          JSON.stringify({
+            file: path,
+            model: identity,
+            metrics: reports.map((r) => reportJson(r.metric, r.report, measured.skipped)),
+          }) + '\n',
+        );
       } else {
         for (const r of reports) ctx.stdout.write(reportText(r.metric, r.report, measured.skipped) + '\n\n');
-        ctx.stdout.write(`stored ${entries.map((e) => `${e.metric} ${e.threshold.toFixed(4)}`).join(', ')} for ${identity.name} (${identity.preprocessing}) in ${path}\n`);
+        ctx.stdout.write(
+          `stored ${entries.map((e) => `${e.metric} ${e.threshold.toFixed(4)}`).join(', ')} for ${identity.name} (${identity.preprocessing}) in ${path}\n`,
+        );
       }
     } finally {
       await model.close();

@@ -40,23 +40,40 @@ export function convertCommand(ctx: CommandContext): Command {
     .option('--format <format>', `force the weight layout: ${formatIds().join(', ')}`)
     .option('--preprocessing <mode>', `preprocessing inside the graph: ${PREPROCESSING.join(' or ')}`, 'caffe')
     .option('--precision <p>', `weight precision: ${PRECISIONS.join(', ')}`, 'fp32')
-    .option('--calibration <dir>', 'int8: directory of calibration images (every image file in it; default: the built-in synthetic set)')
-    .option('--calibration-method <m>', `int8: how activation ranges are chosen: ${CALIBRATION_METHODS.join(', ')} (default ${DEFAULT_CALIBRATION_METHOD})`)
+    .option(
+      '--calibration <dir>',
+      'int8: directory of calibration images (every image file in it; default: the built-in synthetic set)',
+    )
+    .option(
+      '--calibration-method <m>',
+      `int8: how activation ranges are chosen: ${CALIBRATION_METHODS.join(', ')} (default ${DEFAULT_CALIBRATION_METHOD})`,
+    )
     .option('--threads <n>', 'int8: ONNX Runtime threads for calibration (default: number of cores)')
     .option('--json', 'print the report as JSON')
     .action(async (weights: string, flags: ConvertFlags) => {
       if (!flags.output) throw usageError('--output is required');
-      const format = flags.format === undefined ? undefined : (check.oneOf('--format', flags.format, formatIds()) as FormatId);
+      const format =
+        flags.format === undefined ? undefined : (check.oneOf('--format', flags.format, formatIds()) as FormatId);
       if (format === 'onnx') throw usageError('--format onnx: the input is already an ONNX model', '--format');
       const preprocessing = check.oneOf('--preprocessing', flags.preprocessing, PREPROCESSING) as Preprocessing;
       const precision = check.oneOf('--precision', flags.precision, PRECISIONS) as Precision;
-      const method = flags.calibrationMethod === undefined ? undefined : (check.oneOf('--calibration-method', flags.calibrationMethod, CALIBRATION_METHODS) as CalibrationMethod);
+      const method =
+        flags.calibrationMethod === undefined
+          ? undefined
+          : (check.oneOf('--calibration-method', flags.calibrationMethod, CALIBRATION_METHODS) as CalibrationMethod);
       const threads = flags.threads === undefined ? undefined : check.integer('--threads', flags.threads, 1, 1024);
       if (precision !== 'int8' && (flags.calibration !== undefined || method !== undefined)) {
-        throw usageError(`--calibration and --calibration-method apply to --precision int8, not ${precision}`, flags.calibration !== undefined ? '--calibration' : '--calibration-method');
+        throw usageError(
+          `--calibration and --calibration-method apply to --precision int8, not ${precision}`,
+          flags.calibration !== undefined ? '--calibration' : '--calibration-method',
+        );
       }
-      const calibrationSet = flags.calibration === undefined ? undefined : await directoryCalibrationSet(flags.calibration);
-      const bar = precision === 'int8' ? progressBar('Calibrating', calibrationSet?.count ?? BUILTIN_CALIBRATION_IMAGES, { threshold: 1 }) : undefined;
+      const calibrationSet =
+        flags.calibration === undefined ? undefined : await directoryCalibrationSet(flags.calibration);
+      const bar =
+        precision === 'int8'
+          ? progressBar('Calibrating', calibrationSet?.count ?? BUILTIN_CALIBRATION_IMAGES, { threshold: 1 })
+          : undefined;
       let report;
       try {
         report = await convertModel(weights, flags.output, {

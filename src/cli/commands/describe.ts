@@ -4,10 +4,22 @@ import { FaceDetector } from '../../face/detector.js';
 import { usageError } from '../../errors.js';
 import * as check from '../../validate.js';
 import { addImageOptions, addModelOptions, imageOptions, modelOptions, type ModelFlags } from '../options.js';
-import { addFaceOptions, detectorDownloadProgress, faceOptions, threadsOption, type FaceFlags } from '../face-options.js';
+import {
+  addFaceOptions,
+  detectorDownloadProgress,
+  faceOptions,
+  threadsOption,
+  type FaceFlags,
+} from '../face-options.js';
 import { progressBar } from '../progress.js';
 import { collectImages } from '../inputs.js';
-import { checkOutputTarget, openDescriptorSink, outputFormatFor, OUTPUT_FORMATS, type DescriptorSink } from '../../output/descriptor-sink.js';
+import {
+  checkOutputTarget,
+  openDescriptorSink,
+  outputFormatFor,
+  OUTPUT_FORMATS,
+  type DescriptorSink,
+} from '../../output/descriptor-sink.js';
 import { reportItemError, type CommandContext } from '../context.js';
 import { envValue } from '../../util/env.js';
 
@@ -44,7 +56,10 @@ export function describeCommand(ctx: CommandContext): Command {
     .option('--layer <layer>', `which layer: ${LAYERS.join(', ')}`, 'fc7')
     .option('--raw', 'do not L2-normalise the vector')
     .option('--batch <n>', 'images per inference call', '8')
-    .option('-o, --output <file>', 'write to this file instead of stdout: .jsonl (JSON lines), .npy or .f32 (matrix + index)')
+    .option(
+      '-o, --output <file>',
+      'write to this file instead of stdout: .jsonl (JSON lines), .npy or .f32 (matrix + index)',
+    )
     .option('--output-format <format>', `${OUTPUT_FORMATS.join(', ')} (default: from the extension)`)
     .option('--resume', 'continue an output a stopped run left: skip the images it holds, redo the last one')
     .option('--overwrite', 'replace an existing output file');
@@ -57,13 +72,22 @@ export function describeCommand(ctx: CommandContext): Command {
     const image = imageOptions(flags);
     const faces = faceOptions(flags);
     const load = modelOptions(flags); // validates the model flags before anything opens
-    if (faces.detector !== 'none' && flags.fit !== undefined) throw usageError('--fit: only with --detector none (detected faces are cropped square around the face)', '--fit');
+    if (faces.detector !== 'none' && flags.fit !== undefined)
+      throw usageError('--fit: only with --detector none (detected faces are cropped square around the face)', '--fit');
     if (flags.resume && flags.overwrite) throw usageError('--resume and --overwrite: choose one', '--resume');
-    if ((flags.resume || flags.overwrite || flags.outputFormat) && !flags.output) throw usageError(`${flags.resume ? '--resume' : flags.overwrite ? '--overwrite' : '--output-format'} needs --output FILE`, '--output');
+    if ((flags.resume || flags.overwrite || flags.outputFormat) && !flags.output)
+      throw usageError(
+        `${flags.resume ? '--resume' : flags.overwrite ? '--overwrite' : '--output-format'} needs --output FILE`,
+        '--output',
+      );
     const format = flags.output ? outputFormatFor(flags.output, flags.outputFormat) : 'jsonl';
     const all = await collectImages(args, flags.list, ctx.stdin);
     // The output must be none of the files this run reads.
-    const read = [flags.list === '-' ? undefined : flags.list, load.weights ?? envValue('weights'), faces.detectorModel ?? envValue('detectorModel')];
+    const read = [
+      flags.list === '-' ? undefined : flags.list,
+      load.weights ?? envValue('weights'),
+      faces.detectorModel ?? envValue('detectorModel'),
+    ];
     const inputs = [...all, ...read.filter((p): p is string => !!p)];
     const resume = flags.resume ?? false;
     const overwrite = flags.overwrite ?? false;
@@ -72,7 +96,12 @@ export function describeCommand(ctx: CommandContext): Command {
     const detector =
       faces.detector === 'none'
         ? undefined
-        : await FaceDetector.open({ model: faces.detectorModel, cacheDir: flags.cacheDir, threads: threadsOption(flags), onDownloadProgress: detectorDownloadProgress() });
+        : await FaceDetector.open({
+            model: faces.detectorModel,
+            cacheDir: flags.cacheDir,
+            threads: threadsOption(flags),
+            onDownloadProgress: detectorDownloadProgress(),
+          });
     let model: VggFace;
     try {
       model = await VggFace.load(load);
@@ -97,7 +126,10 @@ export function describeCommand(ctx: CommandContext): Command {
       throw err;
     }
     const images = sink.done.size > 0 ? all.filter((p) => !sink.done.has(p)) : all;
-    if (sink.done.size > 0) ctx.stderr.write(`vggface: resuming ${flags.output}: ${all.length - images.length} images already done, ${images.length} to go\n`);
+    if (sink.done.size > 0)
+      ctx.stderr.write(
+        `vggface: resuming ${flags.output}: ${all.length - images.length} images already done, ${images.length} to go\n`,
+      );
     const bar = progressBar('Describing', images.length, { threshold: 16 });
     const options = { layer, normalize: !flags.raw, batchSize, ...image, onProgress: (d: number) => bar.update(d) };
     try {
@@ -108,7 +140,15 @@ export function describeCommand(ctx: CommandContext): Command {
         }
       } else {
         const { align, margin, maxFaces, minFaceSize, minScore } = faces;
-        for await (const r of model.describeFaces(images, { ...options, detector, align, margin, maxFaces, minFaceSize, minScore })) {
+        for await (const r of model.describeFaces(images, {
+          ...options,
+          detector,
+          align,
+          margin,
+          maxFaces,
+          minFaceSize,
+          minScore,
+        })) {
           if (r.error) {
             reportItemError(ctx, r.error);
             continue;

@@ -28,10 +28,13 @@ export interface EvalFlags extends ModelFlags, FaceFlags {
 export function addEvalOptions(cmd: Command, metricDefault: string, metricHelp: string): Command {
   cmd
     .requiredOption('--pairs <file>', 'labelled pairs: LFW pairs.txt, or CSV with file_x,file_y,Decision (Yes/No)')
-    .option('--images <dir>', 'folder the pairs file names images in (default: the pairs file\'s folder)')
+    .option('--images <dir>', "folder the pairs file names images in (default: the pairs file's folder)")
     .option('--metric <metric>', metricHelp, metricDefault)
     .option('--batch <n>', 'images per inference call', '8')
-    .option('--strict', 'stop at the first pair whose photo has no face (default: skip such pairs and count them in the report)')
+    .option(
+      '--strict',
+      'stop at the first pair whose photo has no face (default: skip such pairs and count them in the report)',
+    )
     .option('--json', 'print the report as JSON');
   addModelOptions(cmd);
   addImageOptions(cmd);
@@ -41,7 +44,9 @@ export function addEvalOptions(cmd: Command, metricDefault: string, metricHelp: 
 
 /** The files an evaluation reads (pairs file, images, weights, detector): what it writes must be none of them. */
 export function evalInputs(flags: EvalFlags, list: PairList): string[] {
-  const models = [flags.weights ?? envValue('weights'), flags.detectorModel ?? envValue('detectorModel')].filter((p): p is string => !!p);
+  const models = [flags.weights ?? envValue('weights'), flags.detectorModel ?? envValue('detectorModel')].filter(
+    (p): p is string => !!p,
+  );
   return [flags.pairs, ...list.pairs.flatMap((p) => [p.a, p.b]), ...models];
 }
 
@@ -49,7 +54,11 @@ export function evalInputs(flags: EvalFlags, list: PairList): string[] {
  * Loads the model, describes every image once and returns the model (still open) with the distances. `beforeLoad`
  * runs once the pairs are read, before the model loads: where a command checks what it will write.
  */
-export async function measureFromFlags(flags: EvalFlags, metrics: readonly Metric[], beforeLoad?: (list: PairList) => void) {
+export async function measureFromFlags(
+  flags: EvalFlags,
+  metrics: readonly Metric[],
+  beforeLoad?: (list: PairList) => void,
+) {
   const batchSize = check.integer('--batch', flags.batch, 1, 256);
   const maxPixels = imageOptions(flags).maxPixels;
   const list = await readPairList(flags.pairs, flags.images ?? dirname(flags.pairs));
@@ -59,7 +68,13 @@ export async function measureFromFlags(flags: EvalFlags, metrics: readonly Metri
     const distinct = new Set(list.pairs.flatMap((p) => [p.a, p.b])).size;
     const bar = progressBar('Describing', distinct, { threshold: 16 });
     try {
-      const measured = await measurePairs(model, list, metrics, { batchSize, maxPixels, ...photos.options, strict: flags.strict ?? false, onProgress: (d) => bar.update(d) });
+      const measured = await measurePairs(model, list, metrics, {
+        batchSize,
+        maxPixels,
+        ...photos.options,
+        strict: flags.strict ?? false,
+        onProgress: (d) => bar.update(d),
+      });
       return { model, measured, cacheDir: flags.cacheDir, inputs: evalInputs(flags, list) };
     } finally {
       bar.stop();
@@ -75,7 +90,8 @@ const pct = (x: number) => `${(x * 100).toFixed(2)}%`;
 
 /** A note on stderr for each pair left out, as describe notes a photo without a face. */
 export function noteSkipped(ctx: CommandContext, measured: PairDistances): void {
-  for (const s of measured.skipped) ctx.stderr.write(`vggface: ${measured.list.path}: line ${s.line}: ${s.reason}; pair skipped\n`);
+  for (const s of measured.skipped)
+    ctx.stderr.write(`vggface: ${measured.list.path}: line ${s.line}: ${s.reason}; pair skipped\n`);
 }
 
 export function reportText(metric: Metric, r: EvaluationReport, skipped: readonly SkippedPair[] = []): string {
@@ -84,16 +100,26 @@ export function reportText(metric: Metric, r: EvaluationReport, skipped: readonl
   return [
     `metric:            ${metric}`,
     `pairs:             ${r.pairs} (${r.samePairs} same, ${r.differentPairs} different), ${r.folds.length} folds`,
-    ...(skipped.length > 0 ? [`skipped:           ${skipped.length} pair${skipped.length === 1 ? '' : 's'} with a photo without a face (line${lines.length === 1 ? '' : 's'} ${shown})`] : []),
+    ...(skipped.length > 0
+      ? [
+          `skipped:           ${skipped.length} pair${skipped.length === 1 ? '' : 's'} with a photo without a face (line${lines.length === 1 ? '' : 's'} ${shown})`,
+        ]
+      : []),
     `accuracy (10-fold): ${pct(r.accuracy)} +- ${pct(r.accuracyStd)}`,
     `ROC AUC:           ${r.auc.toFixed(4)}`,
     `EER:               ${pct(r.eer)} (threshold ${r.eerThreshold.toFixed(4)})`,
-    ...r.tarAtFar.map((t) => `TAR @ FAR ${t.far.toExponential(0)}: ${pct(t.tar)} (threshold ${t.threshold.toFixed(4)})`),
+    ...r.tarAtFar.map(
+      (t) => `TAR @ FAR ${t.far.toExponential(0)}: ${pct(t.tar)} (threshold ${t.threshold.toFixed(4)})`,
+    ),
     `best threshold:    ${r.bestThreshold.toFixed(4)} (accuracy ${pct(r.bestThresholdAccuracy)} on all pairs)`,
   ].join('\n');
 }
 
-export function reportJson(metric: Metric, r: EvaluationReport, skipped: readonly SkippedPair[] = []): Record<string, unknown> {
+export function reportJson(
+  metric: Metric,
+  r: EvaluationReport,
+  skipped: readonly SkippedPair[] = [],
+): Record<string, unknown> {
   const { roc: _roc, ...rest } = r;
   return { metric, ...rest, skippedPairs: skipped.length, skipped, rocPoints: r.roc.length };
 }
@@ -113,13 +139,31 @@ export function evalCommand(ctx: CommandContext): Command {
     if (flags.roc !== undefined) check.nonEmptyString('--roc', flags.roc);
     // The ROC file is checked before the model loads, so a wrong path costs nothing.
     const roc = flags.roc;
-    const { model, measured, inputs } = await measureFromFlags(flags, [metric], roc ? (list) => checkOutputPath(roc, evalInputs(flags, list)) : undefined);
+    const { model, measured, inputs } = await measureFromFlags(
+      flags,
+      [metric],
+      roc ? (list) => checkOutputPath(roc, evalInputs(flags, list)) : undefined,
+    );
     await model.close();
     noteSkipped(ctx, measured);
     const report = evaluateMetric(measured, metric);
     if (roc) {
-      await writeRocPlot(roc, report.roc, { title: `VGG-Face ROC, ${metric}, ${report.pairs} pairs`, auc: report.auc, eer: report.eer, differentPairs: report.differentPairs }, inputs);
+      await writeRocPlot(
+        roc,
+        report.roc,
+        {
+          title: `VGG-Face ROC, ${metric}, ${report.pairs} pairs`,
+          auc: report.auc,
+          eer: report.eer,
+          differentPairs: report.differentPairs,
+        },
+        inputs,
+      );
     }
-    ctx.stdout.write(flags.json ? JSON.stringify(reportJson(metric, report, measured.skipped)) + '\n' : reportText(metric, report, measured.skipped) + '\n');
+    ctx.stdout.write(
+      flags.json
+        ? JSON.stringify(reportJson(metric, report, measured.skipped)) + '\n'
+        : reportText(metric, report, measured.skipped) + '\n',
+    );
   });
 }

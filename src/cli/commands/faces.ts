@@ -10,7 +10,13 @@ import { envValue } from '../../util/env.js';
 import { checkOutputPath, fileKind, InputFiles } from '../../util/files.js';
 import * as check from '../../validate.js';
 import { reportItemError, type CommandContext } from '../context.js';
-import { addFaceOptions, detectorDownloadProgress, faceOptions, threadsOption, type FaceFlags } from '../face-options.js';
+import {
+  addFaceOptions,
+  detectorDownloadProgress,
+  faceOptions,
+  threadsOption,
+  type FaceFlags,
+} from '../face-options.js';
 import { faceJson, writeLine } from '../format.js';
 import { progressBar } from '../progress.js';
 
@@ -46,7 +52,12 @@ export function uniqueStems(images: readonly string[]): string[] {
  * run never silently mixes its crops with stale ones; with --overwrite each must still be a regular file that is
  * none of the inputs. Checked before any crop is written.
  */
-async function checkEarlierCrops(dir: string, stems: readonly string[], overwrite: boolean, inputs: InputFiles): Promise<void> {
+async function checkEarlierCrops(
+  dir: string,
+  stems: readonly string[],
+  overwrite: boolean,
+  inputs: InputFiles,
+): Promise<void> {
   let names: string[];
   try {
     names = await readdir(dir);
@@ -60,17 +71,29 @@ async function checkEarlierCrops(dir: string, stems: readonly string[], overwrit
   });
   if (earlier.length === 0) return;
   if (!overwrite) {
-    const more = earlier.length > 1 ? ` (and ${earlier.length - 1} more crop${earlier.length > 2 ? 's' : ''} of these photos)` : '';
-    throw usageError(`${join(dir, earlier[0])} exists${more}: pass --overwrite to replace the crops of an earlier run, or choose another folder`, '--output');
+    const more =
+      earlier.length > 1
+        ? ` (and ${earlier.length - 1} more crop${earlier.length > 2 ? 's' : ''} of these photos)`
+        : '';
+    throw usageError(
+      `${join(dir, earlier[0])} exists${more}: pass --overwrite to replace the crops of an earlier run, or choose another folder`,
+      '--output',
+    );
   }
   for (const name of earlier) checkOutputPath(join(dir, name), inputs);
 }
 
-async function writePngAtomic(path: string, crop: { data: Uint8Array; width: number; height: number }, inputs: InputFiles): Promise<void> {
+async function writePngAtomic(
+  path: string,
+  crop: { data: Uint8Array; width: number; height: number },
+  inputs: InputFiles,
+): Promise<void> {
   checkOutputPath(path, inputs);
   const tmp = `${path}.tmp-${process.pid}`;
   try {
-    await sharp(crop.data, { raw: { width: crop.width, height: crop.height, channels: 3 } }).png().toFile(tmp);
+    await sharp(crop.data, { raw: { width: crop.width, height: crop.height, channels: 3 } })
+      .png()
+      .toFile(tmp);
     await rename(tmp, path);
   } catch (err) {
     await rm(tmp, { force: true });
@@ -86,7 +109,10 @@ async function makeOutputDir(dir: string): Promise<void> {
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw fileError(dir, err, 'write');
   }
-  if (st && !st.isDirectory()) throw new VggFaceError('E_IO', `${dir}: not a directory: ${fileKind(st)}; -o names the folder for the crops`, { input: dir });
+  if (st && !st.isDirectory())
+    throw new VggFaceError('E_IO', `${dir}: not a directory: ${fileKind(st)}; -o names the folder for the crops`, {
+      input: dir,
+    });
   try {
     await mkdir(dir, { recursive: true });
   } catch (err) {
@@ -110,7 +136,10 @@ export function facesCommand(ctx: CommandContext): Command {
     .option('--threads <n>', 'ONNX Runtime threads (default: number of cores)')
     .option('--cache-dir <dir>', 'cache for the downloaded detector (default: $VGGFACE_CACHE or ~/.cache/vggface)')
     .option('--max-pixels <n>', 'refuse photos with more pixels than this (default 100000000)')
-    .option('--overwrite', 'replace crops an earlier run left in the folder (without it, an existing crop stops the run before anything is written)');
+    .option(
+      '--overwrite',
+      'replace crops an earlier run left in the folder (without it, an existing crop stops the run before anything is written)',
+    );
   addFaceOptions(cmd, { detectorChoice: false });
   return cmd.action(async (images: string[], flags: FacesFlags) => {
     if (!flags.output) throw usageError('--output is required');
@@ -119,9 +148,16 @@ export function facesCommand(ctx: CommandContext): Command {
       minScore: faces.minScore,
       minFaceSize: faces.minFaceSize,
       maxFaces: faces.maxFaces,
-      maxPixels: flags.maxPixels === undefined ? undefined : check.integer('--max-pixels', flags.maxPixels, 1, Number.MAX_SAFE_INTEGER),
+      maxPixels:
+        flags.maxPixels === undefined
+          ? undefined
+          : check.integer('--max-pixels', flags.maxPixels, 1, Number.MAX_SAFE_INTEGER),
     });
-    const align = resolveAlignOptions({ align: faces.align, margin: faces.margin, size: check.integer('--size', flags.size, 16, 4096) });
+    const align = resolveAlignOptions({
+      align: faces.align,
+      margin: faces.margin,
+      size: check.integer('--size', flags.size, 16, 4096),
+    });
     const threads = threadsOption(flags);
     const out = flags.output;
     await makeOutputDir(out);
@@ -129,7 +165,12 @@ export function facesCommand(ctx: CommandContext): Command {
     const detectorModel = faces.detectorModel ?? envValue('detectorModel');
     const inputs = new InputFiles(detectorModel ? [...images, detectorModel] : images);
     await checkEarlierCrops(out, stems, flags.overwrite ?? false, inputs);
-    const detector = await FaceDetector.open({ model: faces.detectorModel, cacheDir: flags.cacheDir, threads, onDownloadProgress: detectorDownloadProgress() });
+    const detector = await FaceDetector.open({
+      model: faces.detectorModel,
+      cacheDir: flags.cacheDir,
+      threads,
+      onDownloadProgress: detectorDownloadProgress(),
+    });
     const bar = progressBar('Finding faces', images.length, { threshold: 16 });
     try {
       for (let start = 0; start < images.length; start += CONCURRENCY) {
@@ -148,7 +189,10 @@ export function facesCommand(ctx: CommandContext): Command {
               const f = r.photo.faces[n];
               const file = join(out, `${stems[start + k]}-${n + 1}.png`);
               await writePngAtomic(file, f.crop, inputs);
-              await writeLine(ctx.stdout, `{"image":${label},"face":${faceJson(f.face)},"crop":${JSON.stringify(file)}}`);
+              await writeLine(
+                ctx.stdout,
+                `{"image":${label},"face":${faceJson(f.face)},"crop":${JSON.stringify(file)}}`,
+              );
             }
           }
         }

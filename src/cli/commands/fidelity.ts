@@ -95,7 +95,10 @@ export function fidelityCommand(ctx: CommandContext): Command {
   });
 }
 
-function textReport(r: FidelityReport, m: { reference: { model: string; precision: string }; candidate: { model: string; precision: string } }): string {
+function textReport(
+  r: FidelityReport,
+  m: { reference: { model: string; precision: string }; candidate: { model: string; precision: string } },
+): string {
   const worst = r.images.reduce((a, b) => (b.cosine < a.cosine ? b : a));
   const f = (x: number) => x.toFixed(6);
   const lines = [
@@ -111,7 +114,8 @@ function textReport(r: FidelityReport, m: { reference: { model: string; precisio
       `decisions at ${r.pairs.metric} distance <= ${d.threshold}: ${d.changed} of ${r.pairs.total} pairs change ` +
         `(same person: ${d.sameReference} by the reference, ${d.sameCandidate} by the candidate)`,
     );
-    for (const c of d.changes.slice(0, 20)) lines.push(`  ${c.a}  ${c.b}: ${f(c.referenceDistance)} -> ${f(c.candidateDistance)}`);
+    for (const c of d.changes.slice(0, 20))
+      lines.push(`  ${c.a}  ${c.b}: ${f(c.referenceDistance)} -> ${f(c.candidateDistance)}`);
     if (d.changes.length > 20) lines.push(`  ... ${d.changes.length - 20} more (all with --json)`);
   }
   return lines.join('\n') + '\n';

@@ -29,40 +29,65 @@ const num = (x: number) => float32ToString(Math.fround(x));
 function addSubcommand(ctx: CommandContext): Command {
   const cmd = new Command('add')
     .summary('describe images and store them under an identity')
-    .description('Stores each image\'s descriptor under --id, one transaction per batch. An image already in the gallery (same content) is not stored again.\nPrints one JSON line per image: {"image", "status": "added"|"duplicate", "identity"}.')
+    .description(
+      'Stores each image\'s descriptor under --id, one transaction per batch. An image already in the gallery (same content) is not stored again.\nPrints one JSON line per image: {"image", "status": "added"|"duplicate", "identity"}.',
+    )
     .requiredOption('--id <name>', 'the identity (person) the images show')
     .argument('<images...>', 'images of that person')
-    .option('--storage <p>', `descriptor storage of a new gallery: ${PRECISIONS.join(' or ')} (half the memory)`, 'fp32')
+    .option(
+      '--storage <p>',
+      `descriptor storage of a new gallery: ${PRECISIONS.join(' or ')} (half the memory)`,
+      'fp32',
+    )
     .option('--batch <n>', 'images per inference call and per transaction', '8');
   addDbOption(cmd);
   addModelOptions(cmd);
   addImageOptions(cmd);
   addFaceOptions(cmd, { detectorChoice: true });
-  return cmd.action(async (images: string[], flags: ModelFlags & DbFlags & FaceFlags & { id: string; storage: string; batch: string; fit?: string; maxPixels?: string }) => {
-    const precision = check.oneOf('--storage', flags.storage, PRECISIONS) as Precision;
-    const batchSize = check.integer('--batch', flags.batch, 1, 256);
-    const maxPixels = imageOptions(flags).maxPixels;
-    const { photos, model } = await openPhotosAndModel(flags);
-    try {
-      const gallery = await Gallery.open(model, { db: flags.db, precision, create: true });
-      const bar = progressBar('Adding', images.length, { threshold: 16 });
+  return cmd.action(
+    async (
+      images: string[],
+      flags: ModelFlags &
+        DbFlags &
+        FaceFlags & { id: string; storage: string; batch: string; fit?: string; maxPixels?: string },
+    ) => {
+      const precision = check.oneOf('--storage', flags.storage, PRECISIONS) as Precision;
+      const batchSize = check.integer('--batch', flags.batch, 1, 256);
+      const maxPixels = imageOptions(flags).maxPixels;
+      const { photos, model } = await openPhotosAndModel(flags);
       try {
-        const results = await gallery.add(flags.id, images, { batchSize, maxPixels, ...photos.options, onProgress: (d) => bar.update(d) });
-        for (const r of results) {
-          if (r.status === 'failed') reportItemError(ctx, r.error!);
-          else await writeLine(ctx.stdout, JSON.stringify({ image: r.label, status: r.status, identity: r.status === 'added' ? flags.id : r.identity }));
+        const gallery = await Gallery.open(model, { db: flags.db, precision, create: true });
+        const bar = progressBar('Adding', images.length, { threshold: 16 });
+        try {
+          const results = await gallery.add(flags.id, images, {
+            batchSize,
+            maxPixels,
+            ...photos.options,
+            onProgress: (d) => bar.update(d),
+          });
+          for (const r of results) {
+            if (r.status === 'failed') reportItemError(ctx, r.error!);
+            else
+              await writeLine(
+                ctx.stdout,
+                JSON.stringify({
+                  image: r.label,
+                  status: r.status,
+                  identity: r.status === 'added' ? flags.id : r.identity,
+                }),
+              );
+          }
+        } finally {
+          bar.stop();
+          await gallery.close();
         }
       } finally {
-        bar.stop();
-        await gallery.close();
+        await model.close();
+        await photos.detector?.close();
       }
-    } finally {
-      await model.close();
-      await photos.detector?.close();
-    }
-  });
+    },
+  );
 }
-
 
 function searchSubcommand(ctx: CommandContext): Command {
   const cmd = new Command('search')
@@ -74,53 +99,94 @@ function searchSubcommand(ctx: CommandContext): Command {
     )
     .argument('<images...>', 'images to identify')
     .option('-k, --top <k>', 'identities to return', '5')
-    .option('--approximate', 'search the approximate index (a PCA projection; HNSW in PostgreSQL) and re-rank its candidates exactly; built on first use')
+    .option(
+      '--approximate',
+      'search the approximate index (a PCA projection; HNSW in PostgreSQL) and re-rank its candidates exactly; built on first use',
+    )
     .option('--candidates <n>', 'with --approximate: candidates to re-rank (1-1000)', '200')
-    .option('--components <n>', 'with --approximate, when the index is built: dimensions of the projection (1-2000; default 256, or the descriptor size if smaller)');
+    .option(
+      '--components <n>',
+      'with --approximate, when the index is built: dimensions of the projection (1-2000; default 256, or the descriptor size if smaller)',
+    );
   addThresholdOptions(cmd);
   addDbOption(cmd);
   addModelOptions(cmd);
   addImageOptions(cmd);
   addFaceOptions(cmd, { detectorChoice: true });
-  return cmd.action(async (images: string[], flags: ModelFlags & DbFlags & FaceFlags & { top: string; metric: string; threshold?: string; approximate?: boolean; candidates: string; components?: string; fit?: string; maxPixels?: string }) => {
-    const k = check.integer('-k', flags.top, 1, 1000);
-    const candidates = check.integer('--candidates', flags.candidates, 1, 1000);
-    const components = flags.components === undefined ? undefined : check.integer('--components', flags.components, 1, 2000);
-    const { metric, explicit } = thresholdFlags(flags);
-    const maxPixels = imageOptions(flags).maxPixels;
-    const { photos, model } = await openPhotosAndModel(flags);
-    try {
-      const { threshold } = await resolveThreshold({ metric, explicit, cacheDir: flags.cacheDir ?? defaultCacheDir(), identity: await modelIdentity(model) });
-      const gallery = await Gallery.open(model, { db: flags.db });
+  return cmd.action(
+    async (
+      images: string[],
+      flags: ModelFlags &
+        DbFlags &
+        FaceFlags & {
+          top: string;
+          metric: string;
+          threshold?: string;
+          approximate?: boolean;
+          candidates: string;
+          components?: string;
+          fit?: string;
+          maxPixels?: string;
+        },
+    ) => {
+      const k = check.integer('-k', flags.top, 1, 1000);
+      const candidates = check.integer('--candidates', flags.candidates, 1, 1000);
+      const components =
+        flags.components === undefined ? undefined : check.integer('--components', flags.components, 1, 2000);
+      const { metric, explicit } = thresholdFlags(flags);
+      const maxPixels = imageOptions(flags).maxPixels;
+      const { photos, model } = await openPhotosAndModel(flags);
       try {
-        if (flags.approximate && (await gallery.store.meta()) && !(await gallery.store.hasAnnIndex())) {
-          ctx.stderr.write(`vggface gallery search: building the approximate-search index of ${gallery.store.location} (once: adds keep it up to date from now on)\n`);
-          await gallery.store.ensureAnnIndex({ components });
-        }
-        for await (const r of model.describePhotos(images, { maxPixels, ...photos.options })) {
-          if (r.error) {
-            reportItemError(ctx, r.error);
-            continue;
+        const { threshold } = await resolveThreshold({
+          metric,
+          explicit,
+          cacheDir: flags.cacheDir ?? defaultCacheDir(),
+          identity: await modelIdentity(model),
+        });
+        const gallery = await Gallery.open(model, { db: flags.db });
+        try {
+          if (flags.approximate && (await gallery.store.meta()) && !(await gallery.store.hasAnnIndex())) {
+            ctx.stderr.write(
+              `vggface gallery search: building the approximate-search index of ${gallery.store.location} (once: adds keep it up to date from now on)\n`,
+            );
+            await gallery.store.ensureAnnIndex({ components });
           }
-          const res = await gallery.searchDescriptor(r.descriptor, { k, metric, threshold, approximate: flags.approximate, candidates });
-          const matches = res.matches.map((m) => `{"identity":${JSON.stringify(m.identity)},"distance":${num(m.distance)},"verified":${m.verified},"face":${JSON.stringify(m.face.source)}}`);
-          await writeLine(
-            ctx.stdout,
-            `{"image":${JSON.stringify(r.label)},"identity":${JSON.stringify(res.identity)},"distance":${num(res.distance)},"threshold":${res.threshold},"metric":"${res.metric}","matches":[${matches.join(',')}]${r.face ? `,"face":${faceJson(r.face)}` : ''}}`,
-          );
+          for await (const r of model.describePhotos(images, { maxPixels, ...photos.options })) {
+            if (r.error) {
+              reportItemError(ctx, r.error);
+              continue;
+            }
+            const res = await gallery.searchDescriptor(r.descriptor, {
+              k,
+              metric,
+              threshold,
+              approximate: flags.approximate,
+              candidates,
+            });
+            const matches = res.matches.map(
+              (m) =>
+                `{"identity":${JSON.stringify(m.identity)},"distance":${num(m.distance)},"verified":${m.verified},"face":${JSON.stringify(m.face.source)}}`,
+            );
+            await writeLine(
+              ctx.stdout,
+              `{"image":${JSON.stringify(r.label)},"identity":${JSON.stringify(res.identity)},"distance":${num(res.distance)},"threshold":${res.threshold},"metric":"${res.metric}","matches":[${matches.join(',')}]${r.face ? `,"face":${faceJson(r.face)}` : ''}}`,
+            );
+          }
+        } finally {
+          await gallery.close();
         }
       } finally {
-        await gallery.close();
+        await model.close();
+        await photos.detector?.close();
       }
-    } finally {
-      await model.close();
-      await photos.detector?.close();
-    }
-  });
+    },
+  );
 }
 
 function listSubcommand(ctx: CommandContext): Command {
-  const cmd = new Command('list').summary('list identities and their number of faces').description('Prints one JSON line per identity: {"identity", "faces"}.');
+  const cmd = new Command('list')
+    .summary('list identities and their number of faces')
+    .description('Prints one JSON line per identity: {"identity", "faces"}.');
   addDbOption(cmd);
   return cmd.action(async (flags: DbFlags) => {
     const store = await openGalleryStore(flags.db ?? defaultGalleryPath());
@@ -133,7 +199,9 @@ function listSubcommand(ctx: CommandContext): Command {
 }
 
 function removeSubcommand(ctx: CommandContext): Command {
-  const cmd = new Command('remove').summary('remove an identity and all its faces').argument('<identity>', 'the identity to remove');
+  const cmd = new Command('remove')
+    .summary('remove an identity and all its faces')
+    .argument('<identity>', 'the identity to remove');
   addDbOption(cmd);
   return cmd.action(async (identity: string, flags: DbFlags) => {
     const store = await openGalleryStore(flags.db ?? defaultGalleryPath());
@@ -149,7 +217,9 @@ function removeSubcommand(ctx: CommandContext): Command {
 export function galleryCommand(ctx: CommandContext): Command {
   const cmd = new Command('gallery')
     .summary('a gallery of known faces: add, search, list, remove')
-    .description('Known faces by identity, in one SQLite file (default) or PostgreSQL + pgvector (--db postgres://...).')
+    .description(
+      'Known faces by identity, in one SQLite file (default) or PostgreSQL + pgvector (--db postgres://...).',
+    )
     .addCommand(addSubcommand(ctx))
     .addCommand(searchSubcommand(ctx))
     .addCommand(listSubcommand(ctx))

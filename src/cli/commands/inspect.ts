@@ -9,7 +9,15 @@ import { VGG_FACE_MEAN_RGB, type FormatId } from '../../weights/types.js';
 import * as check from '../../validate.js';
 import type { CommandContext } from '../context.js';
 
-const ONNX_TYPES: Record<number, string> = { 1: 'float32', 2: 'uint8', 3: 'int8', 6: 'int32', 7: 'int64', 10: 'float16', 11: 'float64' };
+const ONNX_TYPES: Record<number, string> = {
+  1: 'float32',
+  2: 'uint8',
+  3: 'int8',
+  6: 'int32',
+  7: 'int64',
+  10: 'float16',
+  11: 'float64',
+};
 
 export function inspectCommand(ctx: CommandContext): Command {
   return new Command('inspect')
@@ -18,12 +26,18 @@ export function inspectCommand(ctx: CommandContext): Command {
     .option('--format <format>', `force the layout: ${formatIds().join(', ')}`)
     .option('--json', 'print JSON')
     .action(async (file: string, flags: { format?: string; json?: boolean }) => {
-      const format = flags.format === undefined ? await detectFormat(file) : (check.oneOf('--format', flags.format, formatIds()) as FormatId);
+      const format =
+        flags.format === undefined
+          ? await detectFormat(file)
+          : (check.oneOf('--format', flags.format, formatIds()) as FormatId);
       if (format === 'onnx') {
         const info = readOnnxInfo(file);
         const int8 = int8Report(info.metadata);
         const identity = info.metadata[META.identity] ?? null; // null: converted before identities
-        if (flags.json) return void ctx.stdout.write(JSON.stringify({ file, format, identity, ...info, ...(int8 ? { int8: int8.json } : {}) }) + '\n');
+        if (flags.json)
+          return void ctx.stdout.write(
+            JSON.stringify({ file, format, identity, ...info, ...(int8 ? { int8: int8.json } : {}) }) + '\n',
+          );
         const nameWidth = Math.max(16, ...info.initializers.map((i) => i.name.length + 1));
         const lines = [
           `file:        ${file}`,
@@ -35,12 +49,21 @@ export function inspectCommand(ctx: CommandContext): Command {
           'metadata:',
           ...Object.entries(info.metadata).map(([k, v]) => `  ${k} = ${v}`),
           'initializers:',
-          ...info.initializers.map((i) => `  ${i.name.padEnd(nameWidth)} ${(ONNX_TYPES[i.dataType] ?? `type ${i.dataType}`).padEnd(8)} ${i.dims.join('x')}`),
+          ...info.initializers.map(
+            (i) =>
+              `  ${i.name.padEnd(nameWidth)} ${(ONNX_TYPES[i.dataType] ?? `type ${i.dataType}`).padEnd(8)} ${i.dims.join('x')}`,
+          ),
         ];
         return void ctx.stdout.write(lines.join('\n') + '\n');
       }
       const { weights, topology } = await readWeights(file, format);
-      const layers = weights.layers.map((l) => ({ name: l.name, kind: l.kind, source: l.sourceName, weight: l.weight.shape, bias: l.bias.shape }));
+      const layers = weights.layers.map((l) => ({
+        name: l.name,
+        kind: l.kind,
+        source: l.sourceName,
+        weight: l.weight.shape,
+        bias: l.bias.shape,
+      }));
       const mean = weights.mean ?? VGG_FACE_MEAN_RGB;
       const report = {
         file,
@@ -67,7 +90,10 @@ export function inspectCommand(ctx: CommandContext): Command {
         `descriptor:    fc7, ${topology.fc7}-d; fc8 scores ${topology.fc8} identities`,
         identityLine(weights.identity, 15),
         'layers (canonical layout: conv out x in x kh x kw, fc out x in with fc6 inputs C,H,W):',
-        ...layers.map((l) => `  ${l.name.padEnd(8)} ${l.kind.padEnd(4)} ${l.weight.join('x').padEnd(16)} bias ${String(l.bias[0]).padEnd(6)} (${l.source})`),
+        ...layers.map(
+          (l) =>
+            `  ${l.name.padEnd(8)} ${l.kind.padEnd(4)} ${l.weight.join('x').padEnd(16)} bias ${String(l.bias[0]).padEnd(6)} (${l.source})`,
+        ),
       ];
       ctx.stdout.write(lines.join('\n') + '\n');
     });

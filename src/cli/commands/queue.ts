@@ -26,12 +26,16 @@ interface DbFlags {
 
 /** --db, else $VGGFACE_QUEUE_DB (empty means unset, as for every VGGFACE_* variable). */
 export function addQueueDbOption(cmd: Command): Command {
-  return cmd.option('--db <url>', 'the queue\'s PostgreSQL: postgres://user@host/db (default: $VGGFACE_QUEUE_DB)');
+  return cmd.option('--db <url>', "the queue's PostgreSQL: postgres://user@host/db (default: $VGGFACE_QUEUE_DB)");
 }
 
 export function queueDb(flags: DbFlags): string {
   const db = flags.db ?? envValue('queueDb');
-  if (!db) throw usageError('--db URL is required (or set VGGFACE_QUEUE_DB): the PostgreSQL server the queue lives in', '--db');
+  if (!db)
+    throw usageError(
+      '--db URL is required (or set VGGFACE_QUEUE_DB): the PostgreSQL server the queue lives in',
+      '--db',
+    );
   return db;
 }
 
@@ -61,12 +65,23 @@ function submitSubcommand(ctx: CommandContext): Command {
     .argument('[images...]', 'photos, or folders (searched recursively); - reads paths from stdin, one per line')
     .option('--list <file>', 'read references from a file, one per line (- for stdin)')
     .option('--batch <n>', 'photos per batch (one job; its results commit together)', '32')
-    .option('--into <target>', 'descriptors (kept in the run: vggface queue export), or gallery (also added to the PostgreSQL gallery in the queue\'s database, largest face of each photo)', 'descriptors')
-    .option('--identity-from <source>', 'with --into gallery, who each photo shows: dir (the folder it is in) or csv:FILE (rows reference,identity)')
+    .option(
+      '--into <target>',
+      "descriptors (kept in the run: vggface queue export), or gallery (also added to the PostgreSQL gallery in the queue's database, largest face of each photo)",
+      'descriptors',
+    )
+    .option(
+      '--identity-from <source>',
+      'with --into gallery, who each photo shows: dir (the folder it is in) or csv:FILE (rows reference,identity)',
+    )
     .option('--layer <layer>', `which layer: ${LAYERS.join(', ')}`, 'fc7')
     .option('--raw', 'do not L2-normalise the vectors')
     .option('--retries <n>', 'tries of a failing batch after the first, before it is dead', '3')
-    .option('--batch-timeout <seconds>', 'a batch held longer than this (a crashed or stuck worker) is given to another worker', '900');
+    .option(
+      '--batch-timeout <seconds>',
+      'a batch held longer than this (a crashed or stuck worker) is given to another worker',
+      '900',
+    );
   addQueueDbOption(cmd);
   addModelOptions(cmd);
   addImageOptions(cmd);
@@ -75,8 +90,10 @@ function submitSubcommand(ctx: CommandContext): Command {
     const db = queueDb(flags);
     const batchSize = check.integer('--batch', flags.batch, 1, 10_000);
     const into = check.oneOf('--into', flags.into, ['descriptors', 'gallery'] as const);
-    if (into === 'gallery' && flags.identityFrom === undefined) throw usageError('--into gallery needs --identity-from dir|csv:FILE: who each photo shows', '--identity-from');
-    if (into !== 'gallery' && flags.identityFrom !== undefined) throw usageError('--identity-from: only with --into gallery', '--identity-from');
+    if (into === 'gallery' && flags.identityFrom === undefined)
+      throw usageError('--into gallery needs --identity-from dir|csv:FILE: who each photo shows', '--identity-from');
+    if (into !== 'gallery' && flags.identityFrom !== undefined)
+      throw usageError('--identity-from: only with --into gallery', '--identity-from');
     const identitySource = flags.identityFrom === undefined ? undefined : parseIdentitySource(flags.identityFrom);
     const layer = check.oneOf('--layer', flags.layer, LAYERS) as Layer;
     const retries = check.integer('--retries', flags.retries, 0, 100);
@@ -84,9 +101,15 @@ function submitSubcommand(ctx: CommandContext): Command {
     const image = imageOptions(flags);
     const faces = faceOptions(flags);
     const load = modelOptions(flags);
-    if (into === 'gallery' && faces.maxFaces !== undefined) throw usageError('--max-faces: a gallery takes the largest face of each photo', '--max-faces');
-    if (into === 'gallery' && (layer !== 'fc7' || flags.raw)) throw usageError('--into gallery stores fc7 descriptors, L2-normalised (no --layer, no --raw)', into === 'gallery' && flags.raw ? '--raw' : '--layer');
-    if (faces.detector !== 'none' && flags.fit !== undefined) throw usageError('--fit: only with --detector none (detected faces are cropped square around the face)', '--fit');
+    if (into === 'gallery' && faces.maxFaces !== undefined)
+      throw usageError('--max-faces: a gallery takes the largest face of each photo', '--max-faces');
+    if (into === 'gallery' && (layer !== 'fc7' || flags.raw))
+      throw usageError(
+        '--into gallery stores fc7 descriptors, L2-normalised (no --layer, no --raw)',
+        into === 'gallery' && flags.raw ? '--raw' : '--layer',
+      );
+    if (faces.detector !== 'none' && flags.fit !== undefined)
+      throw usageError('--fit: only with --detector none (detected faces are cropped square around the face)', '--fit');
     const stdinList = args.includes('-');
     if (stdinList && flags.list !== undefined) throw usageError('- (stdin) and --list: choose one', '--list');
     const paths = args.filter((a) => a !== '-');
@@ -108,7 +131,11 @@ function submitSubcommand(ctx: CommandContext): Command {
       detector: faces.detector,
       ...(faces.align !== undefined ? { align: faces.align } : {}),
       ...(faces.margin !== undefined ? { margin: faces.margin } : {}),
-      ...(faces.maxFaces !== undefined ? { maxFaces: faces.maxFaces } : into === 'gallery' && faces.detector !== 'none' ? { maxFaces: 1 } : {}),
+      ...(faces.maxFaces !== undefined
+        ? { maxFaces: faces.maxFaces }
+        : into === 'gallery' && faces.detector !== 'none'
+          ? { maxFaces: 1 }
+          : {}),
       ...(faces.minFaceSize !== undefined ? { minFaceSize: faces.minFaceSize } : {}),
       ...(faces.minScore !== undefined ? { minScore: faces.minScore } : {}),
       ...(image.fit !== undefined ? { fit: image.fit } : {}),
@@ -117,8 +144,19 @@ function submitSubcommand(ctx: CommandContext): Command {
     };
     const model = await bindingOfWeights(load);
     const detectorFile = faces.detectorModel ?? envValue('detectorModel');
-    const detector = faces.detector === 'none' ? undefined : detectorFile ? await sha256File(detectorFile) : YUNET_SHA256;
-    const r = await submitRun({ db, references, identities, batchSize, into, settings, options: { retries, batchTimeoutSeconds }, model, detector });
+    const detector =
+      faces.detector === 'none' ? undefined : detectorFile ? await sha256File(detectorFile) : YUNET_SHA256;
+    const r = await submitRun({
+      db,
+      references,
+      identities,
+      batchSize,
+      into,
+      settings,
+      options: { retries, batchTimeoutSeconds },
+      model,
+      detector,
+    });
     await writeLine(ctx.stdout, r.run);
     ctx.stderr.write(
       `vggface: run ${r.run}: ${r.photos} photos queued in ${r.batches} batches${r.duplicates ? ` (${r.duplicates} repeated references dropped)` : ''}` +
@@ -139,41 +177,44 @@ function statusSubcommand(ctx: CommandContext): Command {
     .option('--json', 'print JSON even on a terminal')
     .option('--watch [seconds]', 'on a terminal: redraw every few seconds until the run is finished');
   addQueueDbOption(cmd);
-  return cmd.action(async (runId: string | undefined, flags: DbFlags & { json?: boolean; watch?: string | boolean }) => {
-    const db = queueDb(flags);
-    const tty = (ctx.stdout as NodeJS.WriteStream).isTTY === true && !flags.json;
-    const every = flags.watch === undefined || flags.watch === true ? 2 : check.number('--watch', flags.watch, 0.2, 3600);
-    const pool = await openPool(db, { applicationName: 'vggface-status', max: 2 });
-    try {
-      if (runId === undefined) {
-        const runs = await listRuns(pool);
-        for (const run of runs) {
-          const s = await runStatus(pool, run);
-          await writeLine(ctx.stdout, tty ? formatStatus(s).trimEnd() : JSON.stringify(s));
+  return cmd.action(
+    async (runId: string | undefined, flags: DbFlags & { json?: boolean; watch?: string | boolean }) => {
+      const db = queueDb(flags);
+      const tty = (ctx.stdout as NodeJS.WriteStream).isTTY === true && !flags.json;
+      const every =
+        flags.watch === undefined || flags.watch === true ? 2 : check.number('--watch', flags.watch, 0.2, 3600);
+      const pool = await openPool(db, { applicationName: 'vggface-status', max: 2 });
+      try {
+        if (runId === undefined) {
+          const runs = await listRuns(pool);
+          for (const run of runs) {
+            const s = await runStatus(pool, run);
+            await writeLine(ctx.stdout, tty ? formatStatus(s).trimEnd() : JSON.stringify(s));
+          }
+          if (runs.length === 0 && tty) await writeLine(ctx.stdout, 'no runs (submit one with vggface queue submit)');
+          return;
         }
-        if (runs.length === 0 && tty) await writeLine(ctx.stdout, 'no runs (submit one with vggface queue submit)');
-        return;
-      }
-      const run = await requireRun(pool, runId);
-      let s: RunStatus = await runStatus(pool, run);
-      if (!tty) {
-        await writeLine(ctx.stdout, JSON.stringify(s));
-        return;
-      }
-      let text = formatStatus(s);
-      ctx.stdout.write(text);
-      while (flags.watch !== undefined && s.state !== 'done' && s.state !== 'stalled') {
-        await new Promise((r) => setTimeout(r, every * 1000));
-        s = await runStatus(pool, run);
-        // Move up over the previous drawing and redraw it.
-        ctx.stdout.write(`\x1b[${text.split('\n').length - 1}F\x1b[J`);
-        text = formatStatus(s);
+        const run = await requireRun(pool, runId);
+        let s: RunStatus = await runStatus(pool, run);
+        if (!tty) {
+          await writeLine(ctx.stdout, JSON.stringify(s));
+          return;
+        }
+        let text = formatStatus(s);
         ctx.stdout.write(text);
+        while (flags.watch !== undefined && s.state !== 'done' && s.state !== 'stalled') {
+          await new Promise((r) => setTimeout(r, every * 1000));
+          s = await runStatus(pool, run);
+          // Move up over the previous drawing and redraw it.
+          ctx.stdout.write(`\x1b[${text.split('\n').length - 1}F\x1b[J`);
+          text = formatStatus(s);
+          ctx.stdout.write(text);
+        }
+      } finally {
+        await pool.end().catch(() => {});
       }
-    } finally {
-      await pool.end().catch(() => {});
-    }
-  });
+    },
+  );
 }
 
 function exportSubcommand(ctx: CommandContext): Command {
@@ -191,31 +232,50 @@ function exportSubcommand(ctx: CommandContext): Command {
     .option('--overwrite', 'replace an existing output file')
     .option('--partial', 'export what is done of a run that is not finished');
   addQueueDbOption(cmd);
-  return cmd.action(async (runId: string, flags: DbFlags & { output?: string; outputFormat?: string; overwrite?: boolean; partial?: boolean }) => {
-    const db = queueDb(flags);
-    if ((flags.overwrite || flags.outputFormat) && !flags.output) throw usageError(`${flags.overwrite ? '--overwrite' : '--output-format'} needs --output FILE`, '--output');
-    const format = flags.output ? outputFormatFor(flags.output, flags.outputFormat) : 'jsonl';
-    if (flags.output) await checkOutputTarget(flags.output, false, flags.overwrite ?? false);
-    const pool = await openPool(db, { applicationName: 'vggface-export', max: 2 });
-    try {
-      const run = await requireRun(pool, runId);
-      const s = await runStatus(pool, run);
-      const left = s.pending + s.inFlight + s.dead;
-      if (left > 0 && !flags.partial) {
-        throw new VggFaceError('E_QUEUE', `run ${run.id} is not finished: ${s.pending} pending, ${s.inFlight} in flight, ${s.dead} in dead batches (pass --partial to export the ${s.done} photos done)`, { input: run.id });
+  return cmd.action(
+    async (
+      runId: string,
+      flags: DbFlags & { output?: string; outputFormat?: string; overwrite?: boolean; partial?: boolean },
+    ) => {
+      const db = queueDb(flags);
+      if ((flags.overwrite || flags.outputFormat) && !flags.output)
+        throw usageError(`${flags.overwrite ? '--overwrite' : '--output-format'} needs --output FILE`, '--output');
+      const format = flags.output ? outputFormatFor(flags.output, flags.outputFormat) : 'jsonl';
+      if (flags.output) await checkOutputTarget(flags.output, false, flags.overwrite ?? false);
+      const pool = await openPool(db, { applicationName: 'vggface-export', max: 2 });
+      try {
+        const run = await requireRun(pool, runId);
+        const s = await runStatus(pool, run);
+        const left = s.pending + s.inFlight + s.dead;
+        if (left > 0 && !flags.partial) {
+          throw new VggFaceError(
+            'E_QUEUE',
+            `run ${run.id} is not finished: ${s.pending} pending, ${s.inFlight} in flight, ${s.dead} in dead batches (pass --partial to export the ${s.done} photos done)`,
+            { input: run.id },
+          );
+        }
+        const r = await exportRun(pool, run, {
+          path: flags.output,
+          format,
+          overwrite: flags.overwrite ?? false,
+          stdout: ctx.stdout,
+        });
+        ctx.stderr.write(
+          `vggface: run ${run.id}: exported ${r.photos} photos (${r.rows} rows)${r.failed ? `; ${r.failed} failed photos left out (vggface queue status ${run.id} says why)` : ''}${left ? `; ${left} photos not done yet` : ''}\n`,
+        );
+      } finally {
+        await pool.end().catch(() => {});
       }
-      const r = await exportRun(pool, run, { path: flags.output, format, overwrite: flags.overwrite ?? false, stdout: ctx.stdout });
-      ctx.stderr.write(`vggface: run ${run.id}: exported ${r.photos} photos (${r.rows} rows)${r.failed ? `; ${r.failed} failed photos left out (vggface queue status ${run.id} says why)` : ''}${left ? `; ${left} photos not done yet` : ''}\n`);
-    } finally {
-      await pool.end().catch(() => {});
-    }
-  });
+    },
+  );
 }
 
 function retrySubcommand(ctx: CommandContext): Command {
   const cmd = new Command('retry')
     .summary('queue again the photos that failed in a run, and its dead batches')
-    .description('Photos recorded as failed are queued again in new batches (their results removed); dead batches get one more try.\nPrints {"run", "photos", "batches"}.')
+    .description(
+      'Photos recorded as failed are queued again in new batches (their results removed); dead batches get one more try.\nPrints {"run", "photos", "batches"}.',
+    )
     .argument('<run>', 'the run id');
   addQueueDbOption(cmd);
   return cmd.action(async (runId: string, flags: DbFlags) => {
@@ -227,7 +287,9 @@ function retrySubcommand(ctx: CommandContext): Command {
 export function queueCommand(ctx: CommandContext): Command {
   return new Command('queue')
     .summary('bulk extraction across machines: submit, status, export, retry')
-    .description('Runs of many photos on a PostgreSQL job queue (pg-boss), described by `vggface worker` processes on any number of machines.')
+    .description(
+      'Runs of many photos on a PostgreSQL job queue (pg-boss), described by `vggface worker` processes on any number of machines.',
+    )
     .addCommand(submitSubcommand(ctx))
     .addCommand(statusSubcommand(ctx))
     .addCommand(exportSubcommand(ctx))

@@ -27,12 +27,16 @@ interface VerifyFlags extends ModelFlags, FaceFlags {
 export function addThresholdOptions(cmd: Command): Command {
   return cmd
     .option('--metric <metric>', `distance: ${METRICS.join(', ')}`, 'cosine')
-    .option('--threshold <t>', 'same person when distance <= t (default: the calibrated threshold for this model, or deepface\'s in deepface mode)');
+    .option(
+      '--threshold <t>',
+      "same person when distance <= t (default: the calibrated threshold for this model, or deepface's in deepface mode)",
+    );
 }
 
 export function thresholdFlags(flags: { metric: string; threshold?: string }): { metric: Metric; explicit?: number } {
   const metric = check.oneOf('--metric', flags.metric, METRICS) as Metric;
-  const explicit = flags.threshold === undefined ? undefined : check.number('--threshold', flags.threshold, 0, Number.MAX_VALUE);
+  const explicit =
+    flags.threshold === undefined ? undefined : check.number('--threshold', flags.threshold, 0, Number.MAX_VALUE);
   return { metric, explicit };
 }
 
@@ -43,13 +47,13 @@ export function verifyCommand(ctx: CommandContext): Command {
     .summary('same person? compare two images, or every pair of a pairs file')
     .description(
       'Prints {"verified", "distance", "threshold", "metric"} as JSON for the pair A B, or one line per pair of --pairs\n' +
-        '(a CSV with file_x,file_y[,Decision] or an LFW pairs.txt), with the pair\'s line and images. Each distinct image\n' +
+        "(a CSV with file_x,file_y[,Decision] or an LFW pairs.txt), with the pair's line and images. Each distinct image\n" +
         'is described once: the largest face found in each photo (its box is printed as face1/face2), or with\n' +
         '--detector none the image as given. A pair matches when distance <= threshold.',
     )
     .argument('[images...]', 'two images: A B')
     .option('--pairs <file>', 'verify every pair of this file instead')
-    .option('--images <dir>', 'folder the pairs file names images in (default: the pairs file\'s folder)')
+    .option('--images <dir>', "folder the pairs file names images in (default: the pairs file's folder)")
     .option('--batch <n>', 'images per inference call', '8');
   addThresholdOptions(cmd);
   addModelOptions(cmd);
@@ -66,28 +70,45 @@ export function verifyCommand(ctx: CommandContext): Command {
       await checkPairImages(list);
       pairs = list.pairs;
     } else {
-      if (images.length !== 2) throw usageError(`verify needs exactly two images (or --pairs FILE), got ${images.length}`);
+      if (images.length !== 2)
+        throw usageError(`verify needs exactly two images (or --pairs FILE), got ${images.length}`);
       pairs = [{ a: images[0], b: images[1], line: 0 }];
     }
     const cacheDir = flags.cacheDir ?? defaultCacheDir();
     const { photos, model } = await openPhotosAndModel(flags);
-    const faces = (a: Described, b: Described) => (a.face && b.face ? `,"face1":${faceJson(a.face)},"face2":${faceJson(b.face)}` : '');
+    const faces = (a: Described, b: Described) =>
+      a.face && b.face ? `,"face1":${faceJson(a.face)},"face2":${faceJson(b.face)}` : '';
     try {
-      const { threshold } = await resolveThreshold({ metric, explicit, cacheDir, identity: await modelIdentity(model) });
-      const described = await describeDistinct(model, pairs.flatMap((p) => [p.a, p.b]), { batchSize, maxPixels, ...photos.options });
+      const { threshold } = await resolveThreshold({
+        metric,
+        explicit,
+        cacheDir,
+        identity: await modelIdentity(model),
+      });
+      const described = await describeDistinct(
+        model,
+        pairs.flatMap((p) => [p.a, p.b]),
+        { batchSize, maxPixels, ...photos.options },
+      );
       if (flags.pairs === undefined) {
         const [a, b] = [described.get(pairs[0].a)!, described.get(pairs[0].b)!];
         if (a.error) throw a.error;
         if (b.error) throw b.error;
         const v = verifyDescriptors(a.descriptor, b.descriptor, metric, threshold);
-        await writeLine(ctx.stdout, `{"verified":${v.verified},"distance":${num(v.distance)},"threshold":${v.threshold},"metric":"${v.metric}"${faces(a, b)}}`);
+        await writeLine(
+          ctx.stdout,
+          `{"verified":${v.verified},"distance":${num(v.distance)},"threshold":${v.threshold},"metric":"${v.metric}"${faces(a, b)}}`,
+        );
         return;
       }
       for (const p of pairs) {
         const [a, b] = [described.get(p.a)!, described.get(p.b)!];
         const failed = a.error ?? b.error;
         if (failed) {
-          reportItemError(ctx, new VggFaceError(failed.code, `${flags.pairs}: line ${p.line}: ${failed.message}`, { input: flags.pairs }));
+          reportItemError(
+            ctx,
+            new VggFaceError(failed.code, `${flags.pairs}: line ${p.line}: ${failed.message}`, { input: flags.pairs }),
+          );
           continue;
         }
         const v = verifyDescriptors(a.descriptor!, b.descriptor!, metric, threshold);

@@ -28,8 +28,13 @@ import { progressBar, type Progress } from '../progress.js';
 const CACHE_OPTION = ['--cache-dir <dir>', 'the cache (default: $VGGFACE_CACHE or ~/.cache/vggface)'] as const;
 
 function sourceSummary(s: WeightSource): string {
-  const size = s.bytes !== undefined ? `${s.bytes.toLocaleString('en-US')} bytes` : `about ${formatBytes(s.approxBytes)}`;
-  const sum = s.md5 ? `md5 ${s.md5} (from ${s.checksumFrom})` : s.sha256 ? `sha256 ${s.sha256} (from ${s.checksumFrom})` : 'no published checksum: size and content are checked';
+  const size =
+    s.bytes !== undefined ? `${s.bytes.toLocaleString('en-US')} bytes` : `about ${formatBytes(s.approxBytes)}`;
+  const sum = s.md5
+    ? `md5 ${s.md5} (from ${s.checksumFrom})`
+    : s.sha256
+      ? `sha256 ${s.sha256} (from ${s.checksumFrom})`
+      : 'no published checksum: size and content are checked';
   return `${s.format ?? 'any layout'}${s.archive ? ` in ${s.download}` : ''}, ${size}, ${sum}`;
 }
 
@@ -61,7 +66,10 @@ function fetchCommand(ctx: CommandContext): Command {
         'Oxford tarball). An interrupted download is resumed by running the command again. $VGGFACE_WEIGHTS_URL, if set,\n' +
         'replaces the sources. Prints the path of the weights on stdout.',
     )
-    .option('--source <name|url>', `only this source: ${WEIGHT_SOURCES.map((s) => s.name).join(', ')}, or an http(s) URL`)
+    .option(
+      '--source <name|url>',
+      `only this source: ${WEIGHT_SOURCES.map((s) => s.name).join(', ')}, or an http(s) URL`,
+    )
     .option('--force', 'download again even when checked weights are already in the cache')
     .option(...CACHE_OPTION)
     .option('--json', 'print a JSON report')
@@ -93,7 +101,8 @@ function fetchCommand(ctx: CommandContext): Command {
           bar?.stop();
         }
       })();
-      if (outcome.cached) ctx.stderr.write(`vggface: already in the cache (from ${outcome.source.name}); --force downloads again\n`);
+      if (outcome.cached)
+        ctx.stderr.write(`vggface: already in the cache (from ${outcome.source.name}); --force downloads again\n`);
       if (flags.json) {
         ctx.stdout.write(
           JSON.stringify({
@@ -123,7 +132,10 @@ interface CachedEntry {
 
 async function cachedEntries(cacheDir: string): Promise<CachedEntry[]> {
   const records = await readRecords(cacheDir);
-  const files = [...new Set(WEIGHT_SOURCES.map((s) => s.file)), ...records.map((r) => r.file).filter((f) => !WEIGHT_SOURCES.some((s) => s.file === f))];
+  const files = [
+    ...new Set(WEIGHT_SOURCES.map((s) => s.file)),
+    ...records.map((r) => r.file).filter((f) => !WEIGHT_SOURCES.some((s) => s.file === f)),
+  ];
   const out: CachedEntry[] = [];
   for (const file of files) {
     const path = join(weightsDir(cacheDir), file);
@@ -161,7 +173,9 @@ function listCommand(ctx: CommandContext): Command {
       const cacheDir = flags.cacheDir ?? defaultCacheDir();
       const cached = await cachedEntries(cacheDir);
       if (flags.json) {
-        ctx.stdout.write(JSON.stringify({ sources: WEIGHT_SOURCES.map(sourceJson), cache: weightsDir(cacheDir), cached }) + '\n');
+        ctx.stdout.write(
+          JSON.stringify({ sources: WEIGHT_SOURCES.map(sourceJson), cache: weightsDir(cacheDir), cached }) + '\n',
+        );
         return;
       }
       const width = Math.max(...WEIGHT_SOURCES.map((s) => s.name.length));
@@ -172,10 +186,15 @@ function listCommand(ctx: CommandContext): Command {
         lines.push(`     ${' '.repeat(width)}  terms: ${s.terms}`);
       });
       lines.push(`cache: ${weightsDir(cacheDir)}`);
-      if (cached.length === 0) lines.push('  (no weights: "vggface weights fetch" downloads them, or place one of the files above there by hand)');
+      if (cached.length === 0)
+        lines.push(
+          '  (no weights: "vggface weights fetch" downloads them, or place one of the files above there by hand)',
+        );
       for (const c of cached) {
         const from = c.source ? `from ${c.source}${c.fetched ? ` (${c.fetched.slice(0, 10)})` : ''}` : 'placed by hand';
-        lines.push(`  ${c.file}  ${c.bytes.toLocaleString('en-US')} bytes  sha256 ${c.sha256}  ${from}${c.identity ? `  identity ${c.identity}` : ''}`);
+        lines.push(
+          `  ${c.file}  ${c.bytes.toLocaleString('en-US')} bytes  sha256 ${c.sha256}  ${from}${c.identity ? `  identity ${c.identity}` : ''}`,
+        );
       }
       ctx.stdout.write(lines.join('\n') + '\n');
     });
@@ -189,7 +208,8 @@ async function checksumMatches(cacheDir: string, md5: string, sha256: string): P
     else if (s.sha256 === sha256) out.push(`${s.name}'s published sha256 (from ${s.checksumFrom})`);
   }
   for (const r of await readRecords(cacheDir)) {
-    if (r.downloadSha256 === sha256 || r.fileSha256 === sha256) out.push(`the copy fetched from ${r.source} on ${r.fetched.slice(0, 10)}`);
+    if (r.downloadSha256 === sha256 || r.fileSha256 === sha256)
+      out.push(`the copy fetched from ${r.source} on ${r.fetched.slice(0, 10)}`);
   }
   return [...new Set(out)];
 }
@@ -200,7 +220,7 @@ function verifyCommand(ctx: CommandContext): Command {
     .description(
       'Reads the file as vggface would (layout detected by content) and reports its layout, whether it has the VGG-Face\n' +
         'topology at the published widths, its md5 and sha256 and which published checksum they match, and the network\n' +
-        "identity (sha256 of the canonical weights: the same for every layout of the same network). A tarball is checked\n" +
+        'identity (sha256 of the canonical weights: the same for every layout of the same network). A tarball is checked\n' +
         'against the published checksums and searched for VGG_FACE.caffemodel. Exit code 1 when the file is not usable\n' +
         'weights or a tarball does not match its published checksum.',
     )
@@ -217,8 +237,19 @@ function verifyCommand(ctx: CommandContext): Command {
       const out = (report: Record<string, unknown>, lines: string[]) => {
         if (flags.json) ctx.stdout.write(JSON.stringify({ file, bytes: size, ...report, checksum }) + '\n');
         else {
-          const sum = matches.length > 0 ? `matches ${matches.join('; ')}` : 'matches no published checksum (only the Oxford tarball has one)';
-          ctx.stdout.write([`file:      ${file} (${size.toLocaleString('en-US')} bytes)`, ...lines, `md5:       ${md5}`, `sha256:    ${sha256}`, `checksum:  ${sum}`].join('\n') + '\n');
+          const sum =
+            matches.length > 0
+              ? `matches ${matches.join('; ')}`
+              : 'matches no published checksum (only the Oxford tarball has one)';
+          ctx.stdout.write(
+            [
+              `file:      ${file} (${size.toLocaleString('en-US')} bytes)`,
+              ...lines,
+              `md5:       ${md5}`,
+              `sha256:    ${sha256}`,
+              `checksum:  ${sum}`,
+            ].join('\n') + '\n',
+          );
         }
       };
 
@@ -227,7 +258,11 @@ function verifyCommand(ctx: CommandContext): Command {
         try {
           await tar.t({ file, onReadEntry: (e) => void members.push(e.path) });
         } catch (err) {
-          throw new VggFaceError('E_FORMAT', `${file}: a gzip file but not a readable tarball (${(err as Error).message})`, { input: file });
+          throw new VggFaceError(
+            'E_FORMAT',
+            `${file}: a gzip file but not a readable tarball (${(err as Error).message})`,
+            { input: file },
+          );
         }
         const model = members.find((p) => p.split('/').pop() === 'VGG_FACE.caffemodel');
         const published = WEIGHT_SOURCES.filter((s) => s.archive && s.md5);
@@ -240,12 +275,18 @@ function verifyCommand(ctx: CommandContext): Command {
         return;
       }
 
-      const format = flags.format === undefined ? await detectFormat(file) : (check.oneOf('--format', flags.format, formatIds()) as FormatId);
+      const format =
+        flags.format === undefined
+          ? await detectFormat(file)
+          : (check.oneOf('--format', flags.format, formatIds()) as FormatId);
       if (format === 'onnx') {
         const m = readOnnxInfo(file).metadata;
         const identity = m[META.identity] ?? null;
         out({ format, identity, sourceSha256: m[META.sha256] ?? null, sourceFormat: m[META.format] ?? null }, [
-          `format:    onnx (converted from ${m[META.format] ?? 'unknown'} ${m[META.sourceName] ?? ''}, ${m[META.precision] ?? 'fp32'})`.replace(/ ,/, ','),
+          `format:    onnx (converted from ${m[META.format] ?? 'unknown'} ${m[META.sourceName] ?? ''}, ${m[META.precision] ?? 'fp32'})`.replace(
+            / ,/,
+            ',',
+          ),
           identityLine(identity, 11),
         ]);
         return;
@@ -277,7 +318,9 @@ function verifyCommand(ctx: CommandContext): Command {
 export function weightsCommand(ctx: CommandContext): Command {
   return new Command('weights')
     .summary('fetch, list and verify the VGG-Face weights')
-    .description('Where the weights come from (several published copies, tried in order), what the cache holds, and whether a file is a right copy.')
+    .description(
+      'Where the weights come from (several published copies, tried in order), what the cache holds, and whether a file is a right copy.',
+    )
     .addCommand(fetchCommand(ctx))
     .addCommand(listCommand(ctx))
     .addCommand(verifyCommand(ctx));
