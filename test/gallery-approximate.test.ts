@@ -8,7 +8,8 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { test, type TestContext } from 'node:test';
-import { PostgresStore } from '../src/gallery/postgres-store.js';
+import pg from 'pg';
+import { efSearch, PostgresStore } from '../src/gallery/postgres-store.js';
 import { SqliteStore } from '../src/gallery/sqlite-store.js';
 import type { GalleryStore, NewFace } from '../src/gallery/types.js';
 import { tempDir } from './helpers.js';
@@ -190,5 +191,39 @@ test('PostgreSQL gallery: the projection is fitted again once a small gallery ha
   assert.equal(
     Number((await adminQuery<{ n: string }>('SELECT count(*) AS n FROM vggface_projected', [], name))[0].n),
     30,
+  );
+});
+
+test('efSearch: 4 HNSW rows walked per re-ranked candidate, within pgvector 0.8 limits (40 to 1000)', () => {
+  assert.deepEqual([1, 10, 50, 200, 250, 1000].map(efSearch), [40, 40, 200, 800, 1000, 1000]);
+});
+
+test('PostgreSQL gallery: an approximate search sets hnsw.ef_search for its candidates', {
+  skip: PG_SKIP,
+}, async (t) => {
+  const { url } = await freshDatabase(t);
+  const store = await PostgresStore.open(url);
+  t.after(() => store.close());
+  await store.initialize(META);
+  await store.add(faces(300, 3, 'a'));
+  // Every statement the store sends, as the server receives it.
+  const sent: string[] = [];
+  const query = pg.Client.prototype.query;
+  pg.Client.prototype.query = function (this: pg.Client, ...args: unknown[]) {
+    const text = typeof args[0] === 'string' ? args[0] : (args[0] as { text?: string })?.text;
+    if (text) sent.push(text);
+    return (query as (...a: unknown[]) => unknown).apply(this, args);
+  } as typeof query;
+  t.after(() => {
+    pg.Client.prototype.query = query;
+  });
+  const probe = faces(1, 9, 'q')[0].descriptor;
+  for (const candidates of [30, 200]) {
+    const r = await store.search(probe, { k: 5, metric: 'cosine', approximate: true, candidates });
+    assert.equal(r.length, 5);
+  }
+  assert.deepEqual(
+    sent.filter((s) => s.includes('hnsw.ef_search')),
+    ['SET LOCAL hnsw.ef_search = 120', 'SET LOCAL hnsw.ef_search = 800'],
   );
 });

@@ -204,8 +204,18 @@ export class DescriptorIndex {
    * space), nearest first. A bounded max-heap over the keys |m|^2 - 2 q.m: one pass, no sort of every row.
    */
   async nearestRows(query: Float32Array, count: number): Promise<IndexedFace[]> {
+    return [...(await this.nearestRowNumbers(query, count))].map((r) => this.faces[r]);
+  }
+
+  /** The face stored in `row`. */
+  faceAt(row: number): IndexedFace {
+    return this.faces[row];
+  }
+
+  /** As nearestRows, the row numbers. */
+  async nearestRowNumbers(query: Float32Array, count: number): Promise<Int32Array> {
     const n = this.faces.length;
-    if (n === 0 || count < 1) return [];
+    if (n === 0 || count < 1) return new Int32Array(0);
     this.scorer ??= await openScorer(this.dim, this.precision, this.threads);
     const q = this.encode(query);
     const want = Math.min(count, n);
@@ -251,7 +261,7 @@ export class DescriptorIndex {
       }
     }
     const order = [...Array(size).keys()].sort((a, b) => heapKey[a] - heapKey[b]);
-    return order.map((i) => this.faces[heapRow[i]]);
+    return Int32Array.from(order, (i) => heapRow[i]);
   }
 
   async close(): Promise<void> {

@@ -21,6 +21,7 @@ import {
   rerank,
 } from './approximate.js';
 import { DescriptorIndex, type IdentityMatch } from './descriptor-index.js';
+import { ProjectionIndex } from './projection-index.js';
 import { decodeProjection, encodeProjection, openProjector, type Projection, type Projector } from './projection.js';
 import { decodeHalf, encodeHalf } from '../util/float16.js';
 import type { Metric } from '../metrics/distance.js';
@@ -85,7 +86,7 @@ export interface SqliteStoreOptions {
 export class SqliteStore implements GalleryStore {
   private index: DescriptorIndex | undefined;
   /** The projection in use (by generation), and the in-memory index of projections once a search loaded it. */
-  private approx: { generation: string; projector: Projector; index?: DescriptorIndex } | undefined;
+  private approx: { generation: string; projector: Projector; index?: ProjectionIndex } | undefined;
   /** Whether this process has checked the approximate index exists and is fitted on enough faces. */
   private annChecked = false;
 
@@ -268,7 +269,7 @@ export class SqliteStore implements GalleryStore {
 
   /** The stored projection's projector (opened once per generation), or undefined without an approximate index. */
   private async currentProjector(): Promise<
-    { generation: string; projector: Projector; index?: DescriptorIndex } | undefined
+    { generation: string; projector: Projector; index?: ProjectionIndex } | undefined
   > {
     const generation = this.generationNow();
     if (generation === undefined) return undefined;
@@ -434,12 +435,12 @@ export class SqliteStore implements GalleryStore {
   }
 
   /** The in-memory index of every face's projection (loaded once; adds keep it up to date). */
-  private async loadApproxIndex(): Promise<{ projector: Projector; index: DescriptorIndex }> {
+  private async loadApproxIndex(): Promise<{ projector: Projector; index: ProjectionIndex }> {
     const approx = await this.currentProjector();
     if (!approx) throw galleryError(this.location, 'the gallery has no approximate index');
     if (approx.index) return { projector: approx.projector, index: approx.index };
     const k = approx.projector.projection.components;
-    const index = new DescriptorIndex(k, 'fp32', this.threads);
+    const index = new ProjectionIndex(k, this.threads);
     for (const r of this.db
       .prepare('SELECT face_id, identity, proj FROM projected ORDER BY face_id')
       .iterate() as Iterable<{ face_id: number; identity: string; proj: Buffer }>) {
