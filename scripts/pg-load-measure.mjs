@@ -8,7 +8,8 @@
 // --method addMany: store.addMany per batch (what the benchmark and bulk fills use); add: store.add per batch (what
 // `gallery add` and the server do); load: store.load over all faces (drops and rebuilds the ANN index if there is one).
 // --ann: create the approximate-search index before loading (as every gallery had it before).
-// --build-after: then build the approximate-search index (store.ensureAnnIndex, what the first approximate search does), timed apart.
+// --build-after: then build the approximate-search index (store.ensureAnnIndex, what the first approximate search
+// does), timed apart.
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 

@@ -84,7 +84,9 @@ function cli(args: string[], env: Record<string, string>, onLine?: (line: string
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
-/** Workers that do no inference: fetch a batch, store `photos` fake 16 KB descriptors per batch, complete it, repeat. */
+/**
+ * Workers that do no inference: fetch a batch, store `photos` fake 16 KB descriptors per batch, complete it, repeat.
+ */
 async function ceiling(
   server: string,
   workers: number,

@@ -232,7 +232,8 @@ export const searchSection: Section = {
     } finally {
       server.stop();
     }
-    // Which candidates: each generator's recall by brute force over the set in memory (cached in .bench like the loads).
+    // Which candidates: each generator's recall by brute force over the set in memory (cached in .bench like the
+    // loads).
     lines.push(
       '',
       'Which candidates to re-rank (bench task search-candidates): recall@10 (faces) of each candidate generator by brute force over the',

@@ -1,4 +1,6 @@
-/** Reads a weight file into the canonical weight set (no conversion) and reports the time and this process's peak RSS. */
+/**
+ * Reads a weight file into the canonical weight set (no conversion) and reports the time and this process's peak RSS.
+ */
 import { readWeights } from '../../src/weights/formats.js';
 import { finishTask, taskArgs } from '../harness.js';
 

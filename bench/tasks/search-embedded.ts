@@ -1,4 +1,7 @@
-/** Exact search latency of the embedded gallery's in-memory index (what SqliteStore.search uses) on synthetic descriptors. */
+/**
+ * Exact search latency of the embedded gallery's in-memory index (what SqliteStore.search uses) on synthetic
+ * descriptors.
+ */
 import { DescriptorIndex } from '../../src/gallery/descriptor-index.js';
 import type { Precision } from '../../src/gallery/scorer.js';
 import { finishTask, median, taskArgs } from '../harness.js';

@@ -40,7 +40,9 @@ export function annSettings(
   return { components, sample };
 }
 
-/** Fits the projection on `count` sampled descriptors; fewer faces than components keeps as many as the sample allows. */
+/**
+ * Fits the projection on `count` sampled descriptors; fewer faces than components keeps as many as the sample allows.
+ */
 export async function fitGalleryProjection(
   sample: Float32Array,
   count: number,

@@ -146,7 +146,10 @@ export interface PostgresOpenOptions {
   readonly schema?: string;
   /** Build the approximate-search index now if the gallery lacks it, and with the tables of a new gallery. */
   readonly annIndex?: boolean;
-  /** After the connection is lost, reconnect in the background with backoff (a long-running server); default: at the next operation. */
+  /**
+   * After the connection is lost, reconnect in the background with backoff (a long-running server); default: at the
+   * next operation.
+   */
   readonly reconnect?: boolean;
   /** Told when the connection is lost and when it is back. */
   readonly onStateChange?: (state: PostgresConnectionState) => void;
@@ -524,7 +527,9 @@ export class PostgresStore implements GalleryStore {
     this.scheduleReconnect();
   }
 
-  /** With `reconnect`: tries again after 0.25 s, 0.5 s, 1 s... up to 5 s between attempts, until connected or closed. */
+  /**
+   * With `reconnect`: tries again after 0.25 s, 0.5 s, 1 s... up to 5 s between attempts, until connected or closed.
+   */
   private scheduleReconnect(): void {
     if (!this.options.reconnect || this.closed || this.reconnectTimer) return;
     const delay = Math.min(5000, 250 * 2 ** this.failures) * (0.8 + 0.4 * Math.random());
@@ -1000,7 +1005,8 @@ export class PostgresStore implements GalleryStore {
   }
 
   private async buildAnnIndex(q: Query, meta: GalleryMeta): Promise<void> {
-    // As long as it takes; with memory for the graph (pgvector builds far slower once it outgrows maintenance_work_mem).
+    // As long as it takes; with memory for the graph (pgvector builds far slower once it outgrows
+    // maintenance_work_mem).
     await q('SET LOCAL statement_timeout = 0');
     // count(*), not the planner's estimate: that is stale right after a load (-1 for a table never analysed).
     const rows = Number((await q<{ n: string }>(`SELECT count(*) AS n FROM ${this.names.projected}`)).rows[0].n);

@@ -15,7 +15,10 @@ import { openGemm, type Gemm } from './gemm.js';
 
 /** pgvector's HNSW limit for `vector` columns. */
 export const MAX_COMPONENTS = 2000;
-/** Default number of components: 128 already found every exact neighbour at 100,000 generated faces, 256 leaves margin (BENCHMARKS.md, "Gallery at scale"). */
+/**
+ * Default number of components: 128 already found every exact neighbour at 100,000 generated faces, 256 leaves margin
+ * (BENCHMARKS.md, "Gallery at scale").
+ */
 export const DEFAULT_COMPONENTS = 256;
 /** Faces the projection is fitted on (a 20,000 x 4096 fit takes about 40 s on 2 cores). */
 export const FIT_SAMPLE = 20_000;

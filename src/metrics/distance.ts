@@ -37,7 +37,10 @@ export function pairSums(a: ArrayLike<number>, b: ArrayLike<number>): PairSums {
   return { dot, aa, bb };
 }
 
-/** Cosine similarity from the sums; 0 when either vector is all zeros (no direction: as far from everything as orthogonal). */
+/**
+ * Cosine similarity from the sums; 0 when either vector is all zeros (no direction: as far from everything as
+ * orthogonal).
+ */
 function cosineOfSums(s: PairSums): number {
   const d = Math.sqrt(s.aa) * Math.sqrt(s.bb);
   if (d === 0) return 0;

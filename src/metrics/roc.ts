@@ -63,7 +63,10 @@ export function rocCurve(pairs: readonly ScoredPair[]): RocPoint[] {
   return points;
 }
 
-/** Area under the ROC curve (trapezoids, so tied distances count half): P(distance of a same pair < of a different pair). */
+/**
+ * Area under the ROC curve (trapezoids, so tied distances count half): P(distance of a same pair < of a different
+ * pair).
+ */
 export function rocAuc(curve: readonly RocPoint[]): number {
   let area = 0;
   for (let i = 1; i < curve.length; i++)

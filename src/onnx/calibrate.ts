@@ -20,7 +20,8 @@ export const CALIBRATION_METHODS: readonly CalibrationMethod[] = ['minmax', 'per
 /**
  * Chosen by fidelity to fp32 on ../shared/data/faces (calibrated on 16 photos or the built-in set, evaluated on the
  * other 48): minimum cosine full-size 0.99955-0.99956 (entropy 0.99933-0.99960, mse 0.99914-0.99949, percentile
- * 0.99716-0.99864); tiny golden network 0.9905-0.9915 (mse 0.9861-0.9946, percentile 0.9706-0.9864, entropy 0.949-0.965).
+ * 0.99716-0.99864); tiny golden network 0.9905-0.9915 (mse 0.9861-0.9946, percentile 0.9706-0.9864, entropy
+ * 0.949-0.965).
  */
 export const DEFAULT_CALIBRATION_METHOD: CalibrationMethod = 'minmax';
 export const PERCENTILE = 99.99;

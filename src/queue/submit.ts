@@ -26,7 +26,9 @@ export interface SubmitOptions {
   /** References in submission order (already normalised); repeats are dropped (the first one counts). */
   readonly references: readonly string[];
   readonly batchSize: number;
-  /** descriptors: kept in the run (export them); gallery: also added to the PostgreSQL gallery in the queue's database. */
+  /**
+   * descriptors: kept in the run (export them); gallery: also added to the PostgreSQL gallery in the queue's database.
+   */
   readonly into: 'descriptors' | 'gallery';
   /** With into gallery: the identity of each reference (same order). */
   readonly identities?: readonly string[];

@@ -6,7 +6,8 @@
  * photos already recorded.
  *
  * Each of `concurrency` slots holds its own model (and detector) and describes two batches at a time, so that one's
- * reading, decoding and face detection overlap the other's inference (as `describe` overlaps its chunks). `stop()` (SIGTERM) takes
+ * reading, decoding and face detection overlap the other's inference (as `describe` overlaps its chunks). `stop()`
+ * (SIGTERM) takes
  * no new batch, lets the batches in hand finish, and after `graceSeconds` gives back those still unfinished
  * (cancel + resume in one transaction: back to `created`, no try spent) so another worker takes them at once.
  */

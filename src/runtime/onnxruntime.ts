@@ -45,7 +45,8 @@ function tensorType(data: TensorData['data']): 'float32' | 'uint8' | 'int8' | 'f
 }
 
 /**
- * An ONNX Runtime tensor over `t`'s data, without a copy. On Node 24 and later (a global Float16Array), onnxruntime-node
+ * An ONNX Runtime tensor over `t`'s data, without a copy. On Node 24 and later (a global Float16Array),
+ * onnxruntime-node
  * 1.30 turns a float16 Uint16Array into a Float16Array view that its native binding then reads as 0 bytes ("not enough
  * space: expected N, got 0"; microsoft/onnxruntime#32323, open): the tensor keeps the Uint16Array it was given instead.
  */

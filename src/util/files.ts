@@ -29,7 +29,10 @@ export function regularFileStat(path: string): Stats {
   return st;
 }
 
-/** Opens a regular file for reading; a missing file, a directory, a device or FIFO or a permission problem becomes an error naming the path. */
+/**
+ * Opens a regular file for reading; a missing file, a directory, a device or FIFO or a permission problem becomes an
+ * error naming the path.
+ */
 export function openForReading(path: string): number {
   regularFileStat(path); // before the open: opening a FIFO blocks until a writer comes
   try {

@@ -15,7 +15,9 @@ export function xorshift32(seed: number): () => number {
   };
 }
 
-/** mulberry32: uniform in [0, 1), 32-bit state, better mixed than xorshift32 (synthetic descriptors, benchmark sets). */
+/**
+ * mulberry32: uniform in [0, 1), 32-bit state, better mixed than xorshift32 (synthetic descriptors, benchmark sets).
+ */
 export function mulberry32(seed: number): () => number {
   let a = seed >>> 0;
   return () => {

@@ -37,7 +37,9 @@ export interface ModelIdentity {
   readonly preprocessing: Preprocessing;
   /** `<sha256>-<preprocessing>`: the file name of the model's calibrations, and the model key of its galleries. */
   readonly key: string;
-  /** Keys the same model had before identities (`<source file sha256>-<preprocessing>`): what they hold still applies. */
+  /**
+   * Keys the same model had before identities (`<source file sha256>-<preprocessing>`): what they hold still applies.
+   */
   readonly legacyKeys?: readonly string[];
   /** Source file name, for messages. */
   readonly name: string;

@@ -34,7 +34,8 @@ export type Described =
 
 /**
  * Describes each distinct image once, batched, whatever the number of pairs it appears in: the largest face of each
- * photo, or with `faces: 'none'` the image as given. Returns the outcome per image (path, or the input itself for buffers).
+ * photo, or with `faces: 'none'` the image as given. Returns the outcome per image (path, or the input itself for
+ * buffers).
  */
 export async function describeDistinct<T extends ImageInput>(
   model: VggFace,

@@ -40,7 +40,10 @@ export function sniffHdf5(head: Uint8Array): boolean {
   return false;
 }
 
-/** Loads h5wasm; Node caches the module, so this runs once per process. HDF5 errors become exceptions, not stderr output. */
+/**
+ * Loads h5wasm; Node caches the module, so this runs once per process. HDF5 errors become exceptions, not stderr
+ * output.
+ */
 async function loadH5wasm(): Promise<{ lib: H5Lib; module: H5Module }> {
   const lib = await import('h5wasm/node');
   const module = await lib.ready;

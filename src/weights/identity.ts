@@ -10,7 +10,8 @@
  *
  * BGR-trained layouts (Caffe, Torch7, the Keras and HDF5 files) store conv1_1's input channels reversed; the identity
  * reverses them back (64 x 3 x 3 x 3 values for the full network), so a Caffe copy and a PyTorch copy of the same
- * network agree. The mean a file records is not part of it (MatConvNet records one, the others do not; it is kept in the
+ * network agree. The mean a file records is not part of it (MatConvNet records one, the others do not; it is kept in
+ * the
  * model's metadata). Tensors are hashed as views of the arrays the reader made: nothing of the weights is copied.
  */
 import { createHash, type Hash } from 'node:crypto';

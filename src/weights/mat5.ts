@@ -187,7 +187,9 @@ export function isMat5(head: Uint8Array): boolean {
   return endian === 'IM' || endian === 'MI';
 }
 
-/** What is wrong with a v7.3 file (HDF5 underneath: cells become object references) and the command that converts it. */
+/**
+ * What is wrong with a v7.3 file (HDF5 underneath: cells become object references) and the command that converts it.
+ */
 export function mat73Problem(path: string): string {
   return (
     'MATLAB v7.3 MAT-file (HDF5 inside) is not supported; save it again as a v7 MAT-file, e.g. in MATLAB or Octave: ' +

@@ -1,8 +1,10 @@
 /**
  * MatConvNet reader: a SimpleNN network saved as a MAT-file v5, in either of its published shapes:
- * - `vgg-face.mat`: top-level variables `layers` (cell array of layer structs) and `meta` (`normalization.averageImage`, `classes`);
+ * - `vgg-face.mat`: top-level variables `layers` (cell array of layer structs) and `meta`
+ * (`normalization.averageImage`, `classes`);
  * - `vgg_face.mat`: one top-level struct `net` with `layers` and either `meta` or (older MatConvNet) `normalization`.
- * Conv layers hold `weights = {filters, biases}` (older files: fields `filters`, `biases`); filters are H x W x IN x OUT,
+ * Conv layers hold `weights = {filters, biases}` (older files: fields `filters`, `biases`); filters are H x W x IN x
+ * OUT,
  * column-major. fc6-fc8 are stored as convs (7x7x512x4096, 1x1x4096x4096, 1x1x4096x2622). conv1_1 expects RGB.
  * A v7.3 file (HDF5 inside) is refused with the command that converts it.
  */

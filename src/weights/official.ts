@@ -204,7 +204,10 @@ export interface OfficialWeightsOptions {
   readonly onSourceStart?: (source: WeightSource) => void;
   /** Where the messages go (which source, why others were skipped, the terms of use). Default: stderr. */
   readonly log?: (message: string) => void;
-  /** Smallest acceptable weights for a `url` source; tests of the download path lower it for a narrow model (which then need not have the published widths). */
+  /**
+   * Smallest acceptable weights for a `url` source; tests of the download path lower it for a narrow model (which then
+   * need not have the published widths).
+   */
   readonly minBytes?: number;
   /** Abort a download when no byte arrives for this long (default 60 s). */
   readonly idleTimeoutMs?: number;

@@ -210,7 +210,8 @@ function naturalCompare(a: string, b: string): number {
 export function parseSafetensors(bytes: Uint8Array, path: string): { weights: WeightSet; topology: Topology } {
   const { entries } = parseSafetensorsHeader(bytes, path);
   const byName = new Map(entries.map((e) => [e.name, e]));
-  // A weight-bearing layer is a `<prefix>.weight` with its `<prefix>.bias`; other tensors are not weights of the network.
+  // A weight-bearing layer is a `<prefix>.weight` with its `<prefix>.bias`; other tensors are not weights of the
+  // network.
   const prefixes = entries.filter((e) => e.name.endsWith('.weight')).map((e) => e.name.slice(0, -'.weight'.length));
   const vggNames = new Set<string>(LAYER_NAMES);
   // vgg_face_dag names sort by network position; others (torchvision's features.N / classifier.N, ...) put the

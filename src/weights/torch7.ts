@@ -608,7 +608,9 @@ function numberField(m: Module, field: string): number | undefined {
   return typeof v === 'number' ? v : undefined;
 }
 
-/** SpatialConvolutionMM keeps its weight as (out, in*kh*kw) (columns in in, kh, kw order); reshape to (out, in, kh, kw). */
+/**
+ * SpatialConvolutionMM keeps its weight as (out, in*kh*kw) (columns in in, kh, kw order); reshape to (out, in, kh, kw).
+ */
 function convShape(m: Module, weight: TorchTensor, path: string, name: string): number[] {
   if (weight.sizes.length === 4) return [...weight.sizes];
   if (weight.sizes.length !== 2)

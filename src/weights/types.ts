@@ -66,7 +66,9 @@ export interface WeightSet {
   /** The dtype the file stored, before conversion to float32. */
   readonly sourceDtype: string;
   readonly inputChannelOrder: ChannelOrder;
-  /** Per-channel mean in R, G, B order, when the file records one (MatConvNet); otherwise the published mean is used. */
+  /**
+   * Per-channel mean in R, G, B order, when the file records one (MatConvNet); otherwise the published mean is used.
+   */
   readonly mean?: readonly [number, number, number];
   /** The 16 weight-bearing layers, in network order. */
   readonly layers: readonly LayerWeights[];
@@ -79,7 +81,10 @@ export const VGG_FACE_MEAN_RGB: readonly [number, number, number] = [129.1863, 1
 
 /** Options every reader accepts. */
 export interface ReadOptions {
-  /** Torch7 only: the byte width of `long` in the file (8 on 64-bit Linux builds, 4 on Windows builds). Detected when omitted. */
+  /**
+   * Torch7 only: the byte width of `long` in the file (8 on 64-bit Linux builds, 4 on Windows builds). Detected when
+   * omitted.
+   */
   longSize?: 4 | 8;
 }
 
