@@ -39,7 +39,8 @@ const matching = readdirSync(root, { recursive: true })
   .sort()
   .map((f) => join(root, f));
 const files = matching.filter((f) => !tagsOf(f).some((t) => skip.has(t)));
-if (files.length === 0) fail(`no test files match ${filters.join(', ') || '(all)'}${skip.size ? ` without ${[...skip]}` : ''}`);
+if (files.length === 0)
+  fail(`no test files match ${filters.join(', ') || '(all)'}${skip.size ? ` without ${[...skip]}` : ''}`);
 if (files.length < matching.length) {
   console.log(`skipping ${matching.length - files.length} test file(s) tagged ${[...skip].join(', ')}`);
 }
@@ -67,7 +68,11 @@ process.exit(r.status ?? 1);
 function printTiming() {
   let rows;
   try {
-    rows = readFileSync(timing, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l));
+    rows = readFileSync(timing, 'utf8')
+      .trim()
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l));
   } catch (err) {
     console.log(`(no timing table: ${err.message})`);
     return;
