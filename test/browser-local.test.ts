@@ -4,17 +4,21 @@
  * by playwright-core): verify and a gallery kept in IndexedDB run in the page with vggface/browser, on the tiny
  * golden network converted here (as test/browser.test.ts does). Every request the page and its workers make is
  * recorded, in the browser and by the server's own request counter: none carries a body (so no photo), none goes to
- * the API. The distances the page shows are Node's, for a same-person pair of face-recognition-pivot.csv.
+ * the API. The distances the page shows are Node's, for a same-person pair of face-recognition-pivot.csv. The
+ * gallery's .npy export is byte for byte what `vggface describe -o FILE.npy` writes for the same descriptors.
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
 import { test } from 'node:test';
 import { parse } from 'csv-parse/sync';
-import { chromium, type Request } from 'playwright-core';
+import { chromium, type Download, type Request } from 'playwright-core';
 import { convertModel } from '../src/onnx/convert-model.js';
 import { cosineSimilarity, distance } from '../src/metrics/distance.js';
+import { openDescriptorSink } from '../src/output/descriptor-sink.js';
+import { npyHeader, parseNpyHeader } from '../src/output/npy.js';
 import { VggFace } from '../src/vggface.js';
 import { FACES_DIR, ROOT, tempDir } from './helpers.js';
 import { TINY_CAFFEMODEL, YUNET_MODEL } from './fixtures/faces.js';
@@ -270,6 +274,212 @@ test("/local in headless Chromium: verify and an IndexedDB gallery run in the pa
       ['Bob', 1],
     ],
     'the gallery is kept in the browser across reloads',
+  );
+
+  // Export as .npy: two downloads, FILE.npy (describe's float32 matrix) and FILE.npy.index.jsonl (whose each row is).
+  await page.selectOption('#gallery-export-format', 'npy');
+  const downloads: Download[] = [];
+  const both = new Promise<void>((resolve, reject) => {
+    // A browser that blocked the second download would leave the test waiting: fail, saying so.
+    const timer = setTimeout(
+      () => reject(new Error(`Expected 2 downloads within 30 s of the .npy export but received ${downloads.length}`)),
+      30_000,
+    );
+    const onDownload = (d: Download) => {
+      downloads.push(d);
+      if (downloads.length < 2) return;
+      clearTimeout(timer);
+      page.off('download', onDownload);
+      resolve();
+    };
+    page.on('download', onDownload);
+  });
+  await page.click('#gallery-export');
+  await both;
+  const saved = new Map<string, Buffer>();
+  for (const d of downloads) saved.set(d.suggestedFilename(), readFileSync((await d.path())!));
+  assert.deepEqual([...saved.keys()].sort(), ['vggface-gallery.npy', 'vggface-gallery.npy.index.jsonl']);
+  assert.equal(
+    await page.textContent('#gallery-result'),
+    'Exported 3 faces to vggface-gallery.npy and vggface-gallery.npy.index.jsonl.',
+  );
+  const npy = saved.get('vggface-gallery.npy')!;
+  const indexText = saved.get('vggface-gallery.npy.index.jsonl')!.toString('utf8');
+  const index = indexText
+    .trimEnd()
+    .split('\n')
+    .map((line) => JSON.parse(line) as Record<string, unknown>);
+  assert.deepEqual(index[0], {
+    vggface: 'describe-index',
+    format: 'npy',
+    dimension: 32,
+    layer: 'fc7',
+    normalized: true,
+    detector: 'yunet',
+    model: exported.model,
+  });
+  const lines = index.slice(1) as { image: string; rows: [number, number]; identity: string }[];
+  assert.deepEqual(
+    lines.map((l) => l.rows),
+    [
+      [0, 1],
+      [1, 2],
+      [2, 3],
+    ],
+  );
+  assert.deepEqual(
+    lines.map((l) => [l.identity, l.image]).sort(),
+    [
+      ['Alice', a],
+      ['Alice', b],
+      ['Bob', other],
+    ].sort(),
+  );
+  assert.deepEqual(parseNpyHeader(npy), { rows: 3, columns: 32, headerBytes: 128 }, "Node's reader accepts it");
+  assert.ok(npy.subarray(0, 128).equals(npyHeader(3, 32)), "the header is Node's, padding and newline included");
+  assert.equal(npy.length, 128 + 3 * 32 * 4);
+  const matrix = new Float32Array(npy.buffer.slice(npy.byteOffset + 128, npy.byteOffset + npy.length));
+  // The gallery's descriptors, in the index's order, as Float32Arrays: each row holds exactly them.
+  const gallery = lines.map((l) => {
+    const f = exported.faces.find(
+      (x: { identity: string; name: string }) => x.identity === l.identity && x.name === l.image,
+    );
+    assert.ok(f, `${l.identity}, ${l.image}: in the gallery`);
+    return Float32Array.from(f.descriptor as number[]);
+  });
+  lines.forEach((l, r) => {
+    assert.deepEqual(Array.from(matrix.subarray(r * 32, r * 32 + 32)), Array.from(gallery[r]), `row ${r}: ${l.image}`);
+    const c = cosineSimilarity(gallery[r], ref[l.image]);
+    assert.ok(c >= 0.99999, `row ${r}: Expected Node's descriptor of ${l.image} (cosine >= 0.99999) but received ${c}`);
+  });
+  // Node's describe writer given the same Float32Arrays: the same bytes; its index is the page's without the model
+  // and the identities the page adds.
+  const nodeNpy = join(work, 'node.npy');
+  const sink = await openDescriptorSink({
+    path: nodeNpy,
+    format: 'npy',
+    resume: false,
+    overwrite: false,
+    settings: { dimension: 32, layer: 'fc7', normalized: true, detector: 'yunet' },
+    stdout: new PassThrough(),
+  });
+  for (const [r, l] of lines.entries())
+    await sink.write({ image: l.image, detected: false, rows: [{ descriptor: gallery[r] }] });
+  await sink.close();
+  const nodeBytes = readFileSync(nodeNpy);
+  assert.ok(
+    npy.equals(nodeBytes),
+    `Expected the ${nodeBytes.length} bytes vggface describe writes but the page exported ${npy.length} other bytes`,
+  );
+  assert.deepEqual(
+    index.map((line) =>
+      JSON.stringify(Object.fromEntries(Object.entries(line).filter(([k]) => k !== 'model' && k !== 'identity'))),
+    ),
+    readFileSync(`${nodeNpy}.index.jsonl`, 'utf8').trimEnd().split('\n'),
+    "the index is describe's, plus the model and the identities",
+  );
+
+  // Re-imported into an empty gallery: the same people, and a search finds the same faces at the same distances.
+  const npyPath = join(work, 'vggface-gallery.npy');
+  const indexPath = `${npyPath}.index.jsonl`;
+  writeFileSync(npyPath, npy);
+  writeFileSync(indexPath, indexText);
+  await page.click('#identities li[data-identity="Bob"] button');
+  await page.waitForSelector('#identities li[data-identity="Bob"]', { state: 'detached' });
+  await page.click('#identities li[data-identity="Alice"] button');
+  await page.waitForSelector('#identities li.empty');
+  await page.setInputFiles('#gallery-import', [npyPath, indexPath]);
+  await page.waitForSelector('#gallery-result [data-imported="3"]');
+  assert.equal(await page.textContent('#gallery-result'), 'Imported 3 faces (0 already here).');
+  assert.deepEqual(await listed(), [
+    ['Alice', 2],
+    ['Bob', 1],
+  ]);
+  await page.$eval('#search-result', (e) => e.replaceChildren());
+  await page.setInputFiles('#search-file', photo(probe));
+  await page.waitForSelector('#search-result .verdict');
+  const again = await page.$$eval('#search-result tbody tr', (trs) =>
+    trs.map((tr) => [
+      tr.getAttribute('data-identity'),
+      Number(tr.getAttribute('data-distance')),
+      tr.querySelectorAll('td')[3].textContent,
+    ]),
+  );
+  assert.deepEqual(
+    again.map((r) => [r[0], r[2]]),
+    rows.map((r) => [r[0], r[2]]),
+    'the same identities by the same closest photos',
+  );
+  again.forEach((r, i) =>
+    assert.ok(
+      Math.abs((r[1] as number) - (rows[i][1] as number)) <= 1e-6,
+      `${r[0]}: Expected the distance before the export, ${rows[i][1]}, but received ${r[1]}`,
+    ),
+  );
+  await page.setInputFiles('#gallery-import', [npyPath, indexPath]);
+  await page.waitForSelector('#gallery-result [data-imported="0"]');
+
+  // Refused, with the file and the problem on the page, and the gallery left as it was.
+  const refusal = async (files: Record<string, Buffer | string>) => {
+    const paths = Object.entries(files).map(([name, bytes]) => {
+      writeFileSync(join(work, name), bytes);
+      return join(work, name);
+    });
+    await page.$eval('#gallery-result', (e) => e.replaceChildren());
+    await page.setInputFiles('#gallery-import', paths);
+    await page.waitForSelector('#gallery-result .error');
+    assert.deepEqual(await listed(), [
+      ['Alice', 2],
+      ['Bob', 1],
+    ]);
+    return page.textContent('#gallery-result');
+  };
+  const indexWith = (header: Record<string, unknown>, body: string[] = indexText.trimEnd().split('\n').slice(1)) =>
+    `${[JSON.stringify({ ...index[0], ...header }), ...body].join('\n')}\n`;
+  const wide = Buffer.concat([npyHeader(3, 33), Buffer.alloc(3 * 33 * 4)]);
+  assert.equal(
+    await refusal({ 'wide.npy': wide, 'wide.npy.index.jsonl': indexWith({ dimension: 33 }) }),
+    "wide.npy: Expected rows of 32 values (this model's descriptor size) but received rows of 33",
+  );
+  assert.equal(
+    await refusal({
+      'short.npy': npy,
+      'short.npy.index.jsonl': indexWith({}, indexText.trimEnd().split('\n').slice(1, 3)),
+    }),
+    'short.npy has 3 rows but short.npy.index.jsonl lists 2 rows (in 2 lines after its header): they are not a pair',
+  );
+  assert.equal(
+    await refusal({ 'cut.npy': npy.subarray(0, npy.length - 4), 'cut.npy.index.jsonl': indexText }),
+    'cut.npy: truncated: its shape (3, 32) needs 384 bytes of float32 data but it has 380',
+  );
+  const doubles = Buffer.from(npy);
+  doubles.write("'<f8'", doubles.indexOf("'<f4'"), 'latin1');
+  assert.equal(
+    await refusal({ 'f8.npy': doubles, 'f8.npy.index.jsonl': indexText }),
+    "f8.npy: Expected float32 values (descr '<f4') but received descr '<f8'",
+  );
+  assert.equal(
+    await refusal({
+      'other.npy': npy,
+      'other.npy.index.jsonl': indexWith({ model: { ...exported.model, key: 'abc-deepface' } }),
+    }),
+    'other.npy.index.jsonl: its descriptors are of model abc-deepface, ' +
+      `but this page has ${exported.model.key} loaded: they cannot be compared`,
+  );
+  assert.equal(
+    await refusal({ 'node.npy': nodeBytes, 'node.npy.index.jsonl': readFileSync(`${nodeNpy}.index.jsonl`) }),
+    'node.npy.index.jsonl: its header names no model (as the index of vggface describe does not), so its ' +
+      `descriptors cannot be checked against this page's ${exported.model.key}: export the gallery from this page`,
+  );
+  const noMagic = Buffer.from(npy);
+  noMagic[0] = 0x7b;
+  assert.equal(
+    await refusal({ 'magic.npy': noMagic, 'magic.npy.index.jsonl': indexText }),
+    'magic.npy: not a .npy file (Expected the magic \\x93NUMPY at its start but received other bytes)',
+  );
+  assert.equal(
+    await refusal({ 'alone.npy': npy }),
+    'Expected two files, FILE.npy and its FILE.npy.index.jsonl, but received alone.npy',
   );
 
   // No request carried a photo: none has a body, none contains a photo's bytes, none goes to the API or elsewhere.

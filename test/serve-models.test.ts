@@ -83,6 +83,7 @@ test('--models DIR: converted models read-only with ETag, 304 and Content-Length
   assert.equal(res.headers.get('content-type'), 'application/octet-stream');
   assert.equal(res.headers.get('cache-control'), 'no-cache');
   assert.equal(res.headers.get('x-content-type-options'), 'nosniff');
+  assert.equal(res.headers.get('accept-ranges'), 'bytes', 'ranges may be asked for (test/serve-range.test.ts)');
   const etag = res.headers.get('etag')!;
   assert.match(etag, /^"[0-9a-z]+-[0-9a-z]+-[0-9a-z]+"$/, 'a strong ETag');
 

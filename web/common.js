@@ -191,3 +191,91 @@ export function searchPhoto(busy, search) {
     }
   });
 }
+
+// .npy, as `vggface describe -o FILE.npy` writes it (src/output/npy.ts): NumPy format 1.0, a float32 ('<f4')
+// C-order matrix, one row per face. Written here without Node's Buffer, byte for byte the same as Node's file.
+
+/** The magic of every .npy: \x93NUMPY. */
+const NPY_MAGIC = [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59];
+
+/**
+ * A float32 .npy of `vectors` (arrays of `columns` numbers), as a Uint8Array. The header is padded with spaces to
+ * a multiple of 64 bytes and ends with a newline, as NumPy writes it: 128 bytes for any shape a gallery has,
+ * which is the fixed size Node writes, so the two files are identical.
+ */
+export function npyEncode(vectors, columns) {
+  vectors.forEach((v, i) => {
+    if (v.length !== columns)
+      throw new Error(`Expected ${columns} values for row ${i + 1} of the .npy but received ${v.length}`);
+  });
+  const dict = `{'descr': '<f4', 'fortran_order': False, 'shape': (${vectors.length}, ${columns}), }`;
+  const headerBytes = Math.ceil((10 + dict.length + 1) / 64) * 64;
+  const out = new Uint8Array(headerBytes + vectors.length * columns * 4);
+  const view = new DataView(out.buffer);
+  out.set(NPY_MAGIC);
+  out[6] = 1; // format version 1.0: a 2-byte header length
+  out[7] = 0;
+  view.setUint16(8, headerBytes - 10, true);
+  for (let i = 0; i < dict.length; i++) out[10 + i] = dict.charCodeAt(i);
+  out.fill(0x20, 10 + dict.length, headerBytes - 1);
+  out[headerBytes - 1] = 0x0a;
+  // DataView with littleEndian true: '<f4' whatever the byte order of this machine.
+  let at = headerBytes;
+  for (const v of vectors) {
+    for (let c = 0; c < columns; c++, at += 4) view.setFloat32(at, v[c], true);
+  }
+  return out;
+}
+
+/**
+ * Reads a .npy (`name` is its file name, for the messages) that must be a 2-D float32 C-order matrix, with
+ * exactly its data after the header: {rows, columns, data: Float32Array of rows * columns}. Throws what is wrong.
+ */
+export function npyDecode(bytes, name) {
+  if (bytes.length < 10 || NPY_MAGIC.some((b, i) => bytes[i] !== b))
+    throw new Error(`${name}: not a .npy file (Expected the magic \\x93NUMPY at its start but received other bytes)`);
+  const major = bytes[6];
+  if (major < 1 || major > 3)
+    throw new Error(`${name}: Expected .npy format version 1, 2 or 3 but received ${major}.${bytes[7]}`);
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  // Version 1 has a 2-byte header length, versions 2 and 3 a 4-byte one.
+  const start = major === 1 ? 10 : 12;
+  if (bytes.length < start) throw new Error(`${name}: truncated: the file ends inside its .npy header`);
+  const length = major === 1 ? view.getUint16(8, true) : view.getUint32(8, true);
+  if (start + length > bytes.length)
+    throw new Error(
+      `${name}: truncated: its header says ${length} bytes but the file has ${bytes.length - start} after the magic`,
+    );
+  const header = new TextDecoder(major === 3 ? 'utf-8' : 'latin1').decode(bytes.subarray(start, start + length)).trim();
+  const field = (key, value) => new RegExp(`['"]${key}['"]\\s*:\\s*${value}`).exec(header)?.[1];
+  const descr = field('descr', `'([^']*)'`);
+  const fortran = field('fortran_order', '(True|False)');
+  const shape = field('shape', '\\(([^)]*)\\)');
+  if (!header.startsWith('{') || !header.endsWith('}') || descr === undefined || !fortran || shape === undefined)
+    throw new Error(
+      `${name}: Expected a .npy header {'descr': ..., 'fortran_order': ..., 'shape': (...)} ` +
+        `but received ${JSON.stringify(header.slice(0, 200))}`,
+    );
+  if (descr !== '<f4') throw new Error(`${name}: Expected float32 values (descr '<f4') but received descr '${descr}'`);
+  if (fortran === 'True') throw new Error(`${name}: Expected a C-order matrix but received one in Fortran order`);
+  const dims = shape
+    .split(',')
+    .map((d) => d.trim())
+    .filter((d) => d !== '');
+  if (dims.length !== 2 || !dims.every((d) => /^\d+$/.test(d)))
+    throw new Error(`${name}: Expected a 2-D matrix (one row per face) but received shape (${dims.join(', ')})`);
+  const [rows, columns] = dims.map(Number);
+  const expected = rows * columns * 4;
+  const have = bytes.length - start - length;
+  if (have < expected)
+    throw new Error(
+      `${name}: truncated: its shape (${rows}, ${columns}) needs ${expected} bytes of float32 data but it has ${have}`,
+    );
+  if (have > expected)
+    throw new Error(
+      `${name}: Expected ${expected} bytes of float32 data for its shape (${rows}, ${columns}) but received ${have}`,
+    );
+  const data = new Float32Array(rows * columns);
+  for (let i = 0; i < data.length; i++) data[i] = view.getFloat32(start + length + 4 * i, true);
+  return { rows, columns, data };
+}

@@ -10,6 +10,8 @@ import {
   identityItem,
   matchesTable,
   matchRow,
+  npyDecode,
+  npyEncode,
   plural,
   sameVerdict,
   searchPhoto,
@@ -203,75 +205,214 @@ galleryForm(
   refreshIdentities,
 );
 
-// Export and import: {"format": "vggface-gallery", "version": 1, "model": {...}, "faces": [{identity, name, descriptor}]}.
+// Export and import, as JSON: {"format": "vggface-gallery", "version": 1, "model": {...}, "faces": [{identity, name,
+// descriptor}]}; or as `vggface describe -o FILE.npy` writes descriptors: FILE.npy, a float32 matrix of one row per
+// face, and FILE.npy.index.jsonl saying whose each row is (see npyIndex).
+const EXPORT_NAME = 'vggface-gallery';
+
+/** What an export says of the model its descriptors are of: import refuses those of another. */
+function modelOf(model) {
+  const i = model.info;
+  return {
+    key: modelKey(model),
+    preprocessing: i.preprocessing,
+    precision: i.precision,
+    descriptorSize: i.descriptorSize,
+  };
+}
+
+function download(name, data, type) {
+  const url = URL.createObjectURL(new Blob([data], { type }));
+  const a = el('a', { href: url, download: name });
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 60_000);
+}
+
+/**
+ * The index of an .npy export, in the format of describe's (src/output/descriptor-sink.ts): its first line is
+ * describe's header ({"vggface": "describe-index", "format": "npy", dimension, layer, normalized, detector}: the page
+ * describes the largest face found by the server's YuNet, fc7, L2-normalised) plus the model, which describe's lacks;
+ * then one line per row as describe's, {"image", "rows": [start, end]}, plus its identity. No "faces" (the boxes
+ * describe adds): the gallery keeps only descriptors.
+ */
+function npyIndex(faces, model) {
+  const header = {
+    vggface: 'describe-index',
+    format: 'npy',
+    dimension: model.descriptorSize,
+    layer: 'fc7',
+    normalized: true,
+    detector: 'yunet',
+    model,
+  };
+  const lines = faces.map((f, i) => ({ image: f.name, rows: [i, i + 1], identity: f.identity }));
+  return [header, ...lines].map((line) => `${JSON.stringify(line)}\n`).join('');
+}
+
 $('#gallery-export').addEventListener('click', async () => {
   try {
     const model = await loadModel();
-    const key = modelKey(model);
-    const faces = (await facesOf(key)).map(({ identity, name, descriptor }) => ({ identity, name, descriptor }));
-    const doc = {
-      format: 'vggface-gallery',
-      version: 1,
-      model: {
-        key,
-        preprocessing: model.info.preprocessing,
-        precision: model.info.precision,
-        descriptorSize: model.info.descriptorSize,
-      },
-      faces,
-    };
-    const url = URL.createObjectURL(new Blob([JSON.stringify(doc)], { type: 'application/json' }));
-    const a = el('a', { href: url, download: 'vggface-gallery.json' });
-    document.body.append(a);
-    a.click();
-    a.remove();
-    setTimeout(() => URL.revokeObjectURL(url), 60_000);
-    status(galleryResult, `Exported ${plural(faces.length, 'face')}.`, 'numbers');
+    const described = modelOf(model);
+    const faces = (await facesOf(described.key)).map(({ identity, name, descriptor }) => ({
+      identity,
+      name,
+      descriptor,
+    }));
+    if ($('#gallery-export-format').value === 'npy') {
+      // Two files, as describe writes them: no zip library is part of the page.
+      const npy = `${EXPORT_NAME}.npy`;
+      download(
+        npy,
+        npyEncode(
+          faces.map((f) => f.descriptor),
+          described.descriptorSize,
+        ),
+        'application/octet-stream',
+      );
+      download(`${npy}.index.jsonl`, npyIndex(faces, described), 'application/x-ndjson');
+      status(galleryResult, `Exported ${plural(faces.length, 'face')} to ${npy} and ${npy}.index.jsonl.`, 'numbers');
+    } else {
+      const doc = { format: 'vggface-gallery', version: 1, model: described, faces };
+      download(`${EXPORT_NAME}.json`, JSON.stringify(doc), 'application/json');
+      status(galleryResult, `Exported ${plural(faces.length, 'face')}.`, 'numbers');
+    }
   } catch (err) {
     status(galleryResult, err.message, 'error');
   }
 });
 
+/** The model check of every import: descriptors of another network or preprocessing cannot be compared. */
+function checkModel(name, theirs, key) {
+  if (theirs !== key)
+    throw new Error(
+      `${name}: its descriptors are of model ${theirs}, but this page has ${key} loaded: they cannot be compared`,
+    );
+}
+
+/** The faces of a JSON export, checked: [{identity, name, descriptor}]. */
+async function readJsonExport(file, key, size) {
+  let doc;
+  try {
+    doc = JSON.parse(await file.text());
+  } catch {
+    throw new Error(`${file.name}: not JSON`);
+  }
+  if (doc?.format !== 'vggface-gallery' || doc.version !== 1 || !Array.isArray(doc.faces))
+    throw new Error(`${file.name}: not a vggface gallery export (format "vggface-gallery", version 1)`);
+  checkModel(file.name, doc.model?.key, key);
+  return doc.faces.map((f, i) => {
+    if (
+      typeof f?.identity !== 'string' ||
+      f.identity === '' ||
+      !Array.isArray(f.descriptor) ||
+      f.descriptor.length !== size ||
+      !f.descriptor.every(Number.isFinite)
+    ) {
+      throw new Error(`${file.name}: face ${i + 1}: expected an identity and a descriptor of ${size} numbers`);
+    }
+    return { identity: f.identity, name: String(f.name ?? ''), descriptor: f.descriptor };
+  });
+}
+
+/** The faces of an .npy export and its index (see npyIndex), checked against each other and the model. */
+async function readNpyExport(files, key, size) {
+  const npy = files.filter((f) => /\.npy$/i.test(f.name));
+  const index = files.filter((f) => /\.jsonl$/i.test(f.name));
+  if (files.length !== 2 || npy.length !== 1 || index.length !== 1)
+    throw new Error(
+      `Expected two files, FILE.npy and its FILE.npy.index.jsonl, but received ${files.map((f) => f.name).join(', ')}`,
+    );
+  const [matrix, list] = [npy[0], index[0]];
+  const lines = (await list.text()).split('\n');
+  if (lines.at(-1) === '') lines.pop();
+  let header;
+  try {
+    header = JSON.parse(lines[0]);
+  } catch {
+    throw new Error(`${list.name}: its first line is not JSON`);
+  }
+  if (header?.vggface !== 'describe-index' || header.format !== 'npy')
+    throw new Error(
+      `${list.name}: Expected the index of a .npy (a first line {"vggface":"describe-index","format":"npy",...}) ` +
+        `but received ${JSON.stringify(lines[0].slice(0, 200))}`,
+    );
+  // The index vggface describe writes names no model: its rows could be of any network, so they are refused.
+  if (typeof header.model?.key !== 'string')
+    throw new Error(
+      `${list.name}: its header names no model (as the index of vggface describe does not), so its descriptors ` +
+        `cannot be checked against this page's ${key}: export the gallery from this page`,
+    );
+  checkModel(list.name, header.model.key, key);
+  const { rows, columns, data } = npyDecode(new Uint8Array(await matrix.arrayBuffer()), matrix.name);
+  if (columns !== size)
+    throw new Error(
+      `${matrix.name}: Expected rows of ${size} values (this model's descriptor size) but received rows of ${columns}`,
+    );
+  if (header.dimension !== columns)
+    throw new Error(`${list.name}: Expected dimension ${columns} (as ${matrix.name}) but received ${header.dimension}`);
+  const entries = [];
+  let listed = 0;
+  for (let i = 1; i < lines.length; i++) {
+    let line;
+    try {
+      line = JSON.parse(lines[i]);
+    } catch {
+      throw new Error(`${list.name}: line ${i + 1} is not JSON`);
+    }
+    const [from, to] = Array.isArray(line?.rows) ? line.rows : [];
+    if (
+      typeof line?.identity !== 'string' ||
+      line.identity === '' ||
+      typeof line.image !== 'string' ||
+      from !== listed ||
+      !Number.isInteger(to) ||
+      to < from
+    )
+      throw new Error(
+        `${list.name}: line ${i + 1}: Expected {"image": NAME, "rows": [${listed}, END], "identity": NAME} ` +
+          `but received ${lines[i].slice(0, 200)}`,
+      );
+    entries.push({ identity: line.identity, name: line.image, from, to });
+    listed = to;
+  }
+  if (listed !== rows)
+    throw new Error(
+      `${matrix.name} has ${plural(rows, 'row')} but ${list.name} lists ${plural(listed, 'row')} ` +
+        `(in ${plural(entries.length, 'line')} after its header): they are not a pair`,
+    );
+  const faces = [];
+  for (const e of entries) {
+    for (let r = e.from; r < e.to; r++) {
+      const descriptor = Array.from(data.subarray(r * columns, (r + 1) * columns));
+      if (!descriptor.every(Number.isFinite))
+        throw new Error(`${matrix.name}: row ${r + 1} (${e.identity}, ${e.name}): a value that is not a finite number`);
+      faces.push({ identity: e.identity, name: e.name, descriptor });
+    }
+  }
+  return faces;
+}
+
 $('#gallery-import').addEventListener('change', async (e) => {
-  const file = e.target.files[0];
-  if (!file) return;
+  const files = [...e.target.files];
+  if (files.length === 0) return;
   try {
     const model = await loadModel();
     const key = modelKey(model);
-    let doc;
-    try {
-      doc = JSON.parse(await file.text());
-    } catch {
-      throw new Error(`${file.name}: not JSON`);
-    }
-    if (doc?.format !== 'vggface-gallery' || doc.version !== 1 || !Array.isArray(doc.faces))
-      throw new Error(`${file.name}: not a vggface gallery export (format "vggface-gallery", version 1)`);
-    if (doc.model?.key !== key)
-      throw new Error(
-        `${file.name}: its descriptors are of model ${doc.model?.key}, but this page has ${key} loaded: they cannot be compared`,
-      );
     const size = model.info.descriptorSize;
+    const json = files.length === 1 && !/\.(npy|jsonl)$/i.test(files[0].name);
+    const faces = json ? await readJsonExport(files[0], key, size) : await readNpyExport(files, key, size);
     const have = new Set((await facesOf(key)).map((f) => `${f.identity}\n${f.descriptor.join(',')}`));
-    const fresh = [];
-    for (const [i, f] of doc.faces.entries()) {
-      if (
-        typeof f?.identity !== 'string' ||
-        f.identity === '' ||
-        !Array.isArray(f.descriptor) ||
-        f.descriptor.length !== size ||
-        !f.descriptor.every(Number.isFinite)
-      ) {
-        throw new Error(`${file.name}: face ${i + 1}: expected an identity and a descriptor of ${size} numbers`);
-      }
-      if (!have.has(`${f.identity}\n${f.descriptor.join(',')}`))
-        fresh.push({ model: key, identity: f.identity, name: String(f.name ?? ''), descriptor: f.descriptor });
-    }
+    const fresh = faces
+      .filter((f) => !have.has(`${f.identity}\n${f.descriptor.join(',')}`))
+      .map((f) => ({ model: key, ...f }));
     await addFaces(fresh);
     galleryResult.replaceChildren(
       el(
         'div',
         { class: 'numbers', 'data-imported': String(fresh.length) },
-        `Imported ${plural(fresh.length, 'face')} (${doc.faces.length - fresh.length} already here).`,
+        `Imported ${plural(fresh.length, 'face')} (${faces.length - fresh.length} already here).`,
       ),
     );
   } catch (err) {

@@ -6,7 +6,8 @@
  *
  * Every answer is cross-origin isolated (COOP same-origin, COEP require-corp): onnxruntime-web needs
  * SharedArrayBuffer for WebAssembly threads. Files are revalidated by ETag (Cache-Control: no-cache), so a reload
- * costs a 304, not another download of the model.
+ * costs a 304, not another download of the model; and they answer single byte ranges (206), so a download that
+ * broke off can resume where it stopped rather than fetch the 139-550 MB again.
  */
 import { constants, readFileSync } from 'node:fs';
 import { open, realpath, stat } from 'node:fs/promises';
@@ -84,6 +85,52 @@ export function noneMatch(header: string | undefined, etag: string): boolean {
   return header.split(',').some((t) => bare(t) === bare(etag));
 }
 
+/** What a Range header asks of a file: all of it, the bytes `start` to `end` (inclusive), or nothing it has. */
+export type ByteRange =
+  | { readonly kind: 'whole' }
+  | { readonly kind: 'part'; readonly start: number; readonly end: number }
+  | { readonly kind: 'unsatisfiable' };
+
+const WHOLE: ByteRange = { kind: 'whole' };
+
+/**
+ * RFC 9110 Range for a file of `size` bytes: one range `bytes=a-b`, `bytes=a-` or `bytes=-n` (the last n bytes).
+ * Several ranges (`bytes=0-1,5-9`) get the whole file, which RFC 9110 allows: a multipart/byteranges answer would
+ * be needed otherwise, and no client of these files (a browser, curl, a resuming download) asks for one. So do
+ * other units and a header that is not a range at all, which a server must ignore. A range starting at or past
+ * the end, `bytes=-0`, and one whose last byte comes before its first are unsatisfiable (416), as Node's
+ * range-parser (express, fastify-static) has it.
+ */
+export function byteRange(header: string | undefined, size: number): ByteRange {
+  if (header === undefined) return WHOLE;
+  const m = /^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$/i.exec(header);
+  if (!m || (m[1] === '' && m[2] === '')) return WHOLE;
+  const unsatisfiable: ByteRange = { kind: 'unsatisfiable' };
+  if (m[1] === '') {
+    const suffix = Number(m[2]);
+    return suffix === 0 || size === 0
+      ? unsatisfiable
+      : { kind: 'part', start: Math.max(0, size - suffix), end: size - 1 };
+  }
+  const start = Number(m[1]);
+  const last = m[2] === '' ? size - 1 : Number(m[2]);
+  if (start >= size || last < start) return unsatisfiable;
+  return { kind: 'part', start, end: Math.min(last, size - 1) };
+}
+
+/**
+ * RFC 9110 If-Range: the range is sent only if the file is still the one the client has part of, by its entity tag
+ * compared strongly (a weak tag never matches); otherwise the whole file. A date is never a match: these answers
+ * carry no Last-Modified, so a client has no date of ours to send, and the whole file is always correct.
+ */
+export function ifRangeMatches(header: string | string[] | undefined, etag: string): boolean {
+  if (header === undefined) return true;
+  // Sent twice, it is not one validator: the whole file.
+  if (Array.isArray(header)) return false;
+  const tag = header.trim();
+  return !tag.startsWith('W/') && tag === etag;
+}
+
 /**
  * Serves `name` from `dir`, read-only, or answers 404: `name` is one path segment (no `/`, `\`, NUL, leading dot)
  * ending in one of `extensions`; a symbolic link is followed only when its target is inside `dir`; anything but a
@@ -124,15 +171,34 @@ async function sendFile(
       ...ISOLATION_HEADERS,
       ETag: etag,
       'Cache-Control': 'no-cache',
+      'Accept-Ranges': 'bytes',
       'X-Content-Type-Options': 'nosniff',
     });
     if (csp) void reply.header('Content-Security-Policy', csp);
+    // If-None-Match first (RFC 9110 section 13.2.2): a client whose copy is current gets a 304 whatever it asks.
     if (noneMatch(request.headers['if-none-match'], etag)) return reply.code(304).send();
+    const size = Number(s.size);
+    const asked = request.headers.range;
+    const range = ifRangeMatches(request.headers['if-range'], etag) ? byteRange(asked, size) : WHOLE;
+    if (range.kind === 'unsatisfiable') {
+      const message =
+        `Expected a byte range within the ${size} bytes of ${what} ${JSON.stringify(name.slice(0, 200))} ` +
+        `but received Range ${JSON.stringify(String(asked).slice(0, 200))}`;
+      return reply
+        .code(416)
+        .header('Content-Range', `bytes */${size}`)
+        .send(new ApiError(416, 'range_not_satisfiable', message).body());
+    }
     const ext = name.slice(name.lastIndexOf('.'));
-    void reply.type(TYPES[ext] ?? 'application/octet-stream').header('Content-Length', String(s.size));
-    if (request.method === 'HEAD') return reply.send();
+    void reply.type(TYPES[ext] ?? 'application/octet-stream');
+    const { start, end } = range.kind === 'part' ? range : { start: 0, end: size - 1 };
+    if (range.kind === 'part') void reply.code(206).header('Content-Range', `bytes ${start}-${end}/${size}`);
+    void reply.header('Content-Length', String(end - start + 1));
+    // HEAD gets the headers GET would (RFC 9110 section 9.3.2), a range's included, and no body.
+    if (request.method === 'HEAD' || size === 0) return reply.send();
     keep = true;
-    return reply.send(handle.createReadStream({ start: 0 }));
+    // Only the slice asked for is read, in chunks, from the descriptor checked above.
+    return reply.send(handle.createReadStream({ start, end }));
   } finally {
     if (!keep) await handle.close();
   }
