@@ -5,10 +5,11 @@
  * A worker that fails (its script cannot load, it crashes) rejects every pending call with the reason and is
  * dropped, so the next session starts a new one: no call waits forever.
  */
-import { VggFaceError, type ErrorCode } from '../errors.js';
+import { VggFaceError } from '../errors.js';
 import type { ResolvedAlignOptions } from '../face/align-transform.js';
 import type { ResolvedDetectOptions } from '../face/detection.js';
 import type { Fit, RawImage } from '../image/decode.js';
+import type { SerializedError } from '../util/serialize-error.js';
 import { facesOp, portable, squareOp, type FoundFace, type PortableInput } from './pixels.js';
 import type { BrowserImageInput } from './image.js';
 import {
@@ -45,7 +46,7 @@ export type WorkerRequest =
 
 export type WorkerReply = {
   id: number;
-  error?: { message: string; code?: ErrorCode; input?: string };
+  error?: SerializedError;
   sid?: number;
   outputs?: Record<string, { data: Float32Array; dims: number[] }>;
   image?: RawImage;

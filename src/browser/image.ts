@@ -7,6 +7,7 @@
 import { VggFaceError, invalidParameterError } from '../errors.js';
 import type { Fit, RawImage } from '../image/decode.js';
 import { deepfaceResize } from '../image/deepface-resize.js';
+import { DESCRIBE_OPTIONS } from '../options.js';
 import { isPlainObject } from '../validate.js';
 import { fitSquare } from './resize.js';
 
@@ -22,10 +23,11 @@ export type BrowserImageInput =
   | ImageData
   | RawImage;
 
-/** 100 megapixels, as in Node. */
-export const DEFAULT_MAX_PIXELS = 100_000_000;
+/** 100 megapixels, as in Node: the option's default (options.ts). */
+export const DEFAULT_MAX_PIXELS = DESCRIBE_OPTIONS.maxPixels.default;
 
-const has = (name: string): boolean => typeof (globalThis as Record<string, unknown>)[name] === 'function';
+/** Whether this context has a global constructor (a Web Worker has no HTMLImageElement, older browsers no File). */
+export const has = (name: string): boolean => typeof (globalThis as Record<string, unknown>)[name] === 'function';
 
 /** Names an input in messages: a File's name, a URL, else its position (as Node names paths and buffers). */
 export function inputLabel(input: BrowserImageInput, index: number): string {
@@ -63,6 +65,21 @@ export function notAnImage(label: string, err: unknown): VggFaceError {
     input: label,
     cause: err,
   });
+}
+
+/** Waits until an <img> has decoded, so its pixels can be drawn; one that cannot, or has none, is not an image. */
+export async function decodedElement(img: HTMLImageElement, label: string): Promise<void> {
+  try {
+    await img.decode();
+  } catch (err) {
+    throw notAnImage(label, err);
+  }
+  if (img.naturalWidth === 0) throw notAnImage(label, new Error('the image has no pixels'));
+}
+
+/** A canvas or bitmap with no pixels is not an image. */
+export function checkDrawableSize(width: number, height: number, label: string): void {
+  if (!(width > 0 && height > 0)) throw notAnImage(label, new Error(`it is ${width}x${height}`));
 }
 
 /** RGBA (ImageData, canvas) to RGB; alpha is dropped as sharp's removeAlpha does. */
@@ -145,12 +162,7 @@ export async function decodeImage(
     }
   }
   if (has('HTMLImageElement') && input instanceof HTMLImageElement) {
-    try {
-      await input.decode();
-    } catch (err) {
-      throw notAnImage(label, err);
-    }
-    if (input.naturalWidth === 0) throw notAnImage(label, new Error('the image has no pixels'));
+    await decodedElement(input, label);
     limit(input.naturalWidth, input.naturalHeight);
     return pixelsOf(input, input.naturalWidth, input.naturalHeight);
   }
@@ -160,7 +172,7 @@ export async function decodeImage(
     (has('HTMLCanvasElement') && input instanceof HTMLCanvasElement);
   if (drawable) {
     const { width, height } = input as ImageBitmap;
-    if (!(width > 0 && height > 0)) throw notAnImage(label, new Error(`it is ${width}x${height}`));
+    checkDrawableSize(width, height, label);
     limit(width, height);
     return pixelsOf(input as CanvasImageSource, width, height);
   }

@@ -26,4 +26,4 @@ export { resolveDetectOptions, type DetectOptions } from '../face/detection.js';
 export { resolveAlignOptions, ALIGN_MODES, type AlignMode, type AlignOptions } from '../face/align-transform.js';
 export type { DetectedFace, Box, Landmarks, Point } from '../face/types.js';
 export type { RawImage, Fit } from '../image/decode.js';
-export type { ModelInfo } from '../runtime/model-cache.js';
+export type { ModelInfo } from '../onnx/model-interface.js';

@@ -8,7 +8,7 @@ import { findFaces, type ResolvedDetectOptions } from '../face/detection.js';
 import type { DetectedFace } from '../face/types.js';
 import { YUNET_INPUT, YUNET_OUTPUTS, type YuNetOutputs } from '../face/yunet.js';
 import type { Fit, RawImage } from '../image/decode.js';
-import { decodeImage, loadSquare, notAnImage, type BrowserImageInput } from './image.js';
+import { checkDrawableSize, decodeImage, decodedElement, has, loadSquare, type BrowserImageInput } from './image.js';
 import { resizeRgb } from './resize.js';
 import type { TensorData } from './session.js';
 import { warpBilinear } from './warp.js';
@@ -64,7 +64,6 @@ export async function portable(
   input: BrowserImageInput,
   label: string,
 ): Promise<{ input: PortableInput; transfer: Transferable[] }> {
-  const has = (name: string) => typeof (globalThis as Record<string, unknown>)[name] === 'function';
   if (typeof input === 'string' || input instanceof URL) {
     return {
       input: new URL(String(input), typeof location === 'undefined' ? undefined : location.href).href,
@@ -73,19 +72,13 @@ export async function portable(
   }
   let source: HTMLImageElement | HTMLCanvasElement | OffscreenCanvas | undefined;
   if (has('HTMLImageElement') && input instanceof HTMLImageElement) {
-    try {
-      await input.decode();
-    } catch (err) {
-      throw notAnImage(label, err);
-    }
-    if (input.naturalWidth === 0) throw notAnImage(label, new Error('the image has no pixels'));
+    await decodedElement(input, label);
     source = input;
   } else if (
     (has('HTMLCanvasElement') && input instanceof HTMLCanvasElement) ||
     (has('OffscreenCanvas') && input instanceof OffscreenCanvas)
   ) {
-    if (!(input.width > 0 && input.height > 0))
-      throw notAnImage(label, new Error(`it is ${input.width}x${input.height}`));
+    checkDrawableSize(input.width, input.height, label);
     source = input;
   }
   if (!source) return { input: input as PortableInput, transfer: [] };

@@ -1,53 +1,26 @@
 /**
  * The aligned crop in the browser: the photo resampled through the alignment transform (face/align-transform.ts,
- * shared with Node) as Node's warpToCrop has libvips do it (face/align.ts, sharp `affine`, bilinear): libvips's
- * 12-bit fixed-point bilinear weights, black outside the photo, and the crop's pixels past the end of libvips's
- * output left black as Node leaves them (a sliver at the photo's right and bottom edges). Pixel centres are at
- * integer coordinates on both sides. Pure, so it is tested against Node's warp in Node (test/browser-shared.test.ts).
+ * shared with Node) as Node's warpToCrop has libvips do it (face/align.ts, sharp `affine`, bilinear), over the region
+ * and at the place face/warp-geometry.ts lays out for both: libvips's 12-bit fixed-point bilinear weights, black
+ * outside the photo, and the crop's pixels past the end of libvips's output left black as Node leaves them (a sliver
+ * at the photo's right and bottom edges). Pixel centres are at integer coordinates on both sides. Pure, so it is
+ * tested against Node's warp in Node (test/browser-shared.test.ts).
  */
 import type { RawImage } from '../image/decode.js';
 import { applySimilarity, invertSimilarity, type Similarity } from '../face/similarity.js';
+import { warpLayout } from '../face/warp-geometry.js';
 
 const SHIFT = 12; // libvips VIPS_INTERPOLATE_SHIFT
 const ONE = 1 << SHIFT;
 
-/** C's rint (round half to even), as libvips sizes its output with. */
-const rint = (x: number): number => {
-  const r = Math.round(x);
-  return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
-};
-
 export function warpBilinear(image: RawImage, transform: Similarity, size: number): RawImage {
   const out = new Uint8Array(size * size * 3);
   const { width: w, height: h, data } = image;
+  // The part of the photo Node hands to libvips, and where libvips's output lands in the crop.
+  const layout = warpLayout(image, transform, size);
+  if (!layout) return { data: out, width: size, height: size, channels: 3 };
   const inv = invertSimilarity(transform);
-  // The part of the photo Node hands to libvips, and where libvips's output lands in the crop (align.ts).
-  const corners = [
-    [-0.5, -0.5],
-    [size - 0.5, -0.5],
-    [-0.5, size - 0.5],
-    [size - 0.5, size - 0.5],
-  ].map(([x, y]) => applySimilarity(inv, [x, y]));
-  const x0 = Math.max(0, Math.floor(Math.min(...corners.map((c) => c[0]))) - 2);
-  const y0 = Math.max(0, Math.floor(Math.min(...corners.map((c) => c[1]))) - 2);
-  const x1 = Math.min(w, Math.ceil(Math.max(...corners.map((c) => c[0]))) + 3);
-  const y1 = Math.min(h, Math.ceil(Math.max(...corners.map((c) => c[1]))) + 3);
-  if (x1 <= x0 || y1 <= y0) return { data: out, width: size, height: size, channels: 3 };
-  const { a, b } = transform;
-  const rw = x1 - x0;
-  const rh = y1 - y0;
-  const region = [
-    [0, 0],
-    [rw, 0],
-    [0, rh],
-    [rw, rh],
-  ].map(([x, y]) => [a * x - b * y, b * x + a * y]);
-  const minX = Math.min(...region.map((c) => c[0]));
-  const minY = Math.min(...region.map((c) => c[1]));
-  const outW = Math.floor(Math.max(...region.map((c) => c[0])) - minX + 0.5);
-  const outH = Math.floor(Math.max(...region.map((c) => c[1])) - minY + 0.5);
-  const u0 = rint(minX) + Math.round(a * x0 - b * y0 + transform.tx);
-  const v0 = rint(minY) + Math.round(b * x0 + a * y0 + transform.ty);
+  const { shiftX: u0, shiftY: v0, outWidth: outW, outHeight: outH } = layout;
   const px = (x: number, y: number, c: number) => (x < 0 || y < 0 || x >= w || y >= h ? 0 : data[(y * w + x) * 3 + c]);
   for (let v = Math.max(0, v0); v < Math.min(size, v0 + outH); v++) {
     for (let u = Math.max(0, u0); u < Math.min(size, u0 + outW); u++) {

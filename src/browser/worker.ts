@@ -6,7 +6,7 @@
  * back), square and faces (an image in, crops and faces out), close. Every request gets exactly one answer, an
  * error included (a VggFaceError keeps its code and input).
  */
-import { VggFaceError } from '../errors.js';
+import { serializeError } from '../util/serialize-error.js';
 import { facesOp, squareOp } from './pixels.js';
 import { openSession, type Session } from './session.js';
 import type { WorkerReply, WorkerRequest } from './engine.js';
@@ -76,14 +76,6 @@ scope.onmessage = async ({ data: req }) => {
       scope.postMessage({ id: req.id });
     }
   } catch (err) {
-    const e = err as Partial<VggFaceError>;
-    scope.postMessage({
-      id: req.id,
-      error: {
-        message: e?.message ?? String(err),
-        code: err instanceof VggFaceError ? err.code : undefined,
-        input: e?.input,
-      },
-    });
+    scope.postMessage({ id: req.id, error: serializeError(err) });
   }
 };

@@ -8,16 +8,12 @@
  * run of 140-530 ms); the worker is unref'd while idle, so a forgotten close() does not keep a process alive.
  */
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
-import { VggFaceError, type ErrorCode } from '../errors.js';
+import { VggFaceError } from '../errors.js';
 import { openEngine, type EngineOptions, type InferenceEngine, type TensorData } from './onnxruntime.js';
+import { serializeError, type SerializedError } from '../util/serialize-error.js';
 import { workerExecArgv } from '../util/worker.js';
 
 type Outputs = Record<string, { data: Float32Array; dims: readonly number[] }>;
-interface SerializedError {
-  code?: ErrorCode;
-  message: string;
-  input?: string;
-}
 type ToWorker =
   | { type: 'run'; id: number; feeds: Record<string, TensorData>; outputs: readonly string[] }
   | { type: 'close' };
@@ -30,15 +26,6 @@ type FromWorker =
 interface Setup {
   model: string | Uint8Array;
   options: EngineOptions;
-}
-
-function serialize(err: unknown): SerializedError {
-  const e = err as VggFaceError;
-  return {
-    code: err instanceof VggFaceError ? e.code : undefined,
-    message: e?.message ?? String(err),
-    input: e?.input,
-  };
 }
 
 function revive(e: SerializedError): VggFaceError {
@@ -119,7 +106,8 @@ if (!isMainThread && parentPort && (workerData as Setup | undefined)?.model !== 
         }
         engine.run(m.feeds, m.outputs).then(
           (outputs) => port.postMessage({ type: 'result', id: m.id, outputs } satisfies FromWorker),
-          (err: unknown) => port.postMessage({ type: 'error', id: m.id, error: serialize(err) } satisfies FromWorker),
+          (err: unknown) =>
+            port.postMessage({ type: 'error', id: m.id, error: serializeError(err) } satisfies FromWorker),
         );
       });
       port.postMessage({
@@ -129,7 +117,7 @@ if (!isMainThread && parentPort && (workerData as Setup | undefined)?.model !== 
       } satisfies FromWorker);
     },
     (err: unknown) => {
-      port.postMessage({ type: 'open-error', error: serialize(err) } satisfies FromWorker);
+      port.postMessage({ type: 'open-error', error: serializeError(err) } satisfies FromWorker);
       port.close();
     },
   );

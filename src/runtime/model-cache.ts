@@ -7,33 +7,17 @@
 import { mkdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { VggFaceError } from '../errors.js';
-import {
-  BUILDER_VERSION,
-  META,
-  MODEL_INPUT,
-  MODEL_OUTPUTS,
-  PRECISIONS,
-  type Precision,
-  type Preprocessing,
-} from '../onnx/builder.js';
+import { BUILDER_VERSION, META, type Precision, type Preprocessing } from '../onnx/builder.js';
 import { DEFAULT_CALIBRATION_METHOD, type CalibrationMethod } from '../onnx/calibrate.js';
 import { convertModel } from '../onnx/convert-model.js';
 import { BUILTIN_CALIBRATION_ID, directoryCalibrationSet, type CalibrationSet } from '../image/calibration-set.js';
 import { readOnnxInfo, type OnnxInfo } from '../onnx/inspect.js';
+import { modelInfoFromInterface, type ModelInfo } from '../onnx/model-interface.js';
 import { sha256File } from '../util/hash.js';
 import { detectFormat } from '../weights/formats.js';
 import type { FormatId, ReadOptions } from '../weights/types.js';
 
-export interface ModelInfo {
-  readonly preprocessing: Preprocessing;
-  readonly precision: Precision;
-  /** Width of fc7, i.e. of the descriptor. */
-  readonly descriptorSize: number;
-  readonly topology: { conv: number[]; fc6: number; fc7: number; fc8: number };
-  readonly metadata: Readonly<Record<string, string>>;
-  /** int8 only: the largest |weight| (127 for models of builder 1, which record none). */
-  readonly int8WeightLimit?: number;
-}
+export type { ModelInfo } from '../onnx/model-interface.js';
 
 export interface ResolvedModel {
   readonly modelPath: string;
@@ -56,57 +40,18 @@ export interface ResolveOptions {
   readonly calibrationMethod?: CalibrationMethod;
   /** ONNX Runtime threads for an int8 conversion's calibration run. */
   readonly threads?: number;
+  /**
+   * Told when a cached conversion is there but cannot be used, before the weights are converted again (minutes for
+   * the full-size model); default: a line on stderr.
+   */
+  readonly log?: (message: string) => void;
 }
 
-/** Checks that an ONNX file has the vggface interface and reads its metadata. */
+const defaultLog = (message: string) => process.stderr.write(`vggface: ${message}\n`);
+
+/** Checks that an ONNX file has the vggface interface and reads its metadata (as the browser checks bytes). */
 export function modelInfoFromOnnx(path: string, onnx: OnnxInfo = readOnnxInfo(path)): ModelInfo {
-  const missing = [...MODEL_OUTPUTS].filter((o) => !onnx.outputs.includes(o));
-  if (!onnx.inputs.includes(MODEL_INPUT) || missing.length > 0) {
-    throw new VggFaceError(
-      'E_MODEL',
-      `${path}: not a vggface model: expected input "${MODEL_INPUT}" and outputs ${MODEL_OUTPUTS.join(', ')}; it has inputs ${onnx.inputs.join(', ') || 'none'} and outputs ${onnx.outputs.join(', ') || 'none'} (convert weights with vggface convert)`,
-      { input: path },
-    );
-  }
-  const m = onnx.metadata;
-  let topology: ModelInfo['topology'];
-  try {
-    topology = JSON.parse(m[META.topology] ?? 'null') as ModelInfo['topology'];
-  } catch {
-    throw new VggFaceError('E_MODEL', `${path}: metadata ${META.topology} is not valid JSON`, { input: path });
-  }
-  if (!topology || typeof topology.fc7 !== 'number') {
-    throw new VggFaceError(
-      'E_MODEL',
-      `${path}: missing ${META.topology} metadata; convert the weights with vggface convert`,
-      { input: path },
-    );
-  }
-  const preprocessing = m[META.preprocessing];
-  if (preprocessing !== 'caffe' && preprocessing !== 'deepface') {
-    throw new VggFaceError('E_MODEL', `${path}: unknown preprocessing "${preprocessing}" in metadata`, { input: path });
-  }
-  const precision = m[META.precision] ?? 'fp32';
-  if (!(PRECISIONS as readonly string[]).includes(precision)) {
-    throw new VggFaceError('E_MODEL', `${path}: unknown precision "${precision}" in metadata`, { input: path });
-  }
-  const info: ModelInfo = {
-    preprocessing,
-    precision: precision as Precision,
-    descriptorSize: topology.fc7,
-    topology,
-    metadata: m,
-  };
-  if (precision !== 'int8') return info;
-  const limit = Number(m[META.weightLimit] ?? 127);
-  if (!Number.isInteger(limit) || limit < 1 || limit > 127) {
-    throw new VggFaceError(
-      'E_MODEL',
-      `${path}: ${META.weightLimit} is "${m[META.weightLimit]}", expected an integer 1-127`,
-      { input: path },
-    );
-  }
-  return { ...info, int8WeightLimit: limit };
+  return modelInfoFromInterface(path, onnx);
 }
 
 /**
@@ -167,15 +112,22 @@ export async function resolveModel(options: ResolveOptions): Promise<ResolvedMod
   }
   const cached = cachedModelPath(options.cacheDir, sha256, preprocessing, variant);
   if (await isFile(cached)) {
+    const log = options.log ?? defaultLog;
+    let info: ModelInfo | undefined;
     try {
-      const info = modelInfoFromOnnx(cached);
-      // A conversion written before network identities records none: converted again (once), so that calibrations,
-      // galleries and the server key on the identity.
-      if (info.metadata[META.identity] !== undefined)
-        return { modelPath: cached, info, origin: 'cached', sourceFormat: format };
-    } catch {
-      // A damaged cache entry (disk full, killed writer on a filesystem without atomic rename): convert again.
+      info = modelInfoFromOnnx(cached);
+    } catch (err) {
+      // A damaged cache entry (disk full, killed writer on a filesystem without atomic rename): convert again, and say
+      // why, or a load that should take a second takes minutes unexplained.
+      const reason = (err instanceof Error ? err.message : String(err)).replace(`${cached}: `, '');
+      log(`${cached}: cached model unusable (${reason}); converting ${options.weights} again`);
     }
+    // A conversion written before network identities records none: converted again (once), so that calibrations,
+    // galleries and the server key on the identity.
+    if (info?.metadata[META.identity] !== undefined)
+      return { modelPath: cached, info, origin: 'cached', sourceFormat: format };
+    if (info)
+      log(`${cached}: cached model converted before network identities; converting ${options.weights} again (once)`);
   }
   await mkdir(join(options.cacheDir, 'models'), { recursive: true }).catch((err: unknown) => {
     throw new VggFaceError('E_IO', `${options.cacheDir}: cannot create the model cache: ${(err as Error).message}`, {

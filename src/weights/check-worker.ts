@@ -3,9 +3,9 @@
  * (550 MB for the full model) are freed when the worker exits, so checking a download does not leave them on the
  * main thread's heap under the conversion that follows (which runs in a worker of its own).
  */
-import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
-import { VggFaceError, type ErrorCode } from '../errors.js';
-import { workerExecArgv } from '../util/worker.js';
+import { isMainThread, parentPort, workerData } from 'node:worker_threads';
+import { VggFaceError } from '../errors.js';
+import { answerTask, runTaskInWorker } from '../util/worker.js';
 import { detectFormat, readWeights } from './formats.js';
 import { isFullSize, type Topology } from './topology.js';
 import type { ChannelOrder, FormatId } from './types.js';
@@ -27,10 +27,6 @@ interface Request {
   format?: FormatId;
 }
 
-type Reply =
-  | { ok: true; check: WeightsCheck }
-  | { ok: false; code: ErrorCode | undefined; message: string; input?: string };
-
 /** Reads and checks `path` here (detected layout, or `format`). */
 export async function checkWeights(path: string, format?: FormatId): Promise<WeightsCheck> {
   const id = format ?? (await detectFormat(path));
@@ -50,46 +46,15 @@ export async function checkWeights(path: string, format?: FormatId): Promise<Wei
 
 /** {@link checkWeights} in a worker thread; errors come back as the same VggFaceErrors. */
 export function checkWeightsInWorker(path: string, format?: FormatId): Promise<WeightsCheck> {
-  return new Promise((resolve, reject) => {
-    const worker = new Worker(new URL(import.meta.url), {
-      workerData: { checkWeightsPath: path, format } satisfies Request,
-      execArgv: workerExecArgv(),
-    });
-    let reply: Reply | undefined;
-    let failure: Error | undefined;
-    worker.once('message', (r: Reply) => (reply = r));
-    worker.once('error', (err) => (failure = err));
-    worker.once('exit', (code) => {
-      if (reply?.ok) resolve(reply.check);
-      else if (reply?.code) reject(new VggFaceError(reply.code, reply.message, { input: reply.input }));
-      else if (reply)
-        reject(new VggFaceError('E_INTERNAL', `checking ${path} failed: ${reply.message}`, { input: path }));
-      else if (failure)
-        reject(
-          new VggFaceError('E_INTERNAL', `checking ${path} failed: ${failure.message}`, {
-            input: path,
-            cause: failure,
-          }),
-        );
-      else
-        reject(new VggFaceError('E_INTERNAL', `checking ${path} stopped (worker exit code ${code})`, { input: path }));
-    });
-  });
+  return runTaskInWorker<WeightsCheck>(
+    new URL(import.meta.url),
+    { checkWeightsPath: path, format } satisfies Request,
+    `checking ${path}`,
+    path,
+  );
 }
 
 if (!isMainThread && parentPort && (workerData as Request | undefined)?.checkWeightsPath) {
   const { checkWeightsPath, format } = workerData as Request;
-  const port = parentPort;
-  checkWeights(checkWeightsPath, format).then(
-    (check) => port.postMessage({ ok: true, check } satisfies Reply),
-    (err: unknown) => {
-      const e = err as VggFaceError;
-      port.postMessage({
-        ok: false,
-        code: err instanceof VggFaceError ? e.code : undefined,
-        message: e?.message ?? String(err),
-        input: e?.input,
-      } satisfies Reply);
-    },
-  );
+  answerTask(parentPort, checkWeights(checkWeightsPath, format));
 }
