@@ -1,19 +1,14 @@
 /**
- * The options of describe and their validation, shared by the Node library (vggface.ts) and the browser build
- * (src/browser): pure, importing nothing Node-specific, so both accept and refuse the same values the same way.
+ * The options of describe and their validation (from their definitions in options.ts), shared by the Node library
+ * (vggface.ts) and the browser build (src/browser): pure, importing nothing Node-specific, so both accept and refuse
+ * the same values the same way.
  */
 import { invalidParameterError } from './errors.js';
 import type { Fit } from './image/decode.js';
+import { DESCRIBE_OPTIONS, optionalOption, resolveOption, type AlignMode, type Layer } from './options.js';
 import * as check from './validate.js';
 
-export type Layer = 'fc6' | 'fc7' | 'fc8';
-export const LAYERS: readonly Layer[] = ['fc6', 'fc7', 'fc8'];
-
-/** image/decode.ts's FITS (which imports sharp); the type below fails to compile if the two lists differ. */
-const FIT_NAMES = ['crop', 'pad', 'stretch', 'deepface'] as const satisfies readonly Fit[];
-type MissingFit = Exclude<Fit, (typeof FIT_NAMES)[number]>;
-const everyFit: [MissingFit] extends [never] ? true : MissingFit = true;
-void everyFit;
+export { LAYERS, type Layer } from './options.js';
 
 export interface DescribeOptions {
   /** Which layer to return; default fc7 (the VGG-Face descriptor). */
@@ -44,17 +39,32 @@ export interface NormalizedDescribeOptions {
 
 export function normalizeDescribeOptions(options: DescribeOptions, defaultFit: Fit): NormalizedDescribeOptions {
   if (!check.isPlainObject(options)) throw invalidParameterError('options', 'an object', options);
+  const o = DESCRIBE_OPTIONS;
   return {
-    layer: options.layer === undefined ? 'fc7' : check.oneOf('layer', options.layer, LAYERS),
-    normalize: options.normalize === undefined ? true : check.bool('normalize', options.normalize),
-    fit: options.fit === undefined ? defaultFit : check.oneOf('fit', options.fit, FIT_NAMES),
-    batchSize: options.batchSize === undefined ? 8 : check.integer('batchSize', options.batchSize, 1, 256),
-    maxPixels:
-      options.maxPixels === undefined
-        ? undefined
-        : check.integer('maxPixels', options.maxPixels, 1, Number.MAX_SAFE_INTEGER),
+    layer: resolveOption(o.layer, options.layer),
+    normalize: resolveOption(o.normalize, options.normalize),
+    // The default fit depends on the model's preprocessing.
+    fit: resolveOption(o.fit, options.fit) ?? defaultFit,
+    batchSize: resolveOption(o.batchSize, options.batchSize),
+    // Left undefined when not given: decoding applies the same default (DEFAULT_MAX_PIXELS).
+    maxPixels: optionalOption(o.maxPixels, options.maxPixels),
     onProgress: options.onProgress,
   };
+}
+
+/** The face settings that commands and queued runs carry, as describeFaces takes them (undefined: its default). */
+export interface FaceSettings {
+  readonly align?: AlignMode;
+  readonly margin?: number;
+  readonly maxFaces?: number;
+  readonly minFaceSize?: number;
+  readonly minScore?: number;
+}
+
+/** Only the face settings of wider ones (parsed flags, a run's settings): nothing else may reach describeFaces. */
+export function faceSettings(s: FaceSettings): FaceSettings {
+  const { align, margin, maxFaces, minFaceSize, minScore } = s;
+  return { align, margin, maxFaces, minFaceSize, minScore };
 }
 
 /** Divides by the L2 norm (a zero vector stays zero). Returns the same array. */

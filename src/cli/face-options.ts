@@ -1,13 +1,16 @@
-/** Flags of the commands that find faces in whole photos (describe, faces), parsed and validated in one place. */
+/**
+ * Flags of the commands that find faces in whole photos (describe, faces), parsed and validated in one place, from
+ * the options' definitions (options.ts).
+ */
 import type { Command } from 'commander';
 import { usageError } from '../errors.js';
-import { ALIGN_MODES, DEFAULT_MARGIN, type AlignMode } from '../face/align.js';
+import { FACE_OPTIONS, type AlignMode } from '../options.js';
 import * as check from '../validate.js';
 import { progressBar, type Progress } from './progress.js';
 import type { DownloadProgress } from '../util/download.js';
-import { DEFAULT_MIN_SCORE, FaceDetector } from '../face/detector.js';
+import { FaceDetector } from '../face/detector.js';
 import { VggFace, type DescribePhotosOptions } from '../vggface.js';
-import { imageOptions, modelOptions, type ModelFlags } from './options.js';
+import { addFlag, flagName, imageOptions, modelOptions, parseFlag, type ModelFlags } from './options.js';
 
 export const DETECTORS = ['yunet', 'none'] as const;
 export type DetectorName = (typeof DETECTORS)[number];
@@ -22,16 +25,13 @@ export interface FaceFlags {
   minScore?: string;
 }
 
+/** The flags of defined face options, in the order of the help. */
+const FACE_FLAGS = ['align', 'margin', 'maxFaces', 'minFaceSize', 'minScore'] as const;
+
 /** Flags that only mean something when faces are detected. */
-const DETECTION_FLAGS: readonly (keyof FaceFlags)[] = [
-  'detectorModel',
-  'align',
-  'margin',
-  'maxFaces',
-  'minFaceSize',
-  'minScore',
-];
-const flagName = (key: string) => `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+const DETECTION_FLAGS: readonly (keyof FaceFlags)[] = ['detectorModel', ...FACE_FLAGS];
+const flagOf = (key: keyof FaceFlags) =>
+  key === 'detectorModel' ? '--detector-model' : flagName(FACE_OPTIONS[key as (typeof FACE_FLAGS)[number]]);
 
 export function addFaceOptions(cmd: Command, options: { detectorChoice: boolean }): Command {
   if (options.detectorChoice) {
@@ -40,25 +40,13 @@ export function addFaceOptions(cmd: Command, options: { detectorChoice: boolean 
       'yunet (default): find every face in each photo and describe it aligned; none: describe each image as given (a face crop)',
     );
   }
-  return cmd
-    .option(
-      '--detector-model <file>',
-      'YuNet ONNX file (default: $VGGFACE_DETECTOR_MODEL, else the OpenCV Zoo model, downloaded into the cache on first use)',
-    )
-    .option(
-      '--align <mode>',
-      `how faces are made upright: ${ALIGN_MODES.join(', ')} (default eyes: eye line level, size from all five landmarks; 5pt: least-squares fit of the five landmarks; none: the box, unrotated)`,
-    )
-    .option(
-      '--margin <fraction>',
-      `room around the face in the crop, as a fraction of the face (default ${DEFAULT_MARGIN})`,
-    )
-    .option('--max-faces <n>', 'keep at most the n largest faces of each photo')
-    .option('--min-face-size <px>', 'ignore faces whose box is smaller than this, in photo pixels')
-    .option(
-      '--min-score <score>',
-      `ignore detections scored below this, 0..1 (default ${DEFAULT_MIN_SCORE}; 0 keeps every candidate the detector scores above 0: thousands per photo)`,
-    );
+  cmd.option(
+    '--detector-model <file>',
+    'YuNet ONNX file (default: $VGGFACE_DETECTOR_MODEL, else the OpenCV Zoo model, downloaded into the cache on ' +
+      'first use)',
+  );
+  for (const key of FACE_FLAGS) addFlag(cmd, FACE_OPTIONS[key]);
+  return cmd;
 }
 
 export interface ParsedFaceOptions {
@@ -74,19 +62,19 @@ export interface ParsedFaceOptions {
 export function faceOptions(flags: FaceFlags): ParsedFaceOptions {
   const detector = flags.detector === undefined ? 'yunet' : check.oneOf('--detector', flags.detector, DETECTORS);
   if (detector === 'none') {
-    const given = DETECTION_FLAGS.filter((k) => flags[k] !== undefined).map(flagName);
+    const given = DETECTION_FLAGS.filter((k) => flags[k] !== undefined).map(flagOf);
     if (given.length > 0)
       throw usageError(`${given.join(', ')}: only with face detection, not with --detector none`, given[0]);
   }
   return {
     detector,
     detectorModel: flags.detectorModel,
-    align: flags.align === undefined ? undefined : check.oneOf('--align', flags.align, ALIGN_MODES),
-    margin: flags.margin === undefined ? undefined : check.number('--margin', flags.margin, 0, 4),
-    maxFaces: flags.maxFaces === undefined ? undefined : check.integer('--max-faces', flags.maxFaces, 1, 100_000),
-    minFaceSize:
-      flags.minFaceSize === undefined ? undefined : check.number('--min-face-size', flags.minFaceSize, 0, 1e6),
-    minScore: flags.minScore === undefined ? undefined : check.number('--min-score', flags.minScore, 0, 1),
+    // Left undefined when not given: the library applies the defaults.
+    align: parseFlag(FACE_OPTIONS.align, flags.align),
+    margin: parseFlag(FACE_OPTIONS.margin, flags.margin),
+    maxFaces: parseFlag(FACE_OPTIONS.maxFaces, flags.maxFaces),
+    minFaceSize: parseFlag(FACE_OPTIONS.minFaceSize, flags.minFaceSize),
+    minScore: parseFlag(FACE_OPTIONS.minScore, flags.minScore),
   };
 }
 

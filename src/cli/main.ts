@@ -2,6 +2,7 @@
 /** The `vggface` command line. Exit codes: 0 success, 1 an input or runtime error, 2 a usage error. */
 import { Command, CommanderError } from 'commander';
 import { VggFaceError } from '../errors.js';
+import { envValue } from '../util/env.js';
 import { VERSION } from '../version.js';
 import type { CommandContext } from './context.js';
 import { describeCommand } from './commands/describe.js';
@@ -63,11 +64,11 @@ export async function main(argv: string[], ctx: CommandContext): Promise<number>
     }
     if (err instanceof VggFaceError) {
       ctx.stderr.write(`vggface: ${err.message}\n`);
-      if (process.env.VGGFACE_DEBUG) ctx.stderr.write(`${err.stack}\n`);
+      if (envValue('debug')) ctx.stderr.write(`${err.stack}\n`);
       return err.exitCode;
     }
     ctx.stderr.write(`vggface: internal error: ${(err as Error)?.message ?? String(err)}\n`);
-    if (process.env.VGGFACE_DEBUG) ctx.stderr.write(`${(err as Error)?.stack}\n`);
+    if (envValue('debug')) ctx.stderr.write(`${(err as Error)?.stack}\n`);
     return 1;
   }
 }

@@ -15,16 +15,16 @@
  * Pure geometry, importing nothing Node-specific: Node (align.ts) and the browser build (src/browser) share it.
  */
 import { invalidParameterError } from '../errors.js';
+import { FACE_OPTIONS, resolveOption, type AlignMode } from '../options.js';
 import * as check from '../validate.js';
 import { applySimilarity, fitScaleAndShift, fitSimilarity, isInvertible, type Similarity } from './similarity.js';
 import { LANDMARK_NAMES, type DetectedFace, type Landmarks, type Point } from './types.js';
 
-export type AlignMode = 'none' | 'eyes' | '5pt';
-export const ALIGN_MODES: readonly AlignMode[] = ['none', 'eyes', '5pt'];
-export const DEFAULT_ALIGN: AlignMode = 'eyes';
-export const DEFAULT_MARGIN = 0.2;
+export { ALIGN_MODES, type AlignMode } from '../options.js';
+export const DEFAULT_ALIGN: AlignMode = FACE_OPTIONS.align.default;
+export const DEFAULT_MARGIN = FACE_OPTIONS.margin.default;
 /** The widest margin accepted: the face would fill 1/9 of the crop. */
-export const MAX_MARGIN = 4;
+export const MAX_MARGIN = FACE_OPTIONS.margin.max;
 
 /**
  * The canonical face in unit coordinates (0..1 across the template square): ArcFace's five-point template
@@ -56,9 +56,9 @@ export interface ResolvedAlignOptions {
 export function resolveAlignOptions(options: AlignOptions = {}): ResolvedAlignOptions {
   if (!check.isPlainObject(options)) throw invalidParameterError('options', 'an object', options);
   return {
-    align: options.align === undefined ? DEFAULT_ALIGN : check.oneOf('align', options.align, ALIGN_MODES),
-    margin: options.margin === undefined ? DEFAULT_MARGIN : check.number('margin', options.margin, 0, MAX_MARGIN),
-    size: options.size === undefined ? 224 : check.integer('size', options.size, 16, 4096),
+    align: resolveOption(FACE_OPTIONS.align, options.align),
+    margin: resolveOption(FACE_OPTIONS.margin, options.margin),
+    size: resolveOption(FACE_OPTIONS.size, options.size),
   };
 }
 

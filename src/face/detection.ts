@@ -5,17 +5,16 @@
  */
 import { invalidParameterError } from '../errors.js';
 import type { RawImage } from '../image/decode.js';
+import { DESCRIBE_OPTIONS, FACE_OPTIONS, optionalOption, resolveOption } from '../options.js';
 import * as check from '../validate.js';
 import { letterbox, unletterbox, type Resize } from './letterbox.js';
 import { nonMaxSuppression } from './nms.js';
 import type { DetectedFace } from './types.js';
 import { decodeYuNet, type YuNetOutputs } from './yunet.js';
 
+/** Defined in options.ts (FACE_OPTIONS; maxPixels: DESCRIBE_OPTIONS); the defaults below repeat them for the reader. */
 export interface DetectOptions {
-  /**
-   * Smallest detection score kept, 0..1; default 0.75. (OpenCV Zoo uses 0.9, which on the test photos drops faces
-   * cut by the frame edge or turned away, scored 0.80-0.85, while nothing that is not a face scored above 0.68.)
-   */
+  /** Smallest detection score kept, 0..1; default 0.75 (see FACE_OPTIONS.minScore for why). */
   readonly minScore?: number;
   /** Boxes overlapping a better one by more than this IoU are dropped; default 0.3 (as OpenCV Zoo). */
   readonly nmsThreshold?: number;
@@ -38,29 +37,22 @@ export interface ResolvedDetectOptions {
   readonly maxPixels: number | undefined;
 }
 
-export const DEFAULT_MIN_SCORE = 0.75;
-export const DEFAULT_NMS_THRESHOLD = 0.3;
-export const DEFAULT_DETECTION_SIZE = 1024;
+export const DEFAULT_MIN_SCORE = FACE_OPTIONS.minScore.default;
+export const DEFAULT_NMS_THRESHOLD = FACE_OPTIONS.nmsThreshold.default;
+export const DEFAULT_DETECTION_SIZE = FACE_OPTIONS.detectionSize.default;
 
 /** Validates detection options once, for the library and the CLI alike. */
 export function resolveDetectOptions(options: DetectOptions = {}): ResolvedDetectOptions {
   if (!check.isPlainObject(options)) throw invalidParameterError('options', 'an object', options);
+  const o = FACE_OPTIONS;
   return {
-    minScore: options.minScore === undefined ? DEFAULT_MIN_SCORE : check.number('minScore', options.minScore, 0, 1),
-    nmsThreshold:
-      options.nmsThreshold === undefined
-        ? DEFAULT_NMS_THRESHOLD
-        : check.number('nmsThreshold', options.nmsThreshold, 0, 1),
-    detectionSize:
-      options.detectionSize === undefined
-        ? DEFAULT_DETECTION_SIZE
-        : check.integer('detectionSize', options.detectionSize, 32, 8192),
-    minFaceSize: options.minFaceSize === undefined ? 0 : check.number('minFaceSize', options.minFaceSize, 0, 1e6),
-    maxFaces: options.maxFaces === undefined ? Infinity : check.integer('maxFaces', options.maxFaces, 1, 100_000),
-    maxPixels:
-      options.maxPixels === undefined
-        ? undefined
-        : check.integer('maxPixels', options.maxPixels, 1, Number.MAX_SAFE_INTEGER),
+    minScore: resolveOption(o.minScore, options.minScore),
+    nmsThreshold: resolveOption(o.nmsThreshold, options.nmsThreshold),
+    detectionSize: resolveOption(o.detectionSize, options.detectionSize),
+    minFaceSize: resolveOption(o.minFaceSize, options.minFaceSize),
+    maxFaces: resolveOption(o.maxFaces, options.maxFaces),
+    // Left undefined when not given: decoding applies the same default (DEFAULT_MAX_PIXELS).
+    maxPixels: optionalOption(DESCRIBE_OPTIONS.maxPixels, options.maxPixels),
   };
 }
 

@@ -7,6 +7,7 @@
 import { stat } from 'node:fs/promises';
 import sharp, { type Metadata, type Sharp } from 'sharp';
 import { fileError, invalidParameterError, VggFaceError } from '../errors.js';
+import { DESCRIBE_OPTIONS } from '../options.js';
 import { isPlainObject } from '../validate.js';
 import { deepfaceResize } from './deepface-resize.js';
 
@@ -30,10 +31,10 @@ export type ImageInput = string | Uint8Array | RawImage;
  *   the default for models converted with deepface preprocessing.
  */
 export type Fit = 'crop' | 'pad' | 'stretch' | 'deepface';
-export const FITS: readonly Fit[] = ['crop', 'pad', 'stretch', 'deepface'];
+export const FITS: readonly Fit[] = DESCRIBE_OPTIONS.fit.values;
 
-/** 100 megapixels: above any camera photo, below what would exhaust memory. */
-export const DEFAULT_MAX_PIXELS = 100_000_000;
+/** 100 megapixels: above any camera photo, below what would exhaust memory (defined with the option, options.ts). */
+export const DEFAULT_MAX_PIXELS = DESCRIBE_OPTIONS.maxPixels.default;
 
 /**
  * The pixel limit alone does not bound the work: a 114 kB PNG of 39,000,000 x 1 pixels (under 40 MP) took 4.5 s to

@@ -1,17 +1,16 @@
 /**
  * The API's routes and JSON schemas, defined once: fastify validates every request with these objects and the
  * OpenAPI document (openapi.ts) is generated from the same objects, so the two cannot disagree. Limits that are
- * server settings (images per request, the default metric) are written into the schemas when the server starts.
+ * server settings (images per request, the default metric) are written into the schemas when the server starts;
+ * the face and describe options are made from their definitions (options.ts), as the library's and the CLI's.
  *
  * Images come as JSON (`images: [{data: <base64>, name}]`) or as multipart uploads (repeated `images` file
  * fields, options as text fields: fastify's ajv coerces their types by the same schema). An uploaded file is
  * marked `{upload: true}` here: a keyword the server registers with ajv (the value must be an upload), which the
  * OpenAPI document shows as `type: string, format: binary`.
  */
-import { ALIGN_MODES, MAX_MARGIN } from '../face/align.js';
-import { FITS } from '../image/decode.js';
 import { METRICS, type Metric } from '../metrics/distance.js';
-import { LAYERS } from '../vggface.js';
+import { DESCRIBE_OPTIONS, defaultAndNote, FACE_OPTIONS, type OptionSpec } from '../options.js';
 
 export type JsonSchema = Record<string, unknown>;
 
@@ -76,12 +75,27 @@ const upload: JsonSchema = {
   description: 'An image file (JPEG, PNG, WebP, TIFF, GIF or AVIF); its file name names it in results.',
 };
 
-const number = (minimum: number, maximum: number, description: string): JsonSchema => ({
-  type: 'number',
-  minimum,
-  maximum,
-  description,
-});
+/**
+ * A request field from an option's definition (options.ts): its type, range or values, and its description with
+ * the default. The `default` keyword is written only with `withDefault`: fastify's ajv fills defaults into the
+ * body, and a detection option filled in with faces "none" would break the rule that refuses it there.
+ */
+function optionSchema(spec: OptionSpec, { prefix = '', withDefault = false } = {}): JsonSchema {
+  const type: JsonSchema =
+    spec.kind === 'oneOf'
+      ? { type: 'string', enum: spec.values }
+      : spec.kind === 'number' || spec.kind === 'integer'
+        ? { type: spec.kind, minimum: spec.min, maximum: spec.max }
+        : spec.kind === 'string'
+          ? { type: 'string', minLength: 1 }
+          : { type: 'boolean' };
+  const text = prefix === '' ? spec.description[0].toUpperCase() + spec.description.slice(1) : spec.description;
+  return {
+    ...type,
+    ...(withDefault && spec.default !== undefined ? { default: spec.default } : {}),
+    description: `${prefix}${text}${defaultAndNote(spec)}.`,
+  };
+}
 
 /** Options of every route that finds faces in photos. */
 function faceOptions(modes: readonly string[], fallback: string): Record<string, JsonSchema> {
@@ -94,16 +108,11 @@ function faceOptions(modes: readonly string[], fallback: string): Record<string,
         (modes.includes('all') ? '`all`: every face of each photo, largest first; ' : '') +
         '`largest`: the largest face of each photo (a photo without a face is an error); `none`: each image is a face crop, described as given.',
     },
-    fit: {
-      type: 'string',
-      enum: FITS,
-      description:
-        'With faces `none`: how a non-square crop becomes 224x224 (default crop; deepface for deepface-preprocessed models).',
-    },
-    align: { type: 'string', enum: ALIGN_MODES, description: 'How detected faces are made upright (default eyes).' },
-    margin: number(0, MAX_MARGIN, 'Room around a detected face, as a fraction of the face (default 0.2).'),
-    minScore: number(0, 1, 'Ignore detections scored lower (default 0.75).'),
-    minFaceSize: number(0, 1_000_000, 'Ignore faces whose box is smaller, in photo pixels (default 0).'),
+    fit: optionSchema(DESCRIBE_OPTIONS.fit, { prefix: 'With faces `none`: ' }),
+    align: optionSchema(FACE_OPTIONS.align),
+    margin: optionSchema(FACE_OPTIONS.margin),
+    minScore: optionSchema(FACE_OPTIONS.minScore),
+    minFaceSize: optionSchema(FACE_OPTIONS.minFaceSize),
   };
 }
 
@@ -339,19 +348,12 @@ function routeTable(limits: SchemaLimits): RouteSpec[] {
         many,
         {
           ...faceOptions(['all', 'largest', 'none'], 'all'),
-          maxFaces: {
-            type: 'integer',
-            minimum: 1,
-            maximum: 1000,
-            description: 'With faces `all`: keep the largest n faces of each photo.',
-          },
-          layer: {
-            type: 'string',
-            enum: LAYERS,
-            default: 'fc7',
-            description: 'fc7 is the VGG-Face descriptor; fc6, or fc8 (logits over the 2,622 training identities).',
-          },
-          normalize: { type: 'boolean', default: true, description: 'L2-normalise the vector.' },
+          // The library's range (it was 1000 here): maxFaces only cuts the list of faces found, whose length
+          // minScore and the image limits bound, so a lower maximum would refuse requests that cost no more than
+          // leaving maxFaces out (all faces).
+          maxFaces: optionSchema(FACE_OPTIONS.maxFaces, { prefix: 'With faces `all`: ' }),
+          layer: optionSchema(DESCRIBE_OPTIONS.layer, { withDefault: true }),
+          normalize: optionSchema(DESCRIBE_OPTIONS.normalize, { withDefault: true }),
         },
         faceRules(true),
       ),

@@ -21,7 +21,7 @@ import { buildApp } from './app.js';
 import { GalleryClient } from './gallery-client.js';
 import { InferencePool } from './inference-pool.js';
 import { createMetrics } from './metrics.js';
-import { checkToken, type ServeOptions } from './options.js';
+import { checkServeOptions, checkToken, type ServeOptions } from './options.js';
 import { hostChecker, resolveListenHost } from './hosts.js';
 import { resolveModelsDir } from './static.js';
 
@@ -36,9 +36,11 @@ export interface RunningServer {
 }
 
 export async function startServer(
-  options: ServeOptions,
+  given: ServeOptions,
   log: (message: string) => void = (m) => process.stderr.write(`${m}\n`),
 ): Promise<RunningServer> {
+  // Before anything starts (workers, the gallery, the listener): a library caller gets the CLI's checks.
+  const options = checkServeOptions(given);
   if (options.auth !== 'none' && !options.token)
     throw usageError(`auth ${options.auth} needs a token (or auth none to serve without one)`, 'token');
   if (options.token !== undefined) checkToken(options.token);

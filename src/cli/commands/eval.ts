@@ -9,7 +9,8 @@ import { checkOutputPath } from '../../util/files.js';
 import { envValue } from '../../util/env.js';
 import * as check from '../../validate.js';
 import type { CommandContext } from '../context.js';
-import { addImageOptions, addModelOptions, imageOptions, type ModelFlags } from '../options.js';
+import { addImageOptions, addModelOptions, flagArgs, imageOptions, resolveFlag, type ModelFlags } from '../options.js';
+import { DESCRIBE_OPTIONS } from '../../options.js';
 import { addFaceOptions, openPhotosAndModel, type FaceFlags } from '../face-options.js';
 import { progressBar } from '../progress.js';
 
@@ -17,7 +18,7 @@ export interface EvalFlags extends ModelFlags, FaceFlags {
   pairs: string;
   images?: string;
   metric: string;
-  batch: string;
+  batch?: string;
   fit?: string;
   maxPixels?: string;
   json?: boolean;
@@ -30,7 +31,7 @@ export function addEvalOptions(cmd: Command, metricDefault: string, metricHelp: 
     .requiredOption('--pairs <file>', 'labelled pairs: LFW pairs.txt, or CSV with file_x,file_y,Decision (Yes/No)')
     .option('--images <dir>', "folder the pairs file names images in (default: the pairs file's folder)")
     .option('--metric <metric>', metricHelp, metricDefault)
-    .option('--batch <n>', 'images per inference call', '8')
+    .option(...flagArgs(DESCRIBE_OPTIONS.batchSize))
     .option(
       '--strict',
       'stop at the first pair whose photo has no face (default: skip such pairs and count them in the report)',
@@ -59,7 +60,7 @@ export async function measureFromFlags(
   metrics: readonly Metric[],
   beforeLoad?: (list: PairList) => void,
 ) {
-  const batchSize = check.integer('--batch', flags.batch, 1, 256);
+  const batchSize = resolveFlag(DESCRIBE_OPTIONS.batchSize, flags.batch);
   const maxPixels = imageOptions(flags).maxPixels;
   const list = await readPairList(flags.pairs, flags.images ?? dirname(flags.pairs));
   beforeLoad?.(list);

@@ -8,7 +8,7 @@ import { FaceDetector, resolveDetectOptions } from '../../face/detector.js';
 import { extractFacesSettled } from '../../face/pipeline.js';
 import { envValue } from '../../util/env.js';
 import { checkOutputPath, fileKind, InputFiles } from '../../util/files.js';
-import * as check from '../../validate.js';
+import { DESCRIBE_OPTIONS, FACE_OPTIONS } from '../../options.js';
 import { reportItemError, type CommandContext } from '../context.js';
 import {
   addFaceOptions,
@@ -18,12 +18,13 @@ import {
   type FaceFlags,
 } from '../face-options.js';
 import { faceJson, writeLine } from '../format.js';
+import { flagArgs, parseFlag, resolveFlag } from '../options.js';
 import { progressBar } from '../progress.js';
 
 interface FacesFlags extends FaceFlags {
   output?: string;
   overwrite?: boolean;
-  size: string;
+  size?: string;
   threads?: string;
   cacheDir?: string;
   maxPixels?: string;
@@ -132,10 +133,10 @@ export function facesCommand(ctx: CommandContext): Command {
     )
     .argument('<images...>', 'photos (JPEG, PNG, WebP, TIFF, GIF, AVIF)')
     .requiredOption('-o, --output <dir>', 'folder for the crops (created if missing)')
-    .option('--size <px>', 'side of the square crops', '224')
+    .option(...flagArgs(FACE_OPTIONS.size))
     .option('--threads <n>', 'ONNX Runtime threads (default: number of cores)')
     .option('--cache-dir <dir>', 'cache for the downloaded detector (default: $VGGFACE_CACHE or ~/.cache/vggface)')
-    .option('--max-pixels <n>', 'refuse photos with more pixels than this (default 100000000)')
+    .option(...flagArgs(DESCRIBE_OPTIONS.maxPixels))
     .option(
       '--overwrite',
       'replace crops an earlier run left in the folder (without it, an existing crop stops the run before anything is written)',
@@ -148,15 +149,12 @@ export function facesCommand(ctx: CommandContext): Command {
       minScore: faces.minScore,
       minFaceSize: faces.minFaceSize,
       maxFaces: faces.maxFaces,
-      maxPixels:
-        flags.maxPixels === undefined
-          ? undefined
-          : check.integer('--max-pixels', flags.maxPixels, 1, Number.MAX_SAFE_INTEGER),
+      maxPixels: parseFlag(DESCRIBE_OPTIONS.maxPixels, flags.maxPixels),
     });
     const align = resolveAlignOptions({
       align: faces.align,
       margin: faces.margin,
-      size: check.integer('--size', flags.size, 16, 4096),
+      size: resolveFlag(FACE_OPTIONS.size, flags.size),
     });
     const threads = threadsOption(flags);
     const out = flags.output;

@@ -4,7 +4,8 @@ import { compareDescriptors, type FidelityReport } from '../../fidelity.js';
 import { METRICS, type Metric } from '../../metrics/distance.js';
 import * as check from '../../validate.js';
 import { usageError, type VggFaceError } from '../../errors.js';
-import { addImageOptions, imageOptions } from '../options.js';
+import { addImageOptions, flagArgs, imageOptions, resolveFlag } from '../options.js';
+import { DESCRIBE_OPTIONS } from '../../options.js';
 import { progressBar } from '../progress.js';
 import { reportItemError, type CommandContext } from '../context.js';
 
@@ -13,7 +14,7 @@ interface FidelityFlags {
   candidate?: string;
   threshold?: string;
   metric: string;
-  batch: string;
+  batch?: string;
   threads?: string;
   cacheDir?: string;
   fit?: string;
@@ -36,7 +37,7 @@ export function fidelityCommand(ctx: CommandContext): Command {
     .requiredOption('--candidate <model>', 'the model to check against it')
     .option('--threshold <t>', 'decision threshold on the pair distance; without it, decisions are not counted')
     .option('--metric <metric>', `pair distance, as verify measures it: ${METRICS.join(', ')}`, 'cosine')
-    .option('--batch <n>', 'images per inference call', '8')
+    .option(...flagArgs(DESCRIBE_OPTIONS.batchSize))
     .option('--threads <n>', 'ONNX Runtime threads (default: number of cores)')
     .option('--cache-dir <dir>', 'cache for converted models (default: $VGGFACE_CACHE or ~/.cache/vggface)')
     .option('--json', 'print one JSON object with every image and every changed pair');
@@ -46,7 +47,7 @@ export function fidelityCommand(ctx: CommandContext): Command {
     const metric = check.oneOf('--metric', flags.metric, METRICS) as Metric;
     // Both distances of unit vectors lie in [0, 2].
     const threshold = flags.threshold === undefined ? undefined : check.number('--threshold', flags.threshold, 0, 2);
-    const batchSize = check.integer('--batch', flags.batch, 1, 256);
+    const batchSize = resolveFlag(DESCRIBE_OPTIONS.batchSize, flags.batch);
     const threads = flags.threads === undefined ? undefined : check.integer('--threads', flags.threads, 1, 1024);
     const image = imageOptions(flags);
 

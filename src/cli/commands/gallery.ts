@@ -7,7 +7,8 @@ import { modelIdentity, resolveThreshold } from '../../verify/thresholds.js';
 import * as check from '../../validate.js';
 import { float32ToString, writeLine } from '../format.js';
 import { reportItemError, type CommandContext } from '../context.js';
-import { addImageOptions, addModelOptions, imageOptions, type ModelFlags } from '../options.js';
+import { addImageOptions, addModelOptions, flagArgs, imageOptions, resolveFlag, type ModelFlags } from '../options.js';
+import { DESCRIBE_OPTIONS } from '../../options.js';
 import { addFaceOptions, openPhotosAndModel, type FaceFlags } from '../face-options.js';
 import { faceJson } from '../format.js';
 import { progressBar } from '../progress.js';
@@ -39,7 +40,7 @@ function addSubcommand(ctx: CommandContext): Command {
       `descriptor storage of a new gallery: ${PRECISIONS.join(' or ')} (half the memory)`,
       'fp32',
     )
-    .option('--batch <n>', 'images per inference call and per transaction', '8');
+    .option(...flagArgs(DESCRIBE_OPTIONS.batchSize, 'images per inference call and per transaction'));
   addDbOption(cmd);
   addModelOptions(cmd);
   addImageOptions(cmd);
@@ -49,10 +50,10 @@ function addSubcommand(ctx: CommandContext): Command {
       images: string[],
       flags: ModelFlags &
         DbFlags &
-        FaceFlags & { id: string; storage: string; batch: string; fit?: string; maxPixels?: string },
+        FaceFlags & { id: string; storage: string; batch?: string; fit?: string; maxPixels?: string },
     ) => {
       const precision = check.oneOf('--storage', flags.storage, PRECISIONS) as Precision;
-      const batchSize = check.integer('--batch', flags.batch, 1, 256);
+      const batchSize = resolveFlag(DESCRIBE_OPTIONS.batchSize, flags.batch);
       const maxPixels = imageOptions(flags).maxPixels;
       const { photos, model } = await openPhotosAndModel(flags);
       try {

@@ -13,12 +13,20 @@ import { retryRun, submitRun } from '../../queue/submit.js';
 import { envValue } from '../../util/env.js';
 import { sha256File } from '../../util/hash.js';
 import * as check from '../../validate.js';
-import { LAYERS, type Layer } from '../../vggface.js';
+import { DESCRIBE_OPTIONS } from '../../options.js';
 import type { CommandContext } from '../context.js';
 import { addFaceOptions, faceOptions, type FaceFlags } from '../face-options.js';
 import { writeLine } from '../format.js';
 import { collectImages } from '../inputs.js';
-import { addImageOptions, addModelOptions, imageOptions, modelOptions, type ModelFlags } from '../options.js';
+import {
+  addImageOptions,
+  addModelOptions,
+  flagArgs,
+  imageOptions,
+  modelOptions,
+  resolveFlag,
+  type ModelFlags,
+} from '../options.js';
 
 interface DbFlags {
   db?: string;
@@ -44,7 +52,7 @@ interface SubmitFlags extends ModelFlags, FaceFlags, DbFlags {
   batch: string;
   into: string;
   identityFrom?: string;
-  layer: string;
+  layer?: string;
   raw?: boolean;
   fit?: string;
   maxPixels?: string;
@@ -74,8 +82,8 @@ function submitSubcommand(ctx: CommandContext): Command {
       '--identity-from <source>',
       'with --into gallery, who each photo shows: dir (the folder it is in) or csv:FILE (rows reference,identity)',
     )
-    .option('--layer <layer>', `which layer: ${LAYERS.join(', ')}`, 'fc7')
-    .option('--raw', 'do not L2-normalise the vectors')
+    .option(...flagArgs(DESCRIBE_OPTIONS.layer))
+    .option(...flagArgs(DESCRIBE_OPTIONS.normalize))
     .option('--retries <n>', 'tries of a failing batch after the first, before it is dead', '3')
     .option(
       '--batch-timeout <seconds>',
@@ -95,7 +103,7 @@ function submitSubcommand(ctx: CommandContext): Command {
     if (into !== 'gallery' && flags.identityFrom !== undefined)
       throw usageError('--identity-from: only with --into gallery', '--identity-from');
     const identitySource = flags.identityFrom === undefined ? undefined : parseIdentitySource(flags.identityFrom);
-    const layer = check.oneOf('--layer', flags.layer, LAYERS) as Layer;
+    const layer = resolveFlag(DESCRIBE_OPTIONS.layer, flags.layer);
     const retries = check.integer('--retries', flags.retries, 0, 100);
     const batchTimeoutSeconds = check.integer('--batch-timeout', flags.batchTimeout, 1, 86_399);
     const image = imageOptions(flags);

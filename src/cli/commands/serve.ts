@@ -1,15 +1,11 @@
 import { Command } from 'commander';
 import { ensureDetectorModel } from '../../face/detector-model.js';
 import { defaultGalleryPath } from '../../gallery/gallery.js';
-import { PRECISIONS as STORAGE, type Precision as Storage } from '../../gallery/scorer.js';
-import { METRICS, type Metric } from '../../metrics/distance.js';
 import {
-  AUTH_MODES,
   defaultThreadsPerWorker,
   parseByteSize,
   resolveToken,
-  SERVE_DEFAULTS,
-  type AuthMode,
+  SERVE_OPTIONS,
   type ServeOptions,
 } from '../../server/options.js';
 import { startServer } from '../../server/server.js';
@@ -20,35 +16,42 @@ import * as check from '../../validate.js';
 import { ensureOfficialWeights } from '../../weights/official.js';
 import type { CommandContext } from '../context.js';
 import { detectorDownloadProgress } from '../face-options.js';
-import { addModelOptions, modelOptions, type ModelFlags } from '../options.js';
+import {
+  addModelOptions,
+  flagArgs,
+  flagName,
+  modelOptions,
+  parseFlag,
+  resolveFlag,
+  type ModelFlags,
+} from '../options.js';
 
 interface ServeFlags extends ModelFlags {
-  port: string;
-  host: string;
+  port?: string;
+  host?: string;
   detectorModel?: string;
-  workers: string;
-  batch: string;
-  queue: string;
-  maxBody: string;
-  maxJsonBody: string;
-  maxImages: string;
-  maxPixels: string;
-  timeout: string;
-  auth: string;
+  workers?: string;
+  batch?: string;
+  queue?: string;
+  maxBody?: string;
+  maxJsonBody?: string;
+  maxImages?: string;
+  maxPixels?: string;
+  timeout?: string;
+  auth?: string;
   tokenFile?: string;
   allowedHost?: string[];
   db?: string;
   approximate?: boolean;
-  candidates: string;
-  storage: string;
-  metric: string;
+  candidates?: string;
+  storage?: string;
+  metric?: string;
   threshold?: string;
-  logLevel: string;
+  logLevel?: string;
   models?: string;
 }
 
-const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
-const d = SERVE_DEFAULTS;
+const s = SERVE_OPTIONS;
 
 export function serveCommand(ctx: CommandContext): Command {
   const cmd = new Command('serve')
@@ -61,89 +64,77 @@ export function serveCommand(ctx: CommandContext): Command {
         'Inference (decoding, face detection, the model) runs in worker threads, each holding its own copy of the model (about 1.2 GB for the full fp32 model; --precision int8 is 3.5x faster) and using --threads ONNX Runtime threads (default: the cores divided among the workers); faces of requests that arrive together are described in one call. The gallery (SQLite by default, or postgres://) is searched in a thread of its own.',
       ].join('\n\n'),
     )
-    .option('--port <n>', 'TCP port (0: any free port; the address is printed)', String(d.port))
-    .option('--host <address>', 'address to listen on (0.0.0.0 for every interface: put TLS in front)', d.host)
-    .option(
-      '--detector-model <file>',
-      'YuNet ONNX file (default: $VGGFACE_DETECTOR_MODEL, else downloaded into the cache)',
-    )
-    .option('--workers <n>', 'inference worker threads, each with its own copy of the model', String(d.workers))
-    .option('--batch <n>', 'most faces per inference call', String(d.batchSize))
-    .option('--queue <n>', 'requests that may wait for a worker; beyond, 503 with Retry-After', String(d.queueSize))
-    .option('--max-body <size>', 'largest request body (bytes, or with k/m/g: 32m)', '32MiB')
-    .option(
-      '--max-json-body <size>',
-      'largest JSON body: JSON is parsed on the event loop, so send photos as multipart',
-      '2MiB',
-    )
-    .option('--max-images <n>', 'most images in one request', String(d.maxImages))
-    .option(
-      '--max-pixels <n>',
-      'largest image, in pixels, refused from its header before decoding',
-      String(d.maxPixels),
-    )
-    .option('--timeout <seconds>', 'time limit of a request, queue included (then 503)', String(d.timeoutMs / 1000))
-    .option('--auth <mode>', `who needs the token: ${AUTH_MODES.join(', ')}`, d.auth)
+    // The flags of SERVE_OPTIONS, with their help from there.
+    .option(...flagArgs(s.port))
+    .option(...flagArgs(s.host))
+    .option(...flagArgs(s.detectorModel))
+    .option(...flagArgs(s.workers))
+    .option(...flagArgs(s.batchSize))
+    .option(...flagArgs(s.queueSize))
+    .option(...flagArgs(s.maxBodyBytes))
+    .option(...flagArgs(s.maxJsonBytes))
+    .option(...flagArgs(s.maxImages))
+    .option(...flagArgs(s.maxPixels))
+    .option(...flagArgs(s.timeoutMs))
+    .option(...flagArgs(s.auth))
     .option('--token-file <file>', 'file whose first line is the bearer token (instead of $VGGFACE_TOKEN)')
     .option(
       '--allowed-host <name...>',
       'host names to answer to besides localhost and the --host address, e.g. behind a proxy (repeatable; other Host headers get 421, against DNS rebinding)',
     )
-    .option(
-      '--db <location>',
-      'gallery: a SQLite file, or postgres://user@host/db (password from $PGPASSWORD or ~/.pgpass; URL parameters schema, sslmode, statement_timeout, lock_timeout: see the README) (default: $VGGFACE_GALLERY, else ~/.local/share/vggface/gallery.db)',
-    )
-    .option(
-      '--approximate',
-      'search the approximate index (a PCA projection of the descriptors; built at start in PostgreSQL, at the first search in SQLite) and re-rank its candidates exactly',
-    )
-    .option('--candidates <n>', 'with --approximate: candidates to re-rank (1-1000)', '200')
-    .option('--storage <p>', `descriptor storage of a new gallery: ${STORAGE.join(' or ')}`, d.storage)
-    .option('--metric <metric>', `the metric of requests that name none: ${METRICS.join(', ')}`, d.metric)
-    .option(
-      '--threshold <t>',
-      "same person when distance <= t, for --metric (default: the calibrated threshold for this model, or deepface's in deepface mode)",
-    )
-    .option(
-      '--models <dir>',
-      'serve the converted .onnx models in this folder read-only at /models/NAME.onnx, for the page at /local that runs everything in the browser',
-    )
-    .option('--log-level <level>', `request and error log on stderr: ${LOG_LEVELS.join(', ')}`, 'warn');
+    .option(...flagArgs(s.db))
+    .option(...flagArgs(s.approximate))
+    .option(...flagArgs(s.candidates))
+    .option(...flagArgs(s.storage))
+    .option(...flagArgs(s.metric))
+    .option(...flagArgs(s.threshold))
+    .option(...flagArgs(s.models))
+    .option(...flagArgs(s.logLevel));
   addModelOptions(cmd);
   return cmd.action(async (flags: ServeFlags) => {
-    const workers = check.integer('--workers', flags.workers, 1, 64);
-    const auth = check.oneOf('--auth', flags.auth, AUTH_MODES) as AuthMode;
-    const metric = check.oneOf('--metric', flags.metric, METRICS) as Metric;
+    // The ranges of checkServeOptions (startServer), from SERVE_OPTIONS, with the flags named in errors; the byte
+    // sizes (32MiB) and the time limit (seconds) are converted first.
+    const bytes = (spec: typeof s.maxBodyBytes, raw: string | undefined) =>
+      raw === undefined ? spec.default : parseByteSize(flagName(spec), raw);
+    const timeout = s.timeoutMs;
+    const workers = resolveFlag(s.workers, flags.workers);
+    const auth = resolveFlag(s.auth, flags.auth);
+    const metric = resolveFlag(s.metric, flags.metric);
     const load = modelOptions(flags);
     const cacheDir = load.cacheDir ?? defaultCacheDir();
     const partial = {
-      host: check.nonEmptyString('--host', flags.host),
-      port: check.integer('--port', flags.port, 0, 65535),
+      host: resolveFlag(s.host, flags.host),
+      port: resolveFlag(s.port, flags.port),
       workers,
       threadsPerWorker: load.threads ?? defaultThreadsPerWorker(workers),
-      batchSize: check.integer('--batch', flags.batch, 1, 256),
-      queueSize: check.integer('--queue', flags.queue, 0, 100_000),
-      maxBodyBytes: parseByteSize('--max-body', flags.maxBody),
-      maxJsonBytes: parseByteSize('--max-json-body', flags.maxJsonBody),
-      maxImages: check.integer('--max-images', flags.maxImages, 1, 1000),
-      maxPixels: check.integer('--max-pixels', flags.maxPixels, 1, Number.MAX_SAFE_INTEGER),
-      timeoutMs: Math.max(1, Math.round(check.number('--timeout', flags.timeout, 0.001, 3600) * 1000)),
+      batchSize: resolveFlag(s.batchSize, flags.batch),
+      queueSize: resolveFlag(s.queueSize, flags.queue),
+      maxBodyBytes: bytes(s.maxBodyBytes, flags.maxBody),
+      maxJsonBytes: bytes(s.maxJsonBytes, flags.maxJsonBody),
+      maxImages: resolveFlag(s.maxImages, flags.maxImages),
+      maxPixels: resolveFlag(s.maxPixels, flags.maxPixels),
+      timeoutMs:
+        flags.timeout === undefined
+          ? timeout.default
+          : Math.max(
+              timeout.min,
+              Math.round(check.number(flagName(timeout), flags.timeout, timeout.min / 1000, timeout.max / 1000) * 1000),
+            ),
       auth,
       allowedHosts: flags.allowedHost ?? [],
-      db: flags.db ?? defaultGalleryPath(),
-      approximate: flags.approximate ?? false,
-      candidates: check.integer('--candidates', flags.candidates, 1, 1000),
-      storage: check.oneOf('--storage', flags.storage, STORAGE) as Storage,
+      db: parseFlag(s.db, flags.db) ?? defaultGalleryPath(),
+      approximate: flags.approximate ?? s.approximate.default,
+      candidates: resolveFlag(s.candidates, flags.candidates),
+      storage: resolveFlag(s.storage, flags.storage),
       metric,
-      threshold:
-        flags.threshold === undefined ? undefined : check.number('--threshold', flags.threshold, 0, Number.MAX_VALUE),
-      logLevel: check.oneOf('--log-level', flags.logLevel, LOG_LEVELS),
-      models: flags.models,
+      threshold: parseFlag(s.threshold, flags.threshold),
+      logLevel: resolveFlag(s.logLevel, flags.logLevel),
+      models: parseFlag(s.models, flags.models),
     };
     const token = await resolveToken(auth, flags.tokenFile);
     // Downloads happen here, with progress, before the workers start (they get files, not callbacks).
     const detectorModel = await ensureDetectorModel({
-      model: flags.detectorModel,
+      model: parseFlag(s.detectorModel, flags.detectorModel),
       cacheDir,
       onProgress: detectorDownloadProgress(),
     });

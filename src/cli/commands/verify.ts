@@ -9,7 +9,8 @@ import { describeDistinct, verifyDescriptors, type Described } from '../../verif
 import * as check from '../../validate.js';
 import { float32ToString, writeLine } from '../format.js';
 import { reportItemError, type CommandContext } from '../context.js';
-import { addImageOptions, addModelOptions, imageOptions, type ModelFlags } from '../options.js';
+import { addImageOptions, addModelOptions, flagArgs, imageOptions, resolveFlag, type ModelFlags } from '../options.js';
+import { DESCRIBE_OPTIONS } from '../../options.js';
 import { addFaceOptions, openPhotosAndModel, type FaceFlags } from '../face-options.js';
 import { faceJson } from '../format.js';
 
@@ -18,7 +19,7 @@ interface VerifyFlags extends ModelFlags, FaceFlags {
   images?: string;
   metric: string;
   threshold?: string;
-  batch: string;
+  batch?: string;
   fit?: string;
   maxPixels?: string;
 }
@@ -54,14 +55,14 @@ export function verifyCommand(ctx: CommandContext): Command {
     .argument('[images...]', 'two images: A B')
     .option('--pairs <file>', 'verify every pair of this file instead')
     .option('--images <dir>', "folder the pairs file names images in (default: the pairs file's folder)")
-    .option('--batch <n>', 'images per inference call', '8');
+    .option(...flagArgs(DESCRIBE_OPTIONS.batchSize));
   addThresholdOptions(cmd);
   addModelOptions(cmd);
   addImageOptions(cmd);
   addFaceOptions(cmd, { detectorChoice: true });
   return cmd.action(async (images: string[], flags: VerifyFlags) => {
     const { metric, explicit } = thresholdFlags(flags);
-    const batchSize = check.integer('--batch', flags.batch, 1, 256);
+    const batchSize = resolveFlag(DESCRIBE_OPTIONS.batchSize, flags.batch);
     const maxPixels = imageOptions(flags).maxPixels;
     let pairs: readonly ImagePair[];
     if (flags.pairs !== undefined) {
