@@ -473,30 +473,53 @@ test('a model fetched from a URL: progress reported, kept in Cache Storage when 
   assert.deepEqual(second.d, first.d);
 });
 
-test('the page stays responsive: no main-thread stall of 250 ms while describing, a 12 MP photo included', async () => {
+test('the page stays responsive: no script runs 250 ms at once on its thread while describing, a 12 MP photo included', async () => {
   await sharp(join(FACES_DIR, 'couple.jpg')).resize(4032).jpeg({ quality: 90 }).toFile(join(work, 'big.jpg'));
+  // Chromium's long tasks (over 50 ms) time the page's thread while it runs something, so a page left without a core
+  // while idle (a loaded machine, nice 19) adds nothing to them, as it would to the gaps between timer ticks (kept,
+  // printed, not asserted). Each phase gets the long tasks that overlap it; a 300 ms loop on the page's thread first
+  // shows that long tasks are reported here.
   const got = await inPage<Json>(
     `const model = await lib.VggFace.load({ model: '/models/tiny.onnx', detectorModel: '/shared/models/face_detection_yunet_2023mar.onnx' });
-     const stall = async (fn) => {
-       let last = performance.now(), worst = 0;
-       const timer = setInterval(() => { const now = performance.now(); worst = Math.max(worst, now - last); last = now; }, 5);
+     const tasks = [];
+     const keep = (entries) => { for (const e of entries) tasks.push({ start: e.startTime, end: e.startTime + e.duration }); };
+     const observer = new PerformanceObserver((list) => keep(list.getEntries()));
+     observer.observe({ type: 'longtask' });
+     const phases = {};
+     const watch = async (name, fn) => {
+       await new Promise((r) => setTimeout(r, 50)); // a task of its own: not the end of the one before
+       let last = performance.now(), gap = 0;
+       const timer = setInterval(() => { const now = performance.now(); gap = Math.max(gap, now - last); last = now; }, 5);
        const t0 = performance.now();
        try { await fn(); } finally { clearInterval(timer); }
-       return { ms: Math.round(performance.now() - t0), worstStall: Math.round(worst) };
+       phases[name] = { t0, t1: performance.now(), gap };
      };
-     const out = {};
-     out.crops = await stall(() => model.describe(arg.map((f) => '/shared/data/faces/' + f)));
-     out.photo800 = await stall(async () => { for await (const r of model.describeFaces(['/shared/data/faces/couple.jpg'])) {} });
-     out.photo12mp = await stall(async () => { for await (const r of model.describeFaces(['/models/big.jpg'])) if (r.error) throw r.error; });
+     await watch('control', async () => { const t = performance.now(); while (performance.now() - t < 300) {} });
+     await watch('crops', () => model.describe(arg.map((f) => '/shared/data/faces/' + f)));
+     await watch('photo800', async () => { for await (const r of model.describeFaces(['/shared/data/faces/couple.jpg'])) if (r.error) throw r.error; });
+     await watch('photo12mp', async () => { for await (const r of model.describeFaces(['/models/big.jpg'])) if (r.error) throw r.error; });
      await model.close();
+     await new Promise((r) => setTimeout(r, 500)); // long tasks are reported a while after they end
+     keep(observer.takeRecords());
+     observer.disconnect();
+     const out = {};
+     for (const [name, p] of Object.entries(phases)) {
+       const overlapping = tasks.filter((t) => t.end > p.t0 && t.start < p.t1).map((t) => t.end - t.start);
+       out[name] = { ms: Math.round(p.t1 - p.t0), longest: Math.round(Math.max(0, ...overlapping)), longTasks: overlapping.length, gap: Math.round(p.gap) };
+     }
      return out;`,
     PHOTOS.slice(0, 16),
     240,
   );
+  const shown = (r: Json) =>
+    `${r.ms} ms, longest task ${r.longest} ms of ${r.longTasks}, longest timer gap ${r.gap} ms`;
   console.log(
-    `# main-thread stalls: 16 photos as crops ${got.crops.ms} ms (longest stall ${got.crops.worstStall} ms); one 800 px photo ${got.photo800.ms} ms (${got.photo800.worstStall} ms); one 4032 px photo ${got.photo12mp.ms} ms (${got.photo12mp.worstStall} ms)`,
+    `# page thread: 16 photos as crops ${shown(got.crops)}; one 800 px photo ${shown(got.photo800)}; one 4032 px photo ${shown(got.photo12mp)}`,
   );
-  // Decoding, resampling, detection and inference all run in the worker: the page's thread only posts messages.
-  for (const [what, r] of Object.entries(got) as [string, { worstStall: number }][])
-    assert.ok(r.worstStall < 250, `${what}: the page's thread was held ${r.worstStall} ms`);
+  assert.ok(got.control.longest >= 300, `a 300 ms loop on the page's thread was reported as ${shown(got.control)}`);
+  // Decoding, resampling, detection and inference all run in the worker: the page's thread only posts messages and
+  // takes the answers, no long task at all when measured. The same phases with worker: false (all on the page's
+  // thread) each had one of 595 to 833 ms on the same machine: 250 ms tells the two apart with room for a slow one.
+  for (const what of ['crops', 'photo800', 'photo12mp'])
+    assert.ok(got[what].longest < 250, `${what}: the page's thread ran script for ${got[what].longest} ms at once`);
 });

@@ -1,7 +1,7 @@
 /** Units of the fp16 and int8 builders and of calibration, on values worked out by hand. */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { encodeHalf, halfToNumber } from '../src/util/float16.js';
+import { decodeHalf, encodeHalf, halfToNumber, toHalf } from '../src/util/float16.js';
 import { inputQuantization, quantizeBias, quantizePerChannel, WEIGHT_LIMIT } from '../src/onnx/quantize.js';
 import {
   cpuFeatures,
@@ -13,7 +13,7 @@ import {
 import { ActivationHistogram, rangeFor, PERCENTILE } from '../src/onnx/calibrate.js';
 import { deadLeavesImage } from '../src/image/synthetic.js';
 
-test('float16: exact values, rounding to nearest even, overflow, subnormals', () => {
+test('float16: exact values, rounding to nearest even, overflow, subnormals; one number or an array alike', () => {
   const cases: [number, number][] = [
     [0, 0x0000],
     [-0, 0x8000],
@@ -30,14 +30,26 @@ test('float16: exact values, rounding to nearest even, overflow, subnormals', ()
     [1 + 2 ** -11, 0x3c00], // halfway between 1 and 1+2^-10: ties to even (1)
     [1 + 3 * 2 ** -11, 0x3c02], // halfway between 1+2^-10 and 1+2^-9: ties to even (1+2^-9)
     [1 / 3, 0x3555],
+    [0.1, 0x2e66],
   ];
-  const bits = encodeHalf(Float32Array.from(cases.map((c) => c[0])));
-  cases.forEach(([x, h], i) =>
-    assert.equal(bits[i], h, `float16(${x}) = 0x${bits[i].toString(16)}, expected 0x${h.toString(16)}`),
-  );
+  const xs = cases.map((c) => c[0]);
+  // A Float32Array is encoded from its bit patterns, a plain array number by number through toHalf: the same halves.
+  const bits = encodeHalf(Float32Array.from(xs));
+  const fromNumbers = encodeHalf(xs);
+  cases.forEach(([x, h], i) => {
+    assert.equal(bits[i], h, `float16(${x}) = 0x${bits[i].toString(16)}, expected 0x${h.toString(16)}`);
+    assert.equal(fromNumbers[i], h, `encodeHalf([${x}]) = 0x${fromNumbers[i].toString(16)}`);
+    assert.equal(toHalf(x), h, `toHalf(${x}) = 0x${toHalf(x).toString(16)}`);
+  });
   assert.ok(Number.isNaN(halfToNumber(encodeHalf(Float32Array.of(NaN))[0])));
   assert.equal(halfToNumber(0x3555), 0.333251953125);
   assert.equal(halfToNumber(0x0001), 2 ** -24);
+  // Decoding is exact, so a round trip is off by at most half a unit in the last place (2^-11 relative), or by half
+  // the smallest subnormal.
+  // biome-ignore lint/suspicious/noApproximativeNumericConstant: a value to round-trip, not pi
+  const v = Float32Array.from([0.5, -0.25, 1e-5, 3.14159]);
+  const back = decodeHalf(encodeHalf(v));
+  v.forEach((x, i) => assert.ok(Math.abs(back[i] - x) <= Math.abs(x) * 2 ** -11 + 2 ** -25, `${x} -> ${back[i]}`));
 });
 
 test('int8 weights: symmetric per output channel, max |w| maps to 64 (127 when asked), an all-zero channel stays zero', () => {

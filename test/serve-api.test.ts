@@ -1,8 +1,8 @@
 /**
  * `vggface serve` over real HTTP, against servers started by the tests (tiny golden model, shared YuNet):
  * every route and its answers checked against the library, every limit and error status, authentication,
- * the OpenAPI document against what the server enforces, metrics, 503s under load, /healthz latency while the
- * workers are saturated, and a graceful SIGTERM.
+ * the OpenAPI document against what the server enforces, metrics, 503s under load, /healthz answering ahead of
+ * saturated workers, and a graceful SIGTERM.
  */
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
@@ -264,6 +264,9 @@ test('serve: routes, limits, auth and the OpenAPI document, as the library compu
         [(strict.body as Json).results[0].identity, (strict.body as Json).results[0].matches.length],
         ['unknown', 1],
       );
+      // No match under the threshold still answers the nearest face's distance (a number, never null).
+      const nearest = (strict.body as Json).results[0].distance;
+      assert.ok(Math.abs(nearest - Math.min(dAlice, dBob)) < 1e-6, `${nearest}`);
 
       assertError(await send('DELETE', '/v1/gallery/bob'), 401, 'unauthorized');
       assert.deepEqual((await send('DELETE', '/v1/gallery/bob', undefined, auth)).body, {
@@ -656,33 +659,51 @@ test('serve: a full queue answers 503 with Retry-After at once; requests past --
   assert.equal((await call(`${slow.url}/healthz`, 'GET')).status, 200);
 });
 
-test('serve: /healthz answers within 50 ms (90th percentile) while the workers are saturated', async (t) => {
+test('serve: /healthz answers 200, with the load it sees, ahead of the describe requests saturating the workers', async (t) => {
   const server = await startServe(t, { cacheDir: tempDir(t), args: ['--auth', 'none', '--queue', '64'] });
   const photos = ['selfie-many-people.jpg', 'couple.jpg', 'img54.jpg', 'img59.jpg'].map(photo);
-  let running = true;
+  const REQUESTS = 24;
+  let outstanding = REQUESTS;
   const load = Promise.all(
-    Array.from({ length: 24 }, () => call(`${server.url}/v1/describe`, 'POST', form(photos))),
-  ).finally(() => (running = false));
-  const probes: { ms: number; busy: boolean }[] = [];
-  while (running) {
+    Array.from({ length: REQUESTS }, () =>
+      call<Json>(`${server.url}/v1/describe`, 'POST', form(photos)).finally(() => outstanding--),
+    ),
+  );
+  // Ordering, not latency (the bench's serve section measures that, idle and saturated): once the workers are busy,
+  // probes sent one after another all come back before the last of the describe requests sent ahead of them, which a
+  // /healthz queued behind inference could not do.
+  let first: Json | undefined;
+  while (outstanding > 0 && first === undefined) {
     const h = await call<Json>(`${server.url}/healthz`, 'GET');
-    assert.equal(h.status, 200);
-    if (running) probes.push({ ms: h.ms, busy: h.body.queue.waiting > 0 || h.body.inflightImages > 0 });
-    await new Promise((r) => setTimeout(r, 20));
+    if (h.body.queue.waiting > 0 || h.body.inflightImages > 0) first = h.body;
+  }
+  assert.ok(first, 'the describe requests were answered before any probe found the workers busy');
+  const probes: { status: number; body: Json; outstanding: number }[] = [];
+  for (let i = 0; i < 10; i++) {
+    const h = await call<Json>(`${server.url}/healthz`, 'GET');
+    probes.push({ status: h.status, body: h.body, outstanding });
   }
   const answers = await load;
-  assert.ok(answers.every((a) => a.status === 200));
-  const busy = probes.filter((p) => p.busy);
-  assert.ok(busy.length >= 10, `only ${busy.length} probes while busy`);
-  // The 90th percentile, not the single worst probe: one probe of 62 ms was seen when other processes loaded this 2-core
-  // machine, while a blocked event loop (inference on the main thread) costs a whole batch (145 ms measured for int8). The
-  // bench's serve section records the distribution (p50 1.7, p99 8.5, max 43 ms on a quiet machine).
-  const sorted = busy.map((p) => p.ms).sort((a, b) => a - b);
-  const p90 = sorted[Math.floor(sorted.length * 0.9)];
-  const worst = sorted[sorted.length - 1];
-  const shown = busy.map((p) => p.ms.toFixed(1)).join(', ');
-  assert.ok(p90 < 50, `/healthz p90 ${p90.toFixed(1)} ms while saturated (probes: ${shown})`);
-  assert.ok(worst < 250, `/healthz took ${worst.toFixed(1)} ms at worst while saturated (probes: ${shown})`);
+  assert.deepEqual(
+    answers.map((a) => [a.status, a.body.images.length]),
+    Array.from({ length: REQUESTS }, () => [200, 4]),
+  );
+  // Under load as alone, every request finds the faces the library finds in these photos: 6, 2, 4 and 2.
+  const faces = answers.map((a) => a.body.images.map((i: Json) => i.faces.length).join(','));
+  assert.deepEqual(faces, Array(REQUESTS).fill('6,2,4,2'));
+  for (const body of [first, ...probes.map((p) => p.body)]) {
+    assert.deepEqual(
+      [body.status, body.workers, body.queue.capacity, body.gallery],
+      ['ok', { ready: 1, total: 1 }, 64, { backend: 'sqlite', state: 'ok' }],
+    );
+  }
+  assert.ok(first.queue.waiting > 0 || first.inflightImages > 0, JSON.stringify(first));
+  assert.deepEqual(
+    probes.map((p) => p.status),
+    Array(10).fill(200),
+  );
+  const late = probes.filter((p) => p.outstanding === 0).length;
+  assert.equal(late, 0, `${late} of 10 probes came back after the last describe request`);
 });
 
 test('serve: --auth all with a token file guards every route but / and /healthz; no token, no server', async (t) => {

@@ -15,6 +15,81 @@ process.env.VGGFACE_DETECTOR_MODEL = YUNET_MODEL;
 const WEIGHTS = join(GOLDEN_DIR, 'VGG_FACE.caffemodel');
 const face = (n: string) => join(FACES_DIR, n);
 
+interface Scored {
+  readonly distance: number;
+  readonly same: boolean;
+}
+
+/**
+ * The LFW protocol worked out by brute force from pair distances, apart from src/metrics, as eval's report documents
+ * it: thresholds accept distance <= t; the candidates are one below the smallest distance, the midpoints between
+ * consecutive distinct distances and one above the largest, ties to the smallest; folds are stratified in file order.
+ */
+function protocolByHand(pairs: readonly Scored[]) {
+  const accuracy = (ps: readonly Scored[], t: number) =>
+    ps.filter((p) => p.distance <= t === p.same).length / ps.length;
+  const best = (ps: readonly Scored[]) => {
+    const d = [...new Set(ps.map((p) => p.distance))].sort((a, b) => a - b);
+    const below = d[0] - Math.max(1e-6, Math.abs(d[0]) * 1e-6);
+    const above = d[d.length - 1] + Math.max(1e-6, Math.abs(d[d.length - 1]) * 1e-6);
+    let top = { threshold: below, accuracy: accuracy(ps, below) };
+    for (const t of [...d.slice(1).map((x, i) => (d[i] + x) / 2), above]) {
+      const a = accuracy(ps, t);
+      if (a > top.accuracy) top = { threshold: t, accuracy: a };
+    }
+    return top;
+  };
+  let same = 0;
+  let different = 0;
+  const fold = pairs.map((p) => (p.same ? same++ : different++) % 10);
+  const folds = Array.from({ length: 10 }, (_, f) => {
+    const test = pairs.filter((_, i) => fold[i] === f);
+    const { threshold } = best(pairs.filter((_, i) => fold[i] !== f));
+    return { fold: f, pairs: test.length, threshold, accuracy: accuracy(test, threshold) };
+  });
+  const mean = folds.reduce((s, f) => s + f.accuracy, 0) / 10;
+  const pos = pairs.filter((p) => p.same);
+  const neg = pairs.filter((p) => !p.same);
+  // AUC as the Mann-Whitney statistic: the chance a same-person pair is nearer than a different-person one.
+  let wins = 0;
+  for (const a of pos) for (const b of neg) wins += a.distance < b.distance ? 1 : a.distance === b.distance ? 0.5 : 0;
+  // The ROC points (accept everything at or below each distinct distance) and where FAR crosses FRR between two.
+  const d0 = Math.min(...pairs.map((p) => p.distance));
+  const roc = [
+    { threshold: d0 - 1e-9 * Math.max(1, Math.abs(d0)), far: 0, tar: 0 },
+    ...[...new Set(pairs.map((p) => p.distance))]
+      .sort((a, b) => a - b)
+      .map((t) => ({
+        threshold: t,
+        far: neg.filter((p) => p.distance <= t).length / neg.length,
+        tar: pos.filter((p) => p.distance <= t).length / pos.length,
+      })),
+  ];
+  const cross = roc.findIndex(
+    (p, k) => k > 0 && roc[k - 1].far - (1 - roc[k - 1].tar) <= 0 && p.far - (1 - p.tar) >= 0,
+  );
+  const [a, b] = [roc[cross - 1], roc[cross]];
+  const [ga, gb] = [a.far - (1 - a.tar), b.far - (1 - b.tar)];
+  const u = gb === ga ? 0 : -ga / (gb - ga);
+  const all = best(pairs);
+  return {
+    folds,
+    accuracy: mean,
+    accuracyStd: Math.sqrt(folds.reduce((s, f) => s + (f.accuracy - mean) ** 2, 0) / 10),
+    auc: wins / (pos.length * neg.length),
+    eer: a.far + u * (b.far - a.far),
+    eerThreshold: a.threshold + u * (b.threshold - a.threshold),
+    // The highest TAR within the FAR, at the most lenient threshold that gives it.
+    tarAtFar: (far: number) => {
+      const within = roc.filter((p) => p.far <= far);
+      const tar = Math.max(...within.map((p) => p.tar));
+      return { tar, threshold: within.filter((p) => p.tar === tar).at(-1)!.threshold };
+    },
+    bestThreshold: all.threshold,
+    bestThresholdAccuracy: all.accuracy,
+  };
+}
+
 async function reference(cacheDir: string, images: string[]): Promise<Float32Array[]> {
   const model = await VggFace.load({ weights: WEIGHTS, cacheDir });
   try {
@@ -204,12 +279,56 @@ test('eval end to end on the shared photos: report, ROC SVG and PNG; calibrate s
     report.folds.reduce((s: number, f: { pairs: number }) => s + f.pairs, 0),
     300,
   );
-  for (const k of ['accuracy', 'auc', 'eer', 'bestThreshold']) assert.equal(typeof report[k], 'number', k);
-  assert.ok(report.accuracy >= 0 && report.accuracy <= 1 && report.auc >= 0 && report.auc <= 1);
+  assert.equal(report.differentPairs, 262);
+  // The same pairs measured here, each distinct photo once, and the protocol worked out from their distances.
+  const rows = readFileSync(join(FACES_DIR, 'master.csv'), 'utf8')
+    .trim()
+    .split(/\r?\n/)
+    .slice(1)
+    .map((l) => l.split(',').map((x) => x.trim()));
+  const names = [...new Set(rows.flatMap((row) => row.slice(0, 2)))];
+  const described = await reference(cache, names.map(face));
+  const byName = new Map(names.map((n, i) => [n, described[i]]));
+  const scored = rows.map(([x, y, decision]) => ({
+    distance: distance(byName.get(x)!, byName.get(y)!, 'cosine'),
+    same: decision === 'Yes',
+  }));
+  const hand = protocolByHand(scored);
+  // Eval's distances are these to 1e-6 (as verify's above). Pairs of different labels more than 2e-6 apart keep
+  // their order, and pairs of one label trading places change no count, so every count-based figure (accuracies,
+  // AUC, EER, TAR) must be the same but for float64 summation order (1e-12), and every threshold (a distance, or a
+  // midpoint of two) the same to 1e-6.
+  const sorted = [...scored].sort((a, b) => a.distance - b.distance);
+  let gap = Infinity;
+  for (let i = 1; i < sorted.length; i++)
+    if (sorted[i].same !== sorted[i - 1].same) gap = Math.min(gap, sorted[i].distance - sorted[i - 1].distance);
+  assert.ok(gap > 2e-6, `a same and a different pair only ${gap} apart: too close to compare eval's figures`);
+  const near = (actual: number, expected: number, tolerance: number, what: string) =>
+    assert.ok(Math.abs(actual - expected) <= tolerance, `${what}: ${actual}, expected ${expected}`);
+  assert.deepEqual(
+    report.folds.map((f: { fold: number; pairs: number }) => [f.fold, f.pairs]),
+    hand.folds.map((f) => [f.fold, f.pairs]),
+  );
+  hand.folds.forEach((f, i) => {
+    near(report.folds[i].accuracy, f.accuracy, 1e-12, `fold ${i} accuracy`);
+    near(report.folds[i].threshold, f.threshold, 1e-6, `fold ${i} threshold`);
+  });
+  near(report.accuracy, hand.accuracy, 1e-12, 'accuracy');
+  near(report.accuracyStd, hand.accuracyStd, 1e-12, 'accuracyStd');
+  near(report.auc, hand.auc, 1e-12, 'auc');
+  near(report.eer, hand.eer, 1e-12, 'eer');
+  near(report.eerThreshold, hand.eerThreshold, 1e-6, 'eerThreshold');
+  near(report.bestThreshold, hand.bestThreshold, 1e-6, 'bestThreshold');
+  near(report.bestThresholdAccuracy, hand.bestThresholdAccuracy, 1e-12, 'bestThresholdAccuracy');
   assert.deepEqual(
     report.tarAtFar.map((x: { far: number }) => x.far),
     [0.01, 0.001],
   );
+  for (const x of report.tarAtFar as { far: number; tar: number; threshold: number }[]) {
+    const expected = hand.tarAtFar(x.far);
+    near(x.tar, expected.tar, 1e-12, `TAR at FAR ${x.far}`);
+    near(x.threshold, expected.threshold, 1e-6, `threshold of TAR at FAR ${x.far}`);
+  }
   const text = readFileSync(svg, 'utf8');
   assert.match(text, /^<svg xmlns="http:\/\/www\.w3\.org\/2000\/svg"/);
   assert.match(text, /<polyline points="/);
@@ -227,7 +346,8 @@ test('eval end to end on the shared photos: report, ROC SVG and PNG; calibrate s
     png,
   ]);
   assert.equal(p.code, 0, p.stderr);
-  assert.match(p.stdout, /accuracy \(10-fold\): \d+\.\d\d% \+- /);
+  const pct = (x: number) => `${(x * 100).toFixed(2)}%`;
+  assert.ok(p.stdout.includes(`accuracy (10-fold): ${pct(report.accuracy)} +- ${pct(report.accuracyStd)}`), p.stdout);
   const meta = await sharp(png).metadata();
   assert.deepEqual([meta.format, meta.width, meta.height], ['png', 640, 480]);
   const bad = await runCli([

@@ -2,7 +2,8 @@
  * Issue 7: `vggface serve` under load on loopback: 16 connections posting the photos of ../shared/data/faces one
  * per request (POST /v1/describe, every face) for 30 s against the full-size model, beside the batch rate of
  * `describeFaces` (what `vggface describe` runs, batches of 8) on the same photos in the same run; latency,
- * errors, /healthz latency under load, the inference batch sizes the server formed, and its peak RSS.
+ * errors, /healthz latency idle and with the workers saturated, the inference batch sizes the server formed, and its
+ * peak RSS.
  */
 import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
@@ -15,6 +16,9 @@ const DETECTOR =
   process.env.VGGFACE_DETECTOR_MODEL || join(ROOT, '..', 'shared', 'models', 'face_detection_yunet_2023mar.onnx');
 const CLI = join(ROOT, 'dist', 'src', 'cli', 'main.js');
 const CONNECTIONS = 16;
+/** Time between /healthz probes, from this process (its event loop otherwise idle: the load runs in a task). */
+const PROBE_GAP_MS = 50;
+const IDLE_PROBES = 40;
 
 interface Load {
   seconds: number;
@@ -41,6 +45,35 @@ async function scrape(url: string): Promise<Map<string, number>> {
     if (m && !line.startsWith('#')) out.set(m[1], Number(m[2]));
   }
   return out;
+}
+
+interface Probe {
+  readonly ms: number;
+  /** The server said it had images queued or in flight. */
+  readonly busy: boolean;
+}
+
+/** Times GET /healthz, one probe at a time, PROBE_GAP_MS apart, while `more(probes so far)` says so. */
+async function probeHealth(url: string, more: (done: number) => boolean): Promise<Probe[]> {
+  const probes: Probe[] = [];
+  while (more(probes.length)) {
+    const t = performance.now();
+    const res = await fetch(`${url}/healthz`);
+    const body = (await res.json()) as { queue: { waiting: number }; inflightImages: number };
+    const ms = performance.now() - t;
+    if (res.status !== 200) throw new Error(`/healthz answered ${res.status}: ${JSON.stringify(body)}`);
+    probes.push({ ms, busy: body.queue.waiting > 0 || body.inflightImages > 0 });
+    await new Promise((r) => setTimeout(r, PROBE_GAP_MS));
+  }
+  return probes;
+}
+
+/** "p50 / p90 / max" of some milliseconds. */
+function spread(ms: readonly number[]): string {
+  if (ms.length === 0) return 'n/a';
+  const s = [...ms].sort((a, b) => a - b);
+  const at = (q: number) => s[Math.min(s.length - 1, Math.floor(q * s.length))];
+  return `${at(0.5).toFixed(1)} / ${at(0.9).toFixed(1)} / ${s[s.length - 1].toFixed(1)} ms`;
 }
 
 interface Server {
@@ -148,6 +181,8 @@ export const serveSection: Section = {
     ]);
     let exitCode: number | null = null;
     let load: Load;
+    let idle: Probe[];
+    let underLoad: Probe[];
     let before: Map<string, number>;
     let after: Map<string, number>;
     let rss: number | undefined;
@@ -160,9 +195,19 @@ export const serveSection: Section = {
         const text = await res.text();
         if (res.status !== 200) throw new Error(`warm-up: ${res.status} ${text}`);
       }
+      ctx.log(`/healthz on the idle server: ${IDLE_PROBES} probes`);
+      idle = await probeHealth(server.url, (done) => done < IDLE_PROBES);
       before = await scrape(server.url);
       ctx.log(`load: ${CONNECTIONS} connections for ${seconds} s`);
-      load = (await runTask<Load>('serve-load', { url: server.url, photos, connections: CONNECTIONS, seconds })).result;
+      let loading = true;
+      const [task, probes] = await Promise.all([
+        runTask<Load>('serve-load', { url: server.url, photos, connections: CONNECTIONS, seconds }).finally(
+          () => (loading = false),
+        ),
+        probeHealth(server.url, () => loading),
+      ]);
+      load = task.result;
+      underLoad = probes;
       after = await scrape(server.url);
       rss = peakRss(server.pid);
     } finally {
@@ -171,6 +216,7 @@ export const serveSection: Section = {
     }
     if (exitCode !== 0) ctx.log(`vggface serve exited with ${exitCode}:\n${server.stderr()}`);
     const delta = (key: string) => (after.get(key) ?? 0) - (before.get(key) ?? 0);
+    const saturated = underLoad.filter((p) => p.busy);
     const faces = delta('vggface_faces_described_total');
     const batches = delta('vggface_inference_batch_size_count');
     const served = load.ok / load.seconds;
@@ -201,7 +247,9 @@ export const serveSection: Section = {
       `| latency p50 / p99 / max | ${load.latency.p50} / ${load.latency.p99} / ${load.latency.max} ms |`,
       `| answers by status | ${codes || 'none'} |`,
       `| errors other than deliberate 503s (socket errors, timeouts, other statuses) | ${otherErrors} (503s: ${refused}) |`,
-      `| /healthz under load: p50 / p99 / max (${load.health.probes} probes, every 250 ms) | ${load.health.p50.toFixed(1)} / ${load.health.p99.toFixed(1)} / ${load.health.max.toFixed(1)} ms |`,
+      `| /healthz, idle server: p50 / p90 / max (${idle.length} probes, ${PROBE_GAP_MS} ms apart) | ${spread(idle.map((p) => p.ms))} |`,
+      `| /healthz, workers saturated: p50 / p90 / max (the ${saturated.length} of ${underLoad.length} probes during the load that found images queued or in flight) | ${spread(saturated.map((p) => p.ms))} |`,
+      `| /healthz from the load generator's process: p50 / p99 / max (${load.health.probes} probes, every 250 ms) | ${load.health.p50.toFixed(1)} / ${load.health.p99.toFixed(1)} / ${load.health.max.toFixed(1)} ms |`,
       `| inference calls, mean faces per call | ${batches}, ${(faces / Math.max(1, batches)).toFixed(2)} |`,
       `| server peak RSS (model, detector, gallery, HTTP) | ${rss === undefined ? 'n/a' : mb(rss)} |`,
       `| exit code after SIGTERM | ${exitCode} |`,

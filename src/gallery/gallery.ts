@@ -69,11 +69,14 @@ export interface GallerySearchOptions {
 export interface GallerySearchResult {
   /** The best identity under the threshold, or "unknown". */
   readonly identity: string;
-  /** The best identity's distance (whether or not under the threshold); undefined for an empty result. */
+  /**
+   * The distance to the nearest stored face (the first match's), whether or not it is under the threshold. Always
+   * a number: searching an empty gallery is an error (E_GALLERY), never a result without a distance.
+   */
   readonly distance: number;
   readonly threshold: number;
   readonly metric: Metric;
-  /** The best k identities, closest first, each with the face that matched best. */
+  /** The best k identities (at least one), closest first, each with the face that matched best. */
   readonly matches: readonly (IdentityMatch & { readonly verified: boolean })[];
 }
 
@@ -334,16 +337,17 @@ export class Gallery<M extends GalleryModel = VggFace> {
     const k = options.k === undefined ? 5 : check.integer('k', options.k, 1, 1000);
     const metric = options.metric === undefined ? DEFAULT_METRIC : check.oneOf('metric', options.metric, METRICS);
     const threshold = check.number('threshold', options.threshold, 0, Number.MAX_VALUE);
+    const search = (approximate: boolean | undefined) =>
+      this.store.search(descriptor, { k, metric, approximate, candidates: options.candidates });
     // No count first: that is a scan of every row in PostgreSQL (over 100 ms at a million faces).
-    const found = (await this.store.meta())
-      ? await this.store.search(descriptor, {
-          k,
-          metric,
-          approximate: options.approximate,
-          candidates: options.candidates,
-        })
-      : [];
-    if (found.length === 0 && (await this.store.count()) === 0) {
+    let found = (await this.store.meta()) ? await search(options.approximate) : [];
+    if (found.length === 0 && (await this.store.count()) > 0) {
+      // Faces are stored but none came back: the approximate index can return no candidate, and a face can be
+      // added between the search and the count. The exact search finds the nearest face whenever one is stored, so
+      // that every result has a distance.
+      found = await search(false);
+    }
+    if (found.length === 0) {
       throw new VggFaceError(
         'E_GALLERY',
         `${this.store.location}: the gallery is empty: add faces first with "vggface gallery add"`,
@@ -353,8 +357,8 @@ export class Gallery<M extends GalleryModel = VggFace> {
     const matches = found.map((m) => ({ ...m, verified: m.distance <= threshold }));
     const best = matches[0];
     return {
-      identity: best?.verified ? best.identity : UNKNOWN,
-      distance: best?.distance ?? Number.NaN,
+      identity: best.verified ? best.identity : UNKNOWN,
+      distance: best.distance,
       threshold,
       metric,
       matches,
