@@ -70,6 +70,8 @@ for (const c of a.candidates) {
     top1Identity: top1Identity / n,
   });
 }
+// Resident memory once the approximate searches are done (the exact ones below may load every descriptor).
+const rssAfterApproximate = process.memoryUsage().rss;
 const exactTimes: number[] = [];
 let exactTop1 = 0;
 for (let i = 0; i < Math.min(a.exactQueries, meta.truth.length); i++) {
@@ -97,6 +99,7 @@ finishTask({
   size: meta.size,
   openMs,
   rssAfterOpen,
+  rssAfterApproximate,
   approx,
   exact: exactTimes.length
     ? { p50Ms: median(exactTimes), queries: exactTimes.length, top1Exact: exactTop1 / exactTimes.length }
