@@ -120,6 +120,20 @@ export async function openPhotosAndModel(
   }
 }
 
+/** Opens the detector and the model as openPhotosAndModel does, runs `fn` with them, then closes both. */
+export async function withPhotosAndModel<T>(
+  flags: FaceFlags & ModelFlags & { fit?: string },
+  fn: (photos: PhotoHandling, model: VggFace) => Promise<T>,
+): Promise<T> {
+  const { photos, model } = await openPhotosAndModel(flags);
+  try {
+    return await fn(photos, model);
+  } finally {
+    await model.close();
+    await photos.detector?.close();
+  }
+}
+
 /**
  * Parses the face flags and opens the detector first: it is small, and a missing one should fail before the
  * large model loads. With --detector none, images are described as given and --fit applies.

@@ -22,7 +22,14 @@ import { decodeHalf, encodeHalf } from '../util/float16.js';
 import { distanceFromSums, type Metric } from '../metrics/distance.js';
 import { annSettings, checkCandidates, fitGalleryProjection, needsRefit, newGeneration } from './approximate.js';
 import type { IdentityMatch } from './descriptor-index.js';
-import { decodeProjection, encodeProjection, openProjector, type Projector } from './projection.js';
+import { APPLICATION, metaFromRows, metaRows } from './meta.js';
+import {
+  decodeProjectionRow,
+  encodeProjection,
+  openProjector,
+  type ProjectionRow,
+  type Projector,
+} from './projection.js';
 import type {
   AddOutcome,
   AnnIndexOptions,
@@ -43,22 +50,22 @@ export const PG_DEFAULTS = {
   /** Longest wait for a lock another session holds (SET LOCAL lock_timeout). */
   lockTimeoutMs: 10_000,
 } as const;
-const APPLICATION = 'vggface-gallery';
 /** Serialises schema creation, migration and index builds across processes (with the schema's hash). */
 const SCHEMA_LOCK = 4_096_001;
 const ANN_INDEX = 'vggface_projected_hnsw';
-/** Faces read, projected and written per step while building the approximate index (64 MiB of fp32 descriptors). */
 /**
  * hnsw.ef_search for a search that re-ranks `candidates`: the HNSW walk keeps ef_search rows and returns at most that
  * many, and its own loss falls with ef_search, not with how many of its rows are re-ranked. Measured on 1,000,000
  * generated faces (256 components, m 16, ef_construction 64; BENCHMARKS.md "Gallery at scale"), recall@10 after the
  * exact re-rank of 200 candidates: ef_search 200: 0.940, 400: 0.975, 600: 0.990, 800: 0.993, 1000: 0.9955 (p50 46,
- * 77, 79, 85, 124 ms); 50 or 100 candidates at ef_search 1000 also 0.9955. So 4 rows walked per candidate, within
- * pgvector's range (at most 1000).
+ * 77, 79, 85, 124 ms on 2 cores); of 50 candidates at ef_search 800: 0.993, at 1000: 0.9955. So at least 800 rows,
+ * 4 per candidate beyond 200, within pgvector's range (at most 1000).
  */
+export const MIN_EF_SEARCH = 800;
 export const EF_SEARCH_PER_CANDIDATE = 4;
 export const efSearch = (candidates: number): number =>
-  Math.min(1000, Math.max(40, EF_SEARCH_PER_CANDIDATE * candidates));
+  Math.min(1000, Math.max(MIN_EF_SEARCH, EF_SEARCH_PER_CANDIDATE * candidates));
+/** Faces read, projected and written per step while building the approximate index (64 MiB of fp32 descriptors). */
 const BUILD_BATCH = 4096;
 /** Rows per INSERT statement: 500 x 16 KiB of fp32 4096-d descriptors is 8 MiB. */
 const ROWS_PER_INSERT = 500;
@@ -258,25 +265,32 @@ export function parsePostgresUrl(url: string, env: NodeJS.ProcessEnv = process.e
   return { location, sslmode, attempts, schema, connectTimeoutMs, statementTimeoutMs, lockTimeoutMs };
 }
 
+/** Network errors and an administrator's shutdown (57P01-57P03) that mean the server is gone, for now. */
+const SERVER_GONE_CODES: readonly string[] = [
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EPIPE',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'EAI_AGAIN',
+  '57P01',
+  '57P02',
+  '57P03',
+];
+
+/**
+ * Whether an error code means the server cannot be reached or went away (also SQLSTATE class 08, connection
+ * exceptions): what was sent may be sent again once it is back. The gallery and the queue each add their own codes.
+ */
+export const isServerGoneCode = (code: string): boolean => code.startsWith('08') || SERVER_GONE_CODES.includes(code);
+
 /** Connection-level failures: the session is gone (or was never there), the statement may be repeated elsewhere. */
 function isConnectionError(err: unknown): boolean {
   const e = err as { code?: unknown; message?: unknown };
   const code = typeof e?.code === 'string' ? e.code : '';
-  if (code.startsWith('08') || code === '57P01' || code === '57P02' || code === '57P03') return true;
-  if (
-    [
-      'ECONNREFUSED',
-      'ECONNRESET',
-      'EPIPE',
-      'ETIMEDOUT',
-      'EHOSTUNREACH',
-      'ENETUNREACH',
-      'ENOTFOUND',
-      'EAI_AGAIN',
-      'ECONNABORTED',
-    ].includes(code)
-  )
-    return true;
+  // Also a host name that does not resolve and a connection aborted on the way: a reconnect may find the server.
+  if (isServerGoneCode(code) || code === 'ENOTFOUND' || code === 'ECONNABORTED') return true;
   return /Connection terminated|not queryable|connection timeout|timeout expired|Query read timeout|server closed the connection|socket hang up/i.test(
     String(e?.message ?? ''),
   );
@@ -743,12 +757,7 @@ export class PostgresStore implements GalleryStore {
       'reading the gallery',
     );
     if (!m) return undefined;
-    this.cachedMeta = {
-      modelKey: m.model_key,
-      modelName: m.model_name,
-      dimension: Number(m.dimension),
-      precision: m.precision === 'fp16' ? 'fp16' : 'fp32',
-    };
+    this.cachedMeta = metaFromRows(m);
     return this.cachedMeta;
   }
 
@@ -764,14 +773,7 @@ export class PostgresStore implements GalleryStore {
         for (const m of MIGRATIONS)
           for (const sql of m(this.names, meta.dimension, meta.precision === 'fp16' ? 'halfvec' : 'vector'))
             await q(sql);
-        const rows: [string, string][] = [
-          ['application', APPLICATION],
-          ['schema_version', String(PG_SCHEMA_VERSION)],
-          ['model_key', meta.modelKey],
-          ['model_name', meta.modelName],
-          ['dimension', String(meta.dimension)],
-          ['precision', meta.precision],
-        ];
+        const rows = metaRows(meta, PG_SCHEMA_VERSION);
         await q(`INSERT INTO ${this.names.meta} (key, value) SELECT * FROM unnest($1::text[], $2::text[])`, [
           rows.map((r) => r[0]),
           rows.map((r) => r[1]),
@@ -886,29 +888,13 @@ export class PostgresStore implements GalleryStore {
     const generation = g.rows[0]?.generation;
     if (generation === undefined) return undefined;
     if (this.approx?.generation === generation) return this.approx;
-    const r = await q<{
-      dim: number;
-      components: number;
-      fitted_on: number;
-      total_variance: number;
-      mean: Buffer;
-      basis: Buffer;
-      variances: Buffer;
-    }>(
+    const r = await q<ProjectionRow>(
       `SELECT dim, components, fitted_on, total_variance, mean, basis, variances FROM ${this.names.projection} WHERE id = 1`,
     );
     const row = r.rows[0];
     let projection;
     try {
-      projection = decodeProjection({
-        dim: row.dim,
-        components: row.components,
-        mean: row.mean,
-        basis: row.basis,
-        variances: row.variances,
-        totalVariance: Number(row.total_variance),
-        fittedOn: row.fitted_on,
-      });
+      projection = decodeProjectionRow(row);
     } catch (err) {
       throw this.error(`the approximate index is damaged: ${(err as Error).message}`, err);
     }
@@ -1165,6 +1151,16 @@ export class PostgresStore implements GalleryStore {
     );
   }
 
+  /** What a search measures with: the query as a parameter of the gallery's type, and pgvector's operator for `metric`. */
+  private async queryDistance(query: Float32Array, metric: Metric): Promise<{ type: string; op: string; q: Buffer }> {
+    const meta = await this.requireMeta();
+    return {
+      type: this.vectorType(meta),
+      op: `OPERATOR(${this.names.ext}.${metric === 'euclidean' ? '<->' : '<=>'})`,
+      q: vectorParam(query, meta.precision),
+    };
+  }
+
   /**
    * Nearest faces (not grouped by identity): exact, or through the binary HNSW index with `candidates`
    * re-ranked exactly. Distances are pgvector's (cosine distance, or L2 for euclidean), mapped to `metric`.
@@ -1173,10 +1169,7 @@ export class PostgresStore implements GalleryStore {
     query: Float32Array,
     options: { k: number; metric: Metric; approximate?: boolean; candidates?: number },
   ): Promise<{ id: number; identity: string; source: string; distance: number }[]> {
-    const meta = await this.requireMeta();
-    const type = this.vectorType(meta);
-    const op = `OPERATOR(${this.names.ext}.${options.metric === 'euclidean' ? '<->' : '<=>'})`;
-    const q = vectorParam(query, meta.precision);
+    const { type, op, q } = await this.queryDistance(query, options.metric);
     const rows = await this.withCandidates(query, options, (run, candidates, extra) =>
       run<{ id: string; identity: string; source: string; d: number }>(
         `SELECT id, identity, source, embedding ${op} $1::${type} AS d FROM ${this.candidateSource(candidates)} ORDER BY d, id LIMIT $2`,
@@ -1217,10 +1210,7 @@ export class PostgresStore implements GalleryStore {
   }
 
   async search(query: Float32Array, options: StoreSearchOptions): Promise<IdentityMatch[]> {
-    const meta = await this.requireMeta();
-    const type = this.vectorType(meta);
-    const op = `OPERATOR(${this.names.ext}.${options.metric === 'euclidean' ? '<->' : '<=>'})`;
-    const q = vectorParam(query, meta.precision);
+    const { type, op, q } = await this.queryDistance(query, options.metric);
     const r = await this.withCandidates(query, options, (run, candidates, extra) =>
       run<{ id: string; identity: string; source: string; d: number }>(
         `SELECT * FROM (SELECT DISTINCT ON (identity) id, identity, source, embedding ${op} $1::${type} AS d FROM ${this.candidateSource(candidates)} ORDER BY identity, d, id) best

@@ -205,6 +205,31 @@ export function decodeProjection(stored: {
   };
 }
 
+/** A stored projection as a row of either store's projection table (the same column names in both). */
+export interface ProjectionRow {
+  readonly dim: number;
+  readonly components: number;
+  readonly fitted_on: number;
+  readonly total_variance: number;
+  readonly mean: Uint8Array;
+  readonly basis: Uint8Array;
+  readonly variances: Uint8Array;
+}
+
+/** decodeProjection of a stored row. */
+export function decodeProjectionRow(row: ProjectionRow): Projection {
+  return decodeProjection({
+    dim: row.dim,
+    components: row.components,
+    mean: row.mean,
+    basis: row.basis,
+    variances: row.variances,
+    // Both drivers give a number; Number() also reads one given as text, as the PostgreSQL reader always did.
+    totalVariance: Number(row.total_variance),
+    fittedOn: row.fitted_on,
+  });
+}
+
 function randomRows(rows: number, cols: number, seed: number): Float32Array {
   const next = mulberry32(seed);
   const out = new Float32Array(rows * cols);

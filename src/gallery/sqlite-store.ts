@@ -21,8 +21,16 @@ import {
   rerank,
 } from './approximate.js';
 import { DescriptorIndex, type IdentityMatch } from './descriptor-index.js';
+import { APPLICATION, metaFromRows, metaRows } from './meta.js';
 import { ProjectionIndex } from './projection-index.js';
-import { decodeProjection, encodeProjection, openProjector, type Projection, type Projector } from './projection.js';
+import {
+  decodeProjectionRow,
+  encodeProjection,
+  openProjector,
+  type Projection,
+  type ProjectionRow,
+  type Projector,
+} from './projection.js';
 import { decodeHalf, encodeHalf } from '../util/float16.js';
 import type { Metric } from '../metrics/distance.js';
 import type {
@@ -38,7 +46,6 @@ import type {
 export const SQLITE_SCHEMA_VERSION = 2;
 /** Faces read, projected and written per step while building the approximate index. */
 const BUILD_BATCH = 4096;
-const APPLICATION = 'vggface-gallery';
 
 /** Schema migrations: index i takes version i to i + 1. */
 const MIGRATIONS: readonly string[] = [
@@ -159,13 +166,7 @@ export class SqliteStore implements GalleryStore {
     const hasMeta = this.db.prepare(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'`).get();
     if (!hasMeta) return undefined;
     const rows = this.db.prepare('SELECT key, value FROM meta').all() as { key: string; value: string }[];
-    const m = Object.fromEntries(rows.map((r) => [r.key, r.value]));
-    return {
-      modelKey: m.model_key,
-      modelName: m.model_name,
-      dimension: Number(m.dimension),
-      precision: m.precision === 'fp16' ? 'fp16' : 'fp32',
-    };
+    return metaFromRows(Object.fromEntries(rows.map((r) => [r.key, r.value])));
   }
 
   async initialize(meta: GalleryMeta): Promise<GalleryMeta> {
@@ -175,12 +176,7 @@ export class SqliteStore implements GalleryStore {
       if (exists) return;
       for (const m of MIGRATIONS) this.db.exec(m);
       const put = this.db.prepare('INSERT INTO meta (key, value) VALUES (?, ?)');
-      put.run('application', APPLICATION);
-      put.run('schema_version', String(SQLITE_SCHEMA_VERSION));
-      put.run('model_key', meta.modelKey);
-      put.run('model_name', meta.modelName);
-      put.run('dimension', String(meta.dimension));
-      put.run('precision', meta.precision);
+      for (const [key, value] of metaRows(meta, SQLITE_SCHEMA_VERSION)) put.run(key, value);
     });
     try {
       create.immediate();
@@ -274,26 +270,10 @@ export class SqliteStore implements GalleryStore {
     const generation = this.generationNow();
     if (generation === undefined) return undefined;
     if (this.approx?.generation === generation) return this.approx;
-    const r = this.db.prepare('SELECT * FROM projection WHERE id = 1').get() as {
-      dim: number;
-      components: number;
-      fitted_on: number;
-      total_variance: number;
-      mean: Buffer;
-      basis: Buffer;
-      variances: Buffer;
-    };
+    const r = this.db.prepare('SELECT * FROM projection WHERE id = 1').get() as ProjectionRow;
     let projection: Projection;
     try {
-      projection = decodeProjection({
-        dim: r.dim,
-        components: r.components,
-        mean: r.mean,
-        basis: r.basis,
-        variances: r.variances,
-        totalVariance: r.total_variance,
-        fittedOn: r.fitted_on,
-      });
+      projection = decodeProjectionRow(r);
     } catch (err) {
       throw galleryError(this.location, `the approximate index is damaged: ${(err as Error).message}`, err);
     }

@@ -37,7 +37,7 @@ export interface StoreSearchOptions {
    * index in SQLite), then re-rank its candidates by their exact distance. Built on first use if missing.
    */
   readonly approximate?: boolean;
-  /** Candidates the approximate search re-ranks (default 200). */
+  /** Candidates the approximate search re-ranks (default 50: approximate.ts DEFAULT_CANDIDATES). */
   readonly candidates?: number;
 }
 

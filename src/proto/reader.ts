@@ -63,14 +63,17 @@ export class ProtoReader {
           break;
         }
         case WIRE_FIXED64:
-          if (pos + 8 > end)
+        case WIRE_FIXED32: {
+          const size = wire === WIRE_FIXED64 ? 8 : 4;
+          if (pos + size > end)
             throw formatError(
               this.source,
-              `truncated protobuf: fixed64 field ${no} at byte ${pos} runs past byte ${end}`,
+              `truncated protobuf: fixed${size * 8} field ${no} at byte ${pos} runs past byte ${end}`,
             );
-          yield { no, wire, value: 0, start: pos, end: pos + 8, tagStart };
-          pos += 8;
+          yield { no, wire, value: 0, start: pos, end: pos + size, tagStart };
+          pos += size;
           break;
+        }
         case WIRE_LEN: {
           const [len, p2] = this.varint(pos, end);
           if (p2 + len > end) {
@@ -83,15 +86,6 @@ export class ProtoReader {
           pos = p2 + len;
           break;
         }
-        case WIRE_FIXED32:
-          if (pos + 4 > end)
-            throw formatError(
-              this.source,
-              `truncated protobuf: fixed32 field ${no} at byte ${pos} runs past byte ${end}`,
-            );
-          yield { no, wire, value: 0, start: pos, end: pos + 4, tagStart };
-          pos += 4;
-          break;
         default:
           throw formatError(
             this.source,

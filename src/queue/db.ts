@@ -5,7 +5,7 @@
  */
 import pg from 'pg';
 import { VggFaceError } from '../errors.js';
-import { isPostgresUrl, redactUrl } from '../gallery/postgres-store.js';
+import { isPostgresUrl, isServerGoneCode, redactUrl } from '../gallery/postgres-store.js';
 
 /** What pg-boss calls a database: it runs its statements through this, inside our transaction when we pass one. */
 export interface SqlExecutor {
@@ -43,6 +43,21 @@ export async function openPool(
   return pool;
 }
 
+/** Opens a pool as openPool does, runs `fn` on it, and closes it whatever `fn` did. */
+export async function withPool<T>(
+  url: string,
+  options: Parameters<typeof openPool>[1],
+  fn: (pool: pg.Pool) => Promise<T>,
+): Promise<T> {
+  const pool = await openPool(url, options);
+  try {
+    return await fn(pool);
+  } finally {
+    // The work is done (or failed with its own error): a pool that fails to close has nothing left to lose.
+    await pool.end().catch(() => {});
+  }
+}
+
 export function connectError(url: string, err: unknown): VggFaceError {
   const e = err as NodeJS.ErrnoException;
   const reason =
@@ -54,21 +69,8 @@ export function connectError(url: string, err: unknown): VggFaceError {
   return queueError(`cannot connect to ${redactUrl(url)}: ${reason}`, { input: redactUrl(url), cause: err });
 }
 
-const TRANSIENT_CODES = new Set([
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'EPIPE',
-  'ETIMEDOUT',
-  'EHOSTUNREACH',
-  'ENETUNREACH',
-  'EAI_AGAIN',
-  '57P01',
-  '57P02',
-  '57P03',
-  '40001',
-  '40P01',
-  '53300',
-]);
+/** Besides a server that is gone: a serialization failure, a deadlock, and a server with no connection left. */
+const TRANSIENT_CODES = new Set(['40001', '40P01', '53300']);
 
 /** Whether an error means "the server is (briefly) not there": worth retrying the same work later. */
 export function isTransient(err: unknown): boolean {
@@ -77,7 +79,7 @@ export function isTransient(err: unknown): boolean {
     e && depth < 4;
     e = e.cause as typeof e, depth++
   ) {
-    if (e.code && (TRANSIENT_CODES.has(e.code) || e.code.startsWith('08'))) return true;
+    if (e.code && (isServerGoneCode(e.code) || TRANSIENT_CODES.has(e.code))) return true;
     const m = e.message ?? '';
     if (
       /Connection terminated|connection error|not queryable|timeout exceeded when trying to connect|the database system is (starting up|shutting down)|terminating connection/i.test(

@@ -7,7 +7,7 @@ import { hostname } from 'node:os';
 import type pg from 'pg';
 import { usageError } from '../errors.js';
 import { RUN_RETENTION_MINUTES, startBoss, stopBoss, type Boss } from './boss.js';
-import { openPool, transaction, type SqlExecutor } from './db.js';
+import { transaction, withPool, type SqlExecutor } from './db.js';
 import {
   ensureSchema,
   insertRun,
@@ -93,40 +93,42 @@ export async function submitRun(o: SubmitOptions): Promise<SubmitResult> {
     refs.push(o.into === 'gallery' ? [refs.length, r, o.identities![i]] : [refs.length, r]);
   });
   if (refs.length === 0) throw usageError('nothing to submit: the list of photos is empty', 'images');
-  const pool = await openPool(o.db, { applicationName: `vggface-submit ${hostname()} pid ${process.pid}`, max: 2 });
-  let boss: Boss | undefined;
-  try {
-    await ensureSchema(pool);
-    boss = await startBoss(o.db, { applicationName: `vggface-submit ${hostname()} pid ${process.pid}`, max: 2 });
-    const id = newRunId();
-    const queue = queueName(id);
-    await createRunQueue(boss, queue, o.options);
-    const batches = Math.ceil(refs.length / o.batchSize);
+  // The queue's pool and pg-boss's: two connections each.
+  const connection = { applicationName: `vggface-submit ${hostname()} pid ${process.pid}`, max: 2 };
+  return withPool(o.db, connection, async (pool) => {
+    let boss: Boss | undefined;
     try {
-      await transaction(pool, async (client, executor) => {
-        await insertRun(client, {
-          id,
-          queue,
-          total: refs.length,
-          batches,
-          batchSize: o.batchSize,
-          into: o.into,
-          settings: o.settings,
-          options: o.options,
-          model: o.model ?? null,
-          detector: o.settings.detector === 'none' ? null : (o.detector ?? null),
+      await ensureSchema(pool);
+      boss = await startBoss(o.db, connection);
+      const id = newRunId();
+      const queue = queueName(id);
+      await createRunQueue(boss, queue, o.options);
+      const batches = Math.ceil(refs.length / o.batchSize);
+      try {
+        await transaction(pool, async (client, executor) => {
+          await insertRun(client, {
+            id,
+            queue,
+            total: refs.length,
+            batches,
+            batchSize: o.batchSize,
+            into: o.into,
+            settings: o.settings,
+            options: o.options,
+            model: o.model ?? null,
+            detector: o.settings.detector === 'none' ? null : (o.detector ?? null),
+          });
+          await enqueue(boss!, executor, { id, queue }, refs, o.batchSize, 0);
         });
-        await enqueue(boss!, executor, { id, queue }, refs, o.batchSize, 0);
-      });
-    } catch (err) {
-      await boss.deleteQueue(queue).catch(() => {});
-      throw err;
+      } catch (err) {
+        await boss.deleteQueue(queue).catch(() => {});
+        throw err;
+      }
+      return { run: id, photos: refs.length, batches, duplicates: o.references.length - refs.length };
+    } finally {
+      if (boss) await stopBoss(boss);
     }
-    return { run: id, photos: refs.length, batches, duplicates: o.references.length - refs.length };
-  } finally {
-    if (boss) await stopBoss(boss);
-    await pool.end().catch(() => {});
-  }
+  });
 }
 
 export interface RetryResult {
@@ -168,40 +170,43 @@ export async function deadJobs(
  * batches) and dead batches (pg-boss retries them). One transaction.
  */
 export async function retryRun(db: string, runId: string): Promise<RetryResult> {
-  const pool = await openPool(db, { applicationName: `vggface-retry ${hostname()} pid ${process.pid}`, max: 2 });
-  let boss: Boss | undefined;
-  try {
-    const run = await requireRun(pool, runId);
-    boss = await startBoss(db, { applicationName: `vggface-retry ${hostname()} pid ${process.pid}`, max: 2 });
-    return await transaction(pool, async (client, executor) => {
-      await client.query('SELECT id FROM vggface_queue_runs WHERE id = $1 FOR UPDATE', [run.id]);
-      const failed = await client.query<{ idx: number; reference: string; identity: string | null }>(
-        `DELETE FROM vggface_queue_results WHERE run = $1 AND status = 'failed' RETURNING idx, reference, identity`,
-        [run.id],
-      );
-      // A gallery run's photos keep the identity they were submitted with.
-      const refs: BatchData['refs'] = failed.rows
-        .sort((a, b) => a.idx - b.idx)
-        .map((r) =>
-          run.into === 'gallery' ? ([r.idx, r.reference, r.identity ?? ''] as const) : ([r.idx, r.reference] as const),
+  const connection = { applicationName: `vggface-retry ${hostname()} pid ${process.pid}`, max: 2 };
+  return withPool(db, connection, async (pool) => {
+    let boss: Boss | undefined;
+    try {
+      const run = await requireRun(pool, runId);
+      boss = await startBoss(db, connection);
+      return await transaction(pool, async (client, executor) => {
+        await client.query('SELECT id FROM vggface_queue_runs WHERE id = $1 FOR UPDATE', [run.id]);
+        const failed = await client.query<{ idx: number; reference: string; identity: string | null }>(
+          `DELETE FROM vggface_queue_results WHERE run = $1 AND status = 'failed' RETURNING idx, reference, identity`,
+          [run.id],
         );
-      const last = await client.query<{ batches: number }>('SELECT batches FROM vggface_queue_runs WHERE id = $1', [
-        run.id,
-      ]);
-      const added = refs.length ? await enqueue(boss!, executor, run, refs, run.batchSize, last.rows[0].batches) : 0;
-      if (added)
-        await client.query('UPDATE vggface_queue_runs SET batches = batches + $2 WHERE id = $1', [run.id, added]);
-      const dead = await deadJobs(client, run.queue);
-      if (dead.length)
-        await boss!.retry(
-          run.queue,
-          dead.map((d) => d.id),
-          { db: executor as never },
-        );
-      return { run: run.id, photos: refs.length, batches: dead.length };
-    });
-  } finally {
-    if (boss) await stopBoss(boss);
-    await pool.end().catch(() => {});
-  }
+        // A gallery run's photos keep the identity they were submitted with.
+        const refs: BatchData['refs'] = failed.rows
+          .sort((a, b) => a.idx - b.idx)
+          .map((r) =>
+            run.into === 'gallery'
+              ? ([r.idx, r.reference, r.identity ?? ''] as const)
+              : ([r.idx, r.reference] as const),
+          );
+        const last = await client.query<{ batches: number }>('SELECT batches FROM vggface_queue_runs WHERE id = $1', [
+          run.id,
+        ]);
+        const added = refs.length ? await enqueue(boss!, executor, run, refs, run.batchSize, last.rows[0].batches) : 0;
+        if (added)
+          await client.query('UPDATE vggface_queue_runs SET batches = batches + $2 WHERE id = $1', [run.id, added]);
+        const dead = await deadJobs(client, run.queue);
+        if (dead.length)
+          await boss!.retry(
+            run.queue,
+            dead.map((d) => d.id),
+            { db: executor as never },
+          );
+        return { run: run.id, photos: refs.length, batches: dead.length };
+      });
+    } finally {
+      if (boss) await stopBoss(boss);
+    }
+  });
 }

@@ -17,6 +17,7 @@ import type { VggFaceError } from '../errors.js';
 import { FaceDetector } from '../face/detector.js';
 import { Gallery } from '../gallery/gallery.js';
 import { ensureDetectorModel } from '../face/detector-model.js';
+import { faceSettings } from '../describe-options.js';
 import { envValue } from '../util/env.js';
 import { sha256, sha256File } from '../util/hash.js';
 import { defaultCacheDir } from '../util/paths.js';
@@ -84,6 +85,21 @@ const RUNS_REFRESH_MS = 5000;
 
 /** "input #3: no face found" -> "no face found": results keep the reference and the reason apart. */
 const reasonOf = (err: VggFaceError) => err.message.replace(/^input #\d+: /, '');
+
+/** A photo of a batch, as read: where it stands in the batch, its reference and (runs into a gallery) identity. */
+type BatchPhoto = Pick<PhotoResult, 'idx' | 'reference' | 'identity'>;
+
+/** A photo's result: which photo of the batch, and its outcome. */
+const photoResult = (p: BatchPhoto, outcome: Omit<PhotoResult, keyof BatchPhoto>): PhotoResult => ({
+  idx: p.idx,
+  reference: p.reference,
+  identity: p.identity,
+  ...outcome,
+});
+
+/** A photo that was read (so its content hash is known) but could not be described. */
+const failedResult = (p: BatchPhoto, sha: string, err: VggFaceError): PhotoResult =>
+  photoResult(p, { status: 'failed', sha256: sha, error: reasonOf(err), descriptors: [] });
 
 export class QueueWorker {
   readonly id = `${hostname()}:${process.pid}`;
@@ -483,15 +499,7 @@ export class QueueWorker {
     const results: PhotoResult[] = [];
     const readable = read.filter((r) => r.bytes);
     for (const r of read)
-      if (!r.bytes)
-        results.push({
-          idx: r.idx,
-          reference: r.reference,
-          identity: r.identity,
-          status: 'failed',
-          error: r.error,
-          descriptors: [],
-        });
+      if (!r.bytes) results.push(photoResult(r, { status: 'failed', error: r.error, descriptors: [] }));
     const s = run.settings;
     const common = { layer: s.layer, normalize: s.normalize, batchSize: s.inferenceBatch, maxPixels: s.maxPixels };
     const inputs = readable.map((r) => r.bytes!);
@@ -499,70 +507,26 @@ export class QueueWorker {
       for await (const r of slot.model.describeEach(inputs, { ...common, fit: s.fit })) {
         const item = readable[r.index];
         const sha = sha256(item.bytes!);
-        if (r.error)
-          results.push({
-            idx: item.idx,
-            reference: item.reference,
-            identity: item.identity,
-            status: 'failed',
-            sha256: sha,
-            error: reasonOf(r.error),
-            descriptors: [],
-          });
-        else
-          results.push({
-            idx: item.idx,
-            reference: item.reference,
-            identity: item.identity,
-            status: 'described',
-            sha256: sha,
-            descriptors: [r.descriptor],
-          });
+        if (r.error) results.push(failedResult(item, sha, r.error));
+        else results.push(photoResult(item, { status: 'described', sha256: sha, descriptors: [r.descriptor] }));
       }
     } else {
       const detector = await this.openDetector(slot);
-      const { align, margin, maxFaces, minFaceSize, minScore } = s;
-      for await (const r of slot.model.describeFaces(inputs, {
-        ...common,
-        detector,
-        align,
-        margin,
-        maxFaces,
-        minFaceSize,
-        minScore,
-      })) {
+      for await (const r of slot.model.describeFaces(inputs, { ...common, detector, ...faceSettings(s) })) {
         const item = readable[r.index];
         const sha = sha256(item.bytes!);
-        if (r.error)
-          results.push({
-            idx: item.idx,
-            reference: item.reference,
-            identity: item.identity,
-            status: 'failed',
-            sha256: sha,
-            error: reasonOf(r.error),
-            descriptors: [],
-          });
+        if (r.error) results.push(failedResult(item, sha, r.error));
         else if (r.faces.length === 0)
-          results.push({
-            idx: item.idx,
-            reference: item.reference,
-            identity: item.identity,
-            status: 'no_face',
-            sha256: sha,
-            faces: [],
-            descriptors: [],
-          });
+          results.push(photoResult(item, { status: 'no_face', sha256: sha, faces: [], descriptors: [] }));
         else
-          results.push({
-            idx: item.idx,
-            reference: item.reference,
-            identity: item.identity,
-            status: 'described',
-            sha256: sha,
-            faces: r.faces.map((f) => f.face),
-            descriptors: r.faces.map((f) => f.descriptor),
-          });
+          results.push(
+            photoResult(item, {
+              status: 'described',
+              sha256: sha,
+              faces: r.faces.map((f) => f.face),
+              descriptors: r.faces.map((f) => f.descriptor),
+            }),
+          );
       }
     }
     return results.sort((a, b) => a.idx - b.idx);

@@ -4,6 +4,7 @@ import { readFile } from 'node:fs/promises';
 import { fileError, invalidParameterError, usageError } from '../errors.js';
 import { METRICS, type Metric } from '../metrics/distance.js';
 import { PRECISIONS, type Precision } from '../gallery/scorer.js';
+import { DEFAULT_CANDIDATES, MAX_CANDIDATES } from '../gallery/approximate.js';
 import {
   DESCRIBE_OPTIONS,
   parseOption,
@@ -79,7 +80,7 @@ export interface ServeOptions {
   readonly allowedHosts?: readonly string[];
   /** Gallery location: a SQLite file or a postgres:// URL. */
   readonly db: string;
-  /** Search through the approximate index (PostgreSQL: built at start if missing), re-ranking `candidates` (default 200). */
+  /** Search through the approximate index (PostgreSQL: built at start if missing), re-ranking `candidates` (default DEFAULT_CANDIDATES, 50). */
   readonly approximate?: boolean;
   readonly candidates?: number;
   /** Descriptor storage of a new gallery. */
@@ -268,8 +269,8 @@ export const SERVE_OPTIONS: ServeOptionSpecs = {
     name: 'candidates',
     flag: '--candidates <n>',
     min: 1,
-    max: 1000,
-    default: 200,
+    max: MAX_CANDIDATES,
+    default: DEFAULT_CANDIDATES,
     description: 'with --approximate: candidates to re-rank',
   },
   storage: {

@@ -3,10 +3,9 @@
  * conv kernels (kh, kw, in, out), fc kernels (in, out) with fc6 reading pool5 in C,H,W order. BGR.
  */
 import { VggFaceError } from '../errors.js';
-import { assembleWeightSet, type FoundLayer } from './canonical.js';
-import { describeTopLevel, Hdf5File, probeHdf5, sniffHdf5 } from './hdf5.js';
-import { readConvLayer, readFcLayer, storedDtype, type StoredLayer } from './hdf5-layers.js';
-import { CONV_LAYER_NAMES, LAYER_NAMES, type WeightReader, type WeightSet } from './types.js';
+import { describeTopLevel, type Hdf5File, probeHdf5, sniffHdf5 } from './hdf5.js';
+import { readHdf5Weights, type StoredLayer } from './hdf5-layers.js';
+import { LAYER_NAMES, type WeightReader, type WeightSet } from './types.js';
 
 const GROUP = '/data';
 
@@ -39,33 +38,14 @@ function storedLayers(file: Hdf5File): StoredLayer[] {
   }));
 }
 
-async function readArticle(path: string): Promise<WeightSet> {
-  const file = await Hdf5File.open(path);
-  try {
-    const stored = storedLayers(file);
-    const found: FoundLayer[] = stored.slice(0, CONV_LAYER_NAMES.length).map((l) => readConvLayer(file, l));
-    const pool5Channels = found[found.length - 1].weight.shape[0];
-    const [fc6, fc7, fc8] = stored.slice(CONV_LAYER_NAMES.length);
-    found.push(
-      readFcLayer(file, fc6, { pool5Channels, inputOrder: 'CHW' }),
-      readFcLayer(file, fc7),
-      readFcLayer(file, fc8),
-    );
-    return assembleWeightSet(
-      {
-        format: 'hdf5-article',
-        layout:
-          "the article's HDF5 layout (data/<layer>_w, <layer>_b; kernels (kh, kw, in, out), fc (in, out), fc6 inputs C,H,W)",
-        sourceDtype: storedDtype(stored),
-        inputChannelOrder: 'BGR',
-      },
-      found,
-      path,
-    ).weights;
-  } finally {
-    file.close();
-  }
-}
+const readArticle = (path: string): Promise<WeightSet> =>
+  readHdf5Weights(path, {
+    format: 'hdf5-article',
+    storedLayers,
+    fc6InputOrder: 'CHW',
+    describe: () =>
+      "the article's HDF5 layout (data/<layer>_w, <layer>_b; kernels (kh, kw, in, out), fc (in, out), fc6 inputs C,H,W)",
+  });
 
 export const hdf5ArticleReader: WeightReader = {
   id: 'hdf5-article',

@@ -4,11 +4,11 @@
  * (kh, kw, in, out), and fc6's inputs are H,W,C (channels-last Flatten, or a 7x7 conv) or C,H,W (the article).
  */
 import { VggFaceError } from '../errors.js';
-import type { FoundLayer } from './canonical.js';
-import type { Hdf5Dataset, Hdf5File } from './hdf5.js';
+import { assembleWeightSet, type FoundLayer } from './canonical.js';
+import { Hdf5File, type Hdf5Dataset } from './hdf5.js';
 import { hwioToOihw, tensor, transposeRowsInto } from './layout.js';
 import { POOL5_SIZE } from './topology.js';
-import type { Tensor } from './types.js';
+import { CONV_LAYER_NAMES, type FormatId, type Tensor, type WeightSet } from './types.js';
 
 /** One weight-bearing layer as stored: the canonical name it will get, the source name, and its two datasets. */
 export interface StoredLayer {
@@ -40,7 +40,7 @@ function readBias(file: Hdf5File, layer: StoredLayer): Tensor {
 }
 
 /** A conv layer: (kh, kw, in, out) -> (out, in, kh, kw). */
-export function readConvLayer(file: Hdf5File, layer: StoredLayer): FoundLayer {
+function readConvLayer(file: Hdf5File, layer: StoredLayer): FoundLayer {
   const k = layer.kernel.shape;
   if (k.length !== 4)
     throw topologyError(
@@ -61,7 +61,7 @@ export function readConvLayer(file: Hdf5File, layer: StoredLayer): FoundLayer {
  * An fc layer stored transposed -> canonical (out, in), streamed through small blocks. `pool5Channels` is set for
  * fc6 (the width of conv5_3): its kernel must read exactly 7x7 of those, and H,W,C inputs are re-ordered to C,H,W.
  */
-export function readFcLayer(
+function readFcLayer(
   file: Hdf5File,
   layer: StoredLayer,
   fc6?: { pool5Channels: number; inputOrder: Fc6InputOrder },
@@ -120,6 +120,47 @@ export function readFcLayer(
 }
 
 /** The dtypes of the layers' datasets, as WeightSet.sourceDtype. */
-export function storedDtype(layers: readonly StoredLayer[]): string {
+function storedDtype(layers: readonly StoredLayer[]): string {
   return [...new Set(layers.flatMap((l) => [l.kernel.dtype, l.bias.dtype]))].join('+');
+}
+
+/** What tells one HDF5 layout from another: where its layers are, and how its fc6 reads pool5. */
+export interface Hdf5Layout {
+  readonly format: FormatId;
+  /** The weight-bearing layers, conv1_1..fc8 in order (or an error saying what is missing). */
+  readonly storedLayers: (file: Hdf5File) => StoredLayer[];
+  readonly fc6InputOrder: Fc6InputOrder;
+  /** WeightSet.layout, which may say how the layers are stored. */
+  readonly describe: (stored: readonly StoredLayer[]) => string;
+}
+
+/**
+ * The weight set of an HDF5 file in `layout`: conv1_1..conv5_3, then fc6..fc8 with fc6 reading pool5 (as wide as
+ * conv5_3). BGR: every HDF5 layout comes from the Caffe model.
+ */
+export async function readHdf5Weights(path: string, layout: Hdf5Layout): Promise<WeightSet> {
+  const file = await Hdf5File.open(path);
+  try {
+    const stored = layout.storedLayers(file);
+    const found = stored.slice(0, CONV_LAYER_NAMES.length).map((l) => readConvLayer(file, l));
+    const pool5Channels = found[found.length - 1].weight.shape[0];
+    const [fc6, fc7, fc8] = stored.slice(CONV_LAYER_NAMES.length);
+    found.push(
+      readFcLayer(file, fc6, { pool5Channels, inputOrder: layout.fc6InputOrder }),
+      readFcLayer(file, fc7),
+      readFcLayer(file, fc8),
+    );
+    return assembleWeightSet(
+      {
+        format: layout.format,
+        layout: layout.describe(stored),
+        sourceDtype: storedDtype(stored),
+        inputChannelOrder: 'BGR',
+      },
+      found,
+      path,
+    ).weights;
+  } finally {
+    file.close();
+  }
 }

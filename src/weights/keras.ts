@@ -10,9 +10,8 @@
  * Either container may hold either kind of fc layer; both end up canonical with fc6 reading C,H,W. BGR.
  */
 import { formatError, VggFaceError } from '../errors.js';
-import { assembleWeightSet, type FoundLayer } from './canonical.js';
-import { describeTopLevel, Hdf5File, probeHdf5, sniffHdf5 } from './hdf5.js';
-import { readConvLayer, readFcLayer, storedDtype, type StoredLayer } from './hdf5-layers.js';
+import { describeTopLevel, type Hdf5File, probeHdf5, sniffHdf5 } from './hdf5.js';
+import { readHdf5Weights, type StoredLayer } from './hdf5-layers.js';
 import {
   CONV_LAYER_NAMES,
   FC_LAYER_NAMES,
@@ -102,34 +101,20 @@ function storedLayers(file: Hdf5File, container: KerasContainer): StoredLayer[] 
   }));
 }
 
-async function readKeras(path: string, container: KerasContainer): Promise<WeightSet> {
-  const file = await Hdf5File.open(path);
-  try {
-    const stored = storedLayers(file, container);
-    const found: FoundLayer[] = stored.slice(0, CONV_LAYER_NAMES.length).map((l) => readConvLayer(file, l));
-    const pool5Channels = found[found.length - 1].weight.shape[0];
-    const [fc6, fc7, fc8] = stored.slice(CONV_LAYER_NAMES.length);
-    found.push(
-      readFcLayer(file, fc6, { pool5Channels, inputOrder: 'HWC' }),
-      readFcLayer(file, fc7),
-      readFcLayer(file, fc8),
-    );
-    const fcKind =
-      fc6.kernel.shape.length === 4 ? 'fc layers stored as Conv2D' : 'fc layers Dense over a channels-last Flatten';
-    const { id, name } = CONTAINERS[container];
-    return assembleWeightSet(
-      {
-        format: id,
-        layout: `${name}, kernels (kh, kw, in, out), ${fcKind}`,
-        sourceDtype: storedDtype(stored),
-        inputChannelOrder: 'BGR',
-      },
-      found,
-      path,
-    ).weights;
-  } finally {
-    file.close();
-  }
+function readKeras(path: string, container: KerasContainer): Promise<WeightSet> {
+  const { id, name } = CONTAINERS[container];
+  return readHdf5Weights(path, {
+    format: id,
+    storedLayers: (file) => storedLayers(file, container),
+    fc6InputOrder: 'HWC',
+    describe: (stored) => {
+      const fcKind =
+        stored[CONV_LAYER_NAMES.length].kernel.shape.length === 4
+          ? 'fc layers stored as Conv2D'
+          : 'fc layers Dense over a channels-last Flatten';
+      return `${name}, kernels (kh, kw, in, out), ${fcKind}`;
+    },
+  });
 }
 
 function kerasReader(container: KerasContainer, description: string): WeightReader {

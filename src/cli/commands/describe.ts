@@ -1,9 +1,18 @@
 import { Command } from 'commander';
-import { VggFace, LAYERS, type Layer } from '../../vggface.js';
+import { VggFace } from '../../vggface.js';
 import { FaceDetector } from '../../face/detector.js';
 import { usageError } from '../../errors.js';
-import * as check from '../../validate.js';
-import { addImageOptions, addModelOptions, imageOptions, modelOptions, type ModelFlags } from '../options.js';
+import { faceSettings } from '../../describe-options.js';
+import { DESCRIBE_OPTIONS } from '../../options.js';
+import {
+  addImageOptions,
+  addModelOptions,
+  flagArgs,
+  imageOptions,
+  modelOptions,
+  resolveFlag,
+  type ModelFlags,
+} from '../options.js';
 import {
   addFaceOptions,
   detectorDownloadProgress,
@@ -24,9 +33,9 @@ import { reportItemError, type CommandContext } from '../context.js';
 import { envValue } from '../../util/env.js';
 
 interface DescribeFlags extends ModelFlags, FaceFlags {
-  layer: string;
+  layer?: string;
   raw?: boolean;
-  batch: string;
+  batch?: string;
   fit?: string;
   maxPixels?: string;
   list?: string;
@@ -53,9 +62,9 @@ export function describeCommand(ctx: CommandContext): Command {
     )
     .argument('[images...]', 'image files (JPEG, PNG, WebP, TIFF, GIF, AVIF) or folders (searched recursively)')
     .option('--list <file>', 'read image paths from a file, one per line (- for stdin)')
-    .option('--layer <layer>', `which layer: ${LAYERS.join(', ')}`, 'fc7')
-    .option('--raw', 'do not L2-normalise the vector')
-    .option('--batch <n>', 'images per inference call', '8')
+    .option(...flagArgs(DESCRIBE_OPTIONS.layer))
+    .option(...flagArgs(DESCRIBE_OPTIONS.normalize))
+    .option(...flagArgs(DESCRIBE_OPTIONS.batchSize))
     .option(
       '-o, --output <file>',
       'write to this file instead of stdout: .jsonl (JSON lines), .npy or .f32 (matrix + index)',
@@ -67,8 +76,8 @@ export function describeCommand(ctx: CommandContext): Command {
   addImageOptions(cmd);
   addFaceOptions(cmd, { detectorChoice: true });
   return cmd.action(async (args: string[], flags: DescribeFlags) => {
-    const layer = check.oneOf('--layer', flags.layer, LAYERS) as Layer;
-    const batchSize = check.integer('--batch', flags.batch, 1, 256);
+    const layer = resolveFlag(DESCRIBE_OPTIONS.layer, flags.layer);
+    const batchSize = resolveFlag(DESCRIBE_OPTIONS.batchSize, flags.batch);
     const image = imageOptions(flags);
     const faces = faceOptions(flags);
     const load = modelOptions(flags); // validates the model flags before anything opens
@@ -139,16 +148,7 @@ export function describeCommand(ctx: CommandContext): Command {
           else await sink.write({ image: r.label, detected: false, rows: [{ descriptor: r.descriptor }] });
         }
       } else {
-        const { align, margin, maxFaces, minFaceSize, minScore } = faces;
-        for await (const r of model.describeFaces(images, {
-          ...options,
-          detector,
-          align,
-          margin,
-          maxFaces,
-          minFaceSize,
-          minScore,
-        })) {
+        for await (const r of model.describeFaces(images, { ...options, detector, ...faceSettings(faces) })) {
           if (r.error) {
             reportItemError(ctx, r.error);
             continue;

@@ -1,7 +1,9 @@
 import { Command } from 'commander';
 import { usageError } from '../../errors.js';
 import { defaultGalleryPath, Gallery, openGalleryStore, removeIdentity } from '../../gallery/gallery.js';
+import { DEFAULT_CANDIDATES, MAX_CANDIDATES } from '../../gallery/approximate.js';
 import { PRECISIONS, type Precision } from '../../gallery/scorer.js';
+import type { GalleryStore } from '../../gallery/types.js';
 import { defaultCacheDir } from '../../util/paths.js';
 import { modelIdentity, resolveThreshold } from '../../verify/thresholds.js';
 import * as check from '../../validate.js';
@@ -9,7 +11,7 @@ import { float32ToString, writeLine } from '../format.js';
 import { reportItemError, type CommandContext } from '../context.js';
 import { addImageOptions, addModelOptions, flagArgs, imageOptions, resolveFlag, type ModelFlags } from '../options.js';
 import { DESCRIBE_OPTIONS } from '../../options.js';
-import { addFaceOptions, openPhotosAndModel, type FaceFlags } from '../face-options.js';
+import { addFaceOptions, withPhotosAndModel, type FaceFlags } from '../face-options.js';
 import { faceJson } from '../format.js';
 import { progressBar } from '../progress.js';
 import { addThresholdOptions, thresholdFlags } from './verify.js';
@@ -25,7 +27,30 @@ function addDbOption(cmd: Command): Command {
   );
 }
 
+type PhotoFlags = ModelFlags & DbFlags & FaceFlags & { fit?: string; maxPixels?: string };
+
+/**
+ * The options of the commands that describe photos (add, search): the gallery, and the model, image and face
+ * options, the same for both since a search must describe its photos as the gallery's were.
+ */
+function addPhotoOptions(cmd: Command): Command {
+  addDbOption(cmd);
+  addModelOptions(cmd);
+  addImageOptions(cmd);
+  return addFaceOptions(cmd, { detectorChoice: true });
+}
+
 const num = (x: number) => float32ToString(Math.fround(x));
+
+/** Opens the gallery --db names (else the default one) without a model, runs `fn` on it, then closes it. */
+async function withStore<T>(flags: DbFlags, fn: (store: GalleryStore) => Promise<T>): Promise<T> {
+  const store = await openGalleryStore(flags.db ?? defaultGalleryPath());
+  try {
+    return await fn(store);
+  } finally {
+    await store.close();
+  }
+}
 
 function addSubcommand(ctx: CommandContext): Command {
   const cmd = new Command('add')
@@ -41,53 +66,39 @@ function addSubcommand(ctx: CommandContext): Command {
       'fp32',
     )
     .option(...flagArgs(DESCRIBE_OPTIONS.batchSize, 'images per inference call and per transaction'));
-  addDbOption(cmd);
-  addModelOptions(cmd);
-  addImageOptions(cmd);
-  addFaceOptions(cmd, { detectorChoice: true });
-  return cmd.action(
-    async (
-      images: string[],
-      flags: ModelFlags &
-        DbFlags &
-        FaceFlags & { id: string; storage: string; batch?: string; fit?: string; maxPixels?: string },
-    ) => {
-      const precision = check.oneOf('--storage', flags.storage, PRECISIONS) as Precision;
-      const batchSize = resolveFlag(DESCRIBE_OPTIONS.batchSize, flags.batch);
-      const maxPixels = imageOptions(flags).maxPixels;
-      const { photos, model } = await openPhotosAndModel(flags);
+  addPhotoOptions(cmd);
+  return cmd.action(async (images: string[], flags: PhotoFlags & { id: string; storage: string; batch?: string }) => {
+    const precision = check.oneOf('--storage', flags.storage, PRECISIONS) as Precision;
+    const batchSize = resolveFlag(DESCRIBE_OPTIONS.batchSize, flags.batch);
+    const maxPixels = imageOptions(flags).maxPixels;
+    await withPhotosAndModel(flags, async (photos, model) => {
+      const gallery = await Gallery.open(model, { db: flags.db, precision, create: true });
+      const bar = progressBar('Adding', images.length, { threshold: 16 });
       try {
-        const gallery = await Gallery.open(model, { db: flags.db, precision, create: true });
-        const bar = progressBar('Adding', images.length, { threshold: 16 });
-        try {
-          const results = await gallery.add(flags.id, images, {
-            batchSize,
-            maxPixels,
-            ...photos.options,
-            onProgress: (d) => bar.update(d),
-          });
-          for (const r of results) {
-            if (r.status === 'failed') reportItemError(ctx, r.error!);
-            else
-              await writeLine(
-                ctx.stdout,
-                JSON.stringify({
-                  image: r.label,
-                  status: r.status,
-                  identity: r.status === 'added' ? flags.id : r.identity,
-                }),
-              );
-          }
-        } finally {
-          bar.stop();
-          await gallery.close();
+        const results = await gallery.add(flags.id, images, {
+          batchSize,
+          maxPixels,
+          ...photos.options,
+          onProgress: (d) => bar.update(d),
+        });
+        for (const r of results) {
+          if (r.status === 'failed') reportItemError(ctx, r.error!);
+          else
+            await writeLine(
+              ctx.stdout,
+              JSON.stringify({
+                image: r.label,
+                status: r.status,
+                identity: r.status === 'added' ? flags.id : r.identity,
+              }),
+            );
         }
       } finally {
-        await model.close();
-        await photos.detector?.close();
+        bar.stop();
+        await gallery.close();
       }
-    },
-  );
+    });
+  });
 }
 
 function searchSubcommand(ctx: CommandContext): Command {
@@ -104,31 +115,28 @@ function searchSubcommand(ctx: CommandContext): Command {
       '--approximate',
       'search the approximate index (a PCA projection; HNSW in PostgreSQL) and re-rank its candidates exactly; built on first use',
     )
-    .option('--candidates <n>', 'with --approximate: candidates to re-rank (1-1000)', '200')
+    .option(
+      '--candidates <n>',
+      `with --approximate: candidates to re-rank (1-${MAX_CANDIDATES})`,
+      String(DEFAULT_CANDIDATES),
+    )
     .option(
       '--components <n>',
       'with --approximate, when the index is built: dimensions of the projection (1-2000; default 256, or the descriptor size if smaller)',
     );
   addThresholdOptions(cmd);
-  addDbOption(cmd);
-  addModelOptions(cmd);
-  addImageOptions(cmd);
-  addFaceOptions(cmd, { detectorChoice: true });
+  addPhotoOptions(cmd);
   return cmd.action(
     async (
       images: string[],
-      flags: ModelFlags &
-        DbFlags &
-        FaceFlags & {
-          top: string;
-          metric: string;
-          threshold?: string;
-          approximate?: boolean;
-          candidates: string;
-          components?: string;
-          fit?: string;
-          maxPixels?: string;
-        },
+      flags: PhotoFlags & {
+        top: string;
+        metric: string;
+        threshold?: string;
+        approximate?: boolean;
+        candidates: string;
+        components?: string;
+      },
     ) => {
       const k = check.integer('-k', flags.top, 1, 1000);
       const candidates = check.integer('--candidates', flags.candidates, 1, 1000);
@@ -136,8 +144,7 @@ function searchSubcommand(ctx: CommandContext): Command {
         flags.components === undefined ? undefined : check.integer('--components', flags.components, 1, 2000);
       const { metric, explicit } = thresholdFlags(flags);
       const maxPixels = imageOptions(flags).maxPixels;
-      const { photos, model } = await openPhotosAndModel(flags);
-      try {
+      await withPhotosAndModel(flags, async (photos, model) => {
         const { threshold } = await resolveThreshold({
           metric,
           explicit,
@@ -176,10 +183,7 @@ function searchSubcommand(ctx: CommandContext): Command {
         } finally {
           await gallery.close();
         }
-      } finally {
-        await model.close();
-        await photos.detector?.close();
-      }
+      });
     },
   );
 }
@@ -189,14 +193,11 @@ function listSubcommand(ctx: CommandContext): Command {
     .summary('list identities and their number of faces')
     .description('Prints one JSON line per identity: {"identity", "faces"}.');
   addDbOption(cmd);
-  return cmd.action(async (flags: DbFlags) => {
-    const store = await openGalleryStore(flags.db ?? defaultGalleryPath());
-    try {
+  return cmd.action((flags: DbFlags) =>
+    withStore(flags, async (store) => {
       for (const s of await store.list()) await writeLine(ctx.stdout, JSON.stringify(s));
-    } finally {
-      await store.close();
-    }
-  });
+    }),
+  );
 }
 
 function removeSubcommand(ctx: CommandContext): Command {
@@ -204,15 +205,12 @@ function removeSubcommand(ctx: CommandContext): Command {
     .summary('remove an identity and all its faces')
     .argument('<identity>', 'the identity to remove');
   addDbOption(cmd);
-  return cmd.action(async (identity: string, flags: DbFlags) => {
-    const store = await openGalleryStore(flags.db ?? defaultGalleryPath());
-    try {
+  return cmd.action((identity: string, flags: DbFlags) =>
+    withStore(flags, async (store) => {
       const removed = await removeIdentity(store, identity);
       await writeLine(ctx.stdout, JSON.stringify({ identity, removed }));
-    } finally {
-      await store.close();
-    }
-  });
+    }),
+  );
 }
 
 export function galleryCommand(ctx: CommandContext): Command {

@@ -2,7 +2,7 @@ import { Command } from 'commander';
 import { usageError, VggFaceError } from '../../errors.js';
 import { YUNET_SHA256 } from '../../face/detector-model.js';
 import { checkOutputTarget, outputFormatFor, OUTPUT_FORMATS } from '../../output/descriptor-sink.js';
-import { openPool } from '../../queue/db.js';
+import { withPool } from '../../queue/db.js';
 import { exportRun } from '../../queue/export.js';
 import { bindingOfWeights } from '../../queue/model.js';
 import { normalizeReference } from '../../queue/references.js';
@@ -191,8 +191,7 @@ function statusSubcommand(ctx: CommandContext): Command {
       const tty = (ctx.stdout as NodeJS.WriteStream).isTTY === true && !flags.json;
       const every =
         flags.watch === undefined || flags.watch === true ? 2 : check.number('--watch', flags.watch, 0.2, 3600);
-      const pool = await openPool(db, { applicationName: 'vggface-status', max: 2 });
-      try {
+      await withPool(db, { applicationName: 'vggface-status', max: 2 }, async (pool) => {
         if (runId === undefined) {
           const runs = await listRuns(pool);
           for (const run of runs) {
@@ -218,9 +217,7 @@ function statusSubcommand(ctx: CommandContext): Command {
           text = formatStatus(s);
           ctx.stdout.write(text);
         }
-      } finally {
-        await pool.end().catch(() => {});
-      }
+      });
     },
   );
 }
@@ -250,8 +247,7 @@ function exportSubcommand(ctx: CommandContext): Command {
         throw usageError(`${flags.overwrite ? '--overwrite' : '--output-format'} needs --output FILE`, '--output');
       const format = flags.output ? outputFormatFor(flags.output, flags.outputFormat) : 'jsonl';
       if (flags.output) await checkOutputTarget(flags.output, false, flags.overwrite ?? false);
-      const pool = await openPool(db, { applicationName: 'vggface-export', max: 2 });
-      try {
+      await withPool(db, { applicationName: 'vggface-export', max: 2 }, async (pool) => {
         const run = await requireRun(pool, runId);
         const s = await runStatus(pool, run);
         const left = s.pending + s.inFlight + s.dead;
@@ -271,9 +267,7 @@ function exportSubcommand(ctx: CommandContext): Command {
         ctx.stderr.write(
           `vggface: run ${run.id}: exported ${r.photos} photos (${r.rows} rows)${r.failed ? `; ${r.failed} failed photos left out (vggface queue status ${run.id} says why)` : ''}${left ? `; ${left} photos not done yet` : ''}\n`,
         );
-      } finally {
-        await pool.end().catch(() => {});
-      }
+      });
     },
   );
 }

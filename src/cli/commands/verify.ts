@@ -11,7 +11,7 @@ import { float32ToString, writeLine } from '../format.js';
 import { reportItemError, type CommandContext } from '../context.js';
 import { addImageOptions, addModelOptions, flagArgs, imageOptions, resolveFlag, type ModelFlags } from '../options.js';
 import { DESCRIBE_OPTIONS } from '../../options.js';
-import { addFaceOptions, openPhotosAndModel, type FaceFlags } from '../face-options.js';
+import { addFaceOptions, withPhotosAndModel, type FaceFlags } from '../face-options.js';
 import { faceJson } from '../format.js';
 
 interface VerifyFlags extends ModelFlags, FaceFlags {
@@ -76,10 +76,9 @@ export function verifyCommand(ctx: CommandContext): Command {
       pairs = [{ a: images[0], b: images[1], line: 0 }];
     }
     const cacheDir = flags.cacheDir ?? defaultCacheDir();
-    const { photos, model } = await openPhotosAndModel(flags);
     const faces = (a: Described, b: Described) =>
       a.face && b.face ? `,"face1":${faceJson(a.face)},"face2":${faceJson(b.face)}` : '';
-    try {
+    await withPhotosAndModel(flags, async (photos, model) => {
       const { threshold } = await resolveThreshold({
         metric,
         explicit,
@@ -119,9 +118,6 @@ export function verifyCommand(ctx: CommandContext): Command {
           `{"line":${p.line},"image1":${JSON.stringify(p.a)},"image2":${JSON.stringify(p.b)},"verified":${v.verified},"distance":${num(v.distance)},"threshold":${v.threshold},"metric":"${v.metric}"${same}${faces(a, b)}}`,
         );
       }
-    } finally {
-      await model.close();
-      await photos.detector?.close();
-    }
+    });
   });
 }
