@@ -108,6 +108,9 @@ export function defaultAndNote(spec: OptionSpec): string {
 }
 
 export type AlignMode = 'none' | 'eyes' | '5pt';
+/** ONNX Runtime threads a session may be given (the model's, the detector's); one range for every caller. */
+export const MAX_THREADS = 1024;
+
 export const ALIGN_MODES: readonly AlignMode[] = ['none', 'eyes', '5pt'];
 
 export type Layer = 'fc6' | 'fc7' | 'fc8';

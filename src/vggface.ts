@@ -10,6 +10,7 @@
  * await model.close();
  * ```
  */
+import { MAX_THREADS } from './options.js';
 import { type VggFaceError, invalidParameterError } from './errors.js';
 import { decodeBatch } from './image/batch.js';
 import { inputLabel, type Fit, type ImageInput } from './image/decode.js';
@@ -156,7 +157,7 @@ export class VggFace extends DescribingModel<ImageInput, FaceDetector> {
     if (!check.isPlainObject(options)) throw invalidParameterError('options', 'an object', options);
     if (options.format !== undefined) check.oneOf('format', options.format, formatIds());
     if (options.preprocessing !== undefined) check.oneOf('preprocessing', options.preprocessing, PREPROCESSING);
-    if (options.threads !== undefined) check.integer('threads', options.threads, 1, 1024);
+    if (options.threads !== undefined) check.integer('threads', options.threads, 1, MAX_THREADS);
     if (options.precision !== undefined) check.oneOf('precision', options.precision, PRECISIONS);
     if (options.calibration !== undefined) check.nonEmptyString('calibration', options.calibration);
     const cacheDir = options.cacheDir ?? defaultCacheDir();

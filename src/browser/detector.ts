@@ -3,6 +3,7 @@
  * decoding, NMS, filtering, order), with onnxruntime-web instead of onnxruntime-node and resize.ts instead of
  * sharp for the detector's smaller copy of a large photo; all of it beside the session, in its Web Worker.
  */
+import { MAX_THREADS } from '../options.js';
 import { VggFaceError, invalidParameterError } from '../errors.js';
 import type { ResolvedAlignOptions } from '../face/align-transform.js';
 import { resolveDetectOptions, type DetectOptions, type ResolvedDetectOptions } from '../face/detection.js';
@@ -49,7 +50,7 @@ export function resolveRuntime(o: RuntimeLoadOptions): {
 } {
   return {
     backend: o.backend === undefined ? 'auto' : check.oneOf('backend', o.backend, BACKENDS),
-    threads: o.threads === undefined ? undefined : check.integer('threads', o.threads, 1, 1024),
+    threads: o.threads === undefined ? undefined : check.integer('threads', o.threads, 1, MAX_THREADS),
     wasmPaths: o.wasmPaths === undefined ? undefined : check.nonEmptyString('wasmPaths', o.wasmPaths),
     worker: o.worker === undefined ? true : check.bool('worker', o.worker),
   };

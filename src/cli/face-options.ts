@@ -4,7 +4,7 @@
  */
 import type { Command } from 'commander';
 import { usageError } from '../errors.js';
-import { FACE_OPTIONS, type AlignMode } from '../options.js';
+import { FACE_OPTIONS, type AlignMode, MAX_THREADS } from '../options.js';
 import * as check from '../validate.js';
 import { progressBar, type Progress } from './progress.js';
 import type { DownloadProgress } from '../util/download.js';
@@ -90,7 +90,7 @@ export function detectorDownloadProgress(): (p: DownloadProgress) => void {
 
 /** --threads for the detector (the model options parse it for the descriptor model). */
 export function threadsOption(flags: { threads?: string }): number | undefined {
-  return flags.threads === undefined ? undefined : check.integer('--threads', flags.threads, 1, 1024);
+  return flags.threads === undefined ? undefined : check.integer('--threads', flags.threads, 1, MAX_THREADS);
 }
 
 /** What commands that need one descriptor per photo (verify, eval, calibrate, gallery) pass to `describePhotos`. */

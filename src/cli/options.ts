@@ -9,6 +9,7 @@ import {
   resolveOption,
   type OptionSpec,
   type OptionValue,
+  MAX_THREADS,
 } from '../options.js';
 import { PRECISIONS, PREPROCESSING, type Precision, type Preprocessing } from '../onnx/builder.js';
 import { formatIds } from '../weights/formats.js';
@@ -112,7 +113,7 @@ export function modelOptions(flags: ModelFlags): LoadOptions {
       flags.precision === undefined
         ? undefined
         : (check.oneOf('--precision', flags.precision, PRECISIONS) as Precision),
-    threads: flags.threads === undefined ? undefined : check.integer('--threads', flags.threads, 1, 1024),
+    threads: flags.threads === undefined ? undefined : check.integer('--threads', flags.threads, 1, MAX_THREADS),
     cacheDir: flags.cacheDir,
     onDownloadProgress: (p) => {
       download ??= progressBar('Downloading VGG-Face weights', p.total ?? 0, { bytes: true });

@@ -7,6 +7,7 @@
  * await detector.close();
  * ```
  */
+import { MAX_THREADS } from '../options.js';
 import sharp from 'sharp';
 import { VggFaceError, invalidParameterError } from '../errors.js';
 import { decodeImage, inputLabel, type ImageInput, type RawImage } from '../image/decode.js';
@@ -53,7 +54,7 @@ export class FaceDetector {
   static async open(options: FaceDetectorOptions = {}): Promise<FaceDetector> {
     if (!check.isPlainObject(options)) throw invalidParameterError('options', 'an object', options);
     if (options.model !== undefined) check.nonEmptyString('model', options.model);
-    if (options.threads !== undefined) check.integer('threads', options.threads, 1, 1024);
+    if (options.threads !== undefined) check.integer('threads', options.threads, 1, MAX_THREADS);
     const modelPath = await ensureDetectorModel({
       model: options.model,
       cacheDir: options.cacheDir ?? defaultCacheDir(),

@@ -1,3 +1,4 @@
+import { threadsOption } from '../face-options.js';
 import { Command } from 'commander';
 import { convertModel } from '../../onnx/convert-model.js';
 import { PRECISIONS, PREPROCESSING, type Precision, type Preprocessing } from '../../onnx/builder.js';
@@ -61,7 +62,7 @@ export function convertCommand(ctx: CommandContext): Command {
         flags.calibrationMethod === undefined
           ? undefined
           : (check.oneOf('--calibration-method', flags.calibrationMethod, CALIBRATION_METHODS) as CalibrationMethod);
-      const threads = flags.threads === undefined ? undefined : check.integer('--threads', flags.threads, 1, 1024);
+      const threads = threadsOption(flags);
       if (precision !== 'int8' && (flags.calibration !== undefined || method !== undefined)) {
         throw usageError(
           `--calibration and --calibration-method apply to --precision int8, not ${precision}`,

@@ -1,3 +1,4 @@
+import { threadsOption } from '../face-options.js';
 import { Command } from 'commander';
 import { VggFace } from '../../vggface.js';
 import { compareDescriptors, type FidelityReport } from '../../fidelity.js';
@@ -48,7 +49,7 @@ export function fidelityCommand(ctx: CommandContext): Command {
     // Both distances of unit vectors lie in [0, 2].
     const threshold = flags.threshold === undefined ? undefined : check.number('--threshold', flags.threshold, 0, 2);
     const batchSize = resolveFlag(DESCRIBE_OPTIONS.batchSize, flags.batch);
-    const threads = flags.threads === undefined ? undefined : check.integer('--threads', flags.threads, 1, 1024);
+    const threads = threadsOption(flags);
     const image = imageOptions(flags);
 
     // One model at a time, so only one is in memory.
