@@ -9,6 +9,7 @@
  * over their 64-component prefixes 27-131 ms (tmp microbenchmark, 2 cores under load); by brute force, 64 components
  * alone already found 99.3% / 100% of the exact top 10 with 50 / 200 candidates at 100,000 faces (BENCHMARKS.md).
  */
+import { exactDistance } from './approximate.js';
 import { DescriptorIndex, type IndexedFace } from './descriptor-index.js';
 
 export const PREFIX_COMPONENTS = 64;
@@ -54,15 +55,10 @@ export class ProjectionIndex {
     const shortlist = count * SHORTLIST_PER_CANDIDATE;
     if (!this.prefix || this.full.size <= shortlist) return this.full.nearestRows(query, count);
     const rows = await this.prefix.nearestRowNumbers(query.subarray(0, PREFIX_COMPONENTS), shortlist);
-    const scored = Array.from(rows, (row) => {
-      const v = this.full.rowValues(row);
-      let d = 0;
-      for (let i = 0; i < v.length; i++) {
-        const x = v[i] - query[i];
-        d += x * x;
-      }
-      return { row, d };
-    });
+    const scored = Array.from(rows, (row) => ({
+      row,
+      d: exactDistance(query, this.full.rowValues(row), 'euclidean'),
+    }));
     scored.sort((a, b) => a.d - b.d || a.row - b.row);
     return scored.slice(0, count).map((s) => this.full.faceAt(s.row));
   }
