@@ -7,9 +7,10 @@
  * the API. The distances the page shows are Node's, for a same-person pair of face-recognition-pivot.csv. The
  * gallery's .npy export is byte for byte what `vggface describe -o FILE.npy` writes for the same descriptors.
  */
+import { CHROMIUM, CHROMIUM_ARGS, requireChromium } from './fixtures/chromium.js';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { test } from 'node:test';
@@ -24,7 +25,6 @@ import { FACES_DIR, ROOT, tempDir } from './helpers.js';
 import { TINY_CAFFEMODEL, YUNET_MODEL } from './fixtures/faces.js';
 import { startServe } from './fixtures/serve.js';
 
-const CHROMIUM = '/usr/bin/chromium';
 const fmt = (x: number) => x.toFixed(4);
 /**
  * How far a distance may be from Node's. The browser's aligned crops are within a grey level of sharp's, so each
@@ -49,11 +49,7 @@ interface Seen {
 }
 
 test("/local in headless Chromium: verify and an IndexedDB gallery run in the page, no photo is sent, distances are Node's", async (t) => {
-  if (!existsSync(CHROMIUM)) {
-    assert.fail(
-      `${CHROMIUM} is missing: install Debian's Chromium as root with "apt-get update && apt-get install -y chromium" (.ci/run does this before the tests)`,
-    );
-  }
+  requireChromium();
   const built = spawnSync(process.execPath, [join(ROOT, 'scripts', 'build-browser.mjs'), '--quiet'], {
     encoding: 'utf8',
   });
@@ -86,16 +82,7 @@ test("/local in headless Chromium: verify and an IndexedDB gallery run in the pa
     executablePath: CHROMIUM,
     headless: true,
     acceptDownloads: true,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
+    args: [...CHROMIUM_ARGS],
   });
   t.after(() => browser.close());
   // Every request of the context: the page's and its workers' (onnxruntime-web's files are fetched in the worker).

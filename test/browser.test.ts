@@ -6,6 +6,7 @@
  * serves it, so onnxruntime-web can use WebAssembly threads. Every number the page computes is compared with
  * Node's; errors must be clear and nothing may hang.
  */
+import { CHROMIUM, CHROMIUM_ARGS, requireChromium } from './fixtures/chromium.js';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
@@ -26,7 +27,6 @@ import { VggFace } from '../src/vggface.js';
 import { assertClose, FACES_DIR, golden, GOLDEN_IMAGES, ROOT, SHARED } from './helpers.js';
 import { TINY_CAFFEMODEL, YUNET_MODEL } from './fixtures/faces.js';
 
-const CHROMIUM = '/usr/bin/chromium';
 const PHOTOS = readdirSync(FACES_DIR)
   .filter((f) => f.endsWith('.jpg'))
   .sort();
@@ -126,11 +126,7 @@ async function inPage<T>(fn: string, arg: unknown = null, seconds = 120): Promis
 }
 
 before(async () => {
-  if (!existsSync(CHROMIUM)) {
-    assert.fail(
-      `${CHROMIUM} is missing: install Debian's Chromium as root with "apt-get update && apt-get install -y chromium" (.ci/run does this before the tests)`,
-    );
-  }
+  requireChromium();
   const built = spawnSync(process.execPath, [join(ROOT, 'scripts', 'build-browser.mjs'), '--quiet'], {
     encoding: 'utf8',
   });
@@ -144,16 +140,7 @@ before(async () => {
   browser = await chromium.launchPersistentContext(join(work, 'chromium-profile'), {
     executablePath: CHROMIUM,
     headless: true,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
+    args: [...CHROMIUM_ARGS],
   });
   page = await browser.newPage();
   page.on('pageerror', (e) => problems.push(e.message));

@@ -4,8 +4,8 @@
  * photos, add photos to the gallery (the token refused, then given), search, remove; every number the page shows
  * is checked against the API's answer for the same photos.
  */
+import { CHROMIUM, CHROMIUM_ARGS, requireChromium } from './fixtures/chromium.js';
 import assert from 'node:assert/strict';
-import { existsSync } from 'node:fs';
 import { test } from 'node:test';
 import { chromium } from 'playwright-core';
 import { tempDir } from './helpers.js';
@@ -14,7 +14,6 @@ import { call, form, photo, startServe } from './fixtures/serve.js';
 
 process.env.VGGFACE_DETECTOR_MODEL = YUNET_MODEL;
 
-const CHROMIUM = '/usr/bin/chromium';
 const TOKEN = 'browser-token-0123456789';
 const fmt = (x: number) => x.toFixed(4);
 
@@ -22,11 +21,7 @@ const fmt = (x: number) => x.toFixed(4);
 type Json = Record<string, any>;
 
 test('web page in headless Chromium: verify two photos, add to the gallery, search, remove', async (t) => {
-  if (!existsSync(CHROMIUM)) {
-    assert.fail(
-      `${CHROMIUM} is missing: install Debian's Chromium as root with "apt-get update && apt-get install -y chromium" (.ci/run does this before the tests)`,
-    );
-  }
+  requireChromium();
   const server = await startServe(t, {
     cacheDir: tempDir(t),
     env: { VGGFACE_TOKEN: TOKEN },
@@ -35,16 +30,7 @@ test('web page in headless Chromium: verify two photos, add to the gallery, sear
   const browser = await chromium.launchPersistentContext(tempDir(t, 'vggface-chromium-'), {
     executablePath: CHROMIUM,
     headless: true,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
+    args: [...CHROMIUM_ARGS],
   });
   t.after(() => browser.close());
   const page = await browser.newPage();

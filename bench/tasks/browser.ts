@@ -6,6 +6,7 @@
  * - images/s of `describe` on decoded 224x224 RGB, the same images as the throughput task, rounds after a warm-up;
  * - peak memory: the summed RSS of Chromium's processes, sampled every 100 ms (shared pages counted in each).
  */
+import { CHROMIUM, CHROMIUM_ARGS } from '../../test/fixtures/chromium.js';
 import { readdirSync, readFileSync, realpathSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { basename, dirname } from 'node:path';
@@ -14,7 +15,6 @@ import { chromium } from 'playwright-core';
 import { ISOLATION_HEADERS, registerStaticRoutes } from '../../src/server/static.js';
 import { finishTask, median, taskArgs } from '../harness.js';
 
-const CHROMIUM = '/usr/bin/chromium';
 const {
   model,
   batches,
@@ -51,16 +51,7 @@ const base = `http://127.0.0.1:${typeof address === 'object' && address ? addres
 const browser = await chromium.launch({
   executablePath: CHROMIUM,
   headless: true,
-  args: [
-    '--headless',
-    '--no-sandbox',
-    '--disable-gpu',
-    '--disable-quic',
-    '--no-first-run',
-    '--disable-background-networking',
-    '--disable-component-update',
-    '--disable-sync',
-  ],
+  args: [...CHROMIUM_ARGS],
 });
 
 /** The summed RSS of a process's descendants: here Chromium's browser, renderer, GPU and utility processes. */
