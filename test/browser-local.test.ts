@@ -10,7 +10,8 @@
 import { CHROMIUM, CHROMIUM_ARGS, requireChromium } from './fixtures/chromium.js';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { test } from 'node:test';
@@ -78,13 +79,19 @@ test("/local in headless Chromium: verify and an IndexedDB gallery run in the pa
   const nodeDistance = distance(ref[a], ref[b], 'cosine');
 
   const server = await startServe(t, { cacheDir: tempDir(t), args: ['--models', models, '--auth', 'none'] });
-  const browser = await chromium.launchPersistentContext(join(work, 'chromium-profile'), {
+  // The profile is not under a tempDir: those are removed by hooks registered earlier, which run first, while
+  // Chromium may still write into it (ENOTEMPTY); it goes once the browser has closed.
+  const profile = mkdtempSync(join(tmpdir(), 'vggface-chromium-'));
+  const browser = await chromium.launchPersistentContext(profile, {
     executablePath: CHROMIUM,
     headless: true,
     acceptDownloads: true,
     args: [...CHROMIUM_ARGS],
   });
-  t.after(() => browser.close());
+  t.after(async () => {
+    await browser.close();
+    rmSync(profile, { recursive: true, force: true });
+  });
   // Every request of the context: the page's and its workers' (onnxruntime-web's files are fetched in the worker).
   const seen: Seen[] = [];
   const record = (r: Request) => seen.push({ url: r.url(), method: r.method(), body: r.postDataBuffer() });

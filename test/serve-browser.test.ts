@@ -6,6 +6,9 @@
  */
 import { CHROMIUM, CHROMIUM_ARGS, requireChromium } from './fixtures/chromium.js';
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
 import { chromium } from 'playwright-core';
 import { tempDir } from './helpers.js';
@@ -27,12 +30,17 @@ test('web page in headless Chromium: verify two photos, add to the gallery, sear
     env: { VGGFACE_TOKEN: TOKEN },
     args: ['--threshold', '0.05'],
   });
-  const browser = await chromium.launchPersistentContext(tempDir(t, 'vggface-chromium-'), {
+  // Not a tempDir: its removal, registered first, would run while Chromium may still write the profile.
+  const profile = mkdtempSync(join(tmpdir(), 'vggface-chromium-'));
+  const browser = await chromium.launchPersistentContext(profile, {
     executablePath: CHROMIUM,
     headless: true,
     args: [...CHROMIUM_ARGS],
   });
-  t.after(() => browser.close());
+  t.after(async () => {
+    await browser.close();
+    rmSync(profile, { recursive: true, force: true });
+  });
   const page = await browser.newPage();
   const problems: string[] = [];
   page.on('pageerror', (e) => problems.push(e.message));
