@@ -7,7 +7,7 @@
 import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { sha256, sha256File } from '../src/util/hash.js';
-import type { Precision } from '../src/onnx/builder.js';
+import type { Precision } from '../src/onnx/contract.js';
 import { DEFAULT_AUGMENT, type AugmentRanges } from './face-augment.js';
 import { ensureFullCaffemodel, FULL_CAFFEMODEL } from './fixtures.js';
 import { ROOT, runTask, WORK_DIR } from './harness.js';

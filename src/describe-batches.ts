@@ -7,8 +7,8 @@
 import { l2normalize, type NormalizedDescribeOptions, type Layer } from './describe-options.js';
 import type { VggFaceError } from './errors.js';
 import type { DetectedFace } from './face/types.js';
-import type { RawImage } from './image/decode.js';
-import type { ModelOutput } from './onnx/model-interface.js';
+import type { RawImage } from './image/types.js';
+import type { ModelOutput } from './onnx/contract.js';
 import { INPUT_SIZE } from './weights/topology.js';
 
 /** What the loops need of a model: VggFace's own `run` and `dimension`. */

@@ -21,9 +21,9 @@ import {
 import { VggFaceError, invalidParameterError } from './errors.js';
 import type { ResolvedAlignOptions } from './face/align-transform.js';
 import type { ResolvedDetectOptions } from './face/detection.js';
-import type { ModelInfo, ModelOutput } from './onnx/model-interface.js';
+import type { ModelInfo, ModelOutput } from './onnx/contract.js';
 import * as check from './validate.js';
-import type { DescribeFacesResult, DescribePhotoResult, DescribeResult } from './vggface.js';
+import type { DescribeFacesResult, DescribePhotoResult, DescribeResult } from './describe-results.js';
 import { INPUT_SIZE } from './weights/topology.js';
 
 /** describePhotos's options: describeFaces's, and how to choose between faces and images as given. */

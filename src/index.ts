@@ -27,8 +27,9 @@ export {
   type DescribePhotosOptions,
   type DescribePhotoResult,
 } from './vggface.js';
-export { FITS, type Fit, type ImageInput, type RawImage } from './image/decode.js';
-export type { ModelInfo } from './runtime/model-cache.js';
+export { FITS, type Fit, type ImageInput } from './image/decode.js';
+export type { RawImage } from './image/types.js';
+export type { ModelInfo } from './model/cache.js';
 export type { DownloadProgress } from './util/download.js';
 // ModelPrecision: the weights of a converted model (VggFace.load, convertWeightsToOnnx): fp32, fp16 or int8.
 export {
@@ -39,7 +40,7 @@ export {
   type Precision as ModelPrecision,
   type Preprocessing,
   type ModelOutput,
-} from './onnx/builder.js';
+} from './onnx/contract.js';
 
 // Faces in whole photos: detection (YuNet) and alignment.
 export { FaceDetector, type FaceDetectorOptions, type DetectOptions } from './face/detector.js';
@@ -64,20 +65,25 @@ export type { IdentityMatch } from './gallery/descriptor-index.js';
 export type { PostgresOpenOptions } from './gallery/postgres-store.js';
 
 // Distances, verification and thresholds.
-export { distance, METRICS, DEFAULT_METRIC, type Metric } from './metrics/distance.js';
+export { distance, METRICS, DEFAULT_METRIC, type Metric } from './distance/distance.js';
 export { verifyDescriptors, type Verification } from './verify/verify.js';
 export {
   DEEPFACE_THRESHOLDS,
-  modelIdentity,
   resolveThreshold,
-  type ModelIdentity,
   type ResolvedThreshold,
   type ThresholdSource,
 } from './verify/thresholds.js';
+export { modelIdentity, type ModelIdentity } from './model/identity.js';
 
 // Evaluation: pair lists, ROC curves, folds.
 export { readPairList, type ImagePair, type PairList } from './verify/pairs.js';
-export { evaluatePairs, FARS, type EvaluationReport, type FoldResult, type FoldedPair } from './metrics/protocol.js';
+export {
+  evaluatePairs,
+  FARS,
+  type EvaluationReport,
+  type FoldResult,
+  type FoldedPair,
+} from './distance/lfw-protocol.js';
 export {
   rocCurve,
   rocAuc,
@@ -87,8 +93,8 @@ export {
   bestThreshold,
   type RocPoint,
   type ScoredPair,
-} from './metrics/roc.js';
-export { rocSvg, writeRocPlot, type RocPlotInfo } from './metrics/roc-plot.js';
+} from './distance/roc.js';
+export { rocSvg, writeRocPlot, type RocPlotInfo } from './distance/roc-plot.js';
 
 // Weights and conversion to ONNX.
 export { readWeights, detectFormat, formatIds } from './weights/formats.js';

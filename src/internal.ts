@@ -13,8 +13,8 @@ export { DescriptorIndex, type IndexedFace } from './gallery/descriptor-index.js
 export type { GalleryStore, GalleryMeta, NewFace, AddOutcome, StoreSearchOptions } from './gallery/types.js';
 
 // Distances from partial sums, folds, verification and evaluation helpers.
-export { distanceFromSums, pairSums, type PairSums } from './metrics/distance.js';
-export { assignFolds } from './metrics/protocol.js';
+export { distanceFromSums, pairSums, type PairSums } from './distance/distance.js';
+export { assignFolds } from './distance/lfw-protocol.js';
 export { describeDistinct, type Described } from './verify/verify.js';
 export { checkPairImages } from './verify/pairs.js';
 export {

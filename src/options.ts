@@ -7,7 +7,6 @@
  *
  * Pure, importing nothing Node-specific: the browser build (src/browser) resolves the same options through it.
  */
-import type { Fit } from './image/decode.js';
 import * as check from './validate.js';
 
 export type OptionKind = 'number' | 'integer' | 'oneOf' | 'boolean' | 'string';
@@ -116,11 +115,9 @@ export const ALIGN_MODES: readonly AlignMode[] = ['none', 'eyes', '5pt'];
 export type Layer = 'fc6' | 'fc7' | 'fc8';
 export const LAYERS: readonly Layer[] = ['fc6', 'fc7', 'fc8'];
 
-/** image/decode.ts's Fit (a type only: decode.ts imports sharp); the check below fails to compile if they differ. */
-const FIT_NAMES = ['crop', 'pad', 'stretch', 'deepface'] as const satisfies readonly Fit[];
-type MissingFit = Exclude<Fit, (typeof FIT_NAMES)[number]>;
-const everyFit: [MissingFit] extends [never] ? true : MissingFit = true;
-void everyFit;
+/** How an image becomes the model's 224x224 input (each is described at image/decode.ts's resize). */
+const FIT_NAMES = ['crop', 'pad', 'stretch', 'deepface'] as const;
+export type Fit = (typeof FIT_NAMES)[number];
 
 export interface FaceOptionSpecs {
   readonly align: OneOfOption<AlignMode, AlignMode>;

@@ -11,7 +11,7 @@
  * ```
  */
 import { MAX_THREADS } from './options.js';
-import { type VggFaceError, invalidParameterError } from './errors.js';
+import { invalidParameterError } from './errors.js';
 import { decodeBatch } from './image/batch.js';
 import { inputLabel, type Fit, type ImageInput } from './image/decode.js';
 import type { DescribeOptions, NormalizedDescribeOptions } from './describe-options.js';
@@ -25,11 +25,11 @@ import {
   type ModelOutput,
   type Precision,
   type Preprocessing,
-} from './onnx/builder.js';
+} from './onnx/contract.js';
 import type { InferenceEngine } from './runtime/onnxruntime.js';
 import { openEngineInWorker } from './runtime/engine-worker.js';
 import { cpuFeatures, needsExactInt8Kernels } from './runtime/cpu.js';
-import { resolveModel, type ModelInfo, type ResolvedModel } from './runtime/model-cache.js';
+import { resolveModel, type ModelInfo, type ResolvedModel } from './model/cache.js';
 import { defaultCacheDir } from './util/paths.js';
 import { envValue } from './util/env.js';
 import { ensureOfficialWeights } from './weights/official.js';
@@ -40,7 +40,8 @@ import * as check from './validate.js';
 import { FaceDetector, type DetectOptions, type ResolvedDetectOptions } from './face/detector.js';
 import type { AlignOptions, ResolvedAlignOptions } from './face/align.js';
 import { extractFacesSettled } from './face/pipeline.js';
-import type { DetectedFace } from './face/types.js';
+
+export type { DescribeFacesResult, DescribePhotoResult, DescribeResult, FaceDescription } from './describe-results.js';
 
 export { LAYERS, l2normalize, type DescribeOptions, type Layer } from './describe-options.js';
 
@@ -82,32 +83,11 @@ export interface LoadOptions {
   readonly onDetectorDownloadProgress?: (p: DownloadProgress) => void;
 }
 
-/** One input's outcome in {@link VggFace.describeEach}. */
-export type DescribeResult =
-  | { readonly index: number; readonly label: string; readonly descriptor: Float32Array; readonly error?: undefined }
-  | { readonly index: number; readonly label: string; readonly descriptor?: undefined; readonly error: VggFaceError };
-
 /** Options of {@link VggFace.describeFaces}: what to describe, how to detect and how to align. */
 export interface DescribeFacesOptions extends Omit<DescribeOptions, 'fit'>, DetectOptions, Omit<AlignOptions, 'size'> {
   /** A detector you opened; by default the model opens its own on first use and closes it with itself. */
   readonly detector?: FaceDetector;
 }
-
-/** One face of a photo and its descriptor. */
-export interface FaceDescription {
-  readonly face: DetectedFace;
-  readonly descriptor: Float32Array;
-}
-
-/** One photo's outcome in {@link VggFace.describeFaces}: its faces (largest first, possibly none) or its error. */
-export type DescribeFacesResult =
-  | {
-      readonly index: number;
-      readonly label: string;
-      readonly faces: readonly FaceDescription[];
-      readonly error?: undefined;
-    }
-  | { readonly index: number; readonly label: string; readonly faces?: undefined; readonly error: VggFaceError };
 
 /**
  * Options of {@link VggFace.describePhotos}: with `faces: 'none'` each image is described as given (a face crop,
@@ -118,13 +98,6 @@ export interface DescribePhotosOptions extends DescribeFacesOptions {
   /** Only with `faces: 'none'`. */
   readonly fit?: Fit;
 }
-
-/** One photo's outcome in {@link VggFace.describePhotos}: its descriptor (and the face it is of), or its error. */
-export type DescribePhotoResult = DescribeResult & {
-  readonly face?: DetectedFace;
-  /** Set with the error of a photo that was read but has no face (not an unreadable one): pair evaluation skips those. */
-  readonly noFace?: true;
-};
 
 export class VggFace extends DescribingModel<ImageInput, FaceDetector> {
   private constructor(

@@ -18,7 +18,7 @@ import { test } from 'node:test';
 import { parse } from 'csv-parse/sync';
 import { chromium, type Download, type Request } from 'playwright-core';
 import { convertModel } from '../src/onnx/convert-model.js';
-import { cosineSimilarity, distance } from '../src/metrics/distance.js';
+import { cosineSimilarity, distance } from '../src/distance/distance.js';
 import { openDescriptorSink } from '../src/output/descriptor-sink.js';
 import { npyHeader, parseNpyHeader } from '../src/output/npy.js';
 import { VggFace } from '../src/vggface.js';

@@ -24,12 +24,13 @@ import {
   MODEL_INPUT as NODE_INPUT,
   MODEL_OUTPUTS as NODE_OUTPUTS,
   PRECISIONS as NODE_PRECISIONS,
-} from '../src/onnx/builder.js';
+} from '../src/onnx/contract.js';
 import { convertModel } from '../src/onnx/convert-model.js';
-import { modelInfoFromOnnx } from '../src/runtime/model-cache.js';
+import { modelInfoFromOnnx } from '../src/model/cache.js';
 import { alignmentTransform, resolveAlignOptions, warpToCrop } from '../src/face/align.js';
 import { FaceDetector, resolveDetectOptions } from '../src/face/detector.js';
-import { decodeImage, loadSquare, type RawImage } from '../src/image/decode.js';
+import { decodeImage, loadSquare } from '../src/image/decode.js';
+import type { RawImage } from '../src/image/types.js';
 import { FACES_DIR, ROOT, tempDir } from './helpers.js';
 import { TINY_CAFFEMODEL, YUNET_MODEL } from './fixtures/faces.js';
 

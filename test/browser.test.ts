@@ -18,7 +18,7 @@ import { after, before, test } from 'node:test';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
 import sharp from 'sharp';
 import { convertModel } from '../src/onnx/convert-model.js';
-import { cosineSimilarity } from '../src/metrics/distance.js';
+import { cosineSimilarity } from '../src/distance/distance.js';
 import { resolveAlignOptions } from '../src/face/align.js';
 import { FaceDetector, resolveDetectOptions } from '../src/face/detector.js';
 import { extractFaces } from '../src/face/pipeline.js';

@@ -6,7 +6,8 @@ import sharp from 'sharp';
 import { deepfaceResize, deepfaceScaledSize, resizeBilinearCv } from '../src/image/deepface-resize.js';
 import { loadSquare } from '../src/image/decode.js';
 import { VggFace } from '../src/vggface.js';
-import { DEEPFACE_THRESHOLDS, modelIdentity, resolveThreshold } from '../src/verify/thresholds.js';
+import { DEEPFACE_THRESHOLDS, resolveThreshold } from '../src/verify/thresholds.js';
+import { modelIdentity } from '../src/model/identity.js';
 import { assertClose, golden, GOLDEN_DIR, GOLDEN_IMAGES, runCli, tempDir, jsonLines, FACES_DIR } from './helpers.js';
 
 const rgb = (w: number, h: number, f: (x: number, y: number, c: number) => number) => {

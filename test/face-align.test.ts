@@ -11,7 +11,7 @@ import {
 } from '../src/face/align.js';
 import { applySimilarity, fitSimilarity, similarityAngle, type Similarity } from '../src/face/similarity.js';
 import { LANDMARK_NAMES, type DetectedFace, type Point } from '../src/face/types.js';
-import type { RawImage } from '../src/image/decode.js';
+import type { RawImage } from '../src/image/types.js';
 import { eyeAngle } from './fixtures/faces.js';
 
 /** A black photo with 5x5 red squares centred on the given pixels. */

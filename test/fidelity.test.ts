@@ -2,8 +2,8 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { compareDescriptors } from '../src/fidelity.js';
-import { cosineSimilarity, distance } from '../src/metrics/distance.js';
+import { compareDescriptors } from '../src/verify/fidelity.js';
+import { cosineSimilarity, distance } from '../src/distance/distance.js';
 import { convertModel } from '../src/onnx/convert-model.js';
 import { GOLDEN_DIR, GOLDEN_IMAGES, golden, runCli, tempDir } from './helpers.js';
 

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import pg from 'pg';
-import { distance } from '../src/metrics/distance.js';
+import { distance } from '../src/distance/distance.js';
 import { parsePostgresUrl, PG_DEFAULTS, PostgresStore, redactUrl, vectorParam } from '../src/gallery/postgres-store.js';
 import type { NewFace } from '../src/gallery/types.js';
 import { VggFace } from '../src/vggface.js';

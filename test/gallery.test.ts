@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { test } from 'node:test';
 import Database from 'better-sqlite3';
 import sharp from 'sharp';
-import { distance, METRICS } from '../src/metrics/distance.js';
+import { distance, METRICS } from '../src/distance/distance.js';
 import { decodeHalf } from '../src/util/float16.js';
 import { BLOCK_ROWS, DescriptorIndex } from '../src/gallery/descriptor-index.js';
 import { Gallery } from '../src/gallery/gallery.js';

@@ -1,8 +1,8 @@
 /** Distances against hand-computed values; ROC, AUC, EER, TAR@FAR and the 10-fold protocol against independent computations. */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { distance, distanceFromSums, METRICS, pairSums } from '../src/metrics/distance.js';
-import { assignFolds, evaluatePairs } from '../src/metrics/protocol.js';
+import { distance, distanceFromSums, METRICS, pairSums } from '../src/distance/distance.js';
+import { assignFolds, evaluatePairs } from '../src/distance/lfw-protocol.js';
 import {
   accuracyAt,
   bestThreshold,
@@ -11,7 +11,7 @@ import {
   rocCurve,
   tarAtFar,
   type ScoredPair,
-} from '../src/metrics/roc.js';
+} from '../src/distance/roc.js';
 import { xorshift32 } from '../src/util/random.js';
 
 const close = (a: number, b: number, tol = 1e-12, what = '') =>

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { cachedModelPath, resolveModel } from '../src/runtime/model-cache.js';
+import { cachedModelPath, resolveModel } from '../src/model/cache.js';
 import { sha256File } from '../src/util/hash.js';
 import { assertClose, golden, GOLDEN_DIR, GOLDEN_IMAGES, jsonLines, runCli, tempDir } from './helpers.js';
 

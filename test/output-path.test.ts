@@ -22,14 +22,15 @@ import {
 import { join } from 'node:path';
 import { test } from 'node:test';
 import { VggFaceError } from '../src/errors.js';
-import { writeRocPlot } from '../src/metrics/roc-plot.js';
+import { writeRocPlot } from '../src/distance/roc-plot.js';
 import { convertModel } from '../src/onnx/convert-model.js';
 import { convertWeightsToOnnx } from '../src/onnx/convert.js';
-import { cachedModelPath } from '../src/runtime/model-cache.js';
+import { cachedModelPath } from '../src/model/cache.js';
 import { ensureDetectorModel, YUNET_FILE } from '../src/face/detector-model.js';
 import { checkOutputPath, fileKind, openForReading, regularFileStat } from '../src/util/files.js';
 import { sha256File } from '../src/util/hash.js';
-import { saveCalibrations, calibrationPath, type ModelIdentity } from '../src/verify/thresholds.js';
+import { saveCalibrations, calibrationPath } from '../src/verify/thresholds.js';
+import type { ModelIdentity } from '../src/model/identity.js';
 import { VggFace } from '../src/vggface.js';
 import { uniqueStems } from '../src/cli/commands/faces.js';
 import { FACES_DIR, GOLDEN_DIR, runCli, tempDir } from './helpers.js';

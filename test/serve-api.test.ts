@@ -12,7 +12,7 @@ import { test } from 'node:test';
 import sharp from 'sharp';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import { Validator } from '@seriousme/openapi-schema-validator';
-import { distance } from '../src/metrics/distance.js';
+import { distance } from '../src/distance/distance.js';
 import { VggFace } from '../src/vggface.js';
 import { assertClose, ROOT, runCli, tempDir } from './helpers.js';
 import { TINY_CAFFEMODEL, YUNET_MODEL } from './fixtures/faces.js';

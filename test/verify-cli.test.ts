@@ -4,7 +4,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
 import sharp from 'sharp';
-import { distance } from '../src/metrics/distance.js';
+import { distance } from '../src/distance/distance.js';
 import { VggFace } from '../src/vggface.js';
 import { describeLargestFaces, FACES_DIR, GOLDEN_DIR, jsonLines, runCli, tempDir } from './helpers.js';
 import { YUNET_MODEL } from './fixtures/faces.js';
@@ -21,7 +21,7 @@ interface Scored {
 }
 
 /**
- * The LFW protocol worked out by brute force from pair distances, apart from src/metrics, as eval's report documents
+ * The LFW protocol worked out by brute force from pair distances, apart from src/distance, as eval's report documents
  * it: thresholds accept distance <= t; the candidates are one below the smallest distance, the midpoints between
  * consecutive distinct distances and one above the largest, ties to the smallest; folds are stratified in file order.
  */

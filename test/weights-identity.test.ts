@@ -6,21 +6,17 @@ import assert from 'node:assert/strict';
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { META, buildModel } from '../src/onnx/builder.js';
+import { buildModel } from '../src/onnx/builder.js';
+import { META } from '../src/onnx/contract.js';
 import { convertWeightsToOnnx } from '../src/onnx/convert.js';
 import { convertModel } from '../src/onnx/convert-model.js';
 import { readOnnxInfo } from '../src/onnx/inspect.js';
-import { cachedModelPath, resolveModel, type ModelInfo } from '../src/runtime/model-cache.js';
+import { cachedModelPath, resolveModel, type ModelInfo } from '../src/model/cache.js';
 import { Gallery } from '../src/gallery/gallery.js';
 import { SqliteStore } from '../src/gallery/sqlite-store.js';
 import { sha256File } from '../src/util/hash.js';
-import {
-  isModelKey,
-  loadCalibrations,
-  modelIdentity,
-  resolveThreshold,
-  saveCalibrations,
-} from '../src/verify/thresholds.js';
+import { loadCalibrations, resolveThreshold, saveCalibrations } from '../src/verify/thresholds.js';
+import { isModelKey, modelIdentity } from '../src/model/identity.js';
 import { readerFor, readWeights } from '../src/weights/formats.js';
 import { weightsIdentity } from '../src/weights/identity.js';
 import { reverseInputChannels } from '../src/weights/layout.js';

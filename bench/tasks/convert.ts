@@ -2,7 +2,7 @@
  * `weightLimit: 127` builds builder 1's full-range int8 model, to measure what it did). */
 import { statSync } from 'node:fs';
 import { convertModel } from '../../src/onnx/convert-model.js';
-import type { Precision } from '../../src/onnx/builder.js';
+import type { Precision } from '../../src/onnx/contract.js';
 import { finishTask, taskArgs } from '../harness.js';
 
 const { source, output, precision, weightLimit } = taskArgs<{

@@ -4,12 +4,12 @@
  * checks the part that tells images apart), and verification decisions that change over all pairs.
  */
 import { VggFace } from '../../src/vggface.js';
-import { compareDescriptors } from '../../src/fidelity.js';
+import { compareDescriptors } from '../../src/verify/fidelity.js';
 import { median } from '../../src/util/stats.js';
-import { cosineSimilarity, distance } from '../../src/metrics/distance.js';
+import { cosineSimilarity, distance } from '../../src/distance/distance.js';
 import { openEngine } from '../../src/runtime/onnxruntime.js';
 import { loadSquare } from '../../src/image/decode.js';
-import { MODEL_INPUT } from '../../src/onnx/builder.js';
+import { MODEL_INPUT } from '../../src/onnx/contract.js';
 import { INPUT_SIZE } from '../../src/weights/topology.js';
 import { finishTask, taskArgs } from '../harness.js';
 

@@ -18,9 +18,10 @@ import { VggFace } from '../../src/vggface.js';
 import { FaceDetector } from '../../src/face/detector.js';
 import { resolveDetectOptions } from '../../src/face/detection.js';
 import { alignmentTransform, resolveAlignOptions, warpToCrop } from '../../src/face/align.js';
-import { decodeImage, type RawImage } from '../../src/image/decode.js';
+import { decodeImage } from '../../src/image/decode.js';
+import type { RawImage } from '../../src/image/types.js';
 import type { Similarity } from '../../src/face/similarity.js';
-import type { Precision } from '../../src/onnx/builder.js';
+import type { Precision } from '../../src/onnx/contract.js';
 import { augmentation, augmentTransform, jitterPixels, personsFromPairs, type AugmentRanges } from '../face-augment.js';
 import { finishTask, taskArgs } from '../harness.js';
 

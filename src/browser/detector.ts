@@ -9,7 +9,7 @@ import type { ResolvedAlignOptions } from '../face/align-transform.js';
 import { resolveDetectOptions, type DetectOptions, type ResolvedDetectOptions } from '../face/detection.js';
 import type { DetectedFace } from '../face/types.js';
 import { YUNET_INPUT, YUNET_OUTPUTS } from '../face/yunet.js';
-import type { RawImage } from '../image/decode.js';
+import type { RawImage } from '../image/types.js';
 import type { DownloadProgress } from '../util/download.js';
 import * as check from '../validate.js';
 import { openEngine, type EngineSession } from './engine.js';

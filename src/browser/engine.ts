@@ -8,7 +8,8 @@
 import { VggFaceError } from '../errors.js';
 import type { ResolvedAlignOptions } from '../face/align-transform.js';
 import type { ResolvedDetectOptions } from '../face/detection.js';
-import type { Fit, RawImage } from '../image/decode.js';
+import type { Fit } from '../image/decode.js';
+import type { RawImage } from '../image/types.js';
 import type { SerializedError } from '../util/serialize-error.js';
 import { facesOp, portable, squareOp, type FoundFace, type PortableInput } from './pixels.js';
 import type { BrowserImageInput } from './image.js';

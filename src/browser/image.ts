@@ -5,7 +5,8 @@
  * no colour conversion, alpha dropped as sharp's removeAlpha does); resampling is resize.ts's, so it matches sharp's.
  */
 import { VggFaceError, invalidParameterError } from '../errors.js';
-import type { Fit, RawImage } from '../image/decode.js';
+import type { Fit } from '../image/decode.js';
+import type { RawImage } from '../image/types.js';
 import { deepfaceResize } from '../image/deepface-resize.js';
 import { DESCRIBE_OPTIONS } from '../options.js';
 import { isPlainObject } from '../validate.js';

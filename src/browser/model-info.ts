@@ -1,10 +1,10 @@
 /**
  * What the browser needs to know about an ONNX file before handing it to onnxruntime-web: its graph inputs and
  * outputs and its metadata, read from the bytes with the project's protobuf reader (initializers are skipped by
- * length, never decoded), then checked by the same code as Node checks a model file (onnx/model-interface.ts).
+ * length, never decoded), then checked by the same code as Node checks a model file (model/contract.ts).
  */
 import { VggFaceError } from '../errors.js';
-import type { OnnxInterface } from '../onnx/model-interface.js';
+import type { OnnxInterface } from '../onnx/contract.js';
 import { ProtoReader, WIRE_LEN, WIRE_VARINT } from '../proto/reader.js';
 
 export {
@@ -15,7 +15,7 @@ export {
   modelInfoFromInterface as modelInfo,
   type ModelOutput,
   type OnnxInterface,
-} from '../onnx/model-interface.js';
+} from '../onnx/contract.js';
 
 /** Whether the bytes start as an ONNX ModelProto does (ir_version, field 1, a varint). */
 export function looksLikeOnnx(bytes: Uint8Array): boolean {

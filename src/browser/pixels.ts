@@ -7,7 +7,8 @@ import { alignmentTransform, type ResolvedAlignOptions } from '../face/align-tra
 import { findFaces, type ResolvedDetectOptions } from '../face/detection.js';
 import type { DetectedFace } from '../face/types.js';
 import { YUNET_INPUT, YUNET_OUTPUTS, type YuNetOutputs } from '../face/yunet.js';
-import type { Fit, RawImage } from '../image/decode.js';
+import type { Fit } from '../image/decode.js';
+import type { RawImage } from '../image/types.js';
 import { checkDrawableSize, decodeImage, decodedElement, has, loadSquare, type BrowserImageInput } from './image.js';
 import { resizeRgb } from './resize.js';
 import type { TensorData } from './session.js';

@@ -8,7 +8,7 @@
  * The one thing not reproduced: sharp decodes a JPEG at 1/2, 1/4 or 1/8 size inside the decoder (DCT scaling) when
  * it will shrink it 3 times or more; the browser's decoder gives full-size pixels only.
  */
-import type { RawImage } from '../image/decode.js';
+import type { RawImage } from '../image/types.js';
 
 const TRANSFORM_SCALE = 64; // libvips VIPS_TRANSFORM_SCALE: masks for 1/64 pixel steps
 const INTERPOLATE_SHIFT = 12; // libvips VIPS_INTERPOLATE_SHIFT: 12-bit fixed-point weights

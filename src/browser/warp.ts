@@ -6,7 +6,7 @@
  * at the photo's right and bottom edges). Pixel centres are at integer coordinates on both sides. Pure, so it is
  * tested against Node's warp in Node (test/browser-shared.test.ts).
  */
-import type { RawImage } from '../image/decode.js';
+import type { RawImage } from '../image/types.js';
 import { applySimilarity, invertSimilarity, type Similarity } from '../face/similarity.js';
 import { warpLayout } from '../face/warp-geometry.js';
 

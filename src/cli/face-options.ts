@@ -8,9 +8,19 @@ import { FACE_OPTIONS, type AlignMode, MAX_THREADS } from '../options.js';
 import * as check from '../validate.js';
 import { progressBar, type Progress } from './progress.js';
 import type { DownloadProgress } from '../util/download.js';
-import { FaceDetector } from '../face/detector.js';
-import { VggFace, type DescribePhotosOptions } from '../vggface.js';
-import { addFlag, flagName, imageOptions, modelOptions, parseFlag, type ModelFlags } from './options.js';
+import { FaceDetector, type FaceDetectorOptions } from '../face/detector.js';
+import type { Fit } from '../image/decode.js';
+import { VggFace, type DescribePhotosOptions, type LoadOptions } from '../vggface.js';
+import {
+  addFlag,
+  addImageOptions,
+  addModelOptions,
+  flagName,
+  imageOptions,
+  modelOptions,
+  parseFlag,
+  type ModelFlags,
+} from './options.js';
 
 export const DETECTORS = ['yunet', 'none'] as const;
 export type DetectorName = (typeof DETECTORS)[number];
@@ -76,6 +86,48 @@ export function faceOptions(flags: FaceFlags): ParsedFaceOptions {
     minFaceSize: parseFlag(FACE_OPTIONS.minFaceSize, flags.minFaceSize),
     minScore: parseFlag(FACE_OPTIONS.minScore, flags.minScore),
   };
+}
+
+/**
+ * --fit is how an image given as a face crop is made square: refused when faces are detected, since a detected
+ * face is cropped square around the face.
+ */
+export function checkFit(detector: DetectorName, fit: string | undefined): void {
+  if (detector !== 'none' && fit !== undefined)
+    throw usageError('--fit: only with --detector none (detected faces are cropped square around the face)', '--fit');
+}
+
+/** The flags of the commands that describe every face of each photo, or each image as given (describe, queue submit). */
+export interface DescribeInputFlags extends ModelFlags, FaceFlags {
+  fit?: string;
+  maxPixels?: string;
+}
+
+/** Adds the model's, the images' and the faces' flags (with --detector) of those commands, in the order of the help. */
+export function addDescribeInputOptions(cmd: Command): Command {
+  addModelOptions(cmd);
+  addImageOptions(cmd);
+  return addFaceOptions(cmd, { detectorChoice: true });
+}
+
+export interface DescribeInputs {
+  /** Left undefined when not given: the library applies the defaults. */
+  readonly image: { fit?: Fit; maxPixels?: number };
+  readonly faces: ParsedFaceOptions;
+  readonly load: LoadOptions;
+}
+
+/** Those flags, checked (the images', the faces', then the model's) before anything opens; see also {@link checkFit}. */
+export function describeInputs(flags: DescribeInputFlags): DescribeInputs {
+  const image = imageOptions(flags);
+  const faces = faceOptions(flags);
+  const load = modelOptions(flags);
+  return { image, faces, load };
+}
+
+/** Opens the detector, with a progress bar for its download (shown on a terminal only). */
+export function openDetector(options: Omit<FaceDetectorOptions, 'onDownloadProgress'>): Promise<FaceDetector> {
+  return FaceDetector.open({ ...options, onDownloadProgress: detectorDownloadProgress() });
 }
 
 /** A progress bar for the detector download (shown on a terminal only). */
@@ -144,15 +196,13 @@ export async function openPhotoHandling(
   const faces = faceOptions(flags);
   if (faces.detector === 'none')
     return { options: { faces: 'none', fit: imageOptions(flags).fit }, detector: undefined };
-  if (flags.fit !== undefined)
-    throw usageError('--fit: only with --detector none (detected faces are cropped square around the face)', '--fit');
+  checkFit(faces.detector, flags.fit);
   if (faces.maxFaces !== undefined)
     throw usageError('--max-faces: this command uses the largest face of each photo', '--max-faces');
-  const detector = await FaceDetector.open({
+  const detector = await openDetector({
     model: faces.detectorModel,
     cacheDir: flags.cacheDir,
     threads: threadsOption(flags),
-    onDownloadProgress: detectorDownloadProgress(),
   });
   const { align, margin, minFaceSize, minScore } = faces;
   return { options: { faces: 'largest', detector, align, margin, minFaceSize, minScore }, detector };

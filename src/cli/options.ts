@@ -11,7 +11,7 @@ import {
   type OptionValue,
   MAX_THREADS,
 } from '../options.js';
-import { PRECISIONS, PREPROCESSING, type Precision, type Preprocessing } from '../onnx/builder.js';
+import { PRECISIONS, PREPROCESSING, type Precision, type Preprocessing } from '../onnx/contract.js';
 import { formatIds } from '../weights/formats.js';
 import type { FormatId } from '../weights/types.js';
 import type { LoadOptions } from '../vggface.js';

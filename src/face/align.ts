@@ -3,7 +3,7 @@
  * the original pixels in one resampling step by sharp/libvips `affine` (bilinear), laid out by warp-geometry.ts.
  */
 import sharp from 'sharp';
-import type { RawImage } from '../image/decode.js';
+import type { RawImage } from '../image/types.js';
 import { alignmentTransform, type ResolvedAlignOptions } from './align-transform.js';
 import type { Similarity } from './similarity.js';
 import type { DetectedFace } from './types.js';

@@ -4,7 +4,7 @@
  * and the browser build (src/browser, canvas and onnxruntime-web) run the same steps.
  */
 import { invalidParameterError } from '../errors.js';
-import type { RawImage } from '../image/decode.js';
+import type { RawImage } from '../image/types.js';
 import { DESCRIBE_OPTIONS, FACE_OPTIONS, optionalOption, resolveOption } from '../options.js';
 import * as check from '../validate.js';
 import { letterbox, unletterbox, type Resize } from './letterbox.js';

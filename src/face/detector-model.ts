@@ -6,12 +6,12 @@
 import { mkdir, rename, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { VggFaceError } from '../errors.js';
-import { readOnnxInfo, sniffOnnx } from '../onnx/inspect.js';
+import { readOnnxInfo } from '../onnx/inspect.js';
 import { downloadFile, type DownloadProgress } from '../util/download.js';
 import { checkOutputPath } from '../util/files.js';
 import { sha256File } from '../util/hash.js';
 import { envValue } from '../util/env.js';
-import { readHead } from '../weights/formats.js';
+import { readHead, sniffOnnx } from '../weights/formats.js';
 import { YUNET_INPUT, YUNET_OUTPUTS } from './yunet.js';
 
 export const YUNET_FILE = 'face_detection_yunet_2023mar.onnx';

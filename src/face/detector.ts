@@ -10,7 +10,8 @@
 import { MAX_THREADS } from '../options.js';
 import sharp from 'sharp';
 import { VggFaceError, invalidParameterError } from '../errors.js';
-import { decodeImage, inputLabel, type ImageInput, type RawImage } from '../image/decode.js';
+import { decodeImage, inputLabel, type ImageInput } from '../image/decode.js';
+import type { RawImage } from '../image/types.js';
 import { openEngine, type InferenceEngine } from '../runtime/onnxruntime.js';
 import type { DownloadProgress } from '../util/download.js';
 import { defaultCacheDir } from '../util/paths.js';

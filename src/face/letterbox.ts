@@ -4,7 +4,7 @@
  * keeps the origin, so mapping back is one scale factor. The scaling itself is the caller's (sharp in Node, a
  * canvas in the browser): this module is pure.
  */
-import type { RawImage } from '../image/decode.js';
+import type { RawImage } from '../image/types.js';
 import type { DetectedFace, Point } from './types.js';
 import { YUNET_ALIGN } from './yunet.js';
 

@@ -1,7 +1,7 @@
 /** What both stores' approximate search shares: its defaults, the candidate check, the fit, the exact re-rank. */
 import { randomBytes } from 'node:crypto';
 import { usageError } from '../errors.js';
-import { distanceFromSums, type Metric } from '../metrics/distance.js';
+import { distanceFromSums, type Metric } from '../distance/distance.js';
 import type { IdentityMatch } from './descriptor-index.js';
 import { DEFAULT_COMPONENTS, FIT_SAMPLE, fitProjection, MAX_COMPONENTS, type Projection } from './projection.js';
 import type { AnnIndexOptions } from './types.js';

@@ -5,7 +5,7 @@
  * the rows that can still be among the best (allowing for the product's rounding) are re-scored exactly in
  * float64, so the answer is the exact one for the stored values.
  */
-import type { Metric } from '../metrics/distance.js';
+import type { Metric } from '../distance/distance.js';
 import { exactDistance } from './approximate.js';
 import { decodeHalf, encodeHalf } from '../util/float16.js';
 import { openScorer, type Precision, type Scorer } from './scorer.js';

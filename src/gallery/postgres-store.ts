@@ -19,7 +19,7 @@ import { endianness } from 'node:os';
 import pg from 'pg';
 import { usageError, VggFaceError } from '../errors.js';
 import { decodeHalf, encodeHalf } from '../util/float16.js';
-import { distanceFromSums, type Metric } from '../metrics/distance.js';
+import { distanceFromSums, type Metric } from '../distance/distance.js';
 import { annSettings, checkCandidates, fitGalleryProjection, needsRefit, newGeneration } from './approximate.js';
 import type { IdentityMatch } from './descriptor-index.js';
 import { APPLICATION, metaFromRows, metaRows } from './meta.js';

@@ -1,5 +1,5 @@
 /** What every gallery store (embedded SQLite, PostgreSQL) offers; the Gallery class is built on it. */
-import type { Metric } from '../metrics/distance.js';
+import type { Metric } from '../distance/distance.js';
 import type { IdentityMatch } from './descriptor-index.js';
 import type { Precision } from './scorer.js';
 

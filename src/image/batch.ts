@@ -1,6 +1,7 @@
 /** Decodes a batch of inputs concurrently on the libuv pool (sharp does not block the event loop). */
 import { VggFaceError } from '../errors.js';
-import { loadSquare, type ImageInput, type RawImage, type ResizeOptions } from './decode.js';
+import { loadSquare, type ImageInput, type ResizeOptions } from './decode.js';
+import type { RawImage } from './types.js';
 
 export interface DecodedItem {
   readonly label: string;

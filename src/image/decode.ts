@@ -7,17 +7,10 @@
 import { stat } from 'node:fs/promises';
 import sharp, { type Metadata, type Sharp } from 'sharp';
 import { fileError, invalidParameterError, VggFaceError } from '../errors.js';
-import { DESCRIBE_OPTIONS } from '../options.js';
+import { DESCRIBE_OPTIONS, type Fit } from '../options.js';
 import { isPlainObject } from '../validate.js';
 import { deepfaceResize } from './deepface-resize.js';
-
-/** A decoded image: 8-bit RGB, row-major HWC. */
-export interface RawImage {
-  readonly data: Uint8Array;
-  readonly width: number;
-  readonly height: number;
-  readonly channels: 3;
-}
+import type { RawImage } from './types.js';
 
 /** A path, the bytes of an encoded image, or raw RGB pixels. */
 export type ImageInput = string | Uint8Array | RawImage;
@@ -30,7 +23,7 @@ export type ImageInput = string | Uint8Array | RawImage;
  * - `deepface`: deepface's own resize (bilinear as OpenCV, truncated size, zero padding; see deepface-resize.ts),
  *   the default for models converted with deepface preprocessing.
  */
-export type Fit = 'crop' | 'pad' | 'stretch' | 'deepface';
+export type { Fit } from '../options.js';
 export const FITS: readonly Fit[] = DESCRIBE_OPTIONS.fit.values;
 
 /** 100 megapixels: above any camera photo, below what would exhaust memory (defined with the option, options.ts). */

@@ -10,7 +10,7 @@
  * takes uint8, so each resampled value is rounded to the nearest integer: within half a grey level (0.5/255) of the
  * first route and within one of the second. Channel order does not matter here: every channel is resampled alike.
  */
-import type { RawImage } from './decode.js';
+import type { RawImage } from './types.js';
 
 /** The interpolation table of one axis, as OpenCV's resize computes it for INTER_LINEAR. */
 function axisTable(src: number, dst: number): { index: Int32Array; weight: Float32Array } {

@@ -9,6 +9,7 @@
  * No dropout: this is the inference graph.
  */
 import { VERSION } from '../version.js';
+import { BUILDER_VERSION, META, MODEL_INPUT, type Preprocessing } from './contract.js';
 import { reverseInputChannels } from '../weights/layout.js';
 import { BLOCKS, INPUT_SIZE, type Topology } from '../weights/topology.js';
 import { VGG_FACE_MEAN_RGB, type LayerWeights, type Tensor, type WeightSet } from '../weights/types.js';
@@ -23,23 +24,6 @@ import {
 import { encodeHalf } from '../util/float16.js';
 import type { ProtoMessage } from '../proto/writer.js';
 
-export type Preprocessing = 'caffe' | 'deepface';
-export const PREPROCESSING: readonly Preprocessing[] = ['caffe', 'deepface'];
-
-export const MODEL_INPUT = 'image';
-export const MODEL_OUTPUTS = ['fc6', 'fc7_pre', 'fc7', 'fc8', 'descriptor'] as const;
-export type ModelOutput = (typeof MODEL_OUTPUTS)[number];
-
-/**
- * How the weights are stored: `fp32` as read; `fp16` as float16 (half the file), cast to float32 when ONNX Runtime
- * loads the model, so it computes in fp32 (a graph computing in fp16 was measured no faster: ONNX Runtime's x86 CPU
- * kernels are fp32 and it inserts casts; see the precision benchmark); `int8` quantized (see quantize.ts).
- */
-export type Precision = 'fp32' | 'fp16' | 'int8';
-export const PRECISIONS: readonly Precision[] = ['fp32', 'fp16', 'int8'];
-
-/** Bumped whenever the graph changes, so cached conversions from older builders are not reused. */
-export const BUILDER_VERSION = 2; // 2: int8 weights in -64..64
 export const OPSET = 17;
 
 export interface BuildOptions {
@@ -52,32 +36,6 @@ export interface BuildOptions {
   /** Also output every conv layer's activation (after ReLU), named like the layer: the calibration model. */
   readonly convOutputs?: boolean;
 }
-
-/** Metadata keys the builder writes (and `inspect` shows). */
-export const META = {
-  producer: 'vggface.producer_version',
-  builder: 'vggface.builder_version',
-  format: 'vggface.source.format',
-  layout: 'vggface.source.layout',
-  dtype: 'vggface.source.dtype',
-  channelOrder: 'vggface.source.channel_order',
-  sha256: 'vggface.source.sha256',
-  /** The network's identity: sha256 of its canonical weights (weights/identity.ts), the same for every layout. */
-  identity: 'vggface.weights.identity',
-  sourceName: 'vggface.source.name',
-  preprocessing: 'vggface.preprocessing',
-  mean: 'vggface.mean_rgb',
-  precision: 'vggface.precision',
-  topology: 'vggface.topology',
-  quantScheme: 'vggface.quantization.scheme',
-  /** Largest |int8 weight|; absent in int8 models of builder 1, whose weights took -127..127. */
-  weightLimit: 'vggface.quantization.weight_limit',
-  calibrationMethod: 'vggface.quantization.calibration.method',
-  calibrationSha256: 'vggface.quantization.calibration.sha256',
-  calibrationSource: 'vggface.quantization.calibration.source',
-  calibrationImages: 'vggface.quantization.calibration.images',
-  activationRanges: 'vggface.quantization.activation_ranges',
-} as const;
 
 /** Little-endian bytes of a typed array, as a view (no copy). */
 export const bytesOf = (t: ArrayBufferView): Uint8Array => new Uint8Array(t.buffer, t.byteOffset, t.byteLength);

@@ -12,7 +12,7 @@
 import { invalidParameterError } from '../errors.js';
 import type { InferenceEngine } from '../runtime/onnxruntime.js';
 import { INPUT_SIZE } from '../weights/topology.js';
-import { MODEL_INPUT } from './builder.js';
+import { MODEL_INPUT } from './contract.js';
 import { calibratedTensors } from './quantize.js';
 
 export type CalibrationMethod = 'minmax' | 'percentile' | 'entropy' | 'mse';

@@ -9,7 +9,7 @@
 import { rmSync } from 'node:fs';
 import { checkOutputPath } from '../util/files.js';
 import { sha256File } from '../util/hash.js';
-import { builtinCalibrationSet, type CalibrationSet } from '../image/calibration-set.js';
+import { builtinCalibrationSet, type CalibrationSet } from './calibration-set.js';
 import { openEngine } from '../runtime/onnxruntime.js';
 import {
   collectStatistics,

@@ -11,7 +11,8 @@ import { sha256File } from '../util/hash.js';
 import { readWeights } from '../weights/formats.js';
 import type { Topology } from '../weights/topology.js';
 import type { FormatId, ReadOptions } from '../weights/types.js';
-import { buildModel, type Precision, type Preprocessing, type WeightSetInfo } from './builder.js';
+import { buildModel, type WeightSetInfo } from './builder.js';
+import type { Precision, Preprocessing } from './contract.js';
 import { encodeModel } from './proto.js';
 import { buildQuantizedSpec, quantizeWeights, type Calibration, type QuantizedWeights } from './quantize.js';
 

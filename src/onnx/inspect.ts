@@ -6,7 +6,7 @@
 import { closeSync, readSync, fstatSync } from 'node:fs';
 import { openForReading } from '../util/files.js';
 import { formatError } from '../errors.js';
-import { peekTags, ProtoReader, WIRE_LEN, WIRE_VARINT } from '../proto/reader.js';
+import { ProtoReader, WIRE_LEN } from '../proto/reader.js';
 
 export interface OnnxInfo {
   readonly irVersion: number;
@@ -17,13 +17,6 @@ export interface OnnxInfo {
   readonly outputs: readonly string[];
   readonly initializers: readonly { name: string; dims: number[]; dataType: number; bytes: number }[];
   readonly fileSize: number;
-}
-
-/** ONNX ModelProto starts with ir_version (field 1, varint), then producer/graph/opset fields. */
-export function sniffOnnx(head: Uint8Array): boolean {
-  const tags = peekTags(head, 16);
-  if (tags.length < 2 || tags[0].no !== 1 || tags[0].wire !== WIRE_VARINT) return false;
-  return tags.every((t) => [1, 2, 3, 4, 5, 6, 7, 8, 14, 20, 25].includes(t.no));
 }
 
 class FileScanner {

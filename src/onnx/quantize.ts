@@ -25,14 +25,13 @@ import {
   descriptorPart,
   graphInterface,
   graphWeight,
-  META,
   modelMetadata,
   POOL_ATTRIBUTES,
   preprocessingPart,
   type BuildOptions,
-  type Preprocessing,
   type WeightSetInfo,
 } from './builder.js';
+import { META, type Preprocessing } from './contract.js';
 import { DataType, type InitializerSpec, type ModelSpec } from './proto.js';
 
 /** The activations whose ranges are calibrated: every conv layer's and fc6/fc7's output after ReLU. */

@@ -8,7 +8,7 @@ import { createReadStream } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { fileError, usageError, VggFaceError } from '../errors.js';
 import type { DetectedFace } from '../face/types.js';
-import { faceJson, vectorJson, writeLine } from '../cli/format.js';
+import { faceJson, vectorJson, writeLine } from './json.js';
 import { NPY_HEADER_BYTES, npyHeader, parseNpyHeader } from './npy.js';
 import { checkOutputPath } from '../util/files.js';
 

@@ -5,8 +5,8 @@
  * another model: that is the safe side.
  */
 import { basename } from 'node:path';
-import { META } from '../onnx/builder.js';
-import { modelInfoFromOnnx, resolveModel, type ModelInfo } from '../runtime/model-cache.js';
+import { META } from '../onnx/contract.js';
+import { modelInfoFromOnnx, resolveModel, type ModelInfo } from '../model/cache.js';
 import { envValue } from '../util/env.js';
 import { sha256File } from '../util/hash.js';
 import { defaultCacheDir } from '../util/paths.js';

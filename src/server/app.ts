@@ -6,10 +6,10 @@
  */
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import multipart from '@fastify/multipart';
-import { faceJson } from '../cli/format.js';
+import { faceJson } from '../output/json.js';
 import { VggFaceError } from '../errors.js';
 import { checkIdentity } from '../gallery/gallery.js';
-import { distance, type Metric } from '../metrics/distance.js';
+import { distance, type Metric } from '../distance/distance.js';
 import type { DetectedFace } from '../face/types.js';
 import type { Fit } from '../image/decode.js';
 import type { AlignMode } from '../face/align.js';

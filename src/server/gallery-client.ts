@@ -2,7 +2,7 @@
 import { Worker } from 'node:worker_threads';
 import { VggFaceError, type ErrorCode } from '../errors.js';
 import type { IdentitySummary } from '../gallery/types.js';
-import type { Metric } from '../metrics/distance.js';
+import type { Metric } from '../distance/distance.js';
 import { ApiError } from './api-error.js';
 import type {
   AddOutcome,

@@ -10,8 +10,8 @@ import { checkIdentity, Gallery, type GalleryModel } from '../gallery/gallery.js
 import { GalleryUnavailableError, PostgresStore, type PostgresConnectionState } from '../gallery/postgres-store.js';
 import type { Precision } from '../gallery/scorer.js';
 import { SqliteStore } from '../gallery/sqlite-store.js';
-import type { Metric } from '../metrics/distance.js';
-import type { ModelInfo } from '../runtime/model-cache.js';
+import type { Metric } from '../distance/distance.js';
+import type { ModelInfo } from '../model/cache.js';
 import type { Layer } from '../vggface.js';
 import { ApiError, type ApiErrorData } from './api-error.js';
 

@@ -9,8 +9,8 @@
  */
 import { Worker } from 'node:worker_threads';
 import { VggFaceError, type ErrorCode } from '../errors.js';
-import type { ModelInfo } from '../runtime/model-cache.js';
-import type { ModelIdentity } from '../verify/thresholds.js';
+import type { ModelInfo } from '../model/cache.js';
+import type { ModelIdentity } from '../model/identity.js';
 import { ApiError, internalError } from './api-error.js';
 import type { FromWorker, ImageResult, JobImage, JobSpec, ToWorker, WorkerSetup } from './protocol.js';
 import { workerExecArgv } from '../util/worker.js';

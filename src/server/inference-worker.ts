@@ -25,12 +25,12 @@ import {
   type DecodeOptions,
   type Fit,
 } from '../image/decode.js';
-import type { ModelOutput } from '../onnx/builder.js';
+import type { ModelOutput } from '../onnx/contract.js';
 import { sha256 } from '../util/hash.js';
-import { modelIdentity } from '../verify/thresholds.js';
+import { modelIdentity } from '../model/identity.js';
 import { l2normalize, VggFace } from '../vggface.js';
 import { INPUT_SIZE } from '../weights/topology.js';
-import { faceJson, vectorJson } from '../cli/format.js';
+import { faceJson, vectorJson } from '../output/json.js';
 import { ApiError, imageApiError } from './api-error.js';
 import type { FromWorker, ImageResult, JobImage, JobSpec, ToWorker, WorkerSetup } from './protocol.js';
 

@@ -2,11 +2,12 @@
 import { availableParallelism } from 'node:os';
 import { readFile } from 'node:fs/promises';
 import { fileError, invalidParameterError, usageError } from '../errors.js';
-import { METRICS, type Metric } from '../metrics/distance.js';
+import { METRICS, type Metric } from '../distance/distance.js';
 import { PRECISIONS, type Precision } from '../gallery/scorer.js';
 import { DEFAULT_CANDIDATES, MAX_CANDIDATES } from '../gallery/approximate.js';
 import {
   DESCRIBE_OPTIONS,
+  MAX_THREADS,
   parseOption,
   type BooleanOption,
   type OneOfOption,
@@ -98,7 +99,7 @@ export interface ServeOptions {
 export const LOG_LEVELS: readonly string[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
 /** Body limits (--max-body, --max-json-body, `maxBodyBytes`, `maxJsonBytes`), in bytes: 1 KiB to 2 GiB. */
-const BODY_BYTES = { min: 1024, max: 2 ** 31 } as const;
+const BODY_BYTES = { kind: 'integer', min: 1024, max: 2 ** 31, rangeText: '1KiB..2GiB' } as const;
 
 export interface ServeOptionSpecs {
   readonly host: StringOption<string>;
@@ -171,7 +172,7 @@ export const SERVE_OPTIONS: ServeOptionSpecs = {
     kind: 'integer',
     name: 'threadsPerWorker',
     min: 1,
-    max: 1024,
+    max: MAX_THREADS,
     default: undefined,
     defaultText: 'the cores divided among the workers',
     description: 'ONNX Runtime threads per worker',
@@ -192,21 +193,17 @@ export const SERVE_OPTIONS: ServeOptionSpecs = {
     note: 'beyond, 503 with Retry-After',
   },
   maxBodyBytes: {
-    kind: 'integer',
+    ...BODY_BYTES,
     name: 'maxBodyBytes',
     flag: '--max-body <size>',
-    ...BODY_BYTES,
-    rangeText: '1KiB..2GiB',
     default: SERVE_DEFAULTS.maxBodyBytes,
     defaultText: '32MiB',
     description: 'largest request body (bytes, or with k/m/g: 32m)',
   },
   maxJsonBytes: {
-    kind: 'integer',
+    ...BODY_BYTES,
     name: 'maxJsonBytes',
     flag: '--max-json-body <size>',
-    ...BODY_BYTES,
-    rangeText: '1KiB..2GiB',
     default: SERVE_DEFAULTS.maxJsonBytes,
     defaultText: '2MiB',
     description: 'largest JSON body: JSON is parsed on the event loop, so send photos as multipart',

@@ -3,8 +3,8 @@ import type { ApiErrorData } from './api-error.js';
 import type { AlignMode } from '../face/align.js';
 import type { DetectedFace } from '../face/types.js';
 import type { Fit } from '../image/decode.js';
-import type { ModelInfo } from '../runtime/model-cache.js';
-import type { ModelIdentity } from '../verify/thresholds.js';
+import type { ModelInfo } from '../model/cache.js';
+import type { ModelIdentity } from '../model/identity.js';
 import type { Layer, LoadOptions } from '../vggface.js';
 
 /** `all`: every face of each photo; `largest`: the largest face (an error when there is none); `none`: the image as given, a face crop. */

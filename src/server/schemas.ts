@@ -9,7 +9,7 @@
  * marked `{upload: true}` here: a keyword the server registers with ajv (the value must be an upload), which the
  * OpenAPI document shows as `type: string, format: binary`.
  */
-import { METRICS, type Metric } from '../metrics/distance.js';
+import { METRICS, type Metric } from '../distance/distance.js';
 import { DESCRIBE_OPTIONS, defaultAndNote, FACE_OPTIONS, type OptionSpec } from '../options.js';
 
 export type JsonSchema = Record<string, unknown>;

@@ -14,7 +14,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { usageError, VggFaceError } from '../errors.js';
-import { METRICS, type Metric } from '../metrics/distance.js';
+import { METRICS, type Metric } from '../distance/distance.js';
 import { defaultCacheDir } from '../util/paths.js';
 import { resolveThreshold } from '../verify/thresholds.js';
 import { buildApp } from './app.js';

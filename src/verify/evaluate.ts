@@ -1,7 +1,7 @@
-/** A pair list through the model: descriptors, distances, then the LFW protocol (see metrics/protocol.ts). */
+/** A pair list through the model: descriptors, distances, then the LFW protocol (see distance/lfw-protocol.ts). */
 import { VggFaceError } from '../errors.js';
-import { distance, type Metric } from '../metrics/distance.js';
-import { assignFolds, evaluatePairs, type EvaluationReport, type FoldedPair } from '../metrics/protocol.js';
+import { distance, type Metric } from '../distance/distance.js';
+import { assignFolds, evaluatePairs, type EvaluationReport, type FoldedPair } from '../distance/lfw-protocol.js';
 import type { DescribePhotosOptions, VggFace } from '../vggface.js';
 import { describeDistinct } from './verify.js';
 import { checkPairImages, type PairList } from './pairs.js';

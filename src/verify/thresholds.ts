@@ -13,11 +13,10 @@
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileError, formatError, VggFaceError } from '../errors.js';
-import { META, type Preprocessing } from '../onnx/builder.js';
+import type { Preprocessing } from '../onnx/contract.js';
+import type { ModelIdentity } from '../model/identity.js';
 import { checkOutputPath } from '../util/files.js';
-import { sha256File } from '../util/hash.js';
-import type { VggFace } from '../vggface.js';
-import type { Metric } from '../metrics/distance.js';
+import type { Metric } from '../distance/distance.js';
 
 /** deepface's thresholds for VGG-Face (4096-d, L2-normalised descriptors), from its verification.find_threshold. */
 export const DEEPFACE_THRESHOLDS: Readonly<Record<Metric, number>> = {
@@ -26,44 +25,6 @@ export const DEEPFACE_THRESHOLDS: Readonly<Record<Metric, number>> = {
   euclidean_l2: 1.17,
   angular: 0.39,
 };
-
-/** What a calibration is keyed by. */
-export interface ModelIdentity {
-  /**
-   * The network's identity: sha256 of its canonical weights (`vggface.weights.identity`). For a model converted
-   * before identities existed: sha256 of the source weight file, or of the ONNX file when it records none.
-   */
-  readonly sha256: string;
-  readonly preprocessing: Preprocessing;
-  /** `<sha256>-<preprocessing>`: the file name of the model's calibrations, and the model key of its galleries. */
-  readonly key: string;
-  /**
-   * Keys the same model had before identities (`<source file sha256>-<preprocessing>`): what they hold still applies.
-   */
-  readonly legacyKeys?: readonly string[];
-  /** Source file name, for messages. */
-  readonly name: string;
-}
-
-export async function modelIdentity(model: Pick<VggFace, 'info' | 'modelPath'>): Promise<ModelIdentity> {
-  const m = model.info.metadata;
-  const fileSha256 = m[META.sha256];
-  const sha256 = m[META.identity] ?? fileSha256 ?? (await sha256File(model.modelPath));
-  const preprocessing = model.info.preprocessing;
-  const legacyKeys = fileSha256 !== undefined && fileSha256 !== sha256 ? [`${fileSha256}-${preprocessing}`] : [];
-  return {
-    sha256,
-    preprocessing,
-    key: `${sha256}-${preprocessing}`,
-    legacyKeys,
-    name: m[META.sourceName] ?? model.modelPath,
-  };
-}
-
-/** Whether a stored key (a gallery's model key, a calibration's) belongs to this model. */
-export function isModelKey(id: ModelIdentity, key: string): boolean {
-  return key === id.key || (id.legacyKeys ?? []).includes(key);
-}
 
 export interface Calibration {
   readonly metric: Metric;

@@ -1,7 +1,7 @@
 /** Same person or not: distances against a threshold, for one pair or many, each distinct image described once. */
 import type { VggFaceError } from '../errors.js';
 import type { ImageInput } from '../image/decode.js';
-import { distance, type Metric } from '../metrics/distance.js';
+import { distance, type Metric } from '../distance/distance.js';
 import type { DescribePhotosOptions, VggFace } from '../vggface.js';
 import type { DetectedFace } from '../face/types.js';
 

@@ -5,7 +5,7 @@
 import { closeSync, readSync } from 'node:fs';
 import { openForReading, regularFileStat } from '../util/files.js';
 import { formatError, VggFaceError } from '../errors.js';
-import { sniffOnnx } from '../onnx/inspect.js';
+import { peekTags, WIRE_VARINT } from '../proto/reader.js';
 import { caffeReader } from './caffe.js';
 import { hdf5ArticleReader } from './hdf5-article.js';
 import { kerasDeepfaceReader, kerasVggfaceReader } from './keras.js';
@@ -48,6 +48,16 @@ export function readHead(path: string): { head: Uint8Array; size: number } {
   } finally {
     closeSync(fd);
   }
+}
+
+/**
+ * ONNX ModelProto starts with ir_version (field 1, varint), then producer/graph/opset fields. A converted model is
+ * recognised here, by content like every weight layout, so that detection can tell it from weights (`onnx`).
+ */
+export function sniffOnnx(head: Uint8Array): boolean {
+  const tags = peekTags(head, 16);
+  if (tags.length < 2 || tags[0].no !== 1 || tags[0].wire !== WIRE_VARINT) return false;
+  return tags.every((t) => [1, 2, 3, 4, 5, 6, 7, 8, 14, 20, 25].includes(t.no));
 }
 
 /**

@@ -581,14 +581,12 @@ export class MatParser {
       case MI.UINT16:
       case MI.UTF16:
       case MI.INT16:
-        codes = [];
-        for (let p = 0; p + 1 < raw.length; p += 2) codes.push(this.dv.getUint16(t.dataStart + p, this.le));
+        codes = codeUnits(raw, MI.UINT16, this.le);
         break;
       case MI.UTF32:
       case MI.UINT32:
       case MI.INT32:
-        codes = [];
-        for (let p = 0; p + 3 < raw.length; p += 4) codes.push(this.dv.getUint32(t.dataStart + p, this.le));
+        codes = codeUnits(raw, MI.UINT32, this.le);
         break;
       default:
         throw this.fail(`${label}: character data of ${TYPE_NAMES[t.type] ?? `type ${t.type}`}`, t.at);
@@ -602,6 +600,12 @@ export class MatParser {
     for (let r = 0; r < rows; r++) lines.push(text(Array.from({ length: cols }, (_, c) => codes[r + c * rows]))); // column-major
     return lines.join('\n');
   }
+}
+
+/** Character data of 16- or 32-bit units (`type` UINT16 or UINT32), read unsigned; a partial last unit is dropped. */
+function codeUnits(raw: Uint8Array, type: number, le: boolean): number[] {
+  const get = getter(new DataView(raw.buffer, raw.byteOffset, raw.byteLength), type, le);
+  return Array.from({ length: Math.floor(raw.length / TYPE_BYTES[type]) }, (_, i) => get(i));
 }
 
 /** Code points -> string, in slices (spreading a long array overflows the stack); invalid ones become U+FFFD. */
@@ -618,8 +622,7 @@ export function matToFloat32(d: MatData, path: string): Float32Array {
   const count = d.byteLength / width;
   if (d.type === MI.SINGLE && d.littleEndian) return float32View(d.bytes, d.offset, count, path);
   const out = new Float32Array(count);
-  const dv = new DataView(d.bytes.buffer, d.bytes.byteOffset + d.offset, d.byteLength);
-  const get = getter(dv, d.type, d.littleEndian);
+  const get = dataGetter(d);
   for (let i = 0; i < count; i++) out[i] = get(i);
   return out;
 }
@@ -627,11 +630,15 @@ export function matToFloat32(d: MatData, path: string): Float32Array {
 /** Numeric data as plain numbers (for small arrays: sizes, pads, means). */
 export function matToNumbers(d: MatData): number[] {
   const count = d.byteLength / TYPE_BYTES[d.type];
-  const dv = new DataView(d.bytes.buffer, d.bytes.byteOffset + d.offset, d.byteLength);
-  const get = getter(dv, d.type, d.littleEndian);
+  const get = dataGetter(d);
   const out: number[] = [];
   for (let i = 0; i < count; i++) out.push(get(i));
   return out;
+}
+
+/** The i-th value of numeric data. */
+function dataGetter(d: MatData): (i: number) => number {
+  return getter(new DataView(d.bytes.buffer, d.bytes.byteOffset + d.offset, d.byteLength), d.type, d.littleEndian);
 }
 
 function getter(dv: DataView, type: number, le: boolean): (i: number) => number {

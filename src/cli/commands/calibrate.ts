@@ -1,8 +1,9 @@
 import { Command } from 'commander';
-import { METRICS, type Metric } from '../../metrics/distance.js';
+import { METRICS, type Metric } from '../../distance/distance.js';
 import { defaultCacheDir } from '../../util/paths.js';
 import { evaluateMetric } from '../../verify/evaluate.js';
-import { modelIdentity, saveCalibrations, type Calibration } from '../../verify/thresholds.js';
+import { saveCalibrations, type Calibration } from '../../verify/thresholds.js';
+import { modelIdentity } from '../../model/identity.js';
 import * as check from '../../validate.js';
 import type { CommandContext } from '../context.js';
 import { addEvalOptions, measureFromFlags, noteSkipped, reportJson, reportText, type EvalFlags } from './eval.js';

@@ -1,9 +1,9 @@
 import { threadsOption } from '../face-options.js';
 import { Command } from 'commander';
 import { convertModel } from '../../onnx/convert-model.js';
-import { PRECISIONS, PREPROCESSING, type Precision, type Preprocessing } from '../../onnx/builder.js';
+import { PRECISIONS, PREPROCESSING, type Precision, type Preprocessing } from '../../onnx/contract.js';
 import { CALIBRATION_METHODS, DEFAULT_CALIBRATION_METHOD, type CalibrationMethod } from '../../onnx/calibrate.js';
-import { BUILTIN_CALIBRATION_IMAGES, directoryCalibrationSet } from '../../image/calibration-set.js';
+import { BUILTIN_CALIBRATION_IMAGES, directoryCalibrationSet } from '../../onnx/calibration-set.js';
 import { formatIds } from '../../weights/formats.js';
 import { identityLine } from '../../weights/identity.js';
 import type { FormatId } from '../../weights/types.js';

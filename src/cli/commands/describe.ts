@@ -1,24 +1,16 @@
 import { Command } from 'commander';
 import { VggFace } from '../../vggface.js';
-import { FaceDetector } from '../../face/detector.js';
 import { usageError } from '../../errors.js';
 import { faceSettings } from '../../describe-options.js';
 import { DESCRIBE_OPTIONS } from '../../options.js';
+import { flagArgs, resolveFlag } from '../options.js';
 import {
-  addImageOptions,
-  addModelOptions,
-  flagArgs,
-  imageOptions,
-  modelOptions,
-  resolveFlag,
-  type ModelFlags,
-} from '../options.js';
-import {
-  addFaceOptions,
-  detectorDownloadProgress,
-  faceOptions,
+  addDescribeInputOptions,
+  checkFit,
+  describeInputs,
+  openDetector,
   threadsOption,
-  type FaceFlags,
+  type DescribeInputFlags,
 } from '../face-options.js';
 import { progressBar } from '../progress.js';
 import { collectImages } from '../inputs.js';
@@ -32,12 +24,10 @@ import {
 import { reportItemError, type CommandContext } from '../context.js';
 import { envValue } from '../../util/env.js';
 
-interface DescribeFlags extends ModelFlags, FaceFlags {
+interface DescribeFlags extends DescribeInputFlags {
   layer?: string;
   raw?: boolean;
   batch?: string;
-  fit?: string;
-  maxPixels?: string;
   list?: string;
   output?: string;
   outputFormat?: string;
@@ -72,17 +62,12 @@ export function describeCommand(ctx: CommandContext): Command {
     .option('--output-format <format>', `${OUTPUT_FORMATS.join(', ')} (default: from the extension)`)
     .option('--resume', 'continue an output a stopped run left: skip the images it holds, redo the last one')
     .option('--overwrite', 'replace an existing output file');
-  addModelOptions(cmd);
-  addImageOptions(cmd);
-  addFaceOptions(cmd, { detectorChoice: true });
+  addDescribeInputOptions(cmd);
   return cmd.action(async (args: string[], flags: DescribeFlags) => {
     const layer = resolveFlag(DESCRIBE_OPTIONS.layer, flags.layer);
     const batchSize = resolveFlag(DESCRIBE_OPTIONS.batchSize, flags.batch);
-    const image = imageOptions(flags);
-    const faces = faceOptions(flags);
-    const load = modelOptions(flags); // validates the model flags before anything opens
-    if (faces.detector !== 'none' && flags.fit !== undefined)
-      throw usageError('--fit: only with --detector none (detected faces are cropped square around the face)', '--fit');
+    const { image, faces, load } = describeInputs(flags); // validates the model flags before anything opens
+    checkFit(faces.detector, flags.fit);
     if (flags.resume && flags.overwrite) throw usageError('--resume and --overwrite: choose one', '--resume');
     if ((flags.resume || flags.overwrite || flags.outputFormat) && !flags.output)
       throw usageError(
@@ -105,12 +90,7 @@ export function describeCommand(ctx: CommandContext): Command {
     const detector =
       faces.detector === 'none'
         ? undefined
-        : await FaceDetector.open({
-            model: faces.detectorModel,
-            cacheDir: flags.cacheDir,
-            threads: threadsOption(flags),
-            onDownloadProgress: detectorDownloadProgress(),
-          });
+        : await openDetector({ model: faces.detectorModel, cacheDir: flags.cacheDir, threads: threadsOption(flags) });
     let model: VggFace;
     try {
       model = await VggFace.load(load);

@@ -1,8 +1,8 @@
 import { Command } from 'commander';
 import { dirname } from 'node:path';
-import { METRICS, type Metric } from '../../metrics/distance.js';
-import type { EvaluationReport } from '../../metrics/protocol.js';
-import { writeRocPlot } from '../../metrics/roc-plot.js';
+import { METRICS, type Metric } from '../../distance/distance.js';
+import type { EvaluationReport } from '../../distance/lfw-protocol.js';
+import { writeRocPlot } from '../../distance/roc-plot.js';
 import { evaluateMetric, measurePairs, type PairDistances, type SkippedPair } from '../../verify/evaluate.js';
 import { readPairList, type PairList } from '../../verify/pairs.js';
 import { checkOutputPath } from '../../util/files.js';

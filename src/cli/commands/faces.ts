@@ -4,20 +4,14 @@ import { Command } from 'commander';
 import sharp from 'sharp';
 import { fileError, usageError, VggFaceError } from '../../errors.js';
 import { resolveAlignOptions } from '../../face/align.js';
-import { FaceDetector, resolveDetectOptions } from '../../face/detector.js';
+import { resolveDetectOptions } from '../../face/detector.js';
 import { extractFacesSettled } from '../../face/pipeline.js';
 import { envValue } from '../../util/env.js';
 import { checkOutputPath, fileKind, InputFiles } from '../../util/files.js';
 import { DESCRIBE_OPTIONS, FACE_OPTIONS } from '../../options.js';
 import { reportItemError, type CommandContext } from '../context.js';
-import {
-  addFaceOptions,
-  detectorDownloadProgress,
-  faceOptions,
-  threadsOption,
-  type FaceFlags,
-} from '../face-options.js';
-import { faceJson, writeLine } from '../format.js';
+import { addFaceOptions, faceOptions, openDetector, threadsOption, type FaceFlags } from '../face-options.js';
+import { faceJson, writeLine } from '../../output/json.js';
 import { flagArgs, parseFlag, resolveFlag } from '../options.js';
 import { progressBar } from '../progress.js';
 
@@ -163,12 +157,7 @@ export function facesCommand(ctx: CommandContext): Command {
     const detectorModel = faces.detectorModel ?? envValue('detectorModel');
     const inputs = new InputFiles(detectorModel ? [...images, detectorModel] : images);
     await checkEarlierCrops(out, stems, flags.overwrite ?? false, inputs);
-    const detector = await FaceDetector.open({
-      model: faces.detectorModel,
-      cacheDir: flags.cacheDir,
-      threads,
-      onDownloadProgress: detectorDownloadProgress(),
-    });
+    const detector = await openDetector({ model: faces.detectorModel, cacheDir: flags.cacheDir, threads });
     const bar = progressBar('Finding faces', images.length, { threshold: 16 });
     try {
       for (let start = 0; start < images.length; start += CONCURRENCY) {

@@ -1,8 +1,8 @@
 import { threadsOption } from '../face-options.js';
 import { Command } from 'commander';
 import { VggFace } from '../../vggface.js';
-import { compareDescriptors, type FidelityReport } from '../../fidelity.js';
-import { METRICS, type Metric } from '../../metrics/distance.js';
+import { compareDescriptors, type FidelityReport } from '../../verify/fidelity.js';
+import { METRICS, type Metric } from '../../distance/distance.js';
 import * as check from '../../validate.js';
 import { usageError, type VggFaceError } from '../../errors.js';
 import { addImageOptions, flagArgs, imageOptions, resolveFlag } from '../options.js';

@@ -5,14 +5,16 @@ import { DEFAULT_CANDIDATES, MAX_CANDIDATES } from '../../gallery/approximate.js
 import { PRECISIONS, type Precision } from '../../gallery/scorer.js';
 import type { GalleryStore } from '../../gallery/types.js';
 import { defaultCacheDir } from '../../util/paths.js';
-import { modelIdentity, resolveThreshold } from '../../verify/thresholds.js';
+import { resolveThreshold } from '../../verify/thresholds.js';
+import { modelIdentity } from '../../model/identity.js';
 import * as check from '../../validate.js';
-import { float32ToString, writeLine } from '../format.js';
+import { float32ToString, writeLine } from '../../output/json.js';
+import { commandGroup } from '../command-group.js';
 import { reportItemError, type CommandContext } from '../context.js';
 import { addImageOptions, addModelOptions, flagArgs, imageOptions, resolveFlag, type ModelFlags } from '../options.js';
 import { DESCRIBE_OPTIONS } from '../../options.js';
 import { addFaceOptions, withPhotosAndModel, type FaceFlags } from '../face-options.js';
-import { faceJson } from '../format.js';
+import { faceJson } from '../../output/json.js';
 import { progressBar } from '../progress.js';
 import { addThresholdOptions, thresholdFlags } from './verify.js';
 
@@ -214,15 +216,13 @@ function removeSubcommand(ctx: CommandContext): Command {
 }
 
 export function galleryCommand(ctx: CommandContext): Command {
-  const cmd = new Command('gallery')
-    .summary('a gallery of known faces: add, search, list, remove')
-    .description(
+  const cmd = commandGroup({
+    name: 'gallery',
+    summary: 'a gallery of known faces: add, search, list, remove',
+    description:
       'Known faces by identity, in one SQLite file (default) or PostgreSQL + pgvector (--db postgres://...).',
-    )
-    .addCommand(addSubcommand(ctx))
-    .addCommand(searchSubcommand(ctx))
-    .addCommand(listSubcommand(ctx))
-    .addCommand(removeSubcommand(ctx));
+    subcommands: [addSubcommand(ctx), searchSubcommand(ctx), listSubcommand(ctx), removeSubcommand(ctx)],
+  });
   cmd.action(() => {
     throw usageError('gallery needs a subcommand: add, search, list or remove');
   });

@@ -1,5 +1,5 @@
 import { Command } from 'commander';
-import { META } from '../../onnx/builder.js';
+import { META } from '../../onnx/contract.js';
 import { readOnnxInfo } from '../../onnx/inspect.js';
 import { cpuFeatures, describeCpu, needsExactInt8Kernels, NON_SATURATING_WEIGHT_LIMIT } from '../../runtime/cpu.js';
 import { detectFormat, formatIds, readWeights } from '../../weights/formats.js';

@@ -14,19 +14,12 @@ import { envValue } from '../../util/env.js';
 import { sha256File } from '../../util/hash.js';
 import * as check from '../../validate.js';
 import { DESCRIBE_OPTIONS } from '../../options.js';
+import { commandGroup } from '../command-group.js';
 import type { CommandContext } from '../context.js';
-import { addFaceOptions, faceOptions, type FaceFlags } from '../face-options.js';
-import { writeLine } from '../format.js';
+import { addDescribeInputOptions, checkFit, describeInputs, type DescribeInputFlags } from '../face-options.js';
+import { writeLine } from '../../output/json.js';
 import { collectImages } from '../inputs.js';
-import {
-  addImageOptions,
-  addModelOptions,
-  flagArgs,
-  imageOptions,
-  modelOptions,
-  resolveFlag,
-  type ModelFlags,
-} from '../options.js';
+import { flagArgs, resolveFlag } from '../options.js';
 
 interface DbFlags {
   db?: string;
@@ -47,15 +40,13 @@ export function queueDb(flags: DbFlags): string {
   return db;
 }
 
-interface SubmitFlags extends ModelFlags, FaceFlags, DbFlags {
+interface SubmitFlags extends DescribeInputFlags, DbFlags {
   list?: string;
   batch: string;
   into: string;
   identityFrom?: string;
   layer?: string;
   raw?: boolean;
-  fit?: string;
-  maxPixels?: string;
   retries: string;
   batchTimeout: string;
 }
@@ -91,9 +82,7 @@ function submitSubcommand(ctx: CommandContext): Command {
       '900',
     );
   addQueueDbOption(cmd);
-  addModelOptions(cmd);
-  addImageOptions(cmd);
-  addFaceOptions(cmd, { detectorChoice: true });
+  addDescribeInputOptions(cmd);
   return cmd.action(async (args: string[], flags: SubmitFlags) => {
     const db = queueDb(flags);
     const batchSize = check.integer('--batch', flags.batch, 1, 10_000);
@@ -106,9 +95,7 @@ function submitSubcommand(ctx: CommandContext): Command {
     const layer = resolveFlag(DESCRIBE_OPTIONS.layer, flags.layer);
     const retries = check.integer('--retries', flags.retries, 0, 100);
     const batchTimeoutSeconds = check.integer('--batch-timeout', flags.batchTimeout, 1, 86_399);
-    const image = imageOptions(flags);
-    const faces = faceOptions(flags);
-    const load = modelOptions(flags);
+    const { image, faces, load } = describeInputs(flags);
     if (into === 'gallery' && faces.maxFaces !== undefined)
       throw usageError('--max-faces: a gallery takes the largest face of each photo', '--max-faces');
     if (into === 'gallery' && (layer !== 'fc7' || flags.raw))
@@ -116,8 +103,7 @@ function submitSubcommand(ctx: CommandContext): Command {
         '--into gallery stores fc7 descriptors, L2-normalised (no --layer, no --raw)',
         into === 'gallery' && flags.raw ? '--raw' : '--layer',
       );
-    if (faces.detector !== 'none' && flags.fit !== undefined)
-      throw usageError('--fit: only with --detector none (detected faces are cropped square around the face)', '--fit');
+    checkFit(faces.detector, flags.fit);
     const stdinList = args.includes('-');
     if (stdinList && flags.list !== undefined) throw usageError('- (stdin) and --list: choose one', '--list');
     const paths = args.filter((a) => a !== '-');
@@ -287,13 +273,11 @@ function retrySubcommand(ctx: CommandContext): Command {
 }
 
 export function queueCommand(ctx: CommandContext): Command {
-  return new Command('queue')
-    .summary('bulk extraction across machines: submit, status, export, retry')
-    .description(
+  return commandGroup({
+    name: 'queue',
+    summary: 'bulk extraction across machines: submit, status, export, retry',
+    description:
       'Runs of many photos on a PostgreSQL job queue (pg-boss), described by `vggface worker` processes on any number of machines.',
-    )
-    .addCommand(submitSubcommand(ctx))
-    .addCommand(statusSubcommand(ctx))
-    .addCommand(exportSubcommand(ctx))
-    .addCommand(retrySubcommand(ctx));
+    subcommands: [submitSubcommand(ctx), statusSubcommand(ctx), exportSubcommand(ctx), retrySubcommand(ctx)],
+  });
 }

@@ -1,18 +1,19 @@
 import { Command } from 'commander';
 import { dirname } from 'node:path';
 import { usageError, VggFaceError } from '../../errors.js';
-import { METRICS, type Metric } from '../../metrics/distance.js';
+import { METRICS, type Metric } from '../../distance/distance.js';
 import { defaultCacheDir } from '../../util/paths.js';
 import { checkPairImages, readPairList, type ImagePair } from '../../verify/pairs.js';
-import { modelIdentity, resolveThreshold } from '../../verify/thresholds.js';
+import { resolveThreshold } from '../../verify/thresholds.js';
+import { modelIdentity } from '../../model/identity.js';
 import { describeDistinct, verifyDescriptors, type Described } from '../../verify/verify.js';
 import * as check from '../../validate.js';
-import { float32ToString, writeLine } from '../format.js';
+import { float32ToString, writeLine } from '../../output/json.js';
 import { reportItemError, type CommandContext } from '../context.js';
 import { addImageOptions, addModelOptions, flagArgs, imageOptions, resolveFlag, type ModelFlags } from '../options.js';
 import { DESCRIBE_OPTIONS } from '../../options.js';
 import { addFaceOptions, withPhotosAndModel, type FaceFlags } from '../face-options.js';
-import { faceJson } from '../format.js';
+import { faceJson } from '../../output/json.js';
 
 interface VerifyFlags extends ModelFlags, FaceFlags {
   pairs?: string;

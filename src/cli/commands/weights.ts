@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { Command } from 'commander';
 import * as tar from 'tar';
 import { VggFaceError } from '../../errors.js';
-import { META } from '../../onnx/builder.js';
+import { META } from '../../onnx/contract.js';
 import { readOnnxInfo } from '../../onnx/inspect.js';
 import { defaultCacheDir } from '../../util/paths.js';
 import { checkWeights } from '../../weights/check-worker.js';
@@ -22,6 +22,7 @@ import {
 import { identityLine } from '../../weights/identity.js';
 import type { FormatId } from '../../weights/types.js';
 import * as check from '../../validate.js';
+import { commandGroup } from '../command-group.js';
 import type { CommandContext } from '../context.js';
 import { progressBar, type Progress } from '../progress.js';
 
@@ -316,12 +317,11 @@ function verifyCommand(ctx: CommandContext): Command {
 }
 
 export function weightsCommand(ctx: CommandContext): Command {
-  return new Command('weights')
-    .summary('fetch, list and verify the VGG-Face weights')
-    .description(
+  return commandGroup({
+    name: 'weights',
+    summary: 'fetch, list and verify the VGG-Face weights',
+    description:
       'Where the weights come from (several published copies, tried in order), what the cache holds, and whether a file is a right copy.',
-    )
-    .addCommand(fetchCommand(ctx))
-    .addCommand(listCommand(ctx))
-    .addCommand(verifyCommand(ctx));
+    subcommands: [fetchCommand(ctx), listCommand(ctx), verifyCommand(ctx)],
+  });
 }

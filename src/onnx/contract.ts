@@ -1,22 +1,61 @@
 /**
- * What makes an ONNX file a vggface model (its input and output names and metadata), and the check of one, for
- * Node (runtime/model-cache.ts, reading a file) and the browser build (browser/model-info.ts, reading bytes) alike.
- * Pure, importing nothing Node-specific, so the bundle can take it. The names are the builder's (onnx/builder.ts,
- * which imports Node modules); test/browser-shared.test.ts asserts they are equal.
+ * The model contract: what makes an ONNX file a vggface model (its input and output names, precisions,
+ * preprocessing modes and metadata keys), written by the builder (onnx/builder.ts, onnx/quantize.ts) and checked
+ * here, for Node (model/cache.ts, reading a file) and the browser build (browser/model-info.ts, reading bytes) alike.
+ * Defined once, here. Pure, importing nothing Node-specific, so the bundle can take it.
  */
 import { VggFaceError } from '../errors.js';
-import type { Precision, Preprocessing } from './builder.js';
+
+export type Preprocessing = 'caffe' | 'deepface';
+export const PREPROCESSING: readonly Preprocessing[] = ['caffe', 'deepface'];
 
 export const MODEL_INPUT = 'image';
 export const MODEL_OUTPUTS = ['fc6', 'fc7_pre', 'fc7', 'fc8', 'descriptor'] as const;
 export type ModelOutput = (typeof MODEL_OUTPUTS)[number];
+
+/**
+ * How the weights are stored: `fp32` as read; `fp16` as float16 (half the file), cast to float32 when ONNX Runtime
+ * loads the model, so it computes in fp32 (a graph computing in fp16 was measured no faster: ONNX Runtime's x86 CPU
+ * kernels are fp32 and it inserts casts; see the precision benchmark); `int8` quantized (see onnx/quantize.ts).
+ */
+export type Precision = 'fp32' | 'fp16' | 'int8';
 export const PRECISIONS: readonly Precision[] = ['fp32', 'fp16', 'int8'];
-/** The metadata keys the check reads (the builder's META has these and more). */
-export const META_KEYS = {
+
+/** Bumped whenever the graph changes, so cached conversions from older builders are not reused. */
+export const BUILDER_VERSION = 2; // 2: int8 weights in -64..64
+
+/** Metadata keys the builder writes (and `inspect` shows). */
+export const META = {
+  producer: 'vggface.producer_version',
+  builder: 'vggface.builder_version',
+  format: 'vggface.source.format',
+  layout: 'vggface.source.layout',
+  dtype: 'vggface.source.dtype',
+  channelOrder: 'vggface.source.channel_order',
+  sha256: 'vggface.source.sha256',
+  /** The network's identity: sha256 of its canonical weights (weights/identity.ts), the same for every layout. */
+  identity: 'vggface.weights.identity',
+  sourceName: 'vggface.source.name',
   preprocessing: 'vggface.preprocessing',
+  mean: 'vggface.mean_rgb',
   precision: 'vggface.precision',
   topology: 'vggface.topology',
+  quantScheme: 'vggface.quantization.scheme',
+  /** Largest |int8 weight|; absent in int8 models of builder 1, whose weights took -127..127. */
   weightLimit: 'vggface.quantization.weight_limit',
+  calibrationMethod: 'vggface.quantization.calibration.method',
+  calibrationSha256: 'vggface.quantization.calibration.sha256',
+  calibrationSource: 'vggface.quantization.calibration.source',
+  calibrationImages: 'vggface.quantization.calibration.images',
+  activationRanges: 'vggface.quantization.activation_ranges',
+} as const;
+
+/** The metadata keys the check reads (META's, which has these and more). */
+export const META_KEYS = {
+  preprocessing: META.preprocessing,
+  precision: META.precision,
+  topology: META.topology,
+  weightLimit: META.weightLimit,
 } as const;
 
 export interface ModelInfo {

@@ -9,8 +9,8 @@ import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileError, VggFaceError } from '../errors.js';
 import { INPUT_SIZE } from '../weights/topology.js';
-import { loadSquare, type Fit } from './decode.js';
-import { deadLeavesImage, SYNTHETIC_SET_NAME } from './synthetic.js';
+import { loadSquare, type Fit } from '../image/decode.js';
+import { deadLeavesImage, SYNTHETIC_SET_NAME } from '../image/synthetic.js';
 
 /** Size of the built-in set (measured fidelity was the same from 8 to 64 images: see README, Precision). */
 export const BUILTIN_CALIBRATION_IMAGES = 32;

@@ -2,9 +2,9 @@
  * Fidelity of one model to another on the same images: how close each image's descriptors are (cosine
  * similarity), and how many verification decisions over all pairs of images change at a threshold.
  */
-import { invalidParameterError } from './errors.js';
-import { median } from './util/stats.js';
-import { cosineSimilarity, distance, type Metric } from './metrics/distance.js';
+import { invalidParameterError } from '../errors.js';
+import { median } from '../util/stats.js';
+import { cosineSimilarity, distance, type Metric } from '../distance/distance.js';
 
 export interface FidelityOptions {
   readonly metric: Metric;

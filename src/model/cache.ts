@@ -7,17 +7,23 @@
 import { mkdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { VggFaceError } from '../errors.js';
-import { BUILDER_VERSION, META, type Precision, type Preprocessing } from '../onnx/builder.js';
+import {
+  BUILDER_VERSION,
+  META,
+  modelInfoFromInterface,
+  type ModelInfo,
+  type Precision,
+  type Preprocessing,
+} from '../onnx/contract.js';
 import { DEFAULT_CALIBRATION_METHOD, type CalibrationMethod } from '../onnx/calibrate.js';
 import { convertModel } from '../onnx/convert-model.js';
-import { BUILTIN_CALIBRATION_ID, directoryCalibrationSet, type CalibrationSet } from '../image/calibration-set.js';
+import { BUILTIN_CALIBRATION_ID, directoryCalibrationSet, type CalibrationSet } from '../onnx/calibration-set.js';
 import { readOnnxInfo, type OnnxInfo } from '../onnx/inspect.js';
-import { modelInfoFromInterface, type ModelInfo } from '../onnx/model-interface.js';
 import { sha256File } from '../util/hash.js';
 import { detectFormat } from '../weights/formats.js';
 import type { FormatId, ReadOptions } from '../weights/types.js';
 
-export type { ModelInfo } from '../onnx/model-interface.js';
+export type { ModelInfo } from '../onnx/contract.js';
 
 export interface ResolvedModel {
   readonly modelPath: string;
