@@ -11,6 +11,8 @@ import { test, type TestContext } from 'node:test';
 import pg from 'pg';
 import { efSearch, PostgresStore } from '../src/gallery/postgres-store.js';
 import { SqliteStore } from '../src/gallery/sqlite-store.js';
+import { DEFAULT_CANDIDATES } from '../src/gallery/approximate.js';
+import { ProjectionIndex } from '../src/gallery/projection-index.js';
 import type { GalleryStore, NewFace } from '../src/gallery/types.js';
 import { tempDir } from './helpers.js';
 import { adminQuery, freshDatabase, PG_SKIP } from './fixtures/postgres.js';
@@ -139,17 +141,43 @@ test('SQLite gallery: approximate search through the projection index', async (t
   await probe?.close();
 });
 
-test('SQLite gallery: a projection fitted on a small gallery is fitted again once the gallery has doubled', async (t) => {
-  const path = join(tempDir(t), 'g.db');
-  const store = await SqliteStore.open(path, { create: true, threads: 1 });
+test(
+  'SQLite gallery: a projection fitted on a small ' + 'gallery is fitted again once the gallery has doubled',
+  async (t) => {
+    const path = join(tempDir(t), 'g.db');
+    const store = await SqliteStore.open(path, { create: true, threads: 1 });
+    t.after(() => store.close());
+    await store.initialize(META);
+    await store.add(faces(10, 2, 'a'));
+    assert.equal(await store.ensureAnnIndex(), true);
+    assert.equal(await store.ensureAnnIndex(), false, 'not grown: kept');
+    await store.add(faces(20, 4, 'b'));
+    assert.equal(await store.ensureAnnIndex(), true, 'fitted on 10, now 30 faces: fitted again');
+    assert.equal(await store.ensureAnnIndex({ sample: 10 }), false, 'fitted on the whole sample asked for: kept');
+  },
+);
+
+test("SQLite gallery: an approximate search that names no candidates re-ranks 30 (the store's default)", async (t) => {
+  const store = await SqliteStore.open(join(tempDir(t), 'g.db'), { create: true, threads: 1 });
   t.after(() => store.close());
   await store.initialize(META);
-  await store.add(faces(10, 2, 'a'));
-  assert.equal(await store.ensureAnnIndex(), true);
-  assert.equal(await store.ensureAnnIndex(), false, 'not grown: kept');
-  await store.add(faces(20, 4, 'b'));
-  assert.equal(await store.ensureAnnIndex(), true, 'fitted on 10, now 30 faces: fitted again');
-  assert.equal(await store.ensureAnnIndex({ sample: 10 }), false, 'fitted on the whole sample asked for: kept');
+  await store.add(faces(400, 3, 'a'));
+  const asked: number[] = [];
+  const nearestRows = ProjectionIndex.prototype.nearestRows;
+  ProjectionIndex.prototype.nearestRows = function (this: ProjectionIndex, query, count) {
+    asked.push(count);
+    return nearestRows.call(this, query, count);
+  };
+  t.after(() => {
+    ProjectionIndex.prototype.nearestRows = nearestRows;
+  });
+  const probe = faces(1, 9, 'q')[0].descriptor;
+  for (const candidates of [undefined, 70]) {
+    const r = await store.search(probe, { k: 5, metric: 'cosine', approximate: true, candidates });
+    assert.equal(r.length, 5);
+  }
+  assert.deepEqual(asked, [DEFAULT_CANDIDATES.sqlite, 70]);
+  assert.equal(DEFAULT_CANDIDATES.sqlite, 30);
 });
 
 test('PostgreSQL gallery: approximate search through the projection HNSW index', { skip: PG_SKIP }, async (t) => {
@@ -194,9 +222,12 @@ test('PostgreSQL gallery: the projection is fitted again once a small gallery ha
   );
 });
 
-test('efSearch: at least 800 HNSW rows walked, 4 per candidate beyond 200, at most the 1000 pgvector 0.8 allows', () => {
-  assert.deepEqual([1, 10, 50, 200, 220, 250, 1000].map(efSearch), [800, 800, 800, 800, 880, 1000, 1000]);
-});
+test(
+  'efSearch: at least 800 HNSW rows walked, 4 per candidate ' + 'beyond 200, at most the 1000 pgvector 0.8 allows',
+  () => {
+    assert.deepEqual([1, 10, 50, 200, 220, 250, 1000].map(efSearch), [800, 800, 800, 800, 880, 1000, 1000]);
+  },
+);
 
 test('PostgreSQL gallery: an approximate search sets hnsw.ef_search for its candidates', {
   skip: PG_SKIP,
@@ -218,12 +249,18 @@ test('PostgreSQL gallery: an approximate search sets hnsw.ef_search for its cand
     pg.Client.prototype.query = query;
   });
   const probe = faces(1, 9, 'q')[0].descriptor;
-  for (const candidates of [30, 220]) {
+  for (const candidates of [30, 220, undefined]) {
     const r = await store.search(probe, { k: 5, metric: 'cosine', approximate: true, candidates });
     assert.equal(r.length, 5);
   }
   assert.deepEqual(
     sent.filter((s) => s.includes('hnsw.ef_search')),
-    ['SET LOCAL hnsw.ef_search = 800', 'SET LOCAL hnsw.ef_search = 880'],
+    ['SET LOCAL hnsw.ef_search = 800', 'SET LOCAL hnsw.ef_search = 880', 'SET LOCAL hnsw.ef_search = 800'],
   );
+  // The candidates each search took from the HNSW walk: no number means PostgreSQL's default, 50.
+  const limits = sent.flatMap((s) =>
+    [...s.matchAll(/vggface_projected ORDER BY proj .*? LIMIT (\d+)\)/g)].map((m) => +m[1]),
+  );
+  assert.deepEqual(limits, [30, 220, DEFAULT_CANDIDATES.postgres]);
+  assert.equal(DEFAULT_CANDIDATES.postgres, 50);
 });

@@ -7,16 +7,20 @@ import { DEFAULT_COMPONENTS, FIT_SAMPLE, fitProjection, MAX_COMPONENTS, type Pro
 import type { AnnIndexOptions } from './types.js';
 
 /**
- * Candidates re-ranked by default. Measured at a million faces (BENCHMARKS.md, "Gallery at scale"): in SQLite, whose
- * projections are all scored, 50 candidates already find 100% of the exact top 10, and each more costs a descriptor
- * read (p50 109 ms at 50, 220 ms at 200, under load); in PostgreSQL recall follows the HNSW walk (postgres-store.ts
- * efSearch: 0.993 with 50 candidates as with 200).
+ * Candidates re-ranked when a search names none, by store. Measured on 1,000,000 generated faces (BENCHMARKS.md,
+ * "Gallery at scale"): SQLite scores every projection, so 30 candidates already find 99.9% of the exact top 10 (50:
+ * 100%), and each candidate is a full descriptor read back from the file, about 1 ms apiece when the 17 GB file is
+ * not in the page cache (50 rows: 46-70 ms cold, 1-2 ms warm, here); PostgreSQL's HNSW walk loses some of the nearest
+ * projections, so it keeps 50 (0.99; 30: 0.988).
  */
-export const DEFAULT_CANDIDATES = 50;
+export const DEFAULT_CANDIDATES = { sqlite: 30, postgres: 50 } as const;
+export type CandidateStore = keyof typeof DEFAULT_CANDIDATES;
+/** How the defaults read in help and descriptions. */
+export const DEFAULT_CANDIDATES_TEXT = `${DEFAULT_CANDIDATES.sqlite} in SQLite, ${DEFAULT_CANDIDATES.postgres} in PostgreSQL`;
 export const MAX_CANDIDATES = 1000;
 
-export function checkCandidates(location: string, candidates: number | undefined): number {
-  const c = candidates ?? DEFAULT_CANDIDATES;
+export function checkCandidates(location: string, candidates: number | undefined, store: CandidateStore): number {
+  const c = candidates ?? DEFAULT_CANDIDATES[store];
   if (!Number.isInteger(c) || c < 1 || c > MAX_CANDIDATES)
     throw usageError(`${location}: candidates must be an integer from 1 to ${MAX_CANDIDATES}, got ${c}`, 'candidates');
   return c;

@@ -1191,7 +1191,7 @@ export class PostgresStore implements GalleryStore {
     search: (q: Query, candidates: { count: number; components: number } | undefined, extra: unknown[]) => Promise<T>,
   ): Promise<T> {
     if (!options.approximate) return this.run('read', (q) => search(q, undefined, []), 'searching');
-    const candidates = checkCandidates(this.location, options.candidates);
+    const candidates = checkCandidates(this.location, options.candidates, 'postgres');
     if (!this.annIndexKnown) await this.ensureAnnIndex();
     if (!this.annIndexKnown) return this.run('read', (q) => search(q, undefined, []), 'searching');
     return this.run(

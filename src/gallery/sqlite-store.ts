@@ -487,7 +487,7 @@ export class SqliteStore implements GalleryStore {
       const index = await this.loadIndex();
       return index.search(query, options.k, options.metric);
     }
-    const candidates = checkCandidates(this.location, options.candidates);
+    const candidates = checkCandidates(this.location, options.candidates, 'sqlite');
     const meta = await this.meta();
     if (!meta) throw galleryError(this.location, 'the gallery is empty: add faces first with "vggface gallery add"');
     if (!this.annChecked) {
@@ -542,7 +542,11 @@ export class SqliteStore implements GalleryStore {
         distance: exactDistance(query, r.descriptor, options.metric),
       });
     if (options.approximate && (await this.hasAnnIndex())) {
-      for (const r of await this.approximateCandidates(meta, query, checkCandidates(this.location, options.candidates)))
+      for (const r of await this.approximateCandidates(
+        meta,
+        query,
+        checkCandidates(this.location, options.candidates, 'sqlite'),
+      ))
         add(r);
     } else {
       for (const r of this.db.prepare('SELECT id, identity, source, descriptor FROM faces').iterate() as Iterable<{

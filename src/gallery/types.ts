@@ -37,7 +37,7 @@ export interface StoreSearchOptions {
    * index in SQLite), then re-rank its candidates by their exact distance. Built on first use if missing.
    */
   readonly approximate?: boolean;
-  /** Candidates the approximate search re-ranks (default 50: approximate.ts DEFAULT_CANDIDATES). */
+  /** Candidates the approximate search re-ranks (default 30 in SQLite, 50 in PostgreSQL: approximate.ts). */
   readonly candidates?: number;
 }
 
@@ -69,7 +69,10 @@ export interface GalleryStore {
   search(query: Float32Array, options: StoreSearchOptions): Promise<IdentityMatch[]>;
   /** Whether the approximate-search index exists. */
   hasAnnIndex(): Promise<boolean>;
-  /** Builds the approximate-search index unless it exists (from then on every add keeps it up to date); returns whether it was built. */
+  /**
+   * Builds the approximate-search index unless it exists (from then on every add keeps it up to date); returns whether
+   * it was built.
+   */
   ensureAnnIndex(options?: AnnIndexOptions): Promise<boolean>;
   /**
    * Changes the gallery's model key from `oldKey` to `newKey` in one transaction, only while it is still `oldKey`

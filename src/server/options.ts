@@ -4,7 +4,7 @@ import { readFile } from 'node:fs/promises';
 import { fileError, invalidParameterError, usageError } from '../errors.js';
 import { METRICS, type Metric } from '../distance/distance.js';
 import { PRECISIONS, type Precision } from '../gallery/scorer.js';
-import { DEFAULT_CANDIDATES, MAX_CANDIDATES } from '../gallery/approximate.js';
+import { DEFAULT_CANDIDATES_TEXT, MAX_CANDIDATES } from '../gallery/approximate.js';
 import {
   DESCRIBE_OPTIONS,
   MAX_THREADS,
@@ -19,7 +19,9 @@ import { envValue } from '../util/env.js';
 import * as check from '../validate.js';
 import type { LoadOptions } from '../vggface.js';
 
-/** Which routes need the bearer token: `writes` (those that change the gallery), `all` (all but / and /healthz), `none`. */
+/**
+ * Which routes need the bearer token: `writes` (those that change the gallery), `all` (all but / and /healthz), `none`.
+ */
 export type AuthMode = 'writes' | 'all' | 'none';
 export const AUTH_MODES: readonly AuthMode[] = ['writes', 'all', 'none'];
 
@@ -81,7 +83,10 @@ export interface ServeOptions {
   readonly allowedHosts?: readonly string[];
   /** Gallery location: a SQLite file or a postgres:// URL. */
   readonly db: string;
-  /** Search through the approximate index (PostgreSQL: built at start if missing), re-ranking `candidates` (default DEFAULT_CANDIDATES, 50). */
+  /**
+   * Search through the approximate index (PostgreSQL: built at start if missing), re-ranking `candidates` (default
+   * DEFAULT_CANDIDATES: 30 in SQLite, 50 in PostgreSQL).
+   */
   readonly approximate?: boolean;
   readonly candidates?: number;
   /** Descriptor storage of a new gallery. */
@@ -117,7 +122,7 @@ export interface ServeOptionSpecs {
   readonly auth: OneOfOption<AuthMode, AuthMode>;
   readonly db: StringOption;
   readonly approximate: BooleanOption;
-  readonly candidates: RangeOption<number>;
+  readonly candidates: RangeOption<undefined>;
   readonly storage: OneOfOption<Precision, Precision>;
   readonly metric: OneOfOption<Metric, Metric>;
   readonly threshold: RangeOption<undefined>;
@@ -267,8 +272,8 @@ export const SERVE_OPTIONS: ServeOptionSpecs = {
     flag: '--candidates <n>',
     min: 1,
     max: MAX_CANDIDATES,
-    default: DEFAULT_CANDIDATES,
-    description: 'with --approximate: candidates to re-rank',
+    default: undefined,
+    description: `with --approximate: candidates to re-rank (default ${DEFAULT_CANDIDATES_TEXT})`,
   },
   storage: {
     kind: 'oneOf',
@@ -398,7 +403,8 @@ export function checkToken(token: string, source = 'token'): void {
   // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what this refuses
   if (/[\s\u0000-\u001f\u007f]/.test(token)) {
     throw usageError(
-      `${source}: the token contains whitespace or a control character, so no Authorization header could carry it: use one word (e.g. openssl rand -hex 16)`,
+      `${source}: the token contains whitespace or a control character, so no Authorization ` +
+        'header could carry it: use one word (e.g. openssl rand -hex 16)',
       'token',
     );
   }

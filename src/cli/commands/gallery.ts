@@ -1,7 +1,7 @@
 import { Command } from 'commander';
 import { usageError } from '../../errors.js';
 import { defaultGalleryPath, Gallery, openGalleryStore, removeIdentity } from '../../gallery/gallery.js';
-import { DEFAULT_CANDIDATES, MAX_CANDIDATES } from '../../gallery/approximate.js';
+import { DEFAULT_CANDIDATES_TEXT, MAX_CANDIDATES } from '../../gallery/approximate.js';
 import { PRECISIONS, type Precision } from '../../gallery/scorer.js';
 import type { GalleryStore } from '../../gallery/types.js';
 import { defaultCacheDir } from '../../util/paths.js';
@@ -25,7 +25,9 @@ interface DbFlags {
 function addDbOption(cmd: Command): Command {
   return cmd.option(
     '--db <location>',
-    'gallery: a SQLite file, or postgres://user@host/db (password from $PGPASSWORD or ~/.pgpass; URL parameters schema, sslmode, statement_timeout, lock_timeout: see the README) (default: $VGGFACE_GALLERY, else ~/.local/share/vggface/gallery.db)',
+    'gallery: a SQLite file, or postgres://user@host/db (password from $PGPASSWORD or ~/.pgpass; ' +
+      'URL parameters schema, sslmode, statement_timeout, lock_timeout: see the README) (default: ' +
+      '$VGGFACE_GALLERY, else ~/.local/share/vggface/gallery.db)',
   );
 }
 
@@ -58,7 +60,9 @@ function addSubcommand(ctx: CommandContext): Command {
   const cmd = new Command('add')
     .summary('describe images and store them under an identity')
     .description(
-      'Stores each image\'s descriptor under --id, one transaction per batch. An image already in the gallery (same content) is not stored again.\nPrints one JSON line per image: {"image", "status": "added"|"duplicate", "identity"}.',
+      "Stores each image's descriptor under --id, one transaction per batch. An image " +
+        'already in the gallery (same content) is not stored again.\n' +
+        'Prints one JSON line per image: {"image", "status": "added"|"duplicate", "identity"}.',
     )
     .requiredOption('--id <name>', 'the identity (person) the images show')
     .argument('<images...>', 'images of that person')
@@ -107,24 +111,27 @@ function searchSubcommand(ctx: CommandContext): Command {
   const cmd = new Command('search')
     .summary('find the best matching identities for images')
     .description(
-      'For each image prints {"image", "identity", "distance", "threshold", "metric", "matches": [{"identity", "distance", "verified", "face"}]}:\n' +
-        'the k best identities, each by the smallest distance over its faces; "identity" is the best one if its distance\n' +
+      'For each image prints {"image", "identity", "distance", "threshold", "metric", ' +
+        '"matches": [{"identity", "distance", "verified", "face"}]}:\n' +
+        'the k best identities, each by the smallest distance over its faces; ' +
+        '"identity" is the best one if its distance\n' +
         'is <= threshold, else "unknown".',
     )
     .argument('<images...>', 'images to identify')
     .option('-k, --top <k>', 'identities to return', '5')
     .option(
       '--approximate',
-      'search the approximate index (a PCA projection; HNSW in PostgreSQL) and re-rank its candidates exactly; built on first use',
+      'search the approximate index (a PCA projection; HNSW in PostgreSQL) and ' +
+        're-rank its candidates exactly; built on first use',
     )
     .option(
       '--candidates <n>',
-      `with --approximate: candidates to re-rank (1-${MAX_CANDIDATES})`,
-      String(DEFAULT_CANDIDATES),
+      `with --approximate: candidates to re-rank (1-${MAX_CANDIDATES}; default ${DEFAULT_CANDIDATES_TEXT})`,
     )
     .option(
       '--components <n>',
-      'with --approximate, when the index is built: dimensions of the projection (1-2000; default 256, or the descriptor size if smaller)',
+      'with --approximate, when the index is built: dimensions of the projection ' +
+        '(1-2000; default 256, or the descriptor size if smaller)',
     );
   addThresholdOptions(cmd);
   addPhotoOptions(cmd);
@@ -136,12 +143,13 @@ function searchSubcommand(ctx: CommandContext): Command {
         metric: string;
         threshold?: string;
         approximate?: boolean;
-        candidates: string;
+        candidates?: string;
         components?: string;
       },
     ) => {
       const k = check.integer('-k', flags.top, 1, 1000);
-      const candidates = check.integer('--candidates', flags.candidates, 1, 1000);
+      const candidates =
+        flags.candidates === undefined ? undefined : check.integer('--candidates', flags.candidates, 1, MAX_CANDIDATES);
       const components =
         flags.components === undefined ? undefined : check.integer('--components', flags.components, 1, 2000);
       const { metric, explicit } = thresholdFlags(flags);
@@ -157,7 +165,8 @@ function searchSubcommand(ctx: CommandContext): Command {
         try {
           if (flags.approximate && (await gallery.store.meta()) && !(await gallery.store.hasAnnIndex())) {
             ctx.stderr.write(
-              `vggface gallery search: building the approximate-search index of ${gallery.store.location} (once: adds keep it up to date from now on)\n`,
+              'vggface gallery search: building the approximate-search index ' +
+                `of ${gallery.store.location} (once: adds keep it up to date from now on)\n`,
             );
             await gallery.store.ensureAnnIndex({ components });
           }
@@ -175,11 +184,14 @@ function searchSubcommand(ctx: CommandContext): Command {
             });
             const matches = res.matches.map(
               (m) =>
-                `{"identity":${JSON.stringify(m.identity)},"distance":${num(m.distance)},"verified":${m.verified},"face":${JSON.stringify(m.face.source)}}`,
+                `{"identity":${JSON.stringify(m.identity)},"distance":${num(m.distance)}` +
+                `,"verified":${m.verified},"face":${JSON.stringify(m.face.source)}}`,
             );
             await writeLine(
               ctx.stdout,
-              `{"image":${JSON.stringify(r.label)},"identity":${JSON.stringify(res.identity)},"distance":${num(res.distance)},"threshold":${res.threshold},"metric":"${res.metric}","matches":[${matches.join(',')}]${r.face ? `,"face":${faceJson(r.face)}` : ''}}`,
+              `{"image":${JSON.stringify(r.label)},"identity":${JSON.stringify(res.identity)},"distance":` +
+                `${num(res.distance)},"threshold":${res.threshold},"metric":"${res.metric}","matches":[` +
+                `${matches.join(',')}]${r.face ? `,"face":${faceJson(r.face)}` : ''}}`,
             );
           }
         } finally {
