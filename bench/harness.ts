@@ -80,7 +80,11 @@ export function machineLine(): string {
   const flags = cpuFeatures().flags;
   const cpuFlags =
     flags === undefined ? 'unknown' : flags.length > 0 ? flags.join(' ') : `none of ${INT8_FLAGS.join(', ')}`;
-  return `${c.length} x ${c[0]?.model ?? 'unknown CPU'} (CPU flags: ${cpuFlags}), ${(totalmem() / 1024 ** 3).toFixed(0)} GiB RAM, Node ${process.version}, ${process.platform}-${process.arch}`;
+  return (
+    `${c.length} x ${c[0]?.model ?? 'unknown CPU'} (CPU ` +
+    `flags: ${cpuFlags}), ${(totalmem() / 1024 ** 3).toFixed(0)} GiB RAM, ` +
+    `Node ${process.version}, ${process.platform}-${process.arch}`
+  );
 }
 
 /** The CPU kind int8 figures belong to: which kernels ONNX Runtime runs (see src/runtime/cpu.ts). */

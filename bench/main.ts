@@ -23,7 +23,9 @@ async function main(): Promise<void> {
     ctx.log(`section ${section.name}: ${section.title}`);
     const body = await section.run(ctx);
     const record = section.record?.() ?? { name: section.name, title: section.title };
-    const md = `## ${record.title}\n\nMachine: ${machineLine()}. Date: ${new Date().toISOString().slice(0, 10)}. Command: \`${command}\`${ctx.quick ? ' (quick run: not for the record)' : ''}.\n\n${body}`;
+    const md =
+      `## ${record.title}\n\nMachine: ${machineLine()}. Date: ${new Date().toISOString().slice(0, 10)}. ` +
+      `Command: \`${command}\`${ctx.quick ? ' (quick run: not for the record)' : ''}.\n\n${body}`;
     process.stdout.write(md + '\n\n');
     if (args.includes('--write') && !ctx.quick) writeSection(join(ROOT, 'BENCHMARKS.md'), record.name, md);
   }

@@ -60,7 +60,9 @@ export async function openScaleSet(name: ScaleSetName, size: number): Promise<Sc
       name,
       dim: params.dim,
       size,
-      description: `generated: fitted to fc7 of augmented face crops (${params.source ?? 'bench/face-generator.ts'}), ${fpi} faces per identity`,
+      description:
+        'generated: fitted to fc7 of augmented face crops ' +
+        `(${params.source ?? 'bench/face-generator.ts'}), ${fpi} faces per identity`,
       chunk: (start, count) => g.faces(start, count, 1),
       async queries(n) {
         const ids = Math.floor(size / fpi);
@@ -84,7 +86,9 @@ export async function openScaleSet(name: ScaleSetName, size: number): Promise<Sc
     name,
     dim,
     size: rows.length,
-    description: `augmented crops: fc7 of ${set.rows} augmented crops of the photos in ../shared/data/faces (${files.meta.model.description}), identity = person; one crop in 40 held out as queries`,
+    description:
+      `augmented crops: fc7 of ${set.rows} augmented crops of the photos in ../shared/data/faces ` +
+      `(${files.meta.model.description}), identity = person; one crop in 40 held out as queries`,
     async chunk(start, count) {
       const n = Math.max(0, Math.min(count, rows.length - start));
       const data = new Float32Array(n * dim);

@@ -29,6 +29,8 @@ export type DescribeFacesResult =
 /** One photo's outcome in `VggFace.describePhotos`: its descriptor (and the face it is of), or its error. */
 export type DescribePhotoResult = DescribeResult & {
   readonly face?: DetectedFace;
-  /** Set with the error of a photo that was read but has no face (not an unreadable one): pair evaluation skips those. */
+  /**
+   * Set with the error of a photo that was read but has no face (not an unreadable one): pair evaluation skips those.
+   */
   readonly noFace?: true;
 };

@@ -53,7 +53,9 @@ export interface LoadOptions {
   readonly weights?: string;
   /** Force a layout instead of detecting it. */
   readonly format?: FormatId;
-  /** `caffe` (default): RGB 0-255 minus the training mean, as the original. `deepface`: pixels scaled to 0-1, no mean. */
+  /**
+   * `caffe` (default): RGB 0-255 minus the training mean, as the original. `deepface`: pixels scaled to 0-1, no mean.
+   */
   readonly preprocessing?: Preprocessing;
   /**
    * Weight precision when converting weights: `fp32` (default, as published), `fp16` (half the file, same speed,

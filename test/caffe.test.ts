@@ -1,4 +1,7 @@
-/** Issue 2: the Caffe reader reproduces the reference numbers, handles every blob encoding, and rejects bad files clearly. */
+/**
+ * Issue 2: the Caffe reader reproduces the reference numbers, handles every blob encoding, and rejects bad files
+ * clearly.
+ */
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync, existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -131,22 +134,27 @@ for (const variant of [
   { version: 2 as const, double: false, unpacked: true },
   { version: 1 as const, double: false, unpacked: false, withActivations: false },
 ]) {
-  test(`round trip: V${variant.version}${variant.double ? ' double_data' : ''}${variant.unpacked ? ' unpacked floats' : ''}${variant.withActivations === false ? ' weights only' : ''}`, async (t) => {
-    const w = randomWeights(TINY_WIDTHS, 7);
-    const path = join(tempDir(t), 'm.caffemodel');
-    writeCaffeModel(path, w, variant);
-    const { weights, topology } = await readWeights(path);
-    assert.equal(weights.sourceDtype, variant.double ? 'float64' : 'float32');
-    assert.equal(
-      topology.parameters,
-      w.layers.reduce((s, l) => s + l.weight.data.length + l.bias.data.length, 0),
-    );
-    weights.layers.forEach((l, i) => {
-      assert.deepEqual(l.weight.shape, w.layers[i].weight.shape, l.name);
-      assert.deepEqual([...l.weight.data], [...w.layers[i].weight.data], `${l.name} weight`);
-      assert.deepEqual([...l.bias.data], [...w.layers[i].bias.data], `${l.name} bias`);
-    });
-  });
+  test(
+    'round trip: ' +
+      `V${variant.version}${variant.double ? ' double_data' : ''}` +
+      `${variant.unpacked ? ' unpacked floats' : ''}${variant.withActivations === false ? ' weights only' : ''}`,
+    async (t) => {
+      const w = randomWeights(TINY_WIDTHS, 7);
+      const path = join(tempDir(t), 'm.caffemodel');
+      writeCaffeModel(path, w, variant);
+      const { weights, topology } = await readWeights(path);
+      assert.equal(weights.sourceDtype, variant.double ? 'float64' : 'float32');
+      assert.equal(
+        topology.parameters,
+        w.layers.reduce((s, l) => s + l.weight.data.length + l.bias.data.length, 0),
+      );
+      weights.layers.forEach((l, i) => {
+        assert.deepEqual(l.weight.shape, w.layers[i].weight.shape, l.name);
+        assert.deepEqual([...l.weight.data], [...w.layers[i].weight.data], `${l.name} weight`);
+        assert.deepEqual([...l.bias.data], [...w.layers[i].bias.data], `${l.name} bias`);
+      });
+    },
+  );
 }
 
 // ---------------------------------------------------------------- bad inputs

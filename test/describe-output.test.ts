@@ -39,40 +39,44 @@ function indexLines(path: string): { image: string; rows: [number, number]; face
   return jsonLines<{ image: string; rows: [number, number]; faces?: unknown[] }>(readFileSync(path, 'utf8')).slice(1);
 }
 
-test('-o FILE.jsonl writes what stdout shows; .npy and .f32 write the same vectors as a matrix with an index', async (t) => {
-  const dir = tempDir(t);
-  const env = { VGGFACE_CACHE: join(dir, 'cache') };
-  const base = ['describe', '--detector', 'none', '-w', WEIGHTS, GOLDEN_DIR];
-  const stdout = await runCli(base, { env });
-  assert.equal(stdout.code, 0, stdout.stderr);
-  const expected = jsonLines<Line>(stdout.stdout);
-  assert.equal(expected.length, 4, 'the folder holds the four golden PNGs');
+test(
+  '-o FILE.jsonl writes what stdout shows; .npy and ' + '.f32 write the same vectors as a matrix with an index',
+  async (t) => {
+    const dir = tempDir(t);
+    const env = { VGGFACE_CACHE: join(dir, 'cache') };
+    const base = ['describe', '--detector', 'none', '-w', WEIGHTS, GOLDEN_DIR];
+    const stdout = await runCli(base, { env });
+    assert.equal(stdout.code, 0, stdout.stderr);
+    const expected = jsonLines<Line>(stdout.stdout);
+    assert.equal(expected.length, 4, 'the folder holds the four golden PNGs');
 
-  const jsonl = join(dir, 'out.jsonl');
-  assert.equal((await runCli([...base, '-o', jsonl], { env })).code, 0);
-  assert.equal(readFileSync(jsonl, 'utf8'), stdout.stdout);
+    const jsonl = join(dir, 'out.jsonl');
+    assert.equal((await runCli([...base, '-o', jsonl], { env })).code, 0);
+    assert.equal(readFileSync(jsonl, 'utf8'), stdout.stdout);
 
-  for (const ext of ['npy', 'f32']) {
-    const out = join(dir, `out.${ext}`);
-    const r = await runCli([...base, '-o', out], { env });
-    assert.equal(r.code, 0, r.stderr);
-    const m = readMatrix(out, 32, ext === 'npy');
-    if (ext === 'npy') assert.deepEqual(parseNpyHeader(readFileSync(out)), { rows: 4, columns: 32, headerBytes: 128 });
-    const index = indexLines(`${out}.index.jsonl`);
-    assert.deepEqual(
-      index.map((l) => l.image),
-      expected.map((l) => l.image),
-    );
-    index.forEach((l, i) => {
-      assert.deepEqual(l.rows, [i, i + 1]);
+    for (const ext of ['npy', 'f32']) {
+      const out = join(dir, `out.${ext}`);
+      const r = await runCli([...base, '-o', out], { env });
+      assert.equal(r.code, 0, r.stderr);
+      const m = readMatrix(out, 32, ext === 'npy');
+      if (ext === 'npy')
+        assert.deepEqual(parseNpyHeader(readFileSync(out)), { rows: 4, columns: 32, headerBytes: 128 });
+      const index = indexLines(`${out}.index.jsonl`);
       assert.deepEqual(
-        [...m.subarray(i * 32, (i + 1) * 32)].map(Math.fround),
-        expected[i].descriptor!.map(Math.fround),
-        `${ext} row ${i}`,
+        index.map((l) => l.image),
+        expected.map((l) => l.image),
       );
-    });
-  }
-});
+      index.forEach((l, i) => {
+        assert.deepEqual(l.rows, [i, i + 1]);
+        assert.deepEqual(
+          [...m.subarray(i * 32, (i + 1) * 32)].map(Math.fround),
+          expected[i].descriptor!.map(Math.fround),
+          `${ext} row ${i}`,
+        );
+      });
+    }
+  },
+);
 
 test("with detection, the index maps each photo to its faces' rows, and a photo with no face to none", async (t) => {
   const dir = tempDir(t);
@@ -110,30 +114,33 @@ async function referenceRun(dir: string, photos: string[], out: string): Promise
   assert.equal(r.code, 0, r.stderr);
 }
 
-test('--resume on JSON lines cut mid-line: every image exactly once, same vectors as an uninterrupted run', async (t) => {
-  const dir = tempDir(t);
-  const photos = photoFolder(dir, 12);
-  const full = join(dir, 'full.jsonl');
-  await referenceRun(dir, photos, full);
-  const complete = readFileSync(full);
-  // What a killed run leaves: a prefix of the output, here cut in the middle of the 8th line.
-  const lineEnds = [...complete.entries()].filter(([, b]) => b === 0x0a).map(([i]) => i);
-  const cut = lineEnds[6] + 1 + Math.floor((lineEnds[7] - lineEnds[6]) / 2);
-  const partial = join(dir, 'partial.jsonl');
-  writeFileSync(partial, complete.subarray(0, cut));
-  const again = await runCli(['describe', '--detector', 'none', '-w', WEIGHTS, ...photos, '-o', partial], {
-    env: { VGGFACE_CACHE: join(dir, 'cache') },
-  });
-  assert.equal(again.code, 2, 'an existing output without --resume is refused');
-  assert.match(again.stderr, /partial\.jsonl exists: pass --resume to continue it, or --overwrite to start again/);
-  const r = await runCli(['describe', '--detector', 'none', '-w', WEIGHTS, ...photos, '-o', partial, '--resume'], {
-    env: { VGGFACE_CACHE: join(dir, 'cache') },
-  });
-  assert.equal(r.code, 0, r.stderr);
-  // 7 complete lines: the 7th image may have been incomplete, so 6 are kept and 6 described.
-  assert.match(r.stderr, /resuming .*partial\.jsonl: 6 images already done, 6 to go/);
-  assert.equal(readFileSync(partial, 'utf8'), complete.toString('utf8'));
-});
+test(
+  '--resume on JSON lines cut mid-line: every image ' + 'exactly once, same vectors as an uninterrupted run',
+  async (t) => {
+    const dir = tempDir(t);
+    const photos = photoFolder(dir, 12);
+    const full = join(dir, 'full.jsonl');
+    await referenceRun(dir, photos, full);
+    const complete = readFileSync(full);
+    // What a killed run leaves: a prefix of the output, here cut in the middle of the 8th line.
+    const lineEnds = [...complete.entries()].filter(([, b]) => b === 0x0a).map(([i]) => i);
+    const cut = lineEnds[6] + 1 + Math.floor((lineEnds[7] - lineEnds[6]) / 2);
+    const partial = join(dir, 'partial.jsonl');
+    writeFileSync(partial, complete.subarray(0, cut));
+    const again = await runCli(['describe', '--detector', 'none', '-w', WEIGHTS, ...photos, '-o', partial], {
+      env: { VGGFACE_CACHE: join(dir, 'cache') },
+    });
+    assert.equal(again.code, 2, 'an existing output without --resume is refused');
+    assert.match(again.stderr, /partial\.jsonl exists: pass --resume to continue it, or --overwrite to start again/);
+    const r = await runCli(['describe', '--detector', 'none', '-w', WEIGHTS, ...photos, '-o', partial, '--resume'], {
+      env: { VGGFACE_CACHE: join(dir, 'cache') },
+    });
+    assert.equal(r.code, 0, r.stderr);
+    // 7 complete lines: the 7th image may have been incomplete, so 6 are kept and 6 described.
+    assert.match(r.stderr, /resuming .*partial\.jsonl: 6 images already done, 6 to go/);
+    assert.equal(readFileSync(partial, 'utf8'), complete.toString('utf8'));
+  },
+);
 
 test('--resume on a matrix after a real kill: each image once, rows identical to an uninterrupted run', async (t) => {
   const dir = tempDir(t);

@@ -31,29 +31,33 @@ async function buildTarball(dir: string, caffemodel: Buffer | undefined, gzip = 
   return readFileSync(out);
 }
 
-test('download, extract and reuse: the caffemodel lands in the cache, the tarball is removed, a second call does not fetch', async (t) => {
-  const dir = tempDir(t);
-  const server = await serveFile({ body: await buildTarball(dir, TINY), etag: '"v1"' });
-  t.after(() => server.close());
-  const cacheDir = join(dir, 'cache');
-  let progressCalls = 0;
-  const path = await ensureOfficialWeights({
-    cacheDir,
-    url: server.url,
-    minBytes: 1000,
-    onProgress: () => progressCalls++,
-  });
-  assert.equal(path, join(cacheDir, 'weights', 'VGG_FACE.caffemodel'));
-  assert.deepEqual(readFileSync(path), TINY);
-  assert.ok(progressCalls > 0);
-  assert.deepEqual(
-    readdirSync(join(cacheDir, 'weights')),
-    ['VGG_FACE.caffemodel'],
-    'no tarball, part file or staging folder left',
-  );
-  await ensureOfficialWeights({ cacheDir, url: server.url, minBytes: 1000 });
-  assert.equal(server.requests.length, 1, 'second call used the cache');
-});
+test(
+  'download, extract and reuse: the caffemodel lands in the cache, the ' +
+    'tarball is removed, a second call does not fetch',
+  async (t) => {
+    const dir = tempDir(t);
+    const server = await serveFile({ body: await buildTarball(dir, TINY), etag: '"v1"' });
+    t.after(() => server.close());
+    const cacheDir = join(dir, 'cache');
+    let progressCalls = 0;
+    const path = await ensureOfficialWeights({
+      cacheDir,
+      url: server.url,
+      minBytes: 1000,
+      onProgress: () => progressCalls++,
+    });
+    assert.equal(path, join(cacheDir, 'weights', 'VGG_FACE.caffemodel'));
+    assert.deepEqual(readFileSync(path), TINY);
+    assert.ok(progressCalls > 0);
+    assert.deepEqual(
+      readdirSync(join(cacheDir, 'weights')),
+      ['VGG_FACE.caffemodel'],
+      'no tarball, part file or staging folder left',
+    );
+    await ensureOfficialWeights({ cacheDir, url: server.url, minBytes: 1000 });
+    assert.equal(server.requests.length, 1, 'second call used the cache');
+  },
+);
 
 test('an interrupted download resumes with a Range request when the server still has the same file', async (t) => {
   const dir = tempDir(t);

@@ -15,31 +15,34 @@ async function tinyOnnx(dir: string): Promise<string> {
   return out;
 }
 
-test('a session in a worker gives the same outputs as in this thread, and reports errors with their message', async (t) => {
-  const model = await tinyOnnx(tempDir(t));
-  const pixels = new Uint8Array(2 * 224 * 224 * 3).map((_, i) => (i * 7) & 255);
-  const here = await openEngine(model);
-  const there = await openEngineInWorker(model);
-  t.after(() => here.close());
-  assert.deepEqual(there.inputNames, ['image']);
-  assert.deepEqual(there.outputNames, here.outputNames);
-  const feeds = { image: { data: pixels, dims: [2, 224, 224, 3] } };
-  const a = await here.run(feeds, ['descriptor', 'fc8']);
-  const b = await there.run(feeds, ['descriptor', 'fc8']);
-  assert.deepEqual([...b.descriptor.data], [...a.descriptor.data]);
-  assert.deepEqual(b.fc8.dims, [2, 10]);
-  assert.equal(pixels[1], 7, 'the caller keeps its input (copied, not transferred)');
-  await assert.rejects(there.run({ image: { data: pixels, dims: [3, 224, 224, 3] } }, ['descriptor']), (e: Error) => {
-    assert.equal((e as { code?: string }).code, 'E_MODEL');
-    return true;
-  });
-  await there.close();
-  await assert.rejects(there.run(feeds, ['descriptor']), /the inference engine was closed|stopped/);
-  await assert.rejects(
-    openEngineInWorker(join(tempDir(t), 'missing.onnx')),
-    /missing\.onnx: ONNX Runtime cannot load this model/,
-  );
-});
+test(
+  'a session in a worker gives the same outputs as in ' + 'this thread, and reports errors with their message',
+  async (t) => {
+    const model = await tinyOnnx(tempDir(t));
+    const pixels = new Uint8Array(2 * 224 * 224 * 3).map((_, i) => (i * 7) & 255);
+    const here = await openEngine(model);
+    const there = await openEngineInWorker(model);
+    t.after(() => here.close());
+    assert.deepEqual(there.inputNames, ['image']);
+    assert.deepEqual(there.outputNames, here.outputNames);
+    const feeds = { image: { data: pixels, dims: [2, 224, 224, 3] } };
+    const a = await here.run(feeds, ['descriptor', 'fc8']);
+    const b = await there.run(feeds, ['descriptor', 'fc8']);
+    assert.deepEqual([...b.descriptor.data], [...a.descriptor.data]);
+    assert.deepEqual(b.fc8.dims, [2, 10]);
+    assert.equal(pixels[1], 7, 'the caller keeps its input (copied, not transferred)');
+    await assert.rejects(there.run({ image: { data: pixels, dims: [3, 224, 224, 3] } }, ['descriptor']), (e: Error) => {
+      assert.equal((e as { code?: string }).code, 'E_MODEL');
+      return true;
+    });
+    await there.close();
+    await assert.rejects(there.run(feeds, ['descriptor']), /the inference engine was closed|stopped/);
+    await assert.rejects(
+      openEngineInWorker(join(tempDir(t), 'missing.onnx')),
+      /missing\.onnx: ONNX Runtime cannot load this model/,
+    );
+  },
+);
 
 test('a model that is never closed does not keep the process alive', async (t) => {
   const model = await tinyOnnx(tempDir(t));

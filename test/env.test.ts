@@ -45,22 +45,26 @@ test('the cache and gallery defaults treat an empty variable as unset', () => {
   assert.equal(defaultGalleryPath({ VGGFACE_GALLERY: '', XDG_DATA_HOME: '/d' }), join('/d', 'vggface', 'gallery.db'));
 });
 
-test('--source: a built-in name, or a URL whose name says whether it is a tarball; anything else is a usage error', () => {
-  assert.equal(resolveSource('deepface'), WEIGHT_SOURCES[1]);
-  const tarball = urlSource('https://mirror.example/models/vgg_face_caffe.tar.gz');
-  assert.deepEqual(
-    [tarball.name, tarball.archive, tarball.download, tarball.file, tarball.fullSize],
-    ['url', 'tar.gz', 'vgg_face_caffe.tar.gz', 'VGG_FACE.caffemodel', true],
-  );
-  const h5 = resolveSource('https://mirror.example/vgg_face_weights.h5?token=1');
-  assert.deepEqual(
-    [h5.archive, h5.download, h5.file, h5.format],
-    [undefined, 'vgg_face_weights.h5.unverified', 'vgg_face_weights.h5', undefined],
-  );
-  const odd = urlSource('https://mirror.example/');
-  assert.deepEqual([odd.download, odd.file], ['download.unverified', 'download']);
-  assert.throws(
-    () => resolveSource('ftp://x/y'),
-    /unknown weight source "ftp:\/\/x\/y": expected one of oxford-caffe, deepface, keras-vggface, oxford-pytorch, idiap-caffe, or an http\(s\) URL/,
-  );
-});
+test(
+  '--source: a built-in name, or a URL whose name says ' + 'whether it is a tarball; anything else is a usage error',
+  () => {
+    assert.equal(resolveSource('deepface'), WEIGHT_SOURCES[1]);
+    const tarball = urlSource('https://mirror.example/models/vgg_face_caffe.tar.gz');
+    assert.deepEqual(
+      [tarball.name, tarball.archive, tarball.download, tarball.file, tarball.fullSize],
+      ['url', 'tar.gz', 'vgg_face_caffe.tar.gz', 'VGG_FACE.caffemodel', true],
+    );
+    const h5 = resolveSource('https://mirror.example/vgg_face_weights.h5?token=1');
+    assert.deepEqual(
+      [h5.archive, h5.download, h5.file, h5.format],
+      [undefined, 'vgg_face_weights.h5.unverified', 'vgg_face_weights.h5', undefined],
+    );
+    const odd = urlSource('https://mirror.example/');
+    assert.deepEqual([odd.download, odd.file], ['download.unverified', 'download']);
+    assert.throws(
+      () => resolveSource('ftp://x/y'),
+      // line-width: regex
+      /unknown weight source "ftp:\/\/x\/y": expected one of oxford-caffe, deepface, keras-vggface, oxford-pytorch, idiap-caffe, or an http\(s\) URL/,
+    );
+  },
+);

@@ -40,18 +40,22 @@ const common = (dir: string) => [
   YUNET_MODEL,
 ];
 
-test('eval: pairs with a photo without a face are skipped, noted on stderr and counted (text and JSON); --strict stops', {
+test('eval: pairs with a photo without a face are skipped, ' +
+  'noted on stderr and counted (text and JSON); --strict stops', {
   timeout: 300_000,
 }, async (t) => {
   const dir = tempDir(t);
   const { csv, blank } = await pairsWithoutFaces(dir);
-  const notes = `vggface: ${csv}: line 3: ${blank}: no face found; pair skipped\nvggface: ${csv}: line 14: ${blank}: no face found; pair skipped\n`;
+  const notes =
+    `vggface: ${csv}: line 3: ${blank}: no face found; pair skipped\n` +
+    `vggface: ${csv}: line 14: ${blank}: no face found; pair skipped\n`;
 
   const text = await runCli(['eval', '--pairs', csv, ...common(dir)]);
   assert.equal(text.code, 0, text.stderr);
   assert.equal(text.stderr, notes);
   assert.match(
     text.stdout,
+    // line-width: regex
     /^pairs: {13}20 \(10 same, 10 different\), 10 folds\nskipped: {11}2 pairs with a photo without a face \(lines 3, 14\)\naccuracy/m,
   );
 
@@ -99,7 +103,8 @@ test('eval: when every pair has a photo without a face, the error says so', { ti
   assert.match(
     r.stderr,
     new RegExp(
-      `vggface: ${csv}: no pair left to evaluate: every pair has a photo without a face \\(first: line 2, .*blank\\.png: no face found\\)\\n$`,
+      `vggface: ${csv}: no pair left to evaluate: every pair has a photo without a ` +
+        'face \\(first: line 2, .*blank\\.png: no face found\\)\\n$',
     ),
   );
 });

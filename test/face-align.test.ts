@@ -39,27 +39,30 @@ function redCentroid(img: RawImage): Point {
   return [sx / s, sy / s];
 }
 
-test('warpToCrop puts a photo pixel where the transform says, for rotations, zooms in and out and fractional shifts', async () => {
-  const mark: Point = [170, 95];
-  const photo = markedPhoto(320, 200, [mark]);
-  let worst = 0;
-  for (const deg of [-40, -12.5, 0, 7, 33]) {
-    for (const scale of [0.6, 1, 2.7]) {
-      const r = (deg * Math.PI) / 180;
-      const lin = { a: scale * Math.cos(r), b: scale * Math.sin(r), tx: 0, ty: 0 };
-      const at = applySimilarity(lin, mark);
-      const target: Point = [31.37, 40.81];
-      const t: Similarity = { ...lin, tx: target[0] - at[0], ty: target[1] - at[1] };
-      const crop = await warpToCrop(photo, t, 72);
-      assert.equal(crop.data.length, 72 * 72 * 3);
-      const c = redCentroid(crop);
-      const err = Math.hypot(c[0] - target[0], c[1] - target[1]);
-      worst = Math.max(worst, err);
-      assert.ok(err < 0.3, `${deg} deg, x${scale}: mark at ${c.map((v) => v.toFixed(2))}, expected ${target}`);
+test(
+  'warpToCrop puts a photo pixel where the transform says, ' + 'for rotations, zooms in and out and fractional shifts',
+  async () => {
+    const mark: Point = [170, 95];
+    const photo = markedPhoto(320, 200, [mark]);
+    let worst = 0;
+    for (const deg of [-40, -12.5, 0, 7, 33]) {
+      for (const scale of [0.6, 1, 2.7]) {
+        const r = (deg * Math.PI) / 180;
+        const lin = { a: scale * Math.cos(r), b: scale * Math.sin(r), tx: 0, ty: 0 };
+        const at = applySimilarity(lin, mark);
+        const target: Point = [31.37, 40.81];
+        const t: Similarity = { ...lin, tx: target[0] - at[0], ty: target[1] - at[1] };
+        const crop = await warpToCrop(photo, t, 72);
+        assert.equal(crop.data.length, 72 * 72 * 3);
+        const c = redCentroid(crop);
+        const err = Math.hypot(c[0] - target[0], c[1] - target[1]);
+        worst = Math.max(worst, err);
+        assert.ok(err < 0.3, `${deg} deg, x${scale}: mark at ${c.map((v) => v.toFixed(2))}, expected ${target}`);
+      }
     }
-  }
-  assert.ok(worst > 0, 'some interpolation error is expected; zero everywhere would mean the test measured nothing');
-});
+    assert.ok(worst > 0, 'some interpolation error is expected; zero everywhere would mean the test measured nothing');
+  },
+);
 
 test('warpToCrop fills what lies outside the photo with black, and a crop wholly outside is all black', async () => {
   const photo: RawImage = { data: new Uint8Array(100 * 80 * 3).fill(200), width: 100, height: 80, channels: 3 };

@@ -40,16 +40,19 @@ test('the detector finds one face in each single-person portrait and the expecte
   assert.equal(total, 59 + 2 + 6 + 4 + 2 + 2);
 });
 
-test('in the multi-person photos every detection is on a face seen by eye, and every such face is detected once', () => {
-  for (const [photo, points] of Object.entries(FACE_POINTS)) {
-    const faces = found.get(photo)!.faces;
-    const inside = (f: DetectedFace, [x, y]: readonly number[]) =>
-      x >= f.box.x && x <= f.box.x + f.box.width && y >= f.box.y && y <= f.box.y + f.box.height;
-    for (const p of points) assert.equal(faces.filter((f) => inside(f, p)).length, 1, `${photo}: face at ${p}`);
-    for (const f of faces)
-      assert.equal(points.filter((p) => inside(f, p)).length, 1, `${photo}: detection at ${f.box.x},${f.box.y}`);
-  }
-});
+test(
+  'in the multi-person photos every detection is on a ' + 'face seen by eye, and every such face is detected once',
+  () => {
+    for (const [photo, points] of Object.entries(FACE_POINTS)) {
+      const faces = found.get(photo)!.faces;
+      const inside = (f: DetectedFace, [x, y]: readonly number[]) =>
+        x >= f.box.x && x <= f.box.x + f.box.width && y >= f.box.y && y <= f.box.y + f.box.height;
+      for (const p of points) assert.equal(faces.filter((f) => inside(f, p)).length, 1, `${photo}: face at ${p}`);
+      for (const f of faces)
+        assert.equal(points.filter((p) => inside(f, p)).length, 1, `${photo}: detection at ${f.box.x},${f.box.y}`);
+    }
+  },
+);
 
 test("landmarks are sane: eyes above the nose above the mouth, the subject's right eye on the image's left", () => {
   for (const photo of PHOTOS) {
@@ -79,31 +82,34 @@ test('faces come largest first, and boxes lie in the photo', () => {
   }
 });
 
-test('aligned crops are upright: eye line within 2 degrees of level for every face, checked again by re-detection', async () => {
-  const align = resolveAlignOptions({});
-  const redetected: number[] = [];
-  let tiltedBefore = 0;
-  for (const photo of PHOTOS) {
-    const { image, faces } = found.get(photo)!;
-    for (const face of faces) {
-      const { crop, transform } = await alignFace(image, face, align);
-      assert.equal(crop.width, 224);
-      const angle = eyeAngle(transformLandmarks(face.landmarks, transform));
-      assert.ok(Math.abs(angle) < 2, `${photo}: eye line at ${angle.toFixed(2)} degrees after alignment`);
-      if (Math.abs(eyeAngle(face.landmarks)) > 5) tiltedBefore++;
-      if (expectedFaces(photo) !== 1) continue;
-      // Independent check on single-person portraits: YuNet run on the crop finds the face, eyes level.
-      const again = await detector.detectDecoded(crop, resolveDetectOptions({}));
-      assert.equal(again.length, 1, `${photo}: ${again.length} faces in the aligned crop`);
-      redetected.push(Math.abs(eyeAngle(again[0].landmarks)));
+test(
+  'aligned crops are upright: eye line within 2 degrees ' + 'of level for every face, checked again by re-detection',
+  async () => {
+    const align = resolveAlignOptions({});
+    const redetected: number[] = [];
+    let tiltedBefore = 0;
+    for (const photo of PHOTOS) {
+      const { image, faces } = found.get(photo)!;
+      for (const face of faces) {
+        const { crop, transform } = await alignFace(image, face, align);
+        assert.equal(crop.width, 224);
+        const angle = eyeAngle(transformLandmarks(face.landmarks, transform));
+        assert.ok(Math.abs(angle) < 2, `${photo}: eye line at ${angle.toFixed(2)} degrees after alignment`);
+        if (Math.abs(eyeAngle(face.landmarks)) > 5) tiltedBefore++;
+        if (expectedFaces(photo) !== 1) continue;
+        // Independent check on single-person portraits: YuNet run on the crop finds the face, eyes level.
+        const again = await detector.detectDecoded(crop, resolveDetectOptions({}));
+        assert.equal(again.length, 1, `${photo}: ${again.length} faces in the aligned crop`);
+        redetected.push(Math.abs(eyeAngle(again[0].landmarks)));
+      }
     }
-  }
-  assert.ok(tiltedBefore >= 10, `only ${tiltedBefore} faces were tilted by more than 5 degrees before alignment`);
-  // YuNet's landmarks carry a few degrees of noise of their own, so the re-detected angle is judged by its median.
-  const sorted = redetected.sort((a, b) => a - b);
-  const median = sorted[sorted.length >> 1];
-  assert.ok(median < 2, `median eye angle re-detected on the crops: ${median.toFixed(2)} degrees`);
-});
+    assert.ok(tiltedBefore >= 10, `only ${tiltedBefore} faces were tilted by more than 5 degrees before alignment`);
+    // YuNet's landmarks carry a few degrees of noise of their own, so the re-detected angle is judged by its median.
+    const sorted = redetected.sort((a, b) => a - b);
+    const median = sorted[sorted.length >> 1];
+    assert.ok(median < 2, `median eye angle re-detected on the crops: ${median.toFixed(2)} degrees`);
+  },
+);
 
 /** Writes the upright photo's pixels turned by `angle` and tagged with the EXIF orientation that turns them back. */
 async function exifRotated(photo: string, angle: number, orientation: number): Promise<Buffer> {

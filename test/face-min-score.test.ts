@@ -150,7 +150,8 @@ test('every photo, min score 0, 0.5 and 1: finite faces on the photo, and a usab
   assert.equal(counts[1], 0, 'no detection scores exactly 1');
 });
 
-test('faces and describe --min-score 0, 0.5 and 1 on a face cut by the frame: exit 0, every face cropped and described', {
+test('faces and describe --min-score 0, 0.5 and 1 on a face ' +
+  'cut by the frame: exit 0, every face cropped and described', {
   timeout: 300_000,
 }, async (t) => {
   const dir = tempDir(t);

@@ -46,56 +46,63 @@ test('the published model constants match the shared copy', () => {
   );
 });
 
-test('first use downloads the published file into <cache>/detector; later uses read the cache without the network', async (t) => {
-  const cacheDir = tempDir(t);
-  const server = await serve(PUBLISHED);
-  let path: string;
-  try {
-    path = await ensureDetectorModel({ cacheDir, url: server.url });
-    assert.equal(server.requests(), 1);
-  } finally {
-    await server.close();
-  }
-  assert.equal(path, join(cacheDir, 'detector', YUNET_FILE));
-  assert.equal(sha256(readFileSync(path)), YUNET_SHA256);
-  assert.deepEqual(readdirSync(join(cacheDir, 'detector')), [YUNET_FILE]);
-  // The server is gone: the cached file is used as it is.
-  assert.equal(await ensureDetectorModel({ cacheDir, url: server.url }), path);
-});
-
-test('a download with the wrong checksum is refused and removed, and a damaged cache entry is fetched again', async (t) => {
-  const cacheDir = tempDir(t);
-  const tampered = Buffer.from(PUBLISHED);
-  tampered[tampered.length >> 1] ^= 0xff; // same size, one byte changed
-  const bad = await serve(tampered);
-  try {
-    await assert.rejects(ensureDetectorModel({ cacheDir, url: bad.url }), (err: unknown) => {
-      assert.ok(err instanceof VggFaceError && err.code === 'E_FORMAT', String(err));
-      assert.match(
-        err.message,
-        new RegExp(
-          `is not ${YUNET_FILE} \\(229738 bytes, sha256 [0-9a-f]{64}; expected 229738 bytes, sha256 ${YUNET_SHA256}\\); it was removed`,
-        ),
-      );
-      return true;
-    });
-  } finally {
-    await bad.close();
-  }
-  assert.deepEqual(readdirSync(join(cacheDir, 'detector')), []);
-
-  // A cached file damaged later (disk error, partial copy) is not used: the published file is fetched again.
-  const good = await serve(PUBLISHED);
-  try {
-    const path = await ensureDetectorModel({ cacheDir, url: good.url });
-    writeFileSync(path, tampered);
-    assert.equal(await ensureDetectorModel({ cacheDir, url: good.url }), path);
-    assert.equal(good.requests(), 2);
+test(
+  'first use downloads the published file into <cache>/detector; ' + 'later uses read the cache without the network',
+  async (t) => {
+    const cacheDir = tempDir(t);
+    const server = await serve(PUBLISHED);
+    let path: string;
+    try {
+      path = await ensureDetectorModel({ cacheDir, url: server.url });
+      assert.equal(server.requests(), 1);
+    } finally {
+      await server.close();
+    }
+    assert.equal(path, join(cacheDir, 'detector', YUNET_FILE));
     assert.equal(sha256(readFileSync(path)), YUNET_SHA256);
-  } finally {
-    await good.close();
-  }
-});
+    assert.deepEqual(readdirSync(join(cacheDir, 'detector')), [YUNET_FILE]);
+    // The server is gone: the cached file is used as it is.
+    assert.equal(await ensureDetectorModel({ cacheDir, url: server.url }), path);
+  },
+);
+
+test(
+  'a download with the wrong checksum is refused and ' + 'removed, and a damaged cache entry is fetched again',
+  async (t) => {
+    const cacheDir = tempDir(t);
+    const tampered = Buffer.from(PUBLISHED);
+    tampered[tampered.length >> 1] ^= 0xff; // same size, one byte changed
+    const bad = await serve(tampered);
+    try {
+      await assert.rejects(ensureDetectorModel({ cacheDir, url: bad.url }), (err: unknown) => {
+        assert.ok(err instanceof VggFaceError && err.code === 'E_FORMAT', String(err));
+        assert.match(
+          err.message,
+          new RegExp(
+            `is not ${YUNET_FILE} \\(229738 bytes, sha256 [0-9a-f]{64}; expected ` +
+              `229738 bytes, sha256 ${YUNET_SHA256}\\); it was removed`,
+          ),
+        );
+        return true;
+      });
+    } finally {
+      await bad.close();
+    }
+    assert.deepEqual(readdirSync(join(cacheDir, 'detector')), []);
+
+    // A cached file damaged later (disk error, partial copy) is not used: the published file is fetched again.
+    const good = await serve(PUBLISHED);
+    try {
+      const path = await ensureDetectorModel({ cacheDir, url: good.url });
+      writeFileSync(path, tampered);
+      assert.equal(await ensureDetectorModel({ cacheDir, url: good.url }), path);
+      assert.equal(good.requests(), 2);
+      assert.equal(sha256(readFileSync(path)), YUNET_SHA256);
+    } finally {
+      await good.close();
+    }
+  },
+);
 
 test('offline: a clear message that says how to go on without the network', async (t) => {
   const cacheDir = tempDir(t);
@@ -128,19 +135,22 @@ test('a model given by path or $VGGFACE_DETECTOR_MODEL is used as it is, after c
   );
 });
 
-test('vggface faces fetches the detector on first use through $VGGFACE_DETECTOR_URL and writes the crops', async (t) => {
-  const dir = tempDir(t);
-  const server = await serve(PUBLISHED);
-  try {
-    const r = await runCli(['faces', join(FACES_DIR, 'img1.jpg'), '-o', join(dir, 'crops')], {
-      env: { VGGFACE_CACHE: join(dir, 'cache'), VGGFACE_DETECTOR_URL: server.url },
-    });
-    assert.equal(r.code, 0, r.stderr);
-    assert.equal(jsonLines(r.stdout).length, 1);
-    assert.equal(server.requests(), 1);
-  } finally {
-    await server.close();
-  }
-  assert.ok(existsSync(join(dir, 'cache', 'detector', YUNET_FILE)));
-  assert.ok(existsSync(join(dir, 'crops', 'img1-1.png')));
-});
+test(
+  'vggface faces fetches the detector on first use ' + 'through $VGGFACE_DETECTOR_URL and writes the crops',
+  async (t) => {
+    const dir = tempDir(t);
+    const server = await serve(PUBLISHED);
+    try {
+      const r = await runCli(['faces', join(FACES_DIR, 'img1.jpg'), '-o', join(dir, 'crops')], {
+        env: { VGGFACE_CACHE: join(dir, 'cache'), VGGFACE_DETECTOR_URL: server.url },
+      });
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(jsonLines(r.stdout).length, 1);
+      assert.equal(server.requests(), 1);
+    } finally {
+      await server.close();
+    }
+    assert.ok(existsSync(join(dir, 'cache', 'detector', YUNET_FILE)));
+    assert.ok(existsSync(join(dir, 'crops', 'img1-1.png')));
+  },
+);

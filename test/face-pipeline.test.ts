@@ -45,37 +45,40 @@ after(async () => {
 
 const norm = (v: Float32Array) => Math.sqrt(v.reduce((s, x) => s + x * x, 0));
 
-test('describeFaces: one result per photo in order; faces with descriptors, no face, and an unreadable file', async () => {
-  const results = [];
-  const progress: number[] = [];
-  for await (const r of model.describeFaces([COUPLE, sky, notImage, IMG1], {
-    batchSize: 2,
-    onProgress: (d) => progress.push(d),
-  }))
-    results.push(r);
-  assert.deepEqual(
-    results.map((r) => r.index),
-    [0, 1, 2, 3],
-  );
-  assert.deepEqual(
-    results.map((r) => r.label),
-    [COUPLE, sky, notImage, IMG1],
-  );
-  assert.deepEqual(progress, [2, 4]);
-  assert.equal(results[0].faces?.length, 2);
-  assert.deepEqual(results[1].faces, []);
-  assert.equal(results[2].error?.code, 'E_IMAGE');
-  assert.match(results[2].error!.message, /notes\.jpg: not a decodable image/);
-  assert.equal(results[3].faces?.length, 1);
-  for (const { face, descriptor } of [...results[0].faces!, ...results[3].faces!]) {
-    assert.equal(descriptor.length, model.dimension());
-    assert.ok(Math.abs(norm(descriptor) - 1) < 1e-5);
-    assert.ok(face.score > 0.9 && face.box.width > 100);
-  }
-  // The two people of the couple get different descriptors.
-  const [a, b] = results[0].faces!.map((f) => f.descriptor);
-  assert.ok(a.some((x, i) => Math.abs(x - b[i]) > 1e-3));
-});
+test(
+  'describeFaces: one result per photo in order; faces ' + 'with descriptors, no face, and an unreadable file',
+  async () => {
+    const results = [];
+    const progress: number[] = [];
+    for await (const r of model.describeFaces([COUPLE, sky, notImage, IMG1], {
+      batchSize: 2,
+      onProgress: (d) => progress.push(d),
+    }))
+      results.push(r);
+    assert.deepEqual(
+      results.map((r) => r.index),
+      [0, 1, 2, 3],
+    );
+    assert.deepEqual(
+      results.map((r) => r.label),
+      [COUPLE, sky, notImage, IMG1],
+    );
+    assert.deepEqual(progress, [2, 4]);
+    assert.equal(results[0].faces?.length, 2);
+    assert.deepEqual(results[1].faces, []);
+    assert.equal(results[2].error?.code, 'E_IMAGE');
+    assert.match(results[2].error!.message, /notes\.jpg: not a decodable image/);
+    assert.equal(results[3].faces?.length, 1);
+    for (const { face, descriptor } of [...results[0].faces!, ...results[3].faces!]) {
+      assert.equal(descriptor.length, model.dimension());
+      assert.ok(Math.abs(norm(descriptor) - 1) < 1e-5);
+      assert.ok(face.score > 0.9 && face.box.width > 100);
+    }
+    // The two people of the couple get different descriptors.
+    const [a, b] = results[0].faces!.map((f) => f.descriptor);
+    assert.ok(a.some((x, i) => Math.abs(x - b[i]) > 1e-3));
+  },
+);
 
 test('describeFaces describes exactly the aligned crop: the same vector as describe() on that crop', async () => {
   const detector = await FaceDetector.open({ model: YUNET_MODEL, threads: 1 });
@@ -122,36 +125,44 @@ test('describeFaces rejects bad options with the parameter named', async () => {
   }, /Expected a FaceDetector for detector/);
 });
 
-test('CLI describe on whole photos: one JSON line per face with box, score, landmarks; a photo without a face is reported', async (t) => {
-  const env = { VGGFACE_CACHE: join(tempDir(t), 'cache'), VGGFACE_DETECTOR_MODEL: YUNET_MODEL };
-  const r = await runCli(['describe', '-w', TINY_CAFFEMODEL, COUPLE, sky, IMG1], { env });
-  assert.equal(r.code, 0, r.stderr);
-  assert.equal(r.stderr, `vggface: ${sky}: no face found\n`);
-  const lines = jsonLines<{ image: string; faces?: number; face?: Record<string, unknown>; descriptor?: number[] }>(
-    r.stdout,
-  );
-  assert.deepEqual(
-    lines.map((l) => l.image),
-    [COUPLE, COUPLE, sky, IMG1],
-  );
-  assert.deepEqual(lines[2], { image: sky, faces: 0 });
-  for (const l of [lines[0], lines[1], lines[3]]) {
-    assert.deepEqual(Object.keys(l), ['image', 'face', 'descriptor']);
-    const face = l.face as { box: Record<string, number>; score: number; landmarks: Record<string, [number, number]> };
-    assert.deepEqual(Object.keys(face), ['box', 'score', 'landmarks']);
-    assert.deepEqual(Object.keys(face.box), ['x', 'y', 'width', 'height']);
-    assert.deepEqual(Object.keys(face.landmarks), ['rightEye', 'leftEye', 'noseTip', 'mouthRight', 'mouthLeft']);
-    assert.ok(face.score > 0.9 && face.score <= 1);
-    assert.ok(face.landmarks.rightEye[1] < face.landmarks.noseTip[1]);
-    assert.equal(l.descriptor!.length, 32);
-    assert.ok(Math.abs(Math.hypot(...l.descriptor!) - 1) < 1e-5);
-  }
-  // The same numbers as the library, to the printed precision.
-  let lib;
-  for await (const x of model.describeFaces([IMG1])) lib = x;
-  assertClose(lines[3].descriptor!, lib!.faces![0].descriptor, 1e-6);
-  assert.equal((lines[3].face as { box: { x: number } }).box.x, Math.round(lib!.faces![0].face.box.x * 100) / 100);
-});
+test(
+  'CLI describe on whole photos: one JSON line per face with box, score, ' +
+    'landmarks; a photo without a face is reported',
+  async (t) => {
+    const env = { VGGFACE_CACHE: join(tempDir(t), 'cache'), VGGFACE_DETECTOR_MODEL: YUNET_MODEL };
+    const r = await runCli(['describe', '-w', TINY_CAFFEMODEL, COUPLE, sky, IMG1], { env });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stderr, `vggface: ${sky}: no face found\n`);
+    const lines = jsonLines<{ image: string; faces?: number; face?: Record<string, unknown>; descriptor?: number[] }>(
+      r.stdout,
+    );
+    assert.deepEqual(
+      lines.map((l) => l.image),
+      [COUPLE, COUPLE, sky, IMG1],
+    );
+    assert.deepEqual(lines[2], { image: sky, faces: 0 });
+    for (const l of [lines[0], lines[1], lines[3]]) {
+      assert.deepEqual(Object.keys(l), ['image', 'face', 'descriptor']);
+      const face = l.face as {
+        box: Record<string, number>;
+        score: number;
+        landmarks: Record<string, [number, number]>;
+      };
+      assert.deepEqual(Object.keys(face), ['box', 'score', 'landmarks']);
+      assert.deepEqual(Object.keys(face.box), ['x', 'y', 'width', 'height']);
+      assert.deepEqual(Object.keys(face.landmarks), ['rightEye', 'leftEye', 'noseTip', 'mouthRight', 'mouthLeft']);
+      assert.ok(face.score > 0.9 && face.score <= 1);
+      assert.ok(face.landmarks.rightEye[1] < face.landmarks.noseTip[1]);
+      assert.equal(l.descriptor!.length, 32);
+      assert.ok(Math.abs(Math.hypot(...l.descriptor!) - 1) < 1e-5);
+    }
+    // The same numbers as the library, to the printed precision.
+    let lib;
+    for await (const x of model.describeFaces([IMG1])) lib = x;
+    assertClose(lines[3].descriptor!, lib!.faces![0].descriptor, 1e-6);
+    assert.equal((lines[3].face as { box: { x: number } }).box.x, Math.round(lib!.faces![0].face.box.x * 100) / 100);
+  },
+);
 
 test('CLI describe --detector none keeps the crop-as-given descriptors (golden numbers)', async (t) => {
   const env = { VGGFACE_CACHE: join(tempDir(t), 'cache') };
@@ -166,24 +177,30 @@ test('CLI describe --detector none keeps the crop-as-given descriptors (golden n
   lines.forEach((l, i) => assertClose(l.descriptor, golden.images[GOLDEN_IMAGES[i]].fc7_l2, 1e-4, GOLDEN_IMAGES[i]));
 });
 
-test('CLI describe: detection flags with --detector none, --fit with detection, and unknown values are usage errors', async () => {
-  const cases: [string[], RegExp][] = [
-    [['--detector', 'none', '--align', 'eyes'], /--align: only with face detection, not with --detector none/],
-    [['--detector', 'none', '--max-faces', '2', '--margin', '0.1'], /--margin, --max-faces: only with face detection/],
-    [['--fit', 'pad'], /--fit: only with --detector none/],
-    [['--detector', 'mtcnn'], /Expected one of yunet, none for --detector but received "mtcnn"/],
-    [['--align', 'tilt'], /Expected one of none, eyes, 5pt for --align but received "tilt"/],
-    [['--min-score', '1.5'], /Expected a number between 0 and 1 for --min-score but received "1.5"/],
-  ];
-  for (const [flags, message] of cases) {
-    const r = await runCli(['describe', '-w', TINY_CAFFEMODEL, ...flags, IMG1], {
-      env: { VGGFACE_DETECTOR_MODEL: YUNET_MODEL },
-    });
-    assert.equal(r.code, 2, `${flags.join(' ')}: ${r.stderr}`);
-    assert.match(r.stderr, message);
-    assert.equal(r.stdout, '');
-  }
-});
+test(
+  'CLI describe: detection flags with --detector none, ' + '--fit with detection, and unknown values are usage errors',
+  async () => {
+    const cases: [string[], RegExp][] = [
+      [['--detector', 'none', '--align', 'eyes'], /--align: only with face detection, not with --detector none/],
+      [
+        ['--detector', 'none', '--max-faces', '2', '--margin', '0.1'],
+        /--margin, --max-faces: only with face detection/,
+      ],
+      [['--fit', 'pad'], /--fit: only with --detector none/],
+      [['--detector', 'mtcnn'], /Expected one of yunet, none for --detector but received "mtcnn"/],
+      [['--align', 'tilt'], /Expected one of none, eyes, 5pt for --align but received "tilt"/],
+      [['--min-score', '1.5'], /Expected a number between 0 and 1 for --min-score but received "1.5"/],
+    ];
+    for (const [flags, message] of cases) {
+      const r = await runCli(['describe', '-w', TINY_CAFFEMODEL, ...flags, IMG1], {
+        env: { VGGFACE_DETECTOR_MODEL: YUNET_MODEL },
+      });
+      assert.equal(r.code, 2, `${flags.join(' ')}: ${r.stderr}`);
+      assert.match(r.stderr, message);
+      assert.equal(r.stdout, '');
+    }
+  },
+);
 
 test('CLI faces writes one upright 224x224 PNG per face and a JSON line naming it', async (t) => {
   const dir = tempDir(t);

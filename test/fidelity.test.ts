@@ -53,27 +53,30 @@ test('compareDescriptors on three 2-d descriptors worked out by hand', () => {
   close(d.changes[0].candidateDistance, 1 - s, 1e-12, 'ab candidate');
 });
 
-test('euclidean_l2 distance is that of the unit vectors; a zero vector has cosine 0; no threshold, no decisions', () => {
-  close(distance([2, 0], [0, 5], 'euclidean_l2'), Math.SQRT2, 1e-12, 'orthogonal');
-  close(distance([1, 0], [1, 1], 'euclidean_l2'), Math.sqrt(2 - Math.SQRT2), 1e-12, '45 degrees');
-  close(distance([1, 0], [1, 0], 'euclidean_l2'), 0, 1e-12, 'same');
-  assert.equal(cosineSimilarity([0, 0], [1, 0]), 0);
-  const r = compareDescriptors(
-    ['a', 'b'],
-    [
-      [1, 0],
-      [0, 1],
-    ],
-    [
-      [1, 0],
-      [0, 1],
-    ],
-    { metric: 'euclidean_l2' },
-  );
-  assert.equal(r.pairs.decisions, undefined);
-  assert.equal(r.pairs.maxDistanceChange, 0);
-  assert.throws(() => compareDescriptors(['a'], [[1]], [], { metric: 'cosine' }), /descriptors/);
-});
+test(
+  'euclidean_l2 distance is that of the unit vectors; a ' + 'zero vector has cosine 0; no threshold, no decisions',
+  () => {
+    close(distance([2, 0], [0, 5], 'euclidean_l2'), Math.SQRT2, 1e-12, 'orthogonal');
+    close(distance([1, 0], [1, 1], 'euclidean_l2'), Math.sqrt(2 - Math.SQRT2), 1e-12, '45 degrees');
+    close(distance([1, 0], [1, 0], 'euclidean_l2'), 0, 1e-12, 'same');
+    assert.equal(cosineSimilarity([0, 0], [1, 0]), 0);
+    const r = compareDescriptors(
+      ['a', 'b'],
+      [
+        [1, 0],
+        [0, 1],
+      ],
+      [
+        [1, 0],
+        [0, 1],
+      ],
+      { metric: 'euclidean_l2' },
+    );
+    assert.equal(r.pairs.decisions, undefined);
+    assert.equal(r.pairs.maxDistanceChange, 0);
+    assert.throws(() => compareDescriptors(['a'], [[1]], [], { metric: 'cosine' }), /descriptors/);
+  },
+);
 
 test('vggface fidelity: caffe vs deepface preprocessing of the tiny model matches golden.json', async (t) => {
   // Both models are the tiny golden network; the candidate feeds it 0-1 pixels instead of 0-255 minus the mean, so

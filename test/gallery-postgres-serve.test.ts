@@ -95,7 +95,8 @@ test('serve: a PostgreSQL + pgvector gallery, its URL and password never in an a
   assert.doesNotMatch(approx.stderr(), /pg-secret/);
 });
 
-test('serve --approximate on a new PostgreSQL gallery: exact until there are faces to fit the projection on, then the index; bad --candidates is refused', {
+test('serve --approximate on a new PostgreSQL gallery: exact until there are faces to fit ' +
+  'the projection on, then the index; bad --candidates is refused', {
   skip: PG_SKIP,
 }, async (t) => {
   const { name, url } = await freshDatabase(t);

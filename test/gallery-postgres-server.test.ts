@@ -65,6 +65,7 @@ test('postgres store: after a restart the next operation reconnects; with reconn
     assert.ok(err instanceof GalleryUnavailableError);
     assert.match(
       err.message,
+      // line-width: regex
       /^cannot connect to postgres:\/\/postgres@127\.0\.0\.1:\d+\/vggface_test_\d+_\d+: connection refused \(is PostgreSQL running there\?\)$/,
     );
     return true;
@@ -101,7 +102,8 @@ test('postgres store: after a restart the next operation reconnects; with reconn
   assert.equal(await plain.count(), 3);
 });
 
-test('serve with PostgreSQL: restarts are survived, /healthz fails while the database is down, SIGTERM ends it promptly whatever the database', {
+test('serve with PostgreSQL: restarts are survived, /healthz fails while the database ' +
+  'is down, SIGTERM ends it promptly whatever the database', {
   skip: PG_SKIP,
 }, async (t) => {
   const pg = await server();
@@ -215,7 +217,8 @@ test('serve with PostgreSQL: SIGTERM with a gallery request stuck on a lock ends
   assert.deepEqual([answer.status, (answer.body as Json).error.code], [503, 'gallery_unavailable']);
 });
 
-test('sslmode as libpq documents it: disable, allow, prefer, require, verify-ca, verify-full against a self-signed server', {
+test('sslmode as libpq documents it: disable, allow, prefer, require, ' +
+  'verify-ca, verify-full against a self-signed server', {
   skip: PG_SKIP,
 }, async (t) => {
   const pg = await server();
@@ -258,7 +261,8 @@ test('sslmode as libpq documents it: disable, allow, prefer, require, verify-ca,
     const store = await PostgresStore.open(target);
     try {
       const rows = await adminQuery<{ ssl: boolean }>(
-        `SELECT s.ssl FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) WHERE a.datname = $1 AND a.pid <> pg_backend_pid()`,
+        'SELECT s.ssl FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) ' +
+          'WHERE a.datname = $1 AND a.pid <> pg_backend_pid()',
         [name],
         undefined,
         pg.url,
@@ -293,6 +297,7 @@ test('sslmode as libpq documents it: disable, allow, prefer, require, verify-ca,
   assert.equal(unverified.code, 1);
   assert.match(
     unverified.stderr,
+    // line-width: regex
     /cannot connect to \S+: self[- ]signed certificate \(sslmode=verify-full checks the server's certificate and its name: name its CA with sslrootcert=FILE, or use sslmode=require to encrypt without checking\)/,
   );
   assert.doesNotMatch(unverified.stderr, /hunter2/);
@@ -320,6 +325,7 @@ test('sslmode as libpq documents it: disable, allow, prefer, require, verify-ca,
   assert.equal(refused.code, 1);
   assert.match(
     refused.stderr,
+    // line-width: regex
     /cannot connect to \S+: pg_hba\.conf rejects connection for host "127\.0\.0\.1", user "postgres", database "vggface_test_\d+_\d+", no encryption\n$/,
   );
 });

@@ -74,7 +74,8 @@ const META = (dimension: number, precision: 'fp32' | 'fp16' = 'fp32') => ({
   precision,
 });
 
-test('postgres gallery from the CLI: schema created, add with duplicates, exact search, approximate search builds its index once, list, remove', {
+test('postgres gallery from the CLI: schema created, add with duplicates, exact ' +
+  'search, approximate search builds its index once, list, remove', {
   skip,
 }, async (t) => {
   const { name, url: plain } = await freshDatabase(t);
@@ -157,7 +158,8 @@ test('postgres gallery from the CLI: schema created, add with duplicates, exact 
   assert.match(idx[0].indexdef, /ON public\.vggface_projected USING hnsw \(proj vector_l2_ops\)/);
   // Every face has its projection (3 faces: a projection of 2 dimensions, all the sample allows).
   const projected = await adminQuery<{ n: string; t: string }>(
-    `SELECT count(*) AS n, max(format_type(atttypid, atttypmod)) AS t FROM vggface_projected, pg_attribute WHERE attrelid = 'vggface_projected'::regclass AND attname = 'proj'`,
+    'SELECT count(*) AS n, max(format_type(atttypid, atttypmod)) AS t FROM vggface_projected, ' +
+      "pg_attribute WHERE attrelid = 'vggface_projected'::regclass AND attname = 'proj'",
     [],
     name,
   );
@@ -173,7 +175,8 @@ test('postgres gallery from the CLI: schema created, add with duplicates, exact 
   assert.deepEqual(jsonLines((await runCli(['gallery', 'list', '--db', url])).stdout), [{ identity: 'bob', faces: 1 }]);
 });
 
-test('postgres gallery: exact search and the projection index agree on clustered data; fp16 as halfvec; bulk load rebuilds the index', {
+test('postgres gallery: exact search and the projection index agree on clustered ' +
+  'data; fp16 as halfvec; bulk load rebuilds the index', {
   skip,
 }, async (t) => {
   for (const precision of ['fp32', 'fp16'] as const) {
@@ -221,7 +224,8 @@ test('postgres gallery: exact search and the projection index agree on clustered
       const recall = approxFaces.filter((f) => nearest.some((n) => n.id === f.id)).length / 10;
       assert.ok(recall >= 0.9, `recall@10 ${recall}`);
       const type = await adminQuery<{ t: string }>(
-        `SELECT format_type(atttypid, atttypmod) AS t FROM pg_attribute WHERE attrelid = 'vggface_faces'::regclass AND attname = 'embedding'`,
+        'SELECT format_type(atttypid, atttypmod) AS t FROM pg_attribute WHERE attrelid ' +
+          "= 'vggface_faces'::regclass AND attname = 'embedding'",
         [],
         name,
       );
@@ -232,7 +236,8 @@ test('postgres gallery: exact search and the projection index agree on clustered
   }
 });
 
-test('postgres gallery: a bulk load that fails stores nothing and keeps the index; descriptors go over the wire as pgvector reads them', {
+test('postgres gallery: a bulk load that fails stores nothing and keeps the ' +
+  'index; descriptors go over the wire as pgvector reads them', {
   skip,
 }, async (t) => {
   const { name, url } = await freshDatabase(t);
@@ -264,7 +269,8 @@ test('postgres gallery: a bulk load that fails stores nothing and keeps the inde
   assert.deepEqual([h.length, h.readUInt16BE(4), h.readUInt16BE(6), h.readUInt16BE(10)], [12, 0x3e00, 0xc080, 0x7bff]);
 });
 
-test('postgres gallery errors: unreachable server, no such database, wrong schema, newer schema, empty gallery, bad URL parameters', {
+test('postgres gallery errors: unreachable server, no such database, wrong ' +
+  'schema, newer schema, empty gallery, bad URL parameters', {
   skip,
 }, async (t) => {
   const cache = tempDir(t);
@@ -278,7 +284,9 @@ test('postgres gallery errors: unreachable server, no such database, wrong schem
   assert.equal(down.code, 1);
   assert.equal(
     down.stderr.trim(),
-    `vggface: cannot connect to postgres://me:***@127.0.0.1:${port}/faces?password=***&sslmode=disable: connection refused (is PostgreSQL running there?)`,
+    'vggface: cannot connect to ' +
+      `postgres://me:***@127.0.0.1:${port}/faces?password=***&sslmode=disable: connection ` +
+      'refused (is PostgreSQL running there?)',
   );
 
   const { name, url } = await freshDatabase(t);
@@ -287,6 +295,7 @@ test('postgres gallery errors: unreachable server, no such database, wrong schem
   assert.equal(nodb.code, 1);
   assert.match(
     nodb.stderr,
+    // line-width: regex
     /cannot connect to postgres:\/\/postgres:\*\*\*@127\.0\.0\.1:\d+\/no_such_db\?password=\*\*\*: database "no_such_db" does not exist/,
   );
   assert.doesNotMatch(nodb.stderr, /hunter/);
@@ -296,7 +305,8 @@ test('postgres gallery errors: unreachable server, no such database, wrong schem
   assert.equal(wrong.code, 1);
   assert.match(wrong.stderr, /wrong schema: found vggface_faces but not both vggface_meta and vggface_faces/);
   await adminQuery(
-    `CREATE TABLE vggface_meta (key text PRIMARY KEY, value text); INSERT INTO vggface_meta VALUES ('application', 'vggface-gallery'), ('schema_version', '1')`,
+    'CREATE TABLE vggface_meta (key text PRIMARY KEY, value text); INSERT INTO vggface_meta ' +
+      "VALUES ('application', 'vggface-gallery'), ('schema_version', '1')",
     [],
     name,
   );
@@ -353,7 +363,8 @@ test('passwords are never printed: redacted URLs, messages, --help', { skip }, a
   assert.equal(bad.code, 2);
   assert.equal(
     bad.stderr.trim(),
-    'vggface: postgres://u:***@h:bad port/db?password=***: not a valid URL (expected postgres://user@host:port/database; encode special characters of the password as %XX)',
+    'vggface: postgres://u:***@h:bad port/db?password=***: not a valid URL (expected ' +
+      'postgres://user@host:port/database; encode special characters of the password as %XX)',
   );
   for (const args of [
     ['gallery', 'add', '--help'],
@@ -391,7 +402,8 @@ test('postgres gallery: schemas let several models share one database', { skip }
     'p2',
   );
   const tables = await adminQuery<{ s: string; t: string }>(
-    `SELECT table_schema AS s, table_name AS t FROM information_schema.tables WHERE table_name LIKE 'vggface%' ORDER BY 1, 2`,
+    'SELECT table_schema AS s, table_name AS t FROM ' +
+      "information_schema.tables WHERE table_name LIKE 'vggface%' ORDER BY 1, 2",
     [],
     name,
   );
@@ -464,6 +476,7 @@ test('postgres gallery timeouts: defaults, URL parameters, a held lock and a slo
   assert.ok(Date.now() - started < 8000);
   assert.match(
     locked.stderr,
+    // line-width: regex
     /^vggface: postgres:\/\/\S+: listing identities waited longer than the lock timeout \(300 ms\) for a lock another session holds: canceling statement due to lock timeout; retry later, or raise it with lock_timeout in the URL \(for example \?lock_timeout=1min\)\n$/,
   );
   assert.doesNotMatch(locked.stderr, /hunter2/);
@@ -476,6 +489,7 @@ test('postgres gallery timeouts: defaults, URL parameters, a held lock and a slo
   assert.equal(slow.code, 1);
   assert.match(
     slow.stderr,
+    // line-width: regex
     /listing identities took longer than the statement timeout \(400 ms\): raise it with statement_timeout in the URL \(for example \?statement_timeout=5min; 0 for none\)/,
   );
   await holder.query('ROLLBACK');
@@ -492,7 +506,8 @@ test('postgres gallery: pgvector too old names both versions and the fix', { ski
   assert.equal(r.code, 1);
   assert.equal(
     r.stderr.trim(),
-    `vggface: ${url}: pgvector 0.6.0 is installed in database "${name}"; vggface needs 0.7.0 or later (halfvec): a superuser runs, connected to database "${name}": ALTER EXTENSION vector UPDATE;`,
+    `vggface: ${url}: pgvector 0.6.0 is installed in database "${name}"; vggface needs 0.7.0 or later ` +
+      `(halfvec): a superuser runs, connected to database "${name}": ALTER EXTENSION vector UPDATE;`,
   );
 });
 
@@ -507,6 +522,7 @@ test('postgres gallery owned by a role that is not a superuser: the exact SQL a 
   const denied = await runCli(add);
   assert.equal(denied.code, 1);
   const m =
+    // line-width: regex
     /^vggface: (\S+): role "(\w+)" may not create the pgvector extension in database "(\w+)" \(permission denied to create extension "vector"\): a superuser must run, connected to database "(\w+)": (CREATE EXTENSION IF NOT EXISTS vector;)\n$/.exec(
       denied.stderr,
     );
@@ -526,7 +542,8 @@ test('postgres gallery owned by a role that is not a superuser: the exact SQL a 
   ]);
 });
 
-test('postgres gallery: concurrent adds of the same faces in opposite order never deadlock; injected deadlocks and serialization failures are retried', {
+test('postgres gallery: concurrent adds of the same faces in opposite order never ' +
+  'deadlock; injected deadlocks and serialization failures are retried', {
   skip,
 }, async (t) => {
   const { name, url } = await freshDatabase(t);
@@ -631,7 +648,8 @@ test('sslmode as libpq documents it: the connection attempts for each mode', { s
   const modes = (url: string, env: NodeJS.ProcessEnv = {}) =>
     parsePostgresUrl(url, env).attempts.map(
       (a) =>
-        `${a.ssl ? 'ssl' : 'plain'}:${new URL(a.connectionString).searchParams.get('sslmode')}:${new URL(a.connectionString).searchParams.get('uselibpqcompat') ?? '-'}`,
+        `${a.ssl ? 'ssl' : 'plain'}:${new URL(a.connectionString).searchParams.get('sslmode')}:` +
+        `${new URL(a.connectionString).searchParams.get('uselibpqcompat') ?? '-'}`,
     );
   assert.deepEqual(
     modes('postgres://h/db'),

@@ -1,4 +1,6 @@
-/** The embedded gallery: exact search, fp16, add/search/list/remove, duplicates, errors, a crash mid-batch, two writers. */
+/**
+ * The embedded gallery: exact search, fp16, add/search/list/remove, duplicates, errors, a crash mid-batch, two writers.
+ */
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
@@ -151,6 +153,7 @@ test('gallery library API: add, duplicates, search with unknown, list, remove, m
   try {
     await assert.rejects(
       Gallery.open(other, { db }),
+      // line-width: regex
       /this gallery holds descriptors of model VGG_FACE\.caffemodel .*descriptors of different models cannot be compared/,
     );
   } finally {
@@ -243,8 +246,11 @@ test('gallery CLI: add/search/list/remove on SQLite and fp16, with the errors na
   assert.match(notDb.stderr, /text\.db: cannot open as a SQLite gallery: file is not a database/);
   const newer = join(dir, 'newer.db');
   const n = new Database(newer);
-  n.exec(`CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL); CREATE TABLE faces (id INTEGER PRIMARY KEY, identity TEXT, content_hash TEXT, source TEXT, descriptor BLOB);
-          INSERT INTO meta VALUES ('application', 'vggface-gallery'), ('schema_version', '99')`);
+  n.exec(
+    `CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL); ` +
+      `CREATE TABLE faces (id INTEGER PRIMARY KEY, identity TEXT, content_hash TEXT, source TEXT, descriptor BLOB);
+          INSERT INTO meta VALUES ('application', 'vggface-gallery'), ('schema_version', '99')`,
+  );
   n.close();
   const v = await runCli(['gallery', 'list', '--db', newer]);
   assert.equal(v.code, 1);

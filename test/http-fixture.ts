@@ -1,4 +1,6 @@
-/** A local HTTP server for download tests: serves one body with ETag, Range and If-Range, and can cut a response short. */
+/**
+ * A local HTTP server for download tests: serves one body with ETag, Range and If-Range, and can cut a response short.
+ */
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 

@@ -43,7 +43,8 @@ test('convert, inspect of the model and weights verify print one identity line e
   assert.match(
     conv.stdout,
     new RegExp(
-      `^${escapeRegExp(onnx)}: pytorch \\(.*\\), 42,166 parameters, descriptor 32-d, caffe preprocessing, fp32, source sha256 [0-9a-f]{16}\\n  identity: ${TINY_IDENTITY}\\n$`,
+      `^${escapeRegExp(onnx)}: pytorch \\(.*\\), 42,166 parameters, descriptor 32-d, caffe ` +
+        `preprocessing, fp32, source sha256 [0-9a-f]{16}\\n  identity: ${TINY_IDENTITY}\\n$`,
     ),
   );
   const convJson = await runCli([

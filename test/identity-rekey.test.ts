@@ -3,7 +3,8 @@
  * Issue 11: galleries and calibrations made before network identities, keyed by the weight file's sha256. Reading
  * them (search, list, thresholds) works and writes nothing; the first write with a model of that network moves a
  * gallery's key to the identity (one guarded UPDATE), after which the same network from another layout opens it.
- * SQLite here; PostgreSQL against the real test server (test/fixtures/postgres.ts: $VGGFACE_TEST_PG_URL, or one it starts).
+ * SQLite here; PostgreSQL against the real test server (test/fixtures/postgres.ts: $VGGFACE_TEST_PG_URL, or one it
+ * starts).
  */
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync, writeFileSync, mkdirSync } from 'node:fs';
@@ -34,7 +35,9 @@ async function model(weights: string, cacheDir: string) {
 /** A unit vector along axis `i` of the tiny network's 32-d descriptor. */
 const axis = (i: number) => Float32Array.from({ length: 32 }, (_, j) => (j === i ? 1 : 0));
 
-/** Nearest identities to axis 3 as [identity, cosine distance, source]: alice's face lies on it, bob's is orthogonal. */
+/**
+ * Nearest identities to axis 3 as [identity, cosine distance, source]: alice's face lies on it, bob's is orthogonal.
+ */
 async function nearest(g: Gallery<Awaited<ReturnType<typeof model>>>): Promise<[string, number, string][]> {
   const r = await g.searchDescriptor(axis(3), { k: 5, metric: 'cosine', threshold: 0.5 });
   return r.matches.map((m) => [m.identity, Math.round(m.distance * 1e6) / 1e6, m.face.source]);
@@ -63,6 +66,7 @@ async function rekeyStory(
   // The Keras file is the same network, but the old key names the Caffe file only.
   await assert.rejects(
     Gallery.open(keras, { db }),
+    // line-width: regex
     /this gallery holds descriptors of model VGG_FACE\.caffemodel \([0-9a-f]{12}\.\.\., 32-d\); the loaded model is vgg_face_weights\.h5 \(7295bdd4c5cf\.\.\., 32-d\)/,
   );
 
@@ -102,28 +106,36 @@ async function rekeyStory(
   await viaCaffe.close();
 }
 
-test('a SQLite gallery keyed by the file sha256 is searched as it is, and rekeyed to the identity on the first add', async (t) => {
-  const dir = tempDir(t);
-  const db = join(dir, 'old.db');
-  await rekeyStory(
-    t,
-    db,
-    async (oldKey) => {
-      const store = await SqliteStore.open(db, { create: true });
-      await store.initialize({ modelKey: oldKey, modelName: 'VGG_FACE.caffemodel', dimension: 32, precision: 'fp32' });
-      await store.add([{ identity: 'alice', contentHash: 'a'.repeat(64), source: 'alice.jpg', descriptor: axis(3) }]);
-      return store;
-    },
-    async () => {
-      const s = await SqliteStore.open(db, { create: false });
-      try {
-        return (await s.meta())!.modelKey;
-      } finally {
-        await s.close();
-      }
-    },
-  );
-});
+test(
+  'a SQLite gallery keyed by the file sha256 is searched ' + 'as it is, and rekeyed to the identity on the first add',
+  async (t) => {
+    const dir = tempDir(t);
+    const db = join(dir, 'old.db');
+    await rekeyStory(
+      t,
+      db,
+      async (oldKey) => {
+        const store = await SqliteStore.open(db, { create: true });
+        await store.initialize({
+          modelKey: oldKey,
+          modelName: 'VGG_FACE.caffemodel',
+          dimension: 32,
+          precision: 'fp32',
+        });
+        await store.add([{ identity: 'alice', contentHash: 'a'.repeat(64), source: 'alice.jpg', descriptor: axis(3) }]);
+        return store;
+      },
+      async () => {
+        const s = await SqliteStore.open(db, { create: false });
+        try {
+          return (await s.meta())!.modelKey;
+        } finally {
+          await s.close();
+        }
+      },
+    );
+  },
+);
 
 test('SqliteStore.rekey on a file with no gallery schema yet changes nothing', async (t) => {
   const store = await SqliteStore.open(join(tempDir(t), 'new.db'), { create: true });
@@ -132,7 +144,8 @@ test('SqliteStore.rekey on a file with no gallery schema yet changes nothing', a
   assert.equal(await store.meta(), undefined);
 });
 
-test('a PostgreSQL gallery keyed by the file sha256 is searched as it is, and rekeyed to the identity on the first add', {
+test('a PostgreSQL gallery keyed by the file sha256 is searched ' +
+  'as it is, and rekeyed to the identity on the first add', {
   skip: PG_SKIP,
 }, async (t) => {
   const { name, url } = await freshDatabase(t);
@@ -157,49 +170,62 @@ test('a PostgreSQL gallery keyed by the file sha256 is searched as it is, and re
   );
 });
 
-test('calibrations keyed by the file sha256: read without writing; the next calibration writes them under the identity, the old file left as it was', async (t) => {
-  const cacheDir = tempDir(t);
-  const caffe = await modelIdentity(await model(CAFFE, cacheDir));
-  const keras = await modelIdentity(await model(KERAS, cacheDir));
-  const caffeSha = await sha256File(CAFFE);
-  const dir = join(cacheDir, 'thresholds');
-  mkdirSync(dir, { recursive: true });
-  const legacy = join(dir, `${caffeSha}-caffe.json`);
-  const legacyText = JSON.stringify({
-    model: { sha256: caffeSha, preprocessing: 'caffe', name: 'VGG_FACE.caffemodel' },
-    thresholds: { cosine: calibration(0.25, 'cosine') },
-  });
-  writeFileSync(legacy, legacyText);
+test(
+  'calibrations keyed by the file sha256: read without writing; the next calibration ' +
+    'writes them under the identity, the old file left as it was',
+  async (t) => {
+    const cacheDir = tempDir(t);
+    const caffe = await modelIdentity(await model(CAFFE, cacheDir));
+    const keras = await modelIdentity(await model(KERAS, cacheDir));
+    const caffeSha = await sha256File(CAFFE);
+    const dir = join(cacheDir, 'thresholds');
+    mkdirSync(dir, { recursive: true });
+    const legacy = join(dir, `${caffeSha}-caffe.json`);
+    const legacyText = JSON.stringify({
+      model: { sha256: caffeSha, preprocessing: 'caffe', name: 'VGG_FACE.caffemodel' },
+      thresholds: { cosine: calibration(0.25, 'cosine') },
+    });
+    writeFileSync(legacy, legacyText);
 
-  assert.deepEqual(await resolveThreshold({ metric: 'cosine', cacheDir, identity: caffe }), {
-    threshold: 0.25,
-    metric: 'cosine',
-    source: 'calibrated',
-  });
-  assert.deepEqual(readdirSync(dir), [`${caffeSha}-caffe.json`], 'reading wrote nothing');
+    assert.deepEqual(await resolveThreshold({ metric: 'cosine', cacheDir, identity: caffe }), {
+      threshold: 0.25,
+      metric: 'cosine',
+      source: 'calibrated',
+    });
+    assert.deepEqual(readdirSync(dir), [`${caffeSha}-caffe.json`], 'reading wrote nothing');
 
-  await saveCalibrations(cacheDir, caffe, [calibration(1.1, 'euclidean')]);
-  assert.deepEqual(readdirSync(dir).sort(), [`${caffeSha}-caffe.json`, `${NEW_KEY}.json`].sort());
-  assert.equal(readFileSync(legacy, 'utf8'), legacyText, 'the old file is left for an older vggface sharing the cache');
-  const moved = JSON.parse(readFileSync(join(dir, `${NEW_KEY}.json`), 'utf8'));
-  assert.deepEqual(
-    { model: moved.model, cosine: moved.thresholds.cosine.threshold, euclidean: moved.thresholds.euclidean.threshold },
-    {
-      model: { sha256: TINY_IDENTITY, preprocessing: 'caffe', name: 'VGG_FACE.caffemodel' },
-      cosine: 0.25,
-      euclidean: 1.1,
-    },
-  );
+    await saveCalibrations(cacheDir, caffe, [calibration(1.1, 'euclidean')]);
+    assert.deepEqual(readdirSync(dir).sort(), [`${caffeSha}-caffe.json`, `${NEW_KEY}.json`].sort());
+    assert.equal(
+      readFileSync(legacy, 'utf8'),
+      legacyText,
+      'the old file is left for an older vggface sharing the cache',
+    );
+    const moved = JSON.parse(readFileSync(join(dir, `${NEW_KEY}.json`), 'utf8'));
+    assert.deepEqual(
+      {
+        model: moved.model,
+        cosine: moved.thresholds.cosine.threshold,
+        euclidean: moved.thresholds.euclidean.threshold,
+      },
+      {
+        model: { sha256: TINY_IDENTITY, preprocessing: 'caffe', name: 'VGG_FACE.caffemodel' },
+        cosine: 0.25,
+        euclidean: 1.1,
+      },
+    );
 
-  // The identity's file is read first: a new cosine calibration made with the Keras file applies to the Caffe model too.
-  await saveCalibrations(cacheDir, keras, [calibration(0.3, 'cosine')]);
-  assert.deepEqual(await resolveThreshold({ metric: 'cosine', cacheDir, identity: caffe }), {
-    threshold: 0.3,
-    metric: 'cosine',
-    source: 'calibrated',
-  });
-  assert.deepEqual(
-    Object.fromEntries(Object.entries(await loadCalibrations(cacheDir, caffe)).map(([k, v]) => [k, v!.threshold])),
-    { cosine: 0.3, euclidean: 1.1 },
-  );
-});
+    // The identity's file is read first: a new cosine calibration made with the Keras file applies to the Caffe model
+    // too.
+    await saveCalibrations(cacheDir, keras, [calibration(0.3, 'cosine')]);
+    assert.deepEqual(await resolveThreshold({ metric: 'cosine', cacheDir, identity: caffe }), {
+      threshold: 0.3,
+      metric: 'cosine',
+      source: 'calibrated',
+    });
+    assert.deepEqual(
+      Object.fromEntries(Object.entries(await loadCalibrations(cacheDir, caffe)).map(([k, v]) => [k, v!.threshold])),
+      { cosine: 0.3, euclidean: 1.1 },
+    );
+  },
+);

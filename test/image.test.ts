@@ -120,6 +120,7 @@ test('raw pixel input is checked', async () => {
   );
   await assert.rejects(
     loadSquare(42 as never, 'input #1', 224),
+    // line-width: regex
     /Expected a path, a Buffer\/Uint8Array of an encoded image, or \{data, width, height\} RGB pixels for input #1 but received number 42/,
   );
 });

@@ -1,4 +1,6 @@
-/** The package entry point re-exports the public API (resolved through package.json "exports", as a user imports it). */
+/**
+ * The package entry point re-exports the public API (resolved through package.json "exports", as a user imports it).
+ */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import * as api from 'vggface';

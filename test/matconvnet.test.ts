@@ -173,7 +173,8 @@ describe('matconvnet bad files', () => {
     assert.equal(err.code, 'E_FORMAT');
     assert.equal(
       err.message,
-      `${path}: MATLAB v7.3 MAT-file (HDF5 inside) is not supported; save it again as a v7 MAT-file, e.g. in MATLAB or Octave: s = load('${path}'); save('converted.mat', '-struct', 's', '-v7')`,
+      `${path}: MATLAB v7.3 MAT-file (HDF5 inside) is not supported; save it again as a v7 MAT-file, e.g. in ` +
+        `MATLAB or Octave: s = load('${path}'); save('converted.mat', '-struct', 's', '-v7')`,
     );
     const cli = await runCli(['inspect', path]);
     assert.equal(cli.code, 1);
@@ -238,7 +239,8 @@ describe('matconvnet bad files', () => {
     assert.match(
       huge.message,
       new RegExp(
-        `compressed element at byte 128 declares 4294967288 bytes from ${liar.length} compressed bytes, more than zlib can produce \\(zlib bomb or corrupt file\\)$`,
+        `compressed element at byte 128 declares 4294967288 bytes from ${liar.length} compressed ` +
+          'bytes, more than zlib can produce \\(zlib bomb or corrupt file\\)$',
       ),
     );
   });
@@ -268,6 +270,7 @@ describe('matconvnet bad files', () => {
     renamed.write('layerz', renamed.indexOf('layers'), 'latin1');
     assert.match(
       (await errorOf(t, renamed)).message,
+      // line-width: regex
       /not a MatConvNet network: expected variables layers and meta \(vgg-face\.mat\) or a struct net \(vgg_face\.mat\), the file has layerz \(1x37 cell\), meta \(1x1 struct\)$/,
     );
     const tanh = await errorOf(t, patchChars(bytes, 'relu', 'tanh'));

@@ -1,4 +1,7 @@
-/** Distances against hand-computed values; ROC, AUC, EER, TAR@FAR and the 10-fold protocol against independent computations. */
+/**
+ * Distances against hand-computed values; ROC, AUC, EER, TAR@FAR and the 10-fold protocol against independent
+ * computations.
+ */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { distance, distanceFromSums, METRICS, pairSums } from '../src/distance/distance.js';

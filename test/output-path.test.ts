@@ -62,46 +62,50 @@ function assertDevNullIntact(): void {
 
 // ------------------------------------------------------------------------------------------------ the helper
 
-test('checkOutputPath: nothing there, or a regular file that is no input; refuses links, devices, FIFOs, folders, inputs', (t) => {
-  const dir = tempDir(t);
-  const input = join(dir, 'in.bin');
-  writeFileSync(input, 'input');
-  assert.deepEqual(checkOutputPath(join(dir, 'new.bin'), [input]), { exists: false, size: 0 });
-  writeFileSync(join(dir, 'old.bin'), 'abc');
-  assert.deepEqual(checkOutputPath(join(dir, 'old.bin'), [input]), { exists: true, size: 3 });
+test(
+  'checkOutputPath: nothing there, or a regular file that is no input; ' +
+    'refuses links, devices, FIFOs, folders, inputs',
+  (t) => {
+    const dir = tempDir(t);
+    const input = join(dir, 'in.bin');
+    writeFileSync(input, 'input');
+    assert.deepEqual(checkOutputPath(join(dir, 'new.bin'), [input]), { exists: false, size: 0 });
+    writeFileSync(join(dir, 'old.bin'), 'abc');
+    assert.deepEqual(checkOutputPath(join(dir, 'old.bin'), [input]), { exists: true, size: 3 });
 
-  const refuse = (path: string, inputs: string[], message: RegExp) =>
-    assert.throws(
-      () => checkOutputPath(path, inputs),
-      (err: unknown) => {
-        assert.ok(err instanceof VggFaceError);
-        assert.equal(err.code, 'E_IO');
-        assert.equal(err.exitCode, 1);
-        assert.equal(err.input, path);
-        assert.match(err.message, message);
-        return true;
-      },
+    const refuse = (path: string, inputs: string[], message: RegExp) =>
+      assert.throws(
+        () => checkOutputPath(path, inputs),
+        (err: unknown) => {
+          assert.ok(err instanceof VggFaceError);
+          assert.equal(err.code, 'E_IO');
+          assert.equal(err.exitCode, 1);
+          assert.equal(err.input, path);
+          assert.match(err.message, message);
+          return true;
+        },
+      );
+    refuse(input, [input], /in\.bin: is one of the inputs; refusing to overwrite it: choose another output file$/);
+    linkSync(input, join(dir, 'hard.bin'));
+    refuse(join(dir, 'hard.bin'), [input], /hard\.bin: is one of the inputs \(.*in\.bin\)/);
+    symlinkSync('in.bin', join(dir, 'soft.bin'));
+    refuse(
+      join(dir, 'soft.bin'),
+      [],
+      /soft\.bin: not a regular file: a symbolic link to in\.bin; refusing to replace it/,
     );
-  refuse(input, [input], /in\.bin: is one of the inputs; refusing to overwrite it: choose another output file$/);
-  linkSync(input, join(dir, 'hard.bin'));
-  refuse(join(dir, 'hard.bin'), [input], /hard\.bin: is one of the inputs \(.*in\.bin\)/);
-  symlinkSync('in.bin', join(dir, 'soft.bin'));
-  refuse(
-    join(dir, 'soft.bin'),
-    [],
-    /soft\.bin: not a regular file: a symbolic link to in\.bin; refusing to replace it/,
-  );
-  // An input given through a link is still the file it points to.
-  refuse(input, [join(dir, 'soft.bin')], /in\.bin: is one of the inputs \(.*soft\.bin\)/);
-  mkfifo(join(dir, 'fifo'));
-  refuse(join(dir, 'fifo'), [], /fifo: not a regular file: a FIFO \(named pipe\); refusing to write over it$/);
-  mknodNull(join(dir, 'null'));
-  refuse(join(dir, 'null'), [], /null: not a regular file: a character device; refusing to write over it$/);
-  refuse('/dev/null', [], /^\/dev\/null: not a regular file: a character device/);
-  mkdirSync(join(dir, 'sub'));
-  refuse(join(dir, 'sub'), [], /sub: not a regular file: a directory/);
-  assertDevNullIntact();
-});
+    // An input given through a link is still the file it points to.
+    refuse(input, [join(dir, 'soft.bin')], /in\.bin: is one of the inputs \(.*soft\.bin\)/);
+    mkfifo(join(dir, 'fifo'));
+    refuse(join(dir, 'fifo'), [], /fifo: not a regular file: a FIFO \(named pipe\); refusing to write over it$/);
+    mknodNull(join(dir, 'null'));
+    refuse(join(dir, 'null'), [], /null: not a regular file: a character device; refusing to write over it$/);
+    refuse('/dev/null', [], /^\/dev\/null: not a regular file: a character device/);
+    mkdirSync(join(dir, 'sub'));
+    refuse(join(dir, 'sub'), [], /sub: not a regular file: a directory/);
+    assertDevNullIntact();
+  },
+);
 
 test('reading: a device, a FIFO or a folder is named for what it is, without blocking on the FIFO', (t) => {
   const dir = tempDir(t);
@@ -117,7 +121,8 @@ test('reading: a device, a FIFO or a folder is named for what it is, without blo
 
 // ------------------------------------------------------------------------------------------------ weights (item 8)
 
-test('weights: /dev/zero and a FIFO are "not a regular file", not "empty file"; convert of /dev/zero does not hash forever', {
+test('weights: /dev/zero and a FIFO are "not a regular file", not "empty ' +
+  'file"; convert of /dev/zero does not hash forever', {
   timeout: 60_000,
 }, async (t) => {
   const dir = tempDir(t);
@@ -152,48 +157,57 @@ test('weights: /dev/zero and a FIFO are "not a regular file", not "empty file"; 
 
 // ------------------------------------------------------------------------------------------------ convert
 
-test('convert -o: refuses its input (same path, ./x, a hard link), links, FIFOs, devices, folders; nothing written', async (t) => {
-  const dir = tempDir(t);
-  copyFileSync(WEIGHTS, join(dir, 'w.caffemodel'));
-  linkSync(join(dir, 'w.caffemodel'), join(dir, 'hard.onnx'));
-  symlinkSync('w.caffemodel', join(dir, 'soft.onnx'));
-  writeFileSync(join(dir, 'other.txt'), 'keep me');
-  symlinkSync('other.txt', join(dir, 'to-other.onnx'));
-  mkfifo(join(dir, 'fifo.onnx'));
-  mknodNull(join(dir, 'null.onnx'));
-  mkdirSync(join(dir, 'dir.onnx'));
-  const before = snapshot(dir);
-  const cases: [string, RegExp][] = [
-    [
-      'w.caffemodel',
-      /^vggface: w\.caffemodel: is one of the inputs; refusing to overwrite it: choose another output file\n$/,
-    ],
-    ['./w.caffemodel', /^vggface: \.\/w\.caffemodel: is one of the inputs \(w\.caffemodel\); refusing to overwrite it/],
-    [join(dir, 'w.caffemodel'), /w\.caffemodel: is one of the inputs \(w\.caffemodel\)/],
-    ['hard.onnx', /^vggface: hard\.onnx: is one of the inputs \(w\.caffemodel\)/],
-    ['soft.onnx', /^vggface: soft\.onnx: not a regular file: a symbolic link to w\.caffemodel; refusing to replace it/],
-    ['to-other.onnx', /^vggface: to-other\.onnx: not a regular file: a symbolic link to other\.txt/],
-    ['fifo.onnx', /^vggface: fifo\.onnx: not a regular file: a FIFO \(named pipe\); refusing to write over it\n$/],
-    ['null.onnx', /^vggface: null\.onnx: not a regular file: a character device; refusing to write over it\n$/],
-    ['/dev/null', /^vggface: \/dev\/null: not a regular file: a character device/],
-    ['dir.onnx', /^vggface: dir\.onnx: not a regular file: a directory/],
-  ];
-  for (const precision of ['fp32', 'int8']) {
-    for (const [output, message] of cases) {
-      const r = await runCli(['convert', 'w.caffemodel', '-o', output, '--precision', precision], { cwd: dir });
-      assert.equal(r.code, 1, `${output}: ${r.stderr}`);
-      assert.match(r.stderr, message, output);
-      assert.equal(r.stdout, '');
+test(
+  'convert -o: refuses its input (same path, ./x, a hard ' + 'link), links, FIFOs, devices, folders; nothing written',
+  async (t) => {
+    const dir = tempDir(t);
+    copyFileSync(WEIGHTS, join(dir, 'w.caffemodel'));
+    linkSync(join(dir, 'w.caffemodel'), join(dir, 'hard.onnx'));
+    symlinkSync('w.caffemodel', join(dir, 'soft.onnx'));
+    writeFileSync(join(dir, 'other.txt'), 'keep me');
+    symlinkSync('other.txt', join(dir, 'to-other.onnx'));
+    mkfifo(join(dir, 'fifo.onnx'));
+    mknodNull(join(dir, 'null.onnx'));
+    mkdirSync(join(dir, 'dir.onnx'));
+    const before = snapshot(dir);
+    const cases: [string, RegExp][] = [
+      [
+        'w.caffemodel',
+        /^vggface: w\.caffemodel: is one of the inputs; refusing to overwrite it: choose another output file\n$/,
+      ],
+      [
+        './w.caffemodel',
+        /^vggface: \.\/w\.caffemodel: is one of the inputs \(w\.caffemodel\); refusing to overwrite it/,
+      ],
+      [join(dir, 'w.caffemodel'), /w\.caffemodel: is one of the inputs \(w\.caffemodel\)/],
+      ['hard.onnx', /^vggface: hard\.onnx: is one of the inputs \(w\.caffemodel\)/],
+      [
+        'soft.onnx',
+        /^vggface: soft\.onnx: not a regular file: a symbolic link to w\.caffemodel; refusing to replace it/,
+      ],
+      ['to-other.onnx', /^vggface: to-other\.onnx: not a regular file: a symbolic link to other\.txt/],
+      ['fifo.onnx', /^vggface: fifo\.onnx: not a regular file: a FIFO \(named pipe\); refusing to write over it\n$/],
+      ['null.onnx', /^vggface: null\.onnx: not a regular file: a character device; refusing to write over it\n$/],
+      ['/dev/null', /^vggface: \/dev\/null: not a regular file: a character device/],
+      ['dir.onnx', /^vggface: dir\.onnx: not a regular file: a directory/],
+    ];
+    for (const precision of ['fp32', 'int8']) {
+      for (const [output, message] of cases) {
+        const r = await runCli(['convert', 'w.caffemodel', '-o', output, '--precision', precision], { cwd: dir });
+        assert.equal(r.code, 1, `${output}: ${r.stderr}`);
+        assert.match(r.stderr, message, output);
+        assert.equal(r.stdout, '');
+      }
     }
-  }
-  assert.deepEqual(snapshot(dir), before, 'every file unchanged, byte for byte; no temporary file left');
-  assert.ok(lstatSync(join(dir, 'fifo.onnx')).isFIFO() && lstatSync(join(dir, 'null.onnx')).isCharacterDevice());
-  assertDevNullIntact();
-  // A regular file that is not an input is replaced, as before.
-  const ok = await runCli(['convert', 'w.caffemodel', '-o', 'other.txt'], { cwd: dir });
-  assert.equal(ok.code, 0, ok.stderr);
-  assert.notEqual(readFileSync(join(dir, 'other.txt'), 'utf8'), 'keep me');
-});
+    assert.deepEqual(snapshot(dir), before, 'every file unchanged, byte for byte; no temporary file left');
+    assert.ok(lstatSync(join(dir, 'fifo.onnx')).isFIFO() && lstatSync(join(dir, 'null.onnx')).isCharacterDevice());
+    assertDevNullIntact();
+    // A regular file that is not an input is replaced, as before.
+    const ok = await runCli(['convert', 'w.caffemodel', '-o', 'other.txt'], { cwd: dir });
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.notEqual(readFileSync(join(dir, 'other.txt'), 'utf8'), 'keep me');
+  },
+);
 
 test('convert in the library: convertModel and convertWeightsToOnnx refuse their source', async (t) => {
   const dir = tempDir(t);
@@ -239,36 +253,42 @@ test('detector cache: a device where the detector goes is refused before any dow
   assert.deepEqual(readdirSync(join(cache, 'detector')), [YUNET_FILE]);
 });
 
-test('calibrations: a FIFO or an input where the calibration goes is refused (no blocking read, nothing written)', async (t) => {
-  const cache = tempDir(t);
-  const id: ModelIdentity = {
-    sha256: 'a'.repeat(64),
-    preprocessing: 'caffe',
-    key: `${'a'.repeat(64)}-caffe`,
-    name: 'x',
-  };
-  const entry = {
-    metric: 'cosine' as const,
-    threshold: 0.3,
-    accuracy: 0.9,
-    crossValidatedAccuracy: 0.9,
-    pairs: 10,
-    pairsFile: 'p.csv',
-    date: '2026-01-01T00:00:00Z',
-  };
-  const path = calibrationPath(cache, id);
-  mkdirSync(join(cache, 'thresholds'));
-  mkfifo(path);
-  await assert.rejects(saveCalibrations(cache, id, [entry]), /-caffe\.json: not a regular file: a FIFO \(named pipe\)/);
-  assert.ok(lstatSync(path).isFIFO());
-  rmSync(path);
-  writeFileSync(path, '{}\n');
-  await assert.rejects(saveCalibrations(cache, id, [entry], [path]), /-caffe\.json: is one of the inputs/);
-  assert.equal(readFileSync(path, 'utf8'), '{}\n');
-  assert.deepEqual(readdirSync(join(cache, 'thresholds')), [path.split('/').pop()]);
-  assert.equal(await saveCalibrations(cache, id, [entry]), path);
-  assert.equal(JSON.parse(readFileSync(path, 'utf8')).thresholds.cosine.threshold, 0.3);
-});
+test(
+  'calibrations: a FIFO or an input where the calibration ' + 'goes is refused (no blocking read, nothing written)',
+  async (t) => {
+    const cache = tempDir(t);
+    const id: ModelIdentity = {
+      sha256: 'a'.repeat(64),
+      preprocessing: 'caffe',
+      key: `${'a'.repeat(64)}-caffe`,
+      name: 'x',
+    };
+    const entry = {
+      metric: 'cosine' as const,
+      threshold: 0.3,
+      accuracy: 0.9,
+      crossValidatedAccuracy: 0.9,
+      pairs: 10,
+      pairsFile: 'p.csv',
+      date: '2026-01-01T00:00:00Z',
+    };
+    const path = calibrationPath(cache, id);
+    mkdirSync(join(cache, 'thresholds'));
+    mkfifo(path);
+    await assert.rejects(
+      saveCalibrations(cache, id, [entry]),
+      /-caffe\.json: not a regular file: a FIFO \(named pipe\)/,
+    );
+    assert.ok(lstatSync(path).isFIFO());
+    rmSync(path);
+    writeFileSync(path, '{}\n');
+    await assert.rejects(saveCalibrations(cache, id, [entry], [path]), /-caffe\.json: is one of the inputs/);
+    assert.equal(readFileSync(path, 'utf8'), '{}\n');
+    assert.deepEqual(readdirSync(join(cache, 'thresholds')), [path.split('/').pop()]);
+    assert.equal(await saveCalibrations(cache, id, [entry]), path);
+    assert.equal(JSON.parse(readFileSync(path, 'utf8')).thresholds.cosine.threshold, 0.3);
+  },
+);
 
 test('writeRocPlot refuses a device, a link and an input', async (t) => {
   const dir = tempDir(t);
@@ -301,136 +321,145 @@ test('writeRocPlot refuses a device, a link and an input', async (t) => {
 
 // ------------------------------------------------------------------------------------------------ describe -o
 
-test('describe -o: devices, FIFOs, links and inputs (images, weights) are refused before the model loads; no index left', async (t) => {
-  const dir = tempDir(t);
-  const img = join(dir, 'img1.png');
-  copyFileSync(join(GOLDEN_DIR, 'img1.png'), img);
-  copyFileSync(WEIGHTS, join(dir, 'w.caffemodel'));
-  mknodNull(join(dir, 'chr.npy'));
-  mkfifo(join(dir, 'fifo.jsonl'));
-  symlinkSync('img1.png', join(dir, 'link.jsonl'));
-  writeFileSync(join(dir, 'side.f32'), '');
-  mkfifo(join(dir, 'side.f32.index.jsonl'));
-  writeFileSync(join(dir, 'list.txt'), `${img}\n`);
-  const before = snapshot(dir);
-  const run = (output: string, ...more: string[]) =>
-    runCli(
+test(
+  'describe -o: devices, FIFOs, links and inputs (images, weights) are ' +
+    'refused before the model loads; no index left',
+  async (t) => {
+    const dir = tempDir(t);
+    const img = join(dir, 'img1.png');
+    copyFileSync(join(GOLDEN_DIR, 'img1.png'), img);
+    copyFileSync(WEIGHTS, join(dir, 'w.caffemodel'));
+    mknodNull(join(dir, 'chr.npy'));
+    mkfifo(join(dir, 'fifo.jsonl'));
+    symlinkSync('img1.png', join(dir, 'link.jsonl'));
+    writeFileSync(join(dir, 'side.f32'), '');
+    mkfifo(join(dir, 'side.f32.index.jsonl'));
+    writeFileSync(join(dir, 'list.txt'), `${img}\n`);
+    const before = snapshot(dir);
+    const run = (output: string, ...more: string[]) =>
+      runCli(
+        [
+          'describe',
+          '--detector',
+          'none',
+          '-w',
+          'w.caffemodel',
+          '--cache-dir',
+          join(dir, 'cache'),
+          '-o',
+          output,
+          ...more,
+        ],
+        { cwd: dir },
+      );
+    const cases: [string[], RegExp][] = [
       [
-        'describe',
-        '--detector',
-        'none',
-        '-w',
-        'w.caffemodel',
-        '--cache-dir',
-        join(dir, 'cache'),
-        '-o',
-        output,
-        ...more,
+        ['/dev/null', '--output-format', 'jsonl', 'img1.png'],
+        /^vggface: \/dev\/null: not a regular file: a character device; refusing to write over it\n$/,
       ],
-      { cwd: dir },
-    );
-  const cases: [string[], RegExp][] = [
-    [
-      ['/dev/null', '--output-format', 'jsonl', 'img1.png'],
-      /^vggface: \/dev\/null: not a regular file: a character device; refusing to write over it\n$/,
-    ],
-    [
-      ['chr.npy', '--overwrite', 'img1.png'],
-      /^vggface: chr\.npy: not a regular file: a character device; refusing to write over it\n$/,
-    ],
-    [['chr.npy', '--resume', 'img1.png'], /^vggface: chr\.npy: not a regular file: a character device/],
-    [['fifo.jsonl', 'img1.png'], /^vggface: fifo\.jsonl: not a regular file: a FIFO \(named pipe\)/],
-    [
-      ['link.jsonl', '--overwrite', 'img1.png'],
-      /^vggface: link\.jsonl: not a regular file: a symbolic link to img1\.png/,
-    ],
-    [['side.f32', 'img1.png'], /^vggface: side\.f32\.index\.jsonl: not a regular file: a FIFO \(named pipe\)/],
-    [
-      ['./img1.png', '--output-format', 'jsonl', '--overwrite', 'img1.png'],
-      /^vggface: \.\/img1\.png: is one of the inputs \(img1\.png\); refusing to overwrite it/,
-    ],
-    [
-      ['list.txt', '--output-format', 'jsonl', '--overwrite', '--list', 'list.txt'],
-      /^vggface: list\.txt: is one of the inputs; refusing/,
-    ],
-    [
-      ['w.caffemodel', '--output-format', 'f32', '--overwrite', 'img1.png'],
-      /^vggface: w\.caffemodel: is one of the inputs; refusing/,
-    ],
-  ];
-  for (const [args, message] of cases) {
-    const r = await run(...(args as [string, ...string[]]));
-    assert.equal(r.code, 1, `${args.join(' ')}: ${r.stderr}`);
-    assert.match(r.stderr, message, args.join(' '));
-    assert.equal(r.stdout, '');
-  }
-  assert.deepEqual(snapshot(dir), before, 'nothing changed, no .index.jsonl, no model converted (no cache)');
-  assertDevNullIntact();
-});
+      [
+        ['chr.npy', '--overwrite', 'img1.png'],
+        /^vggface: chr\.npy: not a regular file: a character device; refusing to write over it\n$/,
+      ],
+      [['chr.npy', '--resume', 'img1.png'], /^vggface: chr\.npy: not a regular file: a character device/],
+      [['fifo.jsonl', 'img1.png'], /^vggface: fifo\.jsonl: not a regular file: a FIFO \(named pipe\)/],
+      [
+        ['link.jsonl', '--overwrite', 'img1.png'],
+        /^vggface: link\.jsonl: not a regular file: a symbolic link to img1\.png/,
+      ],
+      [['side.f32', 'img1.png'], /^vggface: side\.f32\.index\.jsonl: not a regular file: a FIFO \(named pipe\)/],
+      [
+        ['./img1.png', '--output-format', 'jsonl', '--overwrite', 'img1.png'],
+        /^vggface: \.\/img1\.png: is one of the inputs \(img1\.png\); refusing to overwrite it/,
+      ],
+      [
+        ['list.txt', '--output-format', 'jsonl', '--overwrite', '--list', 'list.txt'],
+        /^vggface: list\.txt: is one of the inputs; refusing/,
+      ],
+      [
+        ['w.caffemodel', '--output-format', 'f32', '--overwrite', 'img1.png'],
+        /^vggface: w\.caffemodel: is one of the inputs; refusing/,
+      ],
+    ];
+    for (const [args, message] of cases) {
+      const r = await run(...(args as [string, ...string[]]));
+      assert.equal(r.code, 1, `${args.join(' ')}: ${r.stderr}`);
+      assert.match(r.stderr, message, args.join(' '));
+      assert.equal(r.stdout, '');
+    }
+    assert.deepEqual(snapshot(dir), before, 'nothing changed, no .index.jsonl, no model converted (no cache)');
+    assertDevNullIntact();
+  },
+);
 
 // ------------------------------------------------------------------------------------------------ faces -o
 
-test('faces -o: existing crops are refused without --overwrite and replaced with it; crops never replace inputs, links or FIFOs', async (t) => {
-  const dir = tempDir(t);
-  const out = join(dir, 'out');
-  const first = await runCli(['faces', PHOTO, '-o', out, ...DETECTOR]);
-  assert.equal(first.code, 0, first.stderr);
-  assert.deepEqual(readdirSync(out).sort(), ['couple-1.png', 'couple-2.png']);
-  const crops = snapshot(out);
-  writeFileSync(join(out, 'couple-1.png'), 'an earlier crop');
-  const earlier = snapshot(out);
+test(
+  'faces -o: existing crops are refused without --overwrite and replaced ' +
+    'with it; crops never replace inputs, links or FIFOs',
+  async (t) => {
+    const dir = tempDir(t);
+    const out = join(dir, 'out');
+    const first = await runCli(['faces', PHOTO, '-o', out, ...DETECTOR]);
+    assert.equal(first.code, 0, first.stderr);
+    assert.deepEqual(readdirSync(out).sort(), ['couple-1.png', 'couple-2.png']);
+    const crops = snapshot(out);
+    writeFileSync(join(out, 'couple-1.png'), 'an earlier crop');
+    const earlier = snapshot(out);
 
-  const again = await runCli(['faces', PHOTO, '-o', out, ...DETECTOR]);
-  assert.equal(again.code, 2, again.stderr);
-  assert.equal(
-    again.stderr,
-    `vggface: ${join(out, 'couple-1.png')} exists (and 1 more crop of these photos): pass --overwrite to replace the crops of an earlier run, or choose another folder\n`,
-  );
-  assert.equal(again.stdout, '');
-  assert.deepEqual(snapshot(out), earlier, 'nothing written');
+    const again = await runCli(['faces', PHOTO, '-o', out, ...DETECTOR]);
+    assert.equal(again.code, 2, again.stderr);
+    assert.equal(
+      again.stderr,
+      `vggface: ${join(out, 'couple-1.png')} exists (and 1 more crop of these photos): pass ` +
+        '--overwrite to replace the crops of an earlier run, or choose another folder\n',
+    );
+    assert.equal(again.stdout, '');
+    assert.deepEqual(snapshot(out), earlier, 'nothing written');
 
-  const replaced = await runCli(['faces', PHOTO, '-o', out, '--overwrite', ...DETECTOR]);
-  assert.equal(replaced.code, 0, replaced.stderr);
-  assert.deepEqual(snapshot(out), crops, 'the crops are written again, the same bytes');
+    const replaced = await runCli(['faces', PHOTO, '-o', out, '--overwrite', ...DETECTOR]);
+    assert.equal(replaced.code, 0, replaced.stderr);
+    assert.deepEqual(snapshot(out), crops, 'the crops are written again, the same bytes');
 
-  // Other photos' crops do not count, and a photo's crops are named by its stem only.
-  const other = await runCli(['faces', join(FACES_DIR, 'img1.jpg'), '-o', out, ...DETECTOR]);
-  assert.equal(other.code, 0, other.stderr);
-  assert.deepEqual(readdirSync(out).sort(), ['couple-1.png', 'couple-2.png', 'img1-1.png']);
+    // Other photos' crops do not count, and a photo's crops are named by its stem only.
+    const other = await runCli(['faces', join(FACES_DIR, 'img1.jpg'), '-o', out, ...DETECTOR]);
+    assert.equal(other.code, 0, other.stderr);
+    assert.deepEqual(readdirSync(out).sort(), ['couple-1.png', 'couple-2.png', 'img1-1.png']);
 
-  // With --overwrite, a crop's place holding an input (a photo named like a crop), a FIFO or a link is still refused.
-  const photos = join(dir, 'photos');
-  mkdirSync(photos);
-  copyFileSync(PHOTO, join(photos, 'x.jpg'));
-  copyFileSync(join(FACES_DIR, 'img1.jpg'), join(photos, 'x-2.png'));
-  const inputBefore = snapshot(photos);
-  const onInput = await runCli([
-    'faces',
-    join(photos, 'x.jpg'),
-    join(photos, 'x-2.png'),
-    '-o',
-    photos,
-    '--overwrite',
-    ...DETECTOR,
-  ]);
-  assert.equal(onInput.code, 1, onInput.stderr);
-  assert.match(
-    onInput.stderr,
-    /^vggface: .*photos\/x-2\.png: is one of the inputs; refusing to overwrite it: choose another output file\n$/,
-  );
-  assert.deepEqual(snapshot(photos), inputBefore, 'no crop written');
-  rmSync(join(out, 'couple-2.png'));
-  mkfifo(join(out, 'couple-2.png'));
-  writeFileSync(join(out, 'couple-1.png'), 'an earlier crop');
-  const beforeFifo = snapshot(out);
-  const onFifo = await runCli(['faces', PHOTO, '-o', out, '--overwrite', ...DETECTOR]);
-  assert.equal(onFifo.code, 1);
-  assert.match(
-    onFifo.stderr,
-    /out\/couple-2\.png: not a regular file: a FIFO \(named pipe\); refusing to write over it\n$/,
-  );
-  assert.deepEqual(snapshot(out), beforeFifo, 'the other crop is not written either');
-});
+    // With --overwrite, a crop's place holding an input (a photo named like a crop), a FIFO or a link is still refused.
+    const photos = join(dir, 'photos');
+    mkdirSync(photos);
+    copyFileSync(PHOTO, join(photos, 'x.jpg'));
+    copyFileSync(join(FACES_DIR, 'img1.jpg'), join(photos, 'x-2.png'));
+    const inputBefore = snapshot(photos);
+    const onInput = await runCli([
+      'faces',
+      join(photos, 'x.jpg'),
+      join(photos, 'x-2.png'),
+      '-o',
+      photos,
+      '--overwrite',
+      ...DETECTOR,
+    ]);
+    assert.equal(onInput.code, 1, onInput.stderr);
+    assert.match(
+      onInput.stderr,
+      /^vggface: .*photos\/x-2\.png: is one of the inputs; refusing to overwrite it: choose another output file\n$/,
+    );
+    assert.deepEqual(snapshot(photos), inputBefore, 'no crop written');
+    rmSync(join(out, 'couple-2.png'));
+    mkfifo(join(out, 'couple-2.png'));
+    writeFileSync(join(out, 'couple-1.png'), 'an earlier crop');
+    const beforeFifo = snapshot(out);
+    const onFifo = await runCli(['faces', PHOTO, '-o', out, '--overwrite', ...DETECTOR]);
+    assert.equal(onFifo.code, 1);
+    assert.match(
+      onFifo.stderr,
+      /out\/couple-2\.png: not a regular file: a FIFO \(named pipe\); refusing to write over it\n$/,
+    );
+    assert.deepEqual(snapshot(out), beforeFifo, 'the other crop is not written either');
+  },
+);
 
 test('faces -o: a path that is not a folder is refused', async (t) => {
   const dir = tempDir(t);

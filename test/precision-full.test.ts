@@ -1,5 +1,8 @@
 // @tags: full-size
-/** The int8 model of the full-size network (random weights of the real dimensions): it loads, runs and stays close to fp32. */
+/**
+ * The int8 model of the full-size network (random weights of the real dimensions): it loads, runs and stays close to
+ * fp32.
+ */
 import assert from 'node:assert/strict';
 import { copyFileSync, mkdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
@@ -51,7 +54,8 @@ test('full-size int8 model: a quarter of the file, 4096-d unit descriptors, cosi
     assert.equal(d.length, 4096);
     const norm = Math.hypot(...d);
     assert.ok(Math.abs(norm - 1) < 1e-5, `descriptor ${i} norm ${norm}`);
-    // Random He-scaled weights keep fc7 alive: a good share of units fire, so fidelity measured on them means something.
+    // Random He-scaled weights keep fc7 alive: a good share of units fire, so fidelity measured on them means
+    // something.
     const active = q.fc7[i].filter((v) => v > 0).length;
     assert.ok(active > 4096 * 0.2, `only ${active} of 4096 fc7 units are positive`);
   }

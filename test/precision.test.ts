@@ -43,7 +43,8 @@ test('fp16 tiny model: golden descriptors and fc8 within 3e-3 relative', async (
   assert.equal(JSON.parse(r.stdout).precision, 'fp16');
   await convertModel(CAFFEMODEL, join(dir, 'tiny-fp32.onnx'), { preprocessing: 'caffe' });
   const ratio = statSync(out).size / statSync(join(dir, 'tiny-fp32.onnx')).size;
-  assert.ok(ratio > 0.5 && ratio < 0.56, `fp16 file is ${ratio} of the fp32 file`); // weights halve; the graph adds a little
+  // weights halve; the graph adds a little
+  assert.ok(ratio > 0.5 && ratio < 0.56, `fp16 file is ${ratio} of the fp32 file`);
   const { descriptors, fc8, precision } = await outputs(out);
   assert.equal(precision, 'fp16');
   GOLDEN_IMAGES.forEach((name, i) => {
@@ -52,30 +53,33 @@ test('fp16 tiny model: golden descriptors and fc8 within 3e-3 relative', async (
   });
 });
 
-test('int8 tiny model: every golden descriptor within cosine 0.99 and 0.12 x its largest value, on every CPU kind', async (t) => {
-  // 8-bit activations have a step of range/255 and weights (-64..64) of max/64; 15 quantized layers of a net 4-16
-  // channels wide (few terms per sum to average the rounding out) leave about 5-12% of the output's scale. Measured
-  // (builder 2): cosine 0.99246-0.99774, largest deviation 0.071-0.114 of the largest value. The weights cannot
-  // saturate any x86 kernel, so these are the same on AVX2 alone and with AVX-512 VNNI (see the next test); builder 1's
-  // -127..127 weights gave 0.98417 on an AVX2 Zen 3 and 0.99542 with VNNI.
-  const dir = tempDir(t);
-  const out = join(dir, 'tiny-int8.onnx');
-  const report = await convertModel(CAFFEMODEL, out, { preprocessing: 'caffe', precision: 'int8' });
-  assert.equal(report.precision, 'int8');
-  assert.equal(report.calibration?.method, 'minmax');
-  const { descriptors, precision } = await outputs(out);
-  assert.equal(precision, 'int8');
-  const cpu = describeCpu(cpuFeatures());
-  GOLDEN_IMAGES.forEach((name, i) => {
-    const g = golden.images[name].fc7_l2;
-    const c = cosineSimilarity(descriptors[i], g);
-    assert.ok(c >= 0.99, `${name}: cosine ${c} to golden (CPU ${cpu})`);
-    const scale = Math.max(...g.map(Math.abs));
-    descriptors[i].forEach((v, k) =>
-      assert.ok(Math.abs(v - g[k]) <= 0.12 * scale, `${name}[${k}]: ${v} vs ${g[k]} (CPU ${cpu})`),
-    );
-  });
-});
+test(
+  'int8 tiny model: every golden descriptor within cosine ' + '0.99 and 0.12 x its largest value, on every CPU kind',
+  async (t) => {
+    // 8-bit activations have a step of range/255 and weights (-64..64) of max/64; 15 quantized layers of a net 4-16
+    // channels wide (few terms per sum to average the rounding out) leave about 5-12% of the output's scale. Measured
+    // (builder 2): cosine 0.99246-0.99774, largest deviation 0.071-0.114 of the largest value. The weights cannot
+    // saturate any x86 kernel, so these are the same on AVX2 alone and with AVX-512 VNNI (see the next test); builder
+    // 1's -127..127 weights gave 0.98417 on an AVX2 Zen 3 and 0.99542 with VNNI.
+    const dir = tempDir(t);
+    const out = join(dir, 'tiny-int8.onnx');
+    const report = await convertModel(CAFFEMODEL, out, { preprocessing: 'caffe', precision: 'int8' });
+    assert.equal(report.precision, 'int8');
+    assert.equal(report.calibration?.method, 'minmax');
+    const { descriptors, precision } = await outputs(out);
+    assert.equal(precision, 'int8');
+    const cpu = describeCpu(cpuFeatures());
+    GOLDEN_IMAGES.forEach((name, i) => {
+      const g = golden.images[name].fc7_l2;
+      const c = cosineSimilarity(descriptors[i], g);
+      assert.ok(c >= 0.99, `${name}: cosine ${c} to golden (CPU ${cpu})`);
+      const scale = Math.max(...g.map(Math.abs));
+      descriptors[i].forEach((v, k) =>
+        assert.ok(Math.abs(v - g[k]) <= 0.12 * scale, `${name}[${k}]: ${v} vs ${g[k]} (CPU ${cpu})`),
+      );
+    });
+  },
+);
 
 /** Descriptors of face crops straight from an ONNX Runtime session, with its default or its exact int8 kernels. */
 async function sessionDescriptors(
@@ -112,89 +116,101 @@ function largestDifference(a: readonly Float32Array[], b: readonly Float32Array[
   return worst;
 }
 
-test("int8 model: the same descriptors from ONNX Runtime's default kernels as from its exact U8U8 kernels (no saturation)", async (t) => {
-  // Where the CPU has VNNI both kernels sum exactly; on AVX2 alone (or AVX-512 without VNNI) the default kernels add
-  // pairs of products in a saturating int16, which -64..64 weights cannot overflow. Measured on an AVX2 Zen 3: the
-  // largest difference over the 64 photos is 0 for builder 2's model, 0.18 for builder 1's -127..127 weights.
-  const dir = tempDir(t);
-  const out = join(dir, 'tiny-int8.onnx');
-  await convertModel(CAFFEMODEL, out, { preprocessing: 'caffe', precision: 'int8' });
-  assert.equal(readOnnxInfo(out).metadata['vggface.quantization.weight_limit'], '64');
-  const photos = facePhotos();
-  const fast = await sessionDescriptors(out, false, photos);
-  const exact = await sessionDescriptors(out, true, photos);
-  const d = largestDifference(fast, exact);
-  assert.ok(
-    d <= 1e-6,
-    `largest descriptor difference ${d} between the default and the exact kernels (CPU ${describeCpu(cpuFeatures())})`,
-  );
-});
+test(
+  "int8 model: the same descriptors from ONNX Runtime's default kernels " +
+    'as from its exact U8U8 kernels (no saturation)',
+  async (t) => {
+    // Where the CPU has VNNI both kernels sum exactly; on AVX2 alone (or AVX-512 without VNNI) the default kernels add
+    // pairs of products in a saturating int16, which -64..64 weights cannot overflow. Measured on an AVX2 Zen 3: the
+    // largest difference over the 64 photos is 0 for builder 2's model, 0.18 for builder 1's -127..127 weights.
+    const dir = tempDir(t);
+    const out = join(dir, 'tiny-int8.onnx');
+    await convertModel(CAFFEMODEL, out, { preprocessing: 'caffe', precision: 'int8' });
+    assert.equal(readOnnxInfo(out).metadata['vggface.quantization.weight_limit'], '64');
+    const photos = facePhotos();
+    const fast = await sessionDescriptors(out, false, photos);
+    const exact = await sessionDescriptors(out, true, photos);
+    const d = largestDifference(fast, exact);
+    assert.ok(
+      d <= 1e-6,
+      `largest descriptor difference ${d} between the default and the ` +
+        `exact kernels (CPU ${describeCpu(cpuFeatures())})`,
+    );
+  },
+);
 
-test('int8 model with -127..127 weights (builder 1): the exact kernels where the CPU would saturate them; inspect says so', async (t) => {
-  const dir = tempDir(t);
-  const out = join(dir, 'tiny-int8-full-range.onnx');
-  await convertModel(CAFFEMODEL, out, { preprocessing: 'caffe', precision: 'int8', weightLimit: 127 });
-  const cpu = cpuFeatures();
-  const m = await VggFace.load({ weights: out });
-  const photos = facePhotos().slice(0, 16);
-  let ours: Float32Array[];
-  try {
-    assert.equal(m.info.int8WeightLimit, 127);
-    assert.equal(m.exactInt8Kernels, int8PairsSaturate(cpu), describeCpu(cpu));
-    ours = await m.describe(photos);
-  } finally {
-    await m.close();
-  }
-  // Whatever the CPU, the library's results are the exact ones.
-  const exact = await sessionDescriptors(out, true, photos);
-  const d = largestDifference(ours, exact);
-  assert.ok(d <= 1e-6, `largest difference ${d} from the exact kernels (CPU ${describeCpu(cpu)})`);
-  const shown = await runCli(['inspect', out]);
-  assert.equal(shown.code, 0, shown.stderr);
-  assert.match(shown.stdout, /^int8: +weights -127\.\.127 \(builder 1\)/m);
-  assert.match(
-    shown.stdout,
-    int8PairsSaturate(cpu) ? /exact, slower kernels; convert the weights again/ : /exact on this CPU/,
-  );
-  const current = join(dir, 'tiny-int8.onnx');
-  await convertModel(CAFFEMODEL, current, { preprocessing: 'caffe', precision: 'int8' });
-  const json = JSON.parse((await runCli(['inspect', current, '--json'])).stdout) as {
-    int8: { weightLimit: number; exactKernels: boolean };
-  };
-  assert.deepEqual({ ...json.int8, cpu: undefined }, { weightLimit: 64, cpu: undefined, exactKernels: false });
-});
+test(
+  'int8 model with -127..127 weights (builder 1): the exact kernels ' +
+    'where the CPU would saturate them; inspect says so',
+  async (t) => {
+    const dir = tempDir(t);
+    const out = join(dir, 'tiny-int8-full-range.onnx');
+    await convertModel(CAFFEMODEL, out, { preprocessing: 'caffe', precision: 'int8', weightLimit: 127 });
+    const cpu = cpuFeatures();
+    const m = await VggFace.load({ weights: out });
+    const photos = facePhotos().slice(0, 16);
+    let ours: Float32Array[];
+    try {
+      assert.equal(m.info.int8WeightLimit, 127);
+      assert.equal(m.exactInt8Kernels, int8PairsSaturate(cpu), describeCpu(cpu));
+      ours = await m.describe(photos);
+    } finally {
+      await m.close();
+    }
+    // Whatever the CPU, the library's results are the exact ones.
+    const exact = await sessionDescriptors(out, true, photos);
+    const d = largestDifference(ours, exact);
+    assert.ok(d <= 1e-6, `largest difference ${d} from the exact kernels (CPU ${describeCpu(cpu)})`);
+    const shown = await runCli(['inspect', out]);
+    assert.equal(shown.code, 0, shown.stderr);
+    assert.match(shown.stdout, /^int8: +weights -127\.\.127 \(builder 1\)/m);
+    assert.match(
+      shown.stdout,
+      int8PairsSaturate(cpu) ? /exact, slower kernels; convert the weights again/ : /exact on this CPU/,
+    );
+    const current = join(dir, 'tiny-int8.onnx');
+    await convertModel(CAFFEMODEL, current, { preprocessing: 'caffe', precision: 'int8' });
+    const json = JSON.parse((await runCli(['inspect', current, '--json'])).stdout) as {
+      int8: { weightLimit: number; exactKernels: boolean };
+    };
+    assert.deepEqual({ ...json.int8, cpu: undefined }, { weightLimit: 64, cpu: undefined, exactKernels: false });
+  },
+);
 
-test('int8 model metadata: precision, calibration method, set hash and source, source weights; inspect shows them', async (t) => {
-  const dir = tempDir(t);
-  const out = join(dir, 'tiny-int8.onnx');
-  const r = await runCli(['convert', CAFFEMODEL, '-o', out, '--precision', 'int8', '--json']);
-  assert.equal(r.code, 0, r.stderr);
-  const m = readOnnxInfo(out).metadata;
-  const builtin = await builtinCalibrationSet();
-  assert.equal(m['vggface.precision'], 'int8');
-  assert.equal(m['vggface.quantization.calibration.method'], 'minmax');
-  assert.equal(m['vggface.quantization.calibration.sha256'], builtin.sha256);
-  assert.equal(m['vggface.quantization.calibration.images'], '32');
-  assert.match(m['vggface.quantization.calibration.source'], /built-in synthetic/);
-  assert.equal(m['vggface.source.sha256'], await sha256File(CAFFEMODEL));
-  assert.equal(m['vggface.source.name'], 'VGG_FACE.caffemodel');
-  const ranges = JSON.parse(m['vggface.quantization.activation_ranges']) as Record<string, number>;
-  assert.deepEqual(Object.keys(ranges), calibratedTensors());
-  for (const [k, v] of Object.entries(ranges)) assert.ok(v > 0, `${k} range ${v}`);
-  // Every conv and fc weight is int8 with one scale per output channel.
-  const inits = new Map(readOnnxInfo(out).initializers.map((i) => [i.name, i]));
-  for (const layer of [...calibratedTensors().slice(0, 13), 'fc6', 'fc7', 'fc8']) {
-    const w = inits.get(`${layer}.weight_q`);
-    assert.equal(w?.dataType, 3, `${layer} weight is int8`);
-    assert.deepEqual(inits.get(`${layer}.weight_scale`)?.dims, [w!.dims[0]], `${layer} per-channel scales`);
-  }
-  const shown = await runCli(['inspect', out]);
-  assert.equal(shown.code, 0, shown.stderr);
-  assert.match(shown.stdout, /vggface\.precision = int8/);
-  assert.match(shown.stdout, new RegExp(`vggface\\.quantization\\.calibration\\.sha256 = ${builtin.sha256}`));
-  assert.match(shown.stdout, /vggface\.quantization\.calibration\.method = minmax/);
-  assert.match(shown.stdout, /vggface\.source\.sha256 = [0-9a-f]{64}/);
-});
+test(
+  'int8 model metadata: precision, calibration method, ' + 'set hash and source, source weights; inspect shows them',
+  async (t) => {
+    const dir = tempDir(t);
+    const out = join(dir, 'tiny-int8.onnx');
+    const r = await runCli(['convert', CAFFEMODEL, '-o', out, '--precision', 'int8', '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    const m = readOnnxInfo(out).metadata;
+    const builtin = await builtinCalibrationSet();
+    assert.equal(m['vggface.precision'], 'int8');
+    assert.equal(m['vggface.quantization.calibration.method'], 'minmax');
+    assert.equal(m['vggface.quantization.calibration.sha256'], builtin.sha256);
+    assert.equal(m['vggface.quantization.calibration.images'], '32');
+    assert.match(m['vggface.quantization.calibration.source'], /built-in synthetic/);
+    assert.equal(m['vggface.source.sha256'], await sha256File(CAFFEMODEL));
+    assert.equal(m['vggface.source.name'], 'VGG_FACE.caffemodel');
+    const ranges = JSON.parse(m['vggface.quantization.activation_ranges']) as Record<string, number>;
+    assert.deepEqual(Object.keys(ranges), calibratedTensors());
+    for (const [k, v] of Object.entries(ranges)) assert.ok(v > 0, `${k} range ${v}`);
+    // Every conv and fc weight is int8 with one scale per output channel.
+    const inits = new Map(readOnnxInfo(out).initializers.map((i) => [i.name, i]));
+    for (const layer of [...calibratedTensors().slice(0, 13), 'fc6', 'fc7', 'fc8']) {
+      const w = inits.get(`${layer}.weight_q`);
+      assert.equal(w?.dataType, 3, `${layer} weight is int8`);
+      assert.deepEqual(inits.get(`${layer}.weight_scale`)?.dims, [w!.dims[0]], `${layer} per-channel scales`);
+    }
+    const shown = await runCli(['inspect', out]);
+    assert.equal(shown.code, 0, shown.stderr);
+    assert.match(shown.stdout, /vggface\.precision = int8/);
+    assert.match(shown.stdout, new RegExp(`vggface\\.quantization\\.calibration\\.sha256 = ${builtin.sha256}`));
+    assert.match(shown.stdout, /vggface\.quantization\.calibration\.method = minmax/);
+    assert.match(shown.stdout, /vggface\.source\.sha256 = [0-9a-f]{64}/);
+  },
+);
 
 test('int8 with a calibration directory and method: recorded, and the hash is that of the images', async (t) => {
   const dir = tempDir(t);

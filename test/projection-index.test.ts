@@ -43,22 +43,25 @@ test('ProjectionIndex: the prefix stage changes nothing when the tail components
   await one.close();
 });
 
-test('ProjectionIndex: with a falling spectrum the two stages find the single pass answer (recall >= 0.99)', async () => {
-  // Standard deviation halving every 32 components (variance every 16): the first 64 hold 94% of the variance.
-  const { two, one, query } = fill(20_000, (c) => 2 ** (-c / 32), 2);
-  let found = 0;
-  const queries = 20;
-  const count = 50;
-  for (let i = 0; i < queries; i++) {
-    const q = query();
-    const exact = new Set((await one.nearestRows(q, count)).map((f) => f.id));
-    found += (await two.nearestRows(q, count)).filter((f) => exact.has(f.id)).length;
-  }
-  assert.ok(found / (queries * count) >= 0.99, `recall ${found / (queries * count)}`);
-  assert.equal(SHORTLIST_PER_CANDIDATE, 10);
-  await two.close();
-  await one.close();
-});
+test(
+  'ProjectionIndex: with a falling spectrum the two ' + 'stages find the single pass answer (recall >= 0.99)',
+  async () => {
+    // Standard deviation halving every 32 components (variance every 16): the first 64 hold 94% of the variance.
+    const { two, one, query } = fill(20_000, (c) => 2 ** (-c / 32), 2);
+    let found = 0;
+    const queries = 20;
+    const count = 50;
+    for (let i = 0; i < queries; i++) {
+      const q = query();
+      const exact = new Set((await one.nearestRows(q, count)).map((f) => f.id));
+      found += (await two.nearestRows(q, count)).filter((f) => exact.has(f.id)).length;
+    }
+    assert.ok(found / (queries * count) >= 0.99, `recall ${found / (queries * count)}`);
+    assert.equal(SHORTLIST_PER_CANDIDATE, 10);
+    await two.close();
+    await one.close();
+  },
+);
 
 test('ProjectionIndex: retain drops the same rows from both stages', async () => {
   const { two, one, query } = fill(3000, (c) => 2 ** (-c / 32), 3);

@@ -52,19 +52,23 @@ test('float16: exact values, rounding to nearest even, overflow, subnormals; one
   v.forEach((x, i) => assert.ok(Math.abs(back[i] - x) <= Math.abs(x) * 2 ** -11 + 2 ** -25, `${x} -> ${back[i]}`));
 });
 
-test('int8 weights: symmetric per output channel, max |w| maps to 64 (127 when asked), an all-zero channel stays zero', () => {
-  const t = { shape: [3, 3], data: Float32Array.of(0.5, -0.64, 0.01, 0, 0, 0, 2, 1, -0.5) };
-  const q = quantizePerChannel(t);
-  assert.equal(WEIGHT_LIMIT, 64);
-  assert.deepEqual(
-    [...q.scales].map((s) => Number(s.toPrecision(6))),
-    [0.01, 1, 0.03125],
-  );
-  assert.deepEqual([...q.data], [50, -64, 1, 0, 0, 0, 64, 32, -16]);
-  // Builder 1's full range, kept for measuring it: 1/(2/127) = 63.5 rounds to 64; -31.75 to -32.
-  const full = quantizePerChannel({ shape: [1, 3], data: Float32Array.of(2, 1, -0.5) }, 127);
-  assert.deepEqual([...full.data], [127, 64, -32]);
-});
+test(
+  'int8 weights: symmetric per output channel, max |w| maps ' +
+    'to 64 (127 when asked), an all-zero channel stays zero',
+  () => {
+    const t = { shape: [3, 3], data: Float32Array.of(0.5, -0.64, 0.01, 0, 0, 0, 2, 1, -0.5) };
+    const q = quantizePerChannel(t);
+    assert.equal(WEIGHT_LIMIT, 64);
+    assert.deepEqual(
+      [...q.scales].map((s) => Number(s.toPrecision(6))),
+      [0.01, 1, 0.03125],
+    );
+    assert.deepEqual([...q.data], [50, -64, 1, 0, 0, 0, 64, 32, -16]);
+    // Builder 1's full range, kept for measuring it: 1/(2/127) = 63.5 rounds to 64; -31.75 to -32.
+    const full = quantizePerChannel({ shape: [1, 3], data: Float32Array.of(2, 1, -0.5) }, 127);
+    assert.deepEqual([...full.data], [127, 64, -32]);
+  },
+);
 
 test('int8 weights never exceed -64..64, so two u8 x s8 products always fit the int16 of vpmaddubsw', () => {
   const data = new Float32Array(4096).map((_, i) => Math.sin(i * 1.7) * (1 + (i % 7)));
@@ -134,7 +138,8 @@ test('activation histogram: grows without losing counts; minmax is the largest v
 test('percentile and entropy clip a lone outlier that minmax keeps, mse trades it against rounding', () => {
   const h = new ActivationHistogram();
   const values = new Float32Array(200_000);
-  for (let i = 0; i < values.length; i++) values[i] = i % 2 ? (i / values.length) * 4 : 0; // half zeros, rest uniform on [0, 4)
+  // half zeros, rest uniform on [0, 4)
+  for (let i = 0; i < values.length; i++) values[i] = i % 2 ? (i / values.length) * 4 : 0;
   h.add(values);
   h.add(Float32Array.of(40)); // one outlier, 10x the rest
   assert.equal(rangeFor(h, 'minmax'), 40);

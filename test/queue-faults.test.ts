@@ -109,72 +109,76 @@ async function assertExactlyOnce(c: pg.Client, db: string, run: string): Promise
   );
 }
 
-test('3 workers, one killed with SIGKILL in the middle of a batch: its batch goes to another, every photo stored once', async (t) => {
-  await reference();
-  const database = await newDatabase(serverUrl);
-  t.after(database.drop);
-  const db = database.url;
-  const run = await submit(db, ['--batch', '4', '-w', W, '--batch-timeout', '3']);
-  // Hold the results table: the first worker takes a batch, describes it and waits to store it. Killed then, it
-  // has certainly not stored it.
-  const lock = await client(t, db);
-  const watch = await client(t, db);
-  await lock.query('BEGIN');
-  await lock.query('LOCK TABLE vggface_queue_results IN EXCLUSIVE MODE');
-  const victim = new CliProcess(workerArgs(db));
-  const app = `vggface-worker ${hostname()} pid ${victim.pid}`;
-  await waitUntil(
-    'the first worker waits to store its batch',
-    async () =>
-      (
-        await watch.query(`SELECT 1 FROM pg_stat_activity WHERE application_name = $1 AND wait_event_type = 'Lock'`, [
-          app,
-        ])
-      ).rowCount! >= 1,
-  );
-  const others = [new CliProcess(workerArgs(db)), new CliProcess(workerArgs(db))];
-  await Promise.all(others.map((w) => w.waitFor(/: started \(/)));
-  victim.kill('SIGKILL');
-  assert.deepEqual(await victim.exited, { code: null, signal: 'SIGKILL' });
-  // It describes two batches at a time: one or both were in hand.
-  const held = [...victim.stderr.matchAll(/run [0-9a-f]+ batch (\d+): started/g)].map((m) => Number(m[1]));
-  assert.ok(held.length >= 1 && held.length <= 2, victim.stderr);
-  await lock.query('ROLLBACK');
-  const exits = await Promise.all(others.map((w) => w.exited));
-  assert.deepEqual(
-    exits,
-    [
-      { code: 0, signal: null },
-      { code: 0, signal: null },
-    ],
-    others.map((w) => w.stderr).join('\n'),
-  );
-  // The killed worker's batches were done again, each by one of the others, on its second try.
-  const c = await client(t, db);
-  for (const b of held) {
-    const retried = others.filter((w) =>
-      new RegExp(`run ${run} batch ${b}: started \\(4 photos, try 2\\)`).test(w.stderr),
+test(
+  '3 workers, one killed with SIGKILL in the middle of a ' +
+    'batch: its batch goes to another, every photo stored once',
+  async (t) => {
+    await reference();
+    const database = await newDatabase(serverUrl);
+    t.after(database.drop);
+    const db = database.url;
+    const run = await submit(db, ['--batch', '4', '-w', W, '--batch-timeout', '3']);
+    // Hold the results table: the first worker takes a batch, describes it and waits to store it. Killed then, it
+    // has certainly not stored it.
+    const lock = await client(t, db);
+    const watch = await client(t, db);
+    await lock.query('BEGIN');
+    await lock.query('LOCK TABLE vggface_queue_results IN EXCLUSIVE MODE');
+    const victim = new CliProcess(workerArgs(db));
+    const app = `vggface-worker ${hostname()} pid ${victim.pid}`;
+    await waitUntil(
+      'the first worker waits to store its batch',
+      async () =>
+        (
+          await watch.query(`SELECT 1 FROM pg_stat_activity WHERE application_name = $1 AND wait_event_type = 'Lock'`, [
+            app,
+          ])
+        ).rowCount! >= 1,
     );
-    assert.equal(retried.length, 1, others.map((w) => w.stderr).join('\n'));
-    const by = (
-      await c.query<{ worker: string }>(
-        'SELECT DISTINCT worker FROM vggface_queue_results WHERE run = $1 AND batch = $2',
-        [run, b],
-      )
-    ).rows;
-    assert.equal(by.length, 1);
-    assert.notEqual(by[0].worker, `${hostname()}:${victim.pid}`);
-  }
-  assert.equal(
-    (
-      await c.query('SELECT count(*)::int AS n FROM vggface_queue_results WHERE worker = $1', [
-        `${hostname()}:${victim.pid}`,
-      ])
-    ).rows[0].n,
-    0,
-  );
-  await assertExactlyOnce(c, db, run);
-});
+    const others = [new CliProcess(workerArgs(db)), new CliProcess(workerArgs(db))];
+    await Promise.all(others.map((w) => w.waitFor(/: started \(/)));
+    victim.kill('SIGKILL');
+    assert.deepEqual(await victim.exited, { code: null, signal: 'SIGKILL' });
+    // It describes two batches at a time: one or both were in hand.
+    const held = [...victim.stderr.matchAll(/run [0-9a-f]+ batch (\d+): started/g)].map((m) => Number(m[1]));
+    assert.ok(held.length >= 1 && held.length <= 2, victim.stderr);
+    await lock.query('ROLLBACK');
+    const exits = await Promise.all(others.map((w) => w.exited));
+    assert.deepEqual(
+      exits,
+      [
+        { code: 0, signal: null },
+        { code: 0, signal: null },
+      ],
+      others.map((w) => w.stderr).join('\n'),
+    );
+    // The killed worker's batches were done again, each by one of the others, on its second try.
+    const c = await client(t, db);
+    for (const b of held) {
+      const retried = others.filter((w) =>
+        new RegExp(`run ${run} batch ${b}: started \\(4 photos, try 2\\)`).test(w.stderr),
+      );
+      assert.equal(retried.length, 1, others.map((w) => w.stderr).join('\n'));
+      const by = (
+        await c.query<{ worker: string }>(
+          'SELECT DISTINCT worker FROM vggface_queue_results WHERE run = $1 AND batch = $2',
+          [run, b],
+        )
+      ).rows;
+      assert.equal(by.length, 1);
+      assert.notEqual(by[0].worker, `${hostname()}:${victim.pid}`);
+    }
+    assert.equal(
+      (
+        await c.query('SELECT count(*)::int AS n FROM vggface_queue_results WHERE worker = $1', [
+          `${hostname()}:${victim.pid}`,
+        ])
+      ).rows[0].n,
+      0,
+    );
+    await assertExactlyOnce(c, db, run);
+  },
+);
 
 test('PostgreSQL restarted in the middle of a run: the workers wait for it and the run completes', async (t) => {
   await reference();

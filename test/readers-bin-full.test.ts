@@ -18,7 +18,9 @@ import { tempDir } from './helpers.js';
 
 const FULL_PARAMETERS = 145_002_878;
 
-/** Compares shapes and ~2000 values spread over every tensor (a full comparison of 145M values is the tiny tests' job). */
+/**
+ * Compares shapes and ~2000 values spread over every tensor (a full comparison of 145M values is the tiny tests' job).
+ */
 function assertSampledEqual(actual: WeightSet, expected: WeightSet): void {
   actual.layers.forEach((layer, i) => {
     const ref = expected.layers[i];

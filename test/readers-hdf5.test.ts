@@ -69,10 +69,13 @@ for (const l of LAYOUTS) {
     await assertGoldenLibrary(t, golden);
   });
 
-  test(`${l.file}: CLI describe --weights reproduces golden fc7_l2; inspect names ${l.format}, its layout and BGR`, async (t) => {
-    await assertGoldenCli(t, golden);
-    await assertInspect(golden, l.format, l.layout, 'BGR');
-  });
+  test(
+    `${l.file}: CLI describe --weights reproduces golden ` + `fc7_l2; inspect names ${l.format}, its layout and BGR`,
+    async (t) => {
+      await assertGoldenCli(t, golden);
+      await assertInspect(golden, l.format, l.layout, 'BGR');
+    },
+  );
 
   test(`${l.file}: holds exactly the weights of the golden caffemodel`, async () => {
     const caffe = await readWeights(join(GOLDEN_DIR, 'VGG_FACE.caffemodel'));
@@ -87,19 +90,23 @@ for (const l of LAYOUTS) {
     { name: 'float64, RGB weights', double: true, order: 'RGB' as const },
     { name: 'chunked gzip datasets', double: false, order: 'BGR' as const, gzip: true },
   ]) {
-    test(`${l.format}: round trip through the fixture writer (${variant.name}), detected by content under another name`, async (t) => {
-      const w = randomWeights(TINY_WIDTHS, 21, variant.order);
-      const path = join(tempDir(t), 'weights.bin');
-      await l.write(path, w, { double: variant.double, gzip: variant.gzip });
-      assert.equal(await detectFormat(path), l.format);
-      if (variant.gzip) assert.ok(await hasDeflatedDatasets(path), 'the writer made deflate-filtered datasets');
-      const { weights, format, topology } = await readWeights(path);
-      assert.equal(format, l.format);
-      assert.equal(weights.sourceDtype, variant.double ? 'float64' : 'float32');
-      assert.equal(weights.inputChannelOrder, 'BGR');
-      assert.deepEqual(topology.conv, TINY_WIDTHS.conv);
-      assertSameWeights(weights, w, `${l.format} ${variant.name}`);
-    });
+    test(
+      `${l.format}: round trip through the fixture writer ` +
+        `(${variant.name}), detected by content under another name`,
+      async (t) => {
+        const w = randomWeights(TINY_WIDTHS, 21, variant.order);
+        const path = join(tempDir(t), 'weights.bin');
+        await l.write(path, w, { double: variant.double, gzip: variant.gzip });
+        assert.equal(await detectFormat(path), l.format);
+        if (variant.gzip) assert.ok(await hasDeflatedDatasets(path), 'the writer made deflate-filtered datasets');
+        const { weights, format, topology } = await readWeights(path);
+        assert.equal(format, l.format);
+        assert.equal(weights.sourceDtype, variant.double ? 'float64' : 'float32');
+        assert.equal(weights.inputChannelOrder, 'BGR');
+        assert.deepEqual(topology.conv, TINY_WIDTHS.conv);
+        assertSameWeights(weights, w, `${l.format} ${variant.name}`);
+      },
+    );
   }
 
   test(`${l.format}: real VGG-Face dimensions written and read back exactly`, async (t) => {
@@ -152,6 +159,7 @@ test("a layout forced with --format on another layout's file is refused clearly"
   await expectCliError(
     ['inspect', '--format', 'hdf5-article', deepface],
     1,
+    // line-width: regex
     /vgg_face_weights\.h5: missing data\/conv1_1_w, data\/conv1_1_b, .*the article's layout has data\/<layer>_w and data\/<layer>_b/,
   );
   await expectCliError(
@@ -176,7 +184,8 @@ test('truncated and corrupt HDF5 files give clear errors, detected or forced', a
     ['inspect', truncated],
     1,
     new RegExp(
-      `truncated\\.h5: its signature matches keras-deepface, keras-vggface, hdf5-article but its structure matches none of them: not a readable HDF5 file: truncated file: eof = ${half}`,
+      'truncated\\.h5: its signature matches keras-deepface, keras-vggface, hdf5-article but its structure ' +
+        `matches none of them: not a readable HDF5 file: truncated file: eof = ${half}`,
     ),
   );
   await expectCliError(
@@ -215,86 +224,94 @@ test('an HDF5 file of another structure matches none of the layouts and says wha
   await expectCliError(
     ['inspect', path],
     1,
+    // line-width: regex
     /other\.h5: its signature matches keras-deepface, keras-vggface, hdf5-article but its structure matches none of them: no root attribute layer_names \(an HDF5 file whose root holds measurements\); no group model_weights .*; no group data/,
   );
 });
 
-test('wrong topology: a missing layer, and fc6 reading the wrong number of inputs, name the layer and the shapes', async (t) => {
-  const dir = tempDir(t);
-  const w = randomWeights(TINY_WIDTHS, 9);
-  const env = { VGGFACE_CACHE: join(dir, 'cache') };
-  const p = (name: string) => join(dir, name);
+test(
+  'wrong topology: a missing layer, and fc6 reading the ' + 'wrong number of inputs, name the layer and the shapes',
+  async (t) => {
+    const dir = tempDir(t);
+    const w = randomWeights(TINY_WIDTHS, 9);
+    const env = { VGGFACE_CACHE: join(dir, 'cache') };
+    const p = (name: string) => join(dir, name);
 
-  await writeKerasDeepface(p('deepface-missing.h5'), w, { omit: 'conv3_2' });
-  await expectCliError(
-    ['inspect', p('deepface-missing.h5')],
-    1,
-    /deepface-missing\.h5: VGG-Face has 13 conv layers then 3 fc layers with weights, file has 15 layers with weights: conv2d_1 \(kernel 3x3x3x4\), .*conv2d_5 \(kernel 3x3x8x8\), conv2d_7 \(kernel 3x3x8x8\), .*conv2d_16 \(kernel 1x1x32x10\)/,
-  );
-  await writeKerasVggface(p('vggface-missing.h5'), w, { omit: 'fc7' });
-  await expectCliError(
-    ['inspect', p('vggface-missing.h5')],
-    1,
-    /file has 15 layers with weights: .*fc6 \(kernel 784x32\), fc8 \(kernel 32x10\)/,
-  );
-  await writeHdf5Article(p('article-missing.h5'), w, { omit: 'conv5_1' });
-  await expectCliError(
-    ['inspect', p('article-missing.h5')],
-    1,
-    /article-missing\.h5: missing data\/conv5_1_w, data\/conv5_1_b/,
-  );
+    await writeKerasDeepface(p('deepface-missing.h5'), w, { omit: 'conv3_2' });
+    await expectCliError(
+      ['inspect', p('deepface-missing.h5')],
+      1,
+      // line-width: regex
+      /deepface-missing\.h5: VGG-Face has 13 conv layers then 3 fc layers with weights, file has 15 layers with weights: conv2d_1 \(kernel 3x3x3x4\), .*conv2d_5 \(kernel 3x3x8x8\), conv2d_7 \(kernel 3x3x8x8\), .*conv2d_16 \(kernel 1x1x32x10\)/,
+    );
+    await writeKerasVggface(p('vggface-missing.h5'), w, { omit: 'fc7' });
+    await expectCliError(
+      ['inspect', p('vggface-missing.h5')],
+      1,
+      /file has 15 layers with weights: .*fc6 \(kernel 784x32\), fc8 \(kernel 32x10\)/,
+    );
+    await writeHdf5Article(p('article-missing.h5'), w, { omit: 'conv5_1' });
+    await expectCliError(
+      ['inspect', p('article-missing.h5')],
+      1,
+      /article-missing\.h5: missing data\/conv5_1_w, data\/conv5_1_b/,
+    );
 
-  // fc6 over 8 channels instead of conv5_3's 16: 392 inputs instead of 784.
-  await writeKerasDeepface(p('deepface-fc6.h5'), w, {
-    replaceKernel: { layer: 'fc6', shape: [7, 7, 8, 32], data: new Float32Array(7 * 7 * 8 * 32) },
-  });
-  await expectCliError(
-    ['convert', p('deepface-fc6.h5'), '-o', p('a.onnx')],
-    1,
-    /deepface-fc6\.h5: fc6 \(conv2d_14\): expects 784 inputs = 16x7x7 from pool5 \(conv5_3 has 16 channels\), file has 392 \(kernel 7x7x8x32\)/,
-    env,
-  );
-  await writeKerasDeepface(p('deepface-fc6-1x1.h5'), w, {
-    replaceKernel: { layer: 'fc6', shape: [1, 1, 784, 32], data: new Float32Array(784 * 32) },
-  });
-  await expectCliError(
-    ['inspect', p('deepface-fc6-1x1.h5')],
-    1,
-    /fc6 \(conv2d_14\): fc layer stored as a conv must be a 7x7x16xN conv over pool5, file has kernel 1x1x784x32/,
-  );
-  await writeKerasVggface(p('vggface-fc6.h5'), w, {
-    replaceKernel: { layer: 'fc6', shape: [4096, 32], data: new Float32Array(4096 * 32) },
-  });
-  await expectCliError(
-    ['describe', '--detector', 'none', '--weights', p('vggface-fc6.h5'), join(GOLDEN_DIR, 'img1.png')],
-    1,
-    /vggface-fc6\.h5: fc6 \(fc6\): expects 784 inputs = 16x7x7 from pool5 \(conv5_3 has 16 channels\), file has 4096 \(kernel 4096x32\)/,
-    env,
-  );
-  await writeHdf5Article(p('article-fc6.h5'), w, {
-    replaceKernel: { layer: 'fc6', shape: [512, 32], data: new Float32Array(512 * 32) },
-  });
-  await expectCliError(
-    ['inspect', p('article-fc6.h5')],
-    1,
-    /article-fc6\.h5: fc6 \(data\/fc6_w\): expects 784 inputs = 16x7x7 from pool5 \(conv5_3 has 16 channels\), file has 512 \(kernel 512x32\)/,
-  );
+    // fc6 over 8 channels instead of conv5_3's 16: 392 inputs instead of 784.
+    await writeKerasDeepface(p('deepface-fc6.h5'), w, {
+      replaceKernel: { layer: 'fc6', shape: [7, 7, 8, 32], data: new Float32Array(7 * 7 * 8 * 32) },
+    });
+    await expectCliError(
+      ['convert', p('deepface-fc6.h5'), '-o', p('a.onnx')],
+      1,
+      // line-width: regex
+      /deepface-fc6\.h5: fc6 \(conv2d_14\): expects 784 inputs = 16x7x7 from pool5 \(conv5_3 has 16 channels\), file has 392 \(kernel 7x7x8x32\)/,
+      env,
+    );
+    await writeKerasDeepface(p('deepface-fc6-1x1.h5'), w, {
+      replaceKernel: { layer: 'fc6', shape: [1, 1, 784, 32], data: new Float32Array(784 * 32) },
+    });
+    await expectCliError(
+      ['inspect', p('deepface-fc6-1x1.h5')],
+      1,
+      /fc6 \(conv2d_14\): fc layer stored as a conv must be a 7x7x16xN conv over pool5, file has kernel 1x1x784x32/,
+    );
+    await writeKerasVggface(p('vggface-fc6.h5'), w, {
+      replaceKernel: { layer: 'fc6', shape: [4096, 32], data: new Float32Array(4096 * 32) },
+    });
+    await expectCliError(
+      ['describe', '--detector', 'none', '--weights', p('vggface-fc6.h5'), join(GOLDEN_DIR, 'img1.png')],
+      1,
+      // line-width: regex
+      /vggface-fc6\.h5: fc6 \(fc6\): expects 784 inputs = 16x7x7 from pool5 \(conv5_3 has 16 channels\), file has 4096 \(kernel 4096x32\)/,
+      env,
+    );
+    await writeHdf5Article(p('article-fc6.h5'), w, {
+      replaceKernel: { layer: 'fc6', shape: [512, 32], data: new Float32Array(512 * 32) },
+    });
+    await expectCliError(
+      ['inspect', p('article-fc6.h5')],
+      1,
+      // line-width: regex
+      /article-fc6\.h5: fc6 \(data\/fc6_w\): expects 784 inputs = 16x7x7 from pool5 \(conv5_3 has 16 channels\), file has 512 \(kernel 512x32\)/,
+    );
 
-  // fc7 reading 16 inputs from a 32-wide fc6: the shared topology check names both.
-  await writeHdf5Article(p('article-fc7.h5'), w, {
-    replaceKernel: { layer: 'fc7', shape: [16, 32], data: new Float32Array(16 * 32) },
-  });
-  await expectCliError(['inspect', p('article-fc7.h5')], 1, /fc7: expects 32 inputs from fc6, file has 16/);
-  // A conv kernel that is not 4-D.
-  await writeHdf5Article(p('article-conv.h5'), w, {
-    replaceKernel: { layer: 'conv2_2', shape: [72, 8], data: new Float32Array(72 * 8) },
-  });
-  await expectCliError(
-    ['inspect', p('article-conv.h5')],
-    1,
-    /conv2_2 \(data\/conv2_2_w\): conv kernel \/data\/conv2_2_w must be 4-D \(kh, kw, in, out\), file has 72x8/,
-  );
-});
+    // fc7 reading 16 inputs from a 32-wide fc6: the shared topology check names both.
+    await writeHdf5Article(p('article-fc7.h5'), w, {
+      replaceKernel: { layer: 'fc7', shape: [16, 32], data: new Float32Array(16 * 32) },
+    });
+    await expectCliError(['inspect', p('article-fc7.h5')], 1, /fc7: expects 32 inputs from fc6, file has 16/);
+    // A conv kernel that is not 4-D.
+    await writeHdf5Article(p('article-conv.h5'), w, {
+      replaceKernel: { layer: 'conv2_2', shape: [72, 8], data: new Float32Array(72 * 8) },
+    });
+    await expectCliError(
+      ['inspect', p('article-conv.h5')],
+      1,
+      /conv2_2 \(data\/conv2_2_w\): conv kernel \/data\/conv2_2_w must be 4-D \(kh, kw, in, out\), file has 72x8/,
+    );
+  },
+);
 
 test('a dataset that is not float32 or float64 is refused with its name', async (t) => {
   const w = randomWeights(TINY_WIDTHS, 4);

@@ -31,15 +31,19 @@ test('vgg_face_dag.pth: library reproduces golden fc6, fc7, fc8 and fc7_l2', asy
   await assertGoldenLibrary(t, GOLDEN_PTH);
 });
 
-test('vgg_face_dag.pth: CLI describe --weights reproduces golden fc7_l2; inspect names pytorch, the zip layout and RGB', async (t) => {
-  await assertGoldenCli(t, GOLDEN_PTH);
-  await assertInspect(
-    GOLDEN_PTH,
-    'pytorch',
-    /PyTorch zip archive \(vgg_face_dag\/data\.pkl, vgg_face_dag\/data\/<key>, little-endian\)/,
-    'RGB',
-  );
-});
+test(
+  'vgg_face_dag.pth: CLI describe --weights reproduces golden ' +
+    'fc7_l2; inspect names pytorch, the zip layout and RGB',
+  async (t) => {
+    await assertGoldenCli(t, GOLDEN_PTH);
+    await assertInspect(
+      GOLDEN_PTH,
+      'pytorch',
+      /PyTorch zip archive \(vgg_face_dag\/data\.pkl, vgg_face_dag\/data\/<key>, little-endian\)/,
+      'RGB',
+    );
+  },
+);
 
 test('vgg_face_dag.pth: holds exactly the weights of the golden caffemodel, conv1_1 reading RGB', async () => {
   const caffe = await readWeights(join(GOLDEN_DIR, 'VGG_FACE.caffemodel'));
@@ -170,67 +174,72 @@ async function zipWithPickle(path: string, pickle: Buffer): Promise<void> {
   ]);
 }
 
-test('a .pth whose pickle calls os.system, builtins.eval or posix.system is refused naming the global, and nothing runs', async (t) => {
-  const dir = tempDir(t);
-  const marker = join(dir, 'PWNED');
-  const cases: [string, Buffer][] = [
-    [
-      'os.system',
-      new PickleWriter()
-        .proto(2)
-        .emptyDict()
-        .str('conv1_1.weight')
-        .global('os', 'system')
-        .str(`touch ${marker}`)
-        .tuple1()
-        .reduce()
-        .setitem()
-        .stop()
-        .bytes(),
-    ],
-    [
-      'posix.system',
-      new PickleWriter().proto(2).global('posix', 'system').str(`touch ${marker}`).tuple1().reduce().stop().bytes(),
-    ],
-    [
-      'builtins.eval',
-      new PickleWriter()
-        .proto(2)
-        .global('builtins', 'eval')
-        .str(`__import__('os').system('touch ${marker}')`)
-        .tuple1()
-        .reduce()
-        .stop()
-        .bytes(),
-    ],
-  ];
-  for (const [global, pickle] of cases) {
-    const zip = join(dir, `${global}.pth`);
-    await zipWithPickle(zip, pickle);
-    const stderr = await expectCliError(
-      ['inspect', zip],
-      1,
-      new RegExp(
-        `${global.replace('.', '\\.')}\\.pth: archive/data\\.pkl: refusing pickle global ${global.replace('.', '\\.')}: only collections\\.OrderedDict`,
-      ),
-    );
-    assert.match(stderr, /vggface never runs code from a file/);
-    // The legacy container reads the same pickle with the same allowlist.
-    const legacy = join(dir, `${global}-legacy.pth`);
-    const magic = new PickleWriter().proto(2).int(0x1950a86a20f9469cfc6cn).stop().bytes();
-    const version = new PickleWriter().proto(2).int(1001).stop().bytes();
-    const sys = new PickleWriter().proto(2).emptyDict().stop().bytes();
-    writeFileSync(legacy, Buffer.concat([magic, version, sys, pickle]));
-    await assert.rejects(
-      readWeights(legacy),
-      (err: unknown) =>
-        err instanceof VggFaceError &&
-        err.code === 'E_UNSAFE' &&
-        err.message.includes(`refusing pickle global ${global}`),
-    );
-  }
-  assert.equal(existsSync(marker), false, 'no command ran');
-});
+test(
+  'a .pth whose pickle calls os.system, builtins.eval or posix.system ' +
+    'is refused naming the global, and nothing runs',
+  async (t) => {
+    const dir = tempDir(t);
+    const marker = join(dir, 'PWNED');
+    const cases: [string, Buffer][] = [
+      [
+        'os.system',
+        new PickleWriter()
+          .proto(2)
+          .emptyDict()
+          .str('conv1_1.weight')
+          .global('os', 'system')
+          .str(`touch ${marker}`)
+          .tuple1()
+          .reduce()
+          .setitem()
+          .stop()
+          .bytes(),
+      ],
+      [
+        'posix.system',
+        new PickleWriter().proto(2).global('posix', 'system').str(`touch ${marker}`).tuple1().reduce().stop().bytes(),
+      ],
+      [
+        'builtins.eval',
+        new PickleWriter()
+          .proto(2)
+          .global('builtins', 'eval')
+          .str(`__import__('os').system('touch ${marker}')`)
+          .tuple1()
+          .reduce()
+          .stop()
+          .bytes(),
+      ],
+    ];
+    for (const [global, pickle] of cases) {
+      const zip = join(dir, `${global}.pth`);
+      await zipWithPickle(zip, pickle);
+      const stderr = await expectCliError(
+        ['inspect', zip],
+        1,
+        new RegExp(
+          `${global.replace('.', '\\.')}\\.pth: archive/data\\.pkl: refusing pickle ` +
+            `global ${global.replace('.', '\\.')}: only collections\\.OrderedDict`,
+        ),
+      );
+      assert.match(stderr, /vggface never runs code from a file/);
+      // The legacy container reads the same pickle with the same allowlist.
+      const legacy = join(dir, `${global}-legacy.pth`);
+      const magic = new PickleWriter().proto(2).int(0x1950a86a20f9469cfc6cn).stop().bytes();
+      const version = new PickleWriter().proto(2).int(1001).stop().bytes();
+      const sys = new PickleWriter().proto(2).emptyDict().stop().bytes();
+      writeFileSync(legacy, Buffer.concat([magic, version, sys, pickle]));
+      await assert.rejects(
+        readWeights(legacy),
+        (err: unknown) =>
+          err instanceof VggFaceError &&
+          err.code === 'E_UNSAFE' &&
+          err.message.includes(`refusing pickle global ${global}`),
+      );
+    }
+    assert.equal(existsSync(marker), false, 'no command ran');
+  },
+);
 
 test('a pickle with an unknown opcode is a format error naming the entry and the byte', async (t) => {
   const path = join(tempDir(t), 'opcode.pth');
@@ -250,6 +259,7 @@ test('truncated zip, missing storage, short storage, no data.pkl, not a state di
   await expectCliError(
     ['inspect', truncated],
     1,
+    // line-width: regex
     /truncated\.pth: its signature matches pytorch but its structure matches none of them: not a readable zip archive \(truncated or corrupt\): End of central directory record signature not found\. Either not a zip file, or file is truncated\. Use --format/,
   );
   await expectCliError(
@@ -278,6 +288,7 @@ test('truncated zip, missing storage, short storage, no data.pkl, not a state di
   await expectCliError(
     ['inspect', short],
     1,
+    // line-width: regex
     /short\.pth: tensor conv2_1\.weight \(float32 8x4x3x3, strides 36,9,3,1, offset 0\) reads element 287 of storage 4, which holds 25 \(truncated or corrupt file\)/,
   );
 
@@ -293,6 +304,7 @@ test('truncated zip, missing storage, short storage, no data.pkl, not a state di
   await expectCliError(
     ['inspect', noPickle],
     1,
+    // line-width: regex
     /nopickle\.pth: its signature matches pytorch but its structure matches none of them: a zip archive without data\.pkl \(entries: archive\/byteorder, /,
   );
 
@@ -327,6 +339,7 @@ test('legacy stream: truncated storage data and a wrong protocol version are ref
   await expectCliError(
     ['inspect', truncated],
     1,
+    // line-width: regex
     /legacy-truncated\.pth: truncated: storage \d+ \(\d+ float32 elements, \d+ bytes at byte \d+\) runs past the end of the file/,
   );
   const cut = join(dir, 'legacy-cut.pth');
@@ -352,6 +365,7 @@ test('wrong topology in a state dict: a missing layer, fc6 with the wrong input 
   await expectCliError(
     ['inspect', missing],
     1,
+    // line-width: regex
     /missing\.pth: VGG-Face has 13 conv layers then 3 fc layers with weights, file has 12 conv and 3 fc: conv1_1 \(conv 4x3x3x3\), .*conv4_1 \(conv 16x8x3x3\), conv4_3 \(conv 16x16x3x3\)/,
   );
   const fc6 = join(dir, 'fc6.pth');

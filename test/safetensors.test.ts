@@ -167,7 +167,8 @@ describe('safetensors bad files', () => {
     assert.match(
       huge.message,
       new RegExp(
-        `safetensors header length 1099511627776 exceeds the ${MAX_HEADER_BYTES}-byte limit \\(corrupt or hostile file\\)$`,
+        'safetensors header length 1099511627776 exceeds ' +
+          `the ${MAX_HEADER_BYTES}-byte limit \\(corrupt or hostile file\\)$`,
       ),
     );
     const past = await errorOf(t, file({}, new Uint8Array(0), 5000));
@@ -229,6 +230,7 @@ describe('safetensors bad files', () => {
     const data = new Uint8Array(64);
     assert.match(
       (await errorOf(t, file({ a: { dtype: 'F33', shape: [1], data_offsets: [0, 4] } }, data))).message,
+      // line-width: regex
       /tensor "a": unknown dtype "F33"; safetensors defines F64, F32, F16, BF16, F8_E4M3, F8_E5M2, I64, I32, I16, I8, U64, U32, U16, U8, BOOL$/,
     );
     const ints = await errorOf(

@@ -567,69 +567,79 @@ test('serve: routes, limits, auth and the OpenAPI document, as the library compu
   );
 });
 
-test('serve: Prometheus metrics count requests by route and status, latency, batches, images and faces (two workers)', async (t) => {
-  const server = await startServe(t, {
-    cacheDir: tempDir(t),
-    args: ['--auth', 'none', '--threshold', '0.5', '--workers', '2'],
-  });
-  const url = (path: string) => `${server.url}${path}`;
-  assert.deepEqual((await call<Json>(url('/healthz'), 'GET')).body.workers, { ready: 2, total: 2 });
-  const d1 = await call(url('/v1/describe'), 'POST', form([photo('couple.jpg')]));
-  const d2 = await call(url('/v1/describe'), 'POST', form([photo('img1.jpg'), photo('selfie-many-people.jpg')]));
-  assert.equal((await call(url('/v1/verify'), 'POST', form([photo('img1.jpg'), photo('img2.jpg')]))).status, 200);
-  assert.equal((await call(url('/v1/describe'), 'POST', form([photo('img1.jpg')], { faces: 'x' }))).status, 400);
-  const faces = [d1, d2].flatMap((r) => (r.body as Json).images).reduce((s: number, i: Json) => s + i.faces.length, 0);
-  assert.equal(faces, 2 + 1 + 6);
+test(
+  'serve: Prometheus metrics count requests by route and ' + 'status, latency, batches, images and faces (two workers)',
+  async (t) => {
+    const server = await startServe(t, {
+      cacheDir: tempDir(t),
+      args: ['--auth', 'none', '--threshold', '0.5', '--workers', '2'],
+    });
+    const url = (path: string) => `${server.url}${path}`;
+    assert.deepEqual((await call<Json>(url('/healthz'), 'GET')).body.workers, { ready: 2, total: 2 });
+    const d1 = await call(url('/v1/describe'), 'POST', form([photo('couple.jpg')]));
+    const d2 = await call(url('/v1/describe'), 'POST', form([photo('img1.jpg'), photo('selfie-many-people.jpg')]));
+    assert.equal((await call(url('/v1/verify'), 'POST', form([photo('img1.jpg'), photo('img2.jpg')]))).status, 200);
+    assert.equal((await call(url('/v1/describe'), 'POST', form([photo('img1.jpg')], { faces: 'x' }))).status, 400);
+    const faces = [d1, d2]
+      .flatMap((r) => (r.body as Json).images)
+      .reduce((s: number, i: Json) => s + i.faces.length, 0);
+    assert.equal(faces, 2 + 1 + 6);
 
-  const res = await fetch(url('/metrics'));
-  assert.equal(res.headers.get('content-type'), 'text/plain; version=0.0.4; charset=utf-8');
-  const text = await res.text();
-  const samples = new Map<string, number>();
-  for (const line of text.split('\n')) {
-    if (line === '') continue;
-    if (line.startsWith('#')) {
-      assert.match(
-        line,
-        /^# (HELP [a-zA-Z_:][a-zA-Z0-9_:]* .+|TYPE [a-zA-Z_:][a-zA-Z0-9_:]* (counter|gauge|histogram|summary|untyped))$/,
-        line,
-      );
-      continue;
+    const res = await fetch(url('/metrics'));
+    assert.equal(res.headers.get('content-type'), 'text/plain; version=0.0.4; charset=utf-8');
+    const text = await res.text();
+    const samples = new Map<string, number>();
+    for (const line of text.split('\n')) {
+      if (line === '') continue;
+      if (line.startsWith('#')) {
+        assert.match(
+          line,
+          // line-width: regex
+          /^# (HELP [a-zA-Z_:][a-zA-Z0-9_:]* .+|TYPE [a-zA-Z_:][a-zA-Z0-9_:]* (counter|gauge|histogram|summary|untyped))$/,
+          line,
+        );
+        continue;
+      }
+      const m =
+        // line-width: regex
+        /^([a-zA-Z_:][a-zA-Z0-9_:]*(?:\{(?:[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\]|\\.)*",?)*\})?) (-?[0-9.e+-]+|NaN|[+-]Inf)$/.exec(
+          line,
+        );
+      assert.ok(m, `not a Prometheus sample line: ${line}`);
+      samples.set(m[1], Number(m[2]));
     }
-    const m =
-      /^([a-zA-Z_:][a-zA-Z0-9_:]*(?:\{(?:[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\]|\\.)*",?)*\})?) (-?[0-9.e+-]+|NaN|[+-]Inf)$/.exec(
-        line,
-      );
-    assert.ok(m, `not a Prometheus sample line: ${line}`);
-    samples.set(m[1], Number(m[2]));
-  }
-  const get = (key: string) => {
-    assert.ok(samples.has(key), `missing ${key}`);
-    return samples.get(key)!;
-  };
-  assert.equal(get('vggface_http_requests_total{route="/v1/describe",method="POST",status="200"}'), 2);
-  assert.equal(get('vggface_http_requests_total{route="/v1/describe",method="POST",status="400"}'), 1);
-  assert.equal(get('vggface_http_requests_total{route="/v1/verify",method="POST",status="200"}'), 1);
-  assert.equal(get('vggface_http_request_duration_seconds_count{route="/v1/describe",method="POST",status="200"}'), 2);
-  // Histogram buckets are cumulative and end at the count.
-  const buckets = [...samples.entries()].filter(
-    ([k]) =>
-      k.startsWith('vggface_http_request_duration_seconds_bucket{') &&
-      k.includes('route="/v1/describe",method="POST",status="200"'),
-  );
-  assert.ok(buckets.length >= 10);
-  for (let i = 1; i < buckets.length; i++) assert.ok(buckets[i][1] >= buckets[i - 1][1]);
-  assert.equal(buckets.at(-1)![0].includes('le="+Inf"'), true);
-  assert.equal(buckets.at(-1)![1], 2);
-  assert.equal(get('vggface_images_described_total{faces="all"}'), 3);
-  assert.equal(get('vggface_images_described_total{faces="largest"}'), 2);
-  assert.equal(get('vggface_faces_described_total'), faces + 2);
-  assert.equal(get('vggface_inference_batch_size_sum'), faces + 2);
-  assert.ok(get('vggface_inference_batch_size_count') >= Math.ceil((faces + 2) / 8));
-  assert.ok(get('vggface_inference_duration_seconds_sum') > 0);
-  assert.equal(get('vggface_queue_depth'), 0);
-  assert.equal(get('vggface_inflight_images'), 0);
-  assert.ok(samples.has('nodejs_eventloop_lag_seconds'));
-});
+    const get = (key: string) => {
+      assert.ok(samples.has(key), `missing ${key}`);
+      return samples.get(key)!;
+    };
+    assert.equal(get('vggface_http_requests_total{route="/v1/describe",method="POST",status="200"}'), 2);
+    assert.equal(get('vggface_http_requests_total{route="/v1/describe",method="POST",status="400"}'), 1);
+    assert.equal(get('vggface_http_requests_total{route="/v1/verify",method="POST",status="200"}'), 1);
+    assert.equal(
+      get('vggface_http_request_duration_seconds_count{route="/v1/describe",method="POST",status="200"}'),
+      2,
+    );
+    // Histogram buckets are cumulative and end at the count.
+    const buckets = [...samples.entries()].filter(
+      ([k]) =>
+        k.startsWith('vggface_http_request_duration_seconds_bucket{') &&
+        k.includes('route="/v1/describe",method="POST",status="200"'),
+    );
+    assert.ok(buckets.length >= 10);
+    for (let i = 1; i < buckets.length; i++) assert.ok(buckets[i][1] >= buckets[i - 1][1]);
+    assert.equal(buckets.at(-1)![0].includes('le="+Inf"'), true);
+    assert.equal(buckets.at(-1)![1], 2);
+    assert.equal(get('vggface_images_described_total{faces="all"}'), 3);
+    assert.equal(get('vggface_images_described_total{faces="largest"}'), 2);
+    assert.equal(get('vggface_faces_described_total'), faces + 2);
+    assert.equal(get('vggface_inference_batch_size_sum'), faces + 2);
+    assert.ok(get('vggface_inference_batch_size_count') >= Math.ceil((faces + 2) / 8));
+    assert.ok(get('vggface_inference_duration_seconds_sum') > 0);
+    assert.equal(get('vggface_queue_depth'), 0);
+    assert.equal(get('vggface_inflight_images'), 0);
+    assert.ok(samples.has('nodejs_eventloop_lag_seconds'));
+  },
+);
 
 test('serve: a full queue answers 503 with Retry-After at once; requests past --timeout answer 503', async (t) => {
   const cacheDir = tempDir(t);
@@ -659,52 +669,55 @@ test('serve: a full queue answers 503 with Retry-After at once; requests past --
   assert.equal((await call(`${slow.url}/healthz`, 'GET')).status, 200);
 });
 
-test('serve: /healthz answers 200, with the load it sees, ahead of the describe requests saturating the workers', async (t) => {
-  const server = await startServe(t, { cacheDir: tempDir(t), args: ['--auth', 'none', '--queue', '64'] });
-  const photos = ['selfie-many-people.jpg', 'couple.jpg', 'img54.jpg', 'img59.jpg'].map(photo);
-  const REQUESTS = 24;
-  let outstanding = REQUESTS;
-  const load = Promise.all(
-    Array.from({ length: REQUESTS }, () =>
-      call<Json>(`${server.url}/v1/describe`, 'POST', form(photos)).finally(() => outstanding--),
-    ),
-  );
-  // Ordering, not latency (the bench's serve section measures that, idle and saturated): once the workers are busy,
-  // probes sent one after another all come back before the last of the describe requests sent ahead of them, which a
-  // /healthz queued behind inference could not do.
-  let first: Json | undefined;
-  while (outstanding > 0 && first === undefined) {
-    const h = await call<Json>(`${server.url}/healthz`, 'GET');
-    if (h.body.queue.waiting > 0 || h.body.inflightImages > 0) first = h.body;
-  }
-  assert.ok(first, 'the describe requests were answered before any probe found the workers busy');
-  const probes: { status: number; body: Json; outstanding: number }[] = [];
-  for (let i = 0; i < 10; i++) {
-    const h = await call<Json>(`${server.url}/healthz`, 'GET');
-    probes.push({ status: h.status, body: h.body, outstanding });
-  }
-  const answers = await load;
-  assert.deepEqual(
-    answers.map((a) => [a.status, a.body.images.length]),
-    Array.from({ length: REQUESTS }, () => [200, 4]),
-  );
-  // Under load as alone, every request finds the faces the library finds in these photos: 6, 2, 4 and 2.
-  const faces = answers.map((a) => a.body.images.map((i: Json) => i.faces.length).join(','));
-  assert.deepEqual(faces, Array(REQUESTS).fill('6,2,4,2'));
-  for (const body of [first, ...probes.map((p) => p.body)]) {
-    assert.deepEqual(
-      [body.status, body.workers, body.queue.capacity, body.gallery],
-      ['ok', { ready: 1, total: 1 }, 64, { backend: 'sqlite', state: 'ok' }],
+test(
+  'serve: /healthz answers 200, with the load it sees, ' + 'ahead of the describe requests saturating the workers',
+  async (t) => {
+    const server = await startServe(t, { cacheDir: tempDir(t), args: ['--auth', 'none', '--queue', '64'] });
+    const photos = ['selfie-many-people.jpg', 'couple.jpg', 'img54.jpg', 'img59.jpg'].map(photo);
+    const REQUESTS = 24;
+    let outstanding = REQUESTS;
+    const load = Promise.all(
+      Array.from({ length: REQUESTS }, () =>
+        call<Json>(`${server.url}/v1/describe`, 'POST', form(photos)).finally(() => outstanding--),
+      ),
     );
-  }
-  assert.ok(first.queue.waiting > 0 || first.inflightImages > 0, JSON.stringify(first));
-  assert.deepEqual(
-    probes.map((p) => p.status),
-    Array(10).fill(200),
-  );
-  const late = probes.filter((p) => p.outstanding === 0).length;
-  assert.equal(late, 0, `${late} of 10 probes came back after the last describe request`);
-});
+    // Ordering, not latency (the bench's serve section measures that, idle and saturated): once the workers are busy,
+    // probes sent one after another all come back before the last of the describe requests sent ahead of them, which a
+    // /healthz queued behind inference could not do.
+    let first: Json | undefined;
+    while (outstanding > 0 && first === undefined) {
+      const h = await call<Json>(`${server.url}/healthz`, 'GET');
+      if (h.body.queue.waiting > 0 || h.body.inflightImages > 0) first = h.body;
+    }
+    assert.ok(first, 'the describe requests were answered before any probe found the workers busy');
+    const probes: { status: number; body: Json; outstanding: number }[] = [];
+    for (let i = 0; i < 10; i++) {
+      const h = await call<Json>(`${server.url}/healthz`, 'GET');
+      probes.push({ status: h.status, body: h.body, outstanding });
+    }
+    const answers = await load;
+    assert.deepEqual(
+      answers.map((a) => [a.status, a.body.images.length]),
+      Array.from({ length: REQUESTS }, () => [200, 4]),
+    );
+    // Under load as alone, every request finds the faces the library finds in these photos: 6, 2, 4 and 2.
+    const faces = answers.map((a) => a.body.images.map((i: Json) => i.faces.length).join(','));
+    assert.deepEqual(faces, Array(REQUESTS).fill('6,2,4,2'));
+    for (const body of [first, ...probes.map((p) => p.body)]) {
+      assert.deepEqual(
+        [body.status, body.workers, body.queue.capacity, body.gallery],
+        ['ok', { ready: 1, total: 1 }, 64, { backend: 'sqlite', state: 'ok' }],
+      );
+    }
+    assert.ok(first.queue.waiting > 0 || first.inflightImages > 0, JSON.stringify(first));
+    assert.deepEqual(
+      probes.map((p) => p.status),
+      Array(10).fill(200),
+    );
+    const late = probes.filter((p) => p.outstanding === 0).length;
+    assert.equal(late, 0, `${late} of 10 probes came back after the last describe request`);
+  },
+);
 
 test('serve: --auth all with a token file guards every route but / and /healthz; no token, no server', async (t) => {
   const dir = tempDir(t);

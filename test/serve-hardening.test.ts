@@ -121,50 +121,53 @@ async function inflightAfter(base: string, ms: number): Promise<number> {
   }
 }
 
-test('decoding is bounded by the longer side and the aspect ratio, read from the header: library and CLI', async (t) => {
-  const tall = greyPng(1, 39_000_000);
-  await assert.rejects(decodeImage(tall, 'tall.png', { maxPixels: 40_000_000 }), {
-    name: 'VggFaceError',
-    code: 'E_IMAGE',
-    message: 'tall.png: image is 1x39000000: its longer side is over the limit of 32768 pixels',
-  });
-  await assert.rejects(loadSquare(greyPng(20_000, 100), 'thin.png', 224), {
-    message: 'thin.png: image is 20000x100: its aspect ratio (200:1) is over the limit of 32:1',
-  });
-  await assert.rejects(decodeImage(greyPng(4000, 4000), 'big.png', { maxPixels: 1_000_000 }), {
-    message: 'big.png: image is 4000x4000 = 16000000 pixels, over the limit of 1000000 (raise it with --max-pixels)',
-  });
-  // Both limits can be set; within them such images decode.
-  assert.deepEqual(
-    await decodeImage(greyPng(1000, 10), 'ok.png', { maxAspectRatio: 100 }).then((i) => [i.width, i.height]),
-    [1000, 10],
-  );
-  assert.deepEqual(
-    await decodeImage(greyPng(32_768, 1024), 'pano.png').then((i) => [i.width, i.height]),
-    [32_768, 1024],
-  );
+test(
+  'decoding is bounded by the longer side and the ' + 'aspect ratio, read from the header: library and CLI',
+  async (t) => {
+    const tall = greyPng(1, 39_000_000);
+    await assert.rejects(decodeImage(tall, 'tall.png', { maxPixels: 40_000_000 }), {
+      name: 'VggFaceError',
+      code: 'E_IMAGE',
+      message: 'tall.png: image is 1x39000000: its longer side is over the limit of 32768 pixels',
+    });
+    await assert.rejects(loadSquare(greyPng(20_000, 100), 'thin.png', 224), {
+      message: 'thin.png: image is 20000x100: its aspect ratio (200:1) is over the limit of 32:1',
+    });
+    await assert.rejects(decodeImage(greyPng(4000, 4000), 'big.png', { maxPixels: 1_000_000 }), {
+      message: 'big.png: image is 4000x4000 = 16000000 pixels, over the limit of 1000000 (raise it with --max-pixels)',
+    });
+    // Both limits can be set; within them such images decode.
+    assert.deepEqual(
+      await decodeImage(greyPng(1000, 10), 'ok.png', { maxAspectRatio: 100 }).then((i) => [i.width, i.height]),
+      [1000, 10],
+    );
+    assert.deepEqual(
+      await decodeImage(greyPng(32_768, 1024), 'pano.png').then((i) => [i.width, i.height]),
+      [32_768, 1024],
+    );
 
-  const dir = tempDir(t);
-  const tallFile = join(dir, 'tall.png');
-  writeFileSync(tallFile, tall);
-  const r = await runCli([
-    'describe',
-    '-w',
-    TINY_CAFFEMODEL,
-    '--cache-dir',
-    tempDir(t),
-    '--detector-model',
-    YUNET_MODEL,
-    tallFile,
-    photo('img1.jpg'),
-  ]);
-  assert.equal(r.code, 1, r.stderr);
-  assert.ok(
-    r.stderr.includes(`${tallFile}: image is 1x39000000: its longer side is over the limit of 32768 pixels`),
-    r.stderr,
-  );
-  assert.equal(r.stdout.trim().split('\n').length, 1, 'the other photo is described');
-});
+    const dir = tempDir(t);
+    const tallFile = join(dir, 'tall.png');
+    writeFileSync(tallFile, tall);
+    const r = await runCli([
+      'describe',
+      '-w',
+      TINY_CAFFEMODEL,
+      '--cache-dir',
+      tempDir(t),
+      '--detector-model',
+      YUNET_MODEL,
+      tallFile,
+      photo('img1.jpg'),
+    ]);
+    assert.equal(r.code, 1, r.stderr);
+    assert.ok(
+      r.stderr.includes(`${tallFile}: image is 1x39000000: its longer side is over the limit of 32768 pixels`),
+      r.stderr,
+    );
+    assert.equal(r.stdout.trim().split('\n').length, 1, 'the other photo is described');
+  },
+);
 
 test('serve: hostile requests are refused with the usual envelope; ordinary ones go on being answered', async (t) => {
   const server = await startServe(t, {
@@ -194,6 +197,7 @@ test('serve: hostile requests are refused with the usual envelope; ordinary ones
         refused,
         413,
         'image_too_large',
+        // line-width: regex
         /^images\[[0-3]\] \((tall|wide)\.png\): image is (1x39000000|39000000x1): its longer side is over the server's limit of 32768 pixels$/,
       );
       assert.equal(ordinary.status, 200, JSON.stringify(ordinary.body));
@@ -208,6 +212,7 @@ test('serve: hostile requests are refused with the usual envelope; ordinary ones
         thin,
         413,
         'image_too_large',
+        // line-width: regex
         /^images\[0\] \(thin\.png\): image is 20000x100: its aspect ratio \(200:1\) is over the server's limit of 32:1$/,
       );
       assert.equal(await inflightAfter(server.url, 5000), 0, 'nothing left running');
@@ -236,6 +241,7 @@ test('serve: hostile requests are refused with the usual envelope; ordinary ones
           r,
           421,
           'unknown_host',
+          // line-width: regex
           /^this server does not answer to the host "attacker\.example:\d+" \(a web page may be trying DNS rebinding\); to serve under that name, start it with --allowed-host attacker\.example$/,
         );
       }
@@ -259,6 +265,7 @@ test('serve: hostile requests are refused with the usual envelope; ordinary ones
     async () => {
       const big = { images: [{ data: Buffer.alloc(1_700_000, 1).toString('base64'), name: 'big.jpg' }] };
       const message =
+        // line-width: regex
         /^a JSON body may have at most 2 MiB \(its base64 is parsed on the event loop\): send photos as multipart\/form-data, in fields named images$/;
       assertError(await call(url('/v1/describe'), 'POST', big), 413, 'body_too_large', message);
       // Without a Content-Length (chunked), the parser's own limit says the same.
@@ -279,7 +286,8 @@ test('serve: hostile requests are refused with the usual envelope; ordinary ones
       const boundary = 'vggface-test-boundary';
       const multipart = Buffer.concat([
         Buffer.from(
-          `--${boundary}\r\nContent-Disposition: form-data; name="images"; filename="img1.jpg"\r\nContent-Type: image/jpeg\r\n\r\n`,
+          `--${boundary}\r\nContent-Disposition: form-data; name="images"; filename="img1.jpg"\r\n` +
+            'Content-Type: image/jpeg\r\n\r\n',
         ),
         readFileSync(photo('img1.jpg')),
         Buffer.from(`\r\n--${boundary}--\r\n`),
@@ -386,22 +394,26 @@ test('serve: hostile requests are refused with the usual envelope; ordinary ones
   });
 });
 
-test('the Host check: listening on every interface takes any IP literal, never another name; a listen name and its addresses', () => {
-  const wildcard = hostChecker('0.0.0.0', [], []);
-  for (const host of ['10.1.2.3:8080', '192.168.0.7', '[fe80::1]:8080', 'localhost:8080'])
-    assert.equal(wildcard(host), undefined, host);
-  for (const host of ['attacker.example', 'attacker.example:8080', '10.1.2.3.attacker.example'])
-    assert.equal(wildcard(host)?.status, 421, host);
-  const named = hostChecker('vggface.lan', ['192.168.0.7'], ['Proxy.Example']);
-  for (const host of ['vggface.lan:8080', 'VGGFACE.LAN.', '192.168.0.7:8080', 'proxy.example', 'localhost'])
-    assert.equal(named(host), undefined, host);
-  for (const host of ['192.168.0.8', 'example', '[::1]']) assert.equal(named(host)?.status, 421, host);
-  assert.equal(named(undefined), undefined, 'HTTP/1.0 without a Host header');
-  assert.throws(() => hostChecker('127.0.0.1', [], ['proxy.example:443']), {
-    code: 'E_USAGE',
-    message: /--allowed-host "proxy\.example:443": expected a host name or an IP address/,
-  });
-});
+test(
+  'the Host check: listening on every interface takes any IP literal, ' +
+    'never another name; a listen name and its addresses',
+  () => {
+    const wildcard = hostChecker('0.0.0.0', [], []);
+    for (const host of ['10.1.2.3:8080', '192.168.0.7', '[fe80::1]:8080', 'localhost:8080'])
+      assert.equal(wildcard(host), undefined, host);
+    for (const host of ['attacker.example', 'attacker.example:8080', '10.1.2.3.attacker.example'])
+      assert.equal(wildcard(host)?.status, 421, host);
+    const named = hostChecker('vggface.lan', ['192.168.0.7'], ['Proxy.Example']);
+    for (const host of ['vggface.lan:8080', 'VGGFACE.LAN.', '192.168.0.7:8080', 'proxy.example', 'localhost'])
+      assert.equal(named(host), undefined, host);
+    for (const host of ['192.168.0.8', 'example', '[::1]']) assert.equal(named(host)?.status, 421, host);
+    assert.equal(named(undefined), undefined, 'HTTP/1.0 without a Host header');
+    assert.throws(() => hostChecker('127.0.0.1', [], ['proxy.example:443']), {
+      code: 'E_USAGE',
+      message: /--allowed-host "proxy\.example:443": expected a host name or an IP address/,
+    });
+  },
+);
 
 test('serve: listening on [::1], that is its name; 127.0.0.1 is not', async (t) => {
   const ipv6 = await new Promise<boolean>((resolve) => {
@@ -478,6 +490,7 @@ test('serve: settings that could never work are usage errors at start (exit 2)',
   assert.equal(spaced.code, 2, spaced.stderr);
   assert.match(
     spaced.stderr,
+    // line-width: regex
     /^vggface: VGGFACE_TOKEN: the token contains whitespace or a control character, so no Authorization header could carry it/m,
   );
   const file = join(tempDir(t), 'token');
@@ -490,6 +503,7 @@ test('serve: settings that could never work are usage errors at start (exit 2)',
   assert.equal(unresolvable.code, 2, unresolvable.stderr);
   assert.match(
     unresolvable.stderr,
+    // line-width: regex
     /^vggface: --host "no-such-host\.invalid": not an address of this machine, and it does not resolve as a name \(\w+\)$/m,
   );
   const badAllowed = await runCli([...args, '--auth', 'none', '--allowed-host', 'http://x.example/'], { env });

@@ -152,6 +152,7 @@ describe('torch7 bad files', () => {
     const half = await errorOf(t, golden.subarray(0, golden.length >> 1));
     assert.match(
       half.message,
+      // line-width: regex
       /torch\.FloatStorage at byte \d+ declares \d+ elements \(\d+ bytes\), only \d+ bytes remain \(truncated or corrupt file\)$/,
     );
     const head = await errorOf(t, golden.subarray(0, 6));
@@ -207,7 +208,8 @@ describe('torch7 bad files', () => {
       assert.match(
         err.message,
         new RegExp(
-          `contains a serialized Lua function \\(type ${type}, byte 21\\); functions are refused because loading one runs its code$`,
+          `contains a serialized Lua function \\(type ${type}, byte 21\\); ` +
+            'functions are refused because loading one runs its code$',
         ),
       );
     }

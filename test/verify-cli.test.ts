@@ -149,6 +149,7 @@ test('verify: caffe mode without a calibrated threshold says so (exit 1); bad us
   assert.equal(r.code, 1);
   assert.match(
     r.stderr,
+    // line-width: regex
     /no calibrated cosine threshold for model VGG_FACE\.caffemodel \(sha256 [0-9a-f]{12}, caffe preprocessing\): run "vggface calibrate --pairs FILE"/,
   );
   const one = await runCli(['verify', face('img1.jpg'), '-w', WEIGHTS, '--cache-dir', cache, '--threshold', '0.5']);
@@ -170,235 +171,241 @@ test('verify: caffe mode without a calibrated threshold says so (exit 1); bad us
   );
 });
 
-test('verify --pairs: one line per pair, each distinct image described once; bad lines and missing images named', async (t) => {
-  const cache = tempDir(t);
-  const dir = tempDir(t);
-  const csv = join(dir, 'pairs.csv');
-  writeFileSync(csv, 'file_x,file_y,Decision\nimg1.jpg,img2.jpg,Yes\nimg1.jpg,img3.jpg,No\nimg2.jpg,img3.jpg,No\n');
-  const [a, b, c] = await reference(cache, [face('img1.jpg'), face('img2.jpg'), face('img3.jpg')]);
-  const r = await runCli([
-    'verify',
-    '--pairs',
-    csv,
-    '--images',
-    FACES_DIR,
-    '-w',
-    WEIGHTS,
-    '--cache-dir',
-    cache,
-    '--threshold',
-    '0.1',
-  ]);
-  assert.equal(r.code, 0, r.stderr);
-  const lines = jsonLines<{ line: number; image1: string; distance: number; same: boolean; verified: boolean }>(
-    r.stdout,
-  );
-  assert.deepEqual(
-    lines.map((l) => [l.line, l.same]),
+test(
+  'verify --pairs: one line per pair, each distinct image ' + 'described once; bad lines and missing images named',
+  async (t) => {
+    const cache = tempDir(t);
+    const dir = tempDir(t);
+    const csv = join(dir, 'pairs.csv');
+    writeFileSync(csv, 'file_x,file_y,Decision\nimg1.jpg,img2.jpg,Yes\nimg1.jpg,img3.jpg,No\nimg2.jpg,img3.jpg,No\n');
+    const [a, b, c] = await reference(cache, [face('img1.jpg'), face('img2.jpg'), face('img3.jpg')]);
+    const r = await runCli([
+      'verify',
+      '--pairs',
+      csv,
+      '--images',
+      FACES_DIR,
+      '-w',
+      WEIGHTS,
+      '--cache-dir',
+      cache,
+      '--threshold',
+      '0.1',
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    const lines = jsonLines<{ line: number; image1: string; distance: number; same: boolean; verified: boolean }>(
+      r.stdout,
+    );
+    assert.deepEqual(
+      lines.map((l) => [l.line, l.same]),
+      [
+        [2, true],
+        [3, false],
+        [4, false],
+      ],
+    );
     [
-      [2, true],
-      [3, false],
-      [4, false],
-    ],
-  );
-  [
-    [a, b],
-    [a, c],
-    [b, c],
-  ].forEach(([x, y], i) => {
-    const d = distance(x, y, 'cosine');
-    assert.ok(Math.abs(lines[i].distance - d) < 1e-6);
-    assert.equal(lines[i].verified, d <= 0.1);
-  });
-  writeFileSync(csv, 'file_x,file_y,Decision\nimg1.jpg,img2.jpg,Yes\nimg1.jpg,img3.jpg,Perhaps\n');
-  const bad = await runCli([
-    'verify',
-    '--pairs',
-    csv,
-    '--images',
-    FACES_DIR,
-    '-w',
-    WEIGHTS,
-    '--cache-dir',
-    cache,
-    '--threshold',
-    '0.1',
-  ]);
-  assert.equal(bad.code, 1);
-  assert.match(bad.stderr, /pairs\.csv: line 3: Decision must be Yes or No, got "Perhaps"/);
-  writeFileSync(csv, 'file_x,file_y\nimg1.jpg,img2.jpg\nimg1.jpg,missing.jpg\n');
-  const missing = await runCli([
-    'verify',
-    '--pairs',
-    csv,
-    '--images',
-    FACES_DIR,
-    '-w',
-    WEIGHTS,
-    '--cache-dir',
-    cache,
-    '--threshold',
-    '0.1',
-  ]);
-  assert.equal(missing.code, 1);
-  assert.match(missing.stderr, /pairs\.csv: 1 pair\(s\) name images that do not exist: line 3: .*missing\.jpg/);
-  // An image that exists but is not an image: that pair fails with its line, the others go on.
-  writeFileSync(join(dir, 'broken.jpg'), 'not a jpeg');
-  writeFileSync(
-    csv,
-    `file_x,file_y\n${face('img1.jpg')},${face('img2.jpg')}\n${face('img1.jpg')},${join(dir, 'broken.jpg')}\n`,
-  );
-  const broken = await runCli(['verify', '--pairs', csv, '-w', WEIGHTS, '--cache-dir', cache, '--threshold', '0.1']);
-  assert.equal(broken.code, 1);
-  assert.equal(jsonLines(broken.stdout).length, 1);
-  assert.match(broken.stderr, /pairs\.csv: line 3: .*broken\.jpg: not a decodable image/);
-});
+      [a, b],
+      [a, c],
+      [b, c],
+    ].forEach(([x, y], i) => {
+      const d = distance(x, y, 'cosine');
+      assert.ok(Math.abs(lines[i].distance - d) < 1e-6);
+      assert.equal(lines[i].verified, d <= 0.1);
+    });
+    writeFileSync(csv, 'file_x,file_y,Decision\nimg1.jpg,img2.jpg,Yes\nimg1.jpg,img3.jpg,Perhaps\n');
+    const bad = await runCli([
+      'verify',
+      '--pairs',
+      csv,
+      '--images',
+      FACES_DIR,
+      '-w',
+      WEIGHTS,
+      '--cache-dir',
+      cache,
+      '--threshold',
+      '0.1',
+    ]);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /pairs\.csv: line 3: Decision must be Yes or No, got "Perhaps"/);
+    writeFileSync(csv, 'file_x,file_y\nimg1.jpg,img2.jpg\nimg1.jpg,missing.jpg\n');
+    const missing = await runCli([
+      'verify',
+      '--pairs',
+      csv,
+      '--images',
+      FACES_DIR,
+      '-w',
+      WEIGHTS,
+      '--cache-dir',
+      cache,
+      '--threshold',
+      '0.1',
+    ]);
+    assert.equal(missing.code, 1);
+    assert.match(missing.stderr, /pairs\.csv: 1 pair\(s\) name images that do not exist: line 3: .*missing\.jpg/);
+    // An image that exists but is not an image: that pair fails with its line, the others go on.
+    writeFileSync(join(dir, 'broken.jpg'), 'not a jpeg');
+    writeFileSync(
+      csv,
+      `file_x,file_y\n${face('img1.jpg')},${face('img2.jpg')}\n${face('img1.jpg')},${join(dir, 'broken.jpg')}\n`,
+    );
+    const broken = await runCli(['verify', '--pairs', csv, '-w', WEIGHTS, '--cache-dir', cache, '--threshold', '0.1']);
+    assert.equal(broken.code, 1);
+    assert.equal(jsonLines(broken.stdout).length, 1);
+    assert.match(broken.stderr, /pairs\.csv: line 3: .*broken\.jpg: not a decodable image/);
+  },
+);
 
-test('eval end to end on the shared photos: report, ROC SVG and PNG; calibrate stores what verify then uses', async (t) => {
-  const cache = tempDir(t);
-  const dir = tempDir(t);
-  const svg = join(dir, 'roc.svg');
-  const r = await runCli([
-    'eval',
-    '--pairs',
-    join(FACES_DIR, 'master.csv'),
-    '-w',
-    WEIGHTS,
-    '--cache-dir',
-    cache,
-    '--roc',
-    svg,
-    '--json',
-  ]);
-  assert.equal(r.code, 0, r.stderr);
-  const report = JSON.parse(r.stdout);
-  assert.equal(report.pairs, 300);
-  assert.equal(report.samePairs, 38);
-  assert.equal(report.folds.length, 10);
-  assert.equal(
-    report.folds.reduce((s: number, f: { pairs: number }) => s + f.pairs, 0),
-    300,
-  );
-  assert.equal(report.differentPairs, 262);
-  // The same pairs measured here, each distinct photo once, and the protocol worked out from their distances.
-  const rows = readFileSync(join(FACES_DIR, 'master.csv'), 'utf8')
-    .trim()
-    .split(/\r?\n/)
-    .slice(1)
-    .map((l) => l.split(',').map((x) => x.trim()));
-  const names = [...new Set(rows.flatMap((row) => row.slice(0, 2)))];
-  const described = await reference(cache, names.map(face));
-  const byName = new Map(names.map((n, i) => [n, described[i]]));
-  const scored = rows.map(([x, y, decision]) => ({
-    distance: distance(byName.get(x)!, byName.get(y)!, 'cosine'),
-    same: decision === 'Yes',
-  }));
-  const hand = protocolByHand(scored);
-  // Eval's distances are these to 1e-6 (as verify's above). Pairs of different labels more than 2e-6 apart keep
-  // their order, and pairs of one label trading places change no count, so every count-based figure (accuracies,
-  // AUC, EER, TAR) must be the same but for float64 summation order (1e-12), and every threshold (a distance, or a
-  // midpoint of two) the same to 1e-6.
-  const sorted = [...scored].sort((a, b) => a.distance - b.distance);
-  let gap = Infinity;
-  for (let i = 1; i < sorted.length; i++)
-    if (sorted[i].same !== sorted[i - 1].same) gap = Math.min(gap, sorted[i].distance - sorted[i - 1].distance);
-  assert.ok(gap > 2e-6, `a same and a different pair only ${gap} apart: too close to compare eval's figures`);
-  const near = (actual: number, expected: number, tolerance: number, what: string) =>
-    assert.ok(Math.abs(actual - expected) <= tolerance, `${what}: ${actual}, expected ${expected}`);
-  assert.deepEqual(
-    report.folds.map((f: { fold: number; pairs: number }) => [f.fold, f.pairs]),
-    hand.folds.map((f) => [f.fold, f.pairs]),
-  );
-  hand.folds.forEach((f, i) => {
-    near(report.folds[i].accuracy, f.accuracy, 1e-12, `fold ${i} accuracy`);
-    near(report.folds[i].threshold, f.threshold, 1e-6, `fold ${i} threshold`);
-  });
-  near(report.accuracy, hand.accuracy, 1e-12, 'accuracy');
-  near(report.accuracyStd, hand.accuracyStd, 1e-12, 'accuracyStd');
-  near(report.auc, hand.auc, 1e-12, 'auc');
-  near(report.eer, hand.eer, 1e-12, 'eer');
-  near(report.eerThreshold, hand.eerThreshold, 1e-6, 'eerThreshold');
-  near(report.bestThreshold, hand.bestThreshold, 1e-6, 'bestThreshold');
-  near(report.bestThresholdAccuracy, hand.bestThresholdAccuracy, 1e-12, 'bestThresholdAccuracy');
-  assert.deepEqual(
-    report.tarAtFar.map((x: { far: number }) => x.far),
-    [0.01, 0.001],
-  );
-  for (const x of report.tarAtFar as { far: number; tar: number; threshold: number }[]) {
-    const expected = hand.tarAtFar(x.far);
-    near(x.tar, expected.tar, 1e-12, `TAR at FAR ${x.far}`);
-    near(x.threshold, expected.threshold, 1e-6, `threshold of TAR at FAR ${x.far}`);
-  }
-  const text = readFileSync(svg, 'utf8');
-  assert.match(text, /^<svg xmlns="http:\/\/www\.w3\.org\/2000\/svg"/);
-  assert.match(text, /<polyline points="/);
-  assert.match(text, new RegExp(`AUC ${report.auc.toFixed(4)}`));
-  const png = join(dir, 'roc.png');
-  const p = await runCli([
-    'eval',
-    '--pairs',
-    join(FACES_DIR, 'master.csv'),
-    '-w',
-    WEIGHTS,
-    '--cache-dir',
-    cache,
-    '--roc',
-    png,
-  ]);
-  assert.equal(p.code, 0, p.stderr);
-  const pct = (x: number) => `${(x * 100).toFixed(2)}%`;
-  assert.ok(p.stdout.includes(`accuracy (10-fold): ${pct(report.accuracy)} +- ${pct(report.accuracyStd)}`), p.stdout);
-  const meta = await sharp(png).metadata();
-  assert.deepEqual([meta.format, meta.width, meta.height], ['png', 640, 480]);
-  const bad = await runCli([
-    'eval',
-    '--pairs',
-    join(FACES_DIR, 'master.csv'),
-    '-w',
-    WEIGHTS,
-    '--cache-dir',
-    cache,
-    '--roc',
-    join(dir, 'roc.gif'),
-  ]);
-  assert.equal(bad.code, 2);
-  assert.match(bad.stderr, /--roc .*roc\.gif: expected a \.svg or \.png file name/);
+test(
+  'eval end to end on the shared photos: report, ROC ' + 'SVG and PNG; calibrate stores what verify then uses',
+  async (t) => {
+    const cache = tempDir(t);
+    const dir = tempDir(t);
+    const svg = join(dir, 'roc.svg');
+    const r = await runCli([
+      'eval',
+      '--pairs',
+      join(FACES_DIR, 'master.csv'),
+      '-w',
+      WEIGHTS,
+      '--cache-dir',
+      cache,
+      '--roc',
+      svg,
+      '--json',
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    const report = JSON.parse(r.stdout);
+    assert.equal(report.pairs, 300);
+    assert.equal(report.samePairs, 38);
+    assert.equal(report.folds.length, 10);
+    assert.equal(
+      report.folds.reduce((s: number, f: { pairs: number }) => s + f.pairs, 0),
+      300,
+    );
+    assert.equal(report.differentPairs, 262);
+    // The same pairs measured here, each distinct photo once, and the protocol worked out from their distances.
+    const rows = readFileSync(join(FACES_DIR, 'master.csv'), 'utf8')
+      .trim()
+      .split(/\r?\n/)
+      .slice(1)
+      .map((l) => l.split(',').map((x) => x.trim()));
+    const names = [...new Set(rows.flatMap((row) => row.slice(0, 2)))];
+    const described = await reference(cache, names.map(face));
+    const byName = new Map(names.map((n, i) => [n, described[i]]));
+    const scored = rows.map(([x, y, decision]) => ({
+      distance: distance(byName.get(x)!, byName.get(y)!, 'cosine'),
+      same: decision === 'Yes',
+    }));
+    const hand = protocolByHand(scored);
+    // Eval's distances are these to 1e-6 (as verify's above). Pairs of different labels more than 2e-6 apart keep
+    // their order, and pairs of one label trading places change no count, so every count-based figure (accuracies,
+    // AUC, EER, TAR) must be the same but for float64 summation order (1e-12), and every threshold (a distance, or a
+    // midpoint of two) the same to 1e-6.
+    const sorted = [...scored].sort((a, b) => a.distance - b.distance);
+    let gap = Infinity;
+    for (let i = 1; i < sorted.length; i++)
+      if (sorted[i].same !== sorted[i - 1].same) gap = Math.min(gap, sorted[i].distance - sorted[i - 1].distance);
+    assert.ok(gap > 2e-6, `a same and a different pair only ${gap} apart: too close to compare eval's figures`);
+    const near = (actual: number, expected: number, tolerance: number, what: string) =>
+      assert.ok(Math.abs(actual - expected) <= tolerance, `${what}: ${actual}, expected ${expected}`);
+    assert.deepEqual(
+      report.folds.map((f: { fold: number; pairs: number }) => [f.fold, f.pairs]),
+      hand.folds.map((f) => [f.fold, f.pairs]),
+    );
+    hand.folds.forEach((f, i) => {
+      near(report.folds[i].accuracy, f.accuracy, 1e-12, `fold ${i} accuracy`);
+      near(report.folds[i].threshold, f.threshold, 1e-6, `fold ${i} threshold`);
+    });
+    near(report.accuracy, hand.accuracy, 1e-12, 'accuracy');
+    near(report.accuracyStd, hand.accuracyStd, 1e-12, 'accuracyStd');
+    near(report.auc, hand.auc, 1e-12, 'auc');
+    near(report.eer, hand.eer, 1e-12, 'eer');
+    near(report.eerThreshold, hand.eerThreshold, 1e-6, 'eerThreshold');
+    near(report.bestThreshold, hand.bestThreshold, 1e-6, 'bestThreshold');
+    near(report.bestThresholdAccuracy, hand.bestThresholdAccuracy, 1e-12, 'bestThresholdAccuracy');
+    assert.deepEqual(
+      report.tarAtFar.map((x: { far: number }) => x.far),
+      [0.01, 0.001],
+    );
+    for (const x of report.tarAtFar as { far: number; tar: number; threshold: number }[]) {
+      const expected = hand.tarAtFar(x.far);
+      near(x.tar, expected.tar, 1e-12, `TAR at FAR ${x.far}`);
+      near(x.threshold, expected.threshold, 1e-6, `threshold of TAR at FAR ${x.far}`);
+    }
+    const text = readFileSync(svg, 'utf8');
+    assert.match(text, /^<svg xmlns="http:\/\/www\.w3\.org\/2000\/svg"/);
+    assert.match(text, /<polyline points="/);
+    assert.match(text, new RegExp(`AUC ${report.auc.toFixed(4)}`));
+    const png = join(dir, 'roc.png');
+    const p = await runCli([
+      'eval',
+      '--pairs',
+      join(FACES_DIR, 'master.csv'),
+      '-w',
+      WEIGHTS,
+      '--cache-dir',
+      cache,
+      '--roc',
+      png,
+    ]);
+    assert.equal(p.code, 0, p.stderr);
+    const pct = (x: number) => `${(x * 100).toFixed(2)}%`;
+    assert.ok(p.stdout.includes(`accuracy (10-fold): ${pct(report.accuracy)} +- ${pct(report.accuracyStd)}`), p.stdout);
+    const meta = await sharp(png).metadata();
+    assert.deepEqual([meta.format, meta.width, meta.height], ['png', 640, 480]);
+    const bad = await runCli([
+      'eval',
+      '--pairs',
+      join(FACES_DIR, 'master.csv'),
+      '-w',
+      WEIGHTS,
+      '--cache-dir',
+      cache,
+      '--roc',
+      join(dir, 'roc.gif'),
+    ]);
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /--roc .*roc\.gif: expected a \.svg or \.png file name/);
 
-  const c = await runCli([
-    'calibrate',
-    '--pairs',
-    join(FACES_DIR, 'master.csv'),
-    '-w',
-    WEIGHTS,
-    '--cache-dir',
-    cache,
-    '--metric',
-    'cosine',
-    '--json',
-  ]);
-  assert.equal(c.code, 0, c.stderr);
-  const cal = JSON.parse(c.stdout);
-  assert.ok(existsSync(cal.file));
-  assert.match(cal.file, /thresholds[/\\][0-9a-f]{64}-caffe\.json$/);
-  assert.equal(cal.metrics[0].bestThreshold, report.bestThreshold);
-  const v = await runCli(['verify', face('img1.jpg'), face('img2.jpg'), '-w', WEIGHTS, '--cache-dir', cache]);
-  assert.equal(v.code, 0, v.stderr);
-  assert.equal(JSON.parse(v.stdout).threshold, report.bestThreshold);
-  // Another metric is still uncalibrated.
-  const other = await runCli([
-    'verify',
-    face('img1.jpg'),
-    face('img2.jpg'),
-    '-w',
-    WEIGHTS,
-    '--cache-dir',
-    cache,
-    '--metric',
-    'angular',
-  ]);
-  assert.equal(other.code, 1);
-  assert.match(other.stderr, /no calibrated angular threshold/);
-});
+    const c = await runCli([
+      'calibrate',
+      '--pairs',
+      join(FACES_DIR, 'master.csv'),
+      '-w',
+      WEIGHTS,
+      '--cache-dir',
+      cache,
+      '--metric',
+      'cosine',
+      '--json',
+    ]);
+    assert.equal(c.code, 0, c.stderr);
+    const cal = JSON.parse(c.stdout);
+    assert.ok(existsSync(cal.file));
+    assert.match(cal.file, /thresholds[/\\][0-9a-f]{64}-caffe\.json$/);
+    assert.equal(cal.metrics[0].bestThreshold, report.bestThreshold);
+    const v = await runCli(['verify', face('img1.jpg'), face('img2.jpg'), '-w', WEIGHTS, '--cache-dir', cache]);
+    assert.equal(v.code, 0, v.stderr);
+    assert.equal(JSON.parse(v.stdout).threshold, report.bestThreshold);
+    // Another metric is still uncalibrated.
+    const other = await runCli([
+      'verify',
+      face('img1.jpg'),
+      face('img2.jpg'),
+      '-w',
+      WEIGHTS,
+      '--cache-dir',
+      cache,
+      '--metric',
+      'angular',
+    ]);
+    assert.equal(other.code, 1);
+    assert.match(other.stderr, /no calibrated angular threshold/);
+  },
+);
 
 test('eval: unlabelled pairs and a missing image are errors with the line', async (t) => {
   const cache = tempDir(t);

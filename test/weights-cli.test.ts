@@ -1,4 +1,6 @@
-/** Issue 11: `vggface weights fetch|list|verify`, run as a user runs them, against local servers and the golden files. */
+/**
+ * Issue 11: `vggface weights fetch|list|verify`, run as a user runs them, against local servers and the golden files.
+ */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { copyFileSync, mkdirSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
@@ -44,6 +46,7 @@ test('weights list: the sources in order with their checks and terms, and what t
   assert.equal(empty.code, 0, empty.stderr);
   assert.match(
     empty.stdout,
+    // line-width: regex
     /^sources, tried in this order:\n {2}1\. oxford-caffe {4}https:\/\/www\.robots\.ox\.ac\.uk\/~vgg\/software\/vgg_face\/src\/vgg_face_caffe\.tar\.gz\n {21}caffe in vgg_face_caffe\.tar\.gz, about 540 MB, md5 ee707ac6e890bc148cb155adeaad12be \(from bob\.bio\.face, whose VGG16_Oxford pins it as file_hash\)\n {21}terms: "These models can be used for non-commercial research purposes under Creative Commons Attribution License\."/,
   );
   assert.match(
@@ -98,7 +101,8 @@ test('weights list: the sources in order with their checks and terms, and what t
   assert.match(
     text.stdout,
     new RegExp(
-      `\\n  vgg_face_weights\\.h5  ${TINY_H5.length.toLocaleString('en-US')} bytes  sha256 ${sha256(TINY_H5)}  from deepface \\(\\d{4}-\\d\\d-\\d\\d\\)  identity ${TINY_IDENTITY}\\n`,
+      `\\n  vgg_face_weights\\.h5  ${TINY_H5.length.toLocaleString('en-US')} bytes  ` +
+        `sha256 ${sha256(TINY_H5)}  from deepface \\(\\d{4}-\\d\\d-\\d\\d\\)  identity ${TINY_IDENTITY}\\n`,
     ),
   );
   assert.match(text.stdout, /\n {2}vgg_face_dag\.pth {2}[\d,]+ bytes {2}sha256 [0-9a-f]{64} {2}placed by hand\n$/);
@@ -139,6 +143,7 @@ test('weights verify: layout, topology, checksum and identity of weights, conver
   assert.equal(t7.code, 0, t7.stderr);
   assert.match(
     t7.stdout,
+    // line-width: regex
     /\nformat: {4}torch7 \(.*\), float32, BGR\ntopology: {2}VGG-Face, a narrow copy \(conv 4,4,8,8,8,8,8,16,16,16,16,16,16; fc6 32, fc7 32, fc8 10\), 42,166 parameters\npublished: not a layout any built-in source publishes\n/,
   );
   assert.match(t7.stdout, new RegExp(`\\nidentity:  ${TINY_IDENTITY}\\n`));
@@ -159,6 +164,7 @@ test('weights verify: layout, topology, checksum and identity of weights, conver
   assert.equal(tgz.code, 1);
   assert.match(
     tgz.stdout,
+    // line-width: regex
     /\nformat: {4}gzipped tarball, holds vgg_face_caffe\/VGG_FACE\.caffemodel\nverdict: {3}not the published Oxford tarball \(extract vgg_face_caffe\/VGG_FACE\.caffemodel and verify it for its identity\)\n/,
   );
 
@@ -172,40 +178,46 @@ test('weights verify: layout, topology, checksum and identity of weights, conver
   );
 });
 
-test('weights fetch: the source and its terms on stderr, the reason it was refused, a cached copy, usage errors', async (t) => {
-  const dir = tempDir(t);
-  const cache = join(dir, 'cache');
-  const server = await serve('/vgg_face_caffe.tar.gz', readFileSync(await tinyTarball(dir)));
-  t.after(() => server.close());
-  const r = await runCli(['weights', 'fetch', '--source', server.url, '--cache-dir', cache]);
-  assert.equal(r.code, 1);
-  assert.equal(r.stdout, '');
-  assert.equal(
-    r.stderr,
-    `vggface: downloading the VGG-Face weights from url (${server.url}, about 580 MB). Terms of use: those of whoever publishes it\n` +
-      `vggface: ${server.url}: VGG_FACE.caffemodel in the archive is not the VGG-Face model (170412 bytes, a Caffe model; expected at least ${OFFICIAL_MIN_BYTES} bytes)\n`,
-  );
+test(
+  'weights fetch: the source and its terms on stderr, ' + 'the reason it was refused, a cached copy, usage errors',
+  async (t) => {
+    const dir = tempDir(t);
+    const cache = join(dir, 'cache');
+    const server = await serve('/vgg_face_caffe.tar.gz', readFileSync(await tinyTarball(dir)));
+    t.after(() => server.close());
+    const r = await runCli(['weights', 'fetch', '--source', server.url, '--cache-dir', cache]);
+    assert.equal(r.code, 1);
+    assert.equal(r.stdout, '');
+    assert.equal(
+      r.stderr,
+      `vggface: downloading the VGG-Face weights from url (${server.url}, about ` +
+        '580 MB). Terms of use: those of whoever publishes it\n' +
+        `vggface: ${server.url}: VGG_FACE.caffemodel in the archive is not the VGG-Face model (170412 ` +
+        `bytes, a Caffe model; expected at least ${OFFICIAL_MIN_BYTES} bytes)\n`,
+    );
 
-  const unknown = await runCli(['weights', 'fetch', '--source', 'mirror9', '--cache-dir', cache]);
-  assert.equal(unknown.code, 2);
-  assert.equal(
-    unknown.stderr,
-    'vggface: unknown weight source "mirror9": expected one of oxford-caffe, deepface, keras-vggface, oxford-pytorch, idiap-caffe, or an http(s) URL\n',
-  );
+    const unknown = await runCli(['weights', 'fetch', '--source', 'mirror9', '--cache-dir', cache]);
+    assert.equal(unknown.code, 2);
+    assert.equal(
+      unknown.stderr,
+      'vggface: unknown weight source "mirror9": expected one of oxford-caffe, deepface, ' +
+        'keras-vggface, oxford-pytorch, idiap-caffe, or an http(s) URL\n',
+    );
 
-  // A copy of the official size placed by hand: found, nothing downloaded (VGGFACE_WEIGHTS_URL empty means unset).
-  mkdirSync(join(cache, 'weights'), { recursive: true });
-  const placed = join(cache, 'weights', 'VGG_FACE.caffemodel');
-  writeFileSync(placed, '');
-  truncateSync(placed, OFFICIAL_MIN_BYTES);
-  const c = await runCli(['weights', 'fetch', '--cache-dir', cache, '--json'], { env: { VGGFACE_WEIGHTS_URL: '' } });
-  assert.equal(c.code, 0, c.stderr);
-  assert.deepEqual(JSON.parse(c.stdout), {
-    path: placed,
-    source: 'oxford-caffe',
-    url: WEIGHT_SOURCES[0].url,
-    cached: true,
-    skipped: [],
-  });
-  assert.equal(c.stderr, 'vggface: already in the cache (from oxford-caffe); --force downloads again\n');
-});
+    // A copy of the official size placed by hand: found, nothing downloaded (VGGFACE_WEIGHTS_URL empty means unset).
+    mkdirSync(join(cache, 'weights'), { recursive: true });
+    const placed = join(cache, 'weights', 'VGG_FACE.caffemodel');
+    writeFileSync(placed, '');
+    truncateSync(placed, OFFICIAL_MIN_BYTES);
+    const c = await runCli(['weights', 'fetch', '--cache-dir', cache, '--json'], { env: { VGGFACE_WEIGHTS_URL: '' } });
+    assert.equal(c.code, 0, c.stderr);
+    assert.deepEqual(JSON.parse(c.stdout), {
+      path: placed,
+      source: 'oxford-caffe',
+      url: WEIGHT_SOURCES[0].url,
+      cached: true,
+      skipped: [],
+    });
+    assert.equal(c.stderr, 'vggface: already in the cache (from oxford-caffe); --force downloads again\n');
+  },
+);

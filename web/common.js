@@ -122,8 +122,8 @@ export const identityItem = (identity, photos, onRemove, attrs = {}) =>
   );
 
 /**
- * #gallery-form: a name and photos. `add(identity, files)` resolves with the elements #gallery-result shows (`busy(files)`
- * meanwhile, the error if it fails); then `refresh()` lists the gallery again.
+ * #gallery-form: a name and photos. `add(identity, files)` resolves with the elements #gallery-result shows
+ * (`busy(files)` meanwhile, the error if it fails); then `refresh()` lists the gallery again.
  */
 export function galleryForm(busy, add, refresh) {
   const result = $('#gallery-result');

@@ -20,7 +20,10 @@ import {
   verifyPhotos,
 } from '/common.js';
 
-/** deepface's cosine threshold for VGG-Face (src/verify/thresholds.ts): the only published one, for deepface-mode models. */
+/**
+ * deepface's cosine threshold for VGG-Face (src/verify/thresholds.ts): the only published one, for deepface-mode
+ * models.
+ */
 const DEEPFACE_COSINE = 0.68;
 
 // The model: ?model=NAME picks one of /models/ (the server's --models folder); the int8 model is the default.
@@ -65,7 +68,9 @@ function loadModel() {
       el(
         'span',
         { class: 'numbers', 'data-loaded': label },
-        `${label}: ${i.precision}, ${i.preprocessing} preprocessing, ${i.descriptorSize}-d; ${model.backend}, ${plural(model.threads, 'thread')}${self.crossOriginIsolated ? '' : ' (not cross-origin isolated)'}`,
+        `${label}: ${i.precision}, ${i.preprocessing} ` +
+          `preprocessing, ${i.descriptorSize}-d; ${model.backend}, ${plural(model.threads, 'thread')}` +
+          `${self.crossOriginIsolated ? '' : ' (not cross-origin isolated)'}`,
       ),
     );
     return model;

@@ -67,20 +67,31 @@ export const browserSection: Section = {
         const n = node.result;
         const rate = (b: 1 | 8) => {
           const chromium = w.rates[`batch${b}`].median;
-          return `${chromium.toFixed(2)} / ${n[`batch${b}`].raw.toFixed(2)} / ${n[`batch${b}`].ours.toFixed(2)} (${(chromium / n[`batch${b}`].raw).toFixed(2)}x)`;
+          return (
+            `${chromium.toFixed(2)} / ${n[`batch${b}`].raw.toFixed(2)} ` +
+            `/ ${n[`batch${b}`].ours.toFixed(2)} (${(chromium / n[`batch${b}`].raw).toFixed(2)}x)`
+          );
         };
         rows.push(
-          `| ${precision} (${size(statSync(model).size)}) | ${w.backend}, ${w.threads} threads | ${rate(1)} | ${rate(8)} | ${(w.coldFirstMs / 1000).toFixed(2)} s | ${(w.cachedFirstMs / 1000).toFixed(2)} s | ${mb(w.peakRss)} |`,
+          `| ${precision} (${size(statSync(model).size)}) | ${w.backend}, ${w.threads} threads ` +
+            `| ${rate(1)} | ${rate(8)} | ${(w.coldFirstMs / 1000).toFixed(2)} s ` +
+            `| ${(w.cachedFirstMs / 1000).toFixed(2)} s | ${mb(w.peakRss)} |`,
         );
       }
       return [
-        `Model: ${ctx.quick ? 'the tiny golden network (quick run)' : 'full size, random weights of the real dimensions'}, converted to int8 and fp32. ` +
-          `Chromium ${'`/usr/bin/chromium`'} headless, the page cross-origin isolated, onnxruntime-web's WebAssembly backend (SIMD, ${threads} threads asked for) in the library's Web Worker; ` +
-          `onnxruntime-node on the same file with ${threads} threads. Images/s of \`describe\` on the same decoded 224x224 RGB images, ${imagesPerRound} per round, median of ${rounds} round(s) after a warm-up. ` +
-          'First descriptor: from navigation start until the first `describe` returns (library, onnxruntime-web, model download and session); cached: after a reload, the model from Cache Storage. ' +
+        `Model: ${
+          ctx.quick ? 'the tiny golden network (quick run)' : 'full size, random weights of the real dimensions'
+        }, converted to int8 and fp32. ` +
+          `Chromium ${'`/usr/bin/chromium`'} headless, the page cross-origin isolated, onnxruntime-web's ` +
+          `WebAssembly backend (SIMD, ${threads} threads asked for) in the library's Web Worker; ` +
+          `onnxruntime-node on the same file with ${threads} threads. Images/s of \`describe\` on the same decoded ` +
+          `224x224 RGB images, ${imagesPerRound} per round, median of ${rounds} round(s) after a warm-up. ` +
+          'First descriptor: from navigation start until the first `describe` returns (library, onnxruntime-web, ' +
+          'model download and session); cached: after a reload, the model from Cache Storage. ' +
           "Peak memory: the summed RSS of Chromium's processes (shared pages counted in each, so an upper bound).",
         '',
-        '| model | Chromium runs on | img/s batch 1: Chromium / raw onnxruntime-node / vggface in Node (Chromium vs raw) | img/s batch 8 | navigation to first descriptor, cold | cached | Chromium peak RSS |',
+        '| model | Chromium runs on | img/s batch 1: Chromium / raw onnxruntime-node / vggface in Node (Chromium vs ' +
+          'raw) | img/s batch 8 | navigation to first descriptor, cold | cached | Chromium peak RSS |',
         '| --- | --- | --- | --- | --- | --- | --- |',
         ...rows,
       ].join('\n');

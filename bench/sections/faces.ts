@@ -46,16 +46,20 @@ export const facesSection: Section = {
       limit: ctx.quick ? 16 : 64,
     });
     const row = (label: string, r: DetectResult) =>
-      `| ${label} | ${r.decode.median.toFixed(1)} | ${r.detect.median.toFixed(1)} (mean ${r.detect.mean.toFixed(1)}, max ${r.detect.max.toFixed(1)}) | ${r.alignPerFace.median.toFixed(2)} |`;
+      `| ${label} | ${r.decode.median.toFixed(1)} | ${r.detect.median.toFixed(1)} ` +
+      `(mean ${r.detect.mean.toFixed(1)}, max ${r.detect.max.toFixed(1)}) | ${r.alignPerFace.median.toFixed(2)} |`;
     return [
-      `Photos: the ${one.result.photos} JPEGs of \`../shared/data/faces\` (330-800 px, ${one.result.facesPerRound} faces at the default settings); YuNet 2023mar, detection at native size (all are under 1024 px), ${rounds} round(s) after a warm-up, medians per photo.`,
+      `Photos: the ${one.result.photos} JPEGs of \`../shared/data/faces\` (330-800 ` +
+        `px, ${one.result.facesPerRound} faces at the default settings); YuNet 2023mar, detection at native ` +
+        `size (all are under 1024 px), ${rounds} round(s) after a warm-up, medians per photo.`,
       '',
       '| ONNX Runtime threads | decode ms | detect ms | align ms per face |',
       '| --- | --- | --- | --- |',
       row('1', one.result),
       row('all cores', all.result),
       '',
-      `End to end, \`describeFaces\` (decode + detect + align + VGG-Face fc7 of every face, batches of 8), full-size random weights: ` +
+      'End to end, `describeFaces` (decode + detect + align + VGG-Face fc7 of ' +
+        'every face, batches of 8), full-size random weights: ' +
         `${e2e.result.photos} photos, ${e2e.result.faces} faces.`,
       '',
       '| measurement | value |',

@@ -34,17 +34,21 @@ export const modelSection: Section = {
         return `| ${b.replace('batch', '')} | ${r.ours.toFixed(2)} | ${r.raw.toFixed(2)} | ${r.ratio.toFixed(3)} |`;
       };
       return [
-        `Weights: random, real dimensions (145,002,878 parameters); caffemodel ${mb(size)}, converted ONNX ${mb(onnxSize)}.`,
+        'Weights: random, real dimensions (145,002,878 parameters); ' +
+          `caffemodel ${mb(size)}, converted ONNX ${mb(onnxSize)}.`,
         '',
         '| measurement | value | target |',
         '| --- | --- | --- |',
-        `| cold load: hash + read + validate + convert + write ONNX + open session | ${(cold.result.ms / 1000).toFixed(2)} s | ≤ 10 s |`,
+        '| cold load: hash + read + validate + convert + write ONNX + open session ' +
+          `| ${(cold.result.ms / 1000).toFixed(2)} s | ≤ 10 s |`,
         `| cold load peak RSS | ${mb(cold.maxRss)} | ≤ 1.6 GB |`,
-        `| cached load: hash + open session (${warm.result.origin}) | ${(warm.result.ms / 1000).toFixed(2)} s | ≤ 3 s |`,
+        `| cached load: hash + open session (${warm.result.origin}) ` +
+          `| ${(warm.result.ms / 1000).toFixed(2)} s | ≤ 3 s |`,
         `| cached load peak RSS | ${mb(warm.maxRss)} | |`,
         `| throughput process peak RSS (library + raw session, both loaded) | ${mb(tp.maxRss)} | |`,
         '',
-        'Images/s on decoded 224x224 RGB (library `describe` vs a raw onnxruntime-node session on the same ONNX file, same process, interleaved rounds, medians):',
+        'Images/s on decoded 224x224 RGB (library `describe` vs a raw onnxruntime-node session ' +
+          'on the same ONNX file, same process, interleaved rounds, medians):',
         '',
         '| batch | vggface img/s | raw ORT img/s | ratio | ',
         '| --- | --- | --- | --- |',

@@ -241,18 +241,24 @@ export const queueSection: Section = {
       const perPhoto = (q - d) / photos.length;
       const rate1 = photos.length / (q / 1000);
       return [
-        `${photos.length} photos of \`../shared/data/faces\`, full-size random weights (fp32), YuNet, batches of 8 photos, medians of ${rounds} round(s);`,
-        `model loading and the first inference left out (each side: all photos less one photo, scaled, start to exit). PostgreSQL ${pgServer.url.includes('127.0.0.1') ? 'on this machine' : 'as given'}.`,
+        `${photos.length} photos of \`../shared/data/faces\`, full-size random weights ` +
+          `(fp32), YuNet, batches of 8 photos, medians of ${rounds} round(s);`,
+        'model loading and the first inference left out (each side: all photos less one photo, scaled, start to ' +
+          `exit). PostgreSQL ${pgServer.url.includes('127.0.0.1') ? 'on this machine' : 'as given'}.`,
         '',
         '| measurement | s | photos/s | time vs describe |',
         '| --- | --- | --- | --- |',
-        `| \`describe --threads 1 --list\` | ${(d / 1000).toFixed(1)} | ${(photos.length / (d / 1000)).toFixed(2)} | 1.00 |`,
-        `| queue, 1 worker \`--threads 1\` | ${(q / 1000).toFixed(1)} | ${rate1.toFixed(2)} | ${(q / d).toFixed(3)} (${perPhoto >= 0 ? '+' : ''}${perPhoto.toFixed(0)} ms per photo) |`,
+        `| \`describe --threads 1 --list\` | ${(d / 1000).toFixed(1)} ` +
+          `| ${(photos.length / (d / 1000)).toFixed(2)} | 1.00 |`,
+        `| queue, 1 worker \`--threads 1\` | ${(q / 1000).toFixed(1)} | ${rate1.toFixed(2)} ` +
+          `| ${(q / d).toFixed(3)} (${perPhoto >= 0 ? '+' : ''}${perPhoto.toFixed(0)} ms per photo) |`,
         '',
-        '| workers (1 inference thread each) | first batch taken to last stored, s | photos/s, each worker over its own span, summed | vs 1 worker |',
+        '| workers (1 inference thread each) | first batch taken to last stored, s | ' +
+          'photos/s, each worker over its own span, summed | vs 1 worker |',
         '| --- | --- | --- | --- |',
         `| 1 | ${(q1 / 1000).toFixed(1)} | ${r1.toFixed(2)} | 1.00 |`,
-        `| 2 | ${(q2 / 1000).toFixed(1)} | ${r2.toFixed(2)} | ${(r2 / r1).toFixed(2)}x (end to end ${(q1 / q2).toFixed(2)}x) |`,
+        `| 2 | ${(q2 / 1000).toFixed(1)} | ${r2.toFixed(2)} ` +
+          `| ${(r2 / r1).toFixed(2)}x (end to end ${(q1 / q2).toFixed(2)}x) |`,
         '',
         'The queue alone (workers that store a fake 16 KB descriptor per photo and do no inference; each batch is one',
         'fetch and one transaction that inserts its results and completes its job):',
@@ -265,10 +271,14 @@ export const queueSection: Section = {
           [4, 32, w4],
         ].map(([w, p, c]) => {
           const r = c as Awaited<ReturnType<typeof ceiling>>;
-          return `| ${w} | ${p} | ${r.batchesPerSecond.toFixed(0)} | ${r.photosPerSecond.toFixed(0)} | ${r.mbPerSecond.toFixed(1)} |`;
+          return (
+            `| ${w} | ${p} | ${r.batchesPerSecond.toFixed(0)} ` +
+            `| ${r.photosPerSecond.toFixed(0)} | ${r.mbPerSecond.toFixed(1)} |`
+          );
         }),
         '',
-        `One worker here describes ${rate1.toFixed(2)} photos/s; at ${w4.photosPerSecond.toFixed(0)} photos/s (batches of 32) this PostgreSQL would feed about ` +
+        `One worker here describes ${rate1.toFixed(2)} photos/s; ` +
+          `at ${w4.photosPerSecond.toFixed(0)} photos/s (batches of 32) this PostgreSQL would feed about ` +
           `${Math.floor(w4.photosPerSecond / rate1)} such workers before the queue, not inference, is the limit.`,
       ].join('\n');
     } finally {

@@ -20,12 +20,16 @@ export const readersSection: Section = {
       const r = await runTask<{ ms: number; format: string; weightBytes: number }>('read-weights', { path });
       const ratio = r.maxRss / r.result.weightBytes;
       rows.push(
-        `| ${writer.name} | ${r.result.format} | ${mb(statSync(path).size)} | ${(r.result.ms / 1000).toFixed(2)} s | ${mb(r.maxRss)} | ${ratio.toFixed(2)}x | ${ratio < 2 ? 'yes' : 'NO'} |`,
+        `| ${writer.name} | ${r.result.format} | ${mb(statSync(path).size)} ` +
+          `| ${(r.result.ms / 1000).toFixed(2)} s | ${mb(r.maxRss)} | ${ratio.toFixed(2)}x ` +
+          `| ${ratio < 2 ? 'yes' : 'NO'} |`,
       );
     }
     return [
-      'Random weights of the real dimensions (145,002,878 parameters, 553 MiB as float32), written by the fixture writers, read by',
-      '`readWeights` (content detection + read + topology check) in a fresh process each. Peak RSS is the whole process (Node itself included).',
+      'Random weights of the real dimensions (145,002,878 parameters, 553 MiB as ' +
+        'float32), written by the fixture writers, read by',
+      '`readWeights` (content detection + read + topology check) in a fresh process ' +
+        'each. Peak RSS is the whole process (Node itself included).',
       '',
       '| writer | format | file | read | peak RSS | peak / weights | < 2x |',
       '| --- | --- | --- | --- | --- | --- | --- |',

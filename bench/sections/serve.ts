@@ -230,10 +230,14 @@ export const serveSection: Section = {
         .filter(([c]) => c !== '200' && c !== '503')
         .reduce((s, [, v]) => s + (v.count ?? 0), 0);
     return [
-      `${CONNECTIONS} connections on loopback (autocannon), each posting one photo per request to \`POST /v1/describe\` (multipart, every face described), ` +
-        `the ${photos.length} JPEGs of \`../shared/data/faces\` in turn, for ${load.seconds.toFixed(0)} s; server defaults (1 inference worker using every core, batch 8, queue 32), ` +
-        `random weights of the real size. Batch rates on the same photos in the same run: the CLI, \`vggface describe PHOTOS > /dev/null\` (decode + detect + align + fc7 in ` +
-        `batches of 8, JSON lines written), its load time taken out by timing it on the first photo alone; and the library's \`describeFaces\` with the model loaded ` +
+      `${CONNECTIONS} connections on loopback (autocannon), each posting one photo per ` +
+        'request to `POST /v1/describe` (multipart, every face described), ' +
+        `the ${photos.length} JPEGs of \`../shared/data/faces\` in turn, for ${load.seconds.toFixed(0)} s; ` +
+        'server defaults (1 inference worker using every core, batch 8, queue 32), ' +
+        'random weights of the real size. Batch rates on the same photos in the same run: the CLI, ' +
+        '`vggface describe PHOTOS > /dev/null` (decode + detect + align + fc7 in ' +
+        'batches of 8, JSON lines written), its load time taken out by timing it on the first ' +
+        "photo alone; and the library's `describeFaces` with the model loaded " +
         `(no JSON). Medians of ${rounds} round(s).`,
       '',
       '| measurement | value |',
@@ -242,14 +246,19 @@ export const serveSection: Section = {
       `| server: faces/s | ${(faces / load.seconds).toFixed(2)} |`,
       `| CLI batch rate (vggface describe): photos/s | ${cli.toFixed(2)} |`,
       `| server / CLI batch rate | ${(served / cli).toFixed(3)} |`,
-      `| library batch rate (describeFaces, no JSON): photos/s, faces/s | ${batch.result.photosPerSecond.toFixed(2)}, ${batch.result.facesPerSecond.toFixed(2)} |`,
+      '| library batch rate (describeFaces, no JSON): photos/s, faces/s ' +
+        `| ${batch.result.photosPerSecond.toFixed(2)}, ${batch.result.facesPerSecond.toFixed(2)} |`,
       `| server / library batch rate | ${(served / batch.result.photosPerSecond).toFixed(3)} |`,
       `| latency p50 / p99 / max | ${load.latency.p50} / ${load.latency.p99} / ${load.latency.max} ms |`,
       `| answers by status | ${codes || 'none'} |`,
-      `| errors other than deliberate 503s (socket errors, timeouts, other statuses) | ${otherErrors} (503s: ${refused}) |`,
-      `| /healthz, idle server: p50 / p90 / max (${idle.length} probes, ${PROBE_GAP_MS} ms apart) | ${spread(idle.map((p) => p.ms))} |`,
-      `| /healthz, workers saturated: p50 / p90 / max (the ${saturated.length} of ${underLoad.length} probes during the load that found images queued or in flight) | ${spread(saturated.map((p) => p.ms))} |`,
-      `| /healthz from the load generator's process: p50 / p99 / max (${load.health.probes} probes, every 250 ms) | ${load.health.p50.toFixed(1)} / ${load.health.p99.toFixed(1)} / ${load.health.max.toFixed(1)} ms |`,
+      '| errors other than deliberate 503s (socket errors, timeouts, other ' +
+        `statuses) | ${otherErrors} (503s: ${refused}) |`,
+      `| /healthz, idle server: p50 / p90 / max (${idle.length} ` +
+        `probes, ${PROBE_GAP_MS} ms apart) | ${spread(idle.map((p) => p.ms))} |`,
+      `| /healthz, workers saturated: p50 / p90 / max (the ${saturated.length} of ${underLoad.length} probes during ` +
+        `the load that found images queued or in flight) | ${spread(saturated.map((p) => p.ms))} |`,
+      `| /healthz from the load generator's process: p50 / p99 / max (${load.health.probes} probes, every 250 ms) ` +
+        `| ${load.health.p50.toFixed(1)} / ${load.health.p99.toFixed(1)} / ${load.health.max.toFixed(1)} ms |`,
       `| inference calls, mean faces per call | ${batches}, ${(faces / Math.max(1, batches)).toFixed(2)} |`,
       `| server peak RSS (model, detector, gallery, HTTP) | ${rss === undefined ? 'n/a' : mb(rss)} |`,
       `| exit code after SIGTERM | ${exitCode} |`,

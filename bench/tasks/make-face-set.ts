@@ -148,7 +148,8 @@ try {
       lastLog = now;
       const rate = (done / (now - describeStart)) * 1000;
       log(
-        `${done} / ${jobs.length} faces, ${rate.toFixed(2)} faces/s, about ${((jobs.length - done) / rate / 60).toFixed(1)} min left`,
+        `${done} / ${jobs.length} faces, ${rate.toFixed(2)} faces/s, ` +
+          `about ${((jobs.length - done) / rate / 60).toFixed(1)} min left`,
       );
     }
   }
@@ -174,7 +175,9 @@ try {
     seed: args.seed,
     ranges: args.ranges,
     augmentationNotes:
-      'variant 0 of each face is the plain aligned crop; others: rotation/scale/shift composed with the alignment transform (one bilinear warp from the original photo), then horizontal flip and brightness/contrast/per-channel gain',
+      'variant 0 of each face is the plain aligned crop; others: rotation/scale/shift ' +
+      'composed with the alignment transform (one bilinear warp from the original photo), ' +
+      'then horizontal flip and brightness/contrast/per-channel gain',
     faces: 'largest face of each photo only (the pivot CSV names photos, not faces)',
     identityRule: 'union-find over the Yes pairs of the pivot CSV; a photo in no Yes pair is its own person',
     model: {

@@ -19,7 +19,8 @@ const BOUNDARY = 'vggface-bench-boundary';
 const bodies = photos.map((p) =>
   Buffer.concat([
     Buffer.from(
-      `--${BOUNDARY}\r\nContent-Disposition: form-data; name="images"; filename="${basename(p)}"\r\nContent-Type: image/jpeg\r\n\r\n`,
+      `--${BOUNDARY}\r\nContent-Disposition: form-data; name="images"; filename="${basename(p)}"\r\n` +
+        'Content-Type: image/jpeg\r\n\r\n',
     ),
     readFileSync(p),
     Buffer.from(`\r\n--${BOUNDARY}--\r\n`),

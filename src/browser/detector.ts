@@ -100,8 +100,10 @@ export class FaceDetector {
       await session.close();
       throw new VggFaceError(
         'E_MODEL',
-        `${label}: not a YuNet face detector: expected input "${YUNET_INPUT}" and outputs ${YUNET_OUTPUTS.join(', ')}; ` +
-          `it has inputs ${session.inputNames.join(', ') || 'none'} and outputs ${session.outputNames.join(', ') || 'none'}`,
+        `${label}: not a YuNet face detector: expected input ` +
+          `"${YUNET_INPUT}" and outputs ${YUNET_OUTPUTS.join(', ')}; ` +
+          `it has inputs ${session.inputNames.join(', ') || 'none'} and ` +
+          `outputs ${session.outputNames.join(', ') || 'none'}`,
         { input: label },
       );
     }

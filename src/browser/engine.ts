@@ -97,7 +97,8 @@ class WorkerClient {
       e.preventDefault();
       this.fail(
         new Error(
-          `the vggface worker failed${e.message ? `: ${e.message}` : ' to start (is vggface-worker.js served beside vggface.js?)'}`,
+          'the vggface worker ' +
+            `failed${e.message ? `: ${e.message}` : ' to start (is vggface-worker.js served beside vggface.js?)'}`,
         ),
       );
     };

@@ -27,7 +27,11 @@ export function readOnnxInterface(bytes: Uint8Array, label: string): OnnxInterfa
   if (!looksLikeOnnx(bytes))
     throw new VggFaceError(
       'E_MODEL',
-      `${label}: not an ONNX model (${bytes.length === 0 ? 'empty' : `starts with bytes ${[...bytes.subarray(0, 4)].map((b) => b.toString(16).padStart(2, '0')).join(' ')}`})`,
+      `${label}: not an ONNX model (${
+        bytes.length === 0
+          ? 'empty'
+          : `starts with bytes ${[...bytes.subarray(0, 4)].map((b) => b.toString(16).padStart(2, '0')).join(' ')}`
+      })`,
       { input: label },
     );
   const r = new ProtoReader(bytes, label);

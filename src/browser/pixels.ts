@@ -38,7 +38,9 @@ export function squareOp(
   return loadSquare(input, label, size, fit, maxPixels);
 }
 
-/** Decodes a photo, finds its faces with the YuNet session `run`, and cuts each aligned crop from the original pixels. */
+/**
+ * Decodes a photo, finds its faces with the YuNet session `run`, and cuts each aligned crop from the original pixels.
+ */
 export async function facesOp(
   run: Run,
   input: BrowserImageInput,
@@ -60,7 +62,10 @@ export async function facesOp(
   );
 }
 
-/** Makes any page input portable: an <img> or canvas becomes an ImageBitmap (this library's, to transfer), a URL absolute. */
+/**
+ * Makes any page input portable: an <img> or canvas becomes an ImageBitmap (this library's, to transfer), a URL
+ * absolute.
+ */
 export async function portable(
   input: BrowserImageInput,
   label: string,

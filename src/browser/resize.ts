@@ -21,7 +21,9 @@ const rint = (x: number): number => {
   return Math.abs(x % 1) === 0.5 && r % 2 !== 0 ? r - 1 : r;
 };
 
-/** The output pixels of one axis: for output i, taps[i * n + t] (clamped input indices) weighted by weights[i * n + t]. */
+/**
+ * The output pixels of one axis: for output i, taps[i * n + t] (clamped input indices) weighted by weights[i * n + t].
+ */
 interface Taps {
   readonly outLen: number;
   readonly n: number;
@@ -39,7 +41,9 @@ function boxTaps(inLen: number, f: number): Taps {
   return { outLen, n: f, taps, weights: new Int32Array(outLen * f).fill(1), box: f };
 }
 
-/** libvips reduceh / reducev's residual step (uchar, lanczos3): 12-bit masks tabulated at 1/64 pixel, output centred. */
+/**
+ * libvips reduceh / reducev's residual step (uchar, lanczos3): 12-bit masks tabulated at 1/64 pixel, output centred.
+ */
 function lanczosTaps(inLen: number, outLen: number, residual: number, extra: number): Taps {
   const n = 2 * rint(3 * residual) + 1;
   const masks: Int32Array[] = [];

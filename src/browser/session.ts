@@ -70,7 +70,8 @@ function loadOrt(file: string, base: string, threads: number | undefined): Promi
         ort = (await import(/* @vite-ignore */ /* webpackIgnore: true */ url)) as typeof Ort;
       } catch (err) {
         throw new Error(
-          `cannot load onnxruntime-web from ${url} (${(err as Error).message}); serve its files beside vggface.js or pass wasmPaths`,
+          `cannot load onnxruntime-web from ${url} (${(err as Error).message}); ` +
+            'serve its files beside vggface.js or pass wasmPaths',
         );
       }
       ort.env.wasm.wasmPaths = base;

@@ -5,7 +5,10 @@
  *
  * ```js
  * import { VggFace, distance } from 'vggface/browser';
- * const model = await VggFace.load({ model: '/models/vgg_face_int8.onnx', detectorModel: '/models/face_detection_yunet_2023mar.onnx' });
+ * const model = await VggFace.load({
+ *   model: '/models/vgg_face_int8.onnx',
+ *   detectorModel: '/models/face_detection_yunet_2023mar.onnx',
+ * });
  * const [a, b] = await model.describe([fileA, fileB]);                 // face crops, as given
  * for await (const photo of model.describeFaces([file])) console.log(photo.faces);   // whole photos
  * console.log(distance(a, b));
@@ -81,7 +84,9 @@ export class VggFace extends DescribingModel<BrowserImageInput, FaceDetector> {
     return this.session.threads;
   }
 
-  /** Reads the model, checks it is a vggface model and opens an onnxruntime-web session (in a Web Worker by default). */
+  /**
+   * Reads the model, checks it is a vggface model and opens an onnxruntime-web session (in a Web Worker by default).
+   */
   static async load(options: LoadOptions): Promise<VggFace> {
     if (!check.isPlainObject(options)) throw invalidParameterError('options', 'an object', options);
     if (options.model === undefined)
@@ -198,7 +203,9 @@ async function settleInOrder<P>(
   return out;
 }
 
-/** Decodes a photo once, finds its faces and cuts each aligned crop from the original pixels (Node: face/pipeline.ts). */
+/**
+ * Decodes a photo once, finds its faces and cuts each aligned crop from the original pixels (Node: face/pipeline.ts).
+ */
 export async function extractFaces(
   detector: FaceDetector,
   input: BrowserImageInput,

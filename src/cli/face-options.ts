@@ -47,7 +47,8 @@ export function addFaceOptions(cmd: Command, options: { detectorChoice: boolean 
   if (options.detectorChoice) {
     cmd.option(
       '--detector <name>',
-      'yunet (default): find every face in each photo and describe it aligned; none: describe each image as given (a face crop)',
+      'yunet (default): find every face in each photo and describe it aligned; ' +
+        'none: describe each image as given (a face crop)',
     );
   }
   cmd.option(
@@ -97,7 +98,9 @@ export function checkFit(detector: DetectorName, fit: string | undefined): void 
     throw usageError('--fit: only with --detector none (detected faces are cropped square around the face)', '--fit');
 }
 
-/** The flags of the commands that describe every face of each photo, or each image as given (describe, queue submit). */
+/**
+ * The flags of the commands that describe every face of each photo, or each image as given (describe, queue submit).
+ */
 export interface DescribeInputFlags extends ModelFlags, FaceFlags {
   fit?: string;
   maxPixels?: string;
@@ -117,7 +120,9 @@ export interface DescribeInputs {
   readonly load: LoadOptions;
 }
 
-/** Those flags, checked (the images', the faces', then the model's) before anything opens; see also {@link checkFit}. */
+/**
+ * Those flags, checked (the images', the faces', then the model's) before anything opens; see also {@link checkFit}.
+ */
 export function describeInputs(flags: DescribeInputFlags): DescribeInputs {
   const image = imageOptions(flags);
   const faces = faceOptions(flags);

@@ -77,7 +77,8 @@ export function addModelOptions(cmd: Command): Command {
   return cmd
     .option(
       '-w, --weights <file>',
-      'weights in any supported layout, or a converted .onnx (default: $VGGFACE_WEIGHTS, else the official release, downloaded on first use)',
+      'weights in any supported layout, or a converted .onnx (default: ' +
+        '$VGGFACE_WEIGHTS, else the official release, downloaded on first use)',
     )
     .option('--format <format>', `force the weight layout instead of detecting it: ${formatIds().join(', ')}`)
     .option(
@@ -86,7 +87,8 @@ export function addModelOptions(cmd: Command): Command {
     )
     .option(
       '--precision <p>',
-      `weight precision when converting weights: ${PRECISIONS.join(', ')} (default fp32; int8 calibrates on a built-in set, see vggface convert --help)`,
+      `weight precision when converting weights: ${PRECISIONS.join(', ')} (default fp32; ` +
+        'int8 calibrates on a built-in set, see vggface convert --help)',
     )
     .option('--threads <n>', 'ONNX Runtime threads (default: number of cores)')
     .option(

@@ -30,7 +30,8 @@ export function rocSvg(curve: readonly RocPoint[], info: RocPlotInfo): string {
   const y = (tar: number) => M.top + (1 - tar) * ph;
   const parts: string[] = [];
   parts.push(
-    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="DejaVu Sans, Arial, sans-serif" font-size="12">`,
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 ` +
+      `0 ${W} ${H}" font-family="DejaVu Sans, Arial, sans-serif" font-size="12">`,
   );
   parts.push(`<rect width="${W}" height="${H}" fill="white"/>`);
   for (let d = minDecade; d <= 0; d++) {
@@ -57,7 +58,8 @@ export function rocSvg(curve: readonly RocPoint[], info: RocPlotInfo): string {
   parts.push(`<text x="${W / 2}" y="22" text-anchor="middle" font-size="15">${esc(info.title)}</text>`);
   parts.push(`<text x="${M.left + pw / 2}" y="${H - 15}" text-anchor="middle">false accept rate (log scale)</text>`);
   parts.push(
-    `<text x="18" y="${M.top + ph / 2}" text-anchor="middle" transform="rotate(-90 18 ${M.top + ph / 2})">true accept rate</text>`,
+    `<text x="18" y="${M.top + ph / 2}" text-anchor="middle" ` +
+      `transform="rotate(-90 18 ${M.top + ph / 2})">true accept rate</text>`,
   );
   parts.push(
     `<text x="${M.left + pw - 10}" y="${M.top + ph - 30}" text-anchor="end">AUC ${info.auc.toFixed(4)}</text>`,

@@ -18,7 +18,9 @@ export interface DetectOptions {
   readonly minScore?: number;
   /** Boxes overlapping a better one by more than this IoU are dropped; default 0.3 (as OpenCV Zoo). */
   readonly nmsThreshold?: number;
-  /** Photos are scaled down (never up) so their longer side is at most this many pixels before detection; default 1024. */
+  /**
+   * Photos are scaled down (never up) so their longer side is at most this many pixels before detection; default 1024.
+   */
   readonly detectionSize?: number;
   /** Faces whose box is smaller than this many pixels (shorter side, in the photo) are dropped; default 0. */
   readonly minFaceSize?: number;

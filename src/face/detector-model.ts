@@ -94,7 +94,8 @@ export async function ensureDetectorModel(options: DetectorModelOptions): Promis
     await rm(staging, { force: true });
     throw new VggFaceError(
       'E_FORMAT',
-      `${url}: the downloaded file is not ${YUNET_FILE} (${size} bytes, sha256 ${sha}; expected ${YUNET_BYTES} bytes, sha256 ${YUNET_SHA256}); it was removed. ${DETECTOR_OFFLINE_HINT}`,
+      `${url}: the downloaded file is not ${YUNET_FILE} (${size} bytes, sha256 ${sha}; ` +
+        `expected ${YUNET_BYTES} bytes, sha256 ${YUNET_SHA256}); it was removed. ${DETECTOR_OFFLINE_HINT}`,
       { input: url },
     );
   }

@@ -24,7 +24,10 @@ import { YUNET_INPUT, YUNET_OUTPUTS } from './yunet.js';
 export * from './detection.js';
 
 export interface FaceDetectorOptions {
-  /** A YuNet ONNX file; defaults to $VGGFACE_DETECTOR_MODEL, else the published model, downloaded into the cache on first use. */
+  /**
+   * A YuNet ONNX file; defaults to $VGGFACE_DETECTOR_MODEL, else the published model, downloaded into the cache on
+   * first use.
+   */
   readonly model?: string;
   /** Defaults to $VGGFACE_CACHE or ~/.cache/vggface. */
   readonly cacheDir?: string;

@@ -41,7 +41,8 @@ export function decodeYuNet(
     if (cls.length !== rows * cols || bbox.length !== rows * cols * 4 || kps.length !== rows * cols * 10) {
       throw new VggFaceError(
         'E_MODEL',
-        `YuNet output for stride ${stride}: expected ${rows * cols} cells for a ${width}x${height} input, got ${cls.length}`,
+        `YuNet output for stride ${stride}: expected ${rows * cols} cells for ` +
+          `a ${width}x${height} input, got ${cls.length}`,
       );
     }
     for (let r = 0; r < rows; r++) {

@@ -36,7 +36,10 @@ export function defaultGalleryPath(env: NodeJS.ProcessEnv = process.env): string
 export interface GalleryOpenOptions {
   /** A SQLite file path, or a postgres:// URL. Default: {@link defaultGalleryPath}. */
   readonly db?: string;
-  /** Storage of a new gallery's descriptors: fp32 (default) or fp16 (half the memory). An existing gallery keeps its own. */
+  /**
+   * Storage of a new gallery's descriptors: fp32 (default) or fp16 (half the memory). An existing gallery keeps its
+   * own.
+   */
   readonly precision?: Precision;
   /** Create the gallery when it does not exist (default false: searching a missing gallery is an error). */
   readonly create?: boolean;
@@ -61,7 +64,10 @@ export interface GallerySearchOptions {
   readonly metric?: Metric;
   /** Same person when distance <= threshold. */
   readonly threshold: number;
-  /** Approximate search: candidates from the gallery's projection index, re-ranked exactly (see {@link StoreSearchOptions}). */
+  /**
+   * Approximate search: candidates from the gallery's projection index, re-ranked exactly (see {@link
+   * StoreSearchOptions}).
+   */
   readonly approximate?: boolean;
   readonly candidates?: number;
 }
@@ -186,8 +192,11 @@ export class Gallery<M extends GalleryModel = VggFace> {
     if (!isModelKey(this.identity, meta.modelKey) || meta.dimension !== this.model.dimension()) {
       throw new VggFaceError(
         'E_GALLERY',
-        `${this.store.location}: this gallery holds descriptors of model ${meta.modelName} (${meta.modelKey.slice(0, 12)}..., ${meta.dimension}-d); ` +
-          `the loaded model is ${this.identity.name} (${this.identity.key.slice(0, 12)}..., ${this.model.dimension()}-d): descriptors of different models cannot be compared`,
+        `${this.store.location}: this gallery holds descriptors of model ${meta.modelName} ` +
+          `(${meta.modelKey.slice(0, 12)}..., ${meta.dimension}-d); ` +
+          `the loaded model is ${this.identity.name} ` +
+          `(${this.identity.key.slice(0, 12)}..., ${this.model.dimension()}-d): descriptors of ` +
+          'different models cannot be compared',
         { input: this.store.location },
       );
     }

@@ -101,7 +101,9 @@ export function sizeProblem(width: number, height: number, limits: SizeLimits, w
   if (long > short * limits.maxAspectRatio) {
     return {
       limit: 'aspect',
-      message: `image is ${width}x${height}: its aspect ratio (${Math.round(long / short)}:1) is over ${whose} limit of ${limits.maxAspectRatio}:1`,
+      message:
+        `image is ${width}x${height}: its aspect ratio ` +
+        `(${Math.round(long / short)}:1) is over ${whose} limit of ${limits.maxAspectRatio}:1`,
     };
   }
   return undefined;

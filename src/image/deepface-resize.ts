@@ -35,7 +35,9 @@ function axisTable(src: number, dst: number): { index: Int32Array; weight: Float
   return { index, weight };
 }
 
-/** Bilinear resampling of 3-channel HWC pixels to `w` x `h`, as cv2.resize(INTER_LINEAR) on a float image; unrounded. */
+/**
+ * Bilinear resampling of 3-channel HWC pixels to `w` x `h`, as cv2.resize(INTER_LINEAR) on a float image; unrounded.
+ */
 export function resizeBilinearCv(img: RawImage, w: number, h: number): Float64Array {
   const out = new Float64Array(w * h * 3);
   const xs = axisTable(img.width, w);

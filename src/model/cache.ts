@@ -88,14 +88,17 @@ export async function resolveModel(options: ResolveOptions): Promise<ResolvedMod
     if (options.precision && options.precision !== info.precision) {
       throw new VggFaceError(
         'E_USAGE',
-        `${options.weights}: this model is ${info.precision}, ${options.precision} was asked for; convert the weights with vggface convert --precision ${options.precision}`,
+        `${options.weights}: this model is ${info.precision}, ${options.precision} was asked for; ` +
+          `convert the weights with vggface convert --precision ${options.precision}`,
         { input: options.weights },
       );
     }
     if (options.preprocessing && options.preprocessing !== info.preprocessing) {
       throw new VggFaceError(
         'E_USAGE',
-        `${options.weights}: this model was converted with ${info.preprocessing} preprocessing, ${options.preprocessing} was asked for; convert the weights again with --preprocessing ${options.preprocessing}`,
+        `${options.weights}: this model was converted with ${info.preprocessing} ` +
+          `preprocessing, ${options.preprocessing} was asked for; convert the weights again with ` +
+          `--preprocessing ${options.preprocessing}`,
         { input: options.weights },
       );
     }

@@ -42,7 +42,8 @@ export const bytesOf = (t: ArrayBufferView): Uint8Array => new Uint8Array(t.buff
 
 export const IO_DOC = [
   'VGG-Face (Parkhi, Vedaldi, Zisserman, BMVC 2015), converted by vggface.',
-  `Input ${MODEL_INPUT}: uint8 [batch, ${INPUT_SIZE}, ${INPUT_SIZE}, 3], RGB, 0-255, height x width x channel (a decoded image as is).`,
+  `Input ${MODEL_INPUT}: uint8 [batch, ${INPUT_SIZE}, ${INPUT_SIZE}, 3], RGB, ` +
+    '0-255, height x width x channel (a decoded image as is).',
   'Outputs (float32): fc6 [batch, F6] after ReLU; fc7_pre [batch, F7] before ReLU; fc7 [batch, F7] after ReLU;',
   'fc8 [batch, identities] logits; descriptor [batch, F7] = fc7 / max(||fc7||2, 1e-12), the face descriptor.',
 ].join('\n');

@@ -82,7 +82,9 @@ export function modelInfoFromInterface(label: string, onnx: OnnxInterface): Mode
   if (!onnx.inputs.includes(MODEL_INPUT) || missing.length > 0) {
     throw new VggFaceError(
       'E_MODEL',
-      `${label}: not a vggface model: expected input "${MODEL_INPUT}" and outputs ${MODEL_OUTPUTS.join(', ')}; it has inputs ${onnx.inputs.join(', ') || 'none'} and outputs ${onnx.outputs.join(', ') || 'none'} (convert weights with vggface convert)`,
+      `${label}: not a vggface model: expected input "${MODEL_INPUT}" and ` +
+        `outputs ${MODEL_OUTPUTS.join(', ')}; it has inputs ${onnx.inputs.join(', ') || 'none'} and ` +
+        `outputs ${onnx.outputs.join(', ') || 'none'} (convert weights with vggface convert)`,
       { input: label },
     );
   }

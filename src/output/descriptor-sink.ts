@@ -244,14 +244,16 @@ function checkJsonlLine(line: string, settings: OutputSettings, path: string): v
   if (detected !== (settings.detector !== 'none')) {
     throw new VggFaceError(
       'E_USAGE',
-      `${path}: cannot resume: it was written ${detected ? 'with' : 'without'} face detection, this run is ${detected ? 'without' : 'with'} it`,
+      `${path}: cannot resume: it was written ${detected ? 'with' : 'without'} face ` +
+        `detection, this run is ${detected ? 'without' : 'with'} it`,
       { input: path },
     );
   }
   if (parsed.descriptor && parsed.descriptor.length !== settings.dimension) {
     throw new VggFaceError(
       'E_USAGE',
-      `${path}: cannot resume: its descriptors have ${parsed.descriptor.length} values, this run writes ${settings.dimension}`,
+      `${path}: cannot resume: its descriptors ` +
+        `have ${parsed.descriptor.length} values, this run writes ${settings.dimension}`,
       { input: path },
     );
   }
@@ -340,7 +342,8 @@ async function openMatrix(
         if (!m || Number(m[1]) !== rows)
           throw new VggFaceError(
             'E_FORMAT',
-            `${indexPath}: cannot resume: the line at byte ${line.start} does not continue the rows (expected row ${rows})`,
+            `${indexPath}: cannot resume: the line at byte ${line.start} does ` +
+              `not continue the rows (expected row ${rows})`,
             { input: indexPath },
           );
         done.add(imageOfLine(line.head, indexPath, line.start));
@@ -402,7 +405,8 @@ function checkIndexHeader(head: string, want: IndexHeader, indexPath: string): v
     if (got[key] !== want[key]) {
       throw new VggFaceError(
         'E_USAGE',
-        `${indexPath}: cannot resume: it was written with ${key} ${JSON.stringify(got[key])}, this run has ${JSON.stringify(want[key])}`,
+        `${indexPath}: cannot resume: it was written ` +
+          `with ${key} ${JSON.stringify(got[key])}, this run has ${JSON.stringify(want[key])}`,
         { input: indexPath },
       );
     }

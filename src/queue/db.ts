@@ -82,6 +82,7 @@ export function isTransient(err: unknown): boolean {
     if (e.code && (isServerGoneCode(e.code) || TRANSIENT_CODES.has(e.code))) return true;
     const m = e.message ?? '';
     if (
+      // line-width: one regex of the messages of a lost connection
       /Connection terminated|connection error|not queryable|timeout exceeded when trying to connect|the database system is (starting up|shutting down)|terminating connection/i.test(
         m,
       )

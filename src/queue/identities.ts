@@ -62,7 +62,8 @@ export async function identitiesFor(references: readonly string[], source: Ident
   });
   if (missing.length > 0) {
     throw usageError(
-      `--identity-from ${source.kind === 'dir' ? 'dir' : `csv:${source.file}`}: ${missing.length} photo${missing.length > 1 ? 's have' : ' has'} no identity, e.g. ${missing[0]}`,
+      `--identity-from ${source.kind === 'dir' ? 'dir' : `csv:${source.file}`}: ${missing.length} ` +
+        `photo${missing.length > 1 ? 's have' : ' has'} no identity, e.g. ${missing[0]}`,
       '--identity-from',
     );
   }

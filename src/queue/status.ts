@@ -62,7 +62,8 @@ export async function runStatus(db: pg.Pool, run: Run): Promise<RunStatus> {
     `SELECT count(*) FILTER (WHERE status = 'described') AS described,
             count(*) FILTER (WHERE status = 'no_face') AS no_face,
             count(*) FILTER (WHERE status = 'failed') AS failed,
-            sum(CASE WHEN status <> 'described' THEN 0 WHEN faces IS NULL THEN 1 ELSE jsonb_array_length(faces) END) AS faces,
+            sum(CASE WHEN status <> 'described' THEN 0 WHEN faces IS NULL THEN 1 ` +
+      `ELSE jsonb_array_length(faces) END) AS faces,
             count(*) FILTER (WHERE gallery = 'added') AS added,
             count(*) FILTER (WHERE gallery = 'duplicate') AS duplicates,
             count(*) FILTER (WHERE recorded_at > clock_timestamp() - make_interval(secs => $2)) AS recent,
@@ -156,11 +157,14 @@ export function formatStatus(s: RunStatus, width = 30): string {
   const finished = s.done + s.failed;
   const frac = s.total ? finished / s.total : 1;
   const full = Math.round(frac * width);
-  const bar = `[${'█'.repeat(full)}${'░'.repeat(width - full)}] ${Math.floor(frac * 100)}% | ${finished}/${s.total} | ${s.rate}/s | ETA ${duration(s.etaSeconds)}`;
+  const bar =
+    `[${'█'.repeat(full)}${'░'.repeat(width - full)}] ${Math.floor(frac * 100)}% ` +
+    `| ${finished}/${s.total} | ${s.rate}/s | ETA ${duration(s.etaSeconds)}`;
   const lines = [
     `run ${s.run} (${s.state}), created ${s.createdAt}, model ${s.model ?? '(bound by the first worker)'}`,
     bar,
-    `done ${s.done} (${s.described} described, ${s.faces} faces, ${s.noFace} without a face) · failed ${s.failed} · pending ${s.pending} · in flight ${s.inFlight} · dead ${s.dead}`,
+    `done ${s.done} (${s.described} described, ${s.faces} faces, ${s.noFace} without a face) · ` +
+      `failed ${s.failed} · pending ${s.pending} · in flight ${s.inFlight} · dead ${s.dead}`,
   ];
   if (s.gallery) lines.push(`gallery: ${s.gallery.added} added, ${s.gallery.duplicates} already there`);
   for (const f of s.failures) lines.push(`  failed: ${f.photos} x ${f.reason} (e.g. ${f.example})`);

@@ -141,7 +141,10 @@ export function modelKey(m: Omit<ModelBinding, 'key' | 'name'>): string {
 }
 
 export function describeBinding(m: ModelBinding): string {
-  return `${m.name} (sha256 ${m.sha256.slice(0, 12)}..., ${m.preprocessing} preprocessing, ${m.precision}${m.calibration ? `, calibration ${m.calibration.slice(0, 12)}...` : ''})`;
+  return (
+    `${m.name} (sha256 ${m.sha256.slice(0, 12)}..., ${m.preprocessing} ` +
+    `preprocessing, ${m.precision}${m.calibration ? `, calibration ${m.calibration.slice(0, 12)}...` : ''})`
+  );
 }
 
 /** Creates or migrates the queue tables (serialised across processes by an advisory lock). */
@@ -152,7 +155,8 @@ export async function ensureSchema(pool: pg.Pool): Promise<void> {
     await client.query('BEGIN');
     await client.query('SELECT pg_advisory_xact_lock($1)', [SCHEMA_LOCK]);
     const exists = await client.query(
-      `SELECT 1 FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = 'vggface_queue_meta'`,
+      'SELECT 1 FROM information_schema.tables WHERE table_schema = ' +
+        "current_schema() AND table_name = 'vggface_queue_meta'",
     );
     let version = 0;
     if (exists.rowCount) {
@@ -166,7 +170,8 @@ export async function ensureSchema(pool: pg.Pool): Promise<void> {
       version = Number(meta.schema_version);
       if (version > QUEUE_SCHEMA_VERSION)
         throw queueError(
-          `queue schema version ${version} is newer than this vggface supports (${QUEUE_SCHEMA_VERSION}); upgrade vggface`,
+          `queue schema version ${version} is newer than this vggface ` +
+            `supports (${QUEUE_SCHEMA_VERSION}); upgrade vggface`,
         );
     }
     for (let v = version; v < QUEUE_SCHEMA_VERSION; v++) for (const sql of MIGRATIONS[v]) await client.query(sql);
@@ -186,7 +191,8 @@ export async function ensureSchema(pool: pg.Pool): Promise<void> {
 /** Whether the queue tables exist (status and export do not create them). */
 export async function hasSchema(db: pg.Pool | pg.PoolClient): Promise<boolean> {
   const r = await db.query(
-    `SELECT 1 FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = 'vggface_queue_runs'`,
+    'SELECT 1 FROM information_schema.tables WHERE table_schema = ' +
+      "current_schema() AND table_name = 'vggface_queue_runs'",
   );
   return (r.rowCount ?? 0) > 0;
 }
@@ -235,7 +241,12 @@ export async function requireRun(db: pg.Pool, id: string): Promise<Run> {
       )
     : [];
   throw queueError(
-    `unknown run ${JSON.stringify(id)}: ${known.length ? `the latest runs are ${known.join(', ')}` : 'this database has no runs (submit one with vggface queue submit)'}`,
+    `unknown run ${JSON.stringify(id)}: ` +
+      `${
+        known.length
+          ? `the latest runs are ${known.join(', ')}`
+          : 'this database has no runs (submit one with vggface queue submit)'
+      }`,
     { input: id },
   );
 }
@@ -259,7 +270,8 @@ export async function listOpenRuns(db: pg.Pool, only?: string): Promise<Run[]> {
 
 export async function insertRun(client: pg.PoolClient, run: Omit<Run, 'createdAt'>): Promise<void> {
   await client.query(
-    `INSERT INTO vggface_queue_runs (id, queue, total, batches, batch_size, into_target, settings, options, model, detector)
+    'INSERT INTO vggface_queue_runs ' +
+      `(id, queue, total, batches, batch_size, into_target, settings, options, model, detector)
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
     [
       run.id,
@@ -348,7 +360,8 @@ export async function insertResults(
     );
   });
   const res = await client.query(
-    `INSERT INTO vggface_queue_results (run, reference, idx, batch, status, content_sha256, error, faces, descriptors, identity, gallery, worker)
+    'INSERT INTO vggface_queue_results ' +
+      `(run, reference, idx, batch, status, content_sha256, error, faces, descriptors, identity, gallery, worker)
      VALUES ${rows.join(', ')} ON CONFLICT (run, reference) DO NOTHING`,
     params,
   );

@@ -154,7 +154,8 @@ export async function deadJobs(
     data: BatchData;
     output: { message?: string; value?: { message?: string } } | null;
   }>(
-    `SELECT id, data, output FROM ${BOSS_SCHEMA}.job WHERE name = $1 AND state = 'failed' ORDER BY (data->>'batch')::int`,
+    `SELECT id, data, output FROM ${BOSS_SCHEMA}.job WHERE name = $1 AND ` +
+      "state = 'failed' ORDER BY (data->>'batch')::int",
     [queue],
   );
   return r.rows.map((row) => ({

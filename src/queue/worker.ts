@@ -173,7 +173,8 @@ export class QueueWorker {
       throw err;
     }
     this.o.log(
-      `worker ${this.id}: model ${describeBinding(this.binding)}, ${this.o.concurrency} slot${this.o.concurrency > 1 ? 's' : ''}${this.o.run ? `, run ${this.o.run}` : ''}`,
+      `worker ${this.id}: model ${describeBinding(this.binding)}, ${this.o.concurrency} ` +
+        `slot${this.o.concurrency > 1 ? 's' : ''}${this.o.run ? `, run ${this.o.run}` : ''}`,
     );
   }
 
@@ -211,14 +212,18 @@ export class QueueWorker {
           return {
             ok: false,
             reason:
-              `run ${run.id} is bound to model ${describeBinding(bound.model)}; this worker loaded ${describeBinding(this.binding)}. ` +
+              `run ${run.id} is bound to model ${describeBinding(bound.model)}; this ` +
+              `worker loaded ${describeBinding(this.binding)}. ` +
               `Start the worker with that run's weights and flags (descriptors of different models cannot be mixed)`,
           };
         }
         if (detector !== null && bound.detector !== null && bound.detector !== detector) {
           return {
             ok: false,
-            reason: `run ${run.id} is bound to the face detector with sha256 ${bound.detector.slice(0, 12)}...; this worker's (${(await this.detectorFile()).path}) is ${detector.slice(0, 12)}...: pass the same --detector-model`,
+            reason:
+              `run ${run.id} is bound to the face detector with ` +
+              `sha256 ${bound.detector.slice(0, 12)}...; this worker's ` +
+              `(${(await this.detectorFile()).path}) is ${detector.slice(0, 12)}...: pass the same --detector-model`,
           };
         }
         return { ok: true };
@@ -310,7 +315,8 @@ export class QueueWorker {
         this.o.log(`worker ${this.id}: run ${h.run.id} batch ${h.job.data.batch}: given back unfinished`);
       } catch (err) {
         this.o.log(
-          `worker ${this.id}: run ${h.run.id} batch ${h.job.data.batch}: could not be given back (${(err as Error).message}); it goes to another worker after its timeout`,
+          `worker ${this.id}: run ${h.run.id} batch ${h.job.data.batch}: could not be given back ` +
+            `(${(err as Error).message}); it goes to another worker after its timeout`,
         );
       }
     }
@@ -420,8 +426,10 @@ export class QueueWorker {
       this.stats.photos += inserted;
       const skipped = refs.length - results.length;
       this.o.log(
-        `${tag}: done in ${((Date.now() - started) / 1000).toFixed(1)} s: ${summary.described} described, ${summary.noFace} without a face, ${summary.failed} failed` +
-          `${skipped ? `, ${skipped} already recorded` : ''}${inserted < results.length ? `, ${results.length - inserted} recorded meanwhile by another worker` : ''}` +
+        `${tag}: done in ${((Date.now() - started) / 1000).toFixed(1)} s: ${summary.described} ` +
+          `described, ${summary.noFace} without a face, ${summary.failed} failed` +
+          `${skipped ? `, ${skipped} already recorded` : ''}` +
+          `${inserted < results.length ? `, ${results.length - inserted} recorded meanwhile by another worker` : ''}` +
           `${completed === 0 ? " (the batch was no longer this worker's: it ran past its timeout)" : ''}`,
       );
     } catch (err) {

@@ -25,8 +25,10 @@ if (process.env[ORT_TELEMETRY_OPT_OUT] !== '1') {
   process.env[ORT_TELEMETRY_OPT_OUT] = '1';
   if (!isMainThread) {
     process.emitWarning(
-      `${ORT_TELEMETRY_OPT_OUT}=1 cannot be set from a worker thread, and this worker's parent did not set it: ONNX Runtime's ` +
-        `telemetry may be on. Import vggface in the main thread first, or set ${ORT_TELEMETRY_OPT_OUT}=1 in the environment.`,
+      `${ORT_TELEMETRY_OPT_OUT}=1 cannot be set from a worker thread, and this ` +
+        "worker's parent did not set it: ONNX Runtime's " +
+        'telemetry may be on. Import vggface in the main thread first, or ' +
+        `set ${ORT_TELEMETRY_OPT_OUT}=1 in the environment.`,
       { code: 'VGGFACE_ORT_TELEMETRY' },
     );
   }

@@ -71,5 +71,8 @@ export function clientErrorResponse(err: Error): string {
         : new ApiError(400, 'bad_request', 'the request is not valid HTTP');
   const body = JSON.stringify(api.body());
   const reason = { 400: 'Bad Request', 408: 'Request Timeout', 431: 'Request Header Fields Too Large' }[api.status];
-  return `HTTP/1.1 ${api.status} ${reason}\r\nContent-Type: application/json; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`;
+  return (
+    `HTTP/1.1 ${api.status} ${reason}\r\nContent-Type: application/json; charset=utf-8\r\n` +
+    `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`
+  );
 }

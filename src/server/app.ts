@@ -242,7 +242,8 @@ export async function buildApp(ctx: ApiContext): Promise<FastifyInstance> {
       ? new ApiError(
           413,
           'body_too_large',
-          `a JSON body may have at most ${formatBytes(jsonLimit)} (its base64 is parsed on the event loop): send photos as multipart/form-data, in fields named images`,
+          `a JSON body may have at most ${formatBytes(jsonLimit)} (its base64 is parsed on the event ` +
+            'loop): send photos as multipart/form-data, in fields named images',
         )
       : new ApiError(413, 'body_too_large', 'the request body is over the server’s size limit');
   app.addHook('onRequest', async (request) => {
@@ -311,7 +312,8 @@ export async function buildApp(ctx: ApiContext): Promise<FastifyInstance> {
       throw new ApiError(
         422,
         'no_threshold',
-        `no ${metric} threshold: this model has none calibrated; send "threshold" (or start the server with --metric ${metric} --threshold T)`,
+        `no ${metric} threshold: this model has none calibrated; send "threshold" (or ` +
+          `start the server with --metric ${metric} --threshold T)`,
       );
     }
     return t;

@@ -35,7 +35,9 @@ export function hostOfHeader(header: string): string {
   return normalize(colon < 0 ? h : h.slice(0, colon));
 }
 
-/** Checks an allowed host as given (--allowed-host, `allowedHosts`): a name or an IP literal, no scheme, port or path. */
+/**
+ * Checks an allowed host as given (--allowed-host, `allowedHosts`): a name or an IP literal, no scheme, port or path.
+ */
 export function checkAllowedHost(name: string): string {
   const n = normalize(name);
   if (!(HOST_NAME.test(n) || isIP(n) !== 0)) {
@@ -68,7 +70,8 @@ export function hostChecker(
     return new ApiError(
       421,
       'unknown_host',
-      `this server does not answer to the host ${JSON.stringify(shown)} (a web page may be trying DNS rebinding); to serve under that name, start it with --allowed-host ${hostOfHeader(shown)}`,
+      `this server does not answer to the host ${JSON.stringify(shown)} (a web page may be trying DNS ` +
+        `rebinding); to serve under that name, start it with --allowed-host ${hostOfHeader(shown)}`,
     );
   };
 }

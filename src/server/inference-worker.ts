@@ -328,7 +328,8 @@ export class Pipeline {
     const width = this.model.dimension(batch[0].job.spec.layer);
     batch.forEach((c, i) => {
       const v = data.slice(i * width, (i + 1) * width);
-      // As the library's describe: the graph's `descriptor` output is already normalised; other layers are normalised here.
+      // As the library's describe: the graph's `descriptor` output is already normalised; other layers are normalised
+      // here.
       c.slot.vector = c.job.spec.normalize && output !== 'descriptor' ? l2normalize(v) : v;
     });
   }
@@ -353,7 +354,10 @@ function outputFor(spec: JobSpec): ModelOutput {
   return spec.layer === 'fc7' && spec.normalize ? 'descriptor' : spec.layer;
 }
 
-/** `{"name", "width", "height", "faces": [{"box", "score", "landmarks", "descriptor"}]}`, numbers as the CLI writes them. */
+/**
+ * `{"name", "width", "height", "faces": [{"box", "score", "landmarks", "descriptor"}]}`, numbers as the CLI writes
+ * them.
+ */
 function imageJson(name: string | undefined, s: ImageState, crop: boolean): string {
   const faces = s.slots.map((slot) => {
     const vector = `"descriptor":${vectorJson(slot.vector!)}`;

@@ -91,8 +91,10 @@ export function buildOpenApi(routes: readonly RouteSpec[], auth: AuthMode): Reco
       title: 'vggface',
       version: VERSION,
       description:
-        'VGG-Face face descriptors over HTTP: describe faces, verify two photos, and a gallery of known people to search. ' +
-        'Images are sent as JSON (base64) or as multipart/form-data uploads; errors are {"error": {"code", "message"}}.',
+        'VGG-Face face descriptors over HTTP: describe faces, verify two ' +
+        'photos, and a gallery of known people to search. ' +
+        'Images are sent as JSON (base64) or as multipart/form-data ' +
+        'uploads; errors are {"error": {"code", "message"}}.',
     },
     components: {
       securitySchemes: {

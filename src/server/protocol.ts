@@ -7,7 +7,10 @@ import type { ModelInfo } from '../model/cache.js';
 import type { ModelIdentity } from '../model/identity.js';
 import type { Layer, LoadOptions } from '../vggface.js';
 
-/** `all`: every face of each photo; `largest`: the largest face (an error when there is none); `none`: the image as given, a face crop. */
+/**
+ * `all`: every face of each photo; `largest`: the largest face (an error when there is none); `none`: the image as
+ * given, a face crop.
+ */
 export type FaceMode = 'all' | 'largest' | 'none';
 
 export interface DetectionSettings {

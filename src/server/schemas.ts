@@ -14,7 +14,10 @@ import { DESCRIBE_OPTIONS, defaultAndNote, FACE_OPTIONS, type OptionSpec } from 
 
 export type JsonSchema = Record<string, unknown>;
 
-/** Who may call a route: `open` always; `read` with the token when auth is `all`; `write` with the token unless auth is `none`. */
+/**
+ * Who may call a route: `open` always; `read` with the token when auth is `all`; `write` with the token unless auth is
+ * `none`.
+ */
 export type Access = 'open' | 'read' | 'write';
 
 export interface ResponseSpec {
@@ -64,7 +67,8 @@ const imageJson: JsonSchema = {
       type: 'string',
       contentEncoding: 'base64',
       description:
-        'The encoded image (JPEG, PNG, WebP, TIFF, GIF or AVIF) in base64, standard or URL-safe; a data: URL prefix is accepted.',
+        'The encoded image (JPEG, PNG, WebP, TIFF, GIF or AVIF) in base64, ' +
+        'standard or URL-safe; a data: URL prefix is accepted.',
     },
     name,
   },
@@ -106,7 +110,8 @@ function faceOptions(modes: readonly string[], fallback: string): Record<string,
       default: fallback,
       description:
         (modes.includes('all') ? '`all`: every face of each photo, largest first; ' : '') +
-        '`largest`: the largest face of each photo (a photo without a face is an error); `none`: each image is a face crop, described as given.',
+        '`largest`: the largest face of each photo (a photo without a face is an ' +
+        'error); `none`: each image is a face crop, described as given.',
     },
     fit: optionSchema(DESCRIBE_OPTIONS.fit, { prefix: 'With faces `none`: ' }),
     align: optionSchema(FACE_OPTIONS.align),
@@ -164,7 +169,8 @@ function thresholdOptions(metric: Metric): Record<string, JsonSchema> {
       type: 'number',
       minimum: 0,
       description:
-        "Same person when distance <= threshold. Default: the server's --threshold for its metric, else the model's calibrated threshold (or deepface's, for deepface-preprocessed models).",
+        "Same person when distance <= threshold. Default: the server's --threshold for its metric, else the " +
+        "model's calibrated threshold (or deepface's, for deepface-preprocessed models).",
     },
   };
 }
@@ -202,7 +208,8 @@ const face: JsonSchema = {
   type: 'object',
   required: ['box', 'score', 'landmarks'],
   description:
-    "A detected face, in pixels of the photo as displayed (EXIF orientation applied). Right and left are the subject's.",
+    'A detected face, in pixels of the photo as displayed (EXIF ' +
+    "orientation applied). Right and left are the subject's.",
   properties: {
     box: {
       type: 'object',
@@ -282,7 +289,8 @@ const AUTH_ERROR: Record<number, ResponseSpec> = { 401: err('Missing or wrong be
 /** Every route checks the Host header first. */
 const HOST_ERROR: Record<number, ResponseSpec> = {
   421: err(
-    'The Host header is not a name of this server (localhost, its listen address, --allowed-host): refused against DNS rebinding.',
+    'The Host header is not a name of this server (localhost, its listen ' +
+      'address, --allowed-host): refused against DNS rebinding.',
   ),
 };
 const LONG_ID_ERROR: Record<number, ResponseSpec> = { 414: err('The identity in the URL is over 256 characters.') };
@@ -299,7 +307,8 @@ export const identityParams: JsonSchema = {
       pattern: '^(?!\\s*$)[^\\u0000-\\u001f\\u007f]+$',
       not: { const: 'unknown' },
       description:
-        'The identity (person): 1 to 256 printable characters, not only spaces, not "unknown" (what search answers when nothing matches).',
+        'The identity (person): 1 to 256 printable characters, not only spaces, not ' +
+        '"unknown" (what search answers when nothing matches).',
     },
   },
 };
@@ -315,7 +324,8 @@ export const healthSchema: JsonSchema = {
     gallery: {
       type: 'object',
       description:
-        'The gallery store; `unavailable` while its PostgreSQL server cannot be reached (the server reconnects by itself).',
+        'The gallery store; `unavailable` while its PostgreSQL server cannot ' +
+        'be reached (the server reconnects by itself).',
       properties: {
         backend: { type: 'string', enum: ['sqlite', 'postgres'] },
         state: { type: 'string', enum: ['ok', 'unavailable'] },
@@ -342,7 +352,8 @@ function routeTable(limits: SchemaLimits): RouteSpec[] {
       url: '/v1/describe',
       summary: 'Describe every face in photos',
       description:
-        'Finds the faces of each photo (or takes each image as a face crop with faces "none") and returns their descriptors, boxes, landmarks and scores.',
+        'Finds the faces of each photo (or takes each image as a face crop with faces ' +
+        '"none") and returns their descriptors, boxes, landmarks and scores.',
       access: 'read',
       body: imagesBody(
         many,
@@ -402,7 +413,8 @@ function routeTable(limits: SchemaLimits): RouteSpec[] {
       url: '/v1/gallery/:id/faces',
       summary: 'Add photos of a person to the gallery',
       description:
-        'Describes the largest face of each photo and stores it under the identity, all in one transaction (an image that fails stores nothing). An image already in the gallery (same bytes) is not stored again.',
+        'Describes the largest face of each photo and stores it under the identity, all in one transaction (an image ' +
+        'that fails stores nothing). An image already in the gallery (same bytes) is not stored again.',
       access: 'write',
       params: identityParams,
       body: imagesBody(many, crops, faceRules(false)),
@@ -505,7 +517,8 @@ function routeTable(limits: SchemaLimits): RouteSpec[] {
       responses: {
         200: {
           description:
-            'One entry per image, in order: "identity" is the best match if its distance is <= threshold, else "unknown".',
+            'One entry per image, in order: "identity" is the best match if ' +
+            'its distance is <= threshold, else "unknown".',
           schema: {
             type: 'object',
             required: ['results'],

@@ -44,7 +44,8 @@ export async function startServer(
   if (options.auth !== 'none' && !options.token)
     throw usageError(`auth ${options.auth} needs a token (or auth none to serve without one)`, 'token');
   if (options.token !== undefined) checkToken(options.token);
-  // Before the model loads: a listen name that does not resolve, or an allowed host that is not a name, is a usage error.
+  // Before the model loads: a listen name that does not resolve, or an allowed host that is not a name, is a usage
+  // error.
   const hostCheck = hostChecker(options.host, await resolveListenHost(options.host), options.allowedHosts ?? []);
   const modelsDir = options.models === undefined ? undefined : await resolveModelsDir(options.models);
   let pool: InferencePool | undefined;

@@ -32,7 +32,8 @@ const WEB_FILES: Record<string, { file: string; type: string }> = {
 };
 /** The pages load nothing from elsewhere and show the photos they were given as blob: URLs. */
 const CSP_BASE =
-  "default-src 'self'; img-src 'self' blob:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'";
+  "default-src 'self'; img-src 'self' blob:; object-src 'none'; base-uri " +
+  "'none'; frame-ancestors 'none'; form-action 'self'";
 /** `/local`, the library and its worker also compile onnxruntime-web's WebAssembly (a worker's CSP is its script's). */
 export const CONTENT_SECURITY_POLICY = {
   api: CSP_BASE,
@@ -60,7 +61,9 @@ export interface StaticOptions {
   readonly detectorModel?: string;
 }
 
-/** Checks `--models DIR` before the server starts: it must be a folder. Returns its real path (symbolic links resolved). */
+/**
+ * Checks `--models DIR` before the server starts: it must be a folder. Returns its real path (symbolic links resolved).
+ */
 export async function resolveModelsDir(dir: string): Promise<string> {
   let real: string;
   try {

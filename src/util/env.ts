@@ -22,7 +22,9 @@ export const ENV_VARIABLES = {
   token: 'VGGFACE_TOKEN',
   /** Print stack traces with errors. */
   debug: 'VGGFACE_DEBUG',
-  /** `npm run bench`: a PostgreSQL superuser URL for the "Gallery at scale" runs (default: a throwaway pg-test-server). */
+  /**
+   * `npm run bench`: a PostgreSQL superuser URL for the "Gallery at scale" runs (default: a throwaway pg-test-server).
+   */
   benchPg: 'VGGFACE_BENCH_PG',
 } as const;
 
@@ -44,7 +46,9 @@ export function readEnv(env: NodeJS.ProcessEnv = process.env): { readonly [K in 
   return out;
 }
 
-/** A non-VGGFACE variable the project also reads (XDG_CACHE_HOME, XDG_DATA_HOME), with the same empty-means-unset rule. */
+/**
+ * A non-VGGFACE variable the project also reads (XDG_CACHE_HOME, XDG_DATA_HOME), with the same empty-means-unset rule.
+ */
 export function otherEnvValue(name: string, env: NodeJS.ProcessEnv = process.env): string | undefined {
   const value = env[name];
   return value === undefined || value === '' ? undefined : value;

@@ -104,7 +104,8 @@ export function checkOutputPath(path: string, inputs: readonly string[] | InputF
     }
     throw new VggFaceError(
       'E_IO',
-      `${path}: not a regular file: a symbolic link${target}; refusing to replace it (write to the file it points to, or remove the link)`,
+      `${path}: not a regular file: a symbolic link${target}; refusing to replace ` +
+        'it (write to the file it points to, or remove the link)',
       { input: path },
     );
   }

@@ -62,7 +62,8 @@ export async function measurePairs(
     if (strict || !noFace) {
       throw new VggFaceError(
         failed.code,
-        `${list.path}: line ${p.line}: ${failed.message}${noFace ? ' (--strict: stopped at the first pair without a face)' : ''}`,
+        `${list.path}: ` +
+          `line ${p.line}: ${failed.message}${noFace ? ' (--strict: stopped at the first pair without a face)' : ''}`,
         { input: list.path, cause: failed },
       );
     }
@@ -72,7 +73,8 @@ export async function measurePairs(
   if (kept.length === 0) {
     throw new VggFaceError(
       'E_IMAGE',
-      `${list.path}: no pair left to evaluate: every pair has a photo without a face (first: line ${skipped[0].line}, ${skipped[0].reason})`,
+      `${list.path}: no pair left to evaluate: every pair has a photo without a face ` +
+        `(first: line ${skipped[0].line}, ${skipped[0].reason})`,
       { input: list.path },
     );
   }

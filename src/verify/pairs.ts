@@ -63,7 +63,8 @@ export function parseLfwPairs(path: string, text: string, imagesDir: string): Pa
   if (header.length > 2 || !header.every((h) => /^\d+$/.test(h))) {
     throw formatError(
       path,
-      `line 1: expected the LFW header "<folds> <pairs per class>" or "<pairs per class>", got "${lines[0].trim().slice(0, 60)}"`,
+      'line 1: expected the LFW header "<folds> <pairs per class>" or "<pairs ' +
+        `per class>", got "${lines[0].trim().slice(0, 60)}"`,
     );
   }
   const [sets, perClass] = header.length === 2 ? [Number(header[0]), Number(header[1])] : [1, Number(header[0])];
@@ -86,7 +87,8 @@ export function parseLfwPairs(path: string, text: string, imagesDir: string): Pa
   if (pairs.length !== expected) {
     throw formatError(
       path,
-      `the header announces ${sets} x ${perClass} same + ${perClass} different = ${expected} pairs, the file has ${pairs.length}`,
+      `the header announces ${sets} x ${perClass} same + ${perClass} different ` +
+        `= ${expected} pairs, the file has ${pairs.length}`,
     );
   }
   return { path, format: 'lfw', pairs };
@@ -115,7 +117,8 @@ export function parseCsvPairs(path: string, text: string, imagesDir: string): Pa
   if (ix < 0 || iy < 0) {
     throw formatError(
       path,
-      `line 1: expected a header with columns file_x and file_y (and optionally Decision), got "${records[0].record.join(',').slice(0, 80)}"`,
+      'line 1: expected a header with columns file_x and file_y (and optionally ' +
+        `Decision), got "${records[0].record.join(',').slice(0, 80)}"`,
     );
   }
   const resolve = (p: string) => (isAbsolute(p) ? p : join(imagesDir, p));

@@ -127,8 +127,10 @@ export async function resolveThreshold(options: {
     return { threshold: DEEPFACE_THRESHOLDS[metric], metric, source: 'deepface' };
   throw new VggFaceError(
     'E_NOT_FOUND',
-    `no calibrated ${metric} threshold for model ${identity.name} (sha256 ${identity.sha256.slice(0, 12)}, caffe preprocessing): ` +
-      `run "vggface calibrate --pairs FILE" with labelled pairs, or pass --threshold; deepface's published thresholds apply only to --preprocessing deepface`,
+    `no calibrated ${metric} threshold for model ${identity.name} ` +
+      `(sha256 ${identity.sha256.slice(0, 12)}, caffe preprocessing): ` +
+      'run "vggface calibrate --pairs FILE" with labelled pairs, or pass --threshold; ' +
+      "deepface's published thresholds apply only to --preprocessing deepface",
     { input: identity.name },
   );
 }

@@ -122,7 +122,8 @@ export function parseCaffeModel(
     else
       throw new VggFaceError(
         'E_TOPOLOGY',
-        `${path}: layer ${layer.name} of type ${layer.type} has weights; VGG-Face has weights only in Convolution and InnerProduct layers`,
+        `${path}: layer ${layer.name} of type ${layer.type} has weights; VGG-Face ` +
+          'has weights only in Convolution and InnerProduct layers',
         { input: path },
       );
   }

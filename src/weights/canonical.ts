@@ -29,7 +29,8 @@ export function assembleWeightSet(
   if (found.length !== LAYER_NAMES.length || convCount !== CONV_LAYER_NAMES.length) {
     throw new VggFaceError(
       'E_TOPOLOGY',
-      `${source}: VGG-Face has 13 conv layers then 3 fc layers with weights, file has ${convCount} conv and ${fcCount} fc: ${summary()}`,
+      `${source}: VGG-Face has 13 conv layers then 3 fc layers with weights, file ` +
+        `has ${convCount} conv and ${fcCount} fc: ${summary()}`,
       { input: source },
     );
   }
@@ -38,7 +39,8 @@ export function assembleWeightSet(
     if (l.kind !== expectedKind) {
       throw new VggFaceError(
         'E_TOPOLOGY',
-        `${source}: layer ${i + 1} (${l.sourceName}) should be ${expectedKind === 'conv' ? 'a conv layer' : 'an fc layer'} (${LAYER_NAMES[i]}), file has ${l.kind}`,
+        `${source}: layer ${i + 1} (${l.sourceName}) should ` +
+          `be ${expectedKind === 'conv' ? 'a conv layer' : 'an fc layer'} (${LAYER_NAMES[i]}), file has ${l.kind}`,
         { input: source },
       );
     }

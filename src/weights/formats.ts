@@ -78,13 +78,15 @@ export async function detectFormat(path: string): Promise<FormatId> {
     const found = [...new Set(mismatches.map((m) => m.found.replace(/\.+$/, '')))].join('; ');
     throw formatError(
       path,
-      `its signature matches ${mismatches.map((m) => m.id).join(', ')} but its structure matches none of them: ${found}. Use --format to force one.`,
+      `its signature matches ${mismatches.map((m) => m.id).join(', ')} but its structure ` +
+        `matches none of them: ${found}. Use --format to force one.`,
     );
   }
   const magic = Buffer.from(head.subarray(0, 8)).toString('hex').replace(/(..)/g, '$1 ').trim();
   throw formatError(
     path,
-    `unrecognised weight format (first bytes: ${magic}); expected one of: ${formatIds().join(', ')}. Use --format to force one.`,
+    `unrecognised weight format (first bytes: ${magic}); expected one ` +
+      `of: ${formatIds().join(', ')}. Use --format to force one.`,
   );
 }
 

@@ -26,7 +26,8 @@ function storedLayers(file: Hdf5File): StoredLayer[] {
   if (missing.length > 0) {
     throw new VggFaceError(
       'E_TOPOLOGY',
-      `${file.path}: missing ${missing.join(', ')}; the article's layout has data/<layer>_w and data/<layer>_b for each of ${LAYER_NAMES.join(', ')}`,
+      `${file.path}: missing ${missing.join(', ')}; the article's layout has ` +
+        `data/<layer>_w and data/<layer>_b for each of ${LAYER_NAMES.join(', ')}`,
       { input: file.path },
     );
   }
@@ -44,7 +45,8 @@ const readArticle = (path: string): Promise<WeightSet> =>
     storedLayers,
     fc6InputOrder: 'CHW',
     describe: () =>
-      "the article's HDF5 layout (data/<layer>_w, <layer>_b; kernels (kh, kw, in, out), fc (in, out), fc6 inputs C,H,W)",
+      "the article's HDF5 layout (data/<layer>_w, <layer>_b; kernels (kh, " +
+      'kw, in, out), fc (in, out), fc6 inputs C,H,W)',
   });
 
 export const hdf5ArticleReader: WeightReader = {

@@ -101,7 +101,8 @@ function readFcLayer(
       throw topologyError(
         file,
         layer,
-        `expects ${expected} inputs = ${c}x${POOL5_SIZE}x${POOL5_SIZE} from pool5 (conv5_3 has ${c} channels), file has ${inputs} (kernel ${shapeText(k)})`,
+        `expects ${expected} inputs = ${c}x${POOL5_SIZE}x${POOL5_SIZE} from pool5 (conv5_3 ` +
+          `has ${c} channels), file has ${inputs} (kernel ${shapeText(k)})`,
       );
     }
     // A kernel stored as a conv reads its input channels-last whatever the layout says.

@@ -67,7 +67,8 @@ function storedLayers(file: Hdf5File, container: KerasContainer): StoredLayer[] 
     if (weightNames.length !== 2) {
       throw new VggFaceError(
         'E_TOPOLOGY',
-        `${file.path}: layer ${name} has ${weightNames.length} weights (${weightNames.join(', ')}); VGG-Face layers have a kernel and a bias`,
+        `${file.path}: layer ${name} has ${weightNames.length} weights ` +
+          `(${weightNames.join(', ')}); VGG-Face layers have a kernel and a bias`,
         { input: file.path },
       );
     }
@@ -89,7 +90,8 @@ function storedLayers(file: Hdf5File, container: KerasContainer): StoredLayer[] 
       found.map((l) => `${l.sourceName} (kernel ${file.dataset(l.kernelPath).shape.join('x')})`).join(', ') || 'none';
     throw new VggFaceError(
       'E_TOPOLOGY',
-      `${file.path}: VGG-Face has ${CONV_LAYER_NAMES.length} conv layers then ${FC_LAYER_NAMES.length} fc layers with weights, file has ${found.length} layers with weights: ${list}`,
+      `${file.path}: VGG-Face has ${CONV_LAYER_NAMES.length} conv layers then ${FC_LAYER_NAMES.length} fc ` +
+        `layers with weights, file has ${found.length} layers with weights: ${list}`,
       { input: file.path },
     );
   }

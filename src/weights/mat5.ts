@@ -216,7 +216,8 @@ export async function readMatFile(path: string): Promise<MatFile> {
     if (!headerText.startsWith('MATLAB 5.0 MAT-file')) {
       throw formatError(
         path,
-        `not a MAT-file v5: the header text starts ${JSON.stringify(headerText.slice(0, 24))}, expected "MATLAB 5.0 MAT-file"`,
+        'not a MAT-file v5: the header text ' +
+          `starts ${JSON.stringify(headerText.slice(0, 24))}, expected "MATLAB 5.0 MAT-file"`,
       );
     }
     const endian = header.toString('latin1', 126, 128);
@@ -242,7 +243,8 @@ export async function readMatFile(path: string): Promise<MatFile> {
       if (dataStart + n > size) {
         throw formatError(
           path,
-          `truncated: the ${TYPE_NAMES[type] ?? `type ${type}`} element at byte ${pos} declares ${n} bytes, only ${size - dataStart} remain`,
+          `truncated: the ${TYPE_NAMES[type] ?? `type ${type}`} element at byte ${pos} ` +
+            `declares ${n} bytes, only ${size - dataStart} remain`,
         );
       }
       let element: Buffer;
@@ -258,7 +260,8 @@ export async function readMatFile(path: string): Promise<MatFile> {
       } else {
         throw formatError(
           path,
-          `unexpected ${TYPE_NAMES[type] ?? `element type ${type}`} at byte ${pos}; a MAT-file holds miMATRIX or miCOMPRESSED variables`,
+          `unexpected ${TYPE_NAMES[type] ?? `element type ${type}`} at byte ${pos}; ` +
+            'a MAT-file holds miMATRIX or miCOMPRESSED variables',
         );
       }
       const parser = new MatParser(element, littleEndian, path, `variable at byte ${at}`);
@@ -331,7 +334,8 @@ async function inflateElement(path: string, start: number, length: number, littl
               throw fail(
                 new VggFaceError(
                   'E_UNSAFE',
-                  `${path}: ${where} declares ${total} bytes from ${length} compressed bytes, more than zlib can produce (zlib bomb or corrupt file)`,
+                  `${path}: ${where} declares ${total} bytes from ${length} compressed bytes, ` +
+                    'more than zlib can produce (zlib bomb or corrupt file)',
                   { input: path },
                 ),
               );
@@ -513,7 +517,8 @@ export class MatParser {
         pos = namesTag.next;
         if (count * fieldNames.length * 8 > end - pos)
           throw this.fail(
-            `${label}: struct array of ${dims.join('x')} with ${fieldNames.length} fields cannot fit in ${end - pos} bytes`,
+            `${label}: struct array of ${dims.join('x')} ` +
+              `with ${fieldNames.length} fields cannot fit in ${end - pos} bytes`,
             tag.at,
           );
         const items: Map<string, MatValue>[] = [];
@@ -597,7 +602,8 @@ export class MatParser {
       throw this.fail(`${label}: ${codes.length} characters do not fill ${rows} rows`, t.at);
     const cols = codes.length / rows;
     const lines: string[] = [];
-    for (let r = 0; r < rows; r++) lines.push(text(Array.from({ length: cols }, (_, c) => codes[r + c * rows]))); // column-major
+    // column-major
+    for (let r = 0; r < rows; r++) lines.push(text(Array.from({ length: cols }, (_, c) => codes[r + c * rows])));
     return lines.join('\n');
   }
 }

@@ -83,13 +83,15 @@ export async function parseMatConvNet(
     const names = [...vars.keys()].map((n) => `${n} (${matTypeName(vars.get(n))})`).join(', ') || 'no variables';
     throw formatError(
       path,
-      `not a MatConvNet network: expected variables layers and meta (vgg-face.mat) or a struct net (vgg_face.mat), the file has ${names}`,
+      'not a MatConvNet network: expected variables layers and meta (vgg-face.mat) ' +
+        `or a struct net (vgg_face.mat), the file has ${names}`,
     );
   }
   if (layers?.kind === 'struct' && layers.fieldNames.includes('params')) {
     throw formatError(
       path,
-      'MatConvNet DagNN networks (layers as a struct array with params) are not supported; save the SimpleNN form (layers as a cell array)',
+      'MatConvNet DagNN networks (layers as a struct array with params) are not ' +
+        'supported; save the SimpleNN form (layers as a cell array)',
     );
   }
   if (layers?.kind !== 'cell')
@@ -142,7 +144,9 @@ export async function parseMatConvNet(
   const { weights, topology } = assembleWeightSet(
     {
       format: 'matconvnet',
-      layout: `MatConvNet SimpleNN, MAT-file v5 (${variant}${mat.compressed ? ', zlib-compressed' : ''}; filters H x W x IN x OUT column-major)`,
+      layout:
+        'MatConvNet SimpleNN, MAT-file v5 ' +
+        `(${variant}${mat.compressed ? ', zlib-compressed' : ''}; filters H x W x IN x OUT column-major)`,
       sourceDtype: [...dtypes].join('+') || 'float32',
       inputChannelOrder: 'RGB',
       ...(normalization ? meanOf(normalization, path) : {}),
@@ -194,7 +198,8 @@ function checkGeometry(layer: ReadonlyMap<string, MatValue>, name: string, kind:
   if (pad?.some((p) => p !== wantPad))
     throw topologyError(
       path,
-      `layer ${name} has pad ${pad.join(' ')}; VGG-Face ${kind === 'conv' ? 'convolutions pad by 1' : 'fc layers have no padding'}`,
+      `layer ${name} has pad ${pad.join(' ')}; ` +
+        `VGG-Face ${kind === 'conv' ? 'convolutions pad by 1' : 'fc layers have no padding'}`,
     );
   if (stride?.some((s) => s !== 1))
     throw topologyError(path, `layer ${name} has stride ${stride.join(' ')}; VGG-Face layers have stride 1`);

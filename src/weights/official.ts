@@ -38,7 +38,8 @@ const WEIGHTS_APPROX_BYTES = 580_100_000;
 
 /** The Oxford VGG statement of terms, as its VGG Face page gives it (quoted by keras-vggface, deepface and others). */
 const OXFORD_TERMS =
-  '"These models can be used for non-commercial research purposes under Creative Commons Attribution License." (Oxford VGG, https://www.robots.ox.ac.uk/~vgg/software/vgg_face/)';
+  '"These models can be used for non-commercial research purposes under Creative Commons Attribution ' +
+  'License." (Oxford VGG, https://www.robots.ox.ac.uk/~vgg/software/vgg_face/)';
 
 /** One place the published network can be downloaded from. */
 export interface WeightSource {
@@ -104,12 +105,15 @@ export const WEIGHT_SOURCES: readonly WeightSource[] = [
     format: 'keras-deepface',
     download: 'vgg_face_weights.h5.unverified',
     file: 'vgg_face_weights.h5',
-    approxBytes: 580_085_408, // as a third party measured it; deepface publishes no size or checksum, so it is not enforced
+    // as a third party measured it; deepface publishes no size or checksum, so it is not enforced
+    approxBytes: 580_085_408,
     weightsBytes: WEIGHTS_APPROX_BYTES,
     minBytes: PARAMETER_BYTES,
     maxBytes: MAX_DOWNLOAD_BYTES,
     terms:
-      'deepface is MIT-licensed; its author states that the weights it wraps keep their original licences: "VGG-Face is licensed under Creative Commons Attribution License. That\'s why, it is restricted to adopt VGG-Face for commercial use." (serengil/deepface issue #136). ' +
+      'deepface is MIT-licensed; its author states that the weights it wraps keep their original licences: ' +
+      '"VGG-Face is licensed under Creative Commons Attribution License. That\'s why, it is restricted to ' +
+      'adopt VGG-Face for commercial use." (serengil/deepface issue #136). ' +
       OXFORD_TERMS,
   },
   {
@@ -119,12 +123,14 @@ export const WEIGHT_SOURCES: readonly WeightSource[] = [
     format: 'keras-vggface',
     download: 'rcmalli_vggface_tf_vgg16.h5.unverified',
     file: 'rcmalli_vggface_tf_vgg16.h5',
-    approxBytes: WEIGHTS_APPROX_BYTES, // "580 MB" in its README; no exact size or checksum is published (its get_file passes no file_hash)
+    // "580 MB" in its README; no exact size or checksum is published (its get_file passes no file_hash)
+    approxBytes: WEIGHTS_APPROX_BYTES,
     weightsBytes: WEIGHTS_APPROX_BYTES,
     minBytes: PARAMETER_BYTES,
     maxBytes: MAX_DOWNLOAD_BYTES,
     terms:
-      'keras-vggface README: "Original models can be used for non-commercial research purposes under Creative Commons Attribution License. The code that provided in this project is under MIT License."',
+      'keras-vggface README: "Original models can be used for non-commercial research purposes under Creative ' +
+      'Commons Attribution License. The code that provided in this project is under MIT License."',
   },
   {
     name: 'oxford-pytorch',
@@ -137,7 +143,9 @@ export const WEIGHT_SOURCES: readonly WeightSource[] = [
     weightsBytes: WEIGHTS_APPROX_BYTES,
     minBytes: PARAMETER_BYTES,
     maxBytes: MAX_DOWNLOAD_BYTES,
-    terms: `no terms of its own are stated with the file: it is a conversion of Oxford VGG's model, whose terms apply: ${OXFORD_TERMS}`,
+    terms:
+      'no terms of its own are stated with the file: it is a conversion of ' +
+      `Oxford VGG's model, whose terms apply: ${OXFORD_TERMS}`,
   },
   {
     name: 'idiap-caffe',
@@ -160,7 +168,8 @@ export function resolveSource(nameOrUrl: string, options: { minBytes?: number } 
   if (/^https?:\/\//i.test(nameOrUrl)) return urlSource(nameOrUrl, options.minBytes);
   throw new VggFaceError(
     'E_USAGE',
-    `unknown weight source "${nameOrUrl}": expected one of ${WEIGHT_SOURCES.map((s) => s.name).join(', ')}, or an http(s) URL`,
+    `unknown weight source "${nameOrUrl}": expected one ` +
+      `of ${WEIGHT_SOURCES.map((s) => s.name).join(', ')}, or an http(s) URL`,
     { input: nameOrUrl },
   );
 }
@@ -346,7 +355,8 @@ export async function fetchWeights(options: OfficialWeightsOptions): Promise<Fet
       await removeStalePartials(dir);
       await recordFetch(options.cacheDir, source, outcome).catch(() => undefined); // the record is informative only
       log(
-        `weights from ${source.name} checked (${outcome.check.format}, identity ${outcome.check.identity}): ${outcome.path}`,
+        `weights from ${source.name} checked (${outcome.check.format}, ` +
+          `identity ${outcome.check.identity}): ${outcome.path}`,
       );
       return {
         path: outcome.path,
@@ -376,7 +386,8 @@ export async function fetchWeights(options: OfficialWeightsOptions): Promise<Fet
   const code = errors.every((e) => e.code === 'E_IO') ? 'E_IO' : 'E_NETWORK';
   throw new VggFaceError(
     code,
-    `no source gave a checked copy of the VGG-Face weights:\n${skipped.map((s) => `  ${s.source}: ${s.reason}`).join('\n')}\n${OFFLINE_HINT}`,
+    'no source gave a checked copy of the VGG-Face ' +
+      `weights:\n${skipped.map((s) => `  ${s.source}: ${s.reason}`).join('\n')}\n${OFFLINE_HINT}`,
     { input: sources.map((s) => s.url).join(', ') },
   );
 }
@@ -405,13 +416,18 @@ async function fetchFrom(
   if (free !== undefined && free < need) {
     throw new VggFaceError(
       'E_IO',
-      `not enough free space in ${dir}: ${source.name} needs about ${formatBytes(need)} (the download${source.archive ? ', the extracted model' : ''} and the converted ONNX model), ${formatBytes(free)} is free; free some space or set VGGFACE_CACHE to a folder on a larger disk`,
+      `not enough free space in ${dir}: ${source.name} needs about ${formatBytes(need)} (the ` +
+        `download${source.archive ? ', the extracted model' : ''} and the converted ONNX ` +
+        `model), ${formatBytes(free)} is free; free some space or set VGGFACE_CACHE to a folder on a larger disk`,
       { input: dir },
     );
   }
   options.onSourceStart?.(source);
   log(
-    `downloading the VGG-Face weights from ${source.name} (${source.url}, about ${formatBytes(source.approxBytes)}${partBytes > 0 ? `, resuming after ${formatBytes(partBytes)}` : ''}). Terms of use: ${source.terms}`,
+    `downloading the VGG-Face weights from ${source.name} (${source.url}, ` +
+      `about ${formatBytes(source.approxBytes)}` +
+      `${partBytes > 0 ? `, resuming after ${formatBytes(partBytes)}` : ''}). ` +
+      `Terms of use: ${source.terms}`,
   );
   try {
     await downloadFile(source.url, download, {
@@ -433,14 +449,16 @@ async function fetchFrom(
     if (source.md5 && md5 !== source.md5) {
       throw new VggFaceError(
         'E_FORMAT',
-        `${source.url}: checksum mismatch: md5 ${md5}, the published file has ${source.md5} (${source.checksumFrom}); the download was removed`,
+        `${source.url}: checksum mismatch: md5 ${md5}, the published file ` +
+          `has ${source.md5} (${source.checksumFrom}); the download was removed`,
         { input: source.url },
       );
     }
     if (source.sha256 && sha256 !== source.sha256) {
       throw new VggFaceError(
         'E_FORMAT',
-        `${source.url}: checksum mismatch: sha256 ${sha256}, the published file has ${source.sha256} (${source.checksumFrom}); the download was removed`,
+        `${source.url}: checksum mismatch: sha256 ${sha256}, the published file ` +
+          `has ${source.sha256} (${source.checksumFrom}); the download was removed`,
         { input: source.url },
       );
     }
@@ -507,7 +525,8 @@ async function extractCaffemodel(
     if (size < minBytes || !sniffCaffe(head)) {
       throw new VggFaceError(
         'E_FORMAT',
-        `${url}: ${OFFICIAL_CAFFEMODEL} in the archive is not the VGG-Face model (${size} bytes, ${sniffCaffe(head) ? 'a Caffe model' : 'not a Caffe model'}; expected at least ${minBytes} bytes)`,
+        `${url}: ${OFFICIAL_CAFFEMODEL} in the archive is not the VGG-Face model (${size} ` +
+          `bytes, ${sniffCaffe(head) ? 'a Caffe model' : 'not a Caffe model'}; expected at least ${minBytes} bytes)`,
         { input: url },
       );
     }
@@ -545,7 +564,8 @@ async function checkContent(source: WeightSource, path: string): Promise<Weights
     const t = check.topology;
     throw new VggFaceError(
       'E_TOPOLOGY',
-      `${source.url}: the download has the VGG-Face topology but not its widths (conv ${t.conv.join(',')}, fc6 ${t.fc6}, fc7 ${t.fc7}, fc8 ${t.fc8}): not the published network`,
+      `${source.url}: the download has the VGG-Face topology but not its widths ` +
+        `(conv ${t.conv.join(',')}, fc6 ${t.fc6}, fc7 ${t.fc7}, fc8 ${t.fc8}): not the published network`,
       { input: source.url },
     );
   }

@@ -159,7 +159,8 @@ export function unpickle(bytes: Uint8Array, start: number, options: UnpickleOpti
     if (BigInt(pos) + BigInt(n) > BigInt(bytes.length)) {
       throw new TruncatedPickleError(
         'E_FORMAT',
-        `${path}: ${source}: truncated pickle: opcode ${name()} at byte ${opAt} needs ${n} more bytes, ${bytes.length - pos} left`,
+        `${path}: ${source}: truncated pickle: opcode ${name()} at byte ${opAt} ` +
+          `needs ${n} more bytes, ${bytes.length - pos} left`,
         { input: path },
       );
     }
@@ -209,7 +210,9 @@ export function unpickle(bytes: Uint8Array, start: number, options: UnpickleOpti
     if (!options.globals.has(qualified)) {
       throw new VggFaceError(
         'E_UNSAFE',
-        `${path}: ${source}: refusing pickle global ${qualified}: only ${[...options.globals.keys()].join(', ')} may appear in a weight file (vggface never runs code from a file)`,
+        `${path}: ${source}: refusing pickle global ${qualified}: ` +
+          `only ${[...options.globals.keys()].join(', ')} may appear in a weight file (vggface never runs ` +
+          'code from a file)',
         { input: path },
       );
     }
@@ -482,7 +485,8 @@ export function unpickle(bytes: Uint8Array, start: number, options: UnpickleOpti
         if (why) throw formatError(path, `${source}: pickle opcode ${name()} at byte ${opAt} is not supported: ${why}`);
         throw formatError(
           path,
-          `${source}: unknown pickle opcode 0x${op.toString(16).padStart(2, '0')} at byte ${opAt}: not a pickle, or a corrupt one`,
+          `${source}: unknown pickle opcode 0x${op.toString(16).padStart(2, '0')} ` +
+            `at byte ${opAt}: not a pickle, or a corrupt one`,
         );
       }
     }

@@ -195,7 +195,8 @@ async function openZipContainer(path: string): Promise<Container> {
     if (!pkl)
       throw formatError(
         path,
-        `zip archive without data.pkl: not a PyTorch file (entries: ${[...entries.keys()].slice(0, 6).join(', ') || 'none'})`,
+        'zip archive without data.pkl: not a PyTorch file ' +
+          `(entries: ${[...entries.keys()].slice(0, 6).join(', ') || 'none'})`,
       );
     const top = pkl.slice(0, -'data.pkl'.length);
     const pklEntry = entries.get(pkl)!;
@@ -288,7 +289,8 @@ function openLegacyContainer(path: string): Container {
       if (pos + 8 + bytes > size) {
         throw formatError(
           path,
-          `truncated: storage ${key} (${count} ${storage.dtype} elements, ${bytes} bytes at byte ${pos + 8}) runs past the end of the file (${size} bytes)`,
+          `truncated: storage ${key} (${count} ${storage.dtype} elements, ${bytes} bytes at ` +
+            `byte ${pos + 8}) runs past the end of the file (${size} bytes)`,
         );
       }
       offsets.set(key, { at: pos + 8, bytes });
@@ -385,7 +387,8 @@ function namedLayers(tensors: Map<string, TorchTensor>, path: string): NamedLaye
     const rank = g.weight[1].size.length;
     if (rank !== 4 && rank !== 2) {
       throw topology(
-        `${g.weight[0]} has shape ${g.weight[1].size.join('x')}; VGG-Face has only conv (out, in, kh, kw) and fc (out, in) weights`,
+        `${g.weight[0]} has shape ${g.weight[1].size.join('x')}; VGG-Face has ` +
+          'only conv (out, in, kh, kw) and fc (out, in) weights',
       );
     }
     return { prefix, weight: g.weight, bias: g.bias, kind: rank === 4 ? 'conv' : 'fc' };

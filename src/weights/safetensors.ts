@@ -98,7 +98,8 @@ function checkHeaderLength(prefix: Uint8Array, fileSize: number, path: string): 
   if (length > MAX_HEADER_BYTES) {
     throw new VggFaceError(
       'E_UNSAFE',
-      `${path}: safetensors header length ${length} exceeds the ${MAX_HEADER_BYTES}-byte limit (corrupt or hostile file)`,
+      `${path}: safetensors header length ${length} exceeds ` +
+        `the ${MAX_HEADER_BYTES}-byte limit (corrupt or hostile file)`,
       { input: path },
     );
   }
@@ -139,7 +140,8 @@ export function parseSafetensorsHeader(
     if (width === undefined) {
       throw formatError(
         path,
-        `${where}: unknown dtype ${JSON.stringify(info.dtype)}; safetensors defines ${Object.keys(DTYPE_BYTES).join(', ')}`,
+        `${where}: unknown dtype ${JSON.stringify(info.dtype)}; safetensors ` +
+          `defines ${Object.keys(DTYPE_BYTES).join(', ')}`,
       );
     }
     const isIndex = (v: unknown) => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
@@ -161,7 +163,8 @@ export function parseSafetensorsHeader(
     if (end - begin !== count * width) {
       throw formatError(
         path,
-        `${where}: shape [${shape.join(', ')}] of ${info.dtype} needs ${count * width} bytes, data_offsets [${begin}, ${end}] span ${end - begin}`,
+        `${where}: shape [${shape.join(', ')}] of ${info.dtype} needs ${count * width} ` +
+          `bytes, data_offsets [${begin}, ${end}] span ${end - begin}`,
       );
     }
     entries.push({ name, dtype: info.dtype, shape, begin: dataStart + begin, end: dataStart + end });
@@ -174,7 +177,8 @@ export function parseSafetensorsHeader(
     if (a && b.begin < a.end) {
       throw formatError(
         path,
-        `tensors ${JSON.stringify(a.name)} and ${JSON.stringify(b.name)} overlap (data_offsets [${a.begin - dataStart}, ${a.end - dataStart}] and [${b.begin - dataStart}, ${b.end - dataStart}])`,
+        `tensors ${JSON.stringify(a.name)} and ${JSON.stringify(b.name)} overlap (data_offsets ` +
+          `[${a.begin - dataStart}, ${a.end - dataStart}] and [${b.begin - dataStart}, ${b.end - dataStart}])`,
       );
     }
   }
@@ -197,7 +201,8 @@ function tensorData(bytes: Uint8Array, e: SafetensorsEntry, path: string): Float
     default:
       throw formatError(
         path,
-        `tensor ${JSON.stringify(e.name)} has dtype ${e.dtype}; weights must be ${Object.keys(FLOAT_DTYPES).join(', ')}`,
+        `tensor ${JSON.stringify(e.name)} has dtype ${e.dtype}; weights ` +
+          `must be ${Object.keys(FLOAT_DTYPES).join(', ')}`,
       );
   }
 }
@@ -229,14 +234,16 @@ export function parseSafetensors(bytes: Uint8Array, path: string): { weights: We
       if (!FLOAT_DTYPES[e.dtype])
         throw formatError(
           path,
-          `tensor ${JSON.stringify(e.name)} has dtype ${e.dtype}; weights must be ${Object.keys(FLOAT_DTYPES).join(', ')}`,
+          `tensor ${JSON.stringify(e.name)} has dtype ${e.dtype}; weights ` +
+            `must be ${Object.keys(FLOAT_DTYPES).join(', ')}`,
         );
       dtypes.add(FLOAT_DTYPES[e.dtype]);
     }
     if (w.shape.length !== 4 && w.shape.length !== 2) {
       throw new VggFaceError(
         'E_TOPOLOGY',
-        `${path}: ${w.name} has shape ${w.shape.join('x')}; expected a conv weight (out, in, kh, kw) or an fc weight (out, in)`,
+        `${path}: ${w.name} has shape ${w.shape.join('x')}; expected a conv ` +
+          'weight (out, in, kh, kw) or an fc weight (out, in)',
         { input: path },
       );
     }

@@ -62,7 +62,8 @@ export function validateTopology(weights: Pick<WeightSet, 'layers'>, source = 'w
     const found = layers.map((l) => l.sourceName).join(', ') || 'none';
     throw new VggFaceError(
       'E_TOPOLOGY',
-      `${source}: VGG-Face has ${CONV_LAYER_NAMES.length} conv and ${FC_LAYER_NAMES.length} fc layers with weights (16), file has ${layers.length} (${found})`,
+      `${source}: VGG-Face has ${CONV_LAYER_NAMES.length} conv and ${FC_LAYER_NAMES.length} ` +
+        `fc layers with weights (16), file has ${layers.length} (${found})`,
       { input: source },
     );
   }

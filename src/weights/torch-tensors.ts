@@ -128,7 +128,9 @@ export function tensorToFloat32(
   if (numel > 0 && last >= available) {
     throw formatError(
       path,
-      `tensor ${name} (${dtype} ${t.size.join('x')}, strides ${t.stride.join(',')}, offset ${t.storageOffset}) reads element ${last} of storage ${t.storage.key}, which holds ${Math.max(0, available)} (truncated or corrupt file)`,
+      `tensor ${name} (${dtype} ${t.size.join('x')}, strides ${t.stride.join(',')}, offset ${t.storageOffset}) reads ` +
+        `element ${last} of storage ${t.storage.key}, which ` +
+        `holds ${Math.max(0, available)} (truncated or corrupt file)`,
     );
   }
   const base = t.storage.elementOffset + t.storageOffset;

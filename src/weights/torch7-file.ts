@@ -174,7 +174,8 @@ export class Torch7Parser {
     if (n < 0 || this.pos + n > this.bytes.byteLength) {
       throw formatError(
         this.path,
-        `${what} declares ${n} bytes at byte ${start}, only ${this.bytes.byteLength - this.pos} remain (truncated or corrupt file)`,
+        `${what} declares ${n} bytes at byte ${start}, ` +
+          `only ${this.bytes.byteLength - this.pos} remain (truncated or corrupt file)`,
       );
     }
     const s = this.decoder.decode(this.bytes.subarray(this.pos, this.pos + n));
@@ -211,7 +212,8 @@ export class Torch7Parser {
       case TYPE.recurFunction:
         throw new VggFaceError(
           'E_UNSAFE',
-          `${this.path}: contains a serialized Lua function (type ${type}, byte ${at}); functions are refused because loading one runs its code`,
+          `${this.path}: contains a serialized Lua function (type ${type}, byte ${at}); ` +
+            'functions are refused because loading one runs its code',
           { input: this.path },
         );
       default:
@@ -231,7 +233,8 @@ export class Torch7Parser {
     if (n < 0 || n * 8 > this.bytes.byteLength - this.pos) {
       throw formatError(
         this.path,
-        `table declares ${n} entries at byte ${at}, only ${this.bytes.byteLength - this.pos} bytes remain (truncated or corrupt file)`,
+        `table declares ${n} entries at byte ${at}, ` +
+          `only ${this.bytes.byteLength - this.pos} bytes remain (truncated or corrupt file)`,
       );
     }
     for (let i = 0; i < n; i++) {
@@ -275,7 +278,8 @@ export class Torch7Parser {
     if (count < 0 || count * width > remaining) {
       throw formatError(
         this.path,
-        `${className} at byte ${at} declares ${count} elements (${count * width} bytes), only ${remaining} bytes remain (truncated or corrupt file)`,
+        `${className} at byte ${at} declares ${count} elements (${count * width} bytes), ` +
+          `only ${remaining} bytes remain (truncated or corrupt file)`,
       );
     }
     const storage: TorchStorage = { kind: 'storage', className, element, count, dataOffset: this.pos };
@@ -294,7 +298,8 @@ export class Torch7Parser {
     const offset = this.long(`${className} storage offset`) - 1;
     if (sizes.some((s) => s < 0) || strides.some((s) => s < 0) || offset < 0) {
       throw this.fail(
-        `${className} has negative sizes, strides or offset (${sizes.join('x')}, strides ${strides.join(',')}, offset ${offset + 1})`,
+        `${className} has negative sizes, strides or offset (${sizes.join('x')}, ` +
+          `strides ${strides.join(',')}, offset ${offset + 1})`,
         at,
       );
     }
@@ -309,7 +314,8 @@ export class Torch7Parser {
       if (!storage || last >= storage.count) {
         throw formatError(
           this.path,
-          `${className} at byte ${at} (${sizes.join('x')}, strides ${strides.join(',')}, offset ${offset + 1}) reaches element ${last + 1} of a storage of ${storage?.count ?? 0}`,
+          `${className} at byte ${at} (${sizes.join('x')}, strides ${strides.join(',')}, ` +
+            `offset ${offset + 1}) reaches element ${last + 1} of a storage of ${storage?.count ?? 0}`,
         );
       }
     }
@@ -419,7 +425,8 @@ export function readTorch7(
   if (sniffTorch7Ascii(bytes)) {
     throw formatError(
       path,
-      'Torch7 ASCII serialization is not supported; save the model in binary form (torch.save(file, model), the default)',
+      'Torch7 ASCII serialization is not supported; save the model in ' +
+        'binary form (torch.save(file, model), the default)',
     );
   }
   if (longSizeOption !== undefined && longSizeOption !== 4 && longSizeOption !== 8) {

@@ -73,7 +73,8 @@ export function parseTorch7(bytes: Uint8Array, path: string, options: ReadOption
       const weighted = m.fields.get('weight') ? ' with weights' : '';
       throw new VggFaceError(
         'E_TOPOLOGY',
-        `${path}: ${m.where} is ${m.className}${weighted}, which VGG-Face does not have (expected convolutions, nn.Linear, ReLU, max-pooling, View, Dropout and SoftMax)`,
+        `${path}: ${m.where} is ${m.className}${weighted}, which VGG-Face does not have (expected ` +
+          'convolutions, nn.Linear, ReLU, max-pooling, View, Dropout and SoftMax)',
         { input: path },
       );
     }

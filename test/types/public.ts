@@ -45,20 +45,23 @@ declare function use(...values: unknown[]): void;
 
 // --- README, "Library" ---
 
-const model = await VggFace.load({ weights: 'VGG_FACE.caffemodel' }); // any layout, or a converted .onnx; precision: 'int8' ...
+// any layout, or a converted .onnx; precision: 'int8' ...
+const model = await VggFace.load({ weights: 'VGG_FACE.caffemodel' });
 
 // Face crops as given: one Float32Array(4096) per image, L2-normalised.
 const [a, b] = await model.describe(['crop-a.jpg', 'crop-b.jpg']);
 const fc8 = await model.describe(buffer, { layer: 'fc8', normalize: false });
 console.log(distance(a, b, 'cosine'));
 
-// Whole photos: every face, with its box, landmarks and score (YuNet; detectorModel in load() or $VGGFACE_DETECTOR_MODEL).
+// Whole photos: every face, with its box, landmarks and score (YuNet; detectorModel in load() or
+// $VGGFACE_DETECTOR_MODEL).
 for await (const photo of model.describeFaces(['group.jpg'])) {
   if (photo.error) console.error(photo.error.message);
   else for (const { face, descriptor } of photo.faces) console.log(face.box, descriptor.length);
 }
 
-// One descriptor per photo (the largest face), as verify and galleries use them; streaming, a bad photo yields its error.
+// One descriptor per photo (the largest face), as verify and galleries use them; streaming, a bad photo yields its
+// error.
 for await (const r of model.describePhotos(paths, { batchSize: 8 })) if (!r.error) use(r.descriptor, r.face);
 
 // Galleries: SQLite file or postgres:// URL.

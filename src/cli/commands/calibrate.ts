@@ -13,8 +13,10 @@ export function calibrateCommand(ctx: CommandContext): Command {
     .summary('choose and store the decision threshold of a model from labelled pairs')
     .description(
       'Evaluates labelled pairs as "eval" does and stores, for the model, the threshold most accurate on all pairs.\n' +
-        "verify and gallery search then use it when no --threshold is given. Thresholds are kept per model (the network's\n" +
-        'identity, the same for every layout of the same weights, + preprocessing) in <cache>/thresholds/<identity>-<preprocessing>.json.',
+        'verify and gallery search then use it when no --threshold is given. ' +
+        "Thresholds are kept per model (the network's\n" +
+        'identity, the same for every layout of the same weights, + preprocessing) ' +
+        'in <cache>/thresholds/<identity>-<preprocessing>.json.',
     );
   addEvalOptions(cmd, 'all', `distance to calibrate: ${METRICS.join(', ')} or all`);
   return cmd.action(async (flags: EvalFlags) => {
@@ -46,7 +48,8 @@ export function calibrateCommand(ctx: CommandContext): Command {
       } else {
         for (const r of reports) ctx.stdout.write(reportText(r.metric, r.report, measured.skipped) + '\n\n');
         ctx.stdout.write(
-          `stored ${entries.map((e) => `${e.metric} ${e.threshold.toFixed(4)}`).join(', ')} for ${identity.name} (${identity.preprocessing}) in ${path}\n`,
+          `stored ${entries.map((e) => `${e.metric} ${e.threshold.toFixed(4)}`).join(', ')} ` +
+            `for ${identity.name} (${identity.preprocessing}) in ${path}\n`,
         );
       }
     } finally {

@@ -27,14 +27,21 @@ export function convertCommand(ctx: CommandContext): Command {
   return new Command('convert')
     .summary('convert weights in any layout to a self-contained ONNX model (fp32, fp16 or int8)')
     .description(
-      'Reads VGG-Face weights in any supported layout (detected by content) and writes one ONNX file that runs unchanged in any ONNX Runtime.\n' +
-        'Input "image": uint8 [batch, 224, 224, 3] RGB. Outputs: fc6, fc7_pre, fc7, fc8, descriptor (fc7 L2-normalised).\n\n' +
-        'fp32 keeps the weights as published. fp16 stores them as float16 (half the file); ONNX Runtime casts them to float32 ' +
-        'when it loads the model and computes in fp32. int8 is static quantization (QDQ): int8 weights, one scale per output ' +
-        'channel, and uint8 activations whose ranges are calibrated by running the fp32 model on the --calibration images; ' +
+      'Reads VGG-Face weights in any supported layout (detected by content) and writes ' +
+        'one ONNX file that runs unchanged in any ONNX Runtime.\n' +
+        'Input "image": uint8 [batch, 224, 224, 3] RGB. Outputs: fc6, fc7_pre, ' +
+        'fc7, fc8, descriptor (fc7 L2-normalised).\n\n' +
+        'fp32 keeps the weights as published. fp16 stores them as float16 (half ' +
+        'the file); ONNX Runtime casts them to float32 ' +
+        'when it loads the model and computes in fp32. int8 is static ' +
+        'quantization (QDQ): int8 weights, one scale per output ' +
+        'channel, and uint8 activations whose ranges are calibrated by ' +
+        'running the fp32 model on the --calibration images; ' +
         'a quarter of the file and about 3.5x faster on a CPU with AVX-512 VNNI. ' +
-        `Without --calibration, a built-in set of ${BUILTIN_CALIBRATION_IMAGES} synthetic images is used (works offline); ` +
-        'a directory of 20-200 face crops like the ones you will describe is better. Check an int8 model with vggface fidelity.',
+        'Without --calibration, a built-in set ' +
+        `of ${BUILTIN_CALIBRATION_IMAGES} synthetic images is used (works offline); ` +
+        'a directory of 20-200 face crops like the ones you will describe is ' +
+        'better. Check an int8 model with vggface fidelity.',
     )
     .argument('<weights>', 'weight file')
     .requiredOption('-o, --output <file>', 'the .onnx file to write (written to a temporary file, then renamed)')
@@ -47,7 +54,8 @@ export function convertCommand(ctx: CommandContext): Command {
     )
     .option(
       '--calibration-method <m>',
-      `int8: how activation ranges are chosen: ${CALIBRATION_METHODS.join(', ')} (default ${DEFAULT_CALIBRATION_METHOD})`,
+      'int8: how activation ranges are ' +
+        `chosen: ${CALIBRATION_METHODS.join(', ')} (default ${DEFAULT_CALIBRATION_METHOD})`,
     )
     .option('--threads <n>', 'int8: ONNX Runtime threads for calibration (default: number of cores)')
     .option('--json', 'print the report as JSON')
@@ -95,8 +103,10 @@ export function convertCommand(ctx: CommandContext): Command {
         const t = report.topology;
         const c = report.calibration;
         ctx.stdout.write(
-          `${report.output}: ${report.format} (${report.layout}), ${t.parameters.toLocaleString('en-US')} parameters, ` +
-            `descriptor ${t.fc7}-d, ${report.preprocessing} preprocessing, ${report.precision}, source sha256 ${report.sha256.slice(0, 16)}\n` +
+          `${report.output}: ${report.format} ` +
+            `(${report.layout}), ${t.parameters.toLocaleString('en-US')} parameters, ` +
+            `descriptor ${t.fc7}-d, ${report.preprocessing} ` +
+            `preprocessing, ${report.precision}, source sha256 ${report.sha256.slice(0, 16)}\n` +
             `  ${identityLine(report.identity, 10)}\n` +
             (c ? `  calibrated (${c.method}) on ${c.source}, sha256 ${c.sha256.slice(0, 16)}\n` : ''),
         );

@@ -39,15 +39,18 @@ export function describeCommand(ctx: CommandContext): Command {
   const cmd = new Command('describe')
     .summary('print the descriptor of every face in each photo, one JSON object per line')
     .description(
-      'Finds every face in each photo (YuNet), aligns it upright and writes its VGG-Face descriptor (fc7 after ReLU,\n' +
+      'Finds every face in each photo (YuNet), aligns it upright and ' +
+        'writes its VGG-Face descriptor (fc7 after ReLU,\n' +
         'L2-normalised) as one JSON object per face to stdout, largest face first:\n' +
-        '  {"image": "<path as given>", "face": {"box": {"x","y","width","height"}, "score", "landmarks": {...}}, "descriptor": [numbers]}\n' +
+        '  {"image": "<path as given>", "face": {"box": {"x","y","width","height"}, ' +
+        '"score", "landmarks": {...}}, "descriptor": [numbers]}\n' +
         'Box and landmarks are in pixels of the photo as displayed (EXIF orientation applied). A photo with no face\n' +
         'gives {"image": "<path>", "faces": 0} (and a note on stderr); it is not an error.\n' +
         'With --detector none each image is described as given (expected: a face crop):\n' +
         '  {"image": "<path as given>", "descriptor": [numbers]}\n' +
         'Images that cannot be read are reported on stderr; the others go on, and the exit code is 1.\n' +
-        'With -o FILE.npy or FILE.f32 the descriptors go to a float32 matrix, one row per face, and FILE.index.jsonl\n' +
+        'With -o FILE.npy or FILE.f32 the descriptors go to a float32 ' +
+        'matrix, one row per face, and FILE.index.jsonl\n' +
         'says which rows belong to which image; --resume continues a stopped run without writing any image twice.',
     )
     .argument('[images...]', 'image files (JPEG, PNG, WebP, TIFF, GIF, AVIF) or folders (searched recursively)')
@@ -117,7 +120,8 @@ export function describeCommand(ctx: CommandContext): Command {
     const images = sink.done.size > 0 ? all.filter((p) => !sink.done.has(p)) : all;
     if (sink.done.size > 0)
       ctx.stderr.write(
-        `vggface: resuming ${flags.output}: ${all.length - images.length} images already done, ${images.length} to go\n`,
+        `vggface: resuming ${flags.output}: ${all.length - images.length} ` +
+          `images already done, ${images.length} to go\n`,
       );
     const bar = progressBar('Describing', images.length, { threshold: 16 });
     const options = { layer, normalize: !flags.raw, batchSize, ...image, onProgress: (d: number) => bar.update(d) };

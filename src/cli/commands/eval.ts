@@ -103,7 +103,8 @@ export function reportText(metric: Metric, r: EvaluationReport, skipped: readonl
     `pairs:             ${r.pairs} (${r.samePairs} same, ${r.differentPairs} different), ${r.folds.length} folds`,
     ...(skipped.length > 0
       ? [
-          `skipped:           ${skipped.length} pair${skipped.length === 1 ? '' : 's'} with a photo without a face (line${lines.length === 1 ? '' : 's'} ${shown})`,
+          `skipped:           ${skipped.length} pair${skipped.length === 1 ? '' : 's'} with a ` +
+            `photo without a face (line${lines.length === 1 ? '' : 's'} ${shown})`,
         ]
       : []),
     `accuracy (10-fold): ${pct(r.accuracy)} +- ${pct(r.accuracyStd)}`,

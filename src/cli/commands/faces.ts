@@ -71,7 +71,8 @@ async function checkEarlierCrops(
         ? ` (and ${earlier.length - 1} more crop${earlier.length > 2 ? 's' : ''} of these photos)`
         : '';
     throw usageError(
-      `${join(dir, earlier[0])} exists${more}: pass --overwrite to replace the crops of an earlier run, or choose another folder`,
+      `${join(dir, earlier[0])} exists${more}: pass --overwrite to replace the ` +
+        'crops of an earlier run, or choose another folder',
       '--output',
     );
   }
@@ -133,7 +134,8 @@ export function facesCommand(ctx: CommandContext): Command {
     .option(...flagArgs(DESCRIBE_OPTIONS.maxPixels))
     .option(
       '--overwrite',
-      'replace crops an earlier run left in the folder (without it, an existing crop stops the run before anything is written)',
+      'replace crops an earlier run left in the folder (without it, an ' +
+        'existing crop stops the run before anything is written)',
     );
   addFaceOptions(cmd, { detectorChoice: false });
   return cmd.action(async (images: string[], flags: FacesFlags) => {

@@ -27,8 +27,10 @@ export function fidelityCommand(ctx: CommandContext): Command {
   const cmd = new Command('fidelity')
     .summary('compare two models on the same images: descriptor cosine, and verification decisions that change')
     .description(
-      'Describes every image with both models and reports, for each image, the cosine similarity of its two descriptors ' +
-        '(1 = identical), their minimum, median and mean; over all pairs of images, how far the pair distances move; and, ' +
+      'Describes every image with both models and reports, for each image, ' +
+        'the cosine similarity of its two descriptors ' +
+        '(1 = identical), their minimum, median and mean; over all pairs of ' +
+        'images, how far the pair distances move; and, ' +
         'with --threshold, how many same/different decisions (distance <= threshold: the same person) change. ' +
         'Images that cannot be read are reported on stderr and left out; the exit code is then 1.\n\n' +
         'Example: vggface fidelity --reference fp32.onnx --candidate int8.onnx --threshold 0.4 faces/*.jpg',
@@ -107,8 +109,10 @@ function textReport(
     `reference:  ${m.reference.model} (${m.reference.precision})`,
     `candidate:  ${m.candidate.model} (${m.candidate.precision})`,
     `images:     ${r.images.length}`,
-    `cosine similarity of the two descriptors: min ${f(r.cosine.min)} (${worst.image}), median ${f(r.cosine.median)}, mean ${f(r.cosine.mean)}`,
-    `pairs:      ${r.pairs.total}; largest change of a pair's ${r.pairs.metric} distance ${f(r.pairs.maxDistanceChange)}`,
+    `cosine similarity of the two descriptors: min ${f(r.cosine.min)} ` +
+      `(${worst.image}), median ${f(r.cosine.median)}, mean ${f(r.cosine.mean)}`,
+    `pairs:      ${r.pairs.total}; largest change of a ` +
+      `pair's ${r.pairs.metric} distance ${f(r.pairs.maxDistanceChange)}`,
   ];
   const d = r.pairs.decisions;
   if (d) {

@@ -41,7 +41,8 @@ export function inspectCommand(ctx: CommandContext): Command {
         const nameWidth = Math.max(16, ...info.initializers.map((i) => i.name.length + 1));
         const lines = [
           `file:        ${file}`,
-          `format:      onnx (IR ${info.irVersion}, producer ${info.producer || 'unknown'}, opsets ${info.opsets.map((o) => `${o.domain || 'ai.onnx'} ${o.version}`).join(', ')})`,
+          `format:      onnx (IR ${info.irVersion}, producer ${info.producer || 'unknown'}, ` +
+            `opsets ${info.opsets.map((o) => `${o.domain || 'ai.onnx'} ${o.version}`).join(', ')})`,
           `inputs:      ${info.inputs.join(', ')}`,
           `outputs:     ${info.outputs.join(', ')}`,
           identityLine(identity, 13),
@@ -51,7 +52,8 @@ export function inspectCommand(ctx: CommandContext): Command {
           'initializers:',
           ...info.initializers.map(
             (i) =>
-              `  ${i.name.padEnd(nameWidth)} ${(ONNX_TYPES[i.dataType] ?? `type ${i.dataType}`).padEnd(8)} ${i.dims.join('x')}`,
+              `  ${i.name.padEnd(nameWidth)} ` +
+              `${(ONNX_TYPES[i.dataType] ?? `type ${i.dataType}`).padEnd(8)} ${i.dims.join('x')}`,
           ),
         ];
         return void ctx.stdout.write(lines.join('\n') + '\n');
@@ -86,13 +88,15 @@ export function inspectCommand(ctx: CommandContext): Command {
         `dtype:         ${weights.sourceDtype}`,
         `channel order: ${weights.inputChannelOrder} (what conv1_1 expects)`,
         `mean (RGB):    ${mean.join(', ')} (${report.meanSource})`,
-        `parameters:    ${topology.parameters.toLocaleString('en-US')} (${report.fullSize ? 'full-size VGG-Face' : 'narrow copy of the VGG-Face topology'})`,
+        `parameters:    ${topology.parameters.toLocaleString('en-US')} ` +
+          `(${report.fullSize ? 'full-size VGG-Face' : 'narrow copy of the VGG-Face topology'})`,
         `descriptor:    fc7, ${topology.fc7}-d; fc8 scores ${topology.fc8} identities`,
         identityLine(weights.identity, 15),
         'layers (canonical layout: conv out x in x kh x kw, fc out x in with fc6 inputs C,H,W):',
         ...layers.map(
           (l) =>
-            `  ${l.name.padEnd(8)} ${l.kind.padEnd(4)} ${l.weight.join('x').padEnd(16)} bias ${String(l.bias[0]).padEnd(6)} (${l.source})`,
+            `  ${l.name.padEnd(8)} ${l.kind.padEnd(4)} ${l.weight.join('x').padEnd(16)} ` +
+            `bias ${String(l.bias[0]).padEnd(6)} (${l.source})`,
         ),
       ];
       ctx.stdout.write(lines.join('\n') + '\n');
@@ -107,10 +111,12 @@ function int8Report(metadata: Readonly<Record<string, string>>): { text: string;
   const exactKernels = needsExactInt8Kernels(weightLimit, cpu);
   const range = `weights -${weightLimit}..${weightLimit}`;
   const text = exactKernels
-    ? `${range} (builder 1): this CPU's int8 kernels (${describeCpu(cpu)}, no VNNI) can saturate them, so vggface runs ` +
+    ? `${range} (builder 1): this CPU's int8 kernels (${describeCpu(cpu)}, ` +
+      'no VNNI) can saturate them, so vggface runs ' +
       `this model with ONNX Runtime's exact, slower kernels; convert the weights again for a model that needs none`
     : weightLimit > NON_SATURATING_WEIGHT_LIMIT
       ? `${range} (builder 1): exact on this CPU (${describeCpu(cpu)}), saturates on x86 CPUs without VNNI`
-      : `${range}: the same integer sums on every CPU (no int16 saturation without VNNI); this CPU: ${describeCpu(cpu)}`;
+      : `${range}: the same integer sums on every CPU (no int16 saturation ` +
+        `without VNNI); this CPU: ${describeCpu(cpu)}`;
   return { text, json: { weightLimit, cpu: describeCpu(cpu), exactKernels } };
 }

@@ -55,7 +55,8 @@ function submitSubcommand(ctx: CommandContext): Command {
   const cmd = new Command('submit')
     .summary('queue photos for the workers; prints the run id')
     .description(
-      'Queues the photos in batches for `vggface worker` processes on any number of machines, and prints the run id on\n' +
+      'Queues the photos in batches for `vggface worker` processes on any ' +
+        'number of machines, and prints the run id on\n' +
         'stdout. References are paths on storage every worker sees (made absolute here) or http(s) URLs; a repeated\n' +
         'reference is queued once. The run records how its photos are described (the face and layer flags, as\n' +
         '`describe` takes them) and, when --weights names them, the model: workers with another model are refused.\n' +
@@ -66,7 +67,8 @@ function submitSubcommand(ctx: CommandContext): Command {
     .option('--batch <n>', 'photos per batch (one job; its results commit together)', '32')
     .option(
       '--into <target>',
-      "descriptors (kept in the run: vggface queue export), or gallery (also added to the PostgreSQL gallery in the queue's database, largest face of each photo)",
+      'descriptors (kept in the run: vggface queue export), or gallery (also added to the ' +
+        "PostgreSQL gallery in the queue's database, largest face of each photo)",
       'descriptors',
     )
     .option(
@@ -153,7 +155,8 @@ function submitSubcommand(ctx: CommandContext): Command {
     });
     await writeLine(ctx.stdout, r.run);
     ctx.stderr.write(
-      `vggface: run ${r.run}: ${r.photos} photos queued in ${r.batches} batches${r.duplicates ? ` (${r.duplicates} repeated references dropped)` : ''}` +
+      `vggface: run ${r.run}: ${r.photos} photos queued in ${r.batches} ` +
+        `batches${r.duplicates ? ` (${r.duplicates} repeated references dropped)` : ''}` +
         `${model ? '' : '; the first worker to take a batch binds the run to its model'}\n`,
     );
   });
@@ -214,7 +217,8 @@ function exportSubcommand(ctx: CommandContext): Command {
     .description(
       'Writes the descriptors as `describe -o` does: JSON lines (stdout, or -o FILE.jsonl), or a float32 matrix\n' +
         '(-o FILE.npy / FILE.f32, one row per face) with FILE.index.jsonl saying which rows belong to which photo.\n' +
-        'Photos without a face are written as describe writes them; failed photos are left out and counted on stderr.\n' +
+        'Photos without a face are written as describe writes them; failed ' +
+        'photos are left out and counted on stderr.\n' +
         'A run that is not finished is refused unless --partial.',
     )
     .argument('<run>', 'the run id')
@@ -240,7 +244,8 @@ function exportSubcommand(ctx: CommandContext): Command {
         if (left > 0 && !flags.partial) {
           throw new VggFaceError(
             'E_QUEUE',
-            `run ${run.id} is not finished: ${s.pending} pending, ${s.inFlight} in flight, ${s.dead} in dead batches (pass --partial to export the ${s.done} photos done)`,
+            `run ${run.id} is not finished: ${s.pending} pending, ${s.inFlight} in flight, ${s.dead} ` +
+              `in dead batches (pass --partial to export the ${s.done} photos done)`,
             { input: run.id },
           );
         }
@@ -251,7 +256,9 @@ function exportSubcommand(ctx: CommandContext): Command {
           stdout: ctx.stdout,
         });
         ctx.stderr.write(
-          `vggface: run ${run.id}: exported ${r.photos} photos (${r.rows} rows)${r.failed ? `; ${r.failed} failed photos left out (vggface queue status ${run.id} says why)` : ''}${left ? `; ${left} photos not done yet` : ''}\n`,
+          `vggface: run ${run.id}: exported ${r.photos} photos (${r.rows} ` +
+            `rows)${r.failed ? `; ${r.failed} failed photos left out (vggface queue status ${run.id} says why)` : ''}` +
+            `${left ? `; ${left} photos not done yet` : ''}\n`,
         );
       });
     },
@@ -262,7 +269,8 @@ function retrySubcommand(ctx: CommandContext): Command {
   const cmd = new Command('retry')
     .summary('queue again the photos that failed in a run, and its dead batches')
     .description(
-      'Photos recorded as failed are queued again in new batches (their results removed); dead batches get one more try.\nPrints {"run", "photos", "batches"}.',
+      'Photos recorded as failed are queued again in new batches (their results removed); dead ' +
+        'batches get one more try.\nPrints {"run", "photos", "batches"}.',
     )
     .argument('<run>', 'the run id');
   addQueueDbOption(cmd);
@@ -277,7 +285,8 @@ export function queueCommand(ctx: CommandContext): Command {
     name: 'queue',
     summary: 'bulk extraction across machines: submit, status, export, retry',
     description:
-      'Runs of many photos on a PostgreSQL job queue (pg-boss), described by `vggface worker` processes on any number of machines.',
+      'Runs of many photos on a PostgreSQL job queue (pg-boss), described by ' +
+      '`vggface worker` processes on any number of machines.',
     subcommands: [submitSubcommand(ctx), statusSubcommand(ctx), exportSubcommand(ctx), retrySubcommand(ctx)],
   });
 }

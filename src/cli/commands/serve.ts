@@ -58,10 +58,30 @@ export function serveCommand(ctx: CommandContext): Command {
     .summary('an HTTP API and a web page: describe, verify, gallery add and search')
     .description(
       [
-        "Serves the model over HTTP until SIGTERM or SIGINT (then it stops accepting, answers the requests in flight, closes the workers and the gallery, and exits 0). The web page is at /, the OpenAPI document at /openapi.json. /local is a page that runs verification and a gallery entirely in the browser (vggface/browser; photos are never uploaded), with the models of --models DIR served at /models/NAME.onnx (read-only, ETag) and the server's YuNet at /detector.onnx; every page is cross-origin isolated (COOP/COEP) so onnxruntime-web gets WebAssembly threads.",
-        'Routes: POST /v1/describe, POST /v1/verify, POST /v1/search, POST /v1/gallery/{id}/faces, DELETE /v1/gallery/{id}, GET /v1/gallery, GET /healthz, GET /metrics (Prometheus), GET /openapi.json. Images come as JSON ({"images": [{"data": "<base64>", "name": "a.jpg"}], ...options}) or as multipart/form-data (files in fields named images, options as text fields). Photos are searched for faces as describe and verify do; send "faces": "none" for face crops. Errors are {"error": {"code", "message"}} with status 400, 401, 404, 413, 414, 415, 421 (a Host header that names another server: see --allowed-host), 422, 500, or 503 (queue full or past --timeout, with Retry-After).',
-        'Auth: routes that change the gallery need "Authorization: Bearer <token>", the token being $VGGFACE_TOKEN or the first line of --token-file; --auth all requires it on every route but the pages (/, /local), their files, /detector.onnx, /models/* and /healthz; --auth none serves without one. Without a token the server does not start unless --auth none.',
-        'Inference (decoding, face detection, the model) runs in worker threads, each holding its own copy of the model (about 1.2 GB for the full fp32 model; --precision int8 is 3.5x faster) and using --threads ONNX Runtime threads (default: the cores divided among the workers); faces of requests that arrive together are described in one call. The gallery (SQLite by default, or postgres://) is searched in a thread of its own.',
+        'Serves the model over HTTP until SIGTERM or SIGINT (then it stops accepting, answers the requests in ' +
+          'flight, closes the workers and the gallery, and exits 0). The web page is at /, the OpenAPI document at ' +
+          '/openapi.json. /local is a page that runs verification and a gallery entirely in the browser ' +
+          '(vggface/browser; photos are never uploaded), with the models of --models DIR served at ' +
+          "/models/NAME.onnx (read-only, ETag) and the server's YuNet at /detector.onnx; every page is cross-origin " +
+          'isolated (COOP/COEP) so onnxruntime-web gets WebAssembly threads.',
+        'Routes: POST /v1/describe, POST /v1/verify, POST /v1/search, POST /v1/gallery/{id}/faces, DELETE ' +
+          '/v1/gallery/{id}, GET /v1/gallery, GET /healthz, GET /metrics ' +
+          '(Prometheus), GET /openapi.json. Images come ' +
+          'as JSON ({"images": [{"data": "<base64>", "name": "a.jpg"}], ' +
+          '...options}) or as multipart/form-data (files ' +
+          'in fields named images, options as text fields). Photos are searched for faces as describe and verify do; ' +
+          'send "faces": "none" for face crops. Errors are {"error": {"code", "message"}} with status 400, 401, 404, ' +
+          '413, 414, 415, 421 (a Host header that names another server: see --allowed-host), 422, 500, or 503 (queue ' +
+          'full or past --timeout, with Retry-After).',
+        'Auth: routes that change the gallery need "Authorization: Bearer <token>", the token being ' +
+          '$VGGFACE_TOKEN or the first line of --token-file; --auth all requires it on every route but the ' +
+          'pages (/, /local), their files, /detector.onnx, /models/* and /healthz; --auth none serves without ' +
+          'one. Without a token the server does not start unless --auth none.',
+        'Inference (decoding, face detection, the model) runs in worker threads, each holding its own copy of the ' +
+          'model (about 1.2 GB for the full fp32 model; --precision int8 is 3.5x faster) and using --threads ONNX ' +
+          'Runtime threads (default: the cores divided among the workers); ' +
+          'faces of requests that arrive together are ' +
+          'described in one call. The gallery (SQLite by default, or postgres://) is searched in a thread of its own.',
       ].join('\n\n'),
     )
     // The flags of SERVE_OPTIONS, with their help from there.
@@ -80,7 +100,8 @@ export function serveCommand(ctx: CommandContext): Command {
     .option('--token-file <file>', 'file whose first line is the bearer token (instead of $VGGFACE_TOKEN)')
     .option(
       '--allowed-host <name...>',
-      'host names to answer to besides localhost and the --host address, e.g. behind a proxy (repeatable; other Host headers get 421, against DNS rebinding)',
+      'host names to answer to besides localhost and the --host address, e.g. behind a proxy ' +
+        '(repeatable; other Host headers get 421, against DNS rebinding)',
     )
     .option(...flagArgs(s.db))
     .option(...flagArgs(s.approximate))
@@ -148,7 +169,8 @@ export function serveCommand(ctx: CommandContext): Command {
     const server = await startServer(options, (m) => ctx.stderr.write(`vggface serve: ${m}\n`));
     prioritizeEventLoop(); // this process is the server: /healthz and request parsing before background work
     ctx.stderr.write(
-      `vggface serve: listening on ${server.url} (web page ${server.url}/, API ${server.url}/openapi.json; auth ${auth})\n`,
+      `vggface serve: listening on ${server.url} (web page ${server.url}/, ` +
+        `API ${server.url}/openapi.json; auth ${auth})\n`,
     );
     await new Promise<void>((resolve) => {
       let stopping = false;

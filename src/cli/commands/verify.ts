@@ -31,7 +31,8 @@ export function addThresholdOptions(cmd: Command): Command {
     .option('--metric <metric>', `distance: ${METRICS.join(', ')}`, 'cosine')
     .option(
       '--threshold <t>',
-      "same person when distance <= t (default: the calibrated threshold for this model, or deepface's in deepface mode)",
+      'same person when distance <= t (default: the calibrated threshold ' +
+        "for this model, or deepface's in deepface mode)",
     );
 }
 
@@ -48,8 +49,10 @@ export function verifyCommand(ctx: CommandContext): Command {
   const cmd = new Command('verify')
     .summary('same person? compare two images, or every pair of a pairs file')
     .description(
-      'Prints {"verified", "distance", "threshold", "metric"} as JSON for the pair A B, or one line per pair of --pairs\n' +
-        "(a CSV with file_x,file_y[,Decision] or an LFW pairs.txt), with the pair's line and images. Each distinct image\n" +
+      'Prints {"verified", "distance", "threshold", "metric"} as JSON for ' +
+        'the pair A B, or one line per pair of --pairs\n' +
+        '(a CSV with file_x,file_y[,Decision] or an LFW pairs.txt), with the ' +
+        "pair's line and images. Each distinct image\n" +
         'is described once: the largest face found in each photo (its box is printed as face1/face2), or with\n' +
         '--detector none the image as given. A pair matches when distance <= threshold.',
     )
@@ -98,7 +101,8 @@ export function verifyCommand(ctx: CommandContext): Command {
         const v = verifyDescriptors(a.descriptor, b.descriptor, metric, threshold);
         await writeLine(
           ctx.stdout,
-          `{"verified":${v.verified},"distance":${num(v.distance)},"threshold":${v.threshold},"metric":"${v.metric}"${faces(a, b)}}`,
+          `{"verified":${v.verified},"distance":${num(v.distance)},"threshold":` +
+            `${v.threshold},"metric":"${v.metric}"${faces(a, b)}}`,
         );
         return;
       }
@@ -116,7 +120,8 @@ export function verifyCommand(ctx: CommandContext): Command {
         const same = p.same === undefined ? '' : `,"same":${p.same}`;
         await writeLine(
           ctx.stdout,
-          `{"line":${p.line},"image1":${JSON.stringify(p.a)},"image2":${JSON.stringify(p.b)},"verified":${v.verified},"distance":${num(v.distance)},"threshold":${v.threshold},"metric":"${v.metric}"${same}${faces(a, b)}}`,
+          `{"line":${p.line},"image1":${JSON.stringify(p.a)},"image2":${JSON.stringify(p.b)},"verified":${v.verified}` +
+            `,"distance":${num(v.distance)},"threshold":${v.threshold},"metric":"${v.metric}"${same}${faces(a, b)}}`,
         );
       }
     });

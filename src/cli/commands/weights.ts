@@ -1,4 +1,6 @@
-/** `vggface weights fetch|list|verify`: where the weights come from, what the cache holds, and whether a copy is right. */
+/**
+ * `vggface weights fetch|list|verify`: where the weights come from, what the cache holds, and whether a copy is right.
+ */
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { Command } from 'commander';
@@ -60,11 +62,16 @@ function fetchCommand(ctx: CommandContext): Command {
   return new Command('fetch')
     .summary('download the published weights into the cache, from the first source that gives a checked copy')
     .description(
-      `Tries the sources in order (${WEIGHT_SOURCES.map((s) => s.name).join(', ')}; "vggface weights list" shows them) until one gives a file\n` +
-        'whose size and checksum (where published) and content (layout, VGG-Face topology at the published widths) check out.\n' +
-        'Which source was used and why earlier ones were skipped is said on stderr, with the terms of use of the source.\n' +
-        'Free space is checked first (the download, the extracted model and the converted ONNX model: about 1.7 GB for the\n' +
-        'Oxford tarball). An interrupted download is resumed by running the command again. $VGGFACE_WEIGHTS_URL, if set,\n' +
+      `Tries the sources in order (${WEIGHT_SOURCES.map((s) => s.name).join(', ')}; ` +
+        '"vggface weights list" shows them) until one gives a file\n' +
+        'whose size and checksum (where published) and content (layout, ' +
+        'VGG-Face topology at the published widths) check out.\n' +
+        'Which source was used and why earlier ones were skipped is said on ' +
+        'stderr, with the terms of use of the source.\n' +
+        'Free space is checked first (the download, the extracted model and ' +
+        'the converted ONNX model: about 1.7 GB for the\n' +
+        'Oxford tarball). An interrupted download is resumed by running the ' +
+        'command again. $VGGFACE_WEIGHTS_URL, if set,\n' +
         'replaces the sources. Prints the path of the weights on stdout.',
     )
     .option(
@@ -75,7 +82,8 @@ function fetchCommand(ctx: CommandContext): Command {
     .option(...CACHE_OPTION)
     .option('--json', 'print a JSON report')
     .action(async (flags: { source?: string; force?: boolean; cacheDir?: string; json?: boolean }) => {
-      if (flags.source !== undefined) resolveSource(check.nonEmptyString('--source', flags.source)); // usage errors before anything starts
+      // usage errors before anything starts
+      if (flags.source !== undefined) resolveSource(check.nonEmptyString('--source', flags.source));
       const cacheDir = flags.cacheDir ?? defaultCacheDir();
       let bar: Progress | undefined;
       let label = 'Downloading';
@@ -194,7 +202,8 @@ function listCommand(ctx: CommandContext): Command {
       for (const c of cached) {
         const from = c.source ? `from ${c.source}${c.fetched ? ` (${c.fetched.slice(0, 10)})` : ''}` : 'placed by hand';
         lines.push(
-          `  ${c.file}  ${c.bytes.toLocaleString('en-US')} bytes  sha256 ${c.sha256}  ${from}${c.identity ? `  identity ${c.identity}` : ''}`,
+          `  ${c.file}  ${c.bytes.toLocaleString('en-US')} bytes  ` +
+            `sha256 ${c.sha256}  ${from}${c.identity ? `  identity ${c.identity}` : ''}`,
         );
       }
       ctx.stdout.write(lines.join('\n') + '\n');
@@ -219,10 +228,14 @@ function verifyCommand(ctx: CommandContext): Command {
   return new Command('verify')
     .summary('check a weight file: layout, topology, checksum against the known sources, identity')
     .description(
-      'Reads the file as vggface would (layout detected by content) and reports its layout, whether it has the VGG-Face\n' +
-        'topology at the published widths, its md5 and sha256 and which published checksum they match, and the network\n' +
-        'identity (sha256 of the canonical weights: the same for every layout of the same network). A tarball is checked\n' +
-        'against the published checksums and searched for VGG_FACE.caffemodel. Exit code 1 when the file is not usable\n' +
+      'Reads the file as vggface would (layout detected by content) and ' +
+        'reports its layout, whether it has the VGG-Face\n' +
+        'topology at the published widths, its md5 and sha256 and which ' +
+        'published checksum they match, and the network\n' +
+        'identity (sha256 of the canonical weights: the same for every layout ' +
+        'of the same network). A tarball is checked\n' +
+        'against the published checksums and searched for ' +
+        'VGG_FACE.caffemodel. Exit code 1 when the file is not usable\n' +
         'weights or a tarball does not match its published checksum.',
     )
     .argument('<file>', 'a weight file in any supported layout, a converted .onnx model, or vgg_face_caffe.tar.gz')
@@ -270,7 +283,8 @@ function verifyCommand(ctx: CommandContext): Command {
         const ok = published.some((s) => s.md5 === md5);
         out({ format: 'tar.gz', members, caffemodel: model ?? null, published: ok }, [
           `format:    gzipped tarball${model ? `, holds ${model}` : ', holds no VGG_FACE.caffemodel'}`,
-          `verdict:   ${ok ? 'the published Oxford tarball' : 'not the published Oxford tarball'}${model ? ` (extract ${model} and verify it for its identity)` : ''}`,
+          `verdict:   ${ok ? 'the published Oxford tarball' : 'not the published Oxford tarball'}` +
+            `${model ? ` (extract ${model} and verify it for its identity)` : ''}`,
         ]);
         if (!ok) ctx.failures++;
         return;
@@ -284,10 +298,10 @@ function verifyCommand(ctx: CommandContext): Command {
         const m = readOnnxInfo(file).metadata;
         const identity = m[META.identity] ?? null;
         out({ format, identity, sourceSha256: m[META.sha256] ?? null, sourceFormat: m[META.format] ?? null }, [
-          `format:    onnx (converted from ${m[META.format] ?? 'unknown'} ${m[META.sourceName] ?? ''}, ${m[META.precision] ?? 'fp32'})`.replace(
-            / ,/,
-            ',',
-          ),
+          (
+            'format:    onnx (converted ' +
+            `from ${m[META.format] ?? 'unknown'} ${m[META.sourceName] ?? ''}, ${m[META.precision] ?? 'fp32'})`
+          ).replace(/ ,/, ','),
           identityLine(identity, 11),
         ]);
         return;
@@ -308,8 +322,14 @@ function verifyCommand(ctx: CommandContext): Command {
         },
         [
           `format:    ${c.format} (${c.layout}), ${c.sourceDtype}, ${c.inputChannelOrder}`,
-          `topology:  VGG-Face, ${c.fullSize ? 'the published widths' : `a narrow copy (conv ${t.conv.join(',')}; fc6 ${t.fc6}, fc7 ${t.fc7}, fc8 ${t.fc8})`}, ${t.parameters.toLocaleString('en-US')} parameters`,
-          `published: ${known.length > 0 ? `in this layout by ${known.join(', ')}` : 'not a layout any built-in source publishes'}`,
+          `topology:  VGG-Face, ${
+            c.fullSize
+              ? 'the published widths'
+              : `a narrow copy (conv ${t.conv.join(',')}; fc6 ${t.fc6}, fc7 ${t.fc7}, fc8 ${t.fc8})`
+          }, ${t.parameters.toLocaleString('en-US')} parameters`,
+          `published: ${
+            known.length > 0 ? `in this layout by ${known.join(', ')}` : 'not a layout any built-in source publishes'
+          }`,
           identityLine(c.identity, 11),
         ],
       );
@@ -321,7 +341,8 @@ export function weightsCommand(ctx: CommandContext): Command {
     name: 'weights',
     summary: 'fetch, list and verify the VGG-Face weights',
     description:
-      'Where the weights come from (several published copies, tried in order), what the cache holds, and whether a file is a right copy.',
+      'Where the weights come from (several published copies, tried in order), what ' +
+      'the cache holds, and whether a file is a right copy.',
     subcommands: [fetchCommand(ctx), listCommand(ctx), verifyCommand(ctx)],
   });
 }

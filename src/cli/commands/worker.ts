@@ -26,7 +26,8 @@ export function workerCommand(ctx: CommandContext): Command {
     .summary('describe queued photos: run one on each machine')
     .description(
       'Takes batches of the runs queued with `vggface queue submit`, describes them as `describe` would (the run\n' +
-        "says how: detection, alignment, layer), and stores each batch's results in the transaction that completes it.\n" +
+        "says how: detection, alignment, layer), and stores each batch's " +
+        'results in the transaction that completes it.\n' +
         "A batch a crashed worker held goes to another after the run's --batch-timeout; every photo is stored once.\n" +
         'A run submitted for another model is refused (with --run) or skipped. SIGTERM or SIGINT: no new batch is\n' +
         'taken, the batches in hand finish (or after --grace seconds are given back to the queue), exit 0.\n' +
@@ -39,7 +40,8 @@ export function workerCommand(ctx: CommandContext): Command {
     )
     .option(
       '--detector-model <file>',
-      'YuNet ONNX file (default: $VGGFACE_DETECTOR_MODEL, else the OpenCV Zoo model, downloaded into the cache on first use)',
+      'YuNet ONNX file (default: $VGGFACE_DETECTOR_MODEL, else the OpenCV Zoo ' +
+        'model, downloaded into the cache on first use)',
     )
     .option('--run <id>', 'work on this run only')
     .option('--until-done', 'exit once the runs this worker can serve have nothing queued or in flight')
@@ -94,7 +96,8 @@ export function workerCommand(ctx: CommandContext): Command {
     try {
       const stats = await worker.run();
       log(
-        `worker ${worker.id}: stopped after ${stats.batches} batches (${stats.photos} photos stored)${stats.givenBack ? `, ${stats.givenBack} given back` : ''}`,
+        `worker ${worker.id}: stopped after ${stats.batches} batches (${stats.photos} photos ` +
+          `stored)${stats.givenBack ? `, ${stats.givenBack} given back` : ''}`,
       );
       // A batch given back may still be stuck in the database or the model: it is not this process's any more.
       if (stats.givenBack > 0) setTimeout(() => process.exit(process.exitCode ?? 0), 500).unref();
