@@ -18,7 +18,14 @@ test('prioritizeEventLoop lowers every thread but the main one, including thread
     import { getPriority } from 'node:os';
     import { Worker } from 'node:worker_threads';
     import { prioritizeEventLoop } from ${JSON.stringify(join(ROOT, 'dist', 'src', 'server', 'priority.js'))};
-    const w = new Worker('const { parentPort } = require("node:worker_threads"); parentPort.on("message", () => { new (require("node:worker_threads").Worker)("setTimeout(() => {}, 500)", { eval: true, execArgv: [] }); parentPort.postMessage("spawned"); });', { eval: true, execArgv: [] });
+    const w = new Worker(
+      'const { parentPort } = require("node:worker_threads");' +
+        ' parentPort.on("message", () => {' +
+        ' new (require("node:worker_threads").Worker)("setTimeout(() => {}, 500)", { eval: true, execArgv: [] });' +
+        ' parentPort.postMessage("spawned");' +
+        ' });',
+      { eval: true, execArgv: [] },
+    );
     await new Promise((r) => w.once('online', r));
     const start = getPriority();
     const lowered = prioritizeEventLoop();

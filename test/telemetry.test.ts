@@ -19,7 +19,10 @@ import { CLI, ROOT, tempDir } from './helpers.js';
 import { TINY_CAFFEMODEL, YUNET_MODEL } from './fixtures/faces.js';
 import { photo } from './fixtures/serve.js';
 
-/** Variables under which ONNX Runtime 1.30 suppresses its telemetry by itself (strings of libonnxruntime.so), and the opt-out. */
+/**
+ * Variables under which ONNX Runtime 1.30 suppresses its telemetry by itself (strings of libonnxruntime.so), and the
+ * opt-out.
+ */
 const SUPPRESSING = [
   'CI',
   'TF_BUILD',
@@ -70,7 +73,9 @@ function sandbox(t: { after(fn: () => void): void }): Sandbox {
 
 const matDebug = (dir: string): string[] => readdirSync(dir).filter((f) => f.startsWith('mat-debug-'));
 
-/** `argv` in a new network namespace with loopback up, every thread's connect() calls traced to sb.traces/trace.<tid>. */
+/**
+ * `argv` in a new network namespace with loopback up, every thread's connect() calls traced to sb.traces/trace.<tid>.
+ */
 function sandboxed(sb: Sandbox, argv: readonly string[]): { command: string; args: string[] } {
   const traced = ['strace', '-ff', '-q', '-e', 'trace=connect', '-o', join(sb.traces, 'trace'), ...argv];
   return {
@@ -108,7 +113,9 @@ function traced(sb: Sandbox): { tids: number[]; connects: string[] } {
   return { tids: files.map((f) => Number(f.slice('trace.'.length))), connects };
 }
 
-/** Everything ONNX Runtime's telemetry leaves behind: its folder under HOME, mat-debug logs and the 1DS session file. */
+/**
+ * Everything ONNX Runtime's telemetry leaves behind: its folder under HOME, mat-debug logs and the 1DS session file.
+ */
 function telemetryTraces(sb: Sandbox, tids: readonly number[]): string[] {
   const found: string[] = [];
   for (const entry of readdirSync(sb.home, { recursive: true }).map(String)) {
@@ -266,10 +273,23 @@ test('ONNX Runtime telemetry is off: no files, no connections, for describe, con
     // The client runs in the server's network namespace (the only place its loopback is reachable), not traced.
     const client = `const [url, token, a, b] = process.argv.slice(1);
       const fs = await import('node:fs');
-      const form = (...files) => { const f = new FormData(); for (const p of files) f.append('images', new Blob([fs.readFileSync(p)]), p.split('/').pop()); return f; };
+      const form = (...files) => {
+        const f = new FormData();
+        for (const p of files) f.append('images', new Blob([fs.readFileSync(p)]), p.split('/').pop());
+        return f;
+      };
       const out = [];
-      for (const [method, path, body, auth] of [['POST', '/v1/describe', form(a, b)], ['POST', '/v1/gallery/someone/faces', form(a), true], ['POST', '/v1/search', form(b)], ['GET', '/healthz']]) {
-        const res = await fetch(url + path, { method, body, headers: auth ? { authorization: 'Bearer ' + token } : {} });
+      for (const [method, path, body, auth] of [
+        ['POST', '/v1/describe', form(a, b)],
+        ['POST', '/v1/gallery/someone/faces', form(a), true],
+        ['POST', '/v1/search', form(b)],
+        ['GET', '/healthz'],
+      ]) {
+        const res = await fetch(url + path, {
+          method,
+          body,
+          headers: auth ? { authorization: 'Bearer ' + token } : {},
+        });
         out.push({ path, status: res.status, body: await res.json() });
       }
       console.log(JSON.stringify(out));`;
@@ -289,8 +309,8 @@ test('ONNX Runtime telemetry is off: no files, no connections, for describe, con
     assert.ok(answers[0].body.images[0].faces[0].descriptor.length > 0, JSON.stringify(answers[0].body));
     assert.equal(answers[2].body.results[0].matches[0].identity, 'someone');
 
-    // Without the opt-out, ONNX Runtime's uploader first looks its endpoint up (DNS: connect() to port 53) about 9 s after
-    // it initialises, then again 5, 9 and 19 s later: keep the server up long enough for that to be seen.
+    // Without the opt-out, ONNX Runtime's uploader first looks its endpoint up (DNS: connect() to port 53) about 9 s
+    // after it initialises, then again 5, 9 and 19 s later: keep the server up long enough for that to be seen.
     await new Promise((resolve) => setTimeout(resolve, Math.max(0, HOLD_MS - (Date.now() - started))));
     // Stop the server gracefully: SIGTERM to node.
     const server = serverPid();

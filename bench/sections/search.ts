@@ -52,7 +52,7 @@ interface Queried {
     top1Identity: number;
   }[];
   exact?: { p50Ms: number; queries: number; top1Exact: number };
-  server?: { facesBytes: number; projectedBytes: number; indexBytes: number };
+  server?: { facesBytes: number; projectedBytes: number; indexBytes: number; sharedBuffers: string; prewarm: string };
 }
 
 interface Candidates {
@@ -134,27 +134,39 @@ export const searchSection: Section = {
           ['generated', 1_000_000],
           ['isotropic', 100_000],
         ];
-    const candidates = [50, 200, 1000];
+    // 30: the embedded gallery's default, 50: PostgreSQL's (gallery/approximate.ts DEFAULT_CANDIDATES).
+    const candidates = [30, 50, 200, 1000];
     const queries = ctx.quick ? 20 : 200;
     const components = 256;
     lines.push(
-      "Approximate search: each face's projection on the first 256 principal directions of a 20,000-face sample (fitted when the",
-      'index is built), candidates from those (PostgreSQL: HNSW over `vector(256)`, m = 16, ef_construction 64, ef_search = 4 x candidates, at most 1000;',
-      'embedded: every projection in memory, scored on ONNX Runtime), then the candidates re-ranked by their exact 4096-d distance.',
-      `k = 10, cosine; ${queries} queries, each a new face of a gallery identity. Faces R@10 = share of the exact 10 nearest faces found`,
-      '(`nearestFaces`, the usual ANN recall); identities R@10 = share of the exact top-10 identities found by `search` (each by its',
-      'best face; with hundreds of faces per person, as in the augmented set, the candidates fill with mates and this stays low by',
-      'construction); "top-1 = exact": the best identity is the exact search\'s; "top-1 right": it is the query\'s identity. Exact answers are',
+      "Approximate search: each face's projection on the first 256 principal " +
+        'directions of a 20,000-face sample (fitted when the',
+      'index is built), candidates from those (PostgreSQL: HNSW over `vector(256)`, m = 16, ' +
+        'ef_construction 64, ef_search = 4 x candidates, at most 1000;',
+      'embedded: every projection in memory, scored on ONNX Runtime), then the ' +
+        'candidates re-ranked by their exact 4096-d distance.',
+      `k = 10, cosine; ${queries} queries, each a new face of a gallery identity. ` +
+        'Faces R@10 = share of the exact 10 nearest faces found',
+      '(`nearestFaces`, the usual ANN recall); identities R@10 = share of the ' +
+        'exact top-10 identities found by `search` (each by its',
+      'best face; with hundreds of faces per person, as in the augmented set, ' +
+        'the candidates fill with mates and this stays low by',
+      'construction); "top-1 = exact": the best identity is the exact search\'s; ' +
+        '"top-1 right": it is the query\'s identity. Exact answers are',
       'computed by the benchmark over every face (ONNX Runtime products), so they need no exact search of the store.',
-      'Load: the first 20,000 faces, the index built on them, then the rest, each face projected on the way in (PostgreSQL: multi-row',
-      'INSERTs through `load()`, the HNSW index dropped and built once at the end). Client RSS: the searching process, after the approximate searches (and its peak, exact searches included).',
+      'Load: the first 20,000 faces, the index built on them, then the rest, each ' +
+        'face projected on the way in (PostgreSQL: multi-row',
+      'INSERTs through `load()`, the HNSW index dropped and built once at the end). Client RSS: the searching ' +
+        'process, after the approximate searches (and its peak, exact searches included).',
       '',
     );
     const server = benchServer(ctx.log);
     const descriptions = new Map<string, string>();
     try {
       lines.push(
-        '| set | store | faces | load s (when) | index s | open s | candidates: p50 / p99 ms, faces R@10, identities R@10, top-1 = exact, top-1 right | exact p50 ms | client RSS: approximate (peak with exact) | server | sizes |',
+        '| set | store | faces | load s (when) | index s | open s | candidates: p50 / p99 ms, ' +
+          'faces R@10, identities R@10, top-1 = exact, top-1 right | exact p50 ms | client RSS: ' +
+          'approximate (peak with exact) | server | sizes |',
         '| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |',
       );
       for (const [set, size] of runs) {
@@ -215,18 +227,27 @@ export const searchSection: Section = {
           const approx = r.approx
             .map(
               (x) =>
-                `${x.candidates}: ${x.p50Ms.toFixed(1)} / ${x.p99Ms.toFixed(1)}, ${pct(x.recallAt10)}, ${pct(x.identityRecallAt10)}, ${pct(x.top1Exact)}, ${pct(x.top1Identity)}`,
+                `${x.candidates}: ${x.p50Ms.toFixed(1)} ` +
+                `/ ${x.p99Ms.toFixed(1)}, ${pct(x.recallAt10)}, ${pct(x.identityRecallAt10)}, ` +
+                `${pct(x.top1Exact)}, ${pct(x.top1Identity)}`,
             )
             .join('; ');
           const exact = r.exact
             ? `${r.exact.p50Ms.toFixed(0)} (${r.exact.queries} queries)`
             : 'not run: the exact index needs the descriptors in memory';
-          const serverRss = store === 'postgres' ? `peak ${mb(postgresPeakRss())}` : '';
+          const serverRss =
+            store === 'postgres' && r.server
+              ? `peak ${mb(postgresPeakRss())}; shared_buffers ${r.server.sharedBuffers}, ${r.server.prewarm}`
+              : '';
           const sizes = r.server
-            ? `faces ${mb(r.server.facesBytes)}, projections ${mb(r.server.projectedBytes)}, HNSW ${mb(r.server.indexBytes)}`
+            ? `faces ${mb(r.server.facesBytes)}, ` +
+              `projections ${mb(r.server.projectedBytes)}, HNSW ${mb(r.server.indexBytes)}`
             : `file ${mb(statSync(location).size)}`;
           lines.push(
-            `| ${set} | ${store === 'postgres' ? 'PostgreSQL' : 'SQLite'} | ${r.size.toLocaleString('en-US')} | ${(loaded.loadMs / 1000).toFixed(0)} (${loaded.when}) | ${((loaded.fitIndexMs + loaded.indexMs) / 1000).toFixed(0)} | ${(r.openMs / 1000).toFixed(1)} | ${approx} | ${exact} | ${mb(r.rssAfterApproximate)} (${mb(q.maxRss)}) | ${serverRss} | ${sizes} |`,
+            `| ${set} | ${store === 'postgres' ? 'PostgreSQL' : 'SQLite'} | ${r.size.toLocaleString('en-US')} ` +
+              `| ${(loaded.loadMs / 1000).toFixed(0)} (${loaded.when}) ` +
+              `| ${((loaded.fitIndexMs + loaded.indexMs) / 1000).toFixed(0)} | ${(r.openMs / 1000).toFixed(1)} ` +
+              `| ${approx} | ${exact} | ${mb(r.rssAfterApproximate)} (${mb(q.maxRss)}) | ${serverRss} | ${sizes} |`,
           );
         }
       }
@@ -237,8 +258,10 @@ export const searchSection: Section = {
     // loads).
     lines.push(
       '',
-      'Which candidates to re-rank (bench task search-candidates): recall@10 (faces) of each candidate generator by brute force over the',
-      'set in memory, no index, so only the representation is measured; the candidates re-ranked by their exact distance. "Kept": share',
+      'Which candidates to re-rank (bench task search-candidates): recall@10 ' +
+        '(faces) of each candidate generator by brute force over the',
+      'set in memory, no index, so only the representation is measured; the ' +
+        'candidates re-ranked by their exact distance. "Kept": share',
       'of the variance the projection keeps (fitted on the first 20,000 faces).',
       '',
       '| set | faces | queries | candidates by | kept | recall@10 with 50 / 200 / 1000 candidates |',
@@ -271,7 +294,9 @@ export const searchSection: Section = {
       }
       for (const m of c.results) {
         lines.push(
-          `| ${set} | ${c.size.toLocaleString('en-US')} | ${c.queries} | ${m.method} | ${m.kept === undefined ? '' : pct(m.kept)} | ${[50, 200, 1000].map((k) => pct(m.recall[k])).join(' / ')} |`,
+          `| ${set} | ${c.size.toLocaleString('en-US')} | ${c.queries} | ${m.method} ` +
+            `| ${m.kept === undefined ? '' : pct(m.kept)} ` +
+            `| ${[50, 200, 1000].map((k) => pct(m.recall[k])).join(' / ')} |`,
         );
       }
     }
@@ -282,7 +307,8 @@ export const searchSection: Section = {
     // The reference: exact embedded search, every descriptor in memory.
     lines.push(
       '',
-      'Exact embedded search (the reference): isotropic synthetic descriptors, every one in memory (ONNX Runtime dot products, then exact',
+      'Exact embedded search (the reference): isotropic synthetic descriptors, ' +
+        'every one in memory (ONNX Runtime dot products, then exact',
       're-ranking of the rows that can still win); latency per query, the index already in memory.',
       '',
       '| store | faces | memory | median ms | p90 ms | top-1 identity correct | peak RSS |',
@@ -295,7 +321,9 @@ export const searchSection: Section = {
         const blocks = Math.ceil(size / 65_536) * 65_536 * DIM * (precision === 'fp16' ? 2 : 4);
         if (blocks + 4 * GiB > freemem()) {
           lines.push(
-            `| embedded exact ${precision} | ${size.toLocaleString('en-US')} | ${(need / GiB).toFixed(1)} GiB | not run: needs ${(blocks / GiB).toFixed(1)} GiB + 4 GiB spare, ${(freemem() / GiB).toFixed(1)} GiB free now | | | |`,
+            `| embedded exact ${precision} | ${size.toLocaleString('en-US')} ` +
+              `| ${(need / GiB).toFixed(1)} GiB | not run: needs ${(blocks / GiB).toFixed(1)} GiB ` +
+              `+ 4 GiB spare, ${(freemem() / GiB).toFixed(1)} GiB free now | | | |`,
           );
           continue;
         }
@@ -303,7 +331,8 @@ export const searchSection: Section = {
         const r = await runTask<Embedded>('search-embedded', { size, precision, dim: DIM, queries: 30 });
         const e = r.result;
         lines.push(
-          `| embedded exact ${precision} | ${size.toLocaleString('en-US')} | ${mb(e.bytes)} | ${e.medianMs.toFixed(1)} | ${e.p90Ms.toFixed(1)} | ${e.correct}/${e.queries} | ${mb(r.maxRss)} |`,
+          `| embedded exact ${precision} | ${size.toLocaleString('en-US')} | ${mb(e.bytes)} ` +
+            `| ${e.medianMs.toFixed(1)} | ${e.p90Ms.toFixed(1)} | ${e.correct}/${e.queries} | ${mb(r.maxRss)} |`,
         );
       }
     }

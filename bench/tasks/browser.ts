@@ -27,9 +27,17 @@ const {
 const PAGE = `<!doctype html><meta charset="utf-8"><title>vggface browser bench</title><script type="module">
 import { VggFace } from '/vggface/browser/vggface.js';
 const S = 224 * 224 * 3;
-const image = (i) => { const data = new Uint8Array(S); for (let k = 0; k < S; k++) data[k] = (k * 31 + i * 17) & 255; return { data, width: 224, height: 224 }; };
+const image = (i) => {
+  const data = new Uint8Array(S);
+  for (let k = 0; k < S; k++) data[k] = (k * 31 + i * 17) & 255;
+  return { data, width: 224, height: 224 };
+};
 window.ready = (async () => {
-  const model = await VggFace.load({ model: '/models/${encodeURIComponent(basename(model))}', threads: ${threads}, cache: 'vggface-bench' });
+  const model = await VggFace.load({
+    model: '/models/${encodeURIComponent(basename(model))}',
+    threads: ${threads},
+    cache: 'vggface-bench',
+  });
   await model.describe(image(0));
   const firstMs = performance.now();
   window.model = model;

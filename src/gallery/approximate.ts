@@ -16,7 +16,8 @@ import type { AnnIndexOptions } from './types.js';
 export const DEFAULT_CANDIDATES = { sqlite: 30, postgres: 50 } as const;
 export type CandidateStore = keyof typeof DEFAULT_CANDIDATES;
 /** How the defaults read in help and descriptions. */
-export const DEFAULT_CANDIDATES_TEXT = `${DEFAULT_CANDIDATES.sqlite} in SQLite, ${DEFAULT_CANDIDATES.postgres} in PostgreSQL`;
+const { sqlite, postgres } = DEFAULT_CANDIDATES;
+export const DEFAULT_CANDIDATES_TEXT = `${sqlite} in SQLite, ${postgres} in PostgreSQL`;
 export const MAX_CANDIDATES = 1000;
 
 export function checkCandidates(location: string, candidates: number | undefined, store: CandidateStore): number {

@@ -210,7 +210,8 @@ export function parsePostgresUrl(url: string, env: NodeJS.ProcessEnv = process.e
     u = new URL(url);
   } catch {
     throw usageError(
-      `${location}: not a valid URL (expected postgres://user@host:port/database; encode special characters of the password as %XX)`,
+      `${location}: not a valid URL (expected ` +
+        'postgres://user@host:port/database; encode special characters of the password as %XX)',
       '--db',
     );
   }
@@ -222,7 +223,8 @@ export function parsePostgresUrl(url: string, env: NodeJS.ProcessEnv = process.e
   const schema = take('schema');
   if (schema !== undefined && !/^[A-Za-z_][A-Za-z0-9_$]{0,62}$/.test(schema)) {
     throw usageError(
-      `${location}: schema must be a name of 1 to 63 letters, digits, _ or $, not starting with a digit, got ${JSON.stringify(schema)}`,
+      `${location}: schema must be a name of 1 to 63 letters, digits, _ or $, not ` +
+        `starting with a digit, got ${JSON.stringify(schema)}`,
       'schema',
     );
   }
@@ -291,6 +293,7 @@ function isConnectionError(err: unknown): boolean {
   const code = typeof e?.code === 'string' ? e.code : '';
   // Also a host name that does not resolve and a connection aborted on the way: a reconnect may find the server.
   if (isServerGoneCode(code) || code === 'ENOTFOUND' || code === 'ECONNABORTED') return true;
+  // line-width: regex
   return /Connection terminated|not queryable|connection timeout|timeout expired|Query read timeout|server closed the connection|socket hang up/i.test(
     String(e?.message ?? ''),
   );
@@ -355,7 +358,8 @@ const MIGRATIONS: readonly ((n: Names, dim: number, type: string) => string[])[]
        variances bytea NOT NULL,
        created_at timestamptz NOT NULL DEFAULT now()
      )`,
-    `CREATE TABLE ${n.projected} (face_id bigint PRIMARY KEY REFERENCES ${n.faces} (id) ON DELETE CASCADE, proj ${n.ext}.vector NOT NULL)`,
+    `CREATE TABLE ${n.projected} (face_id bigint PRIMARY KEY REFERENCES ${n.faces} ` +
+      `(id) ON DELETE CASCADE, proj ${n.ext}.vector NOT NULL)`,
   ],
 ];
 
@@ -514,7 +518,9 @@ export class PostgresStore implements GalleryStore {
     if (/self[- ]signed|certificate|hostname|altnames|SECURITY WARNING/i.test(String(e?.message))) {
       const hint =
         this.parsed.sslmode === 'verify-full' || this.parsed.sslmode === 'verify-ca'
-          ? ` (sslmode=${this.parsed.sslmode} checks the server's certificate${this.parsed.sslmode === 'verify-full' ? ' and its name' : ''}: name its CA with sslrootcert=FILE, or use sslmode=require to encrypt without checking)`
+          ? ` (sslmode=${this.parsed.sslmode} checks the server's ` +
+            `certificate${this.parsed.sslmode === 'verify-full' ? ' and its name' : ''}: name ` +
+            'its CA with sslrootcert=FILE, or use sslmode=require to encrypt without checking)'
           : '';
       throw new VggFaceError('E_GALLERY', `cannot connect to ${this.location}: ${this.reason(last)}${hint}`, {
         input: this.location,
@@ -583,7 +589,8 @@ export class PostgresStore implements GalleryStore {
       };
       try {
         await client.query(
-          `BEGIN; SET LOCAL statement_timeout = ${this.statementTimeoutMs}; SET LOCAL lock_timeout = ${this.lockTimeoutMs}`,
+          `BEGIN; SET LOCAL statement_timeout = ${this.statementTimeoutMs}; ` +
+            `SET LOCAL lock_timeout = ${this.lockTimeoutMs}`,
         );
         const out = await fn(q);
         committing = true;
@@ -597,7 +604,8 @@ export class PostgresStore implements GalleryStore {
             continue;
           }
           throw new GalleryUnavailableError(
-            `${this.location}: the connection to PostgreSQL was lost${committing ? ' while committing (the change may or may not be stored)' : ''}: ${this.reason(err)}`,
+            `${this.location}: the connection to PostgreSQL was ` +
+              `lost${committing ? ' while committing (the change may or may not be stored)' : ''}: ${this.reason(err)}`,
             'unavailable',
             { input: this.location, cause: err },
           );
@@ -619,13 +627,16 @@ export class PostgresStore implements GalleryStore {
     switch (e?.code) {
       case '57014':
         return new GalleryUnavailableError(
-          `${this.location}: ${what} took longer than the statement timeout (${formatMs(statementTimeoutMs)}): raise it with statement_timeout in the URL (for example ?statement_timeout=5min; 0 for none)`,
+          `${this.location}: ${what} took longer than the statement timeout (${formatMs(statementTimeoutMs)}): raise ` +
+            'it with statement_timeout in the URL (for example ?statement_timeout=5min; 0 for none)',
           'timeout',
           { input: this.location, cause: err },
         );
       case '55P03':
         return new GalleryUnavailableError(
-          `${this.location}: ${what} waited longer than the lock timeout (${formatMs(this.lockTimeoutMs)}) for a lock another session holds: ${message}; retry later, or raise it with lock_timeout in the URL (for example ?lock_timeout=1min)`,
+          `${this.location}: ${what} waited longer than the lock timeout ` +
+            `(${formatMs(this.lockTimeoutMs)}) for a lock another session holds: ${message}; retry ` +
+            'later, or raise it with lock_timeout in the URL (for example ?lock_timeout=1min)',
           'timeout',
           { input: this.location, cause: err },
         );
@@ -655,7 +666,8 @@ export class PostgresStore implements GalleryStore {
           `SELECT e.extversion AS installed, n.nspname AS ext_schema,
                   (SELECT default_version FROM pg_available_extensions WHERE name = 'vector') AS available,
                   current_user AS usr, current_database() AS db
-             FROM (SELECT 1) one LEFT JOIN pg_extension e ON e.extname = 'vector' LEFT JOIN pg_namespace n ON n.oid = e.extnamespace`,
+             FROM (SELECT 1) one LEFT JOIN pg_extension e ON e.extname = 'vector'
+                  LEFT JOIN pg_namespace n ON n.oid = e.extnamespace`,
         )
       ).rows[0];
     let x = await info();
@@ -663,7 +675,9 @@ export class PostgresStore implements GalleryStore {
     if (x.installed === null) {
       if (x.available === null) {
         throw this.error(
-          `pgvector is not installed on the PostgreSQL server (no extension "vector" is available): install pgvector ${PGVECTOR_MIN_VERSION} or later there (https://github.com/pgvector/pgvector#installation), then a superuser runs, in database ${database}: CREATE EXTENSION vector;`,
+          'pgvector is not installed on the PostgreSQL server (no extension "vector" is available): install ' +
+            `pgvector ${PGVECTOR_MIN_VERSION} or later there (https://github.com/pgvector/pgvector#installation), ` +
+            `then a superuser runs, in database ${database}: CREATE EXTENSION vector;`,
         );
       }
       if (compareVersions(x.available, PGVECTOR_MIN_VERSION) < 0)
@@ -676,7 +690,10 @@ export class PostgresStore implements GalleryStore {
         const code = (err as { code?: string }).code;
         if (code !== '42501') throw err;
         throw this.error(
-          `role ${quoteIdent(x.usr)} may not create the pgvector extension in database ${database} (${(err as Error).message}): a superuser must run, connected to database ${database}: CREATE EXTENSION IF NOT EXISTS vector;`,
+          `role ${quoteIdent(x.usr)} may not create the pgvector extension in database ${database} ` +
+            `(${(err as Error).message}): a superuser must run, connected to ` +
+            `database ${database}: CREATE EXTENSION IF ` +
+            'NOT EXISTS vector;',
           err,
         );
       }
@@ -691,7 +708,9 @@ export class PostgresStore implements GalleryStore {
     const fix =
       available !== null && compareVersions(available, PGVECTOR_MIN_VERSION) >= 0
         ? `a superuser runs, connected to database ${database}: ALTER EXTENSION vector UPDATE;`
-        : `install pgvector ${PGVECTOR_MIN_VERSION} or later on the server (https://github.com/pgvector/pgvector#installation), then a superuser runs, connected to database ${database}: ALTER EXTENSION vector UPDATE;`;
+        : `install pgvector ${PGVECTOR_MIN_VERSION} or later on the server ` +
+          '(https://github.com/pgvector/pgvector#installation), then a superuser runs, connected to ' +
+          `database ${database}: ALTER EXTENSION vector UPDATE;`;
     return this.error(
       `pgvector ${found} is ${where}; vggface needs ${PGVECTOR_MIN_VERSION} or later (halfvec): ${fix}`,
     );
@@ -699,7 +718,8 @@ export class PostgresStore implements GalleryStore {
 
   private async tables(q: Query): Promise<string[]> {
     const r = await q<{ table_name: string }>(
-      `SELECT table_name FROM information_schema.tables WHERE table_schema = $1 AND table_name IN ('vggface_meta', 'vggface_faces') ORDER BY table_name DESC`,
+      'SELECT table_name FROM information_schema.tables WHERE table_schema = $1 AND ' +
+        "table_name IN ('vggface_meta', 'vggface_faces') ORDER BY table_name DESC",
       [this.names.schema],
     );
     return r.rows.map((x) => x.table_name);
@@ -834,7 +854,8 @@ export class PostgresStore implements GalleryStore {
         .map((_, i) => `($${4 * i + 1}, $${4 * i + 2}, $${4 * i + 3}, $${4 * i + 4}::${type})`)
         .join(', ');
       const r = await q<{ id: string; content_hash: string }>(
-        `INSERT INTO ${this.names.faces} (identity, content_hash, source, embedding) VALUES ${values} ON CONFLICT (content_hash) DO NOTHING${returning ? ' RETURNING id, content_hash' : ''}`,
+        `INSERT INTO ${this.names.faces} (identity, content_hash, source, embedding) VALUES ${values} ON ` +
+          `CONFLICT (content_hash) DO NOTHING${returning ? ' RETURNING id, content_hash' : ''}`,
         chunk.flatMap((f) => [f.identity, f.contentHash, f.source, vectorParam(f.descriptor, meta.precision)]),
       );
       for (const x of r.rows) inserted.set(x.content_hash, Number(x.id));
@@ -873,7 +894,8 @@ export class PostgresStore implements GalleryStore {
       const chunk = faces.slice(s, s + ROWS_PER_INSERT);
       const values = chunk.map((_, i) => `($${2 * i + 1}::bigint, $${2 * i + 2}::${type})`).join(', ');
       await q(
-        `INSERT INTO ${this.names.projected} (face_id, proj) VALUES ${values} ON CONFLICT (face_id) DO UPDATE SET proj = EXCLUDED.proj`,
+        `INSERT INTO ${this.names.projected} (face_id, proj) VALUES ${values} ON ` +
+          'CONFLICT (face_id) DO UPDATE SET proj = EXCLUDED.proj',
         chunk.flatMap((f, i) => [
           f.id,
           vectorParam(proj.subarray((s + i) * components, (s + i + 1) * components), 'fp32'),
@@ -889,7 +911,8 @@ export class PostgresStore implements GalleryStore {
     if (generation === undefined) return undefined;
     if (this.approx?.generation === generation) return this.approx;
     const r = await q<ProjectionRow>(
-      `SELECT dim, components, fitted_on, total_variance, mean, basis, variances FROM ${this.names.projection} WHERE id = 1`,
+      'SELECT dim, components, fitted_on, total_variance, mean, basis, ' +
+        `variances FROM ${this.names.projection} WHERE id = 1`,
     );
     const row = r.rows[0];
     let projection;
@@ -1014,7 +1037,8 @@ export class PostgresStore implements GalleryStore {
     );
     if (wanted > current) await q(`SET LOCAL maintenance_work_mem = '${wanted}MB'`);
     await q(
-      `CREATE INDEX IF NOT EXISTS ${ANN_INDEX} ON ${this.names.projected} USING hnsw (proj ${this.names.ext}.vector_l2_ops)`,
+      `CREATE INDEX IF NOT EXISTS ${ANN_INDEX} ON ${this.names.projected} ` +
+        `USING hnsw (proj ${this.names.ext}.vector_l2_ops)`,
     );
   }
 
@@ -1049,7 +1073,8 @@ export class PostgresStore implements GalleryStore {
     );
     await q(`DELETE FROM ${this.names.projection}`);
     await q(
-      `INSERT INTO ${this.names.projection} (id, generation, dim, components, fitted_on, total_variance, mean, basis, variances) VALUES (1, $1, $2, $3, $4, $5, $6, $7, $8)`,
+      `INSERT INTO ${this.names.projection} (id, generation, dim, components, fitted_on, ` +
+        'total_variance, mean, basis, variances) VALUES (1, $1, $2, $3, $4, $5, $6, $7, $8)',
       [
         generation,
         projection.dim,
@@ -1151,7 +1176,9 @@ export class PostgresStore implements GalleryStore {
     );
   }
 
-  /** What a search measures with: the query as a parameter of the gallery's type, and pgvector's operator for `metric`. */
+  /**
+   * What a search measures with: the query as a parameter of the gallery's type, and pgvector's operator for `metric`.
+   */
   private async queryDistance(query: Float32Array, metric: Metric): Promise<{ type: string; op: string; q: Buffer }> {
     const meta = await this.requireMeta();
     return {
@@ -1172,7 +1199,8 @@ export class PostgresStore implements GalleryStore {
     const { type, op, q } = await this.queryDistance(query, options.metric);
     const rows = await this.withCandidates(query, options, (run, candidates, extra) =>
       run<{ id: string; identity: string; source: string; d: number }>(
-        `SELECT id, identity, source, embedding ${op} $1::${type} AS d FROM ${this.candidateSource(candidates)} ORDER BY d, id LIMIT $2`,
+        `SELECT id, identity, source, embedding ${op} $1::${type} AS d ` +
+          `FROM ${this.candidateSource(candidates)} ORDER BY d, id LIMIT $2`,
         [q, options.k, ...extra],
       ),
     );
@@ -1213,7 +1241,8 @@ export class PostgresStore implements GalleryStore {
     const { type, op, q } = await this.queryDistance(query, options.metric);
     const r = await this.withCandidates(query, options, (run, candidates, extra) =>
       run<{ id: string; identity: string; source: string; d: number }>(
-        `SELECT * FROM (SELECT DISTINCT ON (identity) id, identity, source, embedding ${op} $1::${type} AS d FROM ${this.candidateSource(candidates)} ORDER BY identity, d, id) best
+        `SELECT * FROM (SELECT DISTINCT ON (identity) id, identity, source, embedding ${op} $1::${type} AS d
+                          FROM ${this.candidateSource(candidates)} ORDER BY identity, d, id) best
          ORDER BY d, identity LIMIT $2`,
         [q, options.k, ...extra],
       ),
@@ -1232,8 +1261,11 @@ export class PostgresStore implements GalleryStore {
   private candidateSource(candidates: { count: number; components: number } | undefined): string {
     const n = this.names;
     if (!candidates) return n.faces;
+    const nearest =
+      `ORDER BY proj OPERATOR(${n.ext}.<->) $3::${n.ext}.vector(${candidates.components}) ` +
+      `LIMIT ${candidates.count}`;
     return `(SELECT f.id, f.identity, f.source, f.embedding
-               FROM (SELECT face_id FROM ${n.projected} ORDER BY proj OPERATOR(${n.ext}.<->) $3::${n.ext}.vector(${candidates.components}) LIMIT ${candidates.count}) c
+               FROM (SELECT face_id FROM ${n.projected} ${nearest}) c
                JOIN ${n.faces} f ON f.id = c.face_id) c`;
   }
 
@@ -1295,7 +1327,8 @@ function readVectorBinary(b: Buffer, meta: GalleryMeta): Float32Array {
   const dim = b.readInt16BE(0);
   if (dim !== meta.dimension)
     throw new Error(`a stored descriptor has ${dim} dimensions, the gallery ${meta.dimension}`);
-  const body = Buffer.from(new Uint8Array(b.subarray(4)).buffer); // a copy at offset 0 (aligned), swapped to native order
+  // a copy at offset 0 (aligned), swapped to native order
+  const body = Buffer.from(new Uint8Array(b.subarray(4)).buffer);
   if (meta.precision === 'fp16') {
     if (LITTLE_ENDIAN) body.swap16();
     return decodeHalf(new Uint16Array(body.buffer, body.byteOffset, dim));

@@ -143,7 +143,8 @@ export class SqliteStore implements GalleryStore {
     if (version > SQLITE_SCHEMA_VERSION) {
       throw galleryError(
         this.location,
-        `gallery schema version ${version} is newer than this vggface supports (${SQLITE_SCHEMA_VERSION}); upgrade vggface`,
+        `gallery schema version ${version} is newer than this vggface ` +
+          `supports (${SQLITE_SCHEMA_VERSION}); upgrade vggface`,
       );
     }
     if (!(version >= 1)) throw galleryError(this.location, `wrong schema: schema_version "${get('schema_version')}"`);
@@ -200,7 +201,8 @@ export class SqliteStore implements GalleryStore {
   async add(faces: readonly NewFace[]): Promise<AddOutcome[]> {
     const meta = (await this.meta())!;
     const insert = this.db.prepare(
-      'INSERT INTO faces (identity, content_hash, source, added_at, descriptor) VALUES (?, ?, ?, ?, ?) ON CONFLICT (content_hash) DO NOTHING',
+      'INSERT INTO faces (identity, content_hash, source, added_at, descriptor) ' +
+        'VALUES (?, ?, ?, ?, ?) ON CONFLICT (content_hash) DO NOTHING',
     );
     const insertProjected = this.db.prepare(
       'INSERT OR REPLACE INTO projected (face_id, identity, proj) VALUES (?, ?, ?)',
@@ -350,7 +352,8 @@ export class SqliteStore implements GalleryStore {
         this.db.exec('DELETE FROM projection; DELETE FROM projected');
         this.db
           .prepare(
-            'INSERT INTO projection (id, generation, dim, components, fitted_on, total_variance, mean, basis, variances, created_at) VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
+            'INSERT INTO projection (id, generation, dim, components, fitted_on, total_variance, mean, ' +
+              'basis, variances, created_at) VALUES (1, ?, ?, ?, ?, ?, ?, ?, ?, ?)',
           )
           .run(
             generation,
