@@ -46,7 +46,7 @@ export async function openGemm(options: { transA?: boolean; transB?: boolean; th
     outputs: [{ name: 'y', elemType: DataType.FLOAT, shape: ['m', 'n'] }],
     metadata: {},
   }).toBuffer();
-  const engine: InferenceEngine = await openEngine(model, { threads: options.threads });
+  const engine: InferenceEngine = await openEngine(model, { threads: options.threads, spinWait: false });
   return {
     async multiply(a, b) {
       if (a.data.length !== a.rows * a.cols || b.data.length !== b.rows * b.cols)

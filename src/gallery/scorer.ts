@@ -56,7 +56,10 @@ export interface Scorer {
 }
 
 export async function openScorer(dim: number, precision: Precision, threads?: number): Promise<Scorer> {
-  const engine: InferenceEngine = await openEngine(encodeModel(scorerSpec(dim, precision)).toBuffer(), { threads });
+  const engine: InferenceEngine = await openEngine(encodeModel(scorerSpec(dim, precision)).toBuffer(), {
+    threads,
+    spinWait: false,
+  });
   return {
     precision,
     async scores(rows, count, query) {
