@@ -30,31 +30,50 @@ const query = (i: number) => qs.subarray(i * meta.dim, (i + 1) * meta.dim);
 const pct = (xs: number[], p: number) =>
   [...xs].sort((x, y) => x - y)[Math.min(xs.length - 1, Math.floor(p * xs.length))];
 
+interface ServerFacts {
+  facesBytes: number;
+  projectedBytes: number;
+  indexBytes: number;
+  sharedBuffers: string;
+  prewarm: string;
+}
+
 /**
- * PostgreSQL: the server's buffer cache against the HNSW index, and the index loaded into it with pg_prewarm where the
- * extension can be created (a steady-state server has its hot index in shared_buffers; the walk reads ~9-16k index
- * pages per search, from the OS page cache when the index does not fit: p50 98 ms against 52 ms warm at 1M, here).
- * The faces' descriptors (16 GiB of TOAST at 1M) are left as they are: re-ranking reads them where they lie.
+ * PostgreSQL: table and index sizes, the server's buffer cache against the HNSW index, and the index loaded into it
+ * with pg_prewarm where the extension can be created (a steady-state server has its hot index in shared_buffers; the
+ * walk reads ~9-16k index pages per search, from the OS page cache when the index does not fit: p50 98 ms against
+ * 52 ms warm at 1M, here). The faces' descriptors (16 GiB of TOAST at 1M) are left as they are: re-ranking reads them
+ * where they lie. Searching changes none of these, so they are read once, before it.
  */
-async function prepareServer(url: string): Promise<{ sharedBuffers: string; prewarm: string }> {
+async function serverFacts(url: string): Promise<ServerFacts> {
   const c = new pg.Client({ connectionString: url });
   await c.connect();
   try {
-    const sharedBuffers = (await c.query<{ s: string }>(`SELECT current_setting('shared_buffers') AS s`)).rows[0].s;
+    const r = await c.query<{ faces: string; projected: string; idx: string; sb: string }>(
+      "SELECT pg_total_relation_size('vggface_faces') AS faces, " +
+        "pg_relation_size('vggface_projected') AS projected, pg_relation_size('vggface_projected_hnsw') AS idx, " +
+        "current_setting('shared_buffers') AS sb",
+    );
     let prewarm: string;
     try {
       await c.query('CREATE EXTENSION IF NOT EXISTS pg_prewarm');
-      const r = await c.query<{ n: string }>(`SELECT pg_prewarm('vggface_projected_hnsw') AS n`);
-      prewarm = `${Number(r.rows[0].n).toLocaleString('en-US')} HNSW pages prewarmed`;
+      const w = await c.query<{ n: string }>(`SELECT pg_prewarm('vggface_projected_hnsw') AS n`);
+      prewarm = `${Number(w.rows[0].n).toLocaleString('en-US')} HNSW pages prewarmed`;
     } catch (err) {
       prewarm = `not prewarmed (${(err as Error).message})`;
     }
-    return { sharedBuffers, prewarm };
+    return {
+      facesBytes: Number(r.rows[0].faces),
+      projectedBytes: Number(r.rows[0].projected),
+      indexBytes: Number(r.rows[0].idx),
+      sharedBuffers: r.rows[0].sb,
+      prewarm,
+    };
   } finally {
     await c.end();
   }
 }
-const prepared = a.store === 'postgres' ? await prepareServer(a.location) : undefined;
+const server = a.store === 'postgres' ? await serverFacts(a.location) : undefined;
 
 const t0 = performance.now();
 const store: GalleryStore & Pick<PostgresStore, 'nearestFaces'> =
@@ -105,24 +124,6 @@ for (let i = 0; i < Math.min(a.exactQueries, meta.truth.length); i++) {
   const r = await store.search(query(i), { k: 10, metric: 'cosine' });
   exactTimes.push(performance.now() - t);
   if (r[0]?.identity === meta.truth[i].exact[0].identity) exactTop1++;
-}
-let server:
-  | { facesBytes: number; projectedBytes: number; indexBytes: number; sharedBuffers: string; prewarm: string }
-  | undefined;
-if (store instanceof PostgresStore) {
-  const c = new pg.Client({ connectionString: a.location });
-  await c.connect();
-  const r = await c.query<{ faces: string; projected: string; idx: string }>(
-    "SELECT pg_total_relation_size('vggface_faces') AS faces, " +
-      "pg_relation_size('vggface_projected') AS projected, pg_relation_size('vggface_projected_hnsw') AS idx",
-  );
-  await c.end();
-  server = {
-    facesBytes: Number(r.rows[0].faces),
-    projectedBytes: Number(r.rows[0].projected),
-    indexBytes: Number(r.rows[0].idx),
-    ...prepared!,
-  };
 }
 await store.close();
 finishTask({

@@ -692,8 +692,7 @@ export class PostgresStore implements GalleryStore {
         throw this.error(
           `role ${quoteIdent(x.usr)} may not create the pgvector extension in database ${database} ` +
             `(${(err as Error).message}): a superuser must run, connected to ` +
-            `database ${database}: CREATE EXTENSION IF ` +
-            'NOT EXISTS vector;',
+            `database ${database}: CREATE EXTENSION IF NOT EXISTS vector;`,
           err,
         );
       }

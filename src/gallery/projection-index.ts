@@ -15,32 +15,18 @@ import { DescriptorIndex, type IndexedFace } from './descriptor-index.js';
 export const PREFIX_COMPONENTS = 64;
 export const SHORTLIST_PER_CANDIDATE = 10;
 
-export interface ProjectionIndexOptions {
-  threads?: number;
-  /** Components of the first stage (default {@link PREFIX_COMPONENTS}). */
-  prefixComponents?: number;
-  /** Rows rescored on every component, per wanted candidate (default {@link SHORTLIST_PER_CANDIDATE}). */
-  shortlistPerCandidate?: number;
-}
-
 export class ProjectionIndex {
   private readonly full: DescriptorIndex;
   /** Absent when the projection is too short for a prefix to save much. */
   private readonly prefix: DescriptorIndex | undefined;
-  private readonly prefixComponents: number;
-  private readonly shortlistPerCandidate: number;
 
   constructor(
     readonly components: number,
-    options: ProjectionIndexOptions = {},
+    threads?: number,
   ) {
-    this.prefixComponents = options.prefixComponents ?? PREFIX_COMPONENTS;
-    this.shortlistPerCandidate = options.shortlistPerCandidate ?? SHORTLIST_PER_CANDIDATE;
-    this.full = new DescriptorIndex(components, 'fp32', options.threads);
+    this.full = new DescriptorIndex(components, 'fp32', threads);
     this.prefix =
-      components >= 2 * this.prefixComponents
-        ? new DescriptorIndex(this.prefixComponents, 'fp32', options.threads)
-        : undefined;
+      components >= 2 * PREFIX_COMPONENTS ? new DescriptorIndex(PREFIX_COMPONENTS, 'fp32', threads) : undefined;
   }
 
   get size(): number {
@@ -54,7 +40,7 @@ export class ProjectionIndex {
 
   append(face: IndexedFace, projection: Float32Array): void {
     this.full.append(face, projection);
-    this.prefix?.append(face, projection.subarray(0, this.prefixComponents));
+    this.prefix?.append(face, projection.subarray(0, PREFIX_COMPONENTS));
   }
 
   /** Drops the faces `keep` rejects (from both stages, which keep the same rows in the same order). */
@@ -66,9 +52,9 @@ export class ProjectionIndex {
 
   /** The `count` faces nearest `query` (a projection) by Euclidean distance over every component, nearest first. */
   async nearestRows(query: Float32Array, count: number): Promise<IndexedFace[]> {
-    const shortlist = count * this.shortlistPerCandidate;
+    const shortlist = count * SHORTLIST_PER_CANDIDATE;
     if (!this.prefix || this.full.size <= shortlist) return this.full.nearestRows(query, count);
-    const rows = await this.prefix.nearestRowNumbers(query.subarray(0, this.prefixComponents), shortlist);
+    const rows = await this.prefix.nearestRowNumbers(query.subarray(0, PREFIX_COMPONENTS), shortlist);
     const scored = Array.from(rows, (row) => ({
       row,
       d: exactDistance(query, this.full.rowValues(row), 'euclidean'),

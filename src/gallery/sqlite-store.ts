@@ -423,7 +423,7 @@ export class SqliteStore implements GalleryStore {
     if (!approx) throw galleryError(this.location, 'the gallery has no approximate index');
     if (approx.index) return { projector: approx.projector, index: approx.index };
     const k = approx.projector.projection.components;
-    const index = new ProjectionIndex(k, { threads: this.threads });
+    const index = new ProjectionIndex(k, this.threads);
     for (const r of this.db
       .prepare('SELECT face_id, identity, proj FROM projected ORDER BY face_id')
       .iterate() as Iterable<{ face_id: number; identity: string; proj: Buffer }>) {
