@@ -192,7 +192,11 @@ test('PostgreSQL gallery: approximate search through the projection HNSW index',
     [],
     name,
   );
-  assert.match(def[0].indexdef, /USING hnsw \(proj vector_l2_ops\)/);
+  assert.match(
+    def[0].indexdef,
+    // line-width: regex
+    /USING hnsw \(\(\(subvector\(proj, 1, (\d+)\)\)::halfvec\(\1\)\) halfvec_l2_ops\) WITH \(m='16', ef_construction='200'\)$/,
+  );
 });
 
 test('PostgreSQL gallery: the projection is fitted again once a small gallery has doubled', {
@@ -222,12 +226,9 @@ test('PostgreSQL gallery: the projection is fitted again once a small gallery ha
   );
 });
 
-test(
-  'efSearch: at least 800 HNSW rows walked, 4 per candidate ' + 'beyond 200, at most the 1000 pgvector 0.8 allows',
-  () => {
-    assert.deepEqual([1, 10, 50, 200, 220, 250, 1000].map(efSearch), [800, 800, 800, 800, 880, 1000, 1000]);
-  },
-);
+test('efSearch: at least 500 HNSW rows walked, 4 per candidate beyond 125, at most the 1000 pgvector allows', () => {
+  assert.deepEqual([1, 10, 50, 125, 130, 220, 250, 1000].map(efSearch), [500, 500, 500, 500, 520, 880, 1000, 1000]);
+});
 
 test('PostgreSQL gallery: an approximate search sets hnsw.ef_search for its candidates', {
   skip: PG_SKIP,
@@ -253,14 +254,93 @@ test('PostgreSQL gallery: an approximate search sets hnsw.ef_search for its cand
     const r = await store.search(probe, { k: 5, metric: 'cosine', approximate: true, candidates });
     assert.equal(r.length, 5);
   }
+  // No number means PostgreSQL's default, 50.
+  const asked = [30, 220, DEFAULT_CANDIDATES.postgres];
   assert.deepEqual(
     sent.filter((s) => s.includes('hnsw.ef_search')),
-    ['SET LOCAL hnsw.ef_search = 800', 'SET LOCAL hnsw.ef_search = 880', 'SET LOCAL hnsw.ef_search = 800'],
+    asked.map((c) => `SET LOCAL hnsw.ef_search = ${efSearch(c)}`),
   );
-  // The candidates each search took from the HNSW walk: no number means PostgreSQL's default, 50.
+  // Each search takes the walk's rows (as many as hnsw.ef_search keeps) and re-ranks them by the whole projection down
+  // to its candidates.
   const limits = sent.flatMap((s) =>
-    [...s.matchAll(/vggface_projected ORDER BY proj .*? LIMIT (\d+)\)/g)].map((m) => +m[1]),
+    [...s.matchAll(/LIMIT (\d+)\) w ORDER BY proj OPERATOR\(\S+\) \$3::\S+ LIMIT (\d+)\) c/g)].map((m) => [
+      +m[1],
+      +m[2],
+    ]),
   );
-  assert.deepEqual(limits, [30, 220, DEFAULT_CANDIDATES.postgres]);
+  assert.deepEqual(
+    limits,
+    asked.map((c) => [efSearch(c), c]),
+  );
   assert.equal(DEFAULT_CANDIDATES.postgres, 50);
+});
+
+test('PostgreSQL gallery: an index of an earlier layout is built again, and the ' + 'search walks the index', {
+  skip: PG_SKIP,
+}, async (t) => {
+  const { name, url } = await freshDatabase(t);
+  const store = await PostgresStore.open(url);
+  t.after(() => store.close());
+  await store.initialize(META);
+  await store.add(faces(300, 3, 'a'));
+  assert.equal(await store.ensureAnnIndex(), true);
+  // The layout of vggface 0.1 before this change: HNSW over the whole projection, which today's searches cannot use.
+  await adminQuery('DROP INDEX vggface_projected_hnsw', [], name);
+  await adminQuery(
+    'CREATE INDEX vggface_projected_hnsw ON vggface_projected USING hnsw (proj vector_l2_ops)',
+    [],
+    name,
+  );
+  const other = await PostgresStore.open(url);
+  t.after(() => other.close());
+  assert.equal(await other.hasAnnIndex(), false, 'an index of an earlier layout is not the approximate index');
+  assert.equal(await other.ensureAnnIndex(), true, 'built again');
+  assert.equal(await other.ensureAnnIndex(), false, 'once');
+  assert.equal(await other.hasAnnIndex(), true);
+  // Built beside the old one under another name, which it took at the end: nothing else is left.
+  assert.deepEqual(
+    (
+      await adminQuery<{ i: string }>(
+        `SELECT indexname AS i FROM pg_indexes WHERE tablename = 'vggface_projected' ORDER BY 1`,
+        [],
+        name,
+      )
+    ).map((r) => r.i),
+    ['vggface_projected_hnsw', 'vggface_projected_pkey'],
+  );
+  const def = await adminQuery<{ indexdef: string }>(
+    `SELECT indexdef FROM pg_indexes WHERE indexname = 'vggface_projected_hnsw'`,
+    [],
+    name,
+  );
+  assert.match(def[0].indexdef, /subvector\(proj, 1, 128\)\)::halfvec\(128\)\) halfvec_l2_ops/);
+
+  // The search as the store sends it, explained with sequential scans priced out: the walk's ORDER BY is the
+  // indexed expression, so the plan walks the HNSW index (a mismatch would sort every projection instead).
+  let searchSql: { text: string; values: unknown[] } | undefined;
+  const query = pg.Client.prototype.query;
+  pg.Client.prototype.query = function (this: pg.Client, ...args: unknown[]) {
+    const config = args[0] as { text?: string; values?: unknown[] };
+    if (config?.text?.includes('DISTINCT ON (identity)'))
+      searchSql = { text: config.text, values: config.values ?? [] };
+    return (query as (...a: unknown[]) => unknown).apply(this, args);
+  } as typeof query;
+  try {
+    const probe = faces(1, 9, 'q')[0].descriptor;
+    assert.equal((await other.search(probe, { k: 3, metric: 'cosine', approximate: true })).length, 3);
+  } finally {
+    pg.Client.prototype.query = query;
+  }
+  assert.ok(searchSql, 'the search was sent');
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  try {
+    await c.query('SET enable_seqscan = off');
+    const plan = (await c.query<{ 'QUERY PLAN': string }>(`EXPLAIN ${searchSql.text}`, searchSql.values)).rows
+      .map((r) => r['QUERY PLAN'])
+      .join('\n');
+    assert.match(plan, /Index Scan using vggface_projected_hnsw on vggface_projected/, plan);
+  } finally {
+    await c.end();
+  }
 });

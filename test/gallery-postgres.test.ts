@@ -155,7 +155,12 @@ test('postgres gallery from the CLI: schema created, add with duplicates, exact 
     [],
     name,
   );
-  assert.match(idx[0].indexdef, /ON public\.vggface_projected USING hnsw \(proj vector_l2_ops\)/);
+  // HNSW over the projection's first components as halfvec (here all 2 of them).
+  assert.match(
+    idx[0].indexdef,
+    // line-width: regex
+    /ON public\.vggface_projected USING hnsw \(\(\(subvector\(proj, 1, 2\)\)::halfvec\(2\)\) halfvec_l2_ops\) WITH \(m='16', ef_construction='200'\)$/,
+  );
   // Every face has its projection (3 faces: a projection of 2 dimensions, all the sample allows).
   const projected = await adminQuery<{ n: string; t: string }>(
     'SELECT count(*) AS n, max(format_type(atttypid, atttypmod)) AS t FROM vggface_projected, ' +

@@ -10,6 +10,7 @@ import { freemem, totalmem } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { envValue } from '../../src/util/env.js';
+import { EF_SEARCH_PER_CANDIDATE, efSearch, MIN_EF_SEARCH, WALK_COMPONENTS } from '../../src/gallery/postgres-store.js';
 import { mb, ROOT, runTask, WORK_DIR, type Section } from '../harness.js';
 import type { ScaleSetName } from '../scale-data.js';
 
@@ -52,7 +53,14 @@ interface Queried {
     top1Identity: number;
   }[];
   exact?: { p50Ms: number; queries: number; top1Exact: number };
-  server?: { facesBytes: number; projectedBytes: number; indexBytes: number; sharedBuffers: string; prewarm: string };
+  server?: {
+    facesBytes: number;
+    projectedBytes: number;
+    indexBytes: number;
+    sharedBuffers: string;
+    prewarm: string;
+    hugePages: string;
+  };
 }
 
 interface Candidates {
@@ -168,8 +176,10 @@ export const searchSection: Section = {
     lines.push(
       "Approximate search: each face's projection on the first 256 principal " +
         'directions of a 20,000-face sample (fitted when the',
-      'index is built), candidates from those (PostgreSQL: HNSW over `vector(256)`, m = 16, ' +
-        'ef_construction 64, ef_search = 4 x candidates, at most 1000;',
+      `index is built), candidates from those (PostgreSQL: HNSW over the first ${WALK_COMPONENTS} components as ` +
+        `\`halfvec\`, m = 16, ef_construction 200, ef_search = ${efSearch(30)} up to ` +
+        `${MIN_EF_SEARCH / EF_SEARCH_PER_CANDIDATE} candidates, ${EF_SEARCH_PER_CANDIDATE} per candidate beyond, ` +
+        'at most 1000, its rows re-ranked on all components;',
       'embedded: every projection in memory, scored on ONNX Runtime), then the ' +
         'candidates re-ranked by their exact 4096-d distance.',
       `k = 10, cosine; ${queries} queries, each a new face of a gallery identity. ` +
@@ -267,7 +277,8 @@ export const searchSection: Section = {
             : 'not run: the exact index needs the descriptors in memory';
           const serverRss =
             store === 'postgres' && r.server
-              ? `peak ${mb(postgresPeakRss())}; shared_buffers ${r.server.sharedBuffers}, ${r.server.prewarm}`
+              ? `peak ${mb(postgresPeakRss())}; shared_buffers ${r.server.sharedBuffers}, ${r.server.hugePages}, ` +
+                r.server.prewarm
               : '';
           const sizes = r.server
             ? `faces ${mb(r.server.facesBytes)}, ` +

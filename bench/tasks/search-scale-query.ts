@@ -36,6 +36,25 @@ interface ServerFacts {
   indexBytes: number;
   sharedBuffers: string;
   prewarm: string;
+  hugePages: string;
+}
+
+/**
+ * Whether the server's shared memory is in huge pages: its huge_pages setting, and on this machine (a server on
+ * loopback) the huge pages in use. With 4 kB pages each backend faults in every page of shared_buffers it touches:
+ * at 1M faces a fresh connection's walks took 2-3x as long, the store's long-lived one's searches p50 36 ms against
+ * 32 (BENCHMARKS.md "Gallery at scale").
+ */
+function hugePages(url: string, setting: string): string {
+  const host = new URL(url).hostname;
+  if (!['127.0.0.1', 'localhost', '[::1]'].includes(host)) return `huge_pages ${setting}`;
+  const info = readFileSync('/proc/meminfo', 'utf8');
+  const field = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+)`, 'm').exec(info)?.[1] ?? 0);
+  const usedMib =
+    ((field('HugePages_Total') - field('HugePages_Free') + field('HugePages_Rsvd')) * field('Hugepagesize')) / 1024;
+  return usedMib > 0
+    ? `huge_pages ${setting}, ${Math.round(usedMib).toLocaleString('en-US')} MiB of huge pages in use`
+    : `huge_pages ${setting}, no huge pages in use (vm.nr_hugepages ${field('HugePages_Total')})`;
 }
 
 /**
@@ -49,10 +68,10 @@ async function serverFacts(url: string): Promise<ServerFacts> {
   const c = new pg.Client({ connectionString: url });
   await c.connect();
   try {
-    const r = await c.query<{ faces: string; projected: string; idx: string; sb: string }>(
+    const r = await c.query<{ faces: string; projected: string; idx: string; sb: string; hp: string }>(
       "SELECT pg_total_relation_size('vggface_faces') AS faces, " +
         "pg_relation_size('vggface_projected') AS projected, pg_relation_size('vggface_projected_hnsw') AS idx, " +
-        "current_setting('shared_buffers') AS sb",
+        "current_setting('shared_buffers') AS sb, current_setting('huge_pages') AS hp",
     );
     let prewarm: string;
     try {
@@ -68,6 +87,7 @@ async function serverFacts(url: string): Promise<ServerFacts> {
       indexBytes: Number(r.rows[0].idx),
       sharedBuffers: r.rows[0].sb,
       prewarm,
+      hugePages: hugePages(url, r.rows[0].hp),
     };
   } finally {
     await c.end();

@@ -54,17 +54,48 @@ export const PG_DEFAULTS = {
 const SCHEMA_LOCK = 4_096_001;
 const ANN_INDEX = 'vggface_projected_hnsw';
 /**
- * hnsw.ef_search for a search that re-ranks `candidates`: the HNSW walk keeps ef_search rows and returns at most that
- * many, and its own loss falls with ef_search, not with how many of its rows are re-ranked. Measured on 1,000,000
- * generated faces (256 components, m 16, ef_construction 64; BENCHMARKS.md "Gallery at scale"), recall@10 after the
- * exact re-rank of 200 candidates: ef_search 200: 0.940, 400: 0.975, 600: 0.990, 800: 0.993, 1000: 0.9955 (p50 46,
- * 77, 79, 85, 124 ms on 2 cores); of 50 candidates at ef_search 800: 0.993, at 1000: 0.9955. So at least 800 rows,
- * 4 per candidate beyond 200, within pgvector's range (at most 1000).
+ * The approximate index: HNSW over the first WALK_COMPONENTS of each face's projection, as halfvec, built with
+ * HNSW_BUILD. A walk's rows are re-ranked by the whole projection (read from the rows the walk returns anyway), then
+ * the candidates by their descriptors. A walk's time is memory latency, not arithmetic (perf on pgvector 0.8.6: the
+ * buffer-table lookup and the first touch of each visited node's page; the distances, 3-6%), so what counts is how
+ * many nodes it visits. Measured at 1,000,000 generated faces (BENCHMARKS.md "Gallery at scale", 2 cores, huge
+ * pages): recall@10 0.992 at p50 32 ms with ef_search 500, against 0.993 at 47 ms for the earlier layout (HNSW over
+ * all 256 components, ef_construction 64) at ef_search 800; 64 components walked were as good as 128 (0.9875 against
+ * 0.9865 at ef_search 400), so the walk's own loss, not the prefix, is the limit. The build takes longer: 33 min
+ * against 22-24 at 1M.
  */
-export const MIN_EF_SEARCH = 800;
+export const WALK_COMPONENTS = 128;
+const HNSW_BUILD = 'm = 16, ef_construction = 200';
+/**
+ * hnsw.ef_search for a search that re-ranks `candidates`: the walk keeps ef_search rows and returns at most that
+ * many, and its loss falls with ef_search, not with how many of its rows are re-ranked. At 1,000,000 faces, recall@10
+ * with 30 candidates at ef_search 100 / 200 / 300 / 400 / 500 / 600 / 800: 0.877 / 0.960 / 0.976 / 0.987 / 0.992 /
+ * 0.995 / 0.996, p50 12 / 17 / 22 / 28 / 32 / 37 / 47 ms (50 candidates: the same recall within 0.001, 1-2 ms slower).
+ * So at least 500 rows, 4 per candidate beyond 125, within pgvector's range (at most 1000).
+ */
+export const MIN_EF_SEARCH = 500;
 export const EF_SEARCH_PER_CANDIDATE = 4;
 export const efSearch = (candidates: number): number =>
   Math.min(1000, Math.max(MIN_EF_SEARCH, EF_SEARCH_PER_CANDIDATE * candidates));
+/** The projection's components the walk uses: WALK_COMPONENTS, or all of a shorter projection. */
+export const walkComponents = (components: number): number => Math.min(WALK_COMPONENTS, components);
+/** The walk's key: the first `walk` components of a projection (a column or a parameter), as halfvec. */
+const walkKey = (ext: string, projection: string, walk: number): string =>
+  `${ext}.subvector(${projection}, 1, ${walk})::${ext}.halfvec(${walk})`;
+/** Whether an index definition, as pg_indexes shows it (schema-qualified or not), is this layout's. */
+const isCurrentIndex = (def: string, walk: number): boolean => {
+  const schema = '(?:"(?:[^"]|"")*"\\.|[^\\s("]+\\.)?';
+  return new RegExp(
+    `\\(\\(\\(${schema}subvector\\(proj, 1, ${walk}\\)\\)::${schema}halfvec\\(${walk}\\)\\) ` +
+      `${schema}halfvec_l2_ops\\) WITH \\(m='16', ef_construction='200'\\)$`,
+  ).test(def);
+};
+/** A search's candidates: how many are re-ranked, the projection's length, and how many rows the walk returns. */
+interface CandidateWalk {
+  readonly count: number;
+  readonly components: number;
+  readonly walk: number;
+}
 /** Faces read, projected and written per step while building the approximate index (64 MiB of fp32 descriptors). */
 const BUILD_BATCH = 4096;
 /** Rows per INSERT statement: 500 x 16 KiB of fp32 4096-d descriptors is 8 MiB. */
@@ -978,7 +1009,8 @@ export class PostgresStore implements GalleryStore {
       'write',
       async (q) => {
         await this.lock(q);
-        const hadIndex = await this.annIndexExists(q);
+        // An index of an earlier layout is built again in today's.
+        const hadIndex = (await this.annIndexLayout(q)) !== undefined;
         if (hadIndex) await q(`DROP INDEX ${quoteIdent(this.names.schema)}.${ANN_INDEX}`);
         let added = 0;
         for await (const batch of batches) added += (await this.insertRows(q, meta, batch, true)).size;
@@ -990,12 +1022,19 @@ export class PostgresStore implements GalleryStore {
     );
   }
 
-  private async annIndexExists(q: Query): Promise<boolean> {
-    const r = await q(
-      `SELECT 1 FROM pg_indexes WHERE schemaname = $1 AND tablename = 'vggface_projected' AND indexname = $2`,
+  /**
+   * The approximate index's layout: "current" (this version's, see WALK_COMPONENTS), "earlier" (another version's, such
+   * as HNSW over the whole projection: searches would not use it, so it is built again), or undefined (none).
+   */
+  private async annIndexLayout(q: Query): Promise<'current' | 'earlier' | undefined> {
+    const r = await q<{ def: string; c: number | null }>(
+      `SELECT i.indexdef AS def, (SELECT components FROM ${this.names.projection} WHERE id = 1) AS c
+         FROM pg_indexes i WHERE i.schemaname = $1 AND i.tablename = 'vggface_projected' AND i.indexname = $2`,
       [this.names.schema, ANN_INDEX],
     );
-    return r.rows.length === 1;
+    if (r.rows.length === 0) return undefined;
+    const { def, c } = r.rows[0];
+    return c !== null && isCurrentIndex(def, walkComponents(c)) ? 'current' : 'earlier';
   }
 
   private async projectionExists(q: Query): Promise<boolean> {
@@ -1007,12 +1046,12 @@ export class PostgresStore implements GalleryStore {
     if (!(await this.meta())) return false;
     return this.run(
       'read',
-      async (q) => (await this.projectionExists(q)) && (await this.annIndexExists(q)),
+      async (q) => (await this.projectionExists(q)) && (await this.annIndexLayout(q)) === 'current',
       'looking up the approximate index',
     );
   }
 
-  private async buildAnnIndex(q: Query, meta: GalleryMeta): Promise<void> {
+  private async buildAnnIndex(q: Query, meta: GalleryMeta, name = ANN_INDEX): Promise<void> {
     // As long as it takes; with memory for the graph (pgvector builds far slower once it outgrows
     // maintenance_work_mem).
     await q('SET LOCAL statement_timeout = 0');
@@ -1022,11 +1061,9 @@ export class PostgresStore implements GalleryStore {
       (await q<{ c: number }>(`SELECT components AS c FROM ${this.names.projection} WHERE id = 1`)).rows[0]?.c ??
         meta.dimension,
     );
-    // The graph in memory: each node's vector plus about 400 bytes of neighbour lists (m = 16), with a margin.
-    const wanted = Math.min(
-      8192,
-      Math.max(64, Math.ceil((Math.max(rows, 0) * (components * 4 + 400) * 1.3) / 2 ** 20)),
-    );
+    const walk = walkComponents(components);
+    // The graph in memory: each node's halfvec plus about 400 bytes of neighbour lists (m = 16), with a margin.
+    const wanted = Math.min(8192, Math.max(64, Math.ceil((Math.max(rows, 0) * (walk * 2 + 400) * 1.3) / 2 ** 20)));
     const current = Number(
       (
         await q<{ mb: string }>(
@@ -1035,9 +1072,10 @@ export class PostgresStore implements GalleryStore {
       ).rows[0].mb,
     );
     if (wanted > current) await q(`SET LOCAL maintenance_work_mem = '${wanted}MB'`);
+    const ext = this.names.ext;
     await q(
-      `CREATE INDEX IF NOT EXISTS ${ANN_INDEX} ON ${this.names.projected} ` +
-        `USING hnsw (proj ${this.names.ext}.vector_l2_ops)`,
+      `CREATE INDEX IF NOT EXISTS ${name} ON ${this.names.projected} ` +
+        `USING hnsw ((${walkKey(ext, 'proj', walk)}) ${ext}.halfvec_l2_ops) WITH (${HNSW_BUILD})`,
     );
   }
 
@@ -1103,8 +1141,9 @@ export class PostgresStore implements GalleryStore {
   }
 
   /**
-   * Builds the approximate-search index unless the gallery has it (it blocks adds, not searches, while it builds:
-   * about a minute per 100,000 faces); from then on every add keeps it up to date. Returns whether it was built.
+   * Builds the approximate-search index unless the gallery has it in this version's layout (it blocks adds, not
+   * searches, while it builds: about 33 minutes at a million faces on 2 cores); from then on every add keeps it up to
+   * date. Returns whether it was built.
    */
   async ensureAnnIndex(options: AnnIndexOptions = {}): Promise<boolean> {
     const meta = await this.requireMeta();
@@ -1120,16 +1159,28 @@ export class PostgresStore implements GalleryStore {
         // A projection fitted on a small gallery that has grown since is fitted again (see needsRefit).
         let faces: number | undefined;
         const refit = fitted !== undefined && fitted < sample && needsRefit(fitted, (faces = await count()), sample);
-        if (fitted !== undefined && !refit && (await this.annIndexExists(q))) return 'exists';
+        const layout = await this.annIndexLayout(q);
+        if (fitted !== undefined && !refit && layout === 'current') return 'exists';
         faces ??= await count();
         if (faces < 2) return 'too few';
         await q('SET LOCAL statement_timeout = 0');
+        const schema = quoteIdent(this.names.schema);
         if (fitted === undefined || refit) {
-          await q(`DROP INDEX IF EXISTS ${quoteIdent(this.names.schema)}.${ANN_INDEX}`);
+          if (layout !== undefined) await q(`DROP INDEX ${schema}.${ANN_INDEX}`);
           await this.buildProjection(q, meta, options);
+          options.onProgress?.('index', 0, 1);
+          await this.buildAnnIndex(q, meta);
+        } else {
+          options.onProgress?.('index', 0, 1);
+          // An index of an earlier layout: today's is built beside it and takes its name at the end, so that other
+          // processes' searches read the projections meanwhile (CREATE INDEX takes a SHARE lock, DROP INDEX an
+          // exclusive one: held for the whole build, it would fail them on lock_timeout).
+          const next = `${ANN_INDEX}_next`;
+          await q(`DROP INDEX IF EXISTS ${schema}.${next}`);
+          await this.buildAnnIndex(q, meta, next);
+          if (layout !== undefined) await q(`DROP INDEX ${schema}.${ANN_INDEX}`);
+          await q(`ALTER INDEX ${schema}.${next} RENAME TO ${ANN_INDEX}`);
         }
-        options.onProgress?.('index', 0, 1);
-        await this.buildAnnIndex(q, meta);
         options.onProgress?.('index', 1, 1);
         return 'built';
       },
@@ -1215,7 +1266,7 @@ export class PostgresStore implements GalleryStore {
   private async withCandidates<T>(
     query: Float32Array,
     options: { approximate?: boolean; candidates?: number },
-    search: (q: Query, candidates: { count: number; components: number } | undefined, extra: unknown[]) => Promise<T>,
+    search: (q: Query, candidates: CandidateWalk | undefined, extra: unknown[]) => Promise<T>,
   ): Promise<T> {
     if (!options.approximate) return this.run('read', (q) => search(q, undefined, []), 'searching');
     const candidates = checkCandidates(this.location, options.candidates, 'postgres');
@@ -1226,9 +1277,10 @@ export class PostgresStore implements GalleryStore {
       async (q) => {
         const approx = await this.currentProjector(q);
         if (!approx) throw this.error('the approximate index was removed while searching: search again to build it');
-        await q(`SET LOCAL hnsw.ef_search = ${efSearch(candidates)}`);
+        const walk = efSearch(candidates);
+        await q(`SET LOCAL hnsw.ef_search = ${walk}`);
         const projected = await approx.projector.project(query, 1);
-        return search(q, { count: candidates, components: approx.projector.projection.components }, [
+        return search(q, { count: candidates, components: approx.projector.projection.components, walk }, [
           vectorParam(projected, 'fp32'),
         ]);
       },
@@ -1257,14 +1309,19 @@ export class PostgresStore implements GalleryStore {
    * The rows a search ranks: every face (exact), or the `candidates` whose projections are nearest the query's
    * ($3), through the HNSW index (approximate; the caller re-ranks them exactly).
    */
-  private candidateSource(candidates: { count: number; components: number } | undefined): string {
+  private candidateSource(candidates: CandidateWalk | undefined): string {
     const n = this.names;
     if (!candidates) return n.faces;
+    const ext = n.ext;
+    const walk = walkComponents(candidates.components);
+    const query = `$3::${ext}.vector(${candidates.components})`;
+    // The walk's rows (hnsw.ef_search of them), re-ranked by the whole projection.
     const nearest =
-      `ORDER BY proj OPERATOR(${n.ext}.<->) $3::${n.ext}.vector(${candidates.components}) ` +
-      `LIMIT ${candidates.count}`;
+      `FROM (SELECT face_id, proj FROM ${n.projected} ORDER BY ${walkKey(ext, 'proj', walk)} ` +
+      `OPERATOR(${ext}.<->) ${walkKey(ext, query, walk)} LIMIT ${candidates.walk}) w ` +
+      `ORDER BY proj OPERATOR(${ext}.<->) ${query} LIMIT ${candidates.count}`;
     return `(SELECT f.id, f.identity, f.source, f.embedding
-               FROM (SELECT face_id FROM ${n.projected} ${nearest}) c
+               FROM (SELECT face_id ${nearest}) c
                JOIN ${n.faces} f ON f.id = c.face_id) c`;
   }
 
