@@ -1172,9 +1172,9 @@ export class PostgresStore implements GalleryStore {
           await this.buildAnnIndex(q, meta);
         } else {
           options.onProgress?.('index', 0, 1);
-          // An index of an earlier layout: today's is built beside it and takes its name at the end, so that other
-          // processes' searches read the projections meanwhile (CREATE INDEX takes a SHARE lock, DROP INDEX an
-          // exclusive one: held for the whole build, it would fail them on lock_timeout).
+          // An index of an earlier layout (or none): today's is built beside it and takes its name at the end, so
+          // that a process already searching keeps reading the projections meanwhile (CREATE INDEX takes a SHARE
+          // lock; DROP INDEX an exclusive one, which held for the whole build would fail its reads on lock_timeout).
           const next = `${ANN_INDEX}_next`;
           await q(`DROP INDEX IF EXISTS ${schema}.${next}`);
           await this.buildAnnIndex(q, meta, next);
