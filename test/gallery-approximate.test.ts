@@ -54,6 +54,25 @@ function faces(n: number, seed: number, prefix: string): NewFace[] {
 
 const META = { modelKey: 'synthetic', modelName: 'synthetic', dimension: DIM, precision: 'fp32' as const };
 
+/** A new database with an initialized PostgreSQL gallery, closed when the test ends. */
+async function freshStore(t: TestContext): Promise<{ name: string; url: string; store: PostgresStore }> {
+  const { name, url } = await freshDatabase(t);
+  const store = await PostgresStore.open(url);
+  t.after(() => store.close());
+  await store.initialize(META);
+  return { name, url, store };
+}
+
+/** The approximate index's definition, as pg_indexes shows it. */
+async function annIndexDefinition(database: string): Promise<string> {
+  const rows = await adminQuery<{ indexdef: string }>(
+    `SELECT indexdef FROM pg_indexes WHERE indexname = 'vggface_projected_hnsw'`,
+    [],
+    database,
+  );
+  return rows[0].indexdef;
+}
+
 async function scenario(
   t: TestContext,
   open: () => Promise<GalleryStore & { ensureAnnIndex: GalleryStore['ensureAnnIndex'] }>,
@@ -187,13 +206,9 @@ test('PostgreSQL gallery: approximate search through the projection HNSW index',
     () => PostgresStore.open(url),
     async () => Number((await adminQuery<{ n: string }>('SELECT count(*) AS n FROM vggface_projected', [], name))[0].n),
   );
-  const def = await adminQuery<{ indexdef: string }>(
-    `SELECT indexdef FROM pg_indexes WHERE indexname = 'vggface_projected_hnsw'`,
-    [],
-    name,
-  );
+  const def = await annIndexDefinition(name);
   assert.match(
-    def[0].indexdef,
+    def,
     // line-width: regex
     /USING hnsw \(\(\(subvector\(proj, 1, (\d+)\)\)::halfvec\(\1\)\) halfvec_l2_ops\) WITH \(m='16', ef_construction='200'\)$/,
   );
@@ -202,10 +217,7 @@ test('PostgreSQL gallery: approximate search through the projection HNSW index',
 test('PostgreSQL gallery: the projection is fitted again once a small gallery has doubled', {
   skip: PG_SKIP,
 }, async (t) => {
-  const { name, url } = await freshDatabase(t);
-  const store = await PostgresStore.open(url);
-  t.after(() => store.close());
-  await store.initialize(META);
+  const { name, store } = await freshStore(t);
   await store.add(faces(10, 2, 'a'));
   assert.equal(await store.ensureAnnIndex(), true);
   const fitted = async () =>
@@ -233,10 +245,7 @@ test('efSearch: at least 500 HNSW rows walked, 4 per candidate beyond 125, at mo
 test('PostgreSQL gallery: an approximate search sets hnsw.ef_search for its candidates', {
   skip: PG_SKIP,
 }, async (t) => {
-  const { url } = await freshDatabase(t);
-  const store = await PostgresStore.open(url);
-  t.after(() => store.close());
-  await store.initialize(META);
+  const { store } = await freshStore(t);
   await store.add(faces(300, 3, 'a'));
   // Every statement the store sends, as the server receives it.
   const sent: string[] = [];
@@ -275,13 +284,10 @@ test('PostgreSQL gallery: an approximate search sets hnsw.ef_search for its cand
   assert.equal(DEFAULT_CANDIDATES.postgres, 50);
 });
 
-test('PostgreSQL gallery: an index of an earlier layout is built again, and the ' + 'search walks the index', {
+test('PostgreSQL gallery: an index of an earlier layout is built again, and the search walks the index', {
   skip: PG_SKIP,
 }, async (t) => {
-  const { name, url } = await freshDatabase(t);
-  const store = await PostgresStore.open(url);
-  t.after(() => store.close());
-  await store.initialize(META);
+  const { name, url, store } = await freshStore(t);
   await store.add(faces(300, 3, 'a'));
   assert.equal(await store.ensureAnnIndex(), true);
   // The layout of vggface 0.1 before this change: HNSW over the whole projection, which today's searches cannot use.
@@ -308,12 +314,8 @@ test('PostgreSQL gallery: an index of an earlier layout is built again, and the 
     ).map((r) => r.i),
     ['vggface_projected_hnsw', 'vggface_projected_pkey'],
   );
-  const def = await adminQuery<{ indexdef: string }>(
-    `SELECT indexdef FROM pg_indexes WHERE indexname = 'vggface_projected_hnsw'`,
-    [],
-    name,
-  );
-  assert.match(def[0].indexdef, /subvector\(proj, 1, 128\)\)::halfvec\(128\)\) halfvec_l2_ops/);
+  const def = await annIndexDefinition(name);
+  assert.match(def, /subvector\(proj, 1, 128\)\)::halfvec\(128\)\) halfvec_l2_ops/);
 
   // The search as the store sends it, explained with sequential scans priced out: the walk's ORDER BY is the
   // indexed expression, so the plan walks the HNSW index (a mismatch would sort every projection instead).

@@ -13,6 +13,7 @@ import { envValue } from '../../src/util/env.js';
 import { EF_SEARCH_PER_CANDIDATE, efSearch, MIN_EF_SEARCH, WALK_COMPONENTS } from '../../src/gallery/postgres-store.js';
 import { mb, ROOT, runTask, WORK_DIR, type Section } from '../harness.js';
 import type { ScaleSetName } from '../scale-data.js';
+import type { ServerFacts } from '../tasks/search-scale-query.js';
 
 const DIM = 4096;
 const GiB = 1024 ** 3;
@@ -53,14 +54,7 @@ interface Queried {
     top1Identity: number;
   }[];
   exact?: { p50Ms: number; queries: number; top1Exact: number };
-  server?: {
-    facesBytes: number;
-    projectedBytes: number;
-    indexBytes: number;
-    sharedBuffers: string;
-    prewarm: string;
-    hugePages: string;
-  };
+  server?: ServerFacts;
 }
 
 interface Candidates {

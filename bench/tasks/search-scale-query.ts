@@ -30,7 +30,8 @@ const query = (i: number) => qs.subarray(i * meta.dim, (i + 1) * meta.dim);
 const pct = (xs: number[], p: number) =>
   [...xs].sort((x, y) => x - y)[Math.min(xs.length - 1, Math.floor(p * xs.length))];
 
-interface ServerFacts {
+/** What the search section reports of a PostgreSQL server (bench/sections/search.ts). */
+export interface ServerFacts {
   facesBytes: number;
   projectedBytes: number;
   indexBytes: number;

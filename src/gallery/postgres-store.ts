@@ -65,7 +65,7 @@ const ANN_INDEX = 'vggface_projected_hnsw';
  * against 22-24 at 1M.
  */
 export const WALK_COMPONENTS = 128;
-const HNSW_BUILD = 'm = 16, ef_construction = 200';
+const HNSW_BUILD = { m: 16, ef_construction: 200 } as const;
 /**
  * hnsw.ef_search for a search that re-ranks `candidates`: the walk keeps ef_search rows and returns at most that
  * many, and its loss falls with ef_search, not with how many of its rows are re-ranked. At 1,000,000 faces, recall@10
@@ -78,7 +78,7 @@ export const EF_SEARCH_PER_CANDIDATE = 4;
 export const efSearch = (candidates: number): number =>
   Math.min(1000, Math.max(MIN_EF_SEARCH, EF_SEARCH_PER_CANDIDATE * candidates));
 /** The projection's components the walk uses: WALK_COMPONENTS, or all of a shorter projection. */
-export const walkComponents = (components: number): number => Math.min(WALK_COMPONENTS, components);
+const walkComponents = (components: number): number => Math.min(WALK_COMPONENTS, components);
 /** The walk's key: the first `walk` components of a projection (a column or a parameter), as halfvec. */
 const walkKey = (ext: string, projection: string, walk: number): string =>
   `${ext}.subvector(${projection}, 1, ${walk})::${ext}.halfvec(${walk})`;
@@ -87,7 +87,7 @@ const isCurrentIndex = (def: string, walk: number): boolean => {
   const schema = '(?:"(?:[^"]|"")*"\\.|[^\\s("]+\\.)?';
   return new RegExp(
     `\\(\\(\\(${schema}subvector\\(proj, 1, ${walk}\\)\\)::${schema}halfvec\\(${walk}\\)\\) ` +
-      `${schema}halfvec_l2_ops\\) WITH \\(m='16', ef_construction='200'\\)$`,
+      `${schema}halfvec_l2_ops\\) WITH \\(m='${HNSW_BUILD.m}', ef_construction='${HNSW_BUILD.ef_construction}'\\)$`,
   ).test(def);
 };
 /** A search's candidates: how many are re-ranked, the projection's length, and how many rows the walk returns. */
@@ -1075,7 +1075,8 @@ export class PostgresStore implements GalleryStore {
     const ext = this.names.ext;
     await q(
       `CREATE INDEX IF NOT EXISTS ${name} ON ${this.names.projected} ` +
-        `USING hnsw ((${walkKey(ext, 'proj', walk)}) ${ext}.halfvec_l2_ops) WITH (${HNSW_BUILD})`,
+        `USING hnsw ((${walkKey(ext, 'proj', walk)}) ${ext}.halfvec_l2_ops) ` +
+        `WITH (m = ${HNSW_BUILD.m}, ef_construction = ${HNSW_BUILD.ef_construction})`,
     );
   }
 
