@@ -10,7 +10,13 @@ import { freemem, totalmem } from 'node:os';
 import { join } from 'node:path';
 import pg from 'pg';
 import { envValue } from '../../src/util/env.js';
-import { EF_SEARCH_PER_CANDIDATE, efSearch, MIN_EF_SEARCH, WALK_COMPONENTS } from '../../src/gallery/postgres-store.js';
+import {
+  EF_SEARCH_PER_CANDIDATE,
+  efSearch,
+  HNSW_BUILD,
+  MIN_EF_SEARCH,
+  WALK_COMPONENTS,
+} from '../../src/gallery/postgres-store.js';
 import { mb, ROOT, runTask, WORK_DIR, type Section } from '../harness.js';
 import type { ScaleSetName } from '../scale-data.js';
 import type { ServerFacts } from '../tasks/search-scale-query.js';
@@ -171,7 +177,8 @@ export const searchSection: Section = {
       "Approximate search: each face's projection on the first 256 principal " +
         'directions of a 20,000-face sample (fitted when the',
       `index is built), candidates from those (PostgreSQL: HNSW over the first ${WALK_COMPONENTS} components as ` +
-        `\`halfvec\`, m = 16, ef_construction 200, ef_search = ${efSearch(30)} up to ` +
+        `\`halfvec\`, m = ${HNSW_BUILD.m}, ef_construction ${HNSW_BUILD.ef_construction}, ` +
+        `ef_search = ${efSearch(30)} up to ` +
         `${MIN_EF_SEARCH / EF_SEARCH_PER_CANDIDATE} candidates, ${EF_SEARCH_PER_CANDIDATE} per candidate beyond, ` +
         'at most 1000, its rows re-ranked on all components;',
       'embedded: every projection in memory, scored on ONNX Runtime), then the ' +

@@ -62,10 +62,11 @@ const ANN_INDEX = 'vggface_projected_hnsw';
  * pages): recall@10 0.992 at p50 32 ms with ef_search 500, against 0.993 at 47 ms for the earlier layout (HNSW over
  * all 256 components, ef_construction 64) at ef_search 800; 64 components walked were as good as 128 (0.9875 against
  * 0.9865 at ef_search 400), so the walk's own loss, not the prefix, is the limit. The build takes longer: 33 min
- * against 22-24 at 1M.
+ * against 22-24 at 1M. m = 32 reached the same recall at ef_search 200 (0.9925), but each visited node costs more
+ * (64 links), so p50 fell only from 23-24 to 21-23 ms, for a 66 min build and 731 MiB (BENCHMARKS.md): not kept.
  */
 export const WALK_COMPONENTS = 128;
-const HNSW_BUILD = { m: 16, ef_construction: 200 } as const;
+export const HNSW_BUILD = { m: 16, ef_construction: 200 } as const;
 /**
  * hnsw.ef_search for a search that re-ranks `candidates`: the walk keeps ef_search rows and returns at most that
  * many, and its loss falls with ef_search, not with how many of its rows are re-ranked. At 1,000,000 faces, recall@10
